@@ -1,0 +1,44 @@
+"""Every ``web.AppKey`` of the node application, in one place.
+
+Values are created in ``node.app`` (mostly inside ``cleanup_ctx``) and read by the
+routes, the API and the workers. Types that live in the federation library are
+named as strings so that importing this module never imports network code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from federation.keys import SigningKey
+from node.config import NodeConfig
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class NodeKeys:
+    """The node's private keys: RSA signs HTTP requests, Ed25519 signs proofs."""
+
+    rsa: SigningKey
+    ed25519: SigningKey
+
+
+CONFIG = web.AppKey("config", NodeConfig)
+CLOCK = web.AppKey("clock", Callable[[], datetime])  # type: ignore[arg-type]
+NODE_KEYS = web.AppKey("node_keys", NodeKeys)
+DB_ENGINE = web.AppKey("db_engine", AsyncEngine)
+SESSION_MAKER = web.AppKey("session_maker", async_sessionmaker[AsyncSession])
+CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
+# federation.fetch.SafeFetcher
+FETCHER = web.AppKey("fetcher", Any)  # type: ignore[arg-type]
+# federation.keycache.KeyCache
+KEY_CACHE = web.AppKey("key_cache", Any)  # type: ignore[arg-type]
+# Whatever node.workers keeps about its running tasks.
+WORKERS = web.AppKey("workers", Any)  # type: ignore[arg-type]
