@@ -220,6 +220,8 @@ class InboxItem(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None]
+    # Lease of the worker processing it (or the earliest retry); expired means claimable.
+    claimed_until: Mapped[datetime | None]
 
 
 class RemoteActor(Base):
