@@ -1,0 +1,1 @@
+"""Example content of the eight model municipalities and the hub (see README.md)."""
