@@ -1,0 +1,94 @@
+"""Body digests: ``Digest`` (RFC 3230, SHA-256) and ``Content-Digest`` (RFC 9530).
+
+Algorithm names are compared case-insensitively in both headers: servers in the wild
+send ``SHA-256``, ``sha-256`` and ``Sha-256`` alike. A header passes when it names at
+least one algorithm we support and every supported algorithm it names matches the body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Iterable
+
+_HASHES: dict[str, Callable[[bytes], bytes]] = {
+    "sha-256": lambda body: hashlib.sha256(body).digest(),
+    "sha-512": lambda body: hashlib.sha512(body).digest(),
+}
+# one member of Content-Digest: a token key and a byte sequence, parameters ignored
+_CONTENT_DIGEST_MEMBER = re.compile(
+    r"^\s*([A-Za-z0-9_.*-]+)\s*=\s*:([A-Za-z0-9+/=]*):\s*(?:;[^,]*)?$"
+)
+
+
+class DigestCheck(enum.Enum):
+    OK = "ok"
+    MISMATCH = "mismatch"
+    MALFORMED = "malformed"
+    UNSUPPORTED = "unsupported"  # no algorithm we know is named
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def make_digest(body: bytes) -> str:
+    """The ``Digest`` header value Mastodon expects: ``SHA-256=<base64>``."""
+    return "SHA-256=" + _b64(hashlib.sha256(body).digest())
+
+
+def make_content_digest(body: bytes, algorithms: Iterable[str] = ("sha-256",)) -> str:
+    """The RFC 9530 ``Content-Digest`` value, e.g. ``sha-256=:<base64>:``."""
+    members = []
+    for name in algorithms:
+        hash_body = _HASHES.get(name.lower())
+        if hash_body is None:
+            raise ValueError(f"Content-Digest: unsupported algorithm {name!r}")
+        members.append(f"{name.lower()}=:{_b64(hash_body(body))}:")
+    return ", ".join(members)
+
+
+def _decode(value: str) -> bytes | None:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _judge(pairs: list[tuple[str, str]], body: bytes) -> DigestCheck:
+    supported = [(name, value) for name, value in pairs if name in _HASHES]
+    if not supported:
+        return DigestCheck.UNSUPPORTED
+    for name, value in supported:
+        claimed = _decode(value)
+        if claimed is None:
+            return DigestCheck.MALFORMED
+        if not hmac.compare_digest(claimed, _HASHES[name](body)):
+            return DigestCheck.MISMATCH
+    return DigestCheck.OK
+
+
+def check_digest(header_value: str, body: bytes) -> DigestCheck:
+    """Check a ``Digest`` header (``SHA-256=<base64>[, ...]``) against the body."""
+    pairs = []
+    for member in header_value.split(","):
+        name, sep, value = member.strip().partition("=")
+        if not sep or not name or not value:
+            return DigestCheck.MALFORMED
+        pairs.append((name.strip().lower(), value.strip()))
+    return _judge(pairs, body)
+
+
+def check_content_digest(header_value: str, body: bytes) -> DigestCheck:
+    """Check an RFC 9530 ``Content-Digest`` header against the body."""
+    pairs = []
+    for member in header_value.split(","):
+        match = _CONTENT_DIGEST_MEMBER.match(member)
+        if match is None:
+            return DigestCheck.MALFORMED
+        pairs.append((match.group(1).lower(), match.group(2)))
+    return _judge(pairs, body)

@@ -1,0 +1,259 @@
+"""HTTP signatures: sign outgoing requests and verify incoming ones, in either scheme.
+
+``verify_request`` is a pure check apart from the key resolver it is handed: it picks
+the scheme (``Signature-Input`` means RFC 9421, ``Signature`` means draft-cavage-12),
+checks the covered components, the body digest and the clock window, resolves the key
+(refetching it once when the signature does not verify, for key rotation) and returns
+a typed ``VerificationResult``. Only the web layer turns that into an HTTP status.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from federation import httpsig_cavage, httpsig_rfc9421
+from federation.digest import (
+    DigestCheck,
+    check_content_digest,
+    check_digest,
+    make_content_digest,
+    make_digest,
+)
+from federation.httpsig_common import (
+    ComponentMissingError,
+    KeyLookup,
+    KeyResolver,
+    ParsedSignature,
+    RequestParts,
+    SignatureAlgorithm,
+    SignatureFormatError,
+    SignatureScheme,
+    SignatureVerdict,
+    TimeWindow,
+    UnsupportedAlgorithmError,
+    VerificationResult,
+    authority_of,
+    http_date,
+    parse_http_date,
+    signature_matches,
+)
+from federation.keys import PublicKeyInfo, SigningKey
+
+__all__ = [
+    "KeyLookup",
+    "KeyResolver",
+    "RequestParts",
+    "SignatureAlgorithm",
+    "SignatureScheme",
+    "SignatureVerdict",
+    "TimeWindow",
+    "VerificationResult",
+    "detect_scheme",
+    "sign_request",
+    "verify_request",
+]
+
+V = SignatureVerdict
+CAVAGE_COVERED = ("(request-target)", "host", "date")
+RFC9421_COVERED = ("@method", "@target-uri", "@authority", "date")
+_RFC9421_PREFERRED = frozenset({"@method", "@authority"})
+_DIGEST_CHECKS = (("Digest", check_digest), ("Content-Digest", check_content_digest))
+
+
+def detect_scheme(request: RequestParts) -> SignatureScheme | None:
+    if request.header("Signature-Input") is not None:
+        return SignatureScheme.RFC9421
+    if request.header("Signature") is not None:
+        return SignatureScheme.CAVAGE
+    authorization = request.header("Authorization") or ""
+    if authorization[:10].lower() == "signature ":
+        return SignatureScheme.CAVAGE
+    return None
+
+
+def sign_request(
+    request: RequestParts,
+    key: SigningKey,
+    scheme: SignatureScheme,
+    *,
+    now: datetime,
+    algorithm: SignatureAlgorithm | None = None,
+) -> dict[str, str]:
+    """The headers to set on ``request`` (replacing same-named ones) to sign it.
+
+    ``Date`` is always set from ``now``; ``Host`` when missing; ``Digest`` (cavage) or
+    ``Content-Digest`` (RFC 9421) when there is a body. ``algorithm`` defaults to
+    PKCS#1 v1.5 SHA-256 for RSA keys and Ed25519 for Ed25519 keys.
+    """
+    added = {"Date": http_date(now)}
+    if request.header("Host") is None:
+        added["Host"] = authority_of(request.url)
+    if scheme is SignatureScheme.CAVAGE:
+        covered = list(CAVAGE_COVERED)
+        if request.body:
+            added["Digest"] = make_digest(request.body)
+            covered.append("digest")
+        prepared = request.with_headers(added)
+        added["Signature"] = httpsig_cavage.sign(prepared, key, covered, algorithm=algorithm)
+        return added
+    components = list(RFC9421_COVERED)
+    if request.body:
+        added["Content-Digest"] = make_content_digest(request.body)
+        components.append("content-digest")
+    prepared = request.with_headers(added)
+    signature_input, signature = httpsig_rfc9421.sign(
+        prepared, key, components, created=int(now.timestamp()), algorithm=algorithm
+    )
+    added["Signature-Input"] = signature_input
+    added["Signature"] = signature
+    return added
+
+
+async def verify_request(
+    request: RequestParts,
+    resolve_key: KeyResolver,
+    *,
+    now: datetime,
+    window: TimeWindow = TimeWindow(),  # noqa: B008 - frozen, so sharing it is safe
+    expected_actor: str | None = None,
+) -> VerificationResult:
+    """Check the request's signature; see the module docstring for the order of checks."""
+    scheme = detect_scheme(request)
+    if scheme is None:
+        return VerificationResult(V.NO_SIGNATURE, detail="the request carries no signature")
+    try:
+        parsed = _parse(request, scheme)
+    except ComponentMissingError as exc:
+        return VerificationResult(V.MISSING_COMPONENT, scheme, detail=str(exc))
+    except SignatureFormatError as exc:
+        return VerificationResult(V.MALFORMED, scheme, detail=str(exc))
+    problem = _check_message(request, parsed, now, window)
+    if problem is not None:
+        verdict, detail = problem
+        return VerificationResult(verdict, scheme, parsed.key_id, detail=detail)
+    if expected_actor is not None and not _same_host(parsed.key_id, expected_actor):
+        return VerificationResult(
+            V.ACTOR_MISMATCH, scheme, parsed.key_id,
+            detail=f"key {parsed.key_id} is not on the host of {expected_actor}",
+        )
+    return await _check_signature(parsed, resolve_key, expected_actor)
+
+
+def _parse(request: RequestParts, scheme: SignatureScheme) -> ParsedSignature:
+    if scheme is SignatureScheme.CAVAGE:
+        return httpsig_cavage.parse_request(request)
+    return httpsig_rfc9421.parse_request(request, prefer_covering=_RFC9421_PREFERRED)
+
+
+def _check_message(
+    request: RequestParts, parsed: ParsedSignature, now: datetime, window: TimeWindow
+) -> tuple[SignatureVerdict, str] | None:
+    """Everything that can be checked without the key: coverage, digest, clock."""
+    missing = _missing_components(parsed, bool(request.body))
+    if missing:
+        return V.MISSING_COMPONENT, f"the signature must cover {', '.join(missing)}"
+    return _check_digests(request, parsed) or _check_clock(request, parsed, now, window)
+
+
+def _missing_components(parsed: ParsedSignature, has_body: bool) -> list[str]:
+    covered = set(parsed.covered)
+    if parsed.scheme is SignatureScheme.CAVAGE:
+        required = ["(request-target)", "host"] + (["digest"] if has_body else [])
+        timed = "date" in covered or ("(created)" in covered and parsed.created is not None)
+        time_name = "date or (created)"
+    else:
+        required = ["@method", "@authority"] + (["content-digest"] if has_body else [])
+        if not covered & {"@target-uri", "@path"}:
+            required.append("@target-uri")
+        timed = "date" in covered or parsed.created is not None
+        time_name = "date (or a created parameter)"
+    missing = [name for name in required if name not in covered]
+    return missing if timed else [*missing, time_name]
+
+
+def _check_digests(
+    request: RequestParts, parsed: ParsedSignature
+) -> tuple[SignatureVerdict, str] | None:
+    for header, check in _DIGEST_CHECKS:
+        value = request.header(header)
+        if value is None:
+            continue
+        outcome = check(value, request.body)
+        if outcome is DigestCheck.MISMATCH:
+            return V.DIGEST_MISMATCH, f"{header} does not match the body"
+        if outcome is DigestCheck.MALFORMED:
+            return V.MALFORMED, f"{header} cannot be parsed"
+        if outcome is DigestCheck.UNSUPPORTED and header.lower() in parsed.covered:
+            return V.UNSUPPORTED_ALGORITHM, f"{header} names no supported digest algorithm"
+    return None
+
+
+def _check_clock(
+    request: RequestParts, parsed: ParsedSignature, now: datetime, window: TimeWindow
+) -> tuple[SignatureVerdict, str] | None:
+    moments: list[tuple[str, datetime]] = []
+    if "date" in parsed.covered:
+        try:
+            moments.append(("Date", parse_http_date(request.header("Date") or "")))
+        except SignatureFormatError as exc:
+            return V.MALFORMED, str(exc)
+    if parsed.created is not None:
+        moments.append(("created", parsed.created))
+    for name, moment in moments:
+        if now - moment > window.max_age:
+            return V.TOO_OLD, f"{name} {moment.isoformat()} is older than {window.max_age}"
+        if moment - now > window.max_future:
+            return V.IN_FUTURE, f"{name} {moment.isoformat()} lies in the future"
+    if parsed.expires is not None and parsed.expires < now:
+        return V.TOO_OLD, f"the signature expired at {parsed.expires.isoformat()}"
+    return None
+
+
+def _same_host(key_id: str, actor: str) -> bool:
+    try:
+        return bool(urlsplit(key_id).hostname) and authority_of(key_id) == authority_of(actor)
+    except (ValueError, SignatureFormatError):
+        return False
+
+
+async def _check_signature(
+    parsed: ParsedSignature, resolve_key: KeyResolver, expected_actor: str | None
+) -> VerificationResult:
+    lookup = await resolve_key(parsed.key_id)
+    if lookup.key is None:
+        return _no_key(parsed, lookup)
+    outcome = _judge(parsed, lookup.key, expected_actor)
+    if outcome.verdict is not V.BAD_SIGNATURE:
+        return outcome
+    # The key may have been rotated since we cached it: fetch it again, once.
+    refreshed = await resolve_key(parsed.key_id, refresh=True)
+    if refreshed.key is None:
+        return outcome
+    return _judge(parsed, refreshed.key, expected_actor)
+
+
+def _no_key(parsed: ParsedSignature, lookup: KeyLookup) -> VerificationResult:
+    verdict = lookup.verdict if lookup.verdict is V.KEY_FETCH_FAILED else V.UNKNOWN_KEY
+    return VerificationResult(
+        verdict, parsed.scheme, parsed.key_id, detail=f"no key found for {parsed.key_id}"
+    )
+
+
+def _judge(
+    parsed: ParsedSignature, key: PublicKeyInfo, expected_actor: str | None
+) -> VerificationResult:
+    def result(verdict: SignatureVerdict, detail: str) -> VerificationResult:
+        return VerificationResult(verdict, parsed.scheme, parsed.key_id, key.owner, detail)
+
+    if expected_actor is not None and key.owner != expected_actor:
+        return result(V.ACTOR_MISMATCH, f"the key belongs to {key.owner}, not {expected_actor}")
+    module = httpsig_cavage if parsed.scheme is SignatureScheme.CAVAGE else httpsig_rfc9421
+    try:
+        candidates = module.algorithms_for(parsed.algorithm, key.algorithm)
+    except UnsupportedAlgorithmError as exc:
+        return result(V.UNSUPPORTED_ALGORITHM, str(exc))
+    for algorithm in candidates:
+        if signature_matches(key.public_key, algorithm, parsed.signature, parsed.signature_base):
+            return result(V.OK, f"verified with {algorithm.value}")
+    return result(V.BAD_SIGNATURE, "the signature does not verify with the key")

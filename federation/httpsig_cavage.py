@@ -1,0 +1,200 @@
+"""draft-cavage-http-signatures-12: the ``Signature`` header most of the fediverse speaks.
+
+The signing string is one ``name: value`` line per covered header, in the order the
+``headers`` parameter lists them, joined with ``\\n``. ``(request-target)``,
+``(created)`` and ``(expires)`` are pseudo-headers. Without a ``headers`` parameter
+only ``date`` is covered (the appendix C.1 reading, which Mastodon follows too).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from federation.httpsig_common import (
+    ComponentMissingError,
+    ParsedSignature,
+    RequestParts,
+    SignatureAlgorithm,
+    SignatureFormatError,
+    SignatureScheme,
+    UnsupportedAlgorithmError,
+    authority_of,
+    default_algorithms,
+    key_fits,
+    path_and_query,
+    sign_bytes,
+)
+from federation.keys import KeyAlgorithm, SigningKey
+
+DEFAULT_COVERED = ("date",)
+# key="quoted string" or key=number, separated by commas
+_PARAM = re.compile(r'\s*([A-Za-z]+)\s*=\s*(?:"([^"]*)"|([0-9]+(?:\.[0-9]+)?))\s*(?:,|$)')
+_ALGORITHMS: dict[str, tuple[SignatureAlgorithm, ...] | None] = {
+    "rsa-sha256": (SignatureAlgorithm.RSA_V1_5_SHA256,),
+    "hs2019": None,  # "derive it from the key", see default_algorithms
+}
+
+
+@dataclass(frozen=True)
+class CavageParams:
+    """The parameters of one ``Signature`` header, as sent."""
+
+    key_id: str
+    signature: bytes
+    headers: tuple[str, ...] = DEFAULT_COVERED
+    algorithm: str | None = None
+    created: int | None = None
+    expires: int | None = None
+
+
+def _split_params(value: str) -> dict[str, str]:
+    params: dict[str, str] = {}
+    position = 0
+    while position < len(value):
+        match = _PARAM.match(value, position)
+        if match is None or match.end() == position:
+            raise SignatureFormatError(f"Signature: cannot parse near {value[position:][:40]!r}")
+        name = match.group(1)
+        if name in params:
+            raise SignatureFormatError(f"Signature: parameter {name!r} given twice")
+        params[name] = match.group(2) if match.group(2) is not None else match.group(3)
+        position = match.end()
+    return params
+
+
+def _int_param(params: dict[str, str], name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(float(raw))
+    except ValueError as exc:
+        raise SignatureFormatError(f"Signature: {name} is not a number") from exc
+
+
+def parse_signature_header(value: str) -> CavageParams:
+    """Parse a ``Signature`` header (or an ``Authorization: Signature ...`` value)."""
+    if value[:10].lower() == "signature ":
+        value = value[10:]
+    params = _split_params(value)
+    key_id, signature = params.get("keyId"), params.get("signature")
+    if not key_id:
+        raise SignatureFormatError("Signature: keyId is missing")
+    if not signature:
+        raise SignatureFormatError("Signature: signature is missing")
+    try:
+        raw_signature = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureFormatError("Signature: signature is not base64") from exc
+    headers = params.get("headers")
+    covered = tuple(headers.lower().split()) if headers is not None else DEFAULT_COVERED
+    if not covered:
+        raise SignatureFormatError("Signature: headers is empty")
+    algorithm = params.get("algorithm")
+    return CavageParams(
+        key_id=key_id,
+        signature=raw_signature,
+        headers=covered,
+        algorithm=algorithm.lower() if algorithm else None,
+        created=_int_param(params, "created"),
+        expires=_int_param(params, "expires"),
+    )
+
+
+def request_target(request: RequestParts) -> str:
+    path, query = path_and_query(request.url)
+    return f"{request.method.lower()} {path}{'?' + query if query else ''}"
+
+
+def _line(request: RequestParts, name: str, created: int | None, expires: int | None) -> str:
+    if name == "(request-target)":
+        return f"{name}: {request_target(request)}"
+    if name in ("(created)", "(expires)"):
+        value = created if name == "(created)" else expires
+        if value is None:
+            raise ComponentMissingError(f"{name} is covered but the parameter is absent")
+        return f"{name}: {value}"
+    value = request.header(name)
+    if value is None and name == "host":
+        value = authority_of(request.url)
+    if value is None:
+        raise ComponentMissingError(f"covered header {name!r} is not in the request")
+    return f"{name}: {value.strip()}"
+
+
+def signing_string(
+    request: RequestParts,
+    covered: Sequence[str],
+    *,
+    created: int | None = None,
+    expires: int | None = None,
+) -> bytes:
+    lines = [_line(request, name.lower(), created, expires) for name in covered]
+    return "\n".join(lines).encode("utf-8")
+
+
+def parse_request(request: RequestParts) -> ParsedSignature:
+    """Take the request's cavage signature apart; raises SignatureFormatError or
+    ComponentMissingError."""
+    header = request.header("Signature")
+    if header is None:
+        header = request.header("Authorization")
+    if header is None:
+        raise SignatureFormatError("no Signature header")
+    params = parse_signature_header(header)
+    return ParsedSignature(
+        scheme=SignatureScheme.CAVAGE,
+        key_id=params.key_id,
+        algorithm=params.algorithm,
+        covered=params.headers,
+        signature=params.signature,
+        signature_base=signing_string(
+            request, params.headers, created=params.created, expires=params.expires
+        ),
+        created=_timestamp(params.created),
+        expires=_timestamp(params.expires),
+    )
+
+
+def _timestamp(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def algorithms_for(
+    declared: str | None, key_algorithm: KeyAlgorithm
+) -> tuple[SignatureAlgorithm, ...]:
+    """The algorithms to try for a declared name; raises UnsupportedAlgorithmError."""
+    if declared is not None and declared not in _ALGORITHMS:
+        raise UnsupportedAlgorithmError(f"algorithm {declared!r} is not supported")
+    explicit = _ALGORITHMS.get(declared) if declared is not None else None
+    candidates = explicit or default_algorithms(key_algorithm)
+    fitting = tuple(alg for alg in candidates if key_fits(alg, key_algorithm))
+    if not fitting:
+        raise UnsupportedAlgorithmError(
+            f"algorithm {declared!r} does not fit a {key_algorithm.value} key"
+        )
+    return fitting
+
+
+def sign(
+    request: RequestParts,
+    key: SigningKey,
+    covered: Sequence[str],
+    *,
+    algorithm: SignatureAlgorithm | None = None,
+) -> str:
+    """The ``Signature`` header value for ``request`` (which must already carry the
+    covered headers). RSA keys sign as ``rsa-sha256``; other algorithms as ``hs2019``."""
+    chosen = algorithm or default_algorithms(key.algorithm)[0]
+    name = "rsa-sha256" if chosen is SignatureAlgorithm.RSA_V1_5_SHA256 else "hs2019"
+    raw = sign_bytes(key.private_key, chosen, signing_string(request, covered))
+    return (
+        f'keyId="{key.key_id}",algorithm="{name}",'
+        f'headers="{" ".join(h.lower() for h in covered)}",'
+        f'signature="{base64.b64encode(raw).decode("ascii")}"'
+    )

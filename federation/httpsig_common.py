@@ -1,0 +1,269 @@
+"""Types shared by both HTTP signature schemes and by ``federation.httpsig``.
+
+They live apart from ``httpsig.py`` so that the scheme modules can use them while
+``httpsig.py`` imports the scheme modules to dispatch between them.
+Import them from ``federation.httpsig``; this module is an implementation detail.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
+from federation.keys import KeyAlgorithm, PrivateKey, PublicKey, PublicKeyInfo
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class SignatureScheme(enum.Enum):
+    CAVAGE = "draft-cavage-12"
+    RFC9421 = "rfc9421"
+
+
+class SignatureVerdict(enum.Enum):
+    OK = "ok"
+    NO_SIGNATURE = "no_signature"
+    MALFORMED = "malformed"
+    UNKNOWN_KEY = "unknown_key"
+    KEY_FETCH_FAILED = "key_fetch_failed"
+    BAD_SIGNATURE = "bad_signature"
+    DIGEST_MISMATCH = "digest_mismatch"
+    TOO_OLD = "too_old"
+    IN_FUTURE = "in_future"
+    UNSUPPORTED_ALGORITHM = "unsupported_algorithm"
+    MISSING_COMPONENT = "missing_component"
+    ACTOR_MISMATCH = "actor_mismatch"
+
+
+class SignatureAlgorithm(enum.Enum):
+    """Concrete signature algorithms, named as RFC 9421's registry names them."""
+
+    RSA_V1_5_SHA256 = "rsa-v1_5-sha256"
+    RSA_PSS_SHA512 = "rsa-pss-sha512"
+    ED25519 = "ed25519"
+
+
+class _CaseInsensitiveHeaders(Mapping[str, str]):
+    """A read-only header mapping whose lookups ignore the case of the name."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._items = {name.lower(): (name, value) for name, value in headers.items()}
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()][1]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return (original for original, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return {k.lower(): v for k, v in self.items()} == {
+            str(k).lower(): v for k, v in other.items()
+        }
+
+    def __hash__(self) -> int:
+        return hash(frozenset((k, v) for k, (_, v) in self._items.items()))
+
+    def __repr__(self) -> str:
+        return f"Headers({dict(self.items())!r})"
+
+
+@dataclass(frozen=True)
+class RequestParts:
+    """A transport-neutral view of an HTTP request.
+
+    ``url`` is the absolute target URI. ``headers`` are looked up case-insensitively;
+    a header that occurs several times is passed as one value joined with ", ".
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.headers, _CaseInsensitiveHeaders):
+            object.__setattr__(self, "headers", _CaseInsensitiveHeaders(self.headers))
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def with_headers(self, extra: Mapping[str, str]) -> RequestParts:
+        """A copy with ``extra`` headers set (replacing same-named ones)."""
+        replaced = {name.lower() for name in extra}
+        merged = {k: v for k, v in self.headers.items() if k.lower() not in replaced}
+        merged.update(extra)
+        return RequestParts(self.method, self.url, merged, self.body)
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """How far a signature's ``Date``/``created`` may lie from the verifier's clock."""
+
+    max_age: timedelta = timedelta(hours=12)
+    max_future: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    verdict: SignatureVerdict
+    scheme: SignatureScheme | None = None
+    key_id: str | None = None
+    signer: str | None = None  # the actor id that owns the key, when known
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is SignatureVerdict.OK
+
+
+@dataclass(frozen=True)
+class KeyLookup:
+    """What a key resolver found: a key, or why there is none."""
+
+    key: PublicKeyInfo | None
+    verdict: SignatureVerdict | None = None  # UNKNOWN_KEY or KEY_FETCH_FAILED when key is None
+
+
+class KeyResolver(Protocol):
+    async def __call__(self, key_id: str, *, refresh: bool = False) -> KeyLookup: ...
+
+
+class SignatureFormatError(ValueError):
+    """A signature header could not be parsed; the message names the field."""
+
+
+@dataclass(frozen=True)
+class ParsedSignature:
+    """One signature taken apart, ready to be checked, whichever scheme it came from.
+
+    ``covered`` holds lower-case component names as the scheme spells them:
+    ``(request-target)``/``host``/``digest`` for draft-cavage,
+    ``@method``/``@target-uri``/``content-digest`` for RFC 9421.
+    ``algorithm`` is the declared name, lower-cased, or None when none was declared.
+    """
+
+    scheme: SignatureScheme
+    key_id: str
+    algorithm: str | None
+    covered: tuple[str, ...]
+    signature: bytes
+    signature_base: bytes
+    created: datetime | None = None
+    expires: datetime | None = None
+
+
+def http_date(moment: datetime) -> str:
+    """``Sun, 05 Jan 2014 21:31:40 GMT`` for an aware datetime."""
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
+def parse_http_date(value: str) -> datetime:
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise SignatureFormatError(f"Date header is not an HTTP date: {value!r}") from exc
+    if parsed.tzinfo is None:
+        raise SignatureFormatError(f"Date header has no time zone: {value!r}")
+    return parsed
+
+
+def authority_of(url: str) -> str:
+    """Lower-case ``host[:port]`` of an absolute URL, default ports left out."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise SignatureFormatError(f"url has an invalid port: {url!r}") from exc
+    if port is None or _DEFAULT_PORTS.get(parts.scheme.lower()) == port:
+        return host
+    return f"{host}:{port}"
+
+
+def path_and_query(url: str) -> tuple[str, str]:
+    """The path (``/`` when empty) and the query without ``?`` ("" when absent)."""
+    parts = urlsplit(url)
+    return parts.path or "/", parts.query
+
+
+class ComponentMissingError(ValueError):
+    """A component the signature covers is absent from the request."""
+
+
+class UnsupportedAlgorithmError(ValueError):
+    """The declared algorithm is unknown, or does not fit the key's type."""
+
+
+_PSS_SHA512 = padding.PSS(mgf=padding.MGF1(hashes.SHA512()), salt_length=64)
+
+
+def sign_bytes(private_key: PrivateKey, algorithm: SignatureAlgorithm, data: bytes) -> bytes:
+    if algorithm is SignatureAlgorithm.ED25519 and isinstance(
+        private_key, ed25519.Ed25519PrivateKey
+    ):
+        return private_key.sign(data)
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        if algorithm is SignatureAlgorithm.RSA_V1_5_SHA256:
+            return private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        if algorithm is SignatureAlgorithm.RSA_PSS_SHA512:
+            return private_key.sign(data, _PSS_SHA512, hashes.SHA512())
+    raise UnsupportedAlgorithmError(f"{algorithm.value} cannot be used with this key")
+
+
+def signature_matches(
+    public_key: PublicKey, algorithm: SignatureAlgorithm, signature: bytes, data: bytes
+) -> bool:
+    try:
+        if algorithm is SignatureAlgorithm.ED25519 and isinstance(
+            public_key, ed25519.Ed25519PublicKey
+        ):
+            public_key.verify(signature, data)
+            return True
+        if isinstance(public_key, rsa.RSAPublicKey):
+            if algorithm is SignatureAlgorithm.RSA_V1_5_SHA256:
+                public_key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+                return True
+            if algorithm is SignatureAlgorithm.RSA_PSS_SHA512:
+                public_key.verify(signature, data, _PSS_SHA512, hashes.SHA512())
+                return True
+    except InvalidSignature:
+        return False
+    return False
+
+
+def default_algorithms(key_algorithm: KeyAlgorithm) -> tuple[SignatureAlgorithm, ...]:
+    """What an undeclared (or ``hs2019``) algorithm means for a key of this type.
+
+    For RSA, PKCS#1 v1.5 with SHA-256 comes first: it is what Mastodon and most of
+    the fediverse produce even under the name ``hs2019``.
+    """
+    if key_algorithm is KeyAlgorithm.ED25519:
+        return (SignatureAlgorithm.ED25519,)
+    return (SignatureAlgorithm.RSA_V1_5_SHA256, SignatureAlgorithm.RSA_PSS_SHA512)
+
+
+def key_fits(algorithm: SignatureAlgorithm, key_algorithm: KeyAlgorithm) -> bool:
+    if algorithm is SignatureAlgorithm.ED25519:
+        return key_algorithm is KeyAlgorithm.ED25519
+    return key_algorithm is KeyAlgorithm.RSA
