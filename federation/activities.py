@@ -1,0 +1,456 @@
+"""Typed builders and a strict parser for the activities Praxisnetz sends and accepts.
+
+Builders return plain JSON-ready dicts in our context (:data:`CONTEXT`). The parser takes
+untrusted JSON (bytes or an already decoded mapping) and returns an :class:`Activity` or
+raises :class:`ActivityError` naming the offending field. Documents whose ``@context`` is
+made only of contexts we bundle are read as they are; anything else is compacted into our
+context by pyld with the offline loader, so a remote context is refused, never fetched.
+
+Proofs are verified on :attr:`Activity.raw` (the document as received), never on the
+compacted form.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pyld import jsonld
+
+from federation.origin import OriginError, origin
+from federation.timestamps import TimestampError, format_timestamp, parse_timestamp
+from vocab import (
+    ACTIVITYSTREAMS_CONTEXT_URL,
+    DEFAULT_CONTEXT,
+    UnknownContextError,
+    pyld_options,
+)
+from vocab.loader import bundled_context_urls
+
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+CONTEXT: tuple[str, ...] = DEFAULT_CONTEXT
+MAX_DOCUMENT_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+# The ActivityStreams context compacts the Public collection to "as:Public"; some servers
+# also send the bare "Public". All three mean the same audience.
+_PUBLIC_ALIASES = frozenset({PUBLIC, "as:Public", "Public"})
+# Relative IRIs must not be resolved against anything that could pass as an http(s) URL.
+_NO_BASE = "urn:praxisnetz:no-base"
+
+
+class ActivityType(enum.StrEnum):
+    FOLLOW = "Follow"
+    ACCEPT = "Accept"
+    REJECT = "Reject"
+    UNDO = "Undo"
+    CREATE = "Create"
+    UPDATE = "Update"
+    DELETE = "Delete"
+    ANNOUNCE = "Announce"
+    LIKE = "Like"
+
+
+_TYPE_NAMES = frozenset(kind.value for kind in ActivityType)
+
+
+@dataclass(frozen=True)
+class Activity:
+    id: str
+    type: ActivityType
+    actor: str
+    object_id: str
+    object: Mapping[str, object] | None  # the embedded object (in our context), if any
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    published: datetime | None
+    raw: Mapping[str, object]  # the document as received: verify proofs on this
+
+
+class ActivityError(ValueError):
+    """An activity that cannot be accepted; ``field`` names the member at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+# --- parsing ---
+
+
+def parse_activity(
+    document: Mapping[str, object] | bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES
+) -> Activity:
+    """Parse and check an incoming activity (JSON bytes or a decoded JSON object)."""
+    raw = _decode(document, max_bytes) if isinstance(document, bytes | bytearray) else document
+    if not isinstance(raw, Mapping):
+        raise ActivityError("body", "an activity must be a JSON object")
+    _check_depth(raw)
+    readable = _in_our_context(raw)
+    object_id, embedded = _read_object(readable.get("object"))
+    return Activity(
+        id=_read_url(readable.get("id"), "id"),
+        type=_read_type(readable.get("type")),
+        actor=_read_reference(readable.get("actor"), "actor"),
+        object_id=object_id,
+        object=embedded,
+        to=_read_audience(readable.get("to"), "to"),
+        cc=_read_audience(readable.get("cc"), "cc"),
+        published=_read_published(readable.get("published")),
+        raw=raw,
+    )
+
+
+def _reject_constant(name: str) -> object:
+    raise ActivityError("body", f"{name} is not valid JSON")
+
+
+def _decode(body: bytes | bytearray, max_bytes: int) -> object:
+    if len(body) > max_bytes:
+        raise ActivityError("body", f"larger than {max_bytes} bytes")
+    try:
+        return json.loads(bytes(body).decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise ActivityError("body", "not UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise ActivityError("body", f"not JSON: {exc.msg} at position {exc.pos}") from exc
+    except RecursionError as exc:
+        raise ActivityError("body", f"nested deeper than {MAX_DEPTH} levels") from exc
+
+
+def _check_depth(document: Mapping[str, object]) -> None:
+    # iterative, so a hostile mapping cannot exhaust the interpreter stack here
+    pending: list[tuple[object, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise ActivityError("body", f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, Mapping):
+            pending.extend((child, depth + 1) for child in value.values())
+        elif isinstance(value, list | tuple):
+            pending.extend((child, depth + 1) for child in value)
+
+
+def _is_known_context(context: object) -> bool:
+    """Only bundled context URLs, ActivityStreams first: the terms are the ones we know."""
+    entries = [context] if isinstance(context, str) else context
+    if not isinstance(entries, list) or not entries or entries[0] != ACTIVITYSTREAMS_CONTEXT_URL:
+        return False
+    if not all(isinstance(entry, str) for entry in entries) or len(set(entries)) != len(entries):
+        return False
+    return set(entries) <= set(bundled_context_urls())
+
+
+def _in_our_context(raw: Mapping[str, object]) -> Mapping[str, object]:
+    if "@context" not in raw:
+        raise ActivityError("@context", "missing; ActivityStreams documents must name it")
+    if _is_known_context(raw["@context"]):
+        return raw
+    try:
+        return jsonld.compact(dict(raw), {"@context": list(CONTEXT)}, pyld_options(_NO_BASE))
+    except jsonld.JsonLdError as exc:
+        raise ActivityError("@context", _describe_jsonld_error(exc)) from exc
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+        # pyld has no complete input validation; whatever it trips over is bad JSON-LD
+        raise ActivityError(
+            "@context", f"not processable as JSON-LD ({type(exc).__name__})"
+        ) from exc
+
+
+def _describe_jsonld_error(error: jsonld.JsonLdError) -> str:
+    cause: object = error
+    for _ in range(8):  # pyld nests its errors a few levels deep
+        if isinstance(cause, UnknownContextError):
+            return f"remote context {cause.url!r} is not bundled and is never fetched"
+        details = getattr(cause, "details", None)
+        nested = details.get("cause") if isinstance(details, dict) else None
+        cause = nested if nested is not None else getattr(cause, "cause", None)
+        if cause is None:
+            break
+    code = getattr(error, "code", None) or getattr(error, "type", "error")
+    return f"invalid JSON-LD ({code})"
+
+
+def _read_url(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise ActivityError(field, "must be a URL string")
+    try:
+        origin(value)
+    except OriginError as exc:
+        raise ActivityError(field, f"not an absolute http(s) URL: {exc}") from exc
+    return value
+
+
+def _single(value: object) -> object:
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
+
+
+def _read_reference(value: object, field: str) -> str:
+    value = _single(value)
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    if value is None:
+        raise ActivityError(field, "missing")
+    return _read_url(value, field)
+
+
+def _read_type(value: object) -> ActivityType:
+    if value is None:
+        raise ActivityError("type", "missing")
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ActivityError("type", "must be a string or a list of strings")
+    known = [ActivityType(name) for name in names if name in _TYPE_NAMES]
+    if len(known) != 1:
+        raise ActivityError("type", f"unsupported activity type {value!r}")
+    return known[0]
+
+
+def _read_object(value: object) -> tuple[str, Mapping[str, object] | None]:
+    value = _single(value)
+    if isinstance(value, Mapping):
+        if "id" not in value:
+            raise ActivityError("object", "the embedded object has no id")
+        return _read_url(value["id"], "object"), value
+    if value is None:
+        raise ActivityError("object", "missing")
+    return _read_url(value, "object"), None
+
+
+def _read_audience(value: object, field: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    entries = value if isinstance(value, list) else [value]
+    audience = []
+    for entry in entries:
+        if isinstance(entry, Mapping):
+            entry = entry.get("id")
+        if isinstance(entry, str) and entry in _PUBLIC_ALIASES:
+            audience.append(PUBLIC)
+        else:
+            audience.append(_read_url(entry, field))
+    return tuple(audience)
+
+
+def _read_published(value: object) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except TimestampError as exc:
+        raise ActivityError("published", str(exc)) from exc
+
+
+# --- building ---
+
+
+def _envelope(
+    kind: ActivityType,
+    actor: str,
+    obj: object,
+    *,
+    activity_id: str,
+    published: datetime,
+    to: Sequence[str],
+    cc: Sequence[str],
+) -> dict[str, object]:
+    try:
+        published_text = format_timestamp(published)
+    except TimestampError as exc:
+        raise ActivityError("published", str(exc)) from exc
+    return {
+        "@context": list(CONTEXT),
+        "id": activity_id,
+        "type": kind.value,
+        "actor": actor,
+        "object": obj,
+        "to": list(to),
+        "cc": list(cc),
+        "published": published_text,
+    }
+
+
+def _reference_copy(activity: Mapping[str, object]) -> dict[str, object]:
+    """The short form of an activity embedded in Accept/Reject/Undo (as Mastodon sends it)."""
+    for field in ("id", "type", "actor", "object"):
+        if field not in activity:
+            raise ActivityError("object", f"embedded activity has no {field}")
+    inner_object = activity["object"]
+    if isinstance(inner_object, Mapping):
+        inner_object = inner_object.get("id")
+    return {
+        "id": activity["id"],
+        "type": activity["type"],
+        "actor": activity["actor"],
+        "object": inner_object,
+    }
+
+
+def _audience_of(document: Mapping[str, object], field: str) -> list[str]:
+    value = document.get(field)
+    if value is None:
+        return []
+    return (
+        [value] if isinstance(value, str) else [entry for entry in value if isinstance(entry, str)]
+    )
+
+
+def follow(actor: str, target: str, *, activity_id: str, published: datetime) -> dict[str, object]:
+    return _envelope(
+        ActivityType.FOLLOW,
+        actor,
+        target,
+        activity_id=activity_id,
+        published=published,
+        to=[target],
+        cc=[],
+    )
+
+
+def accept(
+    actor: str, follow_activity: Mapping[str, object], *, activity_id: str, published: datetime
+) -> dict[str, object]:
+    return _answer(ActivityType.ACCEPT, actor, follow_activity, activity_id, published)
+
+
+def reject(
+    actor: str, follow_activity: Mapping[str, object], *, activity_id: str, published: datetime
+) -> dict[str, object]:
+    return _answer(ActivityType.REJECT, actor, follow_activity, activity_id, published)
+
+
+def _answer(
+    kind: ActivityType,
+    actor: str,
+    follow_activity: Mapping[str, object],
+    activity_id: str,
+    published: datetime,
+) -> dict[str, object]:
+    inner = _reference_copy(follow_activity)
+    if inner["type"] != ActivityType.FOLLOW or inner["object"] != actor:
+        raise ActivityError("object", f"{kind.value} answers a Follow of {actor}")
+    follower = str(inner["actor"])
+    return _envelope(
+        kind, actor, inner, activity_id=activity_id, published=published, to=[follower], cc=[]
+    )
+
+
+def undo(
+    actor: str, inner: Mapping[str, object], *, activity_id: str, published: datetime
+) -> dict[str, object]:
+    if inner.get("actor") != actor:
+        raise ActivityError("object", "an actor can only undo its own activities")
+    return _envelope(
+        ActivityType.UNDO,
+        actor,
+        _reference_copy(inner),
+        activity_id=activity_id,
+        published=published,
+        to=_audience_of(inner, "to"),
+        cc=_audience_of(inner, "cc"),
+    )
+
+
+def create(
+    actor: str, obj: Mapping[str, object], *, activity_id: str, published: datetime
+) -> dict[str, object]:
+    return _authoring(ActivityType.CREATE, actor, obj, activity_id, published)
+
+
+def update(
+    actor: str, obj: Mapping[str, object], *, activity_id: str, published: datetime
+) -> dict[str, object]:
+    return _authoring(ActivityType.UPDATE, actor, obj, activity_id, published)
+
+
+def _authoring(
+    kind: ActivityType,
+    actor: str,
+    obj: Mapping[str, object],
+    activity_id: str,
+    published: datetime,
+) -> dict[str, object]:
+    if not isinstance(obj.get("id"), str):
+        raise ActivityError("object", "the object needs an id")
+    # an actor document is its own author; everything else names attributedTo
+    if obj.get("id") != actor and obj.get("attributedTo") != actor:
+        raise ActivityError("object", f"attributedTo must be {actor}")
+    # the object is embedded unchanged, so its own proof stays verifiable
+    return _envelope(
+        kind,
+        actor,
+        dict(obj),
+        activity_id=activity_id,
+        published=published,
+        to=_audience_of(obj, "to"),
+        cc=_audience_of(obj, "cc"),
+    )
+
+
+def delete(
+    actor: str,
+    object_id: str,
+    *,
+    activity_id: str,
+    published: datetime,
+    to: Sequence[str] = (PUBLIC,),
+    cc: Sequence[str] = (),
+) -> dict[str, object]:
+    envelope = _envelope(
+        ActivityType.DELETE,
+        actor,
+        None,
+        activity_id=activity_id,
+        published=published,
+        to=to,
+        cc=cc,
+    )
+    envelope["object"] = {"id": object_id, "type": "Tombstone", "deleted": envelope["published"]}
+    return envelope
+
+
+def announce(
+    actor: str,
+    obj_or_activity: Mapping[str, object] | str,
+    *,
+    activity_id: str,
+    published: datetime,
+    to: Sequence[str] = (PUBLIC,),
+    cc: Sequence[str] = (),
+) -> dict[str, object]:
+    # embedded unchanged (FEP-1b12): followers can check the author's own proof
+    obj = obj_or_activity if isinstance(obj_or_activity, str) else dict(obj_or_activity)
+    return _envelope(
+        ActivityType.ANNOUNCE,
+        actor,
+        obj,
+        activity_id=activity_id,
+        published=published,
+        to=to,
+        cc=cc,
+    )
+
+
+def like(
+    actor: str,
+    object_id: str,
+    *,
+    activity_id: str,
+    published: datetime,
+    to: Sequence[str] = (),
+    cc: Sequence[str] = (),
+) -> dict[str, object]:
+    return _envelope(
+        ActivityType.LIKE,
+        actor,
+        object_id,
+        activity_id=activity_id,
+        published=published,
+        to=to,
+        cc=cc,
+    )
