@@ -1,0 +1,326 @@
+"""Running one read-only SPARQL query against the index under a time and a row limit.
+
+pyoxigraph has no query timeout in its Python API (oxigraph#1926) and evaluates a
+query inside native code that releases the GIL: a worker thread keeps the server
+responsive, but a runaway query (an aggregate over a cartesian product) keeps
+burning a core after the caller gave up, because a thread cannot be stopped.
+
+So there are two runners:
+
+- ``ForkRunner`` (the default on Linux) evaluates the query in a forked child,
+  which sees the store as it was at the fork, and kills the child at the deadline:
+  the work really stops. Cost: a fork per query (a few milliseconds).
+- ``ThreadRunner`` evaluates in a thread and checks the deadline between
+  solutions. The caller always gets its answer (or a timeout error) in time;
+  a query stuck inside one solution keeps its slot until it ends, and at most
+  ``max_concurrent`` such queries run, so runaways cannot pile up.
+
+Both refuse ``SERVICE`` before evaluating: Oxigraph would otherwise make an HTTP
+request to any address the query names (server-side request forgery).
+"""
+
+from __future__ import annotations
+
+import enum
+import multiprocessing
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import pyoxigraph as ox
+
+SYNTAX_MESSAGE_LIMIT = 300
+
+
+class QueryErrorKind(enum.Enum):
+    SYNTAX = "syntax"
+    UPDATE_REFUSED = "update-refused"
+    SERVICE_REFUSED = "service-refused"
+    TIMEOUT = "timeout"
+    TOO_MANY_ROWS = "too-many-rows"
+    BUSY = "busy"
+    FAILED = "failed"
+
+
+class QueryError(Exception):
+    """A query was refused or stopped; ``kind`` says why, ``message`` says it to a person."""
+
+    def __init__(self, kind: QueryErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    def __reduce__(self):  # crosses the pipe from a forked child
+        return (QueryError, (self.kind, self.message))
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """``timeout_s``: wall-clock limit; ``max_rows``: solutions (or triples) at most."""
+
+    timeout_s: float = 10.0
+    max_rows: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        if self.max_rows < 1:
+            raise ValueError("max_rows must be at least 1")
+
+
+# A term as in SPARQL 1.1 Query Results JSON: {"type": "uri", "value": "…"} and so on.
+TermJson = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class SelectOutcome:
+    variables: tuple[str, ...]
+    rows: tuple[Mapping[str, TermJson], ...]
+
+
+@dataclass(frozen=True)
+class AskOutcome:
+    value: bool
+
+
+@dataclass(frozen=True)
+class GraphOutcome:
+    """CONSTRUCT or DESCRIBE: the triples as N-Triples."""
+
+    ntriples: str
+    triple_count: int
+
+
+QueryOutcome = SelectOutcome | AskOutcome | GraphOutcome
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    """Passed to ``Store.query``: by default the default graph is the union of all members."""
+
+    use_default_graph_as_union: bool = True
+    prefixes: Mapping[str, str] = field(default_factory=dict)
+
+
+# SPARQL applies \u and \U escapes to the whole query before parsing (SPARQL 1.1 §19.2),
+# and so does Oxigraph: check the text the parser will see.
+_CODEPOINT_RE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
+# The keyword SERVICE as a token of its own: not part of a name, a variable or an IRI path.
+_SERVICE_RE = re.compile(r"(?<![\w:?$/#-])SERVICE(?!\w)", re.I)
+_COMMENT_RE = re.compile(r"(?:^|(?<=\s))#[^\n\r]*", re.M)
+_PROLOGUE_RE = re.compile(r"^\s*(?:(?:PREFIX\s+[^\s:]*:\s*<[^>]*>|BASE\s*<[^>]*>)\s*)*", re.I)
+_UPDATE_RE = re.compile(
+    r"(?:INSERT|DELETE|LOAD|CLEAR|CREATE|DROP|COPY|MOVE|ADD|WITH)\b", re.I
+)
+
+
+def unescape_codepoints(text: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        code = int(match.group(1) or match.group(2), 16)
+        return chr(code) if code <= 0x10FFFF else match.group(0)
+
+    return _CODEPOINT_RE.sub(replace, text)
+
+
+def check_read_only(text: str) -> None:
+    """Refuse SERVICE and say so plainly for updates; ``Store.query`` never writes anyway."""
+    unescaped = unescape_codepoints(text)
+    if _SERVICE_RE.search(unescaped):
+        raise QueryError(
+            QueryErrorKind.SERVICE_REFUSED,
+            "SERVICE (federated query) is not allowed on this endpoint",
+        )
+    body = _PROLOGUE_RE.sub("", _COMMENT_RE.sub(" ", unescaped), count=1)
+    if _UPDATE_RE.match(body):
+        raise QueryError(
+            QueryErrorKind.UPDATE_REFUSED,
+            "this endpoint is read-only: SPARQL Update (INSERT, DELETE, LOAD, …) is refused",
+        )
+
+
+def term_json(term: ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple) -> dict[str, str]:
+    if isinstance(term, ox.NamedNode):
+        return {"type": "uri", "value": term.value}
+    if isinstance(term, ox.BlankNode):
+        return {"type": "bnode", "value": term.value}
+    if isinstance(term, ox.Literal):
+        out = {"type": "literal", "value": term.value}
+        if term.language:
+            out["xml:lang"] = term.language
+        elif term.datatype.value != "http://www.w3.org/2001/XMLSchema#string":
+            out["datatype"] = term.datatype.value
+        return out
+    return {"type": "triple", "value": str(term)}
+
+
+def evaluate(
+    store: ox.Store, text: str, *, deadline: float, limits: QueryLimits, options: QueryOptions
+) -> QueryOutcome:
+    """Evaluate ``text`` on ``store``, checking the deadline and the row cap between solutions."""
+    check_read_only(text)
+    try:
+        result = store.query(
+            text,
+            use_default_graph_as_union=options.use_default_graph_as_union,
+            prefixes=dict(options.prefixes) or None,
+        )
+        if isinstance(result, ox.QueryBoolean):
+            return AskOutcome(bool(result))
+        if isinstance(result, ox.QuerySolutions):
+            return _collect_solutions(result, deadline, limits)
+        return _collect_triples(result, deadline, limits)
+    except SyntaxError as exc:
+        message = str(exc)
+        if len(message) > SYNTAX_MESSAGE_LIMIT:
+            message = message[:SYNTAX_MESSAGE_LIMIT] + " …"
+        raise QueryError(QueryErrorKind.SYNTAX, f"the query is not valid SPARQL: {message}") from exc
+    except OSError as exc:
+        raise QueryError(QueryErrorKind.FAILED, f"the query failed: {exc}") from exc
+
+
+def _check_progress(count: int, deadline: float, limits: QueryLimits) -> None:
+    if count > limits.max_rows:
+        raise QueryError(
+            QueryErrorKind.TOO_MANY_ROWS,
+            f"the query returns more than {limits.max_rows} results; add a LIMIT",
+        )
+    if time.monotonic() > deadline:
+        raise timeout_error(limits)
+
+
+def timeout_error(limits: QueryLimits) -> QueryError:
+    return QueryError(
+        QueryErrorKind.TIMEOUT,
+        f"the query ran longer than {limits.timeout_s:g} s and was stopped; "
+        "narrow it down (fewer variables, more constants, a LIMIT)",
+    )
+
+
+def _collect_solutions(
+    solutions: ox.QuerySolutions, deadline: float, limits: QueryLimits
+) -> SelectOutcome:
+    variables = tuple(variable.value for variable in solutions.variables)
+    rows: list[dict[str, dict[str, str]]] = []
+    for solution in solutions:
+        _check_progress(len(rows) + 1, deadline, limits)
+        row = {}
+        for name in variables:
+            value = solution[name]
+            if value is not None:
+                row[name] = term_json(value)
+        rows.append(row)
+    return SelectOutcome(variables, tuple(rows))
+
+
+def _collect_triples(triples: ox.QueryTriples, deadline: float, limits: QueryLimits) -> GraphOutcome:
+    lines: list[str] = []
+    for triple in triples:
+        _check_progress(len(lines) + 1, deadline, limits)
+        lines.append(f"{triple} .")
+    return GraphOutcome("\n".join(lines) + ("\n" if lines else ""), len(lines))
+
+
+Evaluator = Callable[[], QueryOutcome]
+
+
+class ThreadRunner:
+    """Evaluate in a daemon thread; answer within the time limit whatever the query does."""
+
+    def __init__(self, max_concurrent: int = 2) -> None:
+        self._slots = threading.BoundedSemaphore(max_concurrent)
+
+    def run(
+        self, store: ox.Store, text: str, limits: QueryLimits, options: QueryOptions
+    ) -> QueryOutcome:
+        if not self._slots.acquire(blocking=False):
+            raise QueryError(QueryErrorKind.BUSY, "too many queries are running; try again shortly")
+        deadline = time.monotonic() + limits.timeout_s
+        answers: queue.Queue[QueryOutcome | QueryError] = queue.Queue(maxsize=1)
+
+        def work() -> None:
+            try:
+                answers.put(evaluate(store, text, deadline=deadline, limits=limits, options=options))
+            except QueryError as exc:
+                answers.put(exc)
+            finally:
+                self._slots.release()  # only when the evaluation really ended
+
+        threading.Thread(target=work, name="sparql-query", daemon=True).start()
+        try:
+            answer = answers.get(timeout=limits.timeout_s)
+        except queue.Empty:
+            raise timeout_error(limits) from None
+        if isinstance(answer, QueryError):
+            raise answer
+        return answer
+
+
+def _child_main(
+    store: ox.Store, text: str, limits: QueryLimits, options: QueryOptions, deadline: float, conn
+) -> None:
+    try:
+        conn.send(evaluate(store, text, deadline=deadline, limits=limits, options=options))
+    except QueryError as exc:
+        conn.send(exc)
+    finally:
+        conn.close()
+
+
+class ForkRunner:
+    """Evaluate in a forked child process and kill it at the deadline."""
+
+    def __init__(self, max_concurrent: int = 4, *, fork_lock: threading.Lock | None = None) -> None:
+        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self._context = multiprocessing.get_context("fork")
+        # Held by the index while it writes: a fork never copies a half-done write.
+        self._fork_lock = fork_lock or threading.Lock()
+
+    def run(
+        self, store: ox.Store, text: str, limits: QueryLimits, options: QueryOptions
+    ) -> QueryOutcome:
+        check_read_only(text)  # refuse cheaply, without a fork
+        if not self._slots.acquire(blocking=False):
+            raise QueryError(QueryErrorKind.BUSY, "too many queries are running; try again shortly")
+        try:
+            return self._run_child(store, text, limits, options)
+        finally:
+            self._slots.release()
+
+    def _run_child(
+        self, store: ox.Store, text: str, limits: QueryLimits, options: QueryOptions
+    ) -> QueryOutcome:
+        deadline = time.monotonic() + limits.timeout_s
+        receiver, sender = self._context.Pipe(duplex=False)
+        child = self._context.Process(
+            target=_child_main,
+            args=(store, text, limits, options, deadline, sender),
+            name="sparql-query",
+            daemon=True,
+        )
+        if not self._fork_lock.acquire(timeout=limits.timeout_s):
+            raise QueryError(QueryErrorKind.BUSY, "the index is being rebuilt; try again shortly")
+        try:
+            child.start()
+        finally:
+            self._fork_lock.release()
+        sender.close()
+        try:
+            if not receiver.poll(max(0.0, deadline - time.monotonic())):
+                raise timeout_error(limits)
+            answer = receiver.recv()
+        except EOFError:
+            raise QueryError(QueryErrorKind.FAILED, "the query process ended without an answer") from None
+        finally:
+            receiver.close()
+            if child.is_alive():
+                child.kill()
+            child.join()
+        if isinstance(answer, QueryError):
+            raise answer
+        return answer
+
+
+QueryRunner = ThreadRunner | ForkRunner

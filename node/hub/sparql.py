@@ -1,0 +1,273 @@
+"""The read-only SPARQL 1.1 endpoint function and the example queries.
+
+``execute_sparql`` is what the web layer calls (in an executor: it blocks for up to
+the time limit). It never writes: queries go through ``Store.query`` only, updates
+are refused with ``QueryErrorKind.UPDATE_REFUSED``, ``SERVICE`` with
+``SERVICE_REFUSED``.
+
+Limits (``DEFAULT_LIMITS``): a query may run for 10 seconds and return 10,000
+solutions (or triples); past either it is stopped and answered with a
+``QueryError`` of kind ``TIMEOUT`` or ``TOO_MANY_ROWS`` whose message tells the
+person what to change. The default graph is the union of all member graphs;
+``GRAPH ?member { … }`` reaches each member's graph, named by its actor IRI.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from xml.sax.saxutils import escape, quoteattr
+
+import pyoxigraph as ox
+
+from node.hub.index import HubIndex
+from node.hub.query_runner import (
+    AskOutcome,
+    GraphOutcome,
+    QueryError,
+    QueryErrorKind,
+    QueryLimits,
+    QueryOutcome,
+    SelectOutcome,
+    TermJson,
+)
+
+DEFAULT_LIMITS = QueryLimits(timeout_s=10.0, max_rows=10_000)
+
+PREFIXES = {
+    "pn": "https://w3id.org/praxisnetz#",
+    "as": "https://www.w3.org/ns/activitystreams#",
+    "topics": "https://w3id.org/praxisnetz/topics#",
+    "schema": "https://schema.org/",
+    "dcterms": "http://purl.org/dc/terms/",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+}
+
+
+class ResultFormat(enum.Enum):
+    """Result serialisations; SELECT/ASK use the first four, CONSTRUCT/DESCRIBE the last two."""
+
+    JSON = "application/sparql-results+json"
+    XML = "application/sparql-results+xml"
+    CSV = "text/csv"
+    TSV = "text/tab-separated-values"
+    NTRIPLES = "application/n-triples"
+    TURTLE = "text/turtle"
+
+
+_TABLE_FORMATS = (ResultFormat.JSON, ResultFormat.XML, ResultFormat.CSV, ResultFormat.TSV)
+_GRAPH_FORMATS = (ResultFormat.NTRIPLES, ResultFormat.TURTLE)
+
+
+@dataclass(frozen=True)
+class SparqlResponse:
+    media_type: str
+    body: bytes
+
+
+def execute_sparql(
+    index: HubIndex,
+    query: str,
+    *,
+    limits: QueryLimits = DEFAULT_LIMITS,
+    result_format: ResultFormat = ResultFormat.JSON,
+) -> SparqlResponse:
+    """Run ``query`` on the index and serialise the result; raises ``QueryError``."""
+    if not isinstance(query, str) or not query.strip():
+        raise QueryError(QueryErrorKind.SYNTAX, "the query is empty")
+    outcome = index.query(query, timeout=limits.timeout_s, max_rows=limits.max_rows)
+    return serialise(outcome, result_format)
+
+
+def serialise(outcome: QueryOutcome, result_format: ResultFormat) -> SparqlResponse:
+    """Serialise an outcome; a table format for a graph result (or the reverse) falls back
+    to the kind's default (JSON, N-Triples), as content negotiation would."""
+    if isinstance(outcome, GraphOutcome):
+        chosen = result_format if result_format in _GRAPH_FORMATS else ResultFormat.NTRIPLES
+        return SparqlResponse(chosen.value, _graph_body(outcome, chosen))
+    chosen = result_format if result_format in _TABLE_FORMATS else ResultFormat.JSON
+    writers = {
+        ResultFormat.JSON: lambda: json.dumps(results_json(outcome), ensure_ascii=False),
+        ResultFormat.XML: lambda: results_xml(outcome),
+        ResultFormat.CSV: lambda: results_delimited(outcome, tsv=False),
+        ResultFormat.TSV: lambda: results_delimited(outcome, tsv=True),
+    }
+    return SparqlResponse(chosen.value, writers[chosen]().encode("utf-8"))
+
+
+def results_json(outcome: SelectOutcome | AskOutcome) -> dict[str, object]:
+    """SPARQL 1.1 Query Results JSON Format."""
+    if isinstance(outcome, AskOutcome):
+        return {"head": {}, "boolean": outcome.value}
+    return {
+        "head": {"vars": list(outcome.variables)},
+        "results": {"bindings": [dict(row) for row in outcome.rows]},
+    }
+
+
+def results_xml(outcome: SelectOutcome | AskOutcome) -> str:
+    out = ['<?xml version="1.0"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#">']
+    if isinstance(outcome, AskOutcome):
+        out.append(f"<head/><boolean>{'true' if outcome.value else 'false'}</boolean></sparql>")
+        return "".join(out)
+    out.append("<head>")
+    out.extend(f"<variable name={quoteattr(name)}/>" for name in outcome.variables)
+    out.append("</head><results>")
+    for row in outcome.rows:
+        out.append("<result>")
+        for name, term in row.items():
+            out.append(f"<binding name={quoteattr(name)}>{_xml_term(term)}</binding>")
+        out.append("</result>")
+    out.append("</results></sparql>")
+    return "".join(out)
+
+
+def _xml_term(term: TermJson) -> str:
+    value = escape(term["value"])
+    if term["type"] == "uri":
+        return f"<uri>{value}</uri>"
+    if term["type"] == "bnode":
+        return f"<bnode>{value}</bnode>"
+    if "xml:lang" in term:
+        return f"<literal xml:lang={quoteattr(term['xml:lang'])}>{value}</literal>"
+    if "datatype" in term:
+        return f"<literal datatype={quoteattr(term['datatype'])}>{value}</literal>"
+    return f"<literal>{value}</literal>"
+
+
+def results_delimited(outcome: SelectOutcome | AskOutcome, *, tsv: bool) -> str:
+    """CSV (plain values) or TSV (terms in SPARQL syntax), SPARQL 1.1 CSV/TSV Results."""
+    if isinstance(outcome, AskOutcome):
+        return ("?_askResult\n" if tsv else "_askResult\r\n") + ("true" if outcome.value else "false")
+    if tsv:
+        lines = ["\t".join(f"?{name}" for name in outcome.variables)]
+        for row in outcome.rows:
+            lines.append("\t".join(_tsv_term(row.get(name)) for name in outcome.variables))
+        return "\n".join(lines) + "\n"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(outcome.variables)
+    for row in outcome.rows:
+        writer.writerow([_csv_value(row.get(name)) for name in outcome.variables])
+    return buffer.getvalue()
+
+
+def _csv_value(term: TermJson | None) -> str:
+    if term is None:
+        return ""
+    return f"_:{term['value']}" if term["type"] == "bnode" else term["value"]
+
+
+def _tsv_term(term: TermJson | None) -> str:
+    if term is None:
+        return ""
+    if term["type"] == "uri":
+        return f"<{term['value']}>"
+    if term["type"] == "bnode":
+        return f"_:{term['value']}"
+    literal = str(ox.Literal(term["value"]))  # quoted and escaped by Oxigraph
+    if "xml:lang" in term:
+        return f"{literal}@{term['xml:lang']}"
+    if "datatype" in term:
+        return f"{literal}^^<{term['datatype']}>"
+    return literal
+
+
+def _graph_body(outcome: GraphOutcome, result_format: ResultFormat) -> bytes:
+    if result_format is ResultFormat.NTRIPLES:
+        return outcome.ntriples.encode("utf-8")
+    triples = ox.parse(outcome.ntriples, format=ox.RdfFormat.N_TRIPLES)
+    return ox.serialize(triples, format=ox.RdfFormat.TURTLE, prefixes=PREFIXES) or b""
+
+
+def negotiate(accept: str | None, *, default: ResultFormat = ResultFormat.JSON) -> ResultFormat:
+    """Pick a result format from an Accept header (first listed match wins; q ignored)."""
+    aliases = {"application/json": ResultFormat.JSON, "application/xml": ResultFormat.XML}
+    for part in (accept or "").split(","):
+        media_type = part.split(";", 1)[0].strip().lower()
+        for candidate in ResultFormat:
+            if candidate.value == media_type:
+                return candidate
+        if media_type in aliases:
+            return aliases[media_type]
+    return default
+
+
+@dataclass(frozen=True)
+class ExampleQuery:
+    """An example for the SPARQL page: a title and description in German and English."""
+
+    slug: str
+    title_de: str
+    title_en: str
+    description_de: str
+    sparql: str
+
+
+_PROLOGUE = "\n".join(f"PREFIX {name}: <{iri}>" for name, iri in PREFIXES.items()) + "\n"
+
+
+def _example(slug: str, title_de: str, title_en: str, description_de: str, body: str) -> ExampleQuery:
+    return ExampleQuery(slug, title_de, title_en, description_de, _PROLOGUE + body.strip() + "\n")
+
+
+def example_queries() -> tuple[ExampleQuery, ...]:
+    return (
+        _example(
+            "practices-by-topic",
+            "Praktiken zum Thema E-Akte",
+            "Practices on the e-file",
+            "Alle Praktiken mit dem Thema E-Akte, mit Titel und Mitglied.",
+            """
+SELECT ?practice ?name ?member WHERE {
+  GRAPH ?member {
+    ?practice a pn:Practice ; pn:topic topics:e-akte ; as:name ?name .
+  }
+} ORDER BY ?name ?practice LIMIT 200""",
+        ),
+        _example(
+            "e-file-in-operation",
+            "E-Akte-Praktiken im Betrieb",
+            "E-file practices in operation",
+            "Praktiken zur E-Akte, die bereits im Betrieb sind, mit Gemeindeschlüssel.",
+            """
+SELECT ?practice ?name ?municipalityKey WHERE {
+  ?practice a pn:Practice ; pn:topic topics:e-akte ; pn:status pn:inOperation ; as:name ?name .
+  OPTIONAL { ?practice pn:municipalityKey ?municipalityKey }
+} ORDER BY ?name ?practice LIMIT 200""",
+        ),
+        _example(
+            "disagreements-by-practice",
+            "Widerspruch je Praxis",
+            "Disagreement by practice",
+            "Praktiken, denen andere Kommunen widersprechen, mit der Zahl der Widersprüche.",
+            """
+SELECT ?practice ?name (COUNT(DISTINCT ?stance) AS ?disagreements) WHERE {
+  ?practice a pn:Practice ; as:name ?name .
+  ?stance a pn:Stance ; pn:position pn:disagree ; pn:about ?practice .
+} GROUP BY ?practice ?name ORDER BY DESC(?disagreements) ?practice LIMIT 200""",
+        ),
+        _example(
+            "contributions-by-municipality",
+            "Beiträge je Gemeindeschlüssel",
+            "Contributions by municipality key",
+            "Wie viele Beiträge jede Kommune (nach Amtlichem Gemeindeschlüssel) beigetragen hat.",
+            """
+SELECT ?municipalityKey (COUNT(DISTINCT ?contribution) AS ?contributions) WHERE {
+  GRAPH ?member { ?contribution as:attributedTo ?member ; pn:municipalityKey ?municipalityKey . }
+} GROUP BY ?municipalityKey ORDER BY DESC(?contributions) ?municipalityKey LIMIT 500""",
+        ),
+    )
+
+
+def example_by_slug(slug: str) -> ExampleQuery | None:
+    return next((example for example in example_queries() if example.slug == slug), None)
+
+
+def error_json(error: QueryError) -> Mapping[str, str]:
+    """A small JSON body for a refused or stopped query (the web layer picks the status)."""
+    return {"error": error.kind.value, "message": error.message}
