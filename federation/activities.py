@@ -162,16 +162,22 @@ def _in_our_context(raw: Mapping[str, object]) -> Mapping[str, object]:
 
 def _describe_jsonld_error(error: jsonld.JsonLdError) -> str:
     cause: object = error
+    innermost = error
     for _ in range(8):  # pyld nests its errors a few levels deep
         if isinstance(cause, UnknownContextError):
             return f"remote context {cause.url!r} is not bundled and is never fetched"
+        if isinstance(cause, jsonld.JsonLdError):
+            innermost = cause
         details = getattr(cause, "details", None)
         nested = details.get("cause") if isinstance(details, dict) else None
         cause = nested if nested is not None else getattr(cause, "cause", None)
         if cause is None:
             break
-    code = getattr(error, "code", None) or getattr(error, "type", "error")
-    return f"invalid JSON-LD ({code})"
+    code = getattr(innermost, "code", None) or getattr(innermost, "type", "error")
+    details = getattr(innermost, "details", None)
+    context = details.get("context") if isinstance(details, dict) else None
+    where = f" at context {context!r}" if isinstance(context, str) else ""
+    return f"invalid JSON-LD ({code}){where}"
 
 
 def _read_url(value: object, field: str) -> str:
