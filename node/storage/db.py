@@ -37,7 +37,9 @@ def _configure_sqlite(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
 
 
-def create_engine(url: str, *, connect_args: dict[str, Any] | None = None, **kwargs: Any) -> AsyncEngine:
+def create_engine(
+    url: str, *, connect_args: dict[str, Any] | None = None, **kwargs: Any
+) -> AsyncEngine:
     """An async engine for ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URLs."""
     args = dict(connect_args or {})
     if is_sqlite(url):

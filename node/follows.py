@@ -1,0 +1,223 @@
+"""Outgoing follows: resolve a handle or actor URL, then write Follow / Undo(Follow).
+
+Resolving needs the network (through the safe fetcher); writing happens in the
+caller's transaction, and the delivery worker sends what was enqueued.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation import proofs
+from federation.fetch import FetchError, SafeFetcher
+from federation.webfinger import WebFingerError, parse_handle, resolve_handle
+from node.appkeys import NodeKeys
+from node.config import NodeConfig
+from node.identity import AS_CONTEXT, DATA_INTEGRITY_CONTEXT
+from node.outbox import merge_inboxes, record_local_activity
+from node.storage.models import Activity, Following, FollowingState, RemoteActor
+
+ACTOR_TYPES = frozenset({"Application", "Group", "Organization", "Person", "Service"})
+
+
+class FollowError(ValueError):
+    """Following or unfollowing failed; ``field`` is always ``target``."""
+
+    def __init__(self, message: str, *, status: int = 422) -> None:
+        super().__init__(f"target: {message}")
+        self.field = "target"
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class RemoteActorInfo:
+    uri: str
+    inbox: str
+    shared_inbox: str | None
+    outbox: str | None
+    followers_url: str | None
+    name: str | None
+    preferred_username: str | None
+    kind: str | None
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FollowResult:
+    target_uri: str
+    state: str
+    activity_uri: str | None  # None when nothing new was sent
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def parse_actor_document(document: Mapping[str, Any]) -> RemoteActorInfo:
+    """The members of an actor document the node uses; raises FollowError if unusable."""
+    uri, inbox = _str(document.get("id")), _str(document.get("inbox"))
+    types = document.get("type")
+    type_set = set(types) if isinstance(types, list) else {types}
+    if uri is None or inbox is None or not (type_set & ACTOR_TYPES):
+        raise FollowError("the target is not an ActivityPub actor with an inbox")
+    endpoints = document.get("endpoints")
+    shared = _str(endpoints.get("sharedInbox")) if isinstance(endpoints, Mapping) else None
+    return RemoteActorInfo(
+        uri=uri, inbox=inbox, shared_inbox=shared, outbox=_str(document.get("outbox")),
+        followers_url=_str(document.get("followers")), name=_str(document.get("name")),
+        preferred_username=_str(document.get("preferredUsername")),
+        kind=next((t for t in type_set if t in ACTOR_TYPES), None), document=dict(document),
+    )  # fmt: skip
+
+
+def _webfinger_scheme(config: NodeConfig, host: str) -> str:
+    """https, except for local-federation hosts (loopback / private IPs) when allowed."""
+    hostname = urlsplit(f"//{host}").hostname or ""
+    if not config.allow_private_network:
+        return "https"
+    if hostname == "localhost":
+        return "http"
+    try:
+        address = ipaddress.ip_address(hostname)
+    except ValueError:
+        return "https"
+    return "http" if address.is_private or address.is_loopback else "https"
+
+
+async def resolve_actor_url(config: NodeConfig, fetcher: SafeFetcher, target: str) -> str:
+    """An actor URL as given, or the ``self`` link of a handle's WebFinger document."""
+    value = target.strip()
+    try:
+        if value.lower().startswith(("http://", "https://")):
+            return value
+        _, host = parse_handle(value)
+        return await resolve_handle(fetcher, value, scheme=_webfinger_scheme(config, host))
+    except WebFingerError as exc:
+        raise FollowError(
+            f"give an actor URL or a handle such as acct:slug@example.org ({exc})"
+        ) from exc
+    except FetchError as exc:
+        raise FollowError(f"could not look up {value}: {exc}", status=502) from exc
+
+
+async def resolve_target(config: NodeConfig, fetcher: SafeFetcher, target: str) -> RemoteActorInfo:
+    """Fetch and check the actor a URL or handle names."""
+    url = await resolve_actor_url(config, fetcher, target)
+    if url == config.actor_url:
+        raise FollowError("a node cannot follow itself")
+    try:
+        fetched = await fetcher.get_document(url)
+    except FetchError as exc:
+        raise FollowError(f"could not fetch the actor {url}: {exc}", status=502) from exc
+    return parse_actor_document(fetched.document)
+
+
+async def store_remote_actor(
+    session: AsyncSession, info: RemoteActorInfo, *, now: datetime
+) -> None:
+    row = await session.get(RemoteActor, info.uri)
+    if row is None:
+        row = RemoteActor(uri=info.uri, inbox=info.inbox, document=info.document, fetched_at=now)
+        session.add(row)
+    row.inbox, row.shared_inbox, row.outbox = info.inbox, info.shared_inbox, info.outbox
+    row.followers_url, row.name, row.kind = info.followers_url, info.name, info.kind
+    row.preferred_username, row.document, row.fetched_at = (
+        info.preferred_username,
+        info.document,
+        now,
+    )
+
+
+def _signed_activity(
+    config: NodeConfig, keys: NodeKeys, kind: str, obj: object, target: str, now: datetime
+) -> dict[str, Any]:
+    activity = {
+        "@context": [AS_CONTEXT, DATA_INTEGRITY_CONTEXT],
+        "id": f"{config.base_url}/activities/{uuid.uuid4()}",
+        "type": kind,
+        "actor": config.actor_url,
+        "object": obj,
+        "to": [target],
+    }
+    return proofs.sign_document(activity, keys.ed25519, created=now)
+
+
+async def follow(
+    session: AsyncSession,
+    config: NodeConfig,
+    keys: NodeKeys,
+    info: RemoteActorInfo,
+    *,
+    now: datetime,
+) -> FollowResult:
+    """Record the follow and enqueue a Follow; idempotent while a follow is requested or accepted."""
+    await store_remote_actor(session, info, now=now)
+    row = await session.scalar(select(Following).where(Following.target_uri == info.uri))
+    if row is not None and row.state != FollowingState.REJECTED.value:
+        return FollowResult(info.uri, row.state, None)
+    activity = _signed_activity(config, keys, "Follow", info.uri, info.uri, now)
+    if row is None:
+        row = Following(target_uri=info.uri, created_at=now)
+        session.add(row)
+    row.state, row.follow_activity_uri, row.accepted_at = (
+        FollowingState.REQUESTED.value,
+        activity["id"],
+        None,
+    )
+    await record_local_activity(session, activity, merge_inboxes([info.inbox]), now=now)
+    return FollowResult(info.uri, row.state, activity["id"])
+
+
+async def unfollow(
+    session: AsyncSession, config: NodeConfig, keys: NodeKeys, target_uri: str, *, now: datetime
+) -> FollowResult:
+    """Remove the follow and enqueue Undo(Follow) to the target's inbox."""
+    row = await session.scalar(select(Following).where(Following.target_uri == target_uri))
+    if row is None:
+        raise FollowError(f"{target_uri} is not followed", status=404)
+    follow_doc: object = row.follow_activity_uri
+    if row.follow_activity_uri:
+        stored = await session.scalar(
+            select(Activity.document).where(Activity.uri == row.follow_activity_uri)
+        )
+        follow_doc = _embeddable(stored) if stored else row.follow_activity_uri
+    activity = _signed_activity(config, keys, "Undo", follow_doc, target_uri, now)
+    actor = await session.get(RemoteActor, target_uri)
+    await session.delete(row)
+    await record_local_activity(
+        session, activity, merge_inboxes([actor.inbox if actor else None]), now=now
+    )
+    return FollowResult(target_uri, "removed", activity["id"])
+
+
+def _embeddable(document: Mapping[str, Any]) -> dict[str, Any]:
+    # The embedded Follow keeps its own proof; its @context is the outer one's.
+    return {key: value for key, value in document.items() if key != "@context"}
+
+
+async def find_following_uri(session: AsyncSession, target: str) -> str:
+    """The followed actor's URI for an actor URL or a handle of a stored actor."""
+    value = target.strip()
+    if value.lower().startswith(("http://", "https://")):
+        return value
+    try:
+        user, host = parse_handle(value)
+    except WebFingerError as exc:
+        raise FollowError(f"give an actor URL or a handle ({exc})") from exc
+    rows = await session.scalars(
+        select(RemoteActor.uri).where(RemoteActor.preferred_username == user)
+    )
+    for uri in rows:
+        if urlsplit(uri).netloc.lower() == host:
+            return uri
+    raise FollowError(f"{value} is not a followed actor", status=404)

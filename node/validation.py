@@ -1,0 +1,23 @@
+"""The vocabulary's checks as the authoring code needs them: field problems and topic slugs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from node.contribution_input import FieldProblem
+from vocab import TOPIC_SLUGS
+
+
+def known_topic_slugs() -> frozenset[str]:
+    """Topic slugs of the SKOS scheme shipped in ``vocab/topics.ttl``."""
+    return frozenset(TOPIC_SLUGS)
+
+
+def document_problems(document: dict[str, Any]) -> list[FieldProblem]:
+    """SHACL validation of an (unsigned) contribution, as problems naming document members."""
+    from vocab import validate
+
+    report = validate(document)
+    if report.valid:
+        return []
+    return [FieldProblem(problem.field, problem.message_en) for problem in report.problems]
