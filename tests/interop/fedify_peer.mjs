@@ -5,19 +5,18 @@
 // receives. Fedify verifies HTTP signatures itself: a listener only runs for verified
 // activities; anything else is reported as "unverified".
 //
-// Usage: node fedify_peer.mjs PORT TARGET_ACTOR_URL [CONTEXT_DIR]
+// Usage: node fedify_peer.mjs PORT TARGET_ACTOR_URL [PRAXISNETZ_CONTEXT_FILE]
 
 // Node 20 has no navigator; Fedify reads navigator.userAgent at import time.
 globalThis.navigator ??= { userAgent: "praxisnetz-interop" };
 
 import http from "node:http";
 import { readFile } from "node:fs/promises";
-import path from "node:path";
 
 const { createFederation, MemoryKvStore, generateCryptoKeyPair } = await import("@fedify/fedify");
 const vocab = await import("@fedify/vocab");
 
-const [port, target, contextDir] = process.argv.slice(2);
+const [port, target, contextFile] = process.argv.slice(2);
 const origin = `http://127.0.0.1:${port}`;
 const OUR_CONTEXT = "https://w3id.org/praxisnetz/context.jsonld";
 
@@ -27,8 +26,8 @@ function report(event, fields = {}) {
 
 // Our context is bundled with Praxisnetz and never fetched from the network.
 async function loadOurContext() {
-  if (!contextDir) return null;
-  const text = await readFile(path.join(contextDir, "praxisnetz.jsonld"), "utf8").catch(() => null);
+  if (!contextFile) return null;
+  const text = await readFile(contextFile, "utf8").catch(() => null);
   return text ? JSON.parse(text) : null;
 }
 const ourContext = await loadOurContext();

@@ -1,0 +1,275 @@
+"""The delivery worker: claim due deliveries, sign, POST, decide, persist every transition.
+
+Concurrency is bounded twice: a global limit and a per-host limit, so one slow host
+cannot take every slot and one fast host still gets several requests in flight. Each
+attempt is signed RFC 9421 first and draft-cavage on refusal (double-knocking, the
+working scheme remembered per host in ``hosts``). What happens next is the
+federation retry policy's decision; the per-host circuit breaker holds deliveries to
+a failing host back without spending attempts on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from federation.fetch import FetchError, FetchFailure, PostOutcome
+from federation.httpsig import RequestParts, SignatureScheme, sign_request
+from federation.retry import BreakerState, CircuitBreaker, HostHealth, RetryOutcome, RetryPolicy
+from node.appkeys import NodeKeys
+from node.config import DeliveryTuning
+from node.delivery_queue import DeliveryOutcome, DueDelivery, claim_due, record_outcome
+from node.delivery_state import DeliveryEvent
+from node.storage.models import Host
+
+log = logging.getLogger("praxisnetz.delivery")
+
+ACTIVITY_CONTENT_TYPE = (
+    'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
+)
+# Answers that may mean "I could not verify this signature scheme": try the other one.
+_SIGNATURE_REFUSALS = frozenset({400, 401, 403})
+# A failure of ours, not of the receiver: retrying cannot help.
+_FINAL_FETCH_FAILURES = frozenset({FetchFailure.BAD_URL, FetchFailure.FORBIDDEN_ADDRESS})
+_EVENT_FOR = {
+    RetryOutcome.DELIVERED: DeliveryEvent.SUCCEEDED,
+    RetryOutcome.RETRY: DeliveryEvent.RETRY_LATER,
+    RetryOutcome.PERMANENT_FAILURE: DeliveryEvent.FAILED_PERMANENTLY,
+    RetryOutcome.GAVE_UP: DeliveryEvent.GAVE_UP,
+}
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What the receiver said (or why nothing was sent)."""
+
+    status: int | None
+    retry_after: str | None = None
+    error: str | None = None
+    final: bool = False  # our side refused (bad URL, forbidden address): retrying cannot help
+
+
+def new_worker_id(kind: str = "delivery") -> str:
+    return f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class HostRecord:
+    """What the worker knows about one host while it delivers to it."""
+
+    health: HostHealth = field(default_factory=HostHealth)
+    scheme: SignatureScheme | None = None  # the scheme that worked last time
+    probing: bool = False  # a half-open probe is in flight
+
+    def schemes(self) -> list[SignatureScheme]:
+        first = self.scheme or SignatureScheme.RFC9421
+        other = (SignatureScheme.CAVAGE if first is SignatureScheme.RFC9421
+                 else SignatureScheme.RFC9421)
+        return [first, other]
+
+
+def _scheme_from(value: str | None) -> SignatureScheme | None:
+    try:
+        return SignatureScheme(value) if value else None
+    except ValueError:
+        return None
+
+
+def _health_from(row: Host) -> HostHealth:
+    try:
+        return HostHealth.from_json(row.health or {})
+    except ValueError:
+        return HostHealth()
+
+
+async def load_hosts(session_maker: async_sessionmaker[AsyncSession],
+                     hosts: set[str]) -> dict[str, HostRecord]:
+    async with session_maker() as session:
+        rows = (await session.execute(select(Host).where(Host.host.in_(hosts)))).scalars()
+        known = {row.host: HostRecord(_health_from(row), _scheme_from(row.signature_scheme))
+                 for row in rows}
+    return {host: known.get(host, HostRecord()) for host in hosts}
+
+
+async def save_host(session_maker: async_sessionmaker[AsyncSession], host: str,
+                    record: HostRecord, breaker: CircuitBreaker, now: datetime) -> None:
+    health = record.health
+    values: dict[str, Any] = {
+        "signature_scheme": record.scheme.value if record.scheme else None,
+        "consecutive_failures": health.consecutive_failures,
+        "failure_days": sorted(day.isoformat() for day in health.failure_days),
+        "breaker_state": breaker.state(health, now).value,
+        "breaker_opened_at": health.opened_at,
+        "last_success_at": health.last_success_at,
+        "health": health.to_json(),
+        "updated_at": now,
+    }
+    if health.consecutive_failures:
+        values["last_failure_at"] = now
+    async with session_maker() as session, session.begin():
+        row = await session.get(Host, host)
+        if row is None:
+            session.add(Host(host=host, **values))
+        else:
+            for name, value in values.items():
+                setattr(row, name, value)
+
+
+class DeliveryWorker:
+    """Drains the delivery queue; many may run, in one process or several."""
+
+    def __init__(
+        self,
+        *,
+        session_maker: async_sessionmaker[AsyncSession],
+        fetcher: Any,  # federation.fetch.SafeFetcher
+        keys: NodeKeys,
+        clock: Callable[[], datetime],
+        tuning: DeliveryTuning,
+        worker_id: str | None = None,
+        policy: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        random_fraction: Callable[[], float] = random.random,
+    ) -> None:
+        self._sessions = session_maker
+        self._fetcher = fetcher
+        self._keys = keys
+        self._clock = clock
+        self._tuning = tuning
+        self.worker_id = worker_id or new_worker_id()
+        self._policy = policy or RetryPolicy()
+        self._breaker = breaker or CircuitBreaker()
+        self._random = random_fraction
+        self._global = asyncio.Semaphore(tuning.global_concurrency)
+        self._per_host: dict[str, asyncio.Semaphore] = {}
+        self._hosts: dict[str, HostRecord] = {}
+
+    async def run_once(self) -> int:
+        """Claim one batch and deliver it; returns how many deliveries were claimed."""
+        batch = await claim_due(
+            self._sessions, worker_id=self.worker_id, now=self._clock(),
+            lease=timedelta(seconds=self._tuning.claim_seconds),
+            limit=self._tuning.claim_batch_size,
+        )
+        if not batch:
+            return 0
+        self._hosts = await load_hosts(self._sessions, {d.host for d in batch})
+        await asyncio.gather(*(self._deliver_bounded(delivery) for delivery in batch))
+        return len(batch)
+
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
+        """Deliver until ``stop`` is set; sleep between empty polls unless woken."""
+        while not stop.is_set():
+            try:
+                claimed = await self.run_once()
+            except Exception:  # noqa: BLE001 - the worker must outlive one bad batch
+                log.exception("delivery batch failed worker=%s", self.worker_id)
+                claimed = 0
+            if claimed:
+                continue
+            await _sleep_until(stop, wake, self._tuning.poll_interval_seconds)
+
+    def _host_limit(self, host: str) -> asyncio.Semaphore:
+        if host not in self._per_host:
+            self._per_host[host] = asyncio.Semaphore(self._tuning.per_host_concurrency)
+        return self._per_host[host]
+
+    async def _deliver_bounded(self, delivery: DueDelivery) -> None:
+        async with self._global, self._host_limit(delivery.host):
+            try:
+                outcome = await self.attempt(delivery)
+            except Exception as exc:  # noqa: BLE001 - a bug in one delivery must not lose the rest
+                log.exception("delivery crashed id=%s", delivery.id)
+                outcome = DeliveryOutcome(DeliveryEvent.RETRY_LATER, error=f"internal error: {exc!r}",
+                                          next_attempt_at=self._clock() + timedelta(minutes=5))
+            mine = await record_outcome(self._sessions, delivery, outcome,
+                                        worker_id=self.worker_id, now=self._clock())
+            log.info("delivery id=%s inbox=%s event=%s status=%s recorded=%s",
+                     delivery.id, delivery.inbox_url, outcome.event.value, outcome.status, mine)
+
+    async def attempt(self, delivery: DueDelivery) -> DeliveryOutcome:
+        """One attempt: breaker check, signed POST (double-knock), retry decision."""
+        record = self._hosts.setdefault(delivery.host, HostRecord())
+        now = self._clock()
+        state = self._breaker.state(record.health, now)
+        if state is BreakerState.OPEN or (state is BreakerState.HALF_OPEN and record.probing):
+            until = (record.health.opened_at or now) + self._breaker.cool_down
+            return DeliveryOutcome(DeliveryEvent.DEFER, error=f"circuit open for {delivery.host}",
+                                   next_attempt_at=max(until, now + timedelta(seconds=5)),
+                                   counts_as_attempt=False)
+        record.probing = state is BreakerState.HALF_OPEN
+        try:
+            result = await self._post_knocking(delivery, record)
+        finally:
+            record.probing = False
+        now = self._clock()
+        if result.final:
+            return DeliveryOutcome(DeliveryEvent.FAILED_PERMANENTLY, error=result.error)
+        decision = self._policy.decide(
+            attempts=delivery.attempts + 1,
+            first_attempt_at=delivery.first_attempt_at or now,
+            now=now, status=result.status, retry_after=result.retry_after,
+            random_fraction=self._random(),
+        )
+        await self._update_health(delivery.host, record, result.status, now)
+        delivered = decision.outcome is RetryOutcome.DELIVERED
+        return DeliveryOutcome(_EVENT_FOR[decision.outcome], status=result.status,
+                               error=None if delivered else (result.error or decision.reason),
+                               next_attempt_at=decision.next_attempt_at)
+
+    async def _update_health(self, host: str, record: HostRecord, status: int | None,
+                             now: datetime) -> None:
+        # Any answer below 500 (except 429) shows the host is up, even a 404.
+        host_is_up = status is not None and status < 500 and status != 429
+        if host_is_up:
+            record.health = self._breaker.record_success(record.health, now)
+        else:
+            record.health = self._breaker.record_failure(record.health, now)
+        await save_host(self._sessions, host, record, self._breaker, now)
+
+    async def _post_knocking(self, delivery: DueDelivery, record: HostRecord) -> AttemptResult:
+        """POST signed with the host's scheme; on a refusal, once more with the other."""
+        result = AttemptResult(None)
+        for number, scheme in enumerate(record.schemes()):
+            try:
+                outcome = await self._post(delivery, scheme)
+            except FetchError as exc:
+                return AttemptResult(None, error=f"{exc.failure.value}: {exc.detail}",
+                                     final=exc.failure in _FINAL_FETCH_FAILURES)
+            result = AttemptResult(outcome.status, outcome.headers.get("Retry-After"),
+                                   f"HTTP {outcome.status}: {outcome.body_excerpt[:200]}")
+            if 200 <= outcome.status < 300:
+                record.scheme = scheme
+                return result
+            if outcome.status not in _SIGNATURE_REFUSALS or number > 0:
+                return result
+        return result
+
+    async def _post(self, delivery: DueDelivery, scheme: SignatureScheme) -> PostOutcome:
+        headers = {"Content-Type": ACTIVITY_CONTENT_TYPE, "Accept": "application/activity+json"}
+        parts = RequestParts("POST", delivery.inbox_url, headers, delivery.body)
+        headers.update(sign_request(parts, self._keys.rsa, scheme, now=self._clock()))
+        return await self._fetcher.post(delivery.inbox_url, delivery.body, headers)
+
+
+async def _sleep_until(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waiters.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    if wake is not None:
+        wake.clear()

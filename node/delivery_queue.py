@@ -1,0 +1,170 @@
+"""The durable delivery queue in SQL: claim due rows under a lease, record outcomes.
+
+Claiming is one atomic statement, so two workers never hold the same row:
+PostgreSQL locks the chosen rows with ``FOR UPDATE SKIP LOCKED``; SQLite serialises
+writers, so an ``UPDATE … WHERE id IN (SELECT …)`` is atomic on its own. A row whose
+worker died stays ``in_flight`` until its lease (``claimed_until``) runs out and is then
+claimed again; receivers deduplicate by activity id, so a resend has no second effect.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from node.delivery_state import DeliveryEvent, DeliveryState, next_state
+from node.storage.models import Activity, Delivery
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A claimed delivery with everything needed to send it."""
+
+    id: int
+    activity_uri: str
+    inbox_url: str
+    host: str
+    attempts: int
+    first_attempt_at: datetime | None
+    body: bytes
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What happened to one attempt, ready to be written."""
+
+    event: DeliveryEvent
+    status: int | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    counts_as_attempt: bool = True
+
+
+def serialise_activity(document: dict[str, object]) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _claimable(now: datetime):  # noqa: ANN202 - a SQLAlchemy boolean clause
+    return or_(
+        and_(Delivery.state == DeliveryState.PENDING.value, Delivery.next_attempt_at <= now),
+        and_(Delivery.state == DeliveryState.IN_FLIGHT.value, Delivery.claimed_until < now),
+    )
+
+
+async def claim_due(
+    session_maker: async_sessionmaker[AsyncSession],
+    *,
+    worker_id: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+) -> list[DueDelivery]:
+    """Claim up to ``limit`` due deliveries for ``worker_id`` until ``now + lease``."""
+    claimed_state = next_state(DeliveryState.PENDING, DeliveryEvent.CLAIM)
+    # A reclaimed row (expired lease) lands in the same state; both moves are declared.
+    assert claimed_state is next_state(DeliveryState.IN_FLIGHT, DeliveryEvent.RECLAIM)
+    async with session_maker() as session, session.begin():
+        choose = (
+            select(Delivery.id)
+            .where(_claimable(now))
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+            .limit(limit)
+        )
+        if session.bind.dialect.name == "postgresql":
+            choose = choose.with_for_update(skip_locked=True)
+        result = await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(choose.scalar_subquery()), _claimable(now))
+            .values(
+                state=claimed_state.value,
+                claimed_by=worker_id,
+                claimed_until=now + lease,
+            )
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        ids = [row[0] for row in result]
+        if not ids:
+            return []
+        rows = await session.execute(
+            select(
+                Delivery.id,
+                Activity.uri,
+                Activity.document,
+                Delivery.inbox_url,
+                Delivery.host,
+                Delivery.attempts,
+                Delivery.first_attempt_at,
+            )
+            .join(Activity, Activity.id == Delivery.activity_id)
+            .where(Delivery.id.in_(ids))
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+        )
+        return [
+            DueDelivery(
+                id=row_id,
+                activity_uri=uri,
+                inbox_url=inbox,
+                host=host,
+                attempts=attempts,
+                first_attempt_at=first,
+                body=serialise_activity(document),
+            )
+            for row_id, uri, document, inbox, host, attempts, first in rows
+        ]
+
+
+async def record_outcome(
+    session_maker: async_sessionmaker[AsyncSession],
+    delivery: DueDelivery,
+    outcome: DeliveryOutcome,
+    *,
+    worker_id: str,
+    now: datetime,
+) -> bool:
+    """Write the transition; False if the row is no longer ours (lease lost)."""
+    target = next_state(DeliveryState.IN_FLIGHT, outcome.event)
+    values: dict[str, object] = {
+        "state": target.value,
+        "claimed_by": None,
+        "claimed_until": None,
+        "last_status": outcome.status,
+        "last_error": outcome.error,
+    }
+    if outcome.counts_as_attempt:
+        values["attempts"] = delivery.attempts + 1
+        values["first_attempt_at"] = delivery.first_attempt_at or now
+    if target is DeliveryState.PENDING:
+        values["next_attempt_at"] = outcome.next_attempt_at or now
+    else:
+        values["finished_at"] = now
+    async with session_maker() as session, session.begin():
+        result = await session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == delivery.id,
+                Delivery.state == DeliveryState.IN_FLIGHT.value,
+                Delivery.claimed_by == worker_id,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+
+async def requeue(
+    session: AsyncSession, delivery_id: int, *, now: datetime
+) -> DeliveryState:
+    """Operator action: send a failed or given-up delivery again."""
+    row = await session.get(Delivery, delivery_id)
+    if row is None:
+        raise LookupError(f"delivery {delivery_id} does not exist")
+    target = next_state(row.state, DeliveryEvent.REQUEUE)
+    row.state = target.value
+    row.next_attempt_at = now
+    row.finished_at = None
+    return target

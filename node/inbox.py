@@ -1,0 +1,281 @@
+"""The inbox endpoints: limit, rate-limit, verify, persist once, answer 202.
+
+Order matters and is cheapest first: body size, then the per-host token bucket
+(before any key fetch or signature check, so a flood costs us nothing), then the
+activity's shape, then the HTTP signature, then one INSERT that is idempotent per
+activity id. Processing happens later in ``node.inbox_processing``. A database that
+cannot take the item answers 503 with ``Retry-After``: a sender retries, nothing is
+dropped behind a 202.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from federation.activities import ActivityError, parse_activity
+from federation.httpsig import RequestParts, TimeWindow, verify_request
+from node import appkeys
+from node.config import InboxTuning, NodeConfig
+from node.remote import install_key_cache
+from node.storage.models import InboxItem, InboxState
+
+log = logging.getLogger("praxisnetz.inbox")
+
+ACTIVITY_MEDIA_TYPES = ("application/activity+json", "application/ld+json", "application/json")
+RETRY_AFTER_BUSY_SECONDS = 30
+_KEY_ID = re.compile(r'keyid\s*=\s*"([^"]*)"', re.IGNORECASE)
+
+
+# --- per-host token bucket -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    retry_after_seconds: int = 0
+
+
+class HostRateLimiter:
+    """A token bucket per remote host, bounded in the number of hosts it remembers."""
+
+    def __init__(
+        self,
+        requests_per_minute: int,
+        *,
+        burst: int | None = None,
+        max_hosts: int = 10_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rate = requests_per_minute / 60.0
+        self._capacity = float(burst if burst is not None else requests_per_minute)
+        self._max_hosts = max_hosts
+        self._monotonic = monotonic
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, host: str) -> RateDecision:
+        now = self._monotonic()
+        tokens, stamp = self._buckets.pop(host, (self._capacity, now))
+        tokens = min(self._capacity, tokens + (now - stamp) * self._rate)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        self._buckets[host] = (tokens, now)
+        while len(self._buckets) > self._max_hosts:
+            self._buckets.popitem(last=False)  # forget the least recently seen host
+        if allowed:
+            return RateDecision(True)
+        wait = (1.0 - tokens) / self._rate if self._rate > 0 else 60.0
+        return RateDecision(False, max(1, int(wait + 0.999)))
+
+
+INBOX_RATE_LIMITER = web.AppKey("inbox_rate_limiter", HostRateLimiter)
+# Set by node.workers: nudges the inbox worker so it does not wait for its next poll.
+INBOX_WAKER = web.AppKey("inbox_waker", Callable[[], None])  # type: ignore[arg-type]
+
+
+def claimed_key_host(headers: dict[str, str] | web.BaseRequest) -> str | None:
+    """The host of the key id a request claims to be signed with, without verifying it."""
+    get = headers.headers.get if isinstance(headers, web.BaseRequest) else headers.get
+    for name in ("Signature-Input", "Signature"):
+        value = get(name)
+        if not value:
+            continue
+        match = _KEY_ID.search(value)
+        if match:
+            host = urlsplit(match.group(1)).netloc.lower()
+            if host:
+                return host
+    return None
+
+
+# --- HTTP problems ---------------------------------------------------------------------
+
+
+def problem(status: int, title: str, detail: str, *, headers: dict[str, str] | None = None,
+            field: str | None = None) -> web.Response:
+    """An RFC 9457 problem document."""
+    body: dict[str, object] = {"type": "about:blank", "title": title, "status": status,
+                               "detail": detail}
+    if field is not None:
+        body["field"] = field
+    return web.Response(
+        status=status,
+        text=json.dumps(body, ensure_ascii=False),
+        content_type="application/problem+json",
+        headers=headers,
+    )
+
+
+def _busy(detail: str) -> web.Response:
+    return problem(503, "Service Unavailable", detail,
+                   headers={"Retry-After": str(RETRY_AFTER_BUSY_SECONDS)})
+
+
+# --- the request pipeline ----------------------------------------------------------------
+
+
+class InboxRejected(Exception):
+    """Stops the pipeline with a ready response."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.reason)
+        self.response = response
+
+
+async def read_limited_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise InboxRejected(problem(413, "Payload Too Large", f"the inbox takes at most {limit} bytes"))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise InboxRejected(problem(413, "Payload Too Large", f"the inbox takes at most {limit} bytes"))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_rate(request: web.Request) -> str:
+    """Take a token for the request's claimed host; returns that host."""
+    host = claimed_key_host(request) or (request.remote or "unknown")
+    decision = request.app[INBOX_RATE_LIMITER].take(host)
+    if not decision.allowed:
+        raise InboxRejected(problem(
+            429, "Too Many Requests", f"too many requests from {host}",
+            headers={"Retry-After": str(decision.retry_after_seconds)},
+        ))
+    return host
+
+
+def parse_body(body: bytes) -> tuple[dict[str, object], object]:
+    """The JSON document and the parsed activity, or a 400 naming the field."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InboxRejected(problem(400, "Bad Request", f"body is not JSON: {exc}", field="body")) from None
+    if not isinstance(document, dict):
+        raise InboxRejected(problem(400, "Bad Request", "body must be a JSON object", field="body"))
+    try:
+        activity = parse_activity(document)
+    except ActivityError as exc:
+        field = getattr(exc, "field", None)
+        raise InboxRejected(problem(400, "Bad Request", str(exc), field=field)) from None
+    return document, activity
+
+
+async def check_signature(request: web.Request, body: bytes, actor: str) -> None:
+    config: NodeConfig = request.app[appkeys.CONFIG]
+    parts = RequestParts(
+        method=request.method,
+        # The URL the sender addressed: our public base URL, not whatever a proxy says.
+        url=config.base_url + request.path_qs,
+        headers={name: ", ".join(request.headers.getall(name)) for name in request.headers},
+        body=body,
+    )
+    window = TimeWindow(max_age=timedelta(seconds=config.inbox.clock_skew_seconds),
+                        max_future=timedelta(hours=1))
+    result = await verify_request(parts, request.app[appkeys.KEY_CACHE],
+                                  now=request.app[appkeys.CLOCK](), window=window,
+                                  expected_actor=actor)
+    if not result.ok:
+        reason = f"signature not accepted: {result.verdict.value}"
+        if result.detail:
+            reason += f" ({result.detail})"
+        raise InboxRejected(problem(401, "Unauthorized", reason))
+    if result.signer is not None and result.signer != actor:
+        raise InboxRejected(problem(401, "Unauthorized",
+                                    f"signed by {result.signer}, but the activity's actor is {actor}"))
+
+
+async def queue_depth(session: AsyncSession) -> int:
+    waiting = (InboxState.RECEIVED.value, InboxState.RETRY.value, InboxState.PROCESSING.value)
+    result = await session.execute(
+        select(func.count()).select_from(InboxItem).where(InboxItem.state.in_(waiting))
+    )
+    return int(result.scalar_one())
+
+
+async def persist_once(
+    session_maker: async_sessionmaker[AsyncSession],
+    item: dict[str, object],
+    tuning: InboxTuning,
+) -> bool:
+    """Insert the item unless its activity id is known; True if it was new."""
+    async with session_maker() as session, session.begin():
+        if await queue_depth(session) >= tuning.queue_limit:
+            raise InboxRejected(_busy("the inbox queue is full; try again later"))
+        dialect = session.bind.dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(InboxItem).values(**item).on_conflict_do_nothing(
+            index_elements=["activity_uri"]
+        )
+        result = await session.execute(statement)
+        return result.rowcount == 1
+
+
+async def receive(request: web.Request, inbox: str) -> web.Response:
+    config: NodeConfig = request.app[appkeys.CONFIG]
+    try:
+        host = check_rate(request)
+        body = await read_limited_body(request, config.inbox.max_body_bytes)
+        if not (request.headers.get("Signature") or request.headers.get("Signature-Input")):
+            return problem(401, "Unauthorized", "the request is not signed (no Signature header)")
+        document, activity = parse_body(body)
+        await check_signature(request, body, activity.actor)
+        item = {
+            "activity_uri": activity.id,
+            "inbox": inbox,
+            "actor": activity.actor,
+            "remote_host": host,
+            "raw": document,
+            "received_at": request.app[appkeys.CLOCK](),
+            "state": InboxState.RECEIVED.value,
+            "attempts": 0,
+        }
+        is_new = await persist_once(request.app[appkeys.SESSION_MAKER], item, config.inbox)
+    except InboxRejected as rejected:
+        return rejected.response
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("inbox store failed error=%r", exc)
+        return _busy("the node cannot store the activity right now")
+    log.info("inbox received activity=%s type=%s new=%s", activity.id, activity.type, is_new)
+    waker = request.app.get(INBOX_WAKER)
+    if waker is not None and is_new:
+        waker()
+    return web.Response(status=202)
+
+
+async def actor_inbox(request: web.Request) -> web.Response:
+    return await receive(request, "actor")
+
+
+async def shared_inbox(request: web.Request) -> web.Response:
+    return await receive(request, "shared")
+
+
+async def _install_key_cache(app: web.Application) -> None:
+    # Runs after cleanup_ctx set up the database and fetcher (and maybe the workers).
+    install_key_cache(app)
+
+
+def add_routes(app: web.Application) -> None:
+    """Register ``POST /actor/inbox`` and ``POST /inbox`` and the inbox's rate limiter."""
+    config: NodeConfig = app[appkeys.CONFIG]
+    app[INBOX_RATE_LIMITER] = HostRateLimiter(config.inbox.requests_per_host_per_minute)
+    app.on_startup.append(_install_key_cache)
+    app.router.add_post("/actor/inbox", actor_inbox)
+    app.router.add_post("/inbox", shared_inbox)

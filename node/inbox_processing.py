@@ -1,0 +1,361 @@
+"""Applying received activities: the inbox worker's rules, one handler per type.
+
+Each handler gets a verified activity (the inbox checked the HTTP signature and that
+the signer owns ``actor``) and returns a ``Verdict``: done, rejected (with the rule
+that refused it) or retry (a remote server was unreachable). Handlers never trust
+an id because it was sent to them: object ids must share the actor's origin, updates
+and deletes must come from the stored author, relayed objects need their author's
+proof or a fetch from their origin.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from federation.activities import Activity as ParsedActivity
+from federation.activities import ActivityError, accept, parse_activity, reject
+from federation.keys import KeyFormatError
+from federation.origin import RelayTrust, relayed_object_trust, same_origin
+from federation.proofs import ProofResult, proof_method, sign_document, verify_document
+from node.appkeys import NodeKeys
+from node.config import FollowApproval, NodeConfig
+from node.outbox import record_local_activity
+from node.remote import RemoteDirectory, RemoteError, is_actor_document
+from node.remote_objects import ObjectResult, apply_create, apply_delete, apply_update, reference
+from node.storage.models import (
+    Activity,
+    BackfillState,
+    Follower,
+    FollowerState,
+    Following,
+    FollowingState,
+    InboxState,
+)
+
+log = logging.getLogger("praxisnetz.inbox.worker")
+
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: InboxState
+    reason: str = ""
+
+
+def done(reason: str = "") -> Verdict:
+    return Verdict(InboxState.DONE, reason)
+
+
+def rejected(reason: str) -> Verdict:
+    return Verdict(InboxState.REJECTED, reason)
+
+
+def retry(reason: str) -> Verdict:
+    return Verdict(InboxState.RETRY, reason)
+
+
+def from_object_result(result: ObjectResult) -> Verdict:
+    text = f"{result.verdict.value} {result.object_id or ''} {result.detail}".strip()
+    return done(text) if result.accepted else rejected(text)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """The parts of a received activity the handlers work with."""
+
+    id: str
+    type: str
+    actor: str
+    object_id: str | None
+    object: Mapping[str, Any] | None  # the embedded object, read in our context
+    raw_object: Mapping[str, Any] | None  # the embedded object as received (for proofs)
+    raw: Mapping[str, Any]
+
+    @classmethod
+    def from_activity(cls, activity: ParsedActivity) -> Incoming:
+        raw_object = activity.raw.get("object")
+        return cls(
+            id=activity.id,
+            type=activity.type.value,
+            actor=activity.actor,
+            object_id=activity.object_id,
+            object=activity.object,
+            raw_object=raw_object if isinstance(raw_object, Mapping) else None,
+            raw=activity.raw,
+        )
+
+
+class InboxProcessor:
+    """Applies one received activity at a time to the node's tables."""
+
+    def __init__(
+        self,
+        *,
+        config: NodeConfig,
+        session_maker: async_sessionmaker[AsyncSession],
+        clock: Callable[[], datetime],
+        keys: NodeKeys,
+        directory: RemoteDirectory,
+        key_resolver: Any,  # federation.keycache.KeyCache
+        on_follow_accepted: Callable[[], None] | None = None,
+    ) -> None:
+        self._config = config
+        self._sessions = session_maker
+        self._clock = clock
+        self._keys = keys
+        self._directory = directory
+        self._keys_of = key_resolver
+        self._on_follow_accepted = on_follow_accepted
+        self._handlers: dict[str, Callable[[Incoming], Awaitable[Verdict]]] = {
+            "Follow": self.on_follow,
+            "Undo": self.on_undo,
+            "Accept": self.on_accept,
+            "Reject": self.on_reject,
+            "Create": self.on_create,
+            "Update": self.on_update,
+            "Delete": self.on_delete,
+            "Announce": self.on_announce,
+            "Like": self.on_like,
+        }
+
+    async def process(self, document: Mapping[str, Any]) -> Verdict:
+        try:
+            activity = Incoming.from_activity(parse_activity(document))
+        except ActivityError as exc:
+            return rejected(f"malformed activity: {exc}")
+        handler = self._handlers.get(activity.type)
+        if handler is None:
+            return done(f"{activity.type} is not handled; stored only")
+        try:
+            return await handler(activity)
+        except RemoteError as exc:
+            if exc.permanent:
+                return rejected(f"remote document unavailable: {exc}")
+            return retry(f"remote server unreachable: {exc}")
+
+    # --- local activities we send in answer ------------------------------------------------
+
+    async def _answer_follow(self, session: AsyncSession, activity: Incoming,
+                             accepted: bool, inbox: str) -> None:
+        build = accept if accepted else reject
+        follow_document = {"id": activity.id, "type": "Follow", "actor": activity.actor,
+                           "object": self._config.actor_url}
+        document = build(self._config.actor_url, follow_document,
+                         activity_id=f"{self._config.base_url}/activities/{uuid.uuid4()}",
+                         published=self._clock())
+        signed = sign_document(document, self._keys.ed25519, created=self._clock())
+        await record_local_activity(session, signed, [inbox], now=self._clock())
+
+    # --- follows -----------------------------------------------------------------------
+
+    def _approval_for(self, actor: str) -> FollowerState:
+        allowed = self._config.follow_allow_hosts
+        host = (urlsplit(actor).hostname or "").lower()
+        if allowed and host not in {h.lower() for h in allowed}:
+            return FollowerState.REJECTED
+        if self._config.follow_approval is FollowApproval.MANUAL:
+            return FollowerState.PENDING
+        return FollowerState.ACCEPTED
+
+    async def on_follow(self, activity: Incoming) -> Verdict:
+        if activity.object_id != self._config.actor_url:
+            return rejected(f"Follow of {activity.object_id}, which is not this node's actor")
+        remote = await self._directory.actor(activity.actor)
+        state = self._approval_for(activity.actor)
+        async with self._sessions() as session, session.begin():
+            row = (await session.execute(
+                select(Follower).where(Follower.actor_uri == activity.actor))).scalar_one_or_none()
+            if row is None:
+                row = Follower(actor_uri=activity.actor, created_at=self._clock())
+                session.add(row)
+            row.inbox, row.shared_inbox = remote.inbox, remote.shared_inbox
+            row.state, row.follow_activity_uri = state.value, activity.id
+            if state is not FollowerState.PENDING:
+                await self._answer_follow(session, activity, state is FollowerState.ACCEPTED,
+                                          remote.inbox)
+        return done(f"follower {activity.actor} {state.value}")
+
+    async def _undo_follow(self, activity: Incoming, follow_id: str | None) -> Verdict:
+        async with self._sessions() as session, session.begin():
+            row = (await session.execute(
+                select(Follower).where(Follower.actor_uri == activity.actor))).scalar_one_or_none()
+            if row is None:
+                return done("not a follower; nothing to undo")
+            if follow_id and row.follow_activity_uri and row.follow_activity_uri != follow_id:
+                return done("undo of an older Follow; current follow kept")
+            await session.delete(row)
+        return done(f"follower {activity.actor} removed")
+
+    async def on_undo(self, activity: Incoming) -> Verdict:
+        inner = activity.object
+        if activity.object_id is None:
+            return rejected("Undo without an object id")
+        if not same_origin(activity.object_id, activity.actor):
+            return rejected(f"{activity.actor} may not undo {activity.object_id}: foreign origin")
+        inner_actor = reference(inner.get("actor")) if inner is not None else None
+        if inner_actor is not None and inner_actor != activity.actor:
+            return rejected(f"the undone activity belongs to {inner_actor}")
+        inner_type = inner.get("type") if inner is not None else None
+        if inner_type == "Follow":
+            return await self._undo_follow(activity, activity.object_id)
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                delete(Activity).where(Activity.uri == activity.object_id,
+                                       Activity.actor == activity.actor,
+                                       Activity.is_local.is_(False)))
+            if result.rowcount:
+                return done(f"undid {activity.object_id}")
+        return await self._undo_follow(activity, activity.object_id)
+
+    async def _answer_to_our_follow(self, activity: Incoming) -> Following | None:
+        async with self._sessions() as session:
+            query = select(Following).where(Following.target_uri == activity.actor)
+            row = (await session.execute(query)).scalar_one_or_none()
+        if row is None:
+            return None
+        inner_actor = reference(activity.object.get("actor")) if activity.object else None
+        if inner_actor is not None and inner_actor != self._config.actor_url:
+            return None
+        if activity.object_id not in (row.follow_activity_uri, None) and activity.object is None:
+            return None
+        return row
+
+    async def on_accept(self, activity: Incoming) -> Verdict:
+        row = await self._answer_to_our_follow(activity)
+        if row is None:
+            return rejected(f"Accept from {activity.actor} answers no Follow of ours")
+        async with self._sessions() as session, session.begin():
+            following = await session.get(Following, row.id)
+            if following is None:
+                return done("follow withdrawn meanwhile")
+            following.state = FollowingState.ACCEPTED.value
+            following.accepted_at = self._clock()
+            if following.backfill_state in (BackfillState.NONE.value, BackfillState.FAILED.value):
+                following.backfill_state = BackfillState.PENDING.value
+        if self._on_follow_accepted is not None:
+            self._on_follow_accepted()
+        return done(f"following {activity.actor} accepted")
+
+    async def on_reject(self, activity: Incoming) -> Verdict:
+        row = await self._answer_to_our_follow(activity)
+        if row is None:
+            return rejected(f"Reject from {activity.actor} answers no Follow of ours")
+        async with self._sessions() as session, session.begin():
+            following = await session.get(Following, row.id)
+            if following is not None:
+                following.state = FollowingState.REJECTED.value
+        return done(f"following {activity.actor} rejected")
+
+    # --- objects -----------------------------------------------------------------------
+
+    async def _object_of(self, activity: Incoming) -> Mapping[str, Any] | None:
+        """The embedded object, or the object fetched from its own origin."""
+        if activity.object is not None:
+            return activity.object
+        if activity.object_id is None:
+            return None
+        if not same_origin(activity.object_id, activity.actor):
+            return None  # never fetch what the actor may not speak for anyway
+        return await self._directory.fetch(activity.object_id)
+
+    async def on_create(self, activity: Incoming) -> Verdict:
+        obj = await self._object_of(activity)
+        if obj is None:
+            return rejected(f"Create of {activity.object_id}: no usable object")
+        async with self._sessions() as session, session.begin():
+            return from_object_result(
+                await apply_create(session, activity.actor, obj, now=self._clock()))
+
+    async def on_update(self, activity: Incoming) -> Verdict:
+        obj = activity.object
+        if obj is None:
+            return rejected("Update without an embedded object")
+        if activity.object_id == activity.actor and is_actor_document(obj):
+            return await self._actor_updated(activity)
+        async with self._sessions() as session, session.begin():
+            return from_object_result(
+                await apply_update(session, activity.actor, obj, now=self._clock()))
+
+    async def _actor_updated(self, activity: Incoming) -> Verdict:
+        # Take the actor (and its keys) from its origin, not from the message.
+        document = await self._directory.key_document(activity.actor, refresh=True)
+        if not is_actor_document(document):
+            return rejected(f"{activity.actor} did not serve an actor document")
+        try:
+            key_ids = self._keys_of.put_actor(document)
+        except KeyFormatError as exc:
+            return rejected(f"actor {activity.actor} publishes unusable keys: {exc}")
+        return done(f"actor {activity.actor} refreshed; keys {', '.join(key_ids)}")
+
+    async def on_delete(self, activity: Incoming) -> Verdict:
+        if activity.object_id is None:
+            return rejected("Delete without an object id")
+        if activity.object_id == activity.actor:
+            return await self._actor_deleted(activity)
+        async with self._sessions() as session, session.begin():
+            return from_object_result(
+                await apply_delete(session, activity.actor, activity.object_id, now=self._clock()))
+
+    async def _actor_deleted(self, activity: Incoming) -> Verdict:
+        async with self._sessions() as session, session.begin():
+            await session.execute(delete(Follower).where(Follower.actor_uri == activity.actor))
+            await session.execute(delete(Following).where(Following.target_uri == activity.actor))
+        return done(f"actor {activity.actor} deleted; follow relations removed")
+
+    async def verify_proof(self, document: Mapping[str, Any]) -> ProofResult | None:
+        """The result of checking the document's own proof; None if it carries none."""
+        method = proof_method(document)
+        if method is None:
+            return None
+        lookup = await self._keys_of(method)
+        if lookup.key is None:
+            return None
+        return verify_document(document, lookup.key, now=self._clock())
+
+    async def trusted_relayed_object(self, announcer: str,
+                                     obj: Mapping[str, Any] | str) -> Mapping[str, Any] | None:
+        """A relayed object we may store: proven by its author, or fetched from its origin."""
+        proof = await self.verify_proof(obj) if isinstance(obj, Mapping) else None
+        trust = relayed_object_trust(announcer, obj, proof)
+        if trust is RelayTrust.UNTRUSTED:
+            return None
+        if trust in (RelayTrust.TRUSTED_BY_PROOF, RelayTrust.TRUSTED_BY_ORIGIN):
+            return obj if isinstance(obj, Mapping) else None
+        object_id = obj if isinstance(obj, str) else reference(obj)
+        return await self._directory.fetch(object_id) if object_id else None
+
+    async def on_announce(self, activity: Incoming) -> Verdict:
+        relayed = activity.raw_object if activity.raw_object is not None else activity.object_id
+        if relayed is None:
+            return rejected("Announce without an object")
+        obj = await self.trusted_relayed_object(activity.actor, relayed)
+        if obj is None:
+            return rejected(f"relayed object {activity.object_id} is not trustworthy")
+        author = reference(obj.get("attributedTo"))
+        if author is None:
+            return rejected(f"relayed object {activity.object_id} names no author")
+        async with self._sessions() as session, session.begin():
+            return from_object_result(await apply_create(session, author, obj, now=self._clock()))
+
+    async def on_like(self, activity: Incoming) -> Verdict:
+        if activity.object_id is None:
+            return rejected("Like without an object")
+        async with self._sessions() as session, session.begin():
+            exists = await session.execute(select(Activity.id).where(Activity.uri == activity.id))
+            if exists.first() is None:
+                session.add(Activity(
+                    uri=activity.id, type="Like", actor=activity.actor,
+                    object_uri=activity.object_id,
+                    document={"id": activity.id, "type": "Like", "actor": activity.actor,
+                              "object": activity.object_id},
+                    is_local=False, created_at=self._clock()))
+        return done(f"like of {activity.object_id} recorded")

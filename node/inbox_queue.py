@@ -1,0 +1,96 @@
+"""The ``inbox_items`` table as a work queue: claim under a lease, finish, retry later.
+
+Same claiming scheme as deliveries (see ``node.delivery_queue``): one atomic UPDATE,
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL, and a lease so an item held by a worker
+that died is processed again once the lease runs out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from node.storage.models import InboxItem, InboxState
+
+MAX_ATTEMPTS = 8
+FIRST_RETRY = timedelta(seconds=30)
+LONGEST_RETRY = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class ClaimedItem:
+    id: int
+    activity_uri: str
+    actor: str
+    raw: dict[str, Any]
+    attempts: int
+
+
+def _claimable(now: datetime):  # noqa: ANN202 - a SQLAlchemy boolean clause
+    return or_(
+        InboxItem.state == InboxState.RECEIVED.value,
+        and_(
+            InboxItem.state.in_((InboxState.RETRY.value, InboxState.PROCESSING.value)),
+            or_(InboxItem.claimed_until.is_(None), InboxItem.claimed_until < now),
+        ),
+    )
+
+
+async def claim_items(
+    session_maker: async_sessionmaker[AsyncSession],
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+) -> list[ClaimedItem]:
+    """Claim the oldest processable items, in the order they arrived."""
+    async with session_maker() as session, session.begin():
+        choose = select(InboxItem.id).where(_claimable(now)).order_by(InboxItem.id).limit(limit)
+        if session.bind.dialect.name == "postgresql":
+            choose = choose.with_for_update(skip_locked=True)
+        result = await session.execute(
+            update(InboxItem)
+            .where(InboxItem.id.in_(choose.scalar_subquery()), _claimable(now))
+            .values(state=InboxState.PROCESSING.value, claimed_until=now + lease)
+            .returning(InboxItem.id, InboxItem.activity_uri, InboxItem.actor, InboxItem.raw,
+                       InboxItem.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        items = [ClaimedItem(*row) for row in result]
+    return sorted(items, key=lambda item: item.id)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    return min(LONGEST_RETRY, FIRST_RETRY * (2 ** max(0, attempts - 1)))
+
+
+async def finish_item(
+    session_maker: async_sessionmaker[AsyncSession],
+    item: ClaimedItem,
+    state: InboxState,
+    *,
+    now: datetime,
+    error: str = "",
+) -> InboxState:
+    """Record the result of processing; a retry past MAX_ATTEMPTS becomes a rejection."""
+    attempts = item.attempts + 1
+    if state is InboxState.RETRY and attempts >= MAX_ATTEMPTS:
+        state, error = InboxState.REJECTED, f"gave up after {attempts} attempts: {error}"
+    values: dict[str, object] = {"state": state.value, "attempts": attempts, "error": error or None}
+    if state is InboxState.RETRY:
+        values["claimed_until"] = now + retry_delay(attempts)
+    else:
+        values["claimed_until"] = None
+        values["processed_at"] = now
+    async with session_maker() as session, session.begin():
+        await session.execute(
+            update(InboxItem)
+            .where(InboxItem.id == item.id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    return state

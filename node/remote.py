@@ -1,0 +1,230 @@
+"""Remote actors and documents: fetched through the SafeFetcher, remembered in SQL.
+
+``RemoteDirectory`` is the node's one way to learn about other servers. Actor
+documents are stored in ``remote_actors`` so a restarted node knows its followers'
+inboxes and keys without asking again; a key cache miss after rotation asks for a
+fresh copy (``refresh=True``). Every fetch goes through ``federation.fetch``, which
+refuses private addresses (unless the operator allowed a local federation), checks
+the media type and that the document's ``id`` is the URL fetched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urldefrag
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from federation.fetch import FetchError
+from federation.keycache import DocumentUnavailable, KeyCache
+from node import appkeys
+from node.storage.models import RemoteActor
+
+log = logging.getLogger("praxisnetz.remote")
+
+ACTOR_TYPES = frozenset({"Person", "Organization", "Group", "Application", "Service"})
+DEFAULT_ACTOR_MAX_AGE = timedelta(hours=24)
+
+
+class RemoteError(DocumentUnavailable):
+    """A remote document could not be had; ``reason`` says why in words."""
+
+    def __init__(self, url: str, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class RemoteActorInfo:
+    uri: str
+    inbox: str
+    shared_inbox: str | None
+    outbox: str | None
+    followers_url: str | None
+    name: str | None
+    preferred_username: str | None
+    kind: str | None
+    fetched_at: datetime
+
+    @property
+    def delivery_inbox(self) -> str:
+        return self.shared_inbox or self.inbox
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _link(value: object) -> str | None:
+    if isinstance(value, Mapping):
+        value = value.get("id") or value.get("href")
+    return _text(value)
+
+
+def _first_type(value: object) -> str | None:
+    if isinstance(value, list):
+        value = next((v for v in value if isinstance(v, str) and v in ACTOR_TYPES), None) or (
+            value[0] if value and isinstance(value[0], str) else None
+        )
+    return _text(value)
+
+
+def actor_row_from_document(uri: str, document: Mapping[str, Any], now: datetime) -> RemoteActor:
+    """A ``remote_actors`` row from an actor document; RemoteError if it has no inbox."""
+    inbox = _link(document.get("inbox"))
+    if inbox is None:
+        raise RemoteError(uri, "actor document has no inbox", permanent=True)
+    endpoints = document.get("endpoints")
+    shared = _link(endpoints.get("sharedInbox")) if isinstance(endpoints, Mapping) else None
+    return RemoteActor(
+        uri=uri,
+        inbox=inbox,
+        shared_inbox=shared,
+        outbox=_link(document.get("outbox")),
+        followers_url=_link(document.get("followers")),
+        name=_text(document.get("name")),
+        preferred_username=_text(document.get("preferredUsername")),
+        kind=_first_type(document.get("type")),
+        document=dict(document),
+        fetched_at=now,
+    )
+
+
+def info_from_row(row: RemoteActor) -> RemoteActorInfo:
+    return RemoteActorInfo(
+        uri=row.uri,
+        inbox=row.inbox,
+        shared_inbox=row.shared_inbox,
+        outbox=row.outbox,
+        followers_url=row.followers_url,
+        name=row.name,
+        preferred_username=row.preferred_username,
+        kind=row.kind,
+        fetched_at=row.fetched_at,
+    )
+
+
+def is_actor_document(document: Mapping[str, Any]) -> bool:
+    kinds = document.get("type")
+    names = kinds if isinstance(kinds, list) else [kinds]
+    return any(name in ACTOR_TYPES for name in names) and "inbox" in document
+
+
+async def store_actor(session: AsyncSession, row: RemoteActor) -> None:
+    existing = await session.get(RemoteActor, row.uri)
+    if existing is None:
+        session.add(row)
+        return
+    for column in ("inbox", "shared_inbox", "outbox", "followers_url", "name",
+                   "preferred_username", "kind", "document", "fetched_at"):
+        setattr(existing, column, getattr(row, column))
+
+
+class RemoteDirectory:
+    """Looks up remote actors and objects; the KeyCache's document source."""
+
+    def __init__(
+        self,
+        *,
+        session_maker: async_sessionmaker[AsyncSession],
+        fetcher: Any,  # federation.fetch.SafeFetcher
+        clock: Callable[[], datetime],
+        max_age: timedelta = DEFAULT_ACTOR_MAX_AGE,
+    ) -> None:
+        self._sessions = session_maker
+        self._fetcher = fetcher
+        self._clock = clock
+        self._max_age = max_age
+
+    async def fetch(self, url: str) -> dict[str, Any]:
+        """A remote document, verified by the fetcher; RemoteError on any failure."""
+        try:
+            fetched = await self._fetcher.get_document(url)
+        except FetchError as exc:
+            reason = exc.failure.value
+            if exc.status is not None:
+                reason += f" (HTTP {exc.status})"
+            if exc.detail:
+                reason += f": {exc.detail}"
+            raise RemoteError(url, reason, permanent=exc.status in (404, 410)) from exc
+        return dict(fetched.document)
+
+    async def cached_actor(self, uri: str) -> RemoteActorInfo | None:
+        async with self._sessions() as session:
+            row = await session.get(RemoteActor, uri)
+            return info_from_row(row) if row is not None else None
+
+    async def actor(self, uri: str, *, refresh: bool = False) -> RemoteActorInfo:
+        """The actor at ``uri``, from the table while fresh, else fetched and stored."""
+        uri = urldefrag(uri).url
+        if not refresh:
+            known = await self.cached_actor(uri)
+            if known is not None and self._clock() - known.fetched_at < self._max_age:
+                return known
+        document = await self.fetch(uri)
+        return await self.remember_actor(uri, document)
+
+    async def remember_actor(self, uri: str, document: Mapping[str, Any]) -> RemoteActorInfo:
+        row = actor_row_from_document(uri, document, self._clock())
+        async with self._sessions() as session, session.begin():
+            await store_actor(session, row)
+        return info_from_row(row)
+
+    async def key_document(self, key_id: str, *, refresh: bool = False) -> dict[str, Any]:
+        """The document that publishes ``key_id`` (usually its actor), for the KeyCache.
+
+        A stored actor document is used while fresh unless ``refresh`` asks for the
+        current one (a failed verification may mean the key rotated).
+        """
+        uri = urldefrag(key_id).url
+        if not refresh:
+            async with self._sessions() as session:
+                row = await session.get(RemoteActor, uri)
+                if row is not None and self._clock() - row.fetched_at < self._max_age:
+                    return dict(row.document)
+        document = await self.fetch(uri)
+        if is_actor_document(document):
+            try:
+                await self.remember_actor(uri, document)
+            except RemoteError as exc:
+                log.info("actor not stored url=%s reason=%s", uri, exc.reason)
+        return document
+
+    async def known_actor_uris(self, uris: list[str]) -> set[str]:
+        async with self._sessions() as session:
+            rows = await session.execute(select(RemoteActor.uri).where(RemoteActor.uri.in_(uris)))
+            return {uri for (uri,) in rows}
+
+
+def make_key_cache(directory: RemoteDirectory, clock: Callable[[], datetime]) -> KeyCache:
+    """A KeyCache whose documents come from (and are remembered in) ``remote_actors``."""
+
+    async def stored_or_fetched(url: str) -> dict[str, Any]:
+        return await directory.key_document(url)
+
+    async def fetched(url: str) -> dict[str, Any]:
+        return await directory.key_document(url, refresh=True)
+
+    return KeyCache(stored_or_fetched, refetch_document=fetched, clock=clock)
+
+
+# Set once the persistent key cache is on the app, so it is installed only once.
+PERSISTENT_KEY_CACHE = web.AppKey("persistent_key_cache", bool)
+
+
+def install_key_cache(app: web.Application) -> RemoteDirectory:
+    """Put a key cache backed by ``remote_actors`` on the app (once); return a directory."""
+    directory = RemoteDirectory(session_maker=app[appkeys.SESSION_MAKER],
+                                fetcher=app[appkeys.FETCHER], clock=app[appkeys.CLOCK])
+    if not app.get(PERSISTENT_KEY_CACHE, False):
+        app[appkeys.KEY_CACHE] = make_key_cache(directory, app[appkeys.CLOCK])
+        app[PERSISTENT_KEY_CACHE] = True
+    return directory

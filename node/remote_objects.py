@@ -1,0 +1,188 @@
+"""Other nodes' objects in ``remote_objects``: create, update and delete under the origin rules.
+
+Used by the inbox worker and by backfill, so both obey the same rules:
+- an object may only be created, updated or deleted by an actor of its own origin
+  (``federation.origin.may_act_on``), and updated or deleted only by its stored author;
+- an Update that is not newer than the stored version (``updated``) is ignored;
+- a Delete of an unknown object leaves a tombstone row (nothing is fetched), and a
+  tombstone refuses any later Create or Update of that id.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.origin import OriginVerdict, may_act_on
+from federation.timestamps import TimestampError, parse_timestamp
+from node.storage.models import RemoteObject
+
+# ActivityStreams display types; the more specific (our) type is the object's kind.
+_GENERIC_TYPES = frozenset({"Article", "Note", "Document", "Page", "Object"})
+
+
+class ObjectVerdict(enum.Enum):
+    STORED = "stored"
+    UPDATED = "updated"
+    DELETED = "deleted"
+    TOMBSTONE_RECORDED = "tombstone_recorded"  # Delete of an object never seen
+    DUPLICATE = "duplicate"  # the same version again
+    STALE = "stale"  # an Update not newer than what is stored
+    REFUSED_DELETED = "refused_deleted"  # a tombstone blocks this id
+    REFUSED_ORIGIN = "refused_origin"  # object id not on the actor's origin
+    REFUSED_AUTHOR = "refused_author"  # attributedTo / stored author is someone else
+    MALFORMED = "malformed"
+
+
+_ACCEPTED = frozenset({
+    ObjectVerdict.STORED, ObjectVerdict.UPDATED, ObjectVerdict.DELETED,
+    ObjectVerdict.TOMBSTONE_RECORDED, ObjectVerdict.DUPLICATE, ObjectVerdict.STALE,
+})
+
+
+@dataclass(frozen=True)
+class ObjectResult:
+    verdict: ObjectVerdict
+    object_id: str | None
+    detail: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        """True when the activity was handled as the rules say (even if it changed nothing)."""
+        return self.verdict in _ACCEPTED
+
+
+def reference(value: object) -> str | None:
+    """The id of a link that is given either as a string or as an object with ``id``."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def object_kind(document: Mapping[str, Any]) -> str | None:
+    kinds = document.get("type")
+    names = [k for k in (kinds if isinstance(kinds, list) else [kinds]) if isinstance(k, str)]
+    specific = [name for name in names if name not in _GENERIC_TYPES]
+    return (specific or names or [None])[0]
+
+
+def _timestamp(document: Mapping[str, Any], name: str) -> datetime | None:
+    value = document.get(name)
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except TimestampError:
+        return None
+
+
+def version_of(document: Mapping[str, Any]) -> datetime | None:
+    """When this version was made: ``updated``, else ``published``."""
+    return _timestamp(document, "updated") or _timestamp(document, "published")
+
+
+async def find(session: AsyncSession, object_id: str) -> RemoteObject | None:
+    result = await session.execute(select(RemoteObject).where(RemoteObject.uri == object_id))
+    return result.scalar_one_or_none()
+
+
+def _check_author(actor: str, activity_type: str, document: Mapping[str, Any],
+                  stored: RemoteObject | None) -> ObjectResult | None:
+    object_id = reference(document)
+    if object_id is None:
+        return ObjectResult(ObjectVerdict.MALFORMED, None, "object has no id")
+    verdict = may_act_on(actor, activity_type, object_id,
+                         object_author=stored.attributed_to if stored is not None else None)
+    if verdict is OriginVerdict.FOREIGN_OBJECT or verdict is OriginVerdict.INVALID_URL:
+        return ObjectResult(ObjectVerdict.REFUSED_ORIGIN, object_id,
+                            f"{actor} may not {activity_type.lower()} {object_id}: {verdict.value}")
+    if verdict is not OriginVerdict.ALLOWED:
+        return ObjectResult(ObjectVerdict.REFUSED_AUTHOR, object_id,
+                            f"{object_id} belongs to {stored.attributed_to if stored else '?'}")
+    author = reference(document.get("attributedTo"))
+    if author is not None and author != actor:
+        return ObjectResult(ObjectVerdict.REFUSED_AUTHOR, object_id,
+                            f"attributedTo is {author}, but the actor is {actor}")
+    return None
+
+
+def _fill(row: RemoteObject, actor: str, document: Mapping[str, Any]) -> None:
+    row.kind = object_kind(document)
+    row.attributed_to = reference(document.get("attributedTo")) or actor
+    row.in_reply_to = reference(document.get("inReplyTo"))
+    row.about = reference(document.get("about"))
+    row.document = dict(document)
+    row.published = _timestamp(document, "published")
+    row.updated = version_of(document)
+
+
+async def apply_create(session: AsyncSession, actor: str, document: Mapping[str, Any],
+                       *, now: datetime) -> ObjectResult:
+    """Store a new remote object (a Create, or a trusted relayed or backfilled copy)."""
+    object_id = reference(document)
+    stored = await find(session, object_id) if object_id else None
+    refused = _check_author(actor, "Create", document, stored)
+    if refused is not None:
+        return refused
+    if stored is not None:
+        if stored.deleted:
+            return ObjectResult(ObjectVerdict.REFUSED_DELETED, object_id, "deleted before")
+        return await apply_update(session, actor, document, now=now, stored=stored)
+    row = RemoteObject(uri=object_id, deleted=False, received_at=now)
+    _fill(row, actor, document)
+    session.add(row)
+    await session.flush()
+    return ObjectResult(ObjectVerdict.STORED, object_id)
+
+
+async def apply_update(session: AsyncSession, actor: str, document: Mapping[str, Any],
+                       *, now: datetime, stored: RemoteObject | None = None) -> ObjectResult:
+    object_id = reference(document)
+    if stored is None and object_id is not None:
+        stored = await find(session, object_id)
+    refused = _check_author(actor, "Update", document, stored)
+    if refused is not None:
+        return refused
+    if stored is None:
+        return await apply_create(session, actor, document, now=now)
+    if stored.deleted:
+        return ObjectResult(ObjectVerdict.REFUSED_DELETED, object_id, "deleted before")
+    incoming, current = version_of(document), stored.updated
+    if current is not None and (incoming is None or incoming < current):
+        return ObjectResult(ObjectVerdict.STALE, object_id,
+                            f"stored version {current.isoformat()} is newer")
+    if current is not None and incoming == current:
+        return ObjectResult(ObjectVerdict.DUPLICATE, object_id, "same version")
+    _fill(stored, actor, document)
+    stored.received_at = now
+    await session.flush()
+    return ObjectResult(ObjectVerdict.UPDATED, object_id)
+
+
+async def apply_delete(session: AsyncSession, actor: str, object_id: str,
+                       *, now: datetime) -> ObjectResult:
+    """Mark the object deleted; an unknown id gets a tombstone, without any fetch."""
+    stored = await find(session, object_id)
+    refused = _check_author(actor, "Delete", {"id": object_id}, stored)
+    if refused is not None:
+        return refused
+    if stored is None:
+        session.add(RemoteObject(uri=object_id, attributed_to=actor, deleted=True,
+                                 document=None, received_at=now, updated=now))
+        await session.flush()
+        return ObjectResult(ObjectVerdict.TOMBSTONE_RECORDED, object_id)
+    if stored.deleted:
+        return ObjectResult(ObjectVerdict.DUPLICATE, object_id, "already deleted")
+    stored.deleted = True
+    stored.document = None
+    stored.updated = now
+    await session.flush()
+    return ObjectResult(ObjectVerdict.DELETED, object_id)

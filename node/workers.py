@@ -1,0 +1,152 @@
+"""The node's background workers: delivery, inbox processing and backfill.
+
+``start_workers(app)`` runs them inside ``praxisnetz serve`` (the app factory enters
+it from ``cleanup_ctx``); ``run_standalone(config)`` runs the same workers in a
+process of their own (``praxisnetz worker``), for PostgreSQL deployments where
+several processes share one queue. Workers poll the database; a wake-up event lets
+the web handlers shorten the wait after they enqueue something.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from node import appkeys
+from node.backfill import Backfiller
+from node.config import NodeConfig
+from node.delivery import DeliveryWorker, _sleep_until, new_worker_id
+from node.inbox import INBOX_WAKER
+from node.inbox_processing import InboxProcessor
+from node.inbox_queue import claim_items, finish_item
+from node.remote import install_key_cache
+
+log = logging.getLogger("praxisnetz.workers")
+
+INBOX_LEASE = timedelta(minutes=5)
+BACKFILL_POLL_SECONDS = 2.0
+STOP_GRACE_SECONDS = 5.0
+
+@dataclass
+class Workers:
+    """The running workers of one process and the events that steer them."""
+
+    delivery: DeliveryWorker
+    processor: InboxProcessor
+    backfiller: Backfiller
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    delivery_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    inbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    backfill_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def build_workers(app: web.Application) -> Workers:
+    config: NodeConfig = app[appkeys.CONFIG]
+    sessions, clock = app[appkeys.SESSION_MAKER], app[appkeys.CLOCK]
+    directory = install_key_cache(app)
+    backfill_wake = asyncio.Event()
+    processor = InboxProcessor(
+        config=config, session_maker=sessions, clock=clock, keys=app[appkeys.NODE_KEYS],
+        directory=directory, key_resolver=app[appkeys.KEY_CACHE],
+        on_follow_accepted=backfill_wake.set,
+    )
+    delivery = DeliveryWorker(session_maker=sessions, fetcher=app[appkeys.FETCHER],
+                              keys=app[appkeys.NODE_KEYS], clock=clock, tuning=config.delivery)
+    backfiller = Backfiller(session_maker=sessions, directory=directory, processor=processor,
+                            clock=clock)
+    return Workers(delivery, processor, backfiller, backfill_wake=backfill_wake)
+
+
+async def run_inbox(workers: Workers, sessions: async_sessionmaker[AsyncSession],
+                    clock: Callable[[], datetime], config: NodeConfig) -> None:
+    while not workers.stop.is_set():
+        try:
+            handled = await process_inbox_batch(workers.processor, sessions, clock,
+                                                config.inbox.worker_batch_size)
+        except Exception:  # noqa: BLE001 - keep processing after one bad batch
+            log.exception("inbox batch failed")
+            handled = 0
+        if not handled:
+            await _sleep_until(workers.stop, workers.inbox_wake,
+                               config.inbox.poll_interval_seconds)
+
+
+async def process_inbox_batch(processor: InboxProcessor,
+                              sessions: async_sessionmaker[AsyncSession],
+                              clock: Callable[[], datetime], limit: int) -> int:
+    """Claim and apply one batch of received activities, in arrival order."""
+    items = await claim_items(sessions, now=clock(), lease=INBOX_LEASE, limit=limit)
+    for item in items:
+        verdict = await processor.process(item.raw)
+        state = await finish_item(sessions, item, verdict.state, now=clock(), error=verdict.reason)
+        log.info("inbox processed activity=%s state=%s reason=%s",
+                 item.activity_uri, state.value, verdict.reason)
+    return len(items)
+
+
+async def run_backfill(workers: Workers) -> None:
+    while not workers.stop.is_set():
+        try:
+            await workers.backfiller.run_pending()
+        except Exception:  # noqa: BLE001 - a broken outbox must not stop later backfills
+            log.exception("backfill round failed")
+        await _sleep_until(workers.stop, workers.backfill_wake, BACKFILL_POLL_SECONDS)
+
+
+@contextlib.asynccontextmanager
+async def start_workers(app: web.Application) -> AsyncIterator[Workers]:
+    """Run the workers while the app runs; stop them (gracefully, then by force) after."""
+    workers = build_workers(app)
+    config, sessions, clock = app[appkeys.CONFIG], app[appkeys.SESSION_MAKER], app[appkeys.CLOCK]
+    workers.tasks = [
+        asyncio.create_task(workers.delivery.run(workers.stop, workers.delivery_wake),
+                            name="delivery-worker"),
+        asyncio.create_task(run_inbox(workers, sessions, clock, config), name="inbox-worker"),
+        asyncio.create_task(run_backfill(workers), name="backfill-worker"),
+    ]
+    app[appkeys.WORKERS] = workers
+    app[INBOX_WAKER] = workers.inbox_wake.set
+    log.info("workers started delivery_worker=%s", workers.delivery.worker_id)
+    try:
+        yield workers
+    finally:
+        workers.stop.set()
+        _, pending = await asyncio.wait(workers.tasks, timeout=STOP_GRACE_SECONDS)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        log.info("workers stopped")
+
+
+def wake_delivery(app: web.Application) -> None:
+    """Tell the delivery worker new rows are waiting (call after committing them)."""
+    workers = app.get(appkeys.WORKERS)
+    if isinstance(workers, Workers):
+        workers.delivery_wake.set()
+
+
+async def run_standalone(config: NodeConfig) -> None:
+    """``praxisnetz worker``: the app's resources and workers without a listening socket."""
+    from node.app import create_app
+
+    app = create_app(config, start_workers=True)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopped.set)
+    log.info("worker process running id=%s", new_worker_id("process"))
+    try:
+        await stopped.wait()
+    finally:
+        await runner.cleanup()
