@@ -90,8 +90,10 @@ class _CaseInsensitiveHeaders(Mapping[str, str]):
 class RequestParts:
     """A transport-neutral view of an HTTP request.
 
-    ``url`` is the absolute target URI. ``headers`` are looked up case-insensitively;
-    a header that occurs several times is passed as one value joined with ", ".
+    ``url`` is the absolute target URI as the request addressed it: a server builds it
+    from its public scheme, the ``Host`` header and the request target (RFC 9421's
+    ``@authority`` comes from it). ``headers`` are looked up case-insensitively; a
+    header that occurs several times is passed as one value joined with ", ".
     """
 
     method: str
