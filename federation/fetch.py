@@ -399,7 +399,7 @@ class SafeFetcher:
                     detail=f"more than {self._max_redirects} redirects",
                 )
             redirects += 1
-            current = _redirect_target(current, response)
+            current = redirect_target(current, response.status, response.headers.get("Location"))
         if not 200 <= response.status < 300:
             raise FetchError(
                 FetchFailure.HTTP_ERROR, str(current), status=response.status, detail="not a 2xx answer"
@@ -509,13 +509,13 @@ class SafeFetcher:
         return b"".join(chunks)
 
 
-def _redirect_target(current: URL, response: _Response) -> URL:
-    location = response.headers.get("Location")
+def redirect_target(current: URL, status: int, location: str | None) -> URL:
+    """The next hop of a redirect: absolute, http(s), no credentials, no https→http."""
     if not location:
         raise FetchError(
             FetchFailure.HTTP_ERROR,
             str(current),
-            status=response.status,
+            status=status,
             detail="redirect without a Location header",
         )
     try:
