@@ -244,7 +244,9 @@ class ThreadRunner:
             try:
                 answers.put(evaluate(store, text, deadline=deadline, limits=limits, options=options))
             except QueryError as exc:
-                answers.put(exc)
+                # A fresh error without the traceback: its frames hold Oxigraph iterators,
+                # which must be dropped on the thread that made them.
+                answers.put(QueryError(exc.kind, exc.message))
             finally:
                 self._slots.release()  # only when the evaluation really ended
 

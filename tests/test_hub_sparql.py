@@ -1,0 +1,220 @@
+"""The read-only SPARQL endpoint: refusals, limits, result formats, example queries."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+
+import pyoxigraph as ox
+import pytest
+from hub_support import actor, make_index, practice, stance
+
+from node.hub.query_runner import (
+    ForkRunner,
+    QueryError,
+    QueryErrorKind,
+    QueryLimits,
+    ThreadRunner,
+    check_read_only,
+)
+from node.hub.sparql import (
+    ResultFormat,
+    example_by_slug,
+    example_queries,
+    execute_sparql,
+    negotiate,
+)
+
+GUETERSLOH, DUEREN, COCHEM = "guetersloh.example", "dueren.example", "cochem-zell.example"
+PRACTICE_OF = "https://guetersloh.example/practices/"
+
+
+@pytest.fixture(scope="module")
+def index():
+    hub = make_index(ThreadRunner(max_concurrent=4))
+    hub.add_contribution(actor(GUETERSLOH), practice(GUETERSLOH, "e-akte-bauamt", name="E-Akte im Bauamt"))
+    hub.add_contribution(actor(GUETERSLOH), practice(GUETERSLOH, "e-akte-pilot", name="E-Akte Pilot", status="piloting"))
+    hub.add_contribution(actor(DUEREN), practice(DUEREN, "portal", name="Bürgerportal", topics=("buergerportal-online-dienste",), ags="05358008"))
+    hub.add_contribution(actor(DUEREN), stance(DUEREN, "s1", about=PRACTICE_OF + "e-akte-bauamt", position="disagree", reason="Zu teuer"))
+    hub.add_contribution(actor(COCHEM), stance(COCHEM, "s2", about=PRACTICE_OF + "e-akte-bauamt", position="disagree"))
+    hub.add_contribution(actor(COCHEM), stance(COCHEM, "s3", about=PRACTICE_OF + "e-akte-pilot", position="agree"))
+    return hub
+
+
+TEST_LIMITS = QueryLimits(timeout_s=5, max_rows=1000)
+
+
+def run(index, query, fmt=ResultFormat.JSON):
+    response = execute_sparql(index, query, limits=TEST_LIMITS, result_format=fmt)
+    return json.loads(response.body) if fmt is ResultFormat.JSON else response
+
+
+def values(result, name):
+    return [row[name]["value"] for row in result["results"]["bindings"]]
+
+
+def test_example_practices_by_topic(index):
+    result = run(index, example_by_slug("practices-by-topic").sparql)
+    assert values(result, "name") == ["E-Akte Pilot", "E-Akte im Bauamt"]  # code point order
+    assert set(values(result, "member")) == {actor(GUETERSLOH)}
+
+
+def test_example_e_file_in_operation(index):
+    result = run(index, example_by_slug("e-file-in-operation").sparql)
+    assert values(result, "practice") == [PRACTICE_OF + "e-akte-bauamt"]
+
+
+def test_example_disagreements_by_practice(index):
+    result = run(index, example_by_slug("disagreements-by-practice").sparql)
+    rows = [(r["practice"]["value"], r["disagreements"]["value"]) for r in result["results"]["bindings"]]
+    assert rows == [(PRACTICE_OF + "e-akte-bauamt", "2")]
+
+
+def test_example_contributions_by_municipality(index):
+    result = run(index, example_by_slug("contributions-by-municipality").sparql)
+    rows = {r["municipalityKey"]["value"].rsplit("/", 1)[1]: r["contributions"]["value"] for r in result["results"]["bindings"]}
+    assert rows == {"05754008": "2", "05358008": "1"}
+
+
+def test_every_example_runs_and_is_described(index):
+    for example in example_queries():
+        assert example.title_de and example.title_en and example.description_de
+        run(index, example.sparql)
+
+
+def test_ask_and_result_formats(index):
+    assert run(index, "ASK { ?s a <https://w3id.org/praxisnetz#Stance> }") == {"head": {}, "boolean": True}
+    query = "SELECT ?name WHERE { <https://dueren.example/practices/portal> <https://www.w3.org/ns/activitystreams#name> ?name }"
+    csv_body = run(index, query, ResultFormat.CSV).body.decode()
+    assert csv_body == "name\r\nBürgerportal\r\n"
+    tsv_body = run(index, query, ResultFormat.TSV).body.decode()
+    assert tsv_body == '?name\n"Bürgerportal"\n'
+    xml_body = run(index, query, ResultFormat.XML).body.decode()
+    assert "<literal>Bürgerportal</literal>" in xml_body
+
+
+def test_construct_gives_triples(index):
+    query = "CONSTRUCT { ?s <urn:x:name> ?n } WHERE { ?s a <https://w3id.org/praxisnetz#Practice> ; <https://www.w3.org/ns/activitystreams#name> ?n }"
+    response = run(index, query, ResultFormat.TURTLE)
+    assert response.media_type == "text/turtle"
+    parsed = list(ox.parse(response.body, format=ox.RdfFormat.TURTLE))
+    assert len(parsed) == 3
+    # a table format asked for a graph result falls back to N-Triples
+    assert run(index, query, ResultFormat.CSV).media_type == "application/n-triples"
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        "INSERT DATA { <urn:a> <urn:b> <urn:c> }",
+        "PREFIX ex: <http://example.org/#>\n# a comment\nDELETE WHERE { ?s ?p ?o }",
+        "load <http://example.org/data.ttl>",
+        "CLEAR ALL",
+        "WITH <urn:g> DELETE { ?s ?p ?o } WHERE { ?s ?p ?o }",
+    ],
+)
+def test_updates_are_refused_and_change_nothing(index, update):
+    size = len(index.store)
+    with pytest.raises(QueryError) as caught:
+        run(index, update)
+    assert caught.value.kind is QueryErrorKind.UPDATE_REFUSED
+    assert "read-only" in caught.value.message
+    assert len(index.store) == size
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * WHERE { SERVICE <http://169.254.169.254/latest> { ?s ?p ?o } }",
+        "SELECT * WHERE { service silent <http://127.0.0.1:5432/> { ?s ?p ?o } }",
+        "SELECT * WHERE { ?a ?b ?c }SERVICE<http://10.0.0.1/>{?s ?p ?o}",
+        "SELECT * WHERE { ?a ?b ?c . \\u0053ERVICE <http://10.0.0.1/> { ?s ?p ?o } }",
+        "SELECT * WHERE { ?a ?b ?c FILTER(?a<?c)SERVICE<http://10.0.0.1/>{?s ?p ?o} }",
+        "SELECT * WHERE { ?a ?b \"\"\"x\"\"\"\" SERVICE <http://10.0.0.1/> { ?s ?p ?o } }",
+    ],
+)
+def test_service_is_refused_before_any_request(index, query):
+    with pytest.raises(QueryError) as caught:
+        run(index, query)
+    assert caught.value.kind is QueryErrorKind.SERVICE_REFUSED
+
+
+def test_names_containing_service_are_not_refused():
+    check_read_only("PREFIX cpsv: <http://purl.org/vocab/cpsv#> SELECT ?service WHERE { ?service a cpsv:PublicService ; <https://schema.org/Service> ?x }")
+
+
+def test_syntax_errors_are_typed(index):
+    with pytest.raises(QueryError) as caught:
+        run(index, "SELECT ?x WHERE { ?x ")
+    assert caught.value.kind is QueryErrorKind.SYNTAX
+    assert caught.value.message.startswith("the query is not valid SPARQL")
+    with pytest.raises(QueryError) as empty:
+        run(index, "   ")
+    assert empty.value.kind is QueryErrorKind.SYNTAX
+
+
+def crowded_index(runner, triples=2000):
+    hub = make_index(runner)
+    hub.store.bulk_extend(
+        ox.Quad(ox.NamedNode(f"urn:s{i}"), ox.NamedNode("urn:p"), ox.Literal(str(i)), ox.NamedNode("urn:g"))
+        for i in range(triples)
+    )
+    return hub
+
+
+# 2,000³ = 8·10⁹ solutions to count: many minutes of work if nothing stops it.
+RUNAWAY = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"
+
+
+def test_runaway_query_is_killed_at_the_time_limit():
+    hub = crowded_index(ForkRunner())
+    started = time.monotonic()
+    with pytest.raises(QueryError) as caught:
+        hub.query(RUNAWAY, timeout=0.5, max_rows=100)
+    elapsed = time.monotonic() - started
+    assert caught.value.kind is QueryErrorKind.TIMEOUT
+    assert "0.5 s" in caught.value.message
+    assert 0.5 <= elapsed < 2.0
+    assert multiprocessing.active_children() == []  # the work really stopped
+    # and the index still answers afterwards
+    outcome = hub.query("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", timeout=5, max_rows=10)
+    assert outcome.rows[0]["n"]["value"] == "2000"
+
+
+def test_fork_runner_sees_writes_made_before_the_query():
+    hub = crowded_index(ForkRunner(), triples=10)
+    hub.add_contribution(actor(GUETERSLOH), practice(GUETERSLOH, "neu", name="Neu"))
+    outcome = hub.query("ASK { ?s <https://www.w3.org/ns/activitystreams#name> \"Neu\" }", timeout=5, max_rows=10)
+    assert outcome.value is True
+
+
+def test_row_limit_stops_a_huge_result_with_a_clear_error():
+    hub = crowded_index(ThreadRunner())
+    started = time.monotonic()
+    with pytest.raises(QueryError) as caught:
+        hub.query("SELECT * WHERE { ?a ?b ?c . ?d ?e ?f }", timeout=5, max_rows=1000)
+    assert caught.value.kind is QueryErrorKind.TOO_MANY_ROWS
+    assert "more than 1000" in caught.value.message
+    assert time.monotonic() - started < 1.0
+
+
+def test_thread_runner_answers_in_time_and_limits_concurrency():
+    runner = ThreadRunner(max_concurrent=1)
+    hub = crowded_index(runner, triples=4000)  # 1.6·10⁷ pairs: a second or two of work
+    started = time.monotonic()
+    with pytest.raises(QueryError) as caught:
+        hub.query("SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f }", timeout=0.2, max_rows=10)
+    assert caught.value.kind is QueryErrorKind.TIMEOUT
+    assert time.monotonic() - started < 0.6
+    # the stuck evaluation still holds the only slot: new queries are refused, not queued
+    with pytest.raises(QueryError) as busy:
+        hub.query("ASK { ?s ?p ?o }", timeout=1, max_rows=10)
+    assert busy.value.kind is QueryErrorKind.BUSY
+
+
+def test_negotiate_result_format():
+    assert negotiate("text/csv, application/json") is ResultFormat.CSV
+    assert negotiate("application/sparql-results+xml;q=0.9") is ResultFormat.XML
+    assert negotiate("text/html") is ResultFormat.JSON
+    assert negotiate(None, default=ResultFormat.TURTLE) is ResultFormat.TURTLE
