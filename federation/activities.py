@@ -20,8 +20,8 @@ from datetime import datetime
 
 from pyld import jsonld
 
-from federation.origin import OriginError, origin
 from federation.timestamps import TimestampError, format_timestamp, parse_timestamp
+from federation.urls import OriginError, origin
 from vocab import (
     ACTIVITYSTREAMS_CONTEXT_URL,
     DEFAULT_CONTEXT,

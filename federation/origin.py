@@ -6,29 +6,27 @@ of an object is trusted only with a valid proof by its author, and a fetched doc
 is only what it claims to be if its ``id`` is the URL it was fetched from (Mastodon
 CVE-2024-23832).
 
-URLs are parsed strictly: userinfo, backslashes, control characters and
-non-http(s) schemes are refused instead of being interpreted, because browsers,
-``urllib`` and ``yarl`` disagree about such URLs and an attacker picks the reading
-that suits them.
+URLs are parsed strictly by :mod:`federation.urls` (re-exported here).
 """
 
 from __future__ import annotations
 
 import enum
-import ipaddress
 from collections.abc import Mapping
-from urllib.parse import SplitResult, urlsplit
-
-import idna
 
 from federation.proofs import ProofResult, ProofVerdict, document_author
+from federation.urls import OriginError, origin, same_origin, split_url
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_FORBIDDEN_URL_CHARS = frozenset("\\\x7f") | frozenset(chr(c) for c in range(0x21))
-
-
-class OriginError(ValueError):
-    """A URL that has no trustworthy origin."""
+__all__ = [
+    "OriginError",
+    "OriginVerdict",
+    "RelayTrust",
+    "fetched_id_matches",
+    "may_act_on",
+    "origin",
+    "relayed_object_trust",
+    "same_origin",
+]
 
 
 class OriginVerdict(enum.Enum):
@@ -44,62 +42,6 @@ class RelayTrust(enum.Enum):
     TRUSTED_BY_ORIGIN = "trusted_by_origin"  # the authenticated relayer shares its origin
     MUST_FETCH_FROM_ORIGIN = "must_fetch_from_origin"
     UNTRUSTED = "untrusted"  # forged proof or unusable id: drop the relayed copy
-
-
-def _split(url: str) -> SplitResult:
-    if not isinstance(url, str) or not url:
-        raise OriginError("URL must be a non-empty string")
-    if any(char in _FORBIDDEN_URL_CHARS for char in url):
-        raise OriginError("URL contains whitespace, control characters or backslashes")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- property access validates the port
-    except ValueError as exc:
-        raise OriginError(f"unparseable URL: {exc}") from exc
-    if parts.scheme.lower() not in _DEFAULT_PORTS:
-        raise OriginError(f"scheme {parts.scheme!r} is not http or https")
-    if "@" in parts.netloc:
-        raise OriginError("URL carries userinfo")
-    return parts
-
-
-def _normalise_host(raw_host: str | None) -> str:
-    if not raw_host:
-        raise OriginError("URL has no host")
-    host = raw_host.lower()
-    try:
-        return ipaddress.ip_address(host).compressed
-    except ValueError:
-        pass  # not an IP literal: treat as a DNS name below
-    # "example.org." and "example.org" are the same DNS name
-    host = host[:-1] if host.endswith(".") else host
-    if not host or "%" in host:
-        raise OriginError("host is empty or percent-encoded")
-    try:
-        # UTS 46 mapping, as yarl (and thus aiohttp) applies before connecting
-        return idna.encode(host, uts46=True).decode("ascii")
-    except idna.IDNAError as exc:
-        raise OriginError(f"host {raw_host!r} is not a valid domain name: {exc}") from exc
-
-
-def origin(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) of an http(s) URL, host lowercased and IDNA-encoded.
-
-    Raises OriginError for anything that is not a plain http(s) URL.
-    """
-    parts = _split(url)
-    scheme = parts.scheme.lower()
-    host = _normalise_host(parts.hostname)  # hostname: lowercased, IPv6 brackets removed
-    port = parts.port if parts.port is not None else _DEFAULT_PORTS[scheme]
-    return scheme, host, port
-
-
-def same_origin(a: str, b: str) -> bool:
-    """True if both are valid http(s) URLs with equal scheme, host and port."""
-    try:
-        return origin(a) == origin(b)
-    except OriginError:
-        return False
 
 
 _OWN_OBJECT_TYPES = frozenset({"Create", "Update", "Delete"})
@@ -174,7 +116,7 @@ def _is_valid(url: str) -> bool:
 
 
 def _comparable(url: str, *, drop_fragment: bool) -> tuple[tuple[str, str, int], str, str, str]:
-    parts = _split(url)
+    parts = split_url(url)
     fragment = "" if drop_fragment else parts.fragment
     # An empty path and "/" are the same resource for http(s); nothing else is normalised.
     return origin(url), parts.path or "/", parts.query, fragment

@@ -38,6 +38,7 @@ from federation.keys import (
     b58encode,
 )
 from federation.timestamps import TimestampError, format_timestamp, parse_timestamp
+from federation.urls import same_origin
 
 PROOF_TYPE = "DataIntegrityProof"
 CRYPTOSUITE = "eddsa-jcs-2022"
@@ -161,7 +162,7 @@ def verify_document(
     if key.key_id != method or not isinstance(public_key, ed25519.Ed25519PublicKey):
         detail = f"key {key.key_id!r} is not the proof's Ed25519 verificationMethod"
         return ProofResult(ProofVerdict.BAD_PROOF, method, detail)
-    problem = _check_author(document, key.owner)
+    problem = _check_author(document, key)
     if problem is not None:
         return ProofResult(ProofVerdict.AUTHOR_MISMATCH, method, problem)
     if _verify_signature(document, proof, public_key, signature):
@@ -188,13 +189,16 @@ def _check_proof_fields(
     return None
 
 
-def _check_author(document: Mapping[str, object], key_owner: str) -> str | None:
-    """Why ``key_owner`` may not speak for ``document``, or None if it may."""
+def _check_author(document: Mapping[str, object], key: PublicKeyInfo) -> str | None:
+    """Why ``key`` may not speak for ``document``, or None if it may."""
     author = document_author(document)
     if author is None:
         return "document names no single author"
-    if key_owner != author:
-        return f"key belongs to {key_owner!r}, author is {author!r}"
+    if key.owner != author:
+        return f"key belongs to {key.owner!r}, author is {author!r}"
+    if not same_origin(key.key_id, key.owner):
+        # an actor document cannot vouch for a key hosted elsewhere (misskey#2546)
+        return f"key {key.key_id!r} is not on its owner's origin"
     embedded = document.get("object")
     if _types(document.get("type")) & _AUTHORING_ACTIVITIES and isinstance(embedded, Mapping):
         embedded_author = _single_id(embedded.get("attributedTo"))

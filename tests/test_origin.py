@@ -36,6 +36,8 @@ NOTE = "https://a.example/notes/1"
         ("https://Bücher.example/", ("https", "xn--bcher-kva.example", 443)),
         ("https://xn--bcher-kva.example/", ("https", "xn--bcher-kva.example", 443)),
         ("https://[0:0::1]:8443/", ("https", "::1", 8443)),
+        ("http://Node_A:8000/", ("http", "node_a", 8000)),  # compose service names
+        ("https://ｇｏｏｄ.example/", ("https", "good.example", 443)),  # UTS 46 width mapping
     ],
 )
 def test_origin_normalises_scheme_host_and_port(url, expected):
@@ -57,6 +59,8 @@ def test_origin_normalises_scheme_host_and_port(url, expected):
         "https://a.example:99999/",
         "https://a%2eexample/",
         "https://./",
+        "https://a..example/",
+        "https://a!b.example/",
         "",
     ],
 )

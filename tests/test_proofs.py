@@ -322,6 +322,17 @@ def test_key_owner_is_checked_not_the_key_id_prefix(alice_signing, alice_public,
     assert verify_document(signed, claimed).verdict is ProofVerdict.AUTHOR_MISMATCH
 
 
+def test_key_hosted_on_another_origin_is_author_mismatch(alice_signing, alice_public):
+    # Alice's actor document lists a key whose id lives elsewhere: it cannot vouch for it
+    signed = sign_document(
+        FEP_DOCUMENT, SigningKey("https://keys.example/k", vector_private_key()), created=CREATED
+    )
+    offsite = PublicKeyInfo("https://keys.example/k", ALICE, alice_public.public_key)
+    result = verify_document(signed, offsite)
+    assert result.verdict is ProofVerdict.AUTHOR_MISMATCH
+    assert "origin" in result.detail
+
+
 def test_create_embedding_someone_elses_object_is_author_mismatch(alice_signing, alice_public):
     document = copy.deepcopy(FEP_DOCUMENT)
     document["object"]["attributedTo"] = BOB
