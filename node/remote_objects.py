@@ -159,8 +159,10 @@ async def apply_update(session: AsyncSession, actor: str, document: Mapping[str,
     if current is not None and (incoming is None or incoming < current):
         return ObjectResult(ObjectVerdict.STALE, object_id,
                             f"stored version {current.isoformat()} is newer")
-    if current is not None and incoming == current:
+    if stored.document == dict(document):
         return ObjectResult(ObjectVerdict.DUPLICATE, object_id, "same version")
+    # Timestamps have one-second precision: a different document with the same
+    # ``updated`` is a second edit within that second, so it replaces the first.
     _fill(stored, actor, document)
     stored.received_at = now
     await session.flush()

@@ -147,3 +147,48 @@ async def eventually(
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+# --- driving a node in-process (what the CLI and the API do) ---------------------------
+
+
+def author_of(node: RunningNode) -> Any:
+    from node.authoring import Author
+
+    return Author(node.config, node.keys, node.app[appkeys.CLOCK])
+
+
+async def publish(node: RunningNode, kind: str, slug: str, title: str, **fields: Any) -> str:
+    """Create or update a contribution; returns its URI."""
+    from node.authoring import publish as publish_contribution
+    from node.contribution_input import ContributionInput
+    from node.storage.models import ContributionKind
+
+    inp = ContributionInput(kind=ContributionKind(kind), slug=slug, title=title, **fields)
+    async with node.sessions()() as session, session.begin():
+        result = await publish_contribution(session, author_of(node), inp)
+    return result.uri
+
+
+async def delete_contribution(node: RunningNode, slug: str) -> None:
+    from node.authoring import delete_contribution as delete
+
+    async with node.sessions()() as session, session.begin():
+        await delete(session, author_of(node), slug)
+
+
+async def follow(node: RunningNode, target: str) -> None:
+    from node import follows
+
+    info = await follows.resolve_target(node.config, node.app[appkeys.FETCHER], target)
+    async with node.sessions()() as session, session.begin():
+        await follows.follow(session, node.config, node.keys, info,
+                             now=node.app[appkeys.CLOCK]())
+
+
+async def unfollow(node: RunningNode, target: str) -> None:
+    from node import follows
+
+    async with node.sessions()() as session, session.begin():
+        await follows.unfollow(session, node.config, node.keys, target,
+                               now=node.app[appkeys.CLOCK]())
