@@ -101,9 +101,14 @@ def _term_iri(value: str, prefixes: Mapping[str, str]) -> str:
     return value
 
 
-def _collect_terms(context: Mapping[str, Any], into: dict[str, str]) -> None:
-    """IRI -> term for one context (and its scoped contexts); language maps lose to plain."""
-    prefixes = {k: v for k, v in context.items() if isinstance(v, str) and v.endswith(("#", "/"))}
+def _collect_terms(
+    context: Mapping[str, Any], into: dict[str, str], inherited: Mapping[str, str] | None = None
+) -> None:
+    """IRI -> term for one context and its scoped contexts; plain terms beat language maps."""
+    prefixes = dict(inherited or {})
+    prefixes.update(
+        {k: v for k, v in context.items() if isinstance(v, str) and v.endswith(("#", "/"))}
+    )
     for term, definition in context.items():
         if term.startswith("@"):
             continue
@@ -113,11 +118,11 @@ def _collect_terms(context: Mapping[str, Any], into: dict[str, str]) -> None:
             iri, container = definition["@id"], definition.get("@container")
             scoped = definition.get("@context")
             if isinstance(scoped, Mapping):
-                _collect_terms(scoped, into)
+                _collect_terms(scoped, into, prefixes)
         else:
             continue
         full = _term_iri(iri, prefixes)
-        if full.startswith("@") or (container == "@language" and full in into):
+        if full.startswith("@") or full in prefixes.values():
             continue
         if container == "@language":
             into.setdefault(full, term)
