@@ -88,8 +88,8 @@ def parse_activity(
     raw = _decode(document, max_bytes) if isinstance(document, bytes | bytearray) else document
     if not isinstance(raw, Mapping):
         raise ActivityError("body", "an activity must be a JSON object")
-    _check_depth(raw)
-    readable = _in_our_context(raw)
+    contexts = _check_shape(raw)
+    readable = _in_our_context(raw, contexts)
     object_id, embedded = _read_object(readable.get("object"))
     return Activity(
         id=_read_url(readable.get("id"), "id"),
@@ -121,17 +121,22 @@ def _decode(body: bytes | bytearray, max_bytes: int) -> object:
         raise ActivityError("body", f"nested deeper than {MAX_DEPTH} levels") from exc
 
 
-def _check_depth(document: Mapping[str, object]) -> None:
+def _check_shape(document: Mapping[str, object]) -> list[object]:
+    """Refuse nesting deeper than MAX_DEPTH; return every ``@context`` value, at any depth."""
     # iterative, so a hostile mapping cannot exhaust the interpreter stack here
+    contexts: list[object] = []
     pending: list[tuple[object, int]] = [(document, 1)]
     while pending:
         value, depth = pending.pop()
         if depth > MAX_DEPTH:
             raise ActivityError("body", f"nested deeper than {MAX_DEPTH} levels")
         if isinstance(value, Mapping):
+            if "@context" in value:
+                contexts.append(value["@context"])
             pending.extend((child, depth + 1) for child in value.values())
         elif isinstance(value, list | tuple):
             pending.extend((child, depth + 1) for child in value)
+    return contexts
 
 
 def _is_known_context(context: object) -> bool:
@@ -144,10 +149,11 @@ def _is_known_context(context: object) -> bool:
     return set(entries) <= set(bundled_context_urls())
 
 
-def _in_our_context(raw: Mapping[str, object]) -> Mapping[str, object]:
+def _in_our_context(raw: Mapping[str, object], contexts: list[object]) -> Mapping[str, object]:
     if "@context" not in raw:
         raise ActivityError("@context", "missing; ActivityStreams documents must name it")
-    if _is_known_context(raw["@context"]):
+    # embedded objects may carry their own @context (signed objects do): all must be known
+    if all(_is_known_context(context) for context in contexts):
         return raw
     try:
         return jsonld.compact(dict(raw), {"@context": list(CONTEXT)}, pyld_options(_NO_BASE))

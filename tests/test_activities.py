@@ -282,6 +282,29 @@ def test_remote_context_is_refused_without_fetching(context):
     assert "evil.example" in info.value.message
 
 
+def test_our_create_with_embedded_context_is_read_directly(monkeypatch):
+    monkeypatch.setattr(jsonld, "compact", pytest.fail)
+    document = create(GT, PRACTICE, activity_id=act_id(1), published=NOW)
+    assert parse_activity(document).object == PRACTICE
+
+
+def test_remote_context_in_an_embedded_object_is_refused():
+    document = create(GT, PRACTICE, activity_id=act_id(1), published=NOW)
+    document["object"]["@context"] = [*CONTEXT, "https://evil.example/context.jsonld"]
+    with pytest.raises(ActivityError, match="evil.example") as info:
+        parse_activity(document)
+    assert info.value.field == "@context"
+
+
+def test_embedded_object_with_an_inline_context_is_compacted():
+    document = create(GT, PRACTICE, activity_id=act_id(1), published=NOW)
+    document["object"]["@context"] = [*CONTEXT, {"headline": "https://schema.org/headline"}]
+    document["object"]["headline"] = "E-Akte"
+    parsed = parse_activity(document)
+    assert "@context" not in parsed.object  # read in our context now
+    assert parsed.object["https://schema.org/headline"] == "E-Akte"
+
+
 def test_remote_context_error_names_the_url():
     document = {**MASTODON_CREATE, "@context": "https://evil.example/context.jsonld"}
     with pytest.raises(ActivityError, match="evil.example/context.jsonld"):
