@@ -5,8 +5,9 @@ are passed in, so a decision can be reproduced exactly in a test or from a log l
 
 The backoff is exponential: ``first_delay * factor ** (attempts - 1)``, capped at
 ``ceiling``. With the defaults (30 s, doubling, 12 h) that is 30 s, 1 min, 2 min, …
-reaching the ceiling after about 17 hours and about 16 attempts in the three days before
-giving up, close to Mastodon's 16 attempts over 2-3 days. Unlike Mastodon's
+so the delay reaches the ceiling at the 12th attempt, about 17 hours in; a host that stays
+down gets 17 to 19 attempts (depending on jitter) in the three days before giving up,
+close to Mastodon's 16 attempts over 2-3 days. Unlike Mastodon's
 ``attempt**4 + 15`` the three knobs (first delay, growth, ceiling) can each be tuned
 without changing the others, and the ceiling bounds how long a recovered host waits.
 
