@@ -159,7 +159,10 @@ def _check_message(
 def _missing_components(parsed: ParsedSignature, has_body: bool) -> list[str]:
     covered = set(parsed.covered)
     if parsed.scheme is SignatureScheme.CAVAGE:
-        required = ["(request-target)", "host"] + (["digest"] if has_body else [])
+        required = ["(request-target)", "host"]
+        # Some cavage signers (bovine) cover the RFC 9530 Content-Digest instead.
+        if has_body and not covered & {"digest", "content-digest"}:
+            required.append("digest")
         timed = "date" in covered or ("(created)" in covered and parsed.created is not None)
         time_name = "date or (created)"
     else:
