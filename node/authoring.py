@@ -60,7 +60,8 @@ DOCUMENT_TO_INPUT_FIELD = {
     "topic": "topics", "step": "steps", "status": "status", "position": "position",
     "inReplyTo": "about", "about": "about", "relatedService": "related_service",
     "legalBasis": "legal_basis", "lessonsLearned": "lessons", "effort": "effort",
-    "implementationDuration": "duration",
+    "implementationDuration": "duration", "reason": "reason", "url": "url",
+    "mediaType": "media_type", "license": "license",
 }  # fmt: skip
 
 
@@ -135,7 +136,8 @@ def _optional_members(inp: ContributionInput) -> dict[str, Any]:
         ]
     for name, value in (
         ("effort", inp.effort), ("implementationDuration", inp.duration),
-        ("lessonsLearned", inp.lessons), ("position", inp.position),
+        ("lessonsLearned", inp.lessons), ("position", inp.position), ("reason", inp.reason),
+        ("license", inp.license),
     ):  # fmt: skip
         if value:
             members[name] = value
@@ -174,6 +176,10 @@ def build_document(
     }
     if config.municipality_key_uri:
         document["municipalityKey"] = config.municipality_key_uri
+    if inp.kind is ContributionKind.MATERIAL:
+        # A material's url and mediaType describe the shared document, not this page.
+        document["url"] = inp.url
+        document["mediaType"] = inp.media_type or "application/octet-stream"
     if updated is not None:
         document["updated"] = _timestamp(updated)
     document.update(_optional_members(inp))

@@ -23,6 +23,7 @@ LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})?$")
 PRACTICE_STATUSES = ("planned", "piloting", "in-operation", "discontinued")
 POSITIONS = ("agree", "disagree", "partly")
 TARGETED_KINDS = (ContributionKind.STANCE, ContributionKind.COMMENT)
+MEDIA_TYPE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 MAX_TITLE = 300
 MAX_TEXT = 20_000
 MAX_BODY = 200_000
@@ -31,7 +32,7 @@ KNOWN_FIELDS = frozenset(
     {
         "kind", "slug", "title", "summary", "topics", "status", "steps", "effort",
         "duration", "lessons", "legal_basis", "related_service", "about", "position",
-        "language", "body",
+        "language", "body", "reason", "url", "media_type", "license",
     }
 )  # fmt: skip
 
@@ -68,6 +69,10 @@ class ContributionInput:
     about: str | None = None
     position: str | None = None
     language: str = "de"
+    reason: str | None = None  # stance: why the municipality takes this position
+    url: str | None = None  # material: where the document itself is
+    media_type: str | None = None  # material: the document's media type
+    license: str | None = None  # material: license URL
 
     def as_source(self) -> dict[str, object]:
         """JSON-ready form, stored so a later edit starts from what was written."""
@@ -78,6 +83,8 @@ class ContributionInput:
             "duration": self.duration, "lessons": self.lessons,
             "legal_basis": list(self.legal_basis), "related_service": self.related_service,
             "about": self.about, "position": self.position, "language": self.language,
+            "reason": self.reason, "url": self.url, "media_type": self.media_type,
+            "license": self.license,
         }  # fmt: skip
 
 
@@ -206,6 +213,30 @@ def _check_legal_basis(check: _Checker) -> tuple[str, ...]:
     return urls
 
 
+def _check_url(check: _Checker, name: str) -> str | None:
+    value = check.text(name, limit=2048)
+    if value is not None and not _is_http_url(value):
+        check.fail(name, "must be an http(s) URL")
+        return None
+    return value
+
+
+def _check_material(check: _Checker, kind: ContributionKind | None) -> dict[str, str | None]:
+    fields = {"url": _check_url(check, "url"), "license": _check_url(check, "license")}
+    media_type = check.text("media_type")
+    if media_type is not None and not MEDIA_TYPE_PATTERN.match(media_type):
+        check.fail("media_type", "a media type such as application/pdf")
+        media_type = None
+    fields["media_type"] = media_type
+    if kind is not ContributionKind.MATERIAL:
+        for name, value in fields.items():
+            if value is not None:
+                check.fail(name, "only a material has this field")
+    elif fields["url"] is None and "url" not in check.raw:
+        check.fail("url", "a material needs the URL of the document")
+    return fields
+
+
 def parse_contribution_input(
     raw: Mapping[str, object],
     *,
@@ -236,6 +267,8 @@ def parse_contribution_input(
         lessons=check.text("lessons"),
         legal_basis=_check_legal_basis(check),
         about=_check_about(check, kind),
+        reason=check.text("reason"),
+        **_check_material(check, kind),
         body=check.text("body", limit=MAX_BODY) or "",
     )
     if check.problems or kind is None or slug is None or title is None:

@@ -13,6 +13,7 @@ from federation.fetch import AddressPolicy, SafeFetcher, make_client_session
 from federation.httpsig import RequestParts, SignatureScheme, sign_request
 from federation.keycache import KeyCache
 from node import appkeys
+from node.appkeys import Clock, NodeKeys
 from node.config import NodeConfig
 
 
@@ -30,9 +31,8 @@ def address_policy(config: NodeConfig) -> AddressPolicy:
     return AddressPolicy()
 
 
-def _get_signer(app: web.Application) -> Callable[[RequestParts], Mapping[str, str]]:
+def get_signer(keys: NodeKeys, clock: Clock) -> Callable[[RequestParts], Mapping[str, str]]:
     """Signs outgoing GETs with the node's RSA key (authorized-fetch servers need it)."""
-    keys, clock = app[appkeys.NODE_KEYS], app[appkeys.CLOCK]
 
     def sign(request: RequestParts) -> Mapping[str, str]:
         return sign_request(request, keys.rsa, SignatureScheme.CAVAGE, now=clock())
@@ -45,7 +45,11 @@ async def open_http_client(app: web.Application) -> AsyncIterator[HttpClient]:
     config = app[appkeys.CONFIG]
     session = make_client_session(limit_per_host=config.delivery.per_host_concurrency * 2)
     try:
-        fetcher = SafeFetcher(session, address_policy(config), sign=_get_signer(app))
+        fetcher = SafeFetcher(
+            session,
+            address_policy(config),
+            sign=get_signer(app[appkeys.NODE_KEYS], app[appkeys.CLOCK]),
+        )
 
         async def fetch_document(url: str) -> Mapping[str, object]:
             return (await fetcher.get_document(url)).document

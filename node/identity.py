@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
@@ -16,6 +18,7 @@ from federation.keys import (
     load_private_key,
     save_private_key,
 )
+from federation.proofs import sign_document
 from node.appkeys import NodeKeys
 from node.config import NodeConfig
 
@@ -96,3 +99,18 @@ def actor_document(config: NodeConfig, keys: NodeKeys) -> dict[str, Any]:
         actor_key_properties(config.actor_url, rsa_key.public_key(), ed_key.public_key())
     )
     return document
+
+
+def actor_update_activity(config: NodeConfig, keys: NodeKeys, now: datetime) -> dict[str, Any]:
+    """``Update`` of the actor (after a key rotation), signed with the Ed25519 key."""
+    actor = actor_document(config, keys)
+    activity = {
+        "@context": [*actor["@context"], DATA_INTEGRITY_CONTEXT],
+        "id": f"{config.base_url}/activities/{uuid.uuid4()}",
+        "type": "Update",
+        "actor": config.actor_url,
+        "object": {key: value for key, value in actor.items() if key != "@context"},
+        "to": [PUBLIC],
+        "cc": [config.followers_url],
+    }
+    return sign_document(activity, keys.ed25519, created=now)

@@ -6,6 +6,7 @@ from typing import Any
 
 from node.contribution_input import FieldProblem
 from vocab import TOPIC_SLUGS
+from vocab.validate import Severity, validate
 
 
 def known_topic_slugs() -> frozenset[str]:
@@ -15,9 +16,11 @@ def known_topic_slugs() -> frozenset[str]:
 
 def document_problems(document: dict[str, Any]) -> list[FieldProblem]:
     """SHACL validation of an (unsigned) contribution, as problems naming document members."""
-    from vocab import validate
-
-    report = validate(document)
+    report = validate(document, document.get("id"))
     if report.valid:
         return []
-    return [FieldProblem(problem.field, problem.message_en) for problem in report.problems]
+    return [
+        FieldProblem(problem.field, problem.message_en)
+        for problem in report.problems
+        if problem.severity is Severity.VIOLATION
+    ]
