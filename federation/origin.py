@@ -44,6 +44,11 @@ class RelayTrust(enum.Enum):
     UNTRUSTED = "untrusted"  # forged proof or unusable id: drop the relayed copy
 
 
+# A proof that is present but wrong means someone altered the object or lies about its
+# author; an unsupported or missing proof merely proves nothing.
+_FORGED = frozenset({ProofVerdict.BAD_PROOF, ProofVerdict.AUTHOR_MISMATCH, ProofVerdict.MALFORMED})
+
+
 _OWN_OBJECT_TYPES = frozenset({"Create", "Update", "Delete"})
 _FOREIGN_OBJECT_TYPES = frozenset({"Follow", "Accept", "Reject", "Announce", "Like"})
 
@@ -100,11 +105,6 @@ def relayed_object_trust(
     if same_origin(announcer, object_id) and (author is None or same_origin(author, object_id)):
         return RelayTrust.TRUSTED_BY_ORIGIN
     return RelayTrust.MUST_FETCH_FROM_ORIGIN
-
-
-# A proof that is present but wrong means someone altered the object or lies about its
-# author; an unsupported or missing proof merely proves nothing.
-_FORGED = frozenset({ProofVerdict.BAD_PROOF, ProofVerdict.AUTHOR_MISMATCH, ProofVerdict.MALFORMED})
 
 
 def _is_valid(url: str) -> bool:

@@ -138,7 +138,7 @@ def verify_document(
 ) -> ProofResult:
     """Check the document's proof with ``key`` (resolved from :func:`proof_method`).
 
-    Checks, in order: a single well-formed proof, the cryptosuite, the purpose, expiry
+    Checks, in order: a single proof naming its method, the cryptosuite, the purpose, expiry
     (only if ``now`` is given), that ``key`` is the proof's method and is owned by the
     document's author (and that an embedded object of a Create/Update/Delete has the
     same author), then the signature.
@@ -150,10 +150,11 @@ def verify_document(
     if proof is None:
         return ProofResult(ProofVerdict.MALFORMED, None, "proof must be one JSON object")
     method = proof_method(document)
+    if method is None:
+        return ProofResult(ProofVerdict.MALFORMED, None, "proof has no verificationMethod")
     problem = _check_proof_fields(proof, purpose, now)
-    if problem is not None or method is None:
-        verdict, detail = problem or (ProofVerdict.MALFORMED, "proof has no verificationMethod")
-        return ProofResult(verdict, method, detail)
+    if problem is not None:
+        return ProofResult(problem[0], method, problem[1])
     signature = _decode_proof_value(proof.get("proofValue"))
     if signature is None:
         detail = "proofValue is not a base58btc Ed25519 signature"
