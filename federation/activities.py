@@ -90,11 +90,14 @@ def parse_activity(
         raise ActivityError("body", "an activity must be a JSON object")
     contexts = _check_shape(raw)
     readable = _in_our_context(raw, contexts)
+    activity_id = _read_url(readable.get("id"), "id")
+    kind = _read_type(readable.get("type"))
+    actor = _read_reference(readable.get("actor"), "actor")
     object_id, embedded = _read_object(readable.get("object"))
     return Activity(
-        id=_read_url(readable.get("id"), "id"),
-        type=_read_type(readable.get("type")),
-        actor=_read_reference(readable.get("actor"), "actor"),
+        id=activity_id,
+        type=kind,
+        actor=actor,
         object_id=object_id,
         object=embedded,
         to=_read_audience(readable.get("to"), "to"),
@@ -305,11 +308,9 @@ def _reference_copy(activity: Mapping[str, object]) -> dict[str, object]:
 
 def _audience_of(document: Mapping[str, object], field: str) -> list[str]:
     value = document.get(field)
-    if value is None:
-        return []
-    return (
-        [value] if isinstance(value, str) else [entry for entry in value if isinstance(entry, str)]
-    )
+    if isinstance(value, str):
+        return [value]
+    return [entry for entry in value if isinstance(entry, str)] if isinstance(value, list) else []
 
 
 def follow(actor: str, target: str, *, activity_id: str, published: datetime) -> dict[str, object]:
