@@ -26,8 +26,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from federation.activities import ActivityError, parse_activity
-from federation.httpsig import RequestParts, TimeWindow, verify_request
+from federation.activities import Activity, ActivityError, parse_activity
+from federation.httpsig import RequestParts, TimeWindow, detect_scheme, verify_request
+from federation.origin import OriginVerdict, may_act_on
 from node import appkeys
 from node.config import InboxTuning, NodeConfig
 from node.remote import install_key_cache
@@ -161,7 +162,7 @@ def check_rate(request: web.Request) -> str:
     return host
 
 
-def parse_body(body: bytes) -> tuple[dict[str, object], object]:
+def parse_body(body: bytes) -> tuple[dict[str, object], Activity]:
     """The JSON document and the parsed activity, or a 400 naming the field."""
     try:
         document = json.loads(body)
@@ -201,6 +202,25 @@ async def check_signature(request: web.Request, body: bytes, actor: str) -> None
                                     f"signed by {result.signer}, but the activity's actor is {actor}"))
 
 
+def origin_problem(activity: Activity) -> str | None:
+    """The origin rule a received activity breaks on its face, if any (FEP-fe34).
+
+    Only what the activity itself shows is judged here; rules that need the stored
+    object (is the actor its author?) are the inbox worker's.
+    """
+    kind = activity.type.value
+    if kind in ("Create", "Update", "Delete", "Undo"):
+        verdict = may_act_on(activity.actor, kind, activity.object_id)
+        if verdict is not OriginVerdict.ALLOWED:
+            return f"{activity.actor} may not {kind.lower()} {activity.object_id} ({verdict.value})"
+    if kind in ("Create", "Update") and activity.object is not None:
+        author = activity.object.get("attributedTo")
+        author = author.get("id") if isinstance(author, dict) else author
+        if isinstance(author, str) and author != activity.actor:
+            return f"{activity.actor} may not {kind.lower()} an object attributed to {author}"
+    return None
+
+
 async def queue_depth(session: AsyncSession) -> int:
     waiting = (InboxState.RECEIVED.value, InboxState.RETRY.value, InboxState.PROCESSING.value)
     result = await session.execute(
@@ -232,10 +252,13 @@ async def receive(request: web.Request, inbox: str) -> web.Response:
     try:
         host = check_rate(request)
         body = await read_limited_body(request, config.inbox.max_body_bytes)
-        if not (request.headers.get("Signature") or request.headers.get("Signature-Input")):
+        if detect_scheme(RequestParts(request.method, str(request.url), request.headers)) is None:
             return problem(401, "Unauthorized", "the request is not signed (no Signature header)")
         document, activity = parse_body(body)
         await check_signature(request, body, activity.actor)
+        refused = origin_problem(activity)
+        if refused is not None:
+            return problem(403, "Forbidden", refused, field="object")
         item = {
             "activity_uri": activity.id,
             "inbox": inbox,

@@ -1,0 +1,235 @@
+"""The inbox worker's rules, applied to activities that already passed the door.
+
+The processor is the node's own (``node.workers.build_workers``) with a directory that
+counts fetches, so "without any fetch" is checked, not assumed.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from federation.keys import generate_rsa_key, public_key_pem
+from federation.proofs import sign_document
+from node import appkeys
+from node.config import FollowApproval
+from node.inbox_processing import InboxProcessor
+from node.remote import RemoteDirectory
+from node.storage.models import Activity, Delivery, Follower, InboxState, RemoteObject
+from node.workers import build_workers
+from tests.engine_support import AS_CONTEXT, RunningNode, node_config, publish, start_node
+
+
+class CountingDirectory(RemoteDirectory):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.fetched: list[str] = []
+
+    async def fetch(self, url: str):
+        self.fetched.append(url)
+        return await super().fetch(url)
+
+
+def processor_for(node: RunningNode, **config_changes) -> tuple[InboxProcessor, CountingDirectory]:
+    app = node.app
+    build_workers(app)  # installs the persistent key cache
+    directory = CountingDirectory(session_maker=app[appkeys.SESSION_MAKER],
+                                  fetcher=app[appkeys.FETCHER], clock=app[appkeys.CLOCK])
+    config = replace(node.config, **config_changes) if config_changes else node.config
+    processor = InboxProcessor(config=config, session_maker=app[appkeys.SESSION_MAKER],
+                               clock=app[appkeys.CLOCK], keys=node.keys, directory=directory,
+                               key_resolver=app[appkeys.KEY_CACHE])
+    return processor, directory
+
+
+def activity(actor: str, kind: str, obj: object) -> dict:
+    base = actor.rsplit("/", 1)[0]
+    return {"@context": AS_CONTEXT, "id": f"{base}/activities/{uuid.uuid4()}", "type": kind,
+            "actor": actor, "object": obj}
+
+
+def article(owner: RunningNode, slug: str, *, updated: str, name: str = "Bericht",
+            author: str | None = None) -> dict:
+    return {"@context": AS_CONTEXT, "id": f"{owner.url}/experiences/{slug}", "type": "Article",
+            "attributedTo": author or owner.actor, "name": name, "content": "<p>x</p>",
+            "published": "2026-11-01T10:00:00Z", "updated": updated}
+
+
+@pytest.fixture
+async def pair(tmp_path):
+    a = await start_node(node_config(tmp_path, "a"), start_workers=False)
+    b = await start_node(node_config(tmp_path, "b"), start_workers=False)
+    yield a, b
+    await a.stop()
+    await b.stop()
+
+
+async def stored(node: RunningNode, uri: str) -> RemoteObject | None:
+    rows = await node.rows(RemoteObject, RemoteObject.uri == uri)
+    return rows[0] if rows else None
+
+
+async def test_follow_is_accepted_and_answered(pair) -> None:
+    a, b = pair
+    processor, _ = processor_for(a)
+    verdict = await processor.process(activity(b.actor, "Follow", a.actor))
+    assert verdict.state is InboxState.DONE
+    [follower] = await a.rows(Follower)
+    assert follower.actor_uri == b.actor and follower.state == "accepted"
+    [accept] = await a.rows(Activity, Activity.type == "Accept")
+    assert accept.document["object"]["actor"] == b.actor and "proof" in accept.document
+    [delivery] = await a.rows(Delivery)
+    assert delivery.inbox_url == b.config.inbox_url and delivery.state == "pending"
+
+
+async def test_follow_approval_settings(pair) -> None:
+    a, b = pair
+    manual, _ = processor_for(a, follow_approval=FollowApproval.MANUAL)
+    await manual.process(activity(b.actor, "Follow", a.actor))
+    assert [f.state for f in await a.rows(Follower)] == ["pending"]
+    assert await a.rows(Activity, Activity.type == "Accept") == []
+
+    allow_list, _ = processor_for(a, follow_allow_hosts=("kommune.example",))
+    await allow_list.process(activity(b.actor, "Follow", a.actor))
+    assert [f.state for f in await a.rows(Follower)] == ["rejected"]
+    assert len(await a.rows(Activity, Activity.type == "Reject")) == 1
+
+
+async def test_follow_of_someone_else_is_rejected(pair) -> None:
+    a, b = pair
+    processor, _ = processor_for(a)
+    verdict = await processor.process(activity(b.actor, "Follow", f"{b.url}/someone"))
+    assert verdict.state is InboxState.REJECTED
+    assert await a.rows(Follower) == []
+
+
+async def test_undo_follow_removes_the_follower_only_for_its_actor(pair) -> None:
+    a, b = pair
+    processor, _ = processor_for(a)
+    follow = activity(b.actor, "Follow", a.actor)
+    await processor.process(follow)
+    foreign = activity(f"{b.url}/intruder", "Undo", {**follow, "actor": b.actor})
+    assert (await processor.process(foreign)).state is InboxState.REJECTED
+    assert len(await a.rows(Follower)) == 1
+    await processor.process(activity(b.actor, "Undo", follow))
+    assert await a.rows(Follower) == []
+
+
+async def test_older_update_is_ignored(pair) -> None:
+    a, b = pair
+    processor, _ = processor_for(a)
+    new = article(b, "bericht", updated="2026-11-20T10:00:00Z", name="Neu")
+    old = article(b, "bericht", updated="2026-11-10T10:00:00Z", name="Alt")
+    await processor.process(activity(b.actor, "Create", new))
+    verdict = await processor.process(activity(b.actor, "Update", old))
+    assert verdict.state is InboxState.DONE and "stale" in verdict.reason
+    assert (await stored(a, new["id"])).document["name"] == "Neu"
+
+
+async def test_update_only_by_the_stored_author(pair) -> None:
+    a, b = pair
+    processor, _ = processor_for(a)
+    original = article(b, "bericht", updated="2026-11-10T10:00:00Z")
+    await processor.process(activity(b.actor, "Create", original))
+    # Another actor on the same origin: origin matches, but it is not the author.
+    other = f"{b.url}/users/other"
+    hijack = article(b, "bericht", updated="2026-11-20T10:00:00Z", name="Gekapert", author=other)
+    verdict = await processor.process(activity(other, "Update", hijack))
+    assert verdict.state is InboxState.REJECTED
+    delete = await processor.process(activity(other, "Delete", original["id"]))
+    assert delete.state is InboxState.REJECTED
+    row = await stored(a, original["id"])
+    assert row.document["name"] == "Bericht" and not row.deleted
+
+
+async def test_delete_of_unknown_object_is_remembered_without_fetch(pair) -> None:
+    a, b = pair
+    processor, directory = processor_for(a)
+    never_seen = f"{b.url}/experiences/nie-gesehen"
+    verdict = await processor.process(activity(b.actor, "Delete", never_seen))
+    assert verdict.state is InboxState.DONE
+    assert directory.fetched == []
+    tombstone = await stored(a, never_seen)
+    assert tombstone.deleted and tombstone.document is None
+    # The Create that arrives late does not bring the object back.
+    late = article(b, "nie-gesehen", updated="2026-11-01T10:00:00Z")
+    verdict = await processor.process(activity(b.actor, "Create", late))
+    assert verdict.state is InboxState.REJECTED and "refused_deleted" in verdict.reason
+    assert (await stored(a, never_seen)).deleted
+
+
+async def test_announce_trusts_a_valid_proof_without_fetching(pair) -> None:
+    a, b = pair
+    processor, directory = processor_for(a)
+    uri = await publish(b, "practice", "proof-test", "Mit Beweis", body="x")
+    relayed = (await b.rows(Activity, Activity.object_uri == uri))[0].document["object"]
+    relayer = f"{a.url}/relay"  # another origin's actor relays B's signed object
+    verdict = await processor.process(activity(relayer, "Announce", relayed))
+    assert verdict.state is InboxState.DONE, verdict.reason
+    assert (await stored(a, uri)).attributed_to == b.actor
+    assert uri not in directory.fetched  # the proof was enough
+
+
+async def test_announce_with_forged_proof_is_rejected(pair) -> None:
+    a, b = pair
+    processor, _ = processor_for(a)
+    uri = await publish(b, "practice", "forged", "Original", body="x")
+    relayed = copy.deepcopy((await b.rows(Activity, Activity.object_uri == uri))[0].document["object"])
+    relayed["name"] = "Verfälscht"
+    verdict = await processor.process(activity(f"{a.url}/relay", "Announce", relayed))
+    assert verdict.state is InboxState.REJECTED
+    assert await stored(a, uri) is None
+
+
+async def test_announce_without_proof_fetches_from_origin(pair) -> None:
+    a, b = pair
+    processor, directory = processor_for(a)
+    uri = await publish(b, "practice", "ohne-beweis", "Echt", body="x")
+    unsigned = {"id": uri, "type": "Article", "attributedTo": b.actor, "name": "Behauptet"}
+    verdict = await processor.process(activity(f"{a.url}/relay", "Announce", unsigned))
+    assert verdict.state is InboxState.DONE, verdict.reason
+    assert directory.fetched == [uri]
+    assert (await stored(a, uri)).document["name"] == "Echt"  # the origin's version, not the relay's
+
+
+async def test_actor_update_replaces_a_cached_key(pair) -> None:
+    a, b = pair
+    processor, _ = processor_for(a)
+    cache = a.app[appkeys.KEY_CACHE]
+    stale_actor = {"id": b.actor, "type": "Organization", "inbox": b.config.inbox_url,
+                   "publicKey": {"id": b.keys.rsa.key_id, "owner": b.actor,
+                                 "publicKeyPem": public_key_pem(generate_rsa_key().public_key())}}
+    cache.put_actor(stale_actor)
+    before = await cache(b.keys.rsa.key_id)
+    real = b.keys.rsa.private_key.public_key()
+    assert before.key.public_key.public_numbers() != real.public_numbers()
+    verdict = await processor.process(activity(b.actor, "Update", {**stale_actor}))
+    assert verdict.state is InboxState.DONE, verdict.reason
+    after = await cache(b.keys.rsa.key_id)
+    assert after.key.public_key.public_numbers() == real.public_numbers()
+
+
+async def test_like_is_recorded_and_undone(pair) -> None:
+    a, b = pair
+    processor, _ = processor_for(a)
+    uri = await publish(a, "practice", "gefaellt", "Gefällt", body="x")
+    like = activity(b.actor, "Like", uri)
+    assert (await processor.process(like)).state is InboxState.DONE
+    assert len(await a.rows(Activity, Activity.type == "Like")) == 1
+    await processor.process(activity(b.actor, "Undo", like))
+    assert await a.rows(Activity, Activity.type == "Like") == []
+
+
+async def test_proofs_sign_what_relays_carry(pair) -> None:
+    # Sanity check of the fixture used above: a signed object verifies as published.
+    a, b = pair
+    processor, _ = processor_for(a)
+    document = {"@context": AS_CONTEXT, "id": f"{b.url}/x", "type": "Note",
+                "attributedTo": b.actor}
+    signed = sign_document(document, b.keys.ed25519, created=datetime.now(UTC) - timedelta(1))
+    result = await processor.verify_proof(signed)
+    assert result is not None and result.ok and result.owner == b.actor
