@@ -6,8 +6,9 @@ and any script can read the examples without starting anything.
 
 from __future__ import annotations
 
+import re
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,9 @@ KIND_PLURALS = {
     "comment": "comments",
 }
 FRONT_MATTER_FENCE = "---"
+MEDIA_TYPES = {".txt": "text/plain", ".md": "text/markdown", ".pdf": "application/pdf"}
+NODE_REFERENCE = re.compile(r"^node:(?P<node>[a-z0-9-]+)/(?P<plural>[a-z]+)/(?P<slug>[a-z0-9-]+)$")
+HUB_REFERENCE = re.compile(r"^hub:(?P<section>[a-z0-9-]+)$")
 
 
 class ExampleContentError(ValueError):
@@ -89,6 +93,19 @@ class ExampleFile:
         """The attached file of a material, beside the Markdown file."""
         name = self.front_matter.get("file")
         return None if name is None else self.path.parent / str(name)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed `about`: another node's object, or (node is None) a handbook section."""
+
+    node: str | None
+    plural: str | None
+    slug: str
+
+    @property
+    def is_section(self) -> bool:
+        return self.node is None
 
 
 @dataclass(frozen=True)
@@ -194,6 +211,54 @@ def parse_example_file(path: Path) -> ExampleFile:
         raise ExampleContentError(path, "slug", "missing or not a string")
     body = "\n".join(lines[end + 1 :]).strip() + "\n"
     return ExampleFile(path=path, front_matter=front, body=body)
+
+
+def parse_reference(value: str) -> Reference:
+    """`node:<slug>/<kind-plural>/<object-slug>` or `hub:<section-slug>`; ValueError otherwise."""
+    if match := NODE_REFERENCE.match(value):
+        if match["plural"] not in KIND_PLURALS.values():
+            raise ValueError(f"about: {match['plural']!r} is not a kind ({value!r})")
+        return Reference(node=match["node"], plural=match["plural"], slug=match["slug"])
+    if match := HUB_REFERENCE.match(value):
+        return Reference(node=None, plural=None, slug=match["section"])
+    raise ValueError(f"about: expected node:<slug>/<kind>/<slug> or hub:<section>, got {value!r}")
+
+
+def publish_fields(
+    example: ExampleFile,
+    resolve: Callable[[Reference], str],
+    file_url: Callable[[Path], str] | None = None,
+) -> dict[str, object]:
+    """The front matter as the node's publish input reads it today.
+
+    `about` becomes the URL that `resolve` gives. `lessons` (a list here) becomes one
+    Markdown list, because the node stores lessons as one text. A material's `file`
+    becomes `url` (wherever the caller serves the file, via `file_url`) and `media_type`.
+    """
+    fields = {k: v for k, v in example.front_matter.items() if k != "file"}
+    if example.about is not None:
+        fields["about"] = resolve(parse_reference(example.about))
+    lessons = fields.get("lessons")
+    if isinstance(lessons, list):
+        fields["lessons"] = "\n".join(f"- {lesson}" for lesson in lessons)
+    attachment = example.material_path
+    if attachment is not None:
+        if file_url is None:
+            raise ExampleContentError(example.path, "file", "a material needs file_url")
+        fields["url"] = file_url(attachment)
+        fields["media_type"] = MEDIA_TYPES.get(attachment.suffix, "application/octet-stream")
+    return fields
+
+
+def render_for_publish(
+    example: ExampleFile,
+    resolve: Callable[[Reference], str],
+    file_url: Callable[[Path], str] | None = None,
+) -> str:
+    """A Markdown file with front matter that `praxisnetz publish` accepts."""
+    fields = publish_fields(example, resolve, file_url)
+    front = yaml.safe_dump(fields, allow_unicode=True, sort_keys=False, width=1000)
+    return f"{FRONT_MATTER_FENCE}\n{front}{FRONT_MATTER_FENCE}\n\n{example.body}"
 
 
 def load_handbook(path: Path = HANDBOOK_FILE) -> Handbook:
