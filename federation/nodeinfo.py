@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from yarl import URL
 
-from federation.fetch import FetchError, FetchFailure, SafeFetcher
+from federation.fetch import FetchError, FetchFailure, SafeFetcher, parse_fetch_url
 
 NODEINFO_WELL_KNOWN_PATH = "/.well-known/nodeinfo"
 NODEINFO_PATH = "/nodeinfo/2.1"
@@ -128,15 +128,18 @@ def parse_nodeinfo(document: Mapping[str, object]) -> NodeInfoSummary:
 
 async def fetch_nodeinfo(fetcher: SafeFetcher, base_url: str) -> NodeInfoSummary:
     """Discover and read a peer's NodeInfo. FetchError if it cannot be fetched,
-    NodeInfoError if it makes no sense; the document must be on the peer's own host.
+    NodeInfoError if it makes no sense; the document must be on the peer's own origin.
     """
-    base = URL(base_url)
+    base = parse_fetch_url(base_url)
     discovery = await fetcher.get_json(str(base.with_path(NODEINFO_WELL_KNOWN_PATH)))
     href = nodeinfo_link(discovery.document)
-    target = base.join(URL(href))
-    if target.host != base.host:
+    try:
+        target = base.join(URL(href))
+    except ValueError as exc:
+        raise NodeInfoError("links.href", f"{href!r} is not a URL") from exc
+    if target.origin() != base.origin():
         raise FetchError(
-            FetchFailure.BAD_URL, str(target), detail="NodeInfo link points to another host"
+            FetchFailure.BAD_URL, str(target), detail="NodeInfo link points to another origin"
         )
     answer = await fetcher.get_json(str(target))
     return parse_nodeinfo(answer.document)

@@ -16,12 +16,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from ipaddress import ip_address, ip_network
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from fetch_support import FakeDNS, Traced, traced_session
 from yarl import URL
 
 from federation.fetch import (
@@ -244,51 +245,10 @@ async def server(aiohttp_server) -> Origin:
 # --- the client side ----------------------------------------------------------------
 
 
-class FakeDNS:
-    """An injected resolver: a fixed table, and a record of what was asked."""
-
-    def __init__(self, table: Mapping[str, list[str]]) -> None:
-        self.table = {host: [ip_address(a) for a in addresses] for host, addresses in table.items()}
-        self.asked: list[str] = []
-
-    async def __call__(self, host: str, port: int) -> list[IPv4Address | IPv6Address]:
-        self.asked.append(host)
-        if host not in self.table:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return list(self.table[host])
-
-
-class LoopbackOnlyConnector(aiohttp.TCPConnector):
-    """Safety net for this test module: even a broken fetcher cannot send a packet
-    anywhere but this machine's 127.0.0.0/8."""
-
-    async def connect(self, req, traces, timeout):  # noqa: ANN001, ANN201 -- aiohttp's signature
-        host = ip_address(req.url.host or "0.0.0.0")
-        if host not in ip_network("127.0.0.0/8"):
-            raise AssertionError(f"test tried to connect to {req.url}")
-        return await super().connect(req, traces, timeout)
-
-
-@dataclass
-class Traced:
-    """A client session and the URL of every request it started."""
-
-    session: aiohttp.ClientSession
-    started: list[URL]
-
-
 @pytest.fixture
 async def traced() -> AsyncIterator[Traced]:
-    started: list[URL] = []
-
-    async def on_request_start(session, context, params) -> None:
-        started.append(params.url)
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(on_request_start)
-    connector = LoopbackOnlyConnector()
-    async with aiohttp.ClientSession(connector=connector, trace_configs=[trace]) as session:
-        yield Traced(session, started)
+    async with traced_session() as client:
+        yield client
 
 
 DNS_TABLE = {
