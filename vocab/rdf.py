@@ -161,7 +161,7 @@ def dataset_from_raw(raw: RawDataset) -> Dataset:
     dataset = Dataset()
     for graph_name, triples in raw.items():
         if graph_name == "@default":
-            graph: Graph = dataset.default_context
+            graph: Graph = dataset.default_graph
         else:
             graph = dataset.graph(terms.resource({"type": "IRI", "value": graph_name}))
         for triple in triples:

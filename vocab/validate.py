@@ -90,7 +90,10 @@ class ValidationReport:
         else:
             head = f"gültig ({what})" if self.valid else f"ungültig ({what})"
         lines = [head]
-        lines += [f"  - [{p.severity}] {p.field}: {p.message(language)}" for p in self.problems]
+        given = "Wert" if language == "de" else "value"
+        for p in self.problems:
+            shown = f" ({given}: {p.value})" if p.value and p.constraint != "nodeKind" else ""
+            lines.append(f"  - [{p.severity}] {p.field}: {p.message(language)}{shown}")
         return "\n".join(lines)
 
 
@@ -243,7 +246,7 @@ class Validator:
         except JsonLdProcessingError as error:
             return ValidationReport(valid=False, problems=(_processing_problem(error),))
         data, undefined = _data_graph(raw)
-        problems = [self._problem(f) for f in self._evaluator.run(data)]
+        problems = [self._problem(f, document) for f in self._evaluator.run(data)]
         if undefined:
             problems += self._undefined_term_problems(document, base)
         checked = sorted(self.field_name(c) for c in self._evaluator.targeted_classes(data))
@@ -252,13 +255,17 @@ class Validator:
         valid = not any(p.severity is Severity.VIOLATION for p in problems)
         return ValidationReport(valid=valid, problems=tuple(problems), checked_types=tuple(checked))
 
-    def _problem(self, finding: Finding) -> Problem:
+    def _problem(self, finding: Finding, document: Mapping[str, Any]) -> Problem:
         prop = finding.property_shape
         if prop is None:
             field = "id" if finding.constraint == "nodeKind" else "type"
             shape_iri = finding.node_shape.iri
         else:
             field, shape_iri = self.field_name(prop.path), prop.iri
+        value = finding.value.value if finding.value is not None else None
+        if finding.value is not None and finding.value.kind == "bnode":
+            # A blank node label means nothing to the author; show what they wrote.
+            value = _written_value(document, finding.focus, field)
         return Problem(
             field=field,
             message_de=finding.message.de,
@@ -267,7 +274,7 @@ class Validator:
             focus_node=finding.focus.value if finding.focus.kind == "iri" else None,
             shape=shape_iri,
             constraint=finding.constraint,
-            value=finding.value.value if finding.value is not None else None,
+            value=value,
         )
 
     def _undefined_term_problems(self, document: Mapping[str, Any], base: str) -> list[Problem]:
@@ -286,6 +293,14 @@ class Validator:
             )
             for key in sorted(_undefined_keys(expanded))
         ]
+
+
+def _written_value(document: Mapping[str, Any], focus: Term, field: str) -> str | None:
+    """The value as written in the top-level JSON, when the problem is about that object."""
+    if focus.value != document.get("id", document.get("@id")) or field not in document:
+        return None
+    written = document[field]
+    return written if isinstance(written, str) else json.dumps(written, ensure_ascii=False)
 
 
 def raw_dataset_generalized(document: Mapping[str, Any], base: str) -> RawDataset:
