@@ -466,4 +466,8 @@ def test_any_json_document_round_trips(alice_signing, alice_public, extra):
     document = {**extra, "@context": FEP_CONTEXT, "type": "Note", "attributedTo": ALICE}
     document.pop("proof", None)
     document.pop("signature", None)
-    assert verify_document(sign_document(document, alice_signing, created=CREATED), alice_public).ok
+    signed = sign_document(document, alice_signing, created=CREATED)
+    assert verify_document(signed, alice_public).ok
+    # any added member, whatever its value, breaks the proof
+    signed["tampered"] = extra or None
+    assert verify_document(signed, alice_public).verdict is ProofVerdict.BAD_PROOF
