@@ -1,14 +1,11 @@
-"""JSON-LD documents as Turtle, converted offline through pyld (never rdflib's JSON-LD parser)."""
+"""JSON-LD documents as Turtle, converted offline by the vocabulary's pyld-based converter."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-import rdflib
-from pyld import jsonld
-
-from vocab.loader import pyld_options
+from vocab.rdf import to_graph
 
 PREFIXES = {
     "as": "https://www.w3.org/ns/activitystreams#",
@@ -26,14 +23,9 @@ def document_to_turtle(document: Mapping[str, Any], *, base: str) -> str:
 
     The proof lives in its own named graph (``@container: @graph``), which Turtle cannot
     express; clients that need it ask for JSON-LD, where the signed document is served
-    byte for byte as stored.
+    exactly as stored.
     """
-    nquads = jsonld.to_rdf(dict(document), pyld_options(base, format="application/n-quads"))
-    dataset = rdflib.Dataset()
-    dataset.parse(data=nquads, format="nquads")
-    graph = rdflib.Graph()
+    graph = to_graph(document, base)
     for prefix, namespace in PREFIXES.items():
         graph.bind(prefix, namespace)
-    for triple in dataset.default_graph:
-        graph.add(triple)
     return graph.serialize(format="turtle")
