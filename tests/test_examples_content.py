@@ -7,6 +7,7 @@ The demo publishes these files through the real federation, so every field the n
 
 import re
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,10 @@ from examples.catalog import (
     parse_reference,
     render_for_publish,
 )
+from node.authoring import build_document
+from node.config import NodeConfig, NodeKind
 from node.markdown_import import parse_markdown
+from node.validation import document_problems
 
 TOPICS_TTL = Path(__file__).resolve().parent.parent / "vocab" / "topics.ttl"
 MUNICIPALITY_SLUGS = {
@@ -37,7 +41,7 @@ COMMON_FIELDS = ("kind", "slug", "title", "summary", "topics", "language")
 REQUIRED_BY_KIND = {
     "practice": ("status", "steps", "effort", "duration", "lessons"),
     "experience": ("about",),
-    "stance": ("about", "position"),
+    "stance": ("about", "position", "reason"),
     "material": ("file",),
     "comment": ("about",),
 }
@@ -145,6 +149,8 @@ def test_every_file_has_the_fields_of_its_kind(all_files):
         assert isinstance(fm["title"], str) and isinstance(fm["summary"], str), f.path
         assert len(f.body.split()) >= 40, f"{f.path}: body too short"
         assert "\u00ad" not in f.body, f"{f.path}: soft hyphen in body"
+        # a word split at a line end renders as "Fachverfahrens- Schnittstelle"
+        assert not re.search(r"[a-zäöüß]-\n", f.body), f"{f.path}: word split at line end"
 
 
 def test_practices_are_complete(all_files):
@@ -276,9 +282,34 @@ def test_every_file_passes_the_nodes_publish_parser(all_files, scheme_topics):
             assert parsed.about == example_url(parse_reference(f.about)), f.path
         if f.kind == "practice":
             assert parsed.lessons.count("\n- ") == len(f.front_matter["lessons"]) - 1
+        if f.kind == "stance":
+            assert parsed.reason == f.front_matter["reason"], f.path
         if f.kind == "material":
             assert parsed.url == example_file_url(f.material_path)
             assert parsed.media_type == "text/plain", f.path
+
+
+def test_every_published_document_satisfies_the_vocabulary_shapes(
+    contributions, nodes, scheme_topics, tmp_path
+):
+    """The JSON-LD the node builds from each example passes vocab/shapes.ttl."""
+    published = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    for node in (n for n in nodes if not n.is_hub):
+        config = NodeConfig(
+            data_dir=tmp_path / node.slug, base_url=f"https://{node.slug}.example",
+            name=node.name, slug=node.slug, ags=node.ags, kind=NodeKind(node.kind),
+        )
+        for f in contributions[node.slug]:
+            text = render_for_publish(f, example_url, example_file_url)
+            parsed = parse_markdown(text, default_slug=None, known_topics=scheme_topics)
+            document = build_document(config, parsed, published=published, updated=None)
+            assert document_problems(document) == [], f.path
+            assert document["municipalityKey"].endswith("/" + node.ags)
+            if f.kind == "practice":
+                practice = document
+    # the check is live: a duration in words and an unknown status are refused
+    assert document_problems({**practice, "implementationDuration": "18 Monate"})
+    assert document_problems({**practice, "status": "fertig"})
 
 
 def test_a_material_without_a_file_url_is_a_typed_error(all_files):
