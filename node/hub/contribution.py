@@ -144,10 +144,10 @@ def _kind_of(types: Any) -> ContributionKind:
     names = [types] if isinstance(types, str) else types
     if not isinstance(names, Sequence):
         raise ContributionFormatError("type", "must be a string or a list of strings")
-    for name in names:
-        if isinstance(name, str) and name in _KIND_BY_TYPE:
-            return _KIND_BY_TYPE[name]
-    return ContributionKind.OTHER
+    kinds = [_KIND_BY_TYPE[name] for name in names if isinstance(name, str) and name in _KIND_BY_TYPE]
+    # our own types say more than ActivityStreams' ("Note" with "Stance" is a stance)
+    specific = [kind for kind in kinds if kind is not ContributionKind.COMMENT]
+    return (specific or kinds or [ContributionKind.OTHER])[0]
 
 
 def _language_text(document: Mapping[str, Any], field: str, language: str = "de") -> str:

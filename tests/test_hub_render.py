@@ -1,0 +1,114 @@
+"""Edition renderings: sections and attribution in accessible HTML, hostile text escaped, PDF."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from hub_support import actor, practice
+
+from node.hub.contribution import document_hash
+from node.hub.editions import EditionManifest, IncludedContribution, ManifestSection
+from node.hub.render import (
+    EditionRenderer,
+    MemberInfo,
+    RenderContext,
+    StanceCounts,
+    find_unicode_font,
+    render_pdf,
+)
+from node.hub.structure import Section
+
+GUETERSLOH, EVIL = "guetersloh.example", "evil.example"
+HOSTILE = '<script>alert("x")</script>'
+
+
+def included(document) -> IncludedContribution:
+    return IncludedContribution(document["id"], document_hash(document), document)
+
+
+def manifest() -> EditionManifest:
+    good = practice(GUETERSLOH, "e-akte", name="E-Akte im Bauamt", summary="Kurz gesagt",
+                    content="<p>Wir <strong>scannen</strong>.</p><h1>Überschrift</h1>")
+    hostile = practice(EVIL, "x", name=f"Titel {HOSTILE}", summary=HOSTILE,
+                       content=f'<p onclick="steal()">Text</p>{HOSTILE}<a href="javascript:steal()">Link</a>')
+    hostile["url"] = "javascript:steal()"
+    sections = (
+        ManifestSection(Section("e-akte", "E-Akte", "E-file", 10, text="Einleitung *kursiv* <script>x</script>"), (included(good),)),
+        ManifestSection(Section("e-akte-scan", f"Scannen {HOSTILE}", "Scanning", 10, parent="e-akte"), (included(hostile), included(good))),
+        ManifestSection(Section("portal", "Bürgerportal", "Citizen portal", 20), ()),
+    )
+    return EditionManifest(3, "https://hub.example/handbook/editions/3", "https://hub.example/actor",
+                           datetime(2026, 12, 1, 9, tzinfo=UTC), None, sections)
+
+
+CONTEXT = RenderContext(
+    members={actor(GUETERSLOH): MemberInfo(actor(GUETERSLOH), "Stadt Gütersloh", "05754008")},
+    stances={f"https://{GUETERSLOH}/practices/e-akte": StanceCounts(agree=4, disagree=1, partly=2)},
+    manifest_hash="ab" * 32,
+)
+
+
+def headings(html: str) -> list[int]:
+    return [int(level) for level in re.findall(r"<h([1-6])[\s>]", html)]
+
+
+def test_single_page_has_sections_attribution_and_counts():
+    html = EditionRenderer().single_page(manifest(), CONTEXT)
+    assert '<html lang="de">' in html
+    for title in ("Handbuch, Ausgabe 3", "E-Akte", "Scannen", "Bürgerportal", "E-Akte im Bauamt"):
+        assert title in html
+    assert "Stadt Gütersloh" in html and "05754008" in html
+    assert "Zustimmung: 4" in html and "Widerspruch: 1" in html and "Teilweise: 2" in html
+    assert 'href="https://guetersloh.example/practices/e-akte"' in html
+    assert "<em>kursiv</em>" in html
+    assert "ab" * 32 in html
+    # unknown members are named by their host
+    assert "evil.example" in html
+
+
+def test_headings_never_skip_a_level():
+    html = EditionRenderer().single_page(manifest(), CONTEXT)
+    levels = headings(html)
+    assert levels[0] == 1
+    assert all(b <= a + 1 for a, b in zip(levels, levels[1:], strict=False)), levels
+    assert "<h1>Überschrift" not in html  # member headings are dropped, their text kept
+    assert "Überschrift" in html
+
+
+def test_hostile_text_is_never_rendered_unescaped():
+    renderer = EditionRenderer()
+    pages = renderer.pages(manifest(), CONTEXT)
+    for page, html in pages.items():
+        assert "<script" not in html, page
+        assert "onclick" not in html, page
+        assert "javascript:" not in html, page
+    everything = pages["all.html"]
+    assert "&lt;script&gt;" in everything  # shown as text, in titles and summaries
+    assert "Text" in everything and "Link" in everything
+
+
+def test_pages_cover_every_chapter_with_a_table_of_contents():
+    pages = EditionRenderer().pages(manifest(), CONTEXT)
+    assert set(pages) == {"index.html", "all.html", "kapitel/e-akte.html", "kapitel/portal.html"}
+    index = pages["index.html"]
+    assert 'href="kapitel/e-akte.html#e-akte-scan"' in index
+    chapter = pages["kapitel/e-akte.html"]
+    assert "E-Akte im Bauamt" in chapter and 'href="../all.html"' in chapter
+    assert "E-Akte im Bauamt" not in pages["kapitel/portal.html"]
+
+
+def test_english_rendering():
+    html = EditionRenderer().single_page(manifest(), RenderContext(language="en"))
+    assert '<html lang="en">' in html and "Handbook, edition 3" in html and "Citizen portal" in html
+
+
+@pytest.mark.parametrize("font", [None, "system"])
+def test_pdf_is_written(font):
+    font_path = find_unicode_font() if font == "system" else None
+    if font == "system" and font_path is None:
+        pytest.skip("no DejaVu Sans on this machine; the Latin-1 case is covered")
+    data = render_pdf(manifest(), CONTEXT, font_path=font_path)
+    assert data.startswith(b"%PDF-")
+    assert len(data) > 1500
