@@ -275,3 +275,25 @@ def test_field_names_come_from_the_contexts() -> None:
     assert validator.field_name("http://www.w3.org/ns/ldp#inbox") == "inbox"
     assert validator.field_name("https://w3id.org/praxisnetz#municipalityKey") == "municipalityKey"
     assert validator.field_name(str(URIRef("https://schema.org/step"))) == "step"
+
+
+def test_python_dash_m_vocab_runs_offline_and_sets_the_exit_code() -> None:
+    import subprocess
+    import sys
+
+    ok = subprocess.run(
+        [sys.executable, "-m", "vocab", *map(str, VALID[:2])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.count("OK") == 2
+    bad = subprocess.run(
+        [sys.executable, "-m", "vocab", "--en", str(INVALID[0])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1
+    assert "invalid" in bad.stdout and "Traceback" not in bad.stderr

@@ -10,7 +10,8 @@ evaluated by `vocab.shacl`. Every problem names the field as it is spelled in th
 JSON ("status", "topic", "attributedTo"), never a stack trace. Malformed JSON-LD and
 unbundled contexts are reported as problems too.
 
-Command line: `python -m vocab.validate FILE...` prints the result in plain words.
+Command line: `python -m vocab FILE...` (or `python -m vocab.validate FILE...`) prints
+the result in plain words.
 """
 
 from __future__ import annotations
@@ -362,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     language = "en" if args[:1] == ["--en"] else "de"
     paths = args[1:] if args[:1] == ["--en"] else args
     if not paths:
-        print("usage: python -m vocab.validate [--en] FILE...", file=sys.stderr)
+        print("usage: python -m vocab [--en] FILE...", file=sys.stderr)
         return 2
     results = validate_files(paths)
     for path, report in results:
