@@ -98,7 +98,7 @@ def negotiate(
     """The best representation for ``accept``, or None (the caller answers 406).
 
     A missing header means anything; the most specific range decides a
-    representation's quality, then the server's order breaks ties.
+    representation's quality, then the order of ``available`` breaks ties.
     """
     if not accept or not accept.strip():
         return available[0]
@@ -110,7 +110,7 @@ def negotiate(
             if current is None or specificity > current[0]:
                 best[representation] = (specificity, media_range.quality)
     candidates = [
-        (quality, -PREFERENCE.index(rep), rep)
+        (quality, -available.index(rep), rep)
         for rep, (_, quality) in best.items()
         if quality > 0 and rep in available
     ]

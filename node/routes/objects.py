@@ -33,7 +33,7 @@ async def actor(request: web.Request) -> web.Response:
     if wanted is None:
         return not_acceptable(JSON_REPRESENTATIONS)
     if wanted is Representation.HTML:
-        raise web.HTTPSeeOther(config.base_url + "/")
+        raise web.HTTPSeeOther("/")  # relative: the profile page of this node
     return json_document(actor_document(config, request.app[appkeys.NODE_KEYS]), wanted.value)
 
 
