@@ -147,6 +147,37 @@ class Handbook:
         wanted = set(topics)
         return [s for s in self.sections() if wanted.intersection(s.topics)]
 
+    def structure_json(self) -> list[dict[str, object]]:
+        """Chapters and sections as flat records with a parent, in reading order.
+
+        The hub's interchange form (`HandbookStructure.from_json`): a chapter is a
+        section without a parent.
+        """
+        records: list[dict[str, object]] = []
+        for chapter in self.chapters:
+            records.append(
+                _record(
+                    chapter.slug,
+                    chapter.title_de,
+                    chapter.title_en,
+                    chapter.order,
+                    None,
+                    chapter.text,
+                )
+            )
+            records.extend(
+                _record(s.slug, s.title_de, s.title_en, s.order, chapter.slug, s.text)
+                for s in chapter.sections
+            )
+        return records
+
+
+def _record(
+    slug: str, title_de: str, title_en: str, order: int, parent: str | None, text: str
+) -> dict[str, object]:
+    return {"slug": slug, "title_de": title_de, "title_en": title_en, "order": order,
+            "parent": parent, "text": text}  # fmt: skip
+
 
 def load_nodes(path: Path = NODES_FILE) -> list[ExampleNode]:
     """The model municipalities and the hub, in file order."""

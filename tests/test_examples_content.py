@@ -29,13 +29,20 @@ from examples.catalog import (
 )
 from node.authoring import build_document
 from node.config import NodeConfig, NodeKind
+from node.hub.structure import HandbookStructure
 from node.markdown_import import parse_markdown
 from node.validation import document_problems
 
 TOPICS_TTL = Path(__file__).resolve().parent.parent / "vocab" / "topics.ttl"
 MUNICIPALITY_SLUGS = {
-    "guetersloh", "dueren", "halle-saale", "norderstedt", "ibbenbueren",
-    "cochem-zell", "heidekreis", "ortenaukreis",
+    "guetersloh",
+    "dueren",
+    "halle-saale",
+    "norderstedt",
+    "ibbenbueren",
+    "cochem-zell",
+    "heidekreis",
+    "ortenaukreis",
 }
 COMMON_FIELDS = ("kind", "slug", "title", "summary", "topics", "language")
 REQUIRED_BY_KIND = {
@@ -105,7 +112,9 @@ def test_nodes_are_the_eight_model_municipalities_and_the_hub(nodes):
     assert hub.slug == "kochbuch" and hub.name == "Praxisnetz Kochbuch (Hub)"
     kinds = {n.slug: n.kind for n in nodes}
     assert {s for s, k in kinds.items() if k == "district"} == {
-        "cochem-zell", "heidekreis", "ortenaukreis"
+        "cochem-zell",
+        "heidekreis",
+        "ortenaukreis",
     }
     assert kinds["ibbenbueren"] == "association"
 
@@ -129,7 +138,8 @@ def test_every_municipality_has_a_folder_and_no_stray_files(nodes):
         if not folder.is_dir():
             continue
         materials = {
-            str(f.front_matter["file"]) for f in load_contributions(folder.name)
+            str(f.front_matter["file"])
+            for f in load_contributions(folder.name)
             if f.kind == "material"
         }
         for path in folder.iterdir():
@@ -189,7 +199,9 @@ def test_practices_cover_many_topics_and_statuses(all_files):
     covered = {t for p in practices for t in p.topics}
     assert len(covered) >= 12
     assert {p.front_matter["status"] for p in practices} >= {
-        "in-operation", "piloting", "discontinued"
+        "in-operation",
+        "piloting",
+        "discontinued",
     }
 
 
@@ -211,9 +223,7 @@ def test_topics_are_valid_slugs(all_files, handbook, scheme_topics):
 
 def test_every_about_reference_resolves(contributions, handbook):
     objects = {
-        (node, KIND_PLURALS[f.kind], f.slug)
-        for node, files in contributions.items()
-        for f in files
+        (node, KIND_PLURALS[f.kind], f.slug) for node, files in contributions.items() for f in files
     }
     sections = {s.slug for s in handbook.sections()}
     for node, files in contributions.items():
@@ -239,7 +249,8 @@ def test_stances_agree_and_disagree_with_reasons(all_files):
     disputed = Counter(s.about for s in stances)
     # at least one object draws both agreement and disagreement (or partial agreement)
     contested = [
-        about for about, n in disputed.items()
+        about
+        for about, n in disputed.items()
         if n > 1 and len({s.front_matter["position"] for s in stances if s.about == about}) > 1
     ]
     assert contested
@@ -296,8 +307,12 @@ def test_every_published_document_satisfies_the_vocabulary_shapes(
     published = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
     for node in (n for n in nodes if not n.is_hub):
         config = NodeConfig(
-            data_dir=tmp_path / node.slug, base_url=f"https://{node.slug}.example",
-            name=node.name, slug=node.slug, ags=node.ags, kind=NodeKind(node.kind),
+            data_dir=tmp_path / node.slug,
+            base_url=f"https://{node.slug}.example",
+            name=node.name,
+            slug=node.slug,
+            ags=node.ags,
+            kind=NodeKind(node.kind),
         )
         for f in contributions[node.slug]:
             text = render_for_publish(f, example_url, example_file_url)
@@ -321,8 +336,13 @@ def test_a_material_without_a_file_url_is_a_typed_error(all_files):
 
 @pytest.mark.parametrize(
     "value",
-    ["node:guetersloh/recipes/x", "node:guetersloh/practices", "hub:", "https://x.example/a",
-     "node:Guetersloh/practices/x"],
+    [
+        "node:guetersloh/recipes/x",
+        "node:guetersloh/practices",
+        "hub:",
+        "https://x.example/a",
+        "node:Guetersloh/practices/x",
+    ],
 )
 def test_malformed_references_are_refused(value):
     with pytest.raises(ValueError, match="about"):
@@ -333,7 +353,10 @@ def test_references_parse():
     assert parse_reference("hub:e-akte") == Reference(node=None, plural=None, slug="e-akte")
     ref = parse_reference("node:dueren/practices/zentraler-posteingang")
     assert (ref.node, ref.plural, ref.slug, ref.is_section) == (
-        "dueren", "practices", "zentraler-posteingang", False
+        "dueren",
+        "practices",
+        "zentraler-posteingang",
+        False,
     )
 
 
@@ -343,9 +366,16 @@ def test_references_parse():
 def test_handbook_has_the_kochbuch_chapters(handbook):
     titles = [c.title_de for c in handbook.chapters]
     for expected in (
-        "Einführung", "Beispiele, die Appetit machen", "Voraussetzungen",
-        "Organisation und Personal", "Prozesse", "Technik", "Recht",
-        "Finanzierung und Förderung", "Interkommunale Zusammenarbeit", "Evaluation",
+        "Einführung",
+        "Beispiele, die Appetit machen",
+        "Voraussetzungen",
+        "Organisation und Personal",
+        "Prozesse",
+        "Technik",
+        "Recht",
+        "Finanzierung und Förderung",
+        "Interkommunale Zusammenarbeit",
+        "Evaluation",
         "Ausblick",
     ):
         assert expected in titles
@@ -368,13 +398,23 @@ def test_handbook_slugs_unique_orders_distinct_texts_present(handbook):
             assert len(section.text.split()) >= 15, section.slug
 
 
+def test_handbook_loads_into_the_hubs_structure(handbook):
+    structure = HandbookStructure.from_json(handbook.structure_json())
+    chapters = structure.chapters()
+    assert [c.section.slug for c in chapters] == [c.slug for c in handbook.chapters]
+    assert [s.slug for c in chapters for s in c.sections] == [s.slug for s in handbook.sections()]
+    assert structure.get("e-akte").parent == "technik"
+    assert structure.get("vorwort").text.startswith("Acht Kommunen")
+
+
 def test_every_topic_and_contribution_triages_into_a_section(all_files, handbook, scheme_topics):
     for f in all_files:
         assert handbook.sections_for_topics(f.topics), f.path
     for topic in scheme_topics:
         assert handbook.sections_for_topics([topic]), f"no section takes topic {topic}"
     assert [s.slug for s in handbook.sections_for_topics(["e-payment"])] == [
-        "appetit-buergerservice", "e-payment"
+        "appetit-buergerservice",
+        "e-payment",
     ]
 
 
@@ -419,13 +459,20 @@ def test_unknown_node_folder_is_a_typed_error(tmp_path):
 
 
 def test_bad_nodes_and_handbook_files_are_typed_errors(tmp_path):
-    nodes = write(tmp_path, '[[nodes]]\nslug = "a"\nname = "A"\nkind = "town"\n'
-                  'description = "x"\n', "nodes.toml")
+    nodes = write(
+        tmp_path,
+        '[[nodes]]\nslug = "a"\nname = "A"\nkind = "town"\ndescription = "x"\n',
+        "nodes.toml",
+    )
     with pytest.raises(ExampleContentError) as info:
         load_nodes(nodes)
     assert info.value.field == "kind"
-    handbook = write(tmp_path, "title: {de: T, en: T}\nchapters:\n  - slug: a\n"
-                     "    order: first\n    title: {de: A, en: A}\n", "handbook.yaml")
+    handbook = write(
+        tmp_path,
+        "title: {de: T, en: T}\nchapters:\n  - slug: a\n"
+        "    order: first\n    title: {de: A, en: A}\n",
+        "handbook.yaml",
+    )
     with pytest.raises(ExampleContentError) as info:
         load_handbook(handbook)
     assert info.value.field == "chapter a.order"
