@@ -21,7 +21,7 @@ from datetime import datetime
 from pyld import jsonld
 
 from federation.timestamps import TimestampError, format_timestamp, parse_timestamp
-from federation.urls import OriginError, origin
+from federation.urls import OriginError, origin, same_origin
 from vocab import (
     ACTIVITYSTREAMS_CONTEXT_URL,
     DEFAULT_CONTEXT,
@@ -93,6 +93,9 @@ def parse_activity(
     activity_id = _read_url(readable.get("id"), "id")
     kind = _read_type(readable.get("type"))
     actor = _read_reference(readable.get("actor"), "actor")
+    if not same_origin(activity_id, actor):
+        # activities are deduplicated by id: a foreign id could shadow the real activity
+        raise ActivityError("id", "an activity's id must be on its actor's origin")
     object_id, embedded = _read_object(readable.get("object"))
     return Activity(
         id=activity_id,

@@ -357,6 +357,8 @@ VALID = follow(GT, DN, activity_id=act_id(1), published=NOW)
         ({"id": 17}, "id"),
         ({"id": "urn:uuid:1234"}, "id"),
         ({"id": "https://a.example@evil.example/x"}, "id"),
+        ({"id": "https://dueren.example/activities/1"}, "id"),  # not the actor's origin
+        ({"id": "http://guetersloh.example/activities/1"}, "id"),
         ({"actor": [GT, DN]}, "actor"),
         ({"actor": {"type": "Person"}}, "actor"),
         ({"actor": "javascript:alert(1)"}, "actor"),
