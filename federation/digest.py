@@ -21,7 +21,7 @@ _HASHES: dict[str, Callable[[bytes], bytes]] = {
 }
 # one member of Content-Digest: a token key and a byte sequence, parameters ignored
 _CONTENT_DIGEST_MEMBER = re.compile(
-    r"^\s*([A-Za-z0-9_.*-]+)\s*=\s*:([A-Za-z0-9+/=]*):\s*(?:;[^,]*)?$"
+    r"^\s*([A-Za-z0-9_.*-]+)\s*=\s*:([A-Za-z0-9+/=]*):\s*(?:;[^,]*)?\Z"
 )
 
 

@@ -33,7 +33,8 @@ from federation.keys import KeyAlgorithm, SigningKey
 
 DEFAULT_COVERED = ("date",)
 # key="quoted string" or key=number, separated by commas
-_PARAM = re.compile(r'\s*([A-Za-z]+)\s*=\s*(?:"([^"]*)"|([0-9]+(?:\.[0-9]+)?))\s*(?:,|$)')
+_PARAM = re.compile(r'\s*([A-Za-z]+)\s*=\s*(?:"([^"]*)"|([0-9]+(?:\.[0-9]+)?))\s*(?:,|\Z)')
+_QUOTABLE = re.compile(r'^[\x20\x21\x23-\x7e]+\Z')  # printable ASCII without "
 _ALGORITHMS: dict[str, tuple[SignatureAlgorithm, ...] | None] = {
     "rsa-sha256": (SignatureAlgorithm.RSA_V1_5_SHA256,),
     "hs2019": None,  # "derive it from the key", see default_algorithms
@@ -190,6 +191,8 @@ def sign(
 ) -> str:
     """The ``Signature`` header value for ``request`` (which must already carry the
     covered headers). RSA keys sign as ``rsa-sha256``; other algorithms as ``hs2019``."""
+    if not _QUOTABLE.match(key.key_id):
+        raise ValueError(f"key id {key.key_id!r} cannot be quoted in a Signature header")
     chosen = algorithm or default_algorithms(key.algorithm)[0]
     name = "rsa-sha256" if chosen is SignatureAlgorithm.RSA_V1_5_SHA256 else "hs2019"
     raw = sign_bytes(key.private_key, chosen, signing_string(request, covered))

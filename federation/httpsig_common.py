@@ -8,12 +8,13 @@ Import them from ``federation.httpsig``; this module is an implementation detail
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -60,8 +61,20 @@ class _CaseInsensitiveHeaders(Mapping[str, str]):
     def __init__(self, headers: Mapping[str, str]) -> None:
         self._items = {name.lower(): (name, value) for name, value in headers.items()}
 
+    def merged(self, extra: Mapping[str, str]) -> _CaseInsensitiveHeaders:
+        """A copy with ``extra`` set, replacing same-named headers."""
+        copy = _CaseInsensitiveHeaders({})
+        copy._items = dict(self._items)
+        for name, value in extra.items():
+            copy._items[name.lower()] = (name, value)
+        return copy
+
     def __getitem__(self, name: str) -> str:
         return self._items[name.lower()][1]
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        entry = self._items.get(name.lower())
+        return default if entry is None else entry[1]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._items
@@ -110,10 +123,10 @@ class RequestParts:
 
     def with_headers(self, extra: Mapping[str, str]) -> RequestParts:
         """A copy with ``extra`` headers set (replacing same-named ones)."""
-        replaced = {name.lower() for name in extra}
-        merged = {k: v for k, v in self.headers.items() if k.lower() not in replaced}
-        merged.update(extra)
-        return RequestParts(self.method, self.url, merged, self.body)
+        headers = self.headers
+        if not isinstance(headers, _CaseInsensitiveHeaders):  # pragma: no cover - see post_init
+            headers = _CaseInsensitiveHeaders(headers)
+        return RequestParts(self.method, self.url, headers.merged(extra), self.body)
 
 
 @dataclass(frozen=True)
@@ -173,12 +186,34 @@ class ParsedSignature:
     expires: datetime | None = None
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH_NUMBERS = {name: number for number, name in enumerate(_MONTHS, start=1)}
+_IMF_FIXDATE = re.compile(
+    r"^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) ([A-Z][a-z]{2}) ([0-9]{4}) "
+    r"([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT\Z"
+)
+
+
 def http_date(moment: datetime) -> str:
-    """``Sun, 05 Jan 2014 21:31:40 GMT`` for an aware datetime."""
-    return format_datetime(moment.astimezone(UTC), usegmt=True)
+    """``Sun, 05 Jan 2014 21:31:40 GMT`` for an aware datetime (locale-independent)."""
+    utc = moment.astimezone(UTC)
+    return (
+        f"{_DAYS[utc.weekday()]}, {utc.day:02d} {_MONTHS[utc.month - 1]} {utc.year:04d} "
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d} GMT"
+    )
 
 
 def parse_http_date(value: str) -> datetime:
+    """Parse an HTTP date; the usual IMF-fixdate form quickly, the obsolete ones too."""
+    match = _IMF_FIXDATE.match(value)
+    if match is not None and match.group(2) in _MONTH_NUMBERS:
+        day, _, year, hour, minute, second = match.groups()
+        try:
+            return datetime(int(year), _MONTH_NUMBERS[match.group(2)], int(day), int(hour),
+                            int(minute), int(second), tzinfo=UTC)
+        except ValueError as exc:
+            raise SignatureFormatError(f"Date header is not a valid date: {value!r}") from exc
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError) as exc:
@@ -190,7 +225,10 @@ def parse_http_date(value: str) -> datetime:
 
 def authority_of(url: str) -> str:
     """Lower-case ``host[:port]`` of an absolute URL, default ports left out."""
-    parts = urlsplit(url)
+    return authority_from_parts(urlsplit(url), url)
+
+
+def authority_from_parts(parts: SplitResult, url: str) -> str:
     host = (parts.hostname or "").lower()
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"

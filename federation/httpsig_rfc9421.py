@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-import http_sfv
-
 from federation.httpsig_common import (
     ComponentMissingError,
     ParsedSignature,
@@ -25,16 +23,22 @@ from federation.httpsig_common import (
     SignatureFormatError,
     SignatureScheme,
     UnsupportedAlgorithmError,
-    authority_of,
+    authority_from_parts,
     default_algorithms,
     key_fits,
-    path_and_query,
     sign_bytes,
 )
 from federation.keys import KeyAlgorithm, SigningKey
+from federation.structured_fields import (
+    StructuredFieldError,
+    parse_byte_sequences,
+    parse_inner_lists,
+    serialise_byte_sequence,
+    serialise_inner_list,
+)
 
 DEFAULT_LABEL = "sig1"
-_FIELD_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
+_FIELD_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+\Z")
 _ALGORITHMS = {alg.value: alg for alg in SignatureAlgorithm}
 
 
@@ -53,28 +57,29 @@ class SignatureInput:
         return value if isinstance(value, str) else None
 
 
-def _derived_value(request: RequestParts, name: str) -> str:
-    path, query = path_and_query(request.url)
-    if name == "@method":
-        return request.method
-    if name == "@target-uri":
-        return request.url
-    if name == "@authority":
-        return authority_of(request.url)
-    if name == "@scheme":
-        return urlsplit(request.url).scheme.lower()
-    if name == "@request-target":
-        return path + ("?" + query if query else "")
-    if name == "@path":
-        return path
-    if name == "@query":
-        return "?" + query
-    raise SignatureFormatError(f"Signature-Input: unsupported derived component {name!r}")
+def derived_components(request: RequestParts) -> dict[str, str]:
+    """The values of the request-derived components (RFC 9421 section 2.2)."""
+    parts = urlsplit(request.url)
+    path, query = parts.path or "/", parts.query
+    return {
+        "@method": request.method,
+        "@target-uri": request.url,
+        "@authority": authority_from_parts(parts, request.url),
+        "@scheme": parts.scheme.lower(),
+        "@request-target": path + ("?" + query if query else ""),
+        "@path": path,
+        "@query": "?" + query,
+    }
 
 
-def component_value(request: RequestParts, name: str) -> str:
+def component_value(
+    request: RequestParts, name: str, derived: dict[str, str] | None = None
+) -> str:
     if name.startswith("@"):
-        return _derived_value(request, name)
+        value = (derived or derived_components(request)).get(name)
+        if value is None:
+            raise SignatureFormatError(f"Signature-Input: unsupported derived component {name!r}")
+        return value
     if not _FIELD_NAME.match(name):
         raise SignatureFormatError(f"Signature-Input: {name!r} is not a lower-case field name")
     value = request.header(name)
@@ -86,38 +91,19 @@ def component_value(request: RequestParts, name: str) -> str:
 def signature_base(request: RequestParts, components: Sequence[str], serialised: str) -> bytes:
     if len(set(components)) != len(components):
         raise SignatureFormatError("Signature-Input: a component is listed twice")
-    lines = [f'"{name}": {component_value(request, name)}' for name in components]
+    derived = derived_components(request)
+    lines = [f'"{name}": {component_value(request, name, derived)}' for name in components]
     lines.append(f'"@signature-params": {serialised}')
     return "\n".join(lines).encode("utf-8")
 
 
-def _parse_dictionary(header: str, value: str) -> http_sfv.Dictionary:
-    parsed = http_sfv.Dictionary()
-    try:
-        parsed.parse(value.encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as exc:
-        raise SignatureFormatError(f"{header}: not a structured-field dictionary") from exc
-    return parsed
-
-
-def _signature_input(label: str, member: object) -> SignatureInput:
-    if not isinstance(member, http_sfv.InnerList):
-        raise SignatureFormatError(f"Signature-Input: {label} is not an inner list")
-    components = []
-    for item in member:
-        if not isinstance(item.value, str):
-            raise SignatureFormatError(f"Signature-Input: {label} lists a non-string component")
-        if len(item.params):
-            raise SignatureFormatError(
-                f"Signature-Input: component parameters ({item}) are not supported"
-            )
-        components.append(item.value)
-    return SignatureInput(label, tuple(components), dict(member.params), str(member))
-
-
 def parse_signature_inputs(value: str) -> list[SignatureInput]:
-    members = _parse_dictionary("Signature-Input", value)
-    return [_signature_input(label, member) for label, member in members.items()]
+    try:
+        members = parse_inner_lists("Signature-Input", value)
+    except StructuredFieldError as exc:
+        raise SignatureFormatError(str(exc)) from exc
+    return [SignatureInput(label, member.items, dict(member.params), member.serialised)
+            for label, member in members.items()]
 
 
 def _timestamp(params: dict[str, object], name: str) -> datetime | None:
@@ -147,14 +133,15 @@ def parse_request(
     if input_header is None or signature_header is None:
         raise SignatureFormatError("Signature-Input and Signature must both be present")
     inputs = parse_signature_inputs(input_header)
-    signatures = _parse_dictionary("Signature", signature_header)
+    try:
+        signatures = parse_byte_sequences("Signature", signature_header)
+    except StructuredFieldError as exc:
+        raise SignatureFormatError(str(exc)) from exc
     inputs = [entry for entry in inputs if entry.label in signatures]
     if not inputs:
         raise SignatureFormatError("no Signature-Input label has a matching Signature")
     chosen = _choose(inputs, prefer_covering)
-    raw = signatures[chosen.label].value
-    if not isinstance(raw, bytes):
-        raise SignatureFormatError(f"Signature: {chosen.label} is not a byte sequence")
+    raw = signatures[chosen.label]
     if chosen.key_id is None:
         raise SignatureFormatError(f"Signature-Input: {chosen.label} has no keyid")
     algorithm = chosen.params.get("alg")
@@ -187,13 +174,12 @@ def algorithms_for(
     return (algorithm,)
 
 
-def signature_params(
-    components: Sequence[str], params: dict[str, int | str]
-) -> http_sfv.InnerList:
-    inner = http_sfv.InnerList([http_sfv.Item(name) for name in components])
-    for name, value in params.items():
-        inner.params[name] = value
-    return inner
+def signature_params(components: Sequence[str], params: dict[str, int | str]) -> str:
+    """The serialised inner list that ``Signature-Input`` carries and the base ends with."""
+    try:
+        return serialise_inner_list(components, params)
+    except StructuredFieldError as exc:
+        raise SignatureFormatError(str(exc)) from exc
 
 
 def sign(
@@ -214,11 +200,7 @@ def sign(
     if declare_alg:
         params["alg"] = chosen.value
     params.update(extra_params or {})
-    inner = signature_params(components, params)
-    base = signature_base(request, list(components), str(inner))
+    serialised = signature_params(components, params)
+    base = signature_base(request, list(components), serialised)
     raw = sign_bytes(key.private_key, chosen, base)
-    signature = http_sfv.Dictionary()
-    signature[label] = raw
-    signature_input = http_sfv.Dictionary()
-    signature_input[label] = inner
-    return str(signature_input), str(signature)
+    return f"{label}={serialised}", serialise_byte_sequence(label, raw)

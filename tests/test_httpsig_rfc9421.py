@@ -3,6 +3,7 @@
 import base64
 from datetime import UTC, datetime
 
+import http_sfv
 import pytest
 from cryptography.hazmat.primitives import serialization
 
@@ -24,6 +25,11 @@ from federation.httpsig_common import (
     signature_matches,
 )
 from federation.keys import KeyAlgorithm, PublicKeyInfo, SigningKey
+from federation.structured_fields import (
+    StructuredFieldError,
+    parse_byte_sequences,
+    parse_inner_lists,
+)
 
 # B.1.2 test-key-rsa-pss. The RFC prints the private key as PKCS#8 (with the RSASSA-PSS
 # algorithm identifier) under an "RSA PRIVATE KEY" label; we load the DER directly.
@@ -293,3 +299,61 @@ def test_the_first_label_covering_the_wanted_components_is_chosen():
 def test_unsupported_or_mismatched_alg(declared, key_algorithm):
     with pytest.raises(UnsupportedAlgorithmError):
         httpsig_rfc9421.algorithms_for(declared, key_algorithm)
+
+
+# --- structured fields: the fast reader must agree with http_sfv --------------------------
+
+SF_INPUTS = [
+    f"sig-b26={B26_INPUT}",
+    f"sig-b21={B21_INPUT}, sig-b26={B26_INPUT}",
+    'a=("@method" "@authority");created=-5;keyid="k;x=1";alg="ed25519"',
+    'a=("@method");keyid="with \\"quote\\""',  # escapes: slow path
+    'a=("@method");keyid=token',  # token: slow path
+    'a=("@method"   "@path");keyid="k"',  # odd whitespace: slow path
+    "a=();keyid=\"k\",b=();keyid=\"j\"",
+]
+
+
+@pytest.mark.parametrize("value", SF_INPUTS)
+def test_fast_structured_field_reader_agrees_with_http_sfv(value):
+    reference = http_sfv.Dictionary()
+    reference.parse(value.encode())
+    ours = parse_inner_lists("Signature-Input", value)
+    assert list(ours) == list(reference)
+    for label, member in reference.items():
+        assert ours[label].items == tuple(item.value for item in member)
+        assert dict(ours[label].params) == dict(member.params)
+        assert ours[label].serialised == str(member)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['a=("@method");keyid="k"\n', 'a=("@method");keyid="k",', 'a=("@method" keyid="k"',
+     'a=("@method");keyid="k\x01"'],
+)
+def test_structured_field_reader_rejects_broken_input(value):
+    with pytest.raises(StructuredFieldError):
+        parse_inner_lists("Signature-Input", value)
+
+
+def test_signature_byte_sequences_fast_and_slow():
+    assert parse_byte_sequences("Signature", "a=:AAEC:, b=:AA==:") == {"a": b"\0\1\2", "b": b"\0"}
+    assert parse_byte_sequences("Signature", "a=:AAEC:;p=1") == {"a": b"\0\1\2"}
+    with pytest.raises(StructuredFieldError, match="byte sequence"):
+        parse_byte_sequences("Signature", 'a="text"')
+
+
+@pytest.mark.parametrize("key_id", ["line\nbreak", "tab\there", "ümlaut"])
+def test_key_ids_that_cannot_be_serialised_are_refused(ed_key, key_id):
+    with pytest.raises(SignatureFormatError):
+        httpsig_rfc9421.sign(rfc_test_request(), SigningKey(key_id, ed_key.private_key),
+                             ["@method"], created=CREATED)
+
+
+def test_quotes_in_key_ids_are_escaped(ed_key):
+    signature_input, _ = httpsig_rfc9421.sign(
+        rfc_test_request(), SigningKey('k"1', ed_key.private_key), ["@method"], created=CREATED,
+        declare_alg=False)
+    assert signature_input == 'sig1=("@method");created=1618884473;keyid="k\\"1"'
+    parsed = parse_inner_lists("Signature-Input", signature_input)
+    assert parsed["sig1"].params["keyid"] == 'k"1'

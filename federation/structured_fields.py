@@ -1,0 +1,150 @@
+"""The few RFC 8941 structured-field shapes HTTP message signatures use, made fast.
+
+``Signature-Input`` is a dictionary of inner lists of strings with integer/string
+parameters; ``Signature`` a dictionary of byte sequences. Signers nearly always send
+them in canonical form, which a strict regular expression reads in microseconds; any
+other spelling (escapes, tokens, booleans, odd whitespace) goes to the complete but
+slower ``http_sfv`` parser. For canonical input the raw member text *is* its
+serialisation, which is what RFC 9421's ``@signature-params`` line needs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import http_sfv
+
+_KEY = r"[a-z*][a-z0-9_\-.*]{0,63}"
+_STRING = r'"[\x20\x21\x23-\x5b\x5d-\x7e]*"'  # printable ASCII without " and \
+_INTEGER = r"-?[0-9]{1,15}"
+_PARAMS = rf"(?:;{_KEY}=(?:{_INTEGER}|{_STRING}))*"
+_INNER_LIST_MEMBER = re.compile(
+    rf"(?P<label>{_KEY})=(?P<value>\((?P<items>(?:{_STRING}(?: {_STRING})*)?)\)"
+    rf"(?P<params>{_PARAMS}))(?:[ \t]*,[ \t]*|[ \t]*\Z)"
+)
+_BYTES_MEMBER = re.compile(
+    rf"(?P<label>{_KEY})=:(?P<value>[A-Za-z0-9+/]*={{0,2}}):(?:[ \t]*,[ \t]*|[ \t]*\Z)"
+)
+_ITEM = re.compile(_STRING)
+_PARAM = re.compile(rf";({_KEY})=({_INTEGER}|{_STRING})")
+_PRINTABLE = re.compile(r"^[\x20-\x7e]*\Z")
+_KEY_ONLY = re.compile(rf"^{_KEY}\Z")
+
+
+class StructuredFieldError(ValueError):
+    """A structured field could not be parsed; the message names the header."""
+
+
+@dataclass(frozen=True)
+class InnerList:
+    """An inner list of strings with parameters, and its canonical serialisation."""
+
+    items: tuple[str, ...]
+    params: Mapping[str, int | str]
+    serialised: str
+
+
+def _fast_members(pattern: re.Pattern[str], value: str) -> list[re.Match[str]] | None:
+    matches, position, text = [], 0, value.strip(" \t")
+    if text.endswith(","):
+        return None  # a trailing comma is invalid; let the full parser say so
+    while position < len(text):
+        match = pattern.match(text, position)
+        if match is None:
+            return None
+        matches.append(match)
+        position = match.end()
+    labels = [match.group("label") for match in matches]
+    return matches if matches and len(set(labels)) == len(labels) else None
+
+
+def _parse_slow(header: str, value: str) -> http_sfv.Dictionary:
+    parsed = http_sfv.Dictionary()
+    try:
+        parsed.parse(value.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise StructuredFieldError(f"{header}: not a structured-field dictionary") from exc
+    return parsed
+
+
+def _param_value(raw: str) -> int | str:
+    return raw[1:-1] if raw.startswith('"') else int(raw)
+
+
+def parse_inner_lists(header: str, value: str) -> dict[str, InnerList]:
+    """A dictionary whose members are inner lists of strings (``Signature-Input``)."""
+    fast = _fast_members(_INNER_LIST_MEMBER, value)
+    if fast is not None:
+        result = {}
+        for match in fast:
+            items = tuple(item[1:-1] for item in _ITEM.findall(match.group("items")))
+            params = {key: _param_value(raw) for key, raw in _PARAM.findall(match.group("params"))}
+            result[match.group("label")] = InnerList(items, params, match.group("value"))
+        return result
+    return {label: _from_sfv(header, label, member)
+            for label, member in _parse_slow(header, value).items()}
+
+
+def _from_sfv(header: str, label: str, member: object) -> InnerList:
+    if not isinstance(member, http_sfv.InnerList):
+        raise StructuredFieldError(f"{header}: {label} is not an inner list")
+    items = []
+    for item in member:
+        if not isinstance(item.value, str):
+            raise StructuredFieldError(f"{header}: {label} lists a non-string component")
+        if len(item.params):
+            raise StructuredFieldError(
+                f"{header}: component parameters ({item}) are not supported"
+            )
+        items.append(item.value)
+    params = {}
+    for key, param in member.params.items():
+        if isinstance(param, bool) or not isinstance(param, int | str):
+            raise StructuredFieldError(f"{header}: parameter {key} has an unsupported type")
+        params[key] = param
+    return InnerList(tuple(items), params, str(member))
+
+
+def parse_byte_sequences(header: str, value: str) -> dict[str, bytes]:
+    """A dictionary whose members are byte sequences (``Signature``)."""
+    fast = _fast_members(_BYTES_MEMBER, value)
+    if fast is not None:
+        try:
+            return {m.group("label"): base64.b64decode(m.group("value"), validate=True)
+                    for m in fast}
+        except (binascii.Error, ValueError) as exc:
+            raise StructuredFieldError(f"{header}: invalid base64") from exc
+    result = {}
+    for label, member in _parse_slow(header, value).items():
+        if not isinstance(member, http_sfv.Item) or not isinstance(member.value, bytes):
+            raise StructuredFieldError(f"{header}: {label} is not a byte sequence")
+        result[label] = member.value
+    return result
+
+
+def serialise_string(value: str) -> str:
+    if not _PRINTABLE.match(value):
+        raise StructuredFieldError(f"{value!r} cannot be a structured-field string")
+    if '"' in value or "\\" in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{value}"'
+
+
+def serialise_inner_list(items: Sequence[str], params: Mapping[str, int | str]) -> str:
+    parts = ["(", " ".join(serialise_string(item) for item in items), ")"]
+    for key, value in params.items():
+        if not _KEY_ONLY.match(key):
+            raise StructuredFieldError(f"{key!r} is not a structured-field key")
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise StructuredFieldError(f"parameter {key} must be an integer or a string")
+        parts.append(f";{key}={value}" if isinstance(value, int) else
+                     f";{key}={serialise_string(value)}")
+    return "".join(parts)
+
+
+def serialise_byte_sequence(label: str, value: bytes) -> str:
+    return f"{label}=:{base64.b64encode(value).decode('ascii')}:"
