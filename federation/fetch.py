@@ -214,9 +214,7 @@ class _Response:
 # --- media types and bodies ---------------------------------------------------------
 
 
-_MEDIA_PARAMETER = re.compile(
-    r';\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)'
-)
+_MEDIA_PARAMETER = re.compile(r';\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 
 
 def parse_media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
@@ -395,7 +393,11 @@ class SafeFetcher:
         response = await self._within_time_limit(
             url, self._exchange("POST", target, headers, body, signed=False)
         )
-        reported = {name: response.headers[name] for name in _REPORTED_POST_HEADERS if name in response.headers}
+        reported = {
+            name: response.headers[name]
+            for name in _REPORTED_POST_HEADERS
+            if name in response.headers
+        }
         excerpt = response.body.decode("utf-8", errors="replace")
         return PostOutcome(response.status, reported, excerpt)
 
@@ -428,7 +430,10 @@ class SafeFetcher:
             current = redirect_target(current, response.status, response.headers.get("Location"))
         if not 200 <= response.status < 300:
             raise FetchError(
-                FetchFailure.HTTP_ERROR, str(current), status=response.status, detail="not a 2xx answer"
+                FetchFailure.HTTP_ERROR,
+                str(current),
+                status=response.status,
+                detail="not a 2xx answer",
             )
         return response
 
@@ -506,9 +511,7 @@ class SafeFetcher:
                 FetchFailure.CONNECTION_FAILED, str(url), detail=f"{type(exc).__name__}: {exc}"
             ) from exc
 
-    async def _read_payload(
-        self, method: str, url: URL, response: aiohttp.ClientResponse
-    ) -> bytes:
+    async def _read_payload(self, method: str, url: URL, response: aiohttp.ClientResponse) -> bytes:
         if method == "POST":
             return await response.content.read(_POST_EXCERPT_BYTES)
         if not 200 <= response.status < 300:

@@ -64,7 +64,9 @@ def same_host(key_id: str, actor_id: str) -> bool:
     return key_authority is not None and key_authority == _authority(actor_id)
 
 
-def _listed_key(document: Mapping[str, object], key_id: str, actor_url: str) -> PublicKeyInfo | None:
+def _listed_key(
+    document: Mapping[str, object], key_id: str, actor_url: str
+) -> PublicKeyInfo | None:
     """The key ``key_id`` if ``document`` is the actor at ``actor_url`` and lists it."""
     if document.get("id") != actor_url or not same_host(key_id, actor_url):
         return None
