@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from ssl import SSLContext
 
 import aiohttp
 from yarl import URL
@@ -48,7 +49,8 @@ class Traced:
 
 
 @asynccontextmanager
-async def traced_session() -> AsyncIterator[Traced]:
+async def traced_session(ssl: SSLContext | None = None) -> AsyncIterator[Traced]:
+    """A session on a LoopbackOnlyConnector (trusting ``ssl``'s CAs when given)."""
     started: list[URL] = []
 
     async def on_request_start(session, context, params) -> None:  # noqa: ANN001
@@ -56,6 +58,6 @@ async def traced_session() -> AsyncIterator[Traced]:
 
     trace = aiohttp.TraceConfig()
     trace.on_request_start.append(on_request_start)
-    connector = LoopbackOnlyConnector()
+    connector = LoopbackOnlyConnector(ssl=ssl if ssl is not None else True)
     async with aiohttp.ClientSession(connector=connector, trace_configs=[trace]) as session:
         yield Traced(session, started)

@@ -12,16 +12,22 @@ import asyncio
 import gzip
 import json
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address, ip_network
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from fetch_support import FakeDNS, Traced, traced_session
 from yarl import URL
 
@@ -56,7 +62,11 @@ LD_JSON = f'application/ld+json; profile="{AS_PROFILE}"'
 
 
 def _doc(request: web.Request, path: str | None = None, **extra: object) -> dict[str, object]:
-    return {"id": f"http://{request.host}{path or request.path}", "type": "Note", **extra}
+    return {
+        "id": f"{request.scheme}://{request.host}{path or request.path}",
+        "type": "Note",
+        **extra,
+    }
 
 
 def _json(body: object, content_type: str = AP_JSON, status: int = 200) -> web.Response:
@@ -172,6 +182,10 @@ def _server_app(origin: Origin) -> web.Application:
     @routes.get("/to-evil")
     async def to_evil(request: web.Request) -> web.Response:
         raise web.HTTPFound(f"http://evil.test:{request.url.port}/actor")
+
+    @routes.get("/to-http")
+    async def to_http(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"http://{request.host}/actor")
 
     @routes.get("/to-claim")
     async def to_claim(request: web.Request) -> web.Response:
@@ -725,3 +739,77 @@ async def test_client_session_factory_keeps_no_cookies() -> None:
         assert session.trust_env is False
     finally:
         await session.close()
+
+
+# --- TLS: the connection goes to the checked IP, the certificate is checked for the name
+
+
+def _certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` (and its key), written as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@dataclass
+class TlsOrigin:
+    port: int
+    client: Traced
+
+
+@pytest.fixture
+async def tls_server(aiohttp_server, tmp_path: Path) -> AsyncIterator[TlsOrigin]:
+    cert_path, key_path = _certificate(tmp_path, "allowed.test")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_path, key_path)
+    running = await aiohttp_server(
+        _server_app(Origin(0, [], [], {})), host="127.0.0.1", ssl=server_context
+    )
+    async with traced_session(ssl=ssl.create_default_context(cafile=str(cert_path))) as client:
+        yield TlsOrigin(running.port, client)
+
+
+async def test_https_fetch_verifies_the_certificate_for_the_name(tls_server: TlsOrigin) -> None:
+    url = f"https://allowed.test:{tls_server.port}/actor"
+    fetched = await make_fetcher(tls_server.client).get_document(url)
+    assert fetched.document["id"] == url
+    assert [started.host for started in tls_server.client.started] == ["127.0.0.1"]
+
+
+async def test_https_certificate_for_another_name_is_refused(tls_server: TlsOrigin) -> None:
+    # Same address, allow-listed name, but the certificate is for allowed.test only.
+    dns = FakeDNS({"other.test": ["127.0.0.1"]})
+    policy = AddressPolicy(allowed_hosts=frozenset({"other.test"}))
+    fetcher = make_fetcher(tls_server.client, policy, resolve=dns)
+    error = await failure_of(fetcher.get_document(f"https://other.test:{tls_server.port}/actor"))
+    assert error.failure is FetchFailure.CONNECTION_FAILED
+    assert "other.test" in error.detail and "certificate" in error.detail.lower()
+
+
+async def test_https_redirect_down_to_http_is_refused(tls_server: TlsOrigin) -> None:
+    url = f"https://allowed.test:{tls_server.port}/to-http"
+    error = await failure_of(make_fetcher(tls_server.client).get_document(url))
+    assert error.failure is FetchFailure.BAD_URL
+    assert [started.scheme for started in tls_server.client.started] == ["https"]
