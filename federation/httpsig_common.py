@@ -59,7 +59,11 @@ class _CaseInsensitiveHeaders(Mapping[str, str]):
     __slots__ = ("_items",)
 
     def __init__(self, headers: Mapping[str, str]) -> None:
-        self._items = {name.lower(): (name, value) for name, value in headers.items()}
+        items: dict[str, tuple[str, str]] = {}
+        for name, value in headers.items():  # a multidict may repeat a name: join the values
+            key = name.lower()
+            items[key] = (name, f"{items[key][1]}, {value}") if key in items else (name, value)
+        self._items = items
 
     def merged(self, extra: Mapping[str, str]) -> _CaseInsensitiveHeaders:
         """A copy with ``extra`` set, replacing same-named headers."""
@@ -106,7 +110,8 @@ class RequestParts:
     ``url`` is the absolute target URI as the request addressed it: a server builds it
     from its public scheme, the ``Host`` header and the request target (RFC 9421's
     ``@authority`` comes from it). ``headers`` are looked up case-insensitively; a
-    header that occurs several times is passed as one value joined with ", ".
+    multidict (aiohttp's ``request.headers``) may be passed as it is: values of a
+    repeated header are joined with ", " as both signature schemes require.
     """
 
     method: str

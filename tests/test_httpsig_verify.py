@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from multidict import CIMultiDict
 
 from federation import httpsig_cavage, httpsig_rfc9421
 from federation.digest import make_content_digest, make_digest
@@ -396,3 +397,13 @@ async def test_header_lookup_ignores_case(ed_key):
                          {k.upper(): v for k, v in request.headers.items()}, request.body)
     assert (await verify(lowered, resolver(ed_key))).ok
     assert (await verify(upper, resolver(ed_key))).ok
+
+
+async def test_repeated_headers_from_a_multidict_are_joined(ed_key):
+    request = signed(ed_key, SignatureScheme.RFC9421)
+    headers = CIMultiDict(request.headers)
+    headers.add("Accept", "application/activity+json")
+    headers.add("accept", "application/ld+json")
+    parts = RequestParts(request.method, request.url, headers, request.body)
+    assert parts.header("ACCEPT") == "application/activity+json, application/ld+json"
+    assert (await verify(parts, resolver(ed_key))).ok
