@@ -29,7 +29,8 @@ from urllib.parse import urldefrag
 from federation.fetch import FetchError
 from federation.httpsig import KeyLookup, SignatureVerdict
 from federation.keys import KeyFormatError, PublicKeyInfo, parse_actor_keys
-from federation.origin import OriginError, origin
+from federation.origin import fetched_id_matches
+from federation.urls import OriginError, origin
 
 DocumentSource = Callable[[str], Awaitable[Mapping[str, object]]]
 
@@ -68,7 +69,7 @@ def _listed_key(
     document: Mapping[str, object], key_id: str, actor_url: str
 ) -> PublicKeyInfo | None:
     """The key ``key_id`` if ``document`` is the actor at ``actor_url`` and lists it."""
-    if document.get("id") != actor_url or not same_host(key_id, actor_url):
+    if not fetched_id_matches(actor_url, document) or not same_host(key_id, actor_url):
         return None
     try:
         keys = parse_actor_keys(document)
