@@ -8,6 +8,7 @@ A test runs the check, so the page cannot drift from the ontology.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -17,7 +18,8 @@ from rdflib import OWL, RDF, RDFS, SKOS, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from vocab.namespace import PN_NAMESPACE, TOPIC_SCHEME
-from vocab.validate import context_field_names
+from vocab.shacl import PropertyShape, ShapeSet
+from vocab.validate import _collect_terms, context_field_names
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "vocabulary.md"
 
@@ -106,6 +108,51 @@ def _topics_table() -> list[str]:
     return rows
 
 
+def _cardinality(prop: PropertyShape) -> str:
+    low = prop.min_count or 0
+    high = "n" if prop.max_count is None else str(prop.max_count)
+    return f"{low}..{high}"
+
+
+def _shapes_section(keys: dict[str, str]) -> list[str]:
+    shapes = ShapeSet.from_graph(_load("shapes.ttl"))
+    out = [
+        "## Formen / Shapes",
+        "",
+        "What `vocab.validate` checks (from `vocab/shapes.ttl`); `1..n` means required.",
+        "",
+    ]
+    for shape in sorted(shapes.targeted, key=lambda s: s.label.en):
+        classes = ", ".join(keys.get(c, c) for c in shape.target_classes)
+        out += [f"### {shape.label.de} / {shape.label.en} (`{classes}`)", ""]
+        out += ["| JSON | count | de | en |", "|---|---|---|---|"]
+        for prop in shape.properties:
+            out.append(
+                f"| `{keys.get(prop.path, prop.path)}` | {_cardinality(prop)} "
+                f"| {prop.message.de} | {prop.message.en} |"
+            )
+        out.append("")
+    return out
+
+
+def _reused_terms() -> list[str]:
+    context = json.loads(resources.files("vocab").joinpath("context.jsonld").read_text("utf-8"))
+    names: dict[str, str] = {}
+    _collect_terms(context["@context"], names)
+    reused = sorted((term, iri) for iri, term in names.items() if not iri.startswith(PN_NAMESPACE))
+    out = [
+        "## Wiederverwendete Begriffe / Reused terms",
+        "",
+        "Our context also maps these keys to existing vocabularies (`position` and `text` "
+        "only inside a `HowToStep`; elsewhere `position` is `pn:position`):",
+        "",
+        "| JSON | IRI |",
+        "|---|---|",
+    ]
+    out += [f"| `{term}` | {_short(URIRef(iri))} |" for term, iri in reused]
+    return [*out, ""]
+
+
 def render() -> str:
     """The whole page as Markdown (deterministic: same ontology, same bytes)."""
     graph = _load("ontology.ttl")
@@ -133,6 +180,8 @@ def render() -> str:
         out += [f"## {title}", ""]
         for term in _pn_terms(graph, kinds):
             out += _term_section(graph, term, keys)
+    out += _reused_terms()
+    out += _shapes_section(keys)
     out += [
         "## Themen / Topics",
         "",
