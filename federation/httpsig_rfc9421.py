@@ -10,8 +10,7 @@ Supported components: the request-derived ``@method @target-uri @authority @sche
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -30,6 +29,7 @@ from federation.httpsig_common import (
 )
 from federation.keys import KeyAlgorithm, SigningKey
 from federation.structured_fields import (
+    InnerList,
     StructuredFieldError,
     parse_byte_sequences,
     parse_inner_lists,
@@ -40,21 +40,6 @@ from federation.structured_fields import (
 DEFAULT_LABEL = "sig1"
 _FIELD_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+\Z")
 _ALGORITHMS = {alg.value: alg for alg in SignatureAlgorithm}
-
-
-@dataclass(frozen=True)
-class SignatureInput:
-    """One labelled member of ``Signature-Input``."""
-
-    label: str
-    components: tuple[str, ...]
-    params: dict[str, object]
-    serialised: str  # the @signature-params value
-
-    @property
-    def key_id(self) -> str | None:
-        value = self.params.get("keyid")
-        return value if isinstance(value, str) else None
 
 
 def derived_components(request: RequestParts) -> dict[str, str]:
@@ -97,16 +82,15 @@ def signature_base(request: RequestParts, components: Sequence[str], serialised:
     return "\n".join(lines).encode("utf-8")
 
 
-def parse_signature_inputs(value: str) -> list[SignatureInput]:
+def parse_signature_inputs(value: str) -> dict[str, InnerList]:
+    """``Signature-Input`` members by label."""
     try:
-        members = parse_inner_lists("Signature-Input", value)
+        return parse_inner_lists("Signature-Input", value)
     except StructuredFieldError as exc:
         raise SignatureFormatError(str(exc)) from exc
-    return [SignatureInput(label, member.items, dict(member.params), member.serialised)
-            for label, member in members.items()]
 
 
-def _timestamp(params: dict[str, object], name: str) -> datetime | None:
+def _timestamp(params: Mapping[str, int | str], name: str) -> datetime | None:
     value = params.get(name)
     if value is None:
         return None
@@ -115,13 +99,13 @@ def _timestamp(params: dict[str, object], name: str) -> datetime | None:
     return datetime.fromtimestamp(value, UTC)
 
 
-def _choose(inputs: list[SignatureInput], wanted: frozenset[str] | None) -> SignatureInput:
-    """The first signature covering ``wanted`` components, else the first one."""
+def _choose(inputs: dict[str, InnerList], wanted: frozenset[str] | None) -> str:
+    """The label of the first signature covering ``wanted`` components, else the first."""
     if wanted is not None:
-        for candidate in inputs:
-            if wanted.issubset(candidate.components):
-                return candidate
-    return inputs[0]
+        for label, member in inputs.items():
+            if wanted.issubset(member.items):
+                return label
+    return next(iter(inputs))
 
 
 def parse_request(
@@ -132,28 +116,28 @@ def parse_request(
     input_header, signature_header = request.header("Signature-Input"), request.header("Signature")
     if input_header is None or signature_header is None:
         raise SignatureFormatError("Signature-Input and Signature must both be present")
-    inputs = parse_signature_inputs(input_header)
     try:
         signatures = parse_byte_sequences("Signature", signature_header)
     except StructuredFieldError as exc:
         raise SignatureFormatError(str(exc)) from exc
-    inputs = [entry for entry in inputs if entry.label in signatures]
+    inputs = {label: member for label, member in parse_signature_inputs(input_header).items()
+              if label in signatures}
     if not inputs:
         raise SignatureFormatError("no Signature-Input label has a matching Signature")
-    chosen = _choose(inputs, prefer_covering)
-    raw = signatures[chosen.label]
-    if chosen.key_id is None:
-        raise SignatureFormatError(f"Signature-Input: {chosen.label} has no keyid")
-    algorithm = chosen.params.get("alg")
+    label = _choose(inputs, prefer_covering)
+    chosen = inputs[label]
+    key_id, algorithm = chosen.params.get("keyid"), chosen.params.get("alg")
+    if not isinstance(key_id, str):
+        raise SignatureFormatError(f"Signature-Input: {label} has no keyid string")
     if algorithm is not None and not isinstance(algorithm, str):
         raise SignatureFormatError("Signature-Input: alg is not a string")
     return ParsedSignature(
         scheme=SignatureScheme.RFC9421,
-        key_id=chosen.key_id,
+        key_id=key_id,
         algorithm=algorithm,
-        covered=chosen.components,
-        signature=raw,
-        signature_base=signature_base(request, chosen.components, chosen.serialised),
+        covered=chosen.items,
+        signature=signatures[label],
+        signature_base=signature_base(request, chosen.items, chosen.serialised),
         created=_timestamp(chosen.params, "created"),
         expires=_timestamp(chosen.params, "expires"),
     )
