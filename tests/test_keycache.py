@@ -306,3 +306,22 @@ def test_same_host_compares_host_and_port() -> None:
     assert not same_host("https://a.example:8443/k", "https://a.example/actor")
     assert not same_host("https://a.example.evil/k", "https://a.example/actor")
     assert not same_host("not a url", "https://a.example/actor")
+
+
+async def test_a_waiter_giving_up_does_not_cancel_the_shared_fetch(clock: Clock) -> None:
+    release = asyncio.Event()
+    key = generate_ed25519_key()
+
+    async def slow_source(url: str) -> Mapping[str, object]:
+        await release.wait()
+        return actor_doc(ACTOR, (MAIN_KEY, key))
+
+    cache = KeyCache(slow_source, clock=clock)
+    impatient = asyncio.create_task(cache(MAIN_KEY))
+    patient = asyncio.create_task(cache(MAIN_KEY))
+    await asyncio.sleep(0)
+    impatient.cancel()  # e.g. its request hit a time limit
+    release.set()
+    assert same_public_key((await patient).key, key)
+    assert impatient.cancelled()
+    assert same_public_key((await cache(MAIN_KEY)).key, key)
