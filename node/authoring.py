@@ -20,7 +20,7 @@ from markdown_it import MarkdownIt
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation import proofs
+from federation import activities, proofs
 from node.appkeys import NodeKeys
 from node.config import NodeConfig
 from node.contribution_input import (
@@ -186,19 +186,31 @@ def build_document(
     return document
 
 
-def _activity(
-    author: Author, kind: str, obj: dict[str, Any] | str, now: datetime
+def _activity_id(config: NodeConfig) -> str:
+    return f"{config.base_url}/activities/{uuid.uuid4()}"
+
+
+def _authoring_activity(
+    author: Author, kind: str, document: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
-    activity = {
-        "@context": [AS_CONTEXT, DATA_INTEGRITY_CONTEXT],
-        "id": f"{author.config.base_url}/activities/{uuid.uuid4()}",
-        "type": kind,
-        "actor": author.config.actor_url,
-        "object": obj,
-        "published": _timestamp(now),
-        "to": [PUBLIC],
-        "cc": [author.config.followers_url],
-    }
+    """A signed Create or Update embedding the signed object unchanged."""
+    build = activities.create if kind == "Create" else activities.update
+    activity = build(
+        author.config.actor_url, document, activity_id=_activity_id(author.config), published=now
+    )
+    return _sign(author, activity, now)
+
+
+def _delete_activity(author: Author, uri: str, now: datetime) -> dict[str, Any]:
+    config = author.config
+    activity = activities.delete(
+        config.actor_url,
+        uri,
+        activity_id=_activity_id(config),
+        published=now,
+        to=[PUBLIC],
+        cc=[config.followers_url],
+    )
     return _sign(author, activity, now)
 
 
@@ -275,7 +287,7 @@ async def create_contribution(
             document=signed, source=inp.as_source(), published=now, updated=now,
         )
     )  # fmt: skip
-    activity = _activity(author, "Create", signed, now)
+    activity = _authoring_activity(author, "Create", signed, now)
     count = await _distribute(session, author, activity, inp.about, now)
     return AuthoringResult(AuthoringOutcome.CREATED, inp.slug, signed["id"], activity["id"], count)
 
@@ -307,7 +319,7 @@ async def update_contribution(
     _check_document(author, document)
     signed = _sign(author, document, now)
     row.document, row.source, row.title, row.updated = signed, inp.as_source(), inp.title, now
-    activity = _activity(author, "Update", signed, now)
+    activity = _authoring_activity(author, "Update", signed, now)
     count = await _distribute(session, author, activity, inp.about, now)
     return AuthoringResult(AuthoringOutcome.UPDATED, slug, row.uri, activity["id"], count)
 
@@ -327,7 +339,7 @@ async def delete_contribution(session: AsyncSession, author: Author, slug: str) 
     now = author.clock()
     row.deleted_at = now
     about = (row.source or {}).get("about")
-    activity = _activity(author, "Delete", tombstone(row, now), now)
+    activity = _delete_activity(author, row.uri, now)
     count = await _distribute(
         session, author, activity, about if isinstance(about, str) else None, now
     )

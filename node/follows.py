@@ -17,12 +17,11 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation import proofs
+from federation import activities, proofs
 from federation.fetch import FetchError, SafeFetcher
 from federation.webfinger import WebFingerError, parse_handle, resolve_handle
 from node.appkeys import NodeKeys
 from node.config import NodeConfig
-from node.identity import AS_CONTEXT, DATA_INTEGRITY_CONTEXT
 from node.outbox import merge_inboxes, record_local_activity
 from node.storage.models import Activity, Following, FollowingState, RemoteActor
 
@@ -138,17 +137,11 @@ async def store_remote_actor(
     )
 
 
-def _signed_activity(
-    config: NodeConfig, keys: NodeKeys, kind: str, obj: object, target: str, now: datetime
-) -> dict[str, Any]:
-    activity = {
-        "@context": [AS_CONTEXT, DATA_INTEGRITY_CONTEXT],
-        "id": f"{config.base_url}/activities/{uuid.uuid4()}",
-        "type": kind,
-        "actor": config.actor_url,
-        "object": obj,
-        "to": [target],
-    }
+def _activity_id(config: NodeConfig) -> str:
+    return f"{config.base_url}/activities/{uuid.uuid4()}"
+
+
+def _sign(keys: NodeKeys, activity: dict[str, Any], now: datetime) -> dict[str, Any]:
     return proofs.sign_document(activity, keys.ed25519, created=now)
 
 
@@ -165,7 +158,13 @@ async def follow(
     row = await session.scalar(select(Following).where(Following.target_uri == info.uri))
     if row is not None and row.state != FollowingState.REJECTED.value:
         return FollowResult(info.uri, row.state, None)
-    activity = _signed_activity(config, keys, "Follow", info.uri, info.uri, now)
+    activity = _sign(
+        keys,
+        activities.follow(
+            config.actor_url, info.uri, activity_id=_activity_id(config), published=now
+        ),
+        now,
+    )
     if row is None:
         row = Following(target_uri=info.uri, created_at=now)
         session.add(row)
@@ -185,24 +184,22 @@ async def unfollow(
     row = await session.scalar(select(Following).where(Following.target_uri == target_uri))
     if row is None:
         raise FollowError(f"{target_uri} is not followed", status=404)
-    follow_doc: object = row.follow_activity_uri
-    if row.follow_activity_uri:
-        stored = await session.scalar(
-            select(Activity.document).where(Activity.uri == row.follow_activity_uri)
-        )
-        follow_doc = _embeddable(stored) if stored else row.follow_activity_uri
-    activity = _signed_activity(config, keys, "Undo", follow_doc, target_uri, now)
+    follow_doc = await session.scalar(
+        select(Activity.document).where(Activity.uri == row.follow_activity_uri)
+    )
+    if follow_doc is None:  # the Follow predates this node's records: rebuild its reference
+        follow_doc = {"id": row.follow_activity_uri or _activity_id(config), "type": "Follow",
+                      "actor": config.actor_url, "object": target_uri}  # fmt: skip
+    undo = activities.undo(
+        config.actor_url, follow_doc, activity_id=_activity_id(config), published=now
+    )
+    activity = _sign(keys, undo, now)
     actor = await session.get(RemoteActor, target_uri)
     await session.delete(row)
     await record_local_activity(
         session, activity, merge_inboxes([actor.inbox if actor else None]), now=now
     )
     return FollowResult(target_uri, "removed", activity["id"])
-
-
-def _embeddable(document: Mapping[str, Any]) -> dict[str, Any]:
-    # The embedded Follow keeps its own proof; its @context is the outer one's.
-    return {key: value for key, value in document.items() if key != "@context"}
 
 
 async def find_following_uri(session: AsyncSession, target: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from federation import activities
 from federation.keys import (
     KeyFormatError,
     PrivateKey,
@@ -104,13 +105,13 @@ def actor_document(config: NodeConfig, keys: NodeKeys) -> dict[str, Any]:
 def actor_update_activity(config: NodeConfig, keys: NodeKeys, now: datetime) -> dict[str, Any]:
     """``Update`` of the actor (after a key rotation), signed with the Ed25519 key."""
     actor = actor_document(config, keys)
-    activity = {
-        "@context": [*actor["@context"], DATA_INTEGRITY_CONTEXT],
-        "id": f"{config.base_url}/activities/{uuid.uuid4()}",
-        "type": "Update",
-        "actor": config.actor_url,
-        "object": {key: value for key, value in actor.items() if key != "@context"},
-        "to": [PUBLIC],
-        "cc": [config.followers_url],
-    }
+    embedded = {key: value for key, value in actor.items() if key != "@context"}
+    activity = activities.update(
+        config.actor_url,
+        {**embedded, "to": [PUBLIC], "cc": [config.followers_url]},
+        activity_id=f"{config.base_url}/activities/{uuid.uuid4()}",
+        published=now,
+    )
+    # The key terms (publicKey, Multikey) need the actor's contexts, not only ours.
+    activity["@context"] = [*actor["@context"], DATA_INTEGRITY_CONTEXT]
     return sign_document(activity, keys.ed25519, created=now)

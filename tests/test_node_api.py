@@ -208,6 +208,8 @@ async def test_contribution_is_not_stored_when_enqueueing_fails(
     monkeypatch.setattr("node.authoring.record_local_activity", broken)
     response = await client.post("/api/contributions", json=practice_input(), headers=auth)
     assert response.status == 500
+    assert response.content_type == "application/problem+json"
+    assert "disk full" not in await response.text()  # no internals leak to the client
     monkeypatch.setattr("node.authoring.record_local_activity", outbox.record_local_activity)
     for model in (Contribution, Activity, Delivery):
         assert await _count(client, model) == 0

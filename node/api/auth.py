@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -10,6 +11,7 @@ from node import appkeys
 from node.api.problems import Problem, ProblemError, problem_response
 from node.storage.tokens import TokenCheck, TokenStatus, check_token
 
+log = logging.getLogger("praxisnetz.api")
 API_PREFIX = "/api/"
 PUBLIC_API_PATHS = frozenset({"/api/openapi.json"})
 TOKEN = web.RequestKey("api_token", TokenCheck)
