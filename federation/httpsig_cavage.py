@@ -13,7 +13,7 @@ import binascii
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from federation.httpsig_common import (
     ComponentMissingError,
@@ -25,6 +25,7 @@ from federation.httpsig_common import (
     UnsupportedAlgorithmError,
     authority_of,
     default_algorithms,
+    from_unix_time,
     key_fits,
     path_and_query,
     sign_bytes,
@@ -157,13 +158,13 @@ def parse_request(request: RequestParts) -> ParsedSignature:
         signature_base=signing_string(
             request, params.headers, created=params.created, expires=params.expires
         ),
-        created=_timestamp(params.created),
-        expires=_timestamp(params.expires),
+        created=_timestamp(params.created, "created"),
+        expires=_timestamp(params.expires, "expires"),
     )
 
 
-def _timestamp(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
+def _timestamp(value: int | None, field_name: str) -> datetime | None:
+    return None if value is None else from_unix_time(value, f"Signature: {field_name}")
 
 
 def algorithms_for(

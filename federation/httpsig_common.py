@@ -228,6 +228,14 @@ def parse_http_date(value: str) -> datetime:
     return parsed
 
 
+def from_unix_time(value: int, field_name: str) -> datetime:
+    """An aware datetime for a signature's ``created``/``expires`` parameter."""
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise SignatureFormatError(f"{field_name} {value} is not a usable time") from exc
+
+
 def authority_of(url: str) -> str:
     """Lower-case ``host[:port]`` of an absolute URL, default ports left out."""
     return authority_from_parts(urlsplit(url), url)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from federation.httpsig_common import (
@@ -24,6 +24,7 @@ from federation.httpsig_common import (
     UnsupportedAlgorithmError,
     authority_from_parts,
     default_algorithms,
+    from_unix_time,
     key_fits,
     sign_bytes,
 )
@@ -96,7 +97,7 @@ def _timestamp(params: Mapping[str, int | str], name: str) -> datetime | None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise SignatureFormatError(f"Signature-Input: {name} is not an integer")
-    return datetime.fromtimestamp(value, UTC)
+    return from_unix_time(value, f"Signature-Input: {name}")
 
 
 def _choose(inputs: dict[str, InnerList], wanted: frozenset[str] | None) -> str:

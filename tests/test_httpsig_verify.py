@@ -6,6 +6,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from federation import httpsig_cavage, httpsig_rfc9421
@@ -407,3 +409,44 @@ async def test_repeated_headers_from_a_multidict_are_joined(ed_key):
     parts = RequestParts(request.method, request.url, headers, request.body)
     assert parts.header("ACCEPT") == "application/activity+json, application/ld+json"
     assert (await verify(parts, resolver(ed_key))).ok
+
+
+@pytest.mark.parametrize(
+    "header, value",
+    [
+        ("Signature", 'keyId="k",headers="(created) host",created=99999999999999999999,signature="AA=="'),
+        ("Signature-Input", 'sig1=("@method");keyid="k";created=999999999999999'),
+        ("Signature-Input", 'sig1=("@method");keyid="k";expires=-999999999999999'),
+    ],
+)
+async def test_absurd_timestamps_are_malformed_not_a_crash(header, value):
+    headers = {"Host": "beta.example", header: value}
+    if header == "Signature-Input":
+        headers["Signature"] = "sig1=:AAAA:"
+    result = await verify(RequestParts("GET", INBOX, headers), Resolver({}))
+    assert result.verdict is V.MALFORMED
+    assert "time" in result.detail
+
+
+_HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7e), max_size=120)
+_FUZZ_SIGNATURE_INPUT = st.one_of(
+    _HEADER_TEXT,
+    st.builds(lambda components, params: f"sig1=({components}){params}",
+              st.text(alphabet='"@abcdefghijklmnopqrstuvwxyz- ;=', max_size=40),
+              st.text(alphabet='";=keyidcreatdxpsalg0123456789-', max_size=40)),
+)
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(signature=_HEADER_TEXT, signature_input=st.none() | _FUZZ_SIGNATURE_INPUT,
+       date=st.none() | _HEADER_TEXT, digest=st.none() | _HEADER_TEXT)
+async def test_arbitrary_header_values_never_raise(signature, signature_input, date, digest):
+    headers = {"Host": "beta.example", "Signature": signature}
+    for name, value in (("Signature-Input", signature_input), ("Date", date), ("Digest", digest),
+                        ("Content-Digest", digest)):
+        if value is not None:
+            headers[name] = value
+    result = await verify(RequestParts("POST", INBOX, headers, BODY), Resolver({}))
+    assert isinstance(result.verdict, SignatureVerdict)
+    assert result.verdict is not V.OK
