@@ -59,3 +59,9 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return problem_response(
             Problem(exc.status, kind, exc.reason, exc.text or exc.reason), request.path
         )
+    except Exception:  # noqa: BLE001 - logged with its traceback; the client gets a problem
+        log.exception("api request failed", extra={"path": request.path})
+        problem = Problem(
+            500, "internal-error", "Internal Server Error", "the request failed; see the node's log"
+        )
+        return problem_response(problem, request.path)
