@@ -110,6 +110,16 @@ def normalise_host(host: str) -> str:
     return host
 
 
+def _network(value: IPNetwork | str) -> IPNetwork:
+    """Networks may be given as text (from a config file): ``"10.0.0.0/8"``."""
+    if isinstance(value, IPv4Network | IPv6Network):
+        return value
+    try:
+        return ip_network(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"allowed_networks: {value!r} is not an IP network: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class AddressPolicy:
     """Which addresses the fetcher may connect to.
@@ -126,7 +136,9 @@ class AddressPolicy:
     def __post_init__(self) -> None:
         hosts = frozenset(normalise_host(host) for host in self.allowed_hosts)
         object.__setattr__(self, "allowed_hosts", hosts)
-        object.__setattr__(self, "allowed_networks", tuple(self.allowed_networks))
+        object.__setattr__(
+            self, "allowed_networks", tuple(_network(item) for item in self.allowed_networks)
+        )
 
     def permits(self, host: str, address: IPAddress) -> bool:
         if is_public_unicast(address):
@@ -328,6 +340,8 @@ class SafeFetcher:
         max_redirects: int = 3,
         user_agent: str = "Praxisnetz/0.1",
     ) -> None:
+        if max_bytes < 1 or timeout <= 0 or max_redirects < 0:
+            raise ValueError("max_bytes and timeout must be positive, max_redirects not negative")
         self._session = session
         self._policy = policy
         self._resolve = resolve or system_resolve

@@ -349,6 +349,15 @@ def test_allowed_network_opens_only_that_network() -> None:
     assert not policy.permits("anything", ip_address("127.0.0.1"))
 
 
+def test_networks_may_be_given_as_text_and_bad_ones_name_the_field() -> None:
+    policy = AddressPolicy(allowed_networks=("10.1.0.0/16", "fd00::/8"))
+    assert policy.permits("x", ip_address("10.1.9.9")) and policy.permits(
+        "x", ip_address("fd00::7")
+    )
+    with pytest.raises(ValueError, match="allowed_networks"):
+        AddressPolicy(allowed_networks=("10.1.0.1/16",))  # host bits set: a typo, refused
+
+
 def test_local_federation_opens_loopback_and_private_but_not_metadata() -> None:
     policy = AddressPolicy.local_federation()
     for address in ["127.0.0.1", "::1", "10.0.0.1", "172.16.0.1", "192.168.1.1", "fd00::1"]:
