@@ -369,6 +369,9 @@ def _add_admin_commands(commands: argparse._SubParsersAction) -> None:
     _data_dir(rotate)
     keys.set_defaults(handler=cmd_keys)
     demo = commands.add_parser("demo", help="run the local demo federation")
+    from node.demo import add_arguments as add_demo_arguments
+
+    add_demo_arguments(demo)
     demo.set_defaults(handler=cmd_demo)
 
 

@@ -205,3 +205,42 @@ async def test_serve_equivalent_app_starts_with_the_initialised_node(
     assert client.server.app[appkeys.CONFIG].allow_private_network
     response = await client.get("/actor", headers={"Accept": "application/activity+json"})
     assert (await response.json(content_type=None))["preferredUsername"] == "guetersloh"
+
+
+def test_serve_runs_the_node_until_terminated(tmp_path) -> None:
+    from tests.engine_support import free_port
+
+    port = free_port()
+    data_dir = tmp_path / "node"
+    _init(data_dir, "--base-url", f"http://127.0.0.1:{port}", "--allow-private-network")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "node.cli", "serve", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        body = _wait_for(f"http://127.0.0.1:{port}/.well-known/nodeinfo", timeout=30)
+        assert json.loads(body)["links"][0]["href"] == f"http://127.0.0.1:{port}/nodeinfo/2.1"
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0].decode()
+    assert (
+        "level=info logger=praxisnetz.http msg=request method=GET path=/.well-known/nodeinfo"
+        in output
+    )
+    assert "workers started" in output
+
+
+def _wait_for(url: str, timeout: float) -> bytes:
+    import time
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never a proxy
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with opener.open(url, timeout=2) as response:
+                return response.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
