@@ -332,7 +332,9 @@ def resolve_data_dir(data_dir: str | Path | None, env: Mapping[str, str] | None 
     return Path(chosen)
 
 
-def load_config(data_dir: str | Path | None = None, env: Mapping[str, str] | None = None) -> NodeConfig:
+def load_config(
+    data_dir: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> NodeConfig:
     """Read ``DATA_DIR/praxisnetz.toml`` and apply ``PRAXISNETZ_*`` overrides."""
     env = os.environ if env is None else env
     directory = resolve_data_dir(data_dir, env)

@@ -56,7 +56,11 @@ async def _counts(session: AsyncSession, column: Any) -> dict[str, int]:
 
 
 async def _delivery_problems_by_host(session: AsyncSession) -> dict[str, dict[str, int]]:
-    unfinished = (DeliveryState.PENDING.value, DeliveryState.FAILED.value, DeliveryState.GAVE_UP.value)
+    unfinished = (
+        DeliveryState.PENDING.value,
+        DeliveryState.FAILED.value,
+        DeliveryState.GAVE_UP.value,
+    )
     rows = await session.execute(
         select(Delivery.host, Delivery.state, func.count())
         .where(Delivery.state.in_(unfinished))
@@ -95,7 +99,9 @@ async def node_status(session: AsyncSession) -> NodeStatus:
         select(func.count()).select_from(Contribution).where(Contribution.deleted_at.is_(None))
     )
     following = await session.execute(
-        select(Following.target_uri, Following.state, Following.backfill_state).order_by(Following.id)
+        select(Following.target_uri, Following.state, Following.backfill_state).order_by(
+            Following.id
+        )
     )
     return NodeStatus(
         contributions=contributions or 0,
@@ -113,7 +119,9 @@ def format_status(status: NodeStatus) -> str:
     followers = ", ".join(f"{k}={v}" for k, v in sorted(status.followers.items())) or "none"
     lines.append(f"followers: {followers}")
     lines.append(f"following: {len(status.following)}")
-    lines += [f"  {entry.target} ({entry.state}, backfill {entry.backfill})" for entry in status.following]
+    lines += [
+        f"  {entry.target} ({entry.state}, backfill {entry.backfill})" for entry in status.following
+    ]
     deliveries = ", ".join(f"{k}={v}" for k, v in sorted(status.deliveries.items())) or "empty"
     lines.append(f"delivery queue: {deliveries}")
     inbox = ", ".join(f"{k}={v}" for k, v in sorted(status.inbox.items())) or "empty"

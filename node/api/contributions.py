@@ -121,7 +121,12 @@ async def read(request: web.Request) -> web.Response:
     row = await _existing(request)
     async with request.app[appkeys.SESSION_MAKER]() as session:
         deliveries = await delivery_summary(session, row.uri)
-    body = {**_summary(row), "source": row.source, "document": row.document, "deliveries": deliveries}
+    body = {
+        **_summary(row),
+        "source": row.source,
+        "document": row.document,
+        "deliveries": deliveries,
+    }
     return web.json_response(body)
 
 

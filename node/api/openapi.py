@@ -32,8 +32,16 @@ def _contribution_input_schema() -> dict[str, Any]:
             "duration": {"type": "string", "description": "ISO 8601 duration, e.g. P6M"},
             "lessons": _TEXT,
             "legal_basis": {**_TEXT_LIST, "description": "URLs of the norms"},
-            "related_service": {"type": "string", "pattern": "^[0-9]{14}$", "description": "LeiKa key"},
-            "about": {"type": "string", "format": "uri", "description": "target of a stance or comment"},
+            "related_service": {
+                "type": "string",
+                "pattern": "^[0-9]{14}$",
+                "description": "LeiKa key",
+            },
+            "about": {
+                "type": "string",
+                "format": "uri",
+                "description": "target of a stance or comment",
+            },
             "position": {"enum": list(POSITIONS), "description": "stances only"},
             "language": {"type": "string", "default": "de"},
         },
@@ -68,7 +76,10 @@ def _op(summary: str, *, body: str | None = None, ok: str = "200") -> dict[str, 
     }
     if body is not None:
         schema = {"$ref": f"#/components/schemas/{body}"}
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schema}},
+        }
     return operation
 
 
@@ -90,7 +101,9 @@ def openapi_document(base_url: str) -> dict[str, Any]:
             },
             "/api/contributions/{slug}": {
                 "parameters": _slug_param(),
-                "get": _op("Read a contribution with its source, signed document and delivery counts"),
+                "get": _op(
+                    "Read a contribution with its source, signed document and delivery counts"
+                ),
                 "put": _op("Replace a contribution (sends an Update)", body="ContributionInput"),
                 "delete": _op("Delete a contribution (sends a Delete, serves a Tombstone)"),
             },

@@ -54,7 +54,9 @@ async def unfollow_target(request: web.Request) -> web.Response:
     except FollowError as exc:
         raise field_error(exc.field, exc.message, status=exc.status) from exc
     wake_delivery(app)
-    return web.json_response({"target": result.target_uri, "state": result.state, "activity": result.activity_uri})
+    return web.json_response(
+        {"target": result.target_uri, "state": result.state, "activity": result.activity_uri}
+    )
 
 
 async def list_following(request: web.Request) -> web.Response:
@@ -87,7 +89,9 @@ async def timeline(request: web.Request) -> web.Response:
             raise field_error("before", "must be the cursor from a previous page", status=400)
         query = query.where(RemoteObject.id < int(before))
     async with request.app[appkeys.SESSION_MAKER]() as session:
-        rows = list(await session.scalars(query.order_by(RemoteObject.id.desc()).limit(TIMELINE_PAGE)))
+        rows = list(
+            await session.scalars(query.order_by(RemoteObject.id.desc()).limit(TIMELINE_PAGE))
+        )
     items = [
         {"uri": row.uri, "kind": row.kind, "attributedTo": row.attributed_to,
          "about": row.about or row.in_reply_to, "document": row.document}
