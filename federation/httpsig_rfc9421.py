@@ -62,7 +62,7 @@ def component_value(
     request: RequestParts, name: str, derived: dict[str, str] | None = None
 ) -> str:
     if name.startswith("@"):
-        value = (derived or derived_components(request)).get(name)
+        value = (derived if derived is not None else derived_components(request)).get(name)
         if value is None:
             raise SignatureFormatError(f"Signature-Input: unsupported derived component {name!r}")
         return value
@@ -77,7 +77,7 @@ def component_value(
 def signature_base(request: RequestParts, components: Sequence[str], serialised: str) -> bytes:
     if len(set(components)) != len(components):
         raise SignatureFormatError("Signature-Input: a component is listed twice")
-    derived = derived_components(request)
+    derived = derived_components(request) if any(n.startswith("@") for n in components) else {}
     lines = [f'"{name}": {component_value(request, name, derived)}' for name in components]
     lines.append(f'"@signature-params": {serialised}')
     return "\n".join(lines).encode("utf-8")

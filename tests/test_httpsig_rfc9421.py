@@ -246,11 +246,26 @@ def test_derived_components_of_the_test_request():
     }
 
 
-def test_authority_drops_default_port_and_lower_cases():
-    request = RequestParts("GET", "https://Example.COM:443/x")
-    assert httpsig_rfc9421.component_value(request, "@authority") == "example.com"
-    request = RequestParts("GET", "http://example.com:8080/x")
-    assert httpsig_rfc9421.component_value(request, "@authority") == "example.com:8080"
+@pytest.mark.parametrize(
+    "url, authority",
+    [
+        ("https://Example.COM:443/x", "example.com"),
+        ("http://example.com:8080/x", "example.com:8080"),
+        ("https://example.com:80/x", "example.com:80"),
+        ("http://[::1]:8080/", "[::1]:8080"),
+        ("http://[::1]/", "[::1]"),
+        ("https://user:secret@Example.com/", "example.com"),
+    ],
+)
+def test_authority_drops_default_port_and_lower_cases(url, authority):
+    request = RequestParts("GET", url)
+    assert httpsig_rfc9421.component_value(request, "@authority") == authority
+
+
+@pytest.mark.parametrize("url", ["http://h:abc/", "http://h:99999/", "http://h:\u00b2/"])
+def test_invalid_ports_are_malformed(url):
+    with pytest.raises(SignatureFormatError, match="port"):
+        httpsig_rfc9421.component_value(RequestParts("GET", url), "@authority")
 
 
 @pytest.mark.parametrize(
