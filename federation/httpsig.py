@@ -84,8 +84,10 @@ def sign_request(
 
     ``Date`` is always set from ``now``; ``Host`` when missing; ``Digest`` (cavage) or
     ``Content-Digest`` (RFC 9421) when there is a body. ``algorithm`` defaults to
-    PKCS#1 v1.5 SHA-256 for RSA keys and Ed25519 for Ed25519 keys.
+    PKCS#1 v1.5 SHA-256 for RSA keys and Ed25519 for Ed25519 keys. Raises ValueError
+    for a naive ``now`` or a key id that cannot be written into the signature header.
     """
+    _require_aware(now)
     added = {"Date": http_date(now)}
     if request.header("Host") is None:
         added["Host"] = authority_of(request.url)
@@ -119,6 +121,7 @@ async def verify_request(
     expected_actor: str | None = None,
 ) -> VerificationResult:
     """Check the request's signature; see the module docstring for the order of checks."""
+    _require_aware(now)
     scheme = detect_scheme(request)
     if scheme is None:
         return VerificationResult(V.NO_SIGNATURE, detail="the request carries no signature")
@@ -138,6 +141,11 @@ async def verify_request(
             detail=f"key {parsed.key_id} is not on the host of {expected_actor}",
         )
     return await _check_signature(parsed, resolve_key, expected_actor)
+
+
+def _require_aware(now: datetime) -> None:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime (the clock returns aware UTC)")
 
 
 def _parse(request: RequestParts, scheme: SignatureScheme) -> ParsedSignature:

@@ -450,3 +450,19 @@ async def test_arbitrary_header_values_never_raise(signature, signature_input, d
     result = await verify(RequestParts("POST", INBOX, headers, BODY), Resolver({}))
     assert isinstance(result.verdict, SignatureVerdict)
     assert result.verdict is not V.OK
+
+
+async def test_a_naive_clock_is_refused_loudly(ed_key):
+    naive = datetime(2026, 11, 22, 12, 0)
+    request = RequestParts("POST", INBOX, {}, BODY)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        sign_request(request, ed_key, SignatureScheme.RFC9421, now=naive)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await verify_request(signed(ed_key, SignatureScheme.RFC9421), resolver(ed_key), now=naive)
+
+
+def test_key_ids_that_cannot_be_quoted_are_refused_by_the_cavage_signer(ed_key):
+    request = RequestParts("POST", INBOX, {}, BODY)
+    with pytest.raises(ValueError, match="key id"):
+        sign_request(request, SigningKey('https://a.example/"x"', ed_key.private_key),
+                     SignatureScheme.CAVAGE, now=NOW)
