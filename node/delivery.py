@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.fetch import FetchError, FetchFailure, PostOutcome
@@ -117,12 +119,12 @@ async def save_host(session_maker: async_sessionmaker[AsyncSession], host: str,
     if health.consecutive_failures:
         values["last_failure_at"] = now
     async with session_maker() as session, session.begin():
-        row = await session.get(Host, host)
-        if row is None:
-            session.add(Host(host=host, **values))
-        else:
-            for name, value in values.items():
-                setattr(row, name, value)
+        # Upsert: several deliveries to one host finish at the same moment.
+        insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+        statement = insert(Host).values(host=host, **values)
+        await session.execute(
+            statement.on_conflict_do_update(index_elements=["host"], set_=values)
+        )
 
 
 class DeliveryWorker:
@@ -235,7 +237,11 @@ class DeliveryWorker:
             record.health = self._breaker.record_success(record.health, now)
         else:
             record.health = self._breaker.record_failure(record.health, now)
-        await save_host(self._sessions, host, record, self._breaker, now)
+        try:
+            await save_host(self._sessions, host, record, self._breaker, now)
+        except SQLAlchemyError as exc:
+            # Host health is advisory; the delivery's own outcome must still be written.
+            log.warning("host health not saved host=%s error=%r", host, exc)
 
     async def _post_knocking(self, delivery: DueDelivery, record: HostRecord) -> AttemptResult:
         """POST signed with the host's scheme; on a refusal, once more with the other."""

@@ -272,6 +272,8 @@ async def receive(request: web.Request, inbox: str) -> web.Response:
         is_new = await persist_once(request.app[appkeys.SESSION_MAKER], item, config.inbox)
     except InboxRejected as rejected:
         return rejected.response
+    except ConnectionResetError:
+        raise  # the sender hung up while we read; there is no one to answer
     except (SQLAlchemyError, OSError) as exc:
         log.warning("inbox store failed error=%r", exc)
         return _busy("the node cannot store the activity right now")
