@@ -12,7 +12,15 @@ from federation.keys import KeyAlgorithm, parse_actor_keys
 from federation.proofs import verify_document
 from node import appkeys, outbox
 from node.app import create_app
-from node.storage.models import Activity, Contribution, Delivery, Follower, Following, RemoteActor
+from node.storage.models import (
+    Activity,
+    Contribution,
+    Delivery,
+    Follower,
+    Following,
+    RemoteActor,
+    RemoteObject,
+)
 from node.storage.tokens import revoke_token
 from tests.node_support import START, MovableClock, issue_token, make_node, practice_input
 
@@ -285,3 +293,47 @@ def test_problem_responses_are_not_used_outside_the_api() -> None:
 
     add_routes(app)
     assert any(route.resource.canonical == "/api/openapi.json" for route in app.router.routes())
+
+
+async def test_timeline_lists_followed_contributions_newest_first(client: TestClient, auth) -> None:
+    async with client.server.app[appkeys.SESSION_MAKER].begin() as session:
+        for number in range(3):
+            uri = f"https://dueren.example/practices/p{number}"
+            session.add(RemoteObject(uri=uri, kind="Practice", attributed_to="https://dueren.example/actor",
+                                     document={"id": uri}, deleted=number == 1, received_at=START))  # fmt: skip
+    timeline = await (await client.get("/api/timeline", headers=auth)).json()
+    assert [item["uri"] for item in timeline["items"]] == [
+        "https://dueren.example/practices/p2", "https://dueren.example/practices/p0"
+    ]  # fmt: skip
+    assert (await client.get("/api/timeline?before=x", headers=auth)).status == 400
+    await _add_followers(client)
+    followers = await (await client.get("/api/followers", headers=auth)).json()
+    assert len(followers["items"]) == 3
+
+
+async def test_a_stance_on_a_remote_practice_is_delivered_to_its_author(
+    client: TestClient, auth
+) -> None:
+    practice = "https://dueren.example/practices/e-akte"
+    async with client.server.app[appkeys.SESSION_MAKER].begin() as session:
+        session.add(
+            RemoteActor(
+                uri="https://dueren.example/actor",
+                inbox="https://dueren.example/actor/inbox",
+                shared_inbox="https://dueren.example/inbox",
+                document={},
+                fetched_at=START,
+            )
+        )
+        session.add(RemoteObject(uri=practice, kind="Practice", attributed_to="https://dueren.example/actor",
+                                 document={"id": practice}, received_at=START))  # fmt: skip
+    stance = {"kind": "stance", "slug": "zustimmung", "title": "Zustimmung", "about": practice,
+              "position": "agree", "reason": "Hat bei uns auch funktioniert.", "body": "Ja."}  # fmt: skip
+    response = await client.post("/api/contributions", json=stance, headers=auth)
+    assert response.status == 201, await response.text()
+    async with client.server.app[appkeys.SESSION_MAKER]() as session:
+        inboxes = (await session.scalars(select(Delivery.inbox_url))).all()
+        document = await session.scalar(select(Contribution.document))
+    assert inboxes == ["https://dueren.example/inbox"]
+    assert document["about"] == practice and document["inReplyTo"] == practice
+    assert document["position"] == "agree"

@@ -94,6 +94,12 @@ async def test_actor_publishes_rsa_public_key_and_ed25519_multikey(client: TestC
     }
     _, same = await _json(client, "/actor", AS_JSONLD)
     assert same == actor
+    _, any_type = await _json(client, "/actor", "*/*")
+    assert any_type == actor  # servers that send */* get the actor, not a web page
+    browser = await client.get("/actor", headers={"Accept": "text/html"}, allow_redirects=False)
+    assert browser.status == 303 and browser.headers["Location"] == "/"
+    home = await client.get("/", headers={"Accept": "text/html"})
+    assert "Stadt Guetersloh" in await home.text()
 
 
 async def test_outbox_is_paged_newest_first_with_next_links(client: TestClient) -> None:
