@@ -235,3 +235,15 @@ def test_unsupported_algorithms(declared, key_algorithm):
 def test_algorithm_names_are_lower_cased_when_parsed():
     parsed = httpsig_cavage.parse_signature_header('keyId="k",algorithm="RSA-SHA256",signature="AA=="')
     assert parsed.algorithm == "rsa-sha256"
+
+
+async def test_hs2019_with_rsa_pss_verifies(spec_key):
+    headers = sign_request(spec_request(), spec_key, SignatureScheme.CAVAGE, now=SPEC_NOW,
+                           algorithm=SignatureAlgorithm.RSA_PSS_SHA512)
+    assert 'algorithm="hs2019"' in headers["Signature"]
+    result = await verify_request(spec_request(headers), spec_resolver(), now=SPEC_NOW)
+    assert result.ok and result.detail == "verified with rsa-pss-sha512"
+    pss_as_rsa_sha256 = headers["Signature"].replace('"hs2019"', '"rsa-sha256"')
+    result = await verify_request(spec_request({**headers, "Signature": pss_as_rsa_sha256}),
+                                  spec_resolver(), now=SPEC_NOW)
+    assert result.verdict is SignatureVerdict.BAD_SIGNATURE
