@@ -173,3 +173,18 @@ def test_committed_vocabulary_page_is_current() -> None:
     assert docgen.DEFAULT_OUTPUT.read_text(encoding="utf-8") == docgen.render(), (
         "docs/vocabulary.md is out of date: run python -m vocab.docgen"
     )
+
+
+def test_identifier_helpers_check_their_input() -> None:
+    from vocab.namespace import leika_service_iri, municipality_key_iri, topic_iri
+
+    assert str(topic_iri("e-akte")) == TOPICS_NAMESPACE + "e-akte"
+    assert str(municipality_key_iri("05754008")).endswith("/municipalityKey/05754008")
+    assert str(leika_service_iri("99108008000000")) == "urn:de:fim:leika:leistung:99108008000000"
+    with pytest.raises(KeyError, match="blockchain"):
+        topic_iri("blockchain")
+    for bad in ("5754008", "0575400x", "０５７５４００８"):
+        with pytest.raises(ValueError):
+            municipality_key_iri(bad)
+    with pytest.raises(ValueError):
+        leika_service_iri("123")

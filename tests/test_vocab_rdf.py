@@ -164,3 +164,19 @@ def test_malformed_documents_raise_one_typed_error(document: object) -> None:
     with pytest.raises(JsonLdProcessingError) as caught:
         to_graph(document, base="https://a.example/")  # type: ignore[arg-type]
     assert caught.value.reason
+
+
+def test_conversion_never_touches_rdflibs_json_ld_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rdflib.plugin
+    from rdflib.parser import Parser
+
+    real_get = rdflib.plugin.get
+
+    def refuse_json_ld(name: str, kind: type) -> object:
+        if kind is Parser and "json-ld" in name.lower():
+            raise AssertionError("rdflib's JSON-LD parser must not be used")
+        return real_get(name, kind)
+
+    monkeypatch.setattr(rdflib.plugin, "get", refuse_json_ld)
+    document = _load("practice")
+    assert len(to_dataset(document, base=document["id"])) > 10
