@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.routes import collections, discovery, feed, objects, vocabulary
+from node.routes import collections, discovery, feed, files, objects, vocabulary
 
 
 def add_routes(app: web.Application) -> None:
@@ -13,3 +13,4 @@ def add_routes(app: web.Application) -> None:
     collections.add_routes(app)
     feed.add_routes(app)
     vocabulary.add_routes(app)
+    files.add_routes(app)
