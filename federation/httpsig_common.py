@@ -274,6 +274,7 @@ class UnsupportedAlgorithmError(ValueError):
 
 
 _PSS_SHA512 = padding.PSS(mgf=padding.MGF1(hashes.SHA512()), salt_length=64)
+_PSS_SHA512_MIN_BITS = 8 * (64 + 64 + 2)  # hash, salt and two bytes of encoding must fit
 
 
 def sign_bytes(private_key: PrivateKey, algorithm: SignatureAlgorithm, data: bytes) -> bytes:
@@ -285,6 +286,8 @@ def sign_bytes(private_key: PrivateKey, algorithm: SignatureAlgorithm, data: byt
         if algorithm is SignatureAlgorithm.RSA_V1_5_SHA256:
             return private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
         if algorithm is SignatureAlgorithm.RSA_PSS_SHA512:
+            if private_key.key_size < _PSS_SHA512_MIN_BITS:
+                raise UnsupportedAlgorithmError("rsa-pss-sha512 needs an RSA key of 1040+ bits")
             return private_key.sign(data, _PSS_SHA512, hashes.SHA512())
     raise UnsupportedAlgorithmError(f"{algorithm.value} cannot be used with this key")
 
@@ -305,7 +308,7 @@ def signature_matches(
             if algorithm is SignatureAlgorithm.RSA_PSS_SHA512:
                 public_key.verify(signature, data, _PSS_SHA512, hashes.SHA512())
                 return True
-    except InvalidSignature:
+    except (InvalidSignature, ValueError):  # ValueError: e.g. a key too small for PSS-SHA512
         return False
     return False
 

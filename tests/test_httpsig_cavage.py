@@ -20,7 +20,13 @@ from federation.httpsig_common import (
     SignatureFormatError,
     UnsupportedAlgorithmError,
 )
-from federation.keys import KeyAlgorithm, PublicKeyInfo, SigningKey, generate_ed25519_key
+from federation.keys import (
+    KeyAlgorithm,
+    PublicKeyInfo,
+    SigningKey,
+    generate_ed25519_key,
+    generate_rsa_key,
+)
 
 # Appendix C: the RSA test key (1024 bit, PKCS#1) and its public half
 SPEC_PRIVATE_KEY = b"""-----BEGIN RSA PRIVATE KEY-----
@@ -237,13 +243,25 @@ def test_algorithm_names_are_lower_cased_when_parsed():
     assert parsed.algorithm == "rsa-sha256"
 
 
-async def test_hs2019_with_rsa_pss_verifies(spec_key):
-    headers = sign_request(spec_request(), spec_key, SignatureScheme.CAVAGE, now=SPEC_NOW,
+async def test_hs2019_with_rsa_pss_verifies():
+    key = SigningKey("Test", generate_rsa_key())  # the 1024-bit spec key is too small for PSS
+    public = PublicKeyInfo("Test", "http://example.com/actor", key.private_key.public_key())
+
+    async def resolve(key_id: str, *, refresh: bool = False) -> KeyLookup:
+        return KeyLookup(public)
+
+    headers = sign_request(spec_request(), key, SignatureScheme.CAVAGE, now=SPEC_NOW,
                            algorithm=SignatureAlgorithm.RSA_PSS_SHA512)
     assert 'algorithm="hs2019"' in headers["Signature"]
-    result = await verify_request(spec_request(headers), spec_resolver(), now=SPEC_NOW)
+    result = await verify_request(spec_request(headers), resolve, now=SPEC_NOW)
     assert result.ok and result.detail == "verified with rsa-pss-sha512"
     pss_as_rsa_sha256 = headers["Signature"].replace('"hs2019"', '"rsa-sha256"')
     result = await verify_request(spec_request({**headers, "Signature": pss_as_rsa_sha256}),
-                                  spec_resolver(), now=SPEC_NOW)
+                                  resolve, now=SPEC_NOW)
     assert result.verdict is SignatureVerdict.BAD_SIGNATURE
+
+
+def test_pss_with_a_too_small_key_is_a_typed_error(spec_key):
+    with pytest.raises(UnsupportedAlgorithmError, match="rsa-pss-sha512"):
+        sign_request(spec_request(), spec_key, SignatureScheme.CAVAGE, now=SPEC_NOW,
+                     algorithm=SignatureAlgorithm.RSA_PSS_SHA512)
