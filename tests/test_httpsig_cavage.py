@@ -109,10 +109,7 @@ def test_spec_public_key_is_the_private_keys_half(spec_key):
 def test_c1_default_test(spec_key):
     assert httpsig_cavage.signing_string(spec_request(), ["date"]) == f"date: {SPEC_DATE}".encode()
     header = httpsig_cavage.sign(spec_request(), spec_key, ["date"])
-    assert httpsig_cavage.parse_signature_header(header).signature == (
-        httpsig_cavage.parse_signature_header(f'keyId="Test",signature="{C1_SIGNATURE}"').signature
-    )
-    assert f'signature="{C1_SIGNATURE}"' in header
+    assert header == f'keyId="Test",algorithm="rsa-sha256",headers="date",signature="{C1_SIGNATURE}"'
 
 
 def test_c1_without_headers_parameter_covers_date_only():
