@@ -244,3 +244,23 @@ def _wait_for(url: str, timeout: float) -> bytes:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("base_url = [", "praxisnetz.toml"),
+        ('name = "N"\nslug = "n"', "base_url"),
+        ('base_url = "https://n.example"\nname = "N"\nslug = "n"\nport = 70000', "port"),
+        (
+            'base_url = "https://n.example"\nname = "N"\nslug = "n"\n[delivery]\nspeed = 3',
+            "delivery.speed",
+        ),
+        ('base_url = "https://n.example"\nname = "N"\nslug = "n"\nhub = "yes"', "hub"),
+    ],
+)
+def test_a_broken_config_file_names_the_field(tmp_path, text: str, field: str) -> None:
+    (tmp_path / "praxisnetz.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, {})
+    assert caught.value.field == field

@@ -16,6 +16,7 @@ from node import appkeys
 from node.app import create_app
 from node.authoring import create_contribution, delete_contribution
 from node.contribution_input import parse_contribution_input
+from node.routes.negotiation import Representation, negotiate
 from node.storage.models import Follower, Following, RemoteObject
 from tests.node_support import START, MovableClock, author_for_app, make_node, practice_input
 
@@ -283,3 +284,25 @@ async def test_vocabulary_context_matches_the_shipped_file(client: TestClient) -
     assert json.loads(await response.text()) == shipped
     assert (await client.get("/ns/nothing.ttl")).status == 404
     assert (await client.get("/ns", headers={"Accept": "image/png"})).status == 406
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", Representation.HTML),
+        ("application/activity+json", Representation.ACTIVITY_JSON),
+        (
+            'application/ld+json; profile="https://www.w3.org/ns/activitystreams"',
+            Representation.AS_JSONLD,
+        ),
+        ("application/ld+json", Representation.JSONLD),
+        ("text/turtle;q=0.9, application/ld+json;q=0.5", Representation.TURTLE),
+        ("text/html;q=0, */*", Representation.ACTIVITY_JSON),
+        ("application/*", Representation.ACTIVITY_JSON),
+        ("application/xml", None),
+        ("text/turtle;q=0", None),
+        ("", Representation.HTML),
+    ],
+)
+def test_accept_header_negotiation(accept: str, expected: Representation | None) -> None:
+    assert negotiate(accept) is expected
