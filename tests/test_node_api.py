@@ -337,3 +337,11 @@ async def test_a_stance_on_a_remote_practice_is_delivered_to_its_author(
     assert inboxes == ["https://dueren.example/inbox"]
     assert document["about"] == practice and document["inReplyTo"] == practice
     assert document["position"] == "agree"
+
+
+async def test_oversized_body_is_refused_naming_body(client: TestClient, auth) -> None:
+    huge = practice_input(body="x" * (600 * 1024))
+    response = await client.post("/api/contributions", json=huge, headers=auth)
+    assert response.status == 413
+    assert (await response.json(content_type=None))["field"] == "body"
+    assert await _count(client, Contribution) == 0
