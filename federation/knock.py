@@ -9,7 +9,19 @@ cannot produce, which means draft-cavage. Some servers answer 2xx and silently d
 what they could not verify, so a remembered scheme is kept rather than re-probed,
 unless ``relearn_after`` is set.
 
-The node persists one ``KnockMemory`` per host (``to_dict``/``from_dict``).
+The node persists one ``KnockMemory`` per host (``to_dict``/``from_dict``). A delivery
+uses it like this::
+
+    scheme = policy.first_scheme(memory, now=now)
+    for retried in (False, True):
+        response = await post(sign_request(parts, key, scheme, now=now))
+        step = policy.after_response(memory, scheme, response.status, now=now,
+                                     accept_signature=response.headers.get("Accept-Signature"),
+                                     retried=retried)
+        memory = step.memory  # persist
+        if step.action is not KnockAction.RETRY_OTHER:
+            break
+        scheme = step.scheme
 """
 
 from __future__ import annotations
