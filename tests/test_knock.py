@@ -120,3 +120,42 @@ def test_memory_survives_a_json_round_trip():
 def test_bad_memory_names_the_field(data, field):
     with pytest.raises(ValueError, match=field):
         KnockMemory.from_dict(data)
+
+
+def deliver(memory: KnockMemory, answer) -> tuple[KnockMemory, list[SignatureScheme]]:
+    """The loop from the knock module's docstring, against a fake host ``answer``."""
+    tried = []
+    scheme = POLICY.first_scheme(memory, now=NOW)
+    for retried in (False, True):
+        tried.append(scheme)
+        status, accept_signature = answer(scheme)
+        step = POLICY.after_response(memory, scheme, status, now=NOW,
+                                     accept_signature=accept_signature, retried=retried)
+        memory = step.memory
+        if step.action is not KnockAction.RETRY_OTHER:
+            break
+        scheme = step.scheme
+    return memory, tried
+
+
+def test_simulated_deliveries_to_a_cavage_only_host():
+    def cavage_only(scheme):
+        return (202, None) if scheme is CAVAGE else (401, None)
+
+    memory, tried = deliver(KnockMemory("old.example"), cavage_only)
+    assert tried == [RFC, CAVAGE]
+    memory, tried = deliver(memory, cavage_only)
+    assert tried == [CAVAGE]  # remembered: one request, not two
+
+
+def test_simulated_deliveries_to_a_host_that_upgrades():
+    memory = KnockMemory("upgraded.example", CAVAGE, NOW)
+
+    def now_wants_rfc9421(scheme):
+        return (202, ACCEPT_ED25519) if scheme is RFC else (202, ACCEPT_ED25519)
+
+    memory, tried = deliver(memory, now_wants_rfc9421)
+    assert tried == [CAVAGE]
+    memory, tried = deliver(memory, now_wants_rfc9421)
+    assert tried == [RFC]
+    assert memory.scheme is RFC
