@@ -152,7 +152,7 @@ def test_simulated_deliveries_to_a_host_that_upgrades():
     memory = KnockMemory("upgraded.example", CAVAGE, NOW)
 
     def now_wants_rfc9421(scheme):
-        return (202, ACCEPT_ED25519) if scheme is RFC else (202, ACCEPT_ED25519)
+        return 202, ACCEPT_ED25519  # accepts both, and advertises RFC 9421
 
     memory, tried = deliver(memory, now_wants_rfc9421)
     assert tried == [CAVAGE]
