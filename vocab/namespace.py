@@ -76,6 +76,16 @@ class PN(DefinedNamespace):
     editionNumber: URIRef
     previousEdition: URIRef
     manifestHash: URIRef
+    # edition manifest
+    previousManifestHash: URIRef
+    sections: URIRef
+    slug: URIRef
+    parentSection: URIRef
+    order: URIRef
+    editorialText: URIRef
+    includes: URIRef
+    documentHash: URIRef
+    includedContribution: URIRef
 
 
 # Slugs of the topic scheme; the same strings end the topic IRIs (topics#e-akte).

@@ -108,7 +108,7 @@ def _term_iri(value: str, prefixes: Mapping[str, str]) -> str:
 def _collect_terms(
     context: Mapping[str, Any], into: dict[str, str], inherited: Mapping[str, str] | None = None
 ) -> None:
-    """IRI -> term for one context and its scoped contexts; plain terms beat language maps."""
+    """IRI -> term for one context and its scoped contexts; plain terms beat language-bound."""
     prefixes = dict(inherited or {})
     prefixes.update(
         {k: v for k, v in context.items() if isinstance(v, str) and v.endswith(("#", "/"))}
@@ -117,9 +117,12 @@ def _collect_terms(
         if term.startswith("@"):
             continue
         if isinstance(definition, str):
-            iri, container = definition, None
+            iri, language_bound = definition, False
         elif isinstance(definition, Mapping) and isinstance(definition.get("@id"), str):
-            iri, container = definition["@id"], definition.get("@container")
+            iri = definition["@id"]
+            language_bound = (
+                definition.get("@container") == "@language" or "@language" in definition
+            )
             scoped = definition.get("@context")
             if isinstance(scoped, Mapping):
                 _collect_terms(scoped, into, prefixes)
@@ -128,7 +131,7 @@ def _collect_terms(
         full = _term_iri(iri, prefixes)
         if full.startswith("@") or full in prefixes.values():
             continue
-        if container == "@language":
+        if language_bound:  # contentMap, titleDe: the plain term names the field
             into.setdefault(full, term)
         else:
             into[full] = term
