@@ -23,6 +23,7 @@ from federation.webfinger import WebFingerError, parse_handle, resolve_handle
 from node.appkeys import NodeKeys
 from node.config import NodeConfig
 from node.outbox import merge_inboxes, record_local_activity
+from node.storage.actors import upsert_remote_actor
 from node.storage.models import Activity, Following, FollowingState, RemoteActor
 
 ACTOR_TYPES = frozenset({"Application", "Group", "Organization", "Person", "Service"})
@@ -124,17 +125,12 @@ async def resolve_target(config: NodeConfig, fetcher: SafeFetcher, target: str) 
 async def store_remote_actor(
     session: AsyncSession, info: RemoteActorInfo, *, now: datetime
 ) -> None:
-    row = await session.get(RemoteActor, info.uri)
-    if row is None:
-        row = RemoteActor(uri=info.uri, inbox=info.inbox, document=info.document, fetched_at=now)
-        session.add(row)
-    row.inbox, row.shared_inbox, row.outbox = info.inbox, info.shared_inbox, info.outbox
-    row.followers_url, row.name, row.kind = info.followers_url, info.name, info.kind
-    row.preferred_username, row.document, row.fetched_at = (
-        info.preferred_username,
-        info.document,
-        now,
-    )
+    row = RemoteActor(
+        uri=info.uri, inbox=info.inbox, shared_inbox=info.shared_inbox, outbox=info.outbox,
+        followers_url=info.followers_url, name=info.name, kind=info.kind,
+        preferred_username=info.preferred_username, document=info.document, fetched_at=now,
+    )  # fmt: skip
+    await upsert_remote_actor(session, row)
 
 
 def _activity_id(config: NodeConfig) -> str:

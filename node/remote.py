@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from federation.fetch import FetchError
 from federation.keycache import DocumentUnavailable, KeyCache
 from node import appkeys
+from node.storage.actors import upsert_remote_actor
 from node.storage.models import RemoteActor
 
 log = logging.getLogger("praxisnetz.remote")
@@ -119,13 +120,7 @@ def is_actor_document(document: Mapping[str, Any]) -> bool:
 
 
 async def store_actor(session: AsyncSession, row: RemoteActor) -> None:
-    existing = await session.get(RemoteActor, row.uri)
-    if existing is None:
-        session.add(row)
-        return
-    for column in ("inbox", "shared_inbox", "outbox", "followers_url", "name",
-                   "preferred_username", "kind", "document", "fetched_at"):
-        setattr(existing, column, getattr(row, column))
+    await upsert_remote_actor(session, row)
 
 
 class RemoteDirectory:
