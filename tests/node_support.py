@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,10 @@ import pytest
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from federation.keys import PrivateKey, generate_ed25519_key, generate_rsa_key, save_private_key
 from node import appkeys
 from node.authoring import Author
 from node.config import NodeConfig, write_config
-from node.identity import create_node_keys
 from node.storage.db import create_engine
 from node.storage.tokens import create_token
 from node.validation import document_problems, known_topic_slugs
@@ -37,8 +38,17 @@ class MovableClock:
         self.now += timedelta(seconds=seconds)
 
 
+@cache
+def _test_keys() -> tuple[PrivateKey, PrivateKey]:
+    # RSA generation is the slowest part of a node's setup; tests may share one pair.
+    return generate_rsa_key(), generate_ed25519_key()
+
+
 def make_node(tmp_path: Path, slug: str = "guetersloh", **changes: Any) -> NodeConfig:
-    """A node directory with keys and config, as ``praxisnetz init`` leaves it."""
+    """A node directory with keys and config, as ``praxisnetz init`` leaves it.
+
+    The key pair is shared between test nodes (``praxisnetz init`` is tested on its own).
+    """
     data_dir = tmp_path / slug
     data_dir.mkdir(parents=True, exist_ok=True)
     values: dict[str, Any] = {
@@ -50,7 +60,9 @@ def make_node(tmp_path: Path, slug: str = "guetersloh", **changes: Any) -> NodeC
     }
     values.update(changes)
     config = NodeConfig(**values)
-    create_node_keys(config)
+    rsa_key, ed_key = _test_keys()
+    save_private_key(config.rsa_key_path, rsa_key)
+    save_private_key(config.ed25519_key_path, ed_key)
     write_config(config)
     return config
 
