@@ -297,3 +297,17 @@ def test_python_dash_m_vocab_runs_offline_and_sets_the_exit_code() -> None:
     )
     assert bad.returncode == 1
     assert "invalid" in bad.stdout and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [
+        ("create-practice--status--embedded-object", "object.status"),
+        ("edition-manifest--order--not-a-number", "sections[0].order"),
+        ("practice--status--not-a-status", "status"),
+    ],
+)
+def test_problems_in_embedded_objects_say_where_they_are(name: str, path: str) -> None:
+    report = validate(_load(DOCUMENTS / "invalid" / f"{name}.json"))
+    assert path in {p.path for p in report.violations}, report.describe("en")
+    assert path in report.describe("en")

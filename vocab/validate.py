@@ -36,11 +36,14 @@ from vocab.loader import (
     pyld_options,
 )
 from vocab.rdf import JsonLdProcessingError, RawDataset, raw_dataset
-from vocab.shacl import DataGraph, Evaluator, Finding, Severity, ShapeSet, Term
+from vocab.shacl import RDF_TYPE, DataGraph, Evaluator, Finding, Severity, ShapeSet, Term
 
 # Used only when a document has no absolute `id` to resolve relative IRIs against; the
 # .invalid top-level domain (RFC 2606) can never be a real node.
 FALLBACK_BASE = "https://praxisnetz.invalid/"
+RDF_FIRST = "http://www.w3.org/1999/02/22-rdf-syntax-ns#first"
+RDF_REST = "http://www.w3.org/1999/02/22-rdf-syntax-ns#rest"
+RDF_NIL = "http://www.w3.org/1999/02/22-rdf-syntax-ns#nil"
 
 __all__ = [
     "Problem",
@@ -65,9 +68,17 @@ class Problem:
     shape: str | None = None
     constraint: str | None = None
     value: str | None = None
+    # Where the focus node sits in the JSON: "" for the document itself, else e.g.
+    # "object" (the object of a Create) or "sections[0]" (an embedded section).
+    location: str = ""
 
     def message(self, language: str = "de") -> str:
         return self.message_en if language == "en" else self.message_de
+
+    @property
+    def path(self) -> str:
+        """The field with its location, e.g. "status" or "object.status"."""
+        return f"{self.location}.{self.field}" if self.location else self.field
 
 
 @dataclass(frozen=True)
@@ -94,7 +105,7 @@ class ValidationReport:
         given = "Wert" if language == "de" else "value"
         for p in self.problems:
             shown = f" ({given}: {p.value})" if p.value and p.constraint != "nodeKind" else ""
-            lines.append(f"  - [{p.severity}] {p.field}: {p.message(language)}{shown}")
+            lines.append(f"  - [{p.severity}] {p.path}: {p.message(language)}{shown}")
         return "\n".join(lines)
 
 
@@ -250,7 +261,9 @@ class Validator:
         except JsonLdProcessingError as error:
             return ValidationReport(valid=False, problems=(_processing_problem(error),))
         data, undefined = _data_graph(raw)
-        problems = [self._problem(f, document) for f in self._evaluator.run(data)]
+        findings = self._evaluator.run(data)
+        locations = self._locations(data, document) if findings else {}
+        problems = [self._problem(f, document, locations) for f in findings]
         if undefined:
             problems += self._undefined_term_problems(document, base)
         checked = sorted(self.field_name(c) for c in self._evaluator.targeted_classes(data))
@@ -259,7 +272,29 @@ class Validator:
         valid = not any(p.severity is Severity.VIOLATION for p in problems)
         return ValidationReport(valid=valid, problems=tuple(problems), checked_types=tuple(checked))
 
-    def _problem(self, finding: Finding, document: Mapping[str, Any]) -> Problem:
+    def _locations(self, data: DataGraph, document: Mapping[str, Any]) -> dict[Term, str]:
+        """Path of every node reachable from the document's own node, breadth first."""
+        root = _root_node(data, document)
+        if root is None:
+            return {}
+        locations = {root: ""}
+        queue = [root]
+        while queue:
+            subject = queue.pop(0)
+            for predicate, values in data.index.get(subject, {}).items():
+                if predicate == RDF_TYPE:
+                    continue
+                key = self.field_name(predicate)
+                prefix = f"{locations[subject]}.{key}" if locations[subject] else key
+                for child, suffix in _children(data, values):
+                    if child not in locations:
+                        locations[child] = prefix + suffix
+                        queue.append(child)
+        return locations
+
+    def _problem(
+        self, finding: Finding, document: Mapping[str, Any], locations: Mapping[Term, str]
+    ) -> Problem:
         prop = finding.property_shape
         if prop is None:
             field = "id" if finding.constraint == "nodeKind" else "type"
@@ -279,6 +314,7 @@ class Validator:
             shape=shape_iri,
             constraint=finding.constraint,
             value=value,
+            location=locations.get(finding.focus, ""),
         )
 
     def _undefined_term_problems(self, document: Mapping[str, Any], base: str) -> list[Problem]:
@@ -297,6 +333,43 @@ class Validator:
             )
             for key in sorted(_undefined_keys(expanded))
         ]
+
+
+def _root_node(data: DataGraph, document: Mapping[str, Any]) -> Term | None:
+    """The node the top-level JSON object describes."""
+    identifier = document.get("id", document.get("@id"))
+    if isinstance(identifier, str) and Term("iri", identifier) in data.index:
+        return Term("iri", identifier)
+    referenced = {o for preds in data.index.values() for vs in preds.values() for o in vs}
+    return next((s for s in data.index if s not in referenced), None)
+
+
+def _children(data: DataGraph, values: list[Term]) -> list[tuple[Term, str]]:
+    """Node values with their index suffix; RDF lists (@list containers) are unrolled."""
+    nodes: list[Term] = []
+    for value in values:
+        if value.kind == "literal":
+            continue
+        if data.objects(value, RDF_FIRST):
+            nodes.extend(_list_items(data, value))
+        else:
+            nodes.append(value)
+    nodes = [n for n in nodes if n.kind != "literal"]
+    if len(nodes) == 1 and len(values) == 1 and not data.objects(values[0], RDF_FIRST):
+        return [(nodes[0], "")]
+    return [(node, f"[{index}]") for index, node in enumerate(nodes)]
+
+
+def _list_items(data: DataGraph, head: Term) -> list[Term]:
+    items: list[Term] = []
+    seen: set[Term] = set()
+    current: Term | None = head
+    while current is not None and current not in seen:
+        seen.add(current)
+        items.extend(data.objects(current, RDF_FIRST))
+        rest = data.objects(current, RDF_REST)
+        current = rest[0] if rest and rest[0].value != RDF_NIL else None
+    return items
 
 
 def _written_value(document: Mapping[str, Any], focus: Term, field: str) -> str | None:
