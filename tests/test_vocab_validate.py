@@ -220,11 +220,12 @@ def test_validation_of_a_small_document_takes_a_few_milliseconds() -> None:
     validator.validate(document)  # warm pyld's context cache
     timings = []
     for _ in range(30):
-        start = time.perf_counter()
+        # CPU time, not wall time: other processes on a busy machine must not fail this.
+        start = time.process_time()
         validator.validate(document)
-        timings.append(time.perf_counter() - start)
+        timings.append(time.process_time() - start)
     median_ms = statistics.median(timings) * 1000
-    print(f"validate(practice.json): median {median_ms:.2f} ms")
+    print(f"validate(practice.json): median {median_ms:.2f} ms CPU")
     assert median_ms < 15
 
 
