@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from node import appkeys
+from node import api, appkeys, routes
 from node.config import NodeConfig
+from node.http_client import open_http_client
 from node.identity import load_node_keys
 from node.storage.db import create_engine, migrate, session_maker
 
@@ -69,8 +70,6 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _http_client(app: web.Application) -> AsyncIterator[None]:
     # One ClientSession per process; every outgoing fetch goes through the SSRF guard.
-    from node.http_client import open_http_client
-
     async with open_http_client(app) as client:
         app[appkeys.CLIENT_SESSION] = client.session
         app[appkeys.FETCHER] = client.fetcher
@@ -100,8 +99,6 @@ def create_app(
     start_workers: bool = True,
 ) -> web.Application:
     """The node's web application; nothing is opened until the app starts."""
-    from node import api, routes
-
     app = web.Application(middlewares=[access_log], client_max_size=config.inbox.max_body_bytes)
     app[appkeys.CONFIG] = config
     app[appkeys.CLOCK] = clock or utc_now

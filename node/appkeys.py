@@ -1,8 +1,7 @@
 """Every ``web.AppKey`` of the node application, in one place.
 
 Values are created in ``node.app`` (mostly inside ``cleanup_ctx``) and read by the
-routes, the API and the workers. Types that live in the federation library are
-named as strings so that importing this module never imports network code.
+routes, the API and the workers.
 """
 
 from __future__ import annotations
@@ -16,6 +15,8 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from federation.fetch import SafeFetcher
+from federation.keycache import KeyCache
 from federation.keys import SigningKey
 from node.config import NodeConfig
 
@@ -36,9 +37,7 @@ NODE_KEYS = web.AppKey("node_keys", NodeKeys)
 DB_ENGINE = web.AppKey("db_engine", AsyncEngine)
 SESSION_MAKER = web.AppKey("session_maker", async_sessionmaker[AsyncSession])
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
-# federation.fetch.SafeFetcher
-FETCHER = web.AppKey("fetcher", Any)  # type: ignore[arg-type]
-# federation.keycache.KeyCache
-KEY_CACHE = web.AppKey("key_cache", Any)  # type: ignore[arg-type]
-# Whatever node.workers keeps about its running tasks.
+FETCHER = web.AppKey("fetcher", SafeFetcher)
+KEY_CACHE = web.AppKey("key_cache", KeyCache)
+# node.workers.Workers (typed loosely: node.workers imports this module)
 WORKERS = web.AppKey("workers", Any)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from federation.retry import BreakerState
 from node.storage.models import (
     Contribution,
     Delivery,
@@ -75,7 +76,9 @@ async def _delivery_problems_by_host(session: AsyncSession) -> dict[str, dict[st
 async def _failing_hosts(session: AsyncSession) -> list[FailingHost]:
     by_host = await _delivery_problems_by_host(session)
     hosts = await session.scalars(
-        select(Host).where(or_(Host.consecutive_failures > 0, Host.breaker_state != "closed"))
+        select(Host).where(
+            or_(Host.consecutive_failures > 0, Host.breaker_state != BreakerState.CLOSED.value)
+        )
     )
     found: dict[str, FailingHost] = {}
     for row in hosts:
@@ -88,7 +91,7 @@ async def _failing_hosts(session: AsyncSession) -> list[FailingHost]:
     for host, states in by_host.items():
         if host not in found and (states.get("failed") or states.get("gave_up")):
             found[host] = FailingHost(
-                host, 0, "closed", states.get("pending", 0), states.get("failed", 0),
+                host, 0, BreakerState.CLOSED.value, states.get("pending", 0), states.get("failed", 0),
                 states.get("gave_up", 0), None,
             )  # fmt: skip
     return sorted(found.values(), key=lambda entry: entry.host)

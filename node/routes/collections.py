@@ -7,12 +7,13 @@ clients should follow them rather than build URLs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from node import appkeys
 from node.identity import AS_CONTEXT
@@ -62,8 +63,8 @@ async def _paged(
     request: web.Request,
     url: str,
     query: Select[Any],
-    id_column: Any,
-    to_item: Any,
+    id_column: InstrumentedAttribute[int],
+    to_item: Callable[[Row[Any]], Any],
 ) -> web.Response:
     """The collection summary, or one page of it when ``page`` or ``before`` is given."""
     async with request.app[appkeys.SESSION_MAKER]() as session:
