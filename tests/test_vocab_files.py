@@ -188,3 +188,11 @@ def test_identifier_helpers_check_their_input() -> None:
             municipality_key_iri(bad)
     with pytest.raises(ValueError):
         leika_service_iri("123")
+
+
+def test_every_pn_term_is_defined_by_the_ontology() -> None:
+    graph = _graph("ontology.ttl")
+    ontology = URIRef(PN_NAMESPACE.rstrip("#"))
+    assert (ontology, RDF.type, OWL.Ontology) in graph
+    for term in _ontology_pn_terms():
+        assert (URIRef(term), RDFS.isDefinedBy, ontology) in graph, term
