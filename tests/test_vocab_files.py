@@ -13,7 +13,7 @@ from vocab import docgen
 from vocab.loader import bundled_context_urls, load_bundled_document
 from vocab.namespace import PN, PN_NAMESPACE, TOPIC_SCHEME, TOPIC_SLUGS, TOPICS, TOPICS_NAMESPACE
 from vocab.shacl import SH
-from vocab.validate import _collect_terms
+from vocab.validate import collect_context_terms
 
 TURTLE_FILES = ("ontology.ttl", "topics.ttl", "shapes.ttl")
 
@@ -34,7 +34,7 @@ def _our_context() -> dict:
 
 def _context_pn_iris() -> set[str]:
     names: dict[str, str] = {}
-    _collect_terms(_our_context()["@context"], names)
+    collect_context_terms(_our_context()["@context"], names)
     return {iri for iri in names if iri.startswith(PN_NAMESPACE)}
 
 

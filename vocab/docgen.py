@@ -19,7 +19,7 @@ from rdflib.term import Node
 
 from vocab.namespace import PN_NAMESPACE, TOPIC_SCHEME
 from vocab.shacl import PropertyShape, ShapeSet
-from vocab.validate import _collect_terms, context_field_names
+from vocab.validate import collect_context_terms, context_field_names
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "vocabulary.md"
 
@@ -138,7 +138,7 @@ def _shapes_section(keys: dict[str, str]) -> list[str]:
 def _reused_terms() -> list[str]:
     context = json.loads(resources.files("vocab").joinpath("context.jsonld").read_text("utf-8"))
     names: dict[str, str] = {}
-    _collect_terms(context["@context"], names)
+    collect_context_terms(context["@context"], names)
     reused = sorted((term, iri) for iri, term in names.items() if not iri.startswith(PN_NAMESPACE))
     out = [
         "## Wiederverwendete Begriffe / Reused terms",

@@ -116,7 +116,7 @@ def _term_iri(value: str, prefixes: Mapping[str, str]) -> str:
     return value
 
 
-def _collect_terms(
+def collect_context_terms(
     context: Mapping[str, Any], into: dict[str, str], inherited: Mapping[str, str] | None = None
 ) -> None:
     """IRI -> term for one context and its scoped contexts; plain terms beat language-bound."""
@@ -136,7 +136,7 @@ def _collect_terms(
             )
             scoped = definition.get("@context")
             if isinstance(scoped, Mapping):
-                _collect_terms(scoped, into, prefixes)
+                collect_context_terms(scoped, into, prefixes)
         else:
             continue
         full = _term_iri(iri, prefixes)
@@ -155,7 +155,7 @@ def context_field_names() -> dict[str, str]:
     for url in urls:  # later contexts win, as in JSON-LD
         context = load_bundled_document(url)["@context"]
         if isinstance(context, Mapping):
-            _collect_terms(context, names)
+            collect_context_terms(context, names)
     return names
 
 
