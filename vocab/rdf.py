@@ -22,7 +22,6 @@ from vocab.loader import (
     pyld_options,
 )
 
-RDF_LANG_STRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 
 # pyld's raw dataset: graph name ('@default' or an IRI / blank node) -> list of triples,
