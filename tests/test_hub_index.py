@@ -153,3 +153,44 @@ def test_on_disk_index_survives_reopening(tmp_path):
     del index
     reopened = HubIndex(tmp_path / "index", contexts=bundled_contexts(), runner=ThreadRunner())
     assert reopened.count() == 1
+
+
+def test_batched_rebuild_isolates_a_bad_document_and_duplicates():
+    good = [practice(GUETERSLOH, f"p{i}", name=f"Praxis {i}") for i in range(5)]
+    broken = {**practice(GUETERSLOH, "broken", name="Kaputt"), "step": [{"@id": 5}]}
+    index = make_index(ThreadRunner())
+    report = index.rebuild([(actor(GUETERSLOH), d) for d in [*good[:2], broken, *good[2:], good[0]]])
+    assert report.indexed == 5
+    assert [(s.uri, s.field) for s in report.skipped] == [(good[0]["id"], "id"), (broken["id"], "document")]
+    single = make_index(ThreadRunner())
+    for document in good:
+        single.add_contribution(actor(GUETERSLOH), document)
+    assert canonical(index.store) == canonical(single.store)
+
+
+def test_written_blank_node_labels_do_not_merge_across_documents():
+    first = practice(GUETERSLOH, "a", name="A", steps=())
+    second = practice(GUETERSLOH, "b", name="B", steps=())
+    first["step"] = [{"id": "_:b0", "type": "HowToStep", "position": 1, "text": "erster"}]
+    second["step"] = [{"id": "_:b0", "type": "HowToStep", "position": 1, "text": "zweiter"}]
+    step = ox.NamedNode("https://schema.org/step")
+    incremental = make_index(ThreadRunner())
+    incremental.add_contribution(actor(GUETERSLOH), first)
+    incremental.add_contribution(actor(GUETERSLOH), second)
+    assert len({q.object for q in incremental.store.quads_for_pattern(None, step, None, None)}) == 2
+    index = make_index(ThreadRunner())
+    index.rebuild([(actor(GUETERSLOH), first), (actor(GUETERSLOH), second)])
+    nodes = {q.object for q in index.store.quads_for_pattern(None, step, None, None)}
+    assert len(nodes) == 2
+    index.remove_contribution(first["id"])
+    texts = [q.object.value for q in index.store.quads_for_pattern(None, ox.NamedNode("https://schema.org/text"), None, None)]
+    assert texts == ["zweiter"]
+
+
+def test_replace_member_writes_nothing_when_a_document_is_bad():
+    index = make_index(ThreadRunner())
+    index.add_contribution(actor(GUETERSLOH), practice(GUETERSLOH, "old", name="Alt"))
+    with pytest.raises(IndexInputError) as caught:
+        index.replace_member(actor(GUETERSLOH), [practice(GUETERSLOH, "new", name="Neu"), practice(DUEREN, "x", name="X")])
+    assert caught.value.field == "attributedTo"
+    assert graphs_of(index, f"https://{GUETERSLOH}/practices/old") == {actor(GUETERSLOH)}

@@ -5,9 +5,12 @@ of truth; this index is derived and can be rebuilt from it (``rebuild``).
 
 Conversion takes the fast path measured in LINKED-DATA-NOTES.md: known context
 URLs are replaced by the bundled context documents and Oxigraph's own JSON-LD
-parser does the rest (about 0.1 ms per small document, no network, no pyld).
-A document naming a context we do not bundle goes to the ``fallback`` converter
-(vocab's pyld path, returning N-Quads) when one is given, and is refused otherwise.
+parser does the rest, no network and no pyld. It gives the same RDF as vocab's
+pyld path (tested). Processing the bundled contexts costs ~0.8 ms, so a rebuild
+parses up to ``BATCH_SIZE`` documents with the same context as one ``@graph``
+(~0.3 ms per document instead of ~1.1 ms). A document naming a context we do not
+bundle goes to the ``fallback`` converter (vocab's pyld path, returning N-Quads)
+when one is given, and is refused otherwise.
 
 The ``proof`` is left out of the index: it is an ``@graph`` container and would
 become a separate blank-node graph outside the member's graph. The signed
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,11 @@ from node.hub.query_runner import (
 
 AS_NS = "https://www.w3.org/ns/activitystreams#"
 ATTRIBUTED_TO = ox.NamedNode(AS_NS + "attributedTo")
-BULK_CHUNK = 50_000
+BULK_DOCUMENTS = 2_000  # documents converted before each bulk write during a rebuild
+BATCH_SIZE = 200  # documents parsed together (one context processing per batch)
+MAX_CACHED_CONTEXTS = 64
+# The proof is an @graph container (a separate blank-node graph): see the module docstring.
+_NOT_INDEXED = frozenset({"proof", "@context"})
 
 # The JSON-LD fallback: a document in, N-Quads (default graph) out.
 FallbackConverter = Callable[[Mapping[str, Any]], str]
@@ -68,7 +75,13 @@ class RebuildReport:
 
 
 class JsonLdToQuads:
-    """Compacted JSON-LD document → quads in a given graph, without network access."""
+    """Compacted JSON-LD documents → quads in a given graph, without network access.
+
+    Several documents with the same ``@context`` are parsed as one ``@graph``, so the
+    (large) contexts are processed once per batch instead of once per document.
+    Relative IRIs are not resolved against a guessed base on this path: they are
+    dropped, as JSON-LD does without a base (ActivityPub ids are absolute anyway).
+    """
 
     def __init__(
         self, contexts: Mapping[str, Any], fallback: FallbackConverter | None = None
@@ -76,26 +89,43 @@ class JsonLdToQuads:
         # URL -> the value of "@context" in the bundled document
         self._contexts = {url: _context_value(url, doc) for url, doc in contexts.items()}
         self._fallback = fallback
+        self._inlined: dict[str, str] = {}  # context as written -> inlined JSON text
 
     def quads(self, document: Mapping[str, Any], graph: ox.NamedNode) -> list[ox.Quad]:
-        base = document.get("id")
-        body = {key: value for key, value in document.items() if key != "proof"}
+        return self.batch_quads([document], graph)
+
+    def batch_quads(
+        self, documents: Sequence[Mapping[str, Any]], graph: ox.NamedNode
+    ) -> list[ox.Quad]:
+        """Convert documents that all carry the same ``@context`` as the first one."""
         try:
-            body["@context"] = self._inline(document.get("@context"))
+            context_json = self._inlined_context(documents[0].get("@context"))
         except _UnknownContext as unknown:
             if self._fallback is None:
                 raise IndexInputError(
                     "@context", f"{unknown.url} is not a bundled context"
                 ) from None
-            return self._via_fallback(body, document, graph)
-        return _parse_into(json.dumps(body), ox.RdfFormat.JSON_LD, base, graph)
+            return [quad for document in documents for quad in self._via_fallback(document, graph)]
+        bodies = ",".join(
+            _json({key: value for key, value in document.items() if key not in _NOT_INDEXED})
+            for document in documents
+        )
+        data = '{"@context":' + context_json + ',"@graph":[' + bodies + "]}"
+        return _parse_into(data, ox.RdfFormat.JSON_LD, None, graph)
 
-    def _via_fallback(
-        self, body: dict[str, Any], document: Mapping[str, Any], graph: ox.NamedNode
-    ) -> list[ox.Quad]:
+    def _via_fallback(self, document: Mapping[str, Any], graph: ox.NamedNode) -> list[ox.Quad]:
         assert self._fallback is not None
-        body["@context"] = document.get("@context")
+        body = {key: value for key, value in document.items() if key != "proof"}
         return _parse_into(self._fallback(body), ox.RdfFormat.N_QUADS, document.get("id"), graph)
+
+    def _inlined_context(self, context: Any) -> str:
+        key = _json(context)
+        cached = self._inlined.get(key)
+        if cached is None:
+            cached = _json(self._inline(context))
+            if len(self._inlined) < MAX_CACHED_CONTEXTS:
+                self._inlined[key] = cached
+        return cached
 
     def _inline(self, context: Any) -> list[Any]:
         if context is None:
@@ -112,6 +142,13 @@ class JsonLdToQuads:
             else:
                 raise IndexInputError("@context", "entries must be URLs or objects")
         return inlined
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise IndexInputError("document", f"is not plain JSON: {exc}") from exc
 
 
 class _UnknownContext(Exception):
@@ -133,7 +170,8 @@ def _parse_into(
     try:
         return [
             ox.Quad(quad.subject, quad.predicate, quad.object, graph)
-            for quad in ox.parse(data, format=rdf_format, base_iri=base_iri)
+            # Labels written in a document ("_:b0") must not meet the same label elsewhere.
+            for quad in ox.parse(data, format=rdf_format, base_iri=base_iri, rename_blank_nodes=True)
         ]
     except SyntaxError as exc:
         raise IndexInputError("document", f"is not valid JSON-LD: {exc}") from exc
@@ -183,13 +221,8 @@ class HubIndex:
 
     def quads_of(self, member_actor: str, document: Mapping[str, Any]) -> list[ox.Quad]:
         """Check a contribution and convert it into quads in its member's graph."""
-        member = _require_iri(member_actor, "member")
-        if not isinstance(document, Mapping):
-            raise IndexInputError("document", "must be a JSON object")
-        _require_iri(document.get("id"), "id")
-        if member not in _authors(document):
-            raise IndexInputError("attributedTo", f"must name the member {member}")
-        return self._converter.quads(document, ox.NamedNode(member))
+        _check_contribution(member_actor, document)
+        return self._converter.quads(document, ox.NamedNode(member_actor))
 
     def add_contribution(self, member_actor: str, document: Mapping[str, Any]) -> None:
         """Index a contribution; an earlier version with the same id is replaced."""
@@ -205,39 +238,72 @@ class HubIndex:
     def replace_member(
         self, member_actor: str, documents: Iterable[Mapping[str, Any]]
     ) -> int:
-        """Make the member's graph hold exactly ``documents`` (all converted before writing)."""
-        quads: list[ox.Quad] = []
-        count = 0
-        for document in documents:
-            quads.extend(self.quads_of(member_actor, document))
-            count += 1
+        """Make the member's graph hold exactly ``documents``; nothing is written if one is bad."""
+        converted = self._convert_member(member_actor, list(documents), set())
+        if converted.skipped:
+            first = converted.skipped[0]
+            raise IndexInputError(first.field, f"{first.uri}: {first.message}")
         graph = ox.NamedNode(member_actor)
         with self._write_lock:
             if self._store.contains_named_graph(graph):
                 self._store.remove_graph(graph)
-            self._store.extend(quads)
-        return count
+            self._store.extend(converted.quads)
+        return converted.indexed
 
     def rebuild(self, contributions: Iterable[tuple[str, Mapping[str, Any]]]) -> RebuildReport:
-        """Empty the index and load every (member, document); bad documents are reported."""
+        """Empty the index and load every (member, document); bad documents are reported.
+
+        Fastest when the input is grouped by member (``ORDER BY`` member in SQL):
+        consecutive documents of one member are converted in batches.
+        """
         skipped: list[SkippedDocument] = []
+        seen_ids: set[str] = set()
         indexed = 0
         with self._write_lock:
             self._store.clear()
-            chunk: list[ox.Quad] = []
-            for member, document in contributions:
-                try:
-                    chunk.extend(self.quads_of(member, document))
-                except IndexInputError as exc:
-                    uri = document.get("id") if isinstance(document, Mapping) else None
-                    skipped.append(SkippedDocument(member, _str_or_none(uri), exc.field, exc.message))
-                    continue
-                indexed += 1
-                if len(chunk) >= BULK_CHUNK:
-                    self._store.bulk_extend(chunk)
-                    chunk = []
-            self._store.bulk_extend(chunk)
+            for member, documents in _runs_by_member(contributions, BULK_DOCUMENTS):
+                converted = self._convert_member(member, documents, seen_ids)
+                self._store.bulk_extend(converted.quads)
+                indexed += converted.indexed
+                skipped.extend(converted.skipped)
         return RebuildReport(indexed, tuple(skipped))
+
+    def _convert_member(
+        self, member: str, documents: Sequence[Any], seen_ids: set[str]
+    ) -> _Converted:
+        """Check and convert one member's documents, batching those with the same context."""
+        result = _Converted()
+        groups: dict[str, list[Mapping[str, Any]]] = {}
+        for document in documents:
+            try:
+                _check_contribution(member, document)
+                if document["id"] in seen_ids:
+                    raise IndexInputError("id", "appears twice")
+                groups.setdefault(_json(document.get("@context")), []).append(document)
+                seen_ids.add(document["id"])
+            except IndexInputError as exc:
+                result.skip(member, document, exc)
+        graph = ox.NamedNode(member) if groups else None
+        for group in groups.values():
+            for start in range(0, len(group), BATCH_SIZE):
+                self._convert_batch(member, group[start : start + BATCH_SIZE], graph, result)
+        return result
+
+    def _convert_batch(
+        self, member: str, batch: Sequence[Mapping[str, Any]], graph: Any, result: _Converted
+    ) -> None:
+        # Blank node labels written in a document ("_:b0") would merge across a batch.
+        if len(batch) > 1 and not any('"_:' in _json(document) for document in batch):
+            try:
+                result.add(self._converter.batch_quads(batch, graph), len(batch))
+                return
+            except IndexInputError:
+                pass  # one document spoils the batch: convert them singly to find it
+        for document in batch:
+            try:
+                result.add(self._converter.quads(document, graph), 1)
+            except IndexInputError as exc:
+                result.skip(member, document, exc)
 
     def count(self) -> int:
         """Contributions indexed: subjects attributed to the member whose graph holds them."""
@@ -301,3 +367,45 @@ def _description(store: ox.Store, root: ox.NamedNode, graph: Any) -> list[ox.Qua
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+class _Converted:
+    """Quads converted for one member, and the documents that could not be."""
+
+    def __init__(self) -> None:
+        self.quads: list[ox.Quad] = []
+        self.indexed = 0
+        self.skipped: list[SkippedDocument] = []
+
+    def add(self, quads: list[ox.Quad], documents: int) -> None:
+        self.quads.extend(quads)
+        self.indexed += documents
+
+    def skip(self, member: str, document: Any, error: IndexInputError) -> None:
+        uri = document.get("id") if isinstance(document, Mapping) else None
+        self.skipped.append(SkippedDocument(member, _str_or_none(uri), error.field, error.message))
+
+
+def _check_contribution(member: Any, document: Any) -> None:
+    _require_iri(member, "member")
+    if not isinstance(document, Mapping):
+        raise IndexInputError("document", "must be a JSON object")
+    _require_iri(document.get("id"), "id")
+    if member not in _authors(document):
+        raise IndexInputError("attributedTo", f"must name the member {member}")
+
+
+def _runs_by_member(
+    contributions: Iterable[tuple[str, Mapping[str, Any]]], limit: int
+) -> Iterator[tuple[str, list[Mapping[str, Any]]]]:
+    """Consecutive documents of the same member, at most ``limit`` at a time."""
+    member: str | None = None
+    run: list[Mapping[str, Any]] = []
+    for next_member, document in contributions:
+        if run and (next_member != member or len(run) >= limit):
+            yield member, run  # type: ignore[misc]
+            run = []
+        member = next_member
+        run.append(document)
+    if run:
+        yield member, run  # type: ignore[misc]

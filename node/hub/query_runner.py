@@ -22,6 +22,7 @@ request to any address the query names (server-side request forgery).
 from __future__ import annotations
 
 import enum
+import gc
 import multiprocessing
 import queue
 import re
@@ -263,6 +264,9 @@ class ThreadRunner:
 def _child_main(
     store: ox.Store, text: str, limits: QueryLimits, options: QueryOptions, deadline: float, conn
 ) -> None:
+    # A collection would touch every object of the parent's heap and copy its pages;
+    # the child lives for one query only.
+    gc.disable()
     try:
         conn.send(evaluate(store, text, deadline=deadline, limits=limits, options=options))
     except QueryError as exc:
@@ -309,17 +313,23 @@ class ForkRunner:
         finally:
             self._fork_lock.release()
         sender.close()
+        answered = False
         try:
             if not receiver.poll(max(0.0, deadline - time.monotonic())):
                 raise timeout_error(limits)
             answer = receiver.recv()
+            answered = True
         except EOFError:
             raise QueryError(QueryErrorKind.FAILED, "the query process ended without an answer") from None
         finally:
             receiver.close()
-            if child.is_alive():
+            if answered:
+                # The child exits by itself; tearing down its copy of our address space
+                # takes milliseconds, which the caller need not wait for.
+                threading.Thread(target=child.join, name="sparql-reaper", daemon=True).start()
+            else:
                 child.kill()
-            child.join()
+                child.join()  # a stopped query is gone before the caller hears of it
         if isinstance(answer, QueryError):
             raise answer
         return answer
