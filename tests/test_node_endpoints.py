@@ -189,8 +189,16 @@ async def test_served_document_carries_a_proof_the_actor_key_verifies(client: Te
 async def test_deleted_object_is_gone_with_a_tombstone(client: TestClient) -> None:
     await _publish(client)
     app = client.server.app
+    _, before = await _json(client, "/actor/outbox?page=true")
+    create_path = before["orderedItems"][0]["id"].removeprefix(BASE)
+    assert (await client.get(create_path)).status == 200
     async with app[appkeys.SESSION_MAKER].begin() as session:
         await delete_contribution(session, author_for_app(app), "e-akte-bauamt")
+    # the outbox and the activity URL must not republish what was deleted
+    _, after = await _json(client, "/actor/outbox?page=true")
+    assert [item["type"] for item in after["orderedItems"]] == ["Delete"]
+    assert after["orderedItems"][0]["object"]["id"] == PRACTICE
+    assert (await client.get(create_path)).status == 410
     response = await client.get(
         "/practices/e-akte-bauamt", headers={"Accept": "application/activity+json"}
     )

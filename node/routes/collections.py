@@ -11,18 +11,26 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import ColumnElement, Row, Select, and_, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from node import appkeys
 from node.identity import AS_CONTEXT
 from node.routes.responses import json_document
-from node.storage.models import Activity, Follower, FollowerState, Following, FollowingState
+from node.storage.models import (
+    Activity,
+    Contribution,
+    Follower,
+    FollowerState,
+    Following,
+    FollowingState,
+)
 
 PAGE_SIZE = 20
 # Activities that make up the public outbox; follow handshakes are not published.
 OUTBOX_TYPES = ("Create", "Update", "Delete", "Announce", "Like")
+CONTENT_TYPES = ("Create", "Update")
 
 
 def collection_document(url: str, total: int) -> dict[str, Any]:
@@ -87,10 +95,18 @@ async def _count(session: AsyncSession, query: Select[Any]) -> int:
     return total or 0
 
 
+def deleted_content_activities() -> ColumnElement[bool]:
+    """Create/Update activities of contributions deleted since: they would republish them."""
+    deleted = select(Contribution.uri).where(Contribution.deleted_at.is_not(None))
+    return and_(Activity.type.in_(CONTENT_TYPES), Activity.object_uri.in_(deleted))
+
+
 async def outbox(request: web.Request) -> web.Response:
     config = request.app[appkeys.CONFIG]
     query = select(Activity.id, Activity.document).where(
-        Activity.is_local.is_(True), Activity.type.in_(OUTBOX_TYPES)
+        Activity.is_local.is_(True),
+        Activity.type.in_(OUTBOX_TYPES),
+        not_(deleted_content_activities()),
     )
     return await _paged(request, config.outbox_url, query, Activity.id, lambda row: row[1])
 
