@@ -162,12 +162,21 @@ def check_rate(request: web.Request) -> str:
     return host
 
 
+def _not_json_constant(name: str) -> object:
+    # NaN and Infinity are not JSON (RFC 8259); PostgreSQL's json type refuses them later
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def parse_body(body: bytes) -> tuple[dict[str, object], Activity]:
     """The JSON document and the parsed activity, or a 400 naming the field."""
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = json.loads(body, parse_constant=_not_json_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise InboxRejected(problem(400, "Bad Request", f"body is not JSON: {exc}", field="body")) from None
+    except RecursionError:
+        # "[[[[…" within the size limit exhausts the parser's stack: bad input, not a 500
+        raise InboxRejected(problem(400, "Bad Request", "body is nested too deeply",
+                                    field="body")) from None
     if not isinstance(document, dict):
         raise InboxRejected(problem(400, "Bad Request", "body must be a JSON object", field="body"))
     try:

@@ -26,6 +26,9 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         value = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise field_error("body", f"not valid JSON: {exc}", status=400) from exc
+    except RecursionError:
+        # deep "[[[[…" within the size limit exhausts the parser's stack: bad input, not a 500
+        raise field_error("body", "nested too deeply", status=400) from None
     if not isinstance(value, dict):
         raise field_error("body", "must be a JSON object", status=400)
     return value
