@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+import node.web
 from node import api, appkeys, routes
 from node.config import NodeConfig
 from node.http_client import open_http_client
@@ -107,5 +108,6 @@ def create_app(
         app.cleanup_ctx.append(_workers)
     routes.add_routes(app)
     api.add_routes(app)
+    node.web.add_routes(app)
     _add_inbox_routes(app)
     return app

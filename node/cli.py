@@ -375,6 +375,12 @@ def _add_admin_commands(commands: argparse._SubParsersAction) -> None:
     demo.set_defaults(handler=cmd_demo)
 
 
+def _add_user_commands(commands: argparse._SubParsersAction) -> None:
+    from node.web.user_cli import add_user_commands  # handlers live with the web interface
+
+    add_user_commands(commands, _data_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="praxisnetz", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -382,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server_commands(commands)
     _add_content_commands(commands)
     _add_admin_commands(commands)
+    _add_user_commands(commands)
     return parser
 
 

@@ -1,8 +1,7 @@
-"""The Atom feed of the node's contributions (RFC 4287) and a plain home page."""
+"""The Atom feed of the node's contributions (RFC 4287); the home page is node.web's."""
 
 from __future__ import annotations
 
-import html
 from xml.etree import ElementTree as ET
 
 from aiohttp import web
@@ -10,7 +9,6 @@ from sqlalchemy import select
 
 from node import appkeys
 from node.config import NodeConfig
-from node.routes.responses import html_page
 from node.storage.models import Contribution
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -70,20 +68,5 @@ async def feed(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
 
 
-async def home(request: web.Request) -> web.Response:
-    config = request.app[appkeys.CONFIG]
-    rows = await _latest(request, 100)
-    items = "".join(
-        f'<li><a href="{html.escape(row.uri)}">{html.escape(row.title)}</a> ({html.escape(row.kind)})</li>'
-        for row in rows
-    )
-    body = (
-        f"<p>Praxisnetz-Knoten · <code>@{html.escape(config.slug)}@{html.escape(config.domain)}</code>"
-        f' · <a href="/feed.atom">Atom-Feed</a></p>\n<ul>{items}</ul>'
-    )
-    return html_page(config.name, body)
-
-
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/", home)
     app.router.add_get("/feed.atom", feed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +15,7 @@ from node.routes.negotiation import Representation, negotiate
 from node.routes.rdf import document_to_turtle
 from node.routes.responses import html_page, json_document, not_acceptable
 from node.storage.models import Activity, Contribution, ContributionKind, RemoteObject
+from node.web.public import render_contribution_page
 
 KIND_BY_COLLECTION = {path: kind for kind, path in COLLECTION_PATHS.items()}
 COLLECTION_PATTERN = "|".join(KIND_BY_COLLECTION)
@@ -36,24 +36,6 @@ async def actor(request: web.Request) -> web.Response:
     if wanted is Representation.HTML:
         raise web.HTTPSeeOther("/")  # relative: the profile page of this node
     return json_document(actor_document(config, request.app[appkeys.NODE_KEYS]), wanted.value)
-
-
-def _contribution_html(row: Contribution) -> str:
-    document = row.document
-    parts = []
-    if isinstance(document.get("summary"), str):
-        parts.append(f"<p><strong>{html.escape(document['summary'])}</strong></p>")
-    # content was rendered from Markdown and sanitised with an allow-list when authored
-    parts.append(f"<article>{document.get('content', '')}</article>")
-    topics = document.get("topic") or []
-    if topics:
-        items = "".join(f"<li>{html.escape(str(t).rsplit('#', 1)[-1])}</li>" for t in topics)
-        parts.append(f"<h2>Themen</h2><ul>{items}</ul>")
-    parts.append(
-        f'<p><a href="{html.escape(row.uri)}/replies">Antworten und Stellungnahmen</a> · '
-        f"Veröffentlicht {html.escape(str(document.get('published', '')))}</p>"
-    )
-    return "\n".join(parts)
 
 
 def _deleted(row: Contribution, wanted: Representation) -> web.Response:
@@ -86,7 +68,7 @@ async def contribution(request: web.Request) -> web.Response:
     if row.deleted_at is not None:
         return _deleted(row, wanted)
     if wanted is Representation.HTML:
-        return html_page(row.title, _contribution_html(row))
+        return await render_contribution_page(request, row)
     if wanted is Representation.TURTLE:
         turtle = document_to_turtle(row.document, base=row.uri)
         return web.Response(

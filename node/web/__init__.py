@@ -1,0 +1,42 @@
+"""The server-rendered web interface: public pages and the staff area (German first).
+
+``add_routes(app)`` is the one call ``node.app.create_app`` makes: it sets up
+aiohttp-jinja2, the session/CSRF middleware, the stylesheet and every web route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from node.web import editor, public, social, staff, uploads
+from node.web.render import STATIC_DIR, setup_templates
+from node.web.session import web_middleware
+from node.web.views import load_topic_labels
+
+STYLESHEET = "praxisnetz.css"
+
+
+async def _topic_labels(app: web.Application) -> AsyncIterator[None]:
+    app[public.TOPIC_LABELS] = load_topic_labels()
+    yield
+
+
+async def stylesheet(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(
+        STATIC_DIR / STYLESHEET,
+        headers={"Content-Type": "text/css; charset=utf-8", "Cache-Control": "max-age=3600"},
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    setup_templates(app)
+    app.middlewares.append(web_middleware)
+    app.cleanup_ctx.append(_topic_labels)
+    app.router.add_get(f"/static/{STYLESHEET}", stylesheet)
+    public.add_routes(app)
+    staff.add_routes(app)
+    editor.add_routes(app)
+    uploads.add_routes(app)
+    social.add_routes(app)

@@ -1,0 +1,296 @@
+"""German first, English second: choosing the language and the interface's texts.
+
+The language comes from ``?lang=``, then the ``pn_lang`` cookie that ``?lang=`` sets,
+then ``Accept-Language``; German when nothing matches.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+LANGUAGE_COOKIE = "pn_lang"
+
+
+class Language(enum.StrEnum):
+    DE = "de"
+    EN = "en"
+
+
+_ACCEPT_ITEM = re.compile(r"^\s*([A-Za-z]{1,8})(?:-[A-Za-z0-9]{1,8})*\s*(?:;\s*q\s*=\s*([0-9.]+))?")
+
+
+def _parse(value: str | None) -> Language | None:
+    if value is None:
+        return None
+    try:
+        return Language(value.strip().lower())
+    except ValueError:
+        return None
+
+
+def _from_accept_language(header: str | None) -> Language | None:
+    best: tuple[float, int, Language] | None = None
+    for index, item in enumerate((header or "").split(",")):
+        match = _ACCEPT_ITEM.match(item)
+        language = _parse(match.group(1)) if match else None
+        if match is None or language is None:
+            continue
+        try:
+            quality = float(match.group(2)) if match.group(2) else 1.0
+        except ValueError:
+            continue
+        if quality > 0 and (best is None or (quality, -index) > (best[0], best[1])):
+            best = (quality, -index, language)
+    return best[2] if best else None
+
+
+def choose_language(query: str | None, cookie: str | None, accept: str | None) -> Language:
+    return _parse(query) or _parse(cookie) or _from_accept_language(accept) or Language.DE
+
+
+# key -> (German, English). Placeholders use str.format names.
+TEXTS: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "skip": ("Zum Inhalt springen", "Skip to content"),
+        "site": ("Praxisnetz", "Praxisnetz"),
+        "nav.main": ("Hauptnavigation", "Main navigation"),
+        "nav.home": ("Startseite", "Home"),
+        "nav.dashboard": ("Übersicht", "Dashboard"),
+        "nav.new": ("Neuer Beitrag", "New contribution"),
+        "nav.following": ("Folgen", "Following"),
+        "nav.timeline": ("Neues von anderen", "Timeline"),
+        "nav.signin": ("Anmelden", "Sign in"),
+        "nav.signout": ("Abmelden", "Sign out"),
+        "nav.language": ("Sprache", "Language"),
+        "footer.node": ("Praxisnetz-Knoten", "Praxisnetz node"),
+        "footer.atom": ("Atom-Feed", "Atom feed"),
+        "signed_in_as": ("Angemeldet als {name}", "Signed in as {name}"),
+        "kind.practice": ("Praxisbeispiel", "Practice"),
+        "kind.experience": ("Erfahrungsbericht", "Experience"),
+        "kind.stance": ("Stellungnahme", "Stance"),
+        "kind.material": ("Material", "Material"),
+        "kind.comment": ("Kommentar", "Comment"),
+        "kinds.practice": ("Praxisbeispiele", "Practices"),
+        "kinds.experience": ("Erfahrungsberichte", "Experiences"),
+        "kinds.stance": ("Stellungnahmen", "Stances"),
+        "kinds.material": ("Materialien", "Materials"),
+        "kinds.comment": ("Kommentare", "Comments"),
+        "nodekind.city": ("Stadt", "City"),
+        "nodekind.municipality": ("Gemeinde", "Municipality"),
+        "nodekind.district": ("Kreis", "District"),
+        "nodekind.association": ("Verband", "Association"),
+        "status.planned": ("geplant", "planned"),
+        "status.piloting": ("in Erprobung", "piloting"),
+        "status.in-operation": ("im Betrieb", "in operation"),
+        "status.discontinued": ("eingestellt", "discontinued"),
+        "position.agree": ("Zustimmung", "Agrees"),
+        "position.disagree": ("Widerspruch", "Disagrees"),
+        "position.partly": ("Teilweise Zustimmung", "Partly agrees"),
+        "home.profile": ("Profil", "Profile"),
+        "home.kind": ("Art", "Kind"),
+        "home.state": ("Land", "State"),
+        "home.ags": ("Amtlicher Gemeindeschlüssel", "Official municipality key"),
+        "home.handle": ("Adresse zum Folgen", "Handle to follow"),
+        "home.followers": ("Folgende", "Followers"),
+        "home.following": ("Folgt", "Following"),
+        "home.by_kind": ("Beiträge nach Art", "Contributions by kind"),
+        "home.by_topic": ("Beiträge nach Thema", "Contributions by topic"),
+        "home.none": ("Noch keine Beiträge.", "No contributions yet."),
+        "home.no_topic": ("Ohne Thema", "Without topic"),
+        "c.summary": ("Zusammenfassung", "Summary"),
+        "c.steps": ("Schritte", "Steps"),
+        "c.status": ("Stand", "Status"),
+        "c.topics": ("Themen", "Topics"),
+        "c.effort": ("Aufwand", "Effort"),
+        "c.duration": ("Dauer der Umsetzung", "Implementation time"),
+        "c.lessons": ("Was wir gelernt haben", "Lessons learned"),
+        "c.legal_basis": ("Rechtsgrundlagen", "Legal basis"),
+        "c.details": ("Eckdaten", "Key facts"),
+        "c.published": ("Veröffentlicht", "Published"),
+        "c.updated": ("Aktualisiert", "Updated"),
+        "c.by": ("von", "by"),
+        "c.about": ("Bezieht sich auf", "About"),
+        "c.position": ("Position", "Position"),
+        "c.reason": ("Begründung", "Reason"),
+        "c.materials": ("Materialien", "Materials"),
+        "c.download": ("Herunterladen", "Download"),
+        "c.document": ("Dokument", "Document"),
+        "c.license": ("Lizenz", "License"),
+        "c.responses": ("Wer zustimmt und wer widerspricht", "Who agrees and who disagrees"),
+        "c.no_stances": ("Noch keine Stellungnahmen.", "No stances yet."),
+        "c.comments": ("Kommentare", "Comments"),
+        "c.no_comments": ("Noch keine Kommentare.", "No comments yet."),
+        "c.machine": ("Maschinenlesbar", "Machine-readable"),
+        "c.deleted": ("Dieser Beitrag wurde gelöscht.", "This contribution was deleted."),
+        "c.respond": ("Stellung nehmen oder kommentieren", "Respond with a stance or comment"),
+        "signin.title": ("Anmeldung für Mitarbeitende", "Sign-in for staff"),
+        "signin.username": ("Benutzername", "User name"),
+        "signin.password": ("Passwort", "Password"),
+        "signin.submit": ("Anmelden", "Sign in"),
+        "signin.wrong": ("Benutzername oder Passwort ist falsch.", "Wrong user name or password."),
+        "signin.locked": (
+            "Zu viele Fehlversuche. Das Konto ist bis {until} UTC gesperrt.",
+            "Too many failed attempts. The account is locked until {until} UTC.",
+        ),
+        "csrf.refused": (
+            "Das Formular ist abgelaufen oder stammt nicht von dieser Seite. Bitte erneut senden.",
+            "The form expired or did not come from this site. Please send it again.",
+        ),
+        "dash.title": ("Übersicht", "Dashboard"),
+        "dash.own": ("Eigene Beiträge", "Own contributions"),
+        "dash.none": ("Noch keine eigenen Beiträge.", "No contributions yet."),
+        "dash.title_col": ("Titel", "Title"),
+        "dash.kind_col": ("Art", "Kind"),
+        "dash.updated_col": ("Geändert", "Updated"),
+        "dash.delivery_col": ("Zustellung", "Delivery"),
+        "dash.actions_col": ("Aktionen", "Actions"),
+        "dash.edit": ("Bearbeiten", "Edit"),
+        "dash.delete": ("Löschen", "Delete"),
+        "dash.deliveries": ("Zustellung", "Delivery"),
+        "dash.create": ("Neuen Beitrag anlegen", "Create a contribution"),
+        "dash.upload": ("Material hochladen", "Upload material"),
+        "dash.saved": ("Gespeichert und veröffentlicht.", "Saved and published."),
+        "dash.deleted": ("Gelöscht.", "Deleted."),
+        "dash.unchanged": ("Keine Änderung.", "Nothing changed."),
+        "form.new": ("Neuer Beitrag: {kind}", "New {kind}"),
+        "form.edit": ("Bearbeiten: {title}", "Edit: {title}"),
+        "form.errors": ("Bitte prüfen Sie {count} Angabe(n):", "Please check {count} field(s):"),
+        "form.required": ("Pflichtfeld", "required"),
+        "form.kind": ("Art des Beitrags", "Kind of contribution"),
+        "form.slug": ("Kurzname in der Adresse", "Short name in the address"),
+        "form.slug_help": (
+            "Kleinbuchstaben, Ziffern und Bindestriche, z. B. e-akte-bauamt",
+            "Lower-case letters, digits and hyphens, e.g. e-akte-bauamt",
+        ),
+        "form.title": ("Titel", "Title"),
+        "form.summary": ("Zusammenfassung", "Summary"),
+        "form.body": ("Text (Markdown)", "Text (Markdown)"),
+        "form.topics": ("Themen", "Topics"),
+        "form.status": ("Stand", "Status"),
+        "form.none": ("– keine Angabe –", "– not given –"),
+        "form.steps": ("Schritte (einer pro Zeile)", "Steps (one per line)"),
+        "form.effort": ("Aufwand", "Effort"),
+        "form.duration": (
+            "Dauer der Umsetzung (ISO 8601, z. B. P6M)",
+            "Time to implement (ISO 8601, e.g. P6M)",
+        ),
+        "form.lessons": ("Was wir gelernt haben", "Lessons learned"),
+        "form.legal_basis": (
+            "Rechtsgrundlagen (eine URL pro Zeile)",
+            "Legal basis (one URL per line)",
+        ),
+        "form.related_service": (
+            "LeiKa-Schlüssel der Leistung (14 Ziffern)",
+            "LeiKa service key (14 digits)",
+        ),
+        "form.about": (
+            "Adresse (URL) des Beitrags, auf den Sie sich beziehen",
+            "URL of the contribution this is about",
+        ),
+        "form.position": ("Position", "Position"),
+        "form.reason": ("Begründung", "Reason"),
+        "form.url": ("Adresse (URL) des Dokuments", "URL of the document"),
+        "form.media_type": ("Medientyp, z. B. application/pdf", "Media type, e.g. application/pdf"),
+        "form.license": ("Lizenz (URL)", "License (URL)"),
+        "form.language": ("Sprache des Textes", "Language of the text"),
+        "form.file": ("Datei", "File"),
+        "form.file_help": (
+            "Erlaubt: {types}; höchstens {size} MB.",
+            "Allowed: {types}; at most {size} MB.",
+        ),
+        "form.preview": ("Vorschau", "Preview"),
+        "form.publish": ("Veröffentlichen", "Publish"),
+        "form.upload": ("Hochladen und veröffentlichen", "Upload and publish"),
+        "preview.title": ("Vorschau – noch nicht veröffentlicht", "Preview – not published yet"),
+        "preview.note": (
+            "So wird der Beitrag aussehen. Prüfen Sie ihn und veröffentlichen Sie ihn unten.",
+            "This is how the contribution will look. Check it and publish it below.",
+        ),
+        "delete.title": ("Beitrag löschen: {title}", "Delete contribution: {title}"),
+        "delete.question": (
+            "Der Beitrag wird gelöscht und allen Folgenden als gelöscht gemeldet.",
+            "The contribution will be deleted and its deletion sent to all followers.",
+        ),
+        "delete.confirm": ("Endgültig löschen", "Delete for good"),
+        "delete.cancel": ("Abbrechen", "Cancel"),
+        "deliv.title": ("Zustellung: {title}", "Delivery: {title}"),
+        "deliv.host": ("Server", "Host"),
+        "deliv.delivered": ("zugestellt", "delivered"),
+        "deliv.pending": ("ausstehend", "pending"),
+        "deliv.failing": ("fehlgeschlagen", "failing"),
+        "deliv.none": ("Noch nichts zu versenden.", "Nothing to send yet."),
+        "deliv.error": ("Letzter Fehler", "Last error"),
+        "follow.title": ("Folgen", "Following"),
+        "follow.target": (
+            "Kommune, Hub oder Thema: Adresse oder URL",
+            "Municipality, hub or topic: handle or URL",
+        ),
+        "follow.target_help": (
+            "z. B. acct:dueren@dueren.example oder https://hub.example/topics/e-akte",
+            "e.g. acct:dueren@dueren.example or https://hub.example/topics/e-akte",
+        ),
+        "follow.submit": ("Folgen", "Follow"),
+        "follow.unfollow": ("Nicht mehr folgen", "Unfollow"),
+        "follow.list": ("Sie folgen", "You follow"),
+        "follow.none": ("Sie folgen noch niemandem.", "You do not follow anyone yet."),
+        "follow.followers": ("Ihnen folgen", "Your followers"),
+        "follow.state.requested": ("angefragt", "requested"),
+        "follow.state.accepted": ("bestätigt", "accepted"),
+        "follow.state.rejected": ("abgelehnt", "rejected"),
+        "follow.sent": ("Anfrage gesendet.", "Request sent."),
+        "follow.removed": ("Nicht mehr gefolgt.", "Unfollowed."),
+        "timeline.title": ("Neues von anderen", "Timeline"),
+        "timeline.none": ("Noch nichts eingegangen.", "Nothing received yet."),
+        "timeline.older": ("Ältere Einträge", "Older entries"),
+        "timeline.respond": ("Stellung nehmen", "Respond"),
+        "respond.title": ("Stellung nehmen oder kommentieren", "Write a stance or comment"),
+        "respond.to": ("Zu: {title}", "On: {title}"),
+        "error.not_found": ("Nicht gefunden", "Not found"),
+        "error.forbidden": ("Nicht erlaubt", "Forbidden"),
+        "error.too_large": ("Datei zu groß", "File too large"),
+    }
+)
+
+# parse_contribution_input speaks English; the German interface shows these instead.
+GERMAN_PROBLEMS: Mapping[str, str] = MappingProxyType({
+    "is required": "Bitte ausfüllen.",
+    "must be text": "Bitte Text eingeben.",
+    "unknown field": "Unbekanntes Feld.",
+    "must be an http(s) URL": "Bitte eine http(s)-Adresse angeben.",
+    "only a practice has a status": "Nur ein Praxisbeispiel hat einen Stand.",
+    "only a stance has a position": "Nur eine Stellungnahme hat eine Position.",
+    "only a material has this field": "Nur ein Material hat diese Angabe.",
+    "a LeiKa key has 14 digits": "Ein LeiKa-Schlüssel hat 14 Ziffern.",
+    "a language tag such as de or en": "Ein Sprachkürzel wie de oder en.",
+    "a media type such as application/pdf": "Ein Medientyp wie application/pdf.",
+    "an ISO 8601 duration such as P6M (six months) or P1Y":
+        "Eine Dauer nach ISO 8601, z. B. P6M (sechs Monate) oder P1Y.",
+    "use lower-case letters, digits and inner hyphens (e.g. e-akte-bauamt)":
+        "Nur Kleinbuchstaben, Ziffern und Bindestriche (z. B. e-akte-bauamt).",
+    "must be a list of non-empty texts": "Bitte keine leeren Einträge.",
+    "at most 100 entries": "Höchstens 100 Einträge.",
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Translator:
+    """``t("key", name=...)`` in templates and handlers."""
+
+    language: Language
+
+    def __call__(self, key: str, **values: object) -> str:
+        pair = TEXTS.get(key)
+        if pair is None:
+            return key
+        text = pair[0] if self.language is Language.DE else pair[1]
+        return text.format(**values) if values else text
+
+    def problem(self, message: str) -> str:
+        """A field problem's message in the interface language (German where known)."""
+        if self.language is Language.DE:
+            return GERMAN_PROBLEMS.get(message, message)
+        return message

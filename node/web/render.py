@@ -1,0 +1,114 @@
+"""Jinja2 through aiohttp-jinja2: the environment, filters and the page helper.
+
+Templates autoescape everything; the only HTML that reaches a page unescaped is a
+contribution's content, sanitised again here with an allow-list (a remote node's
+sanitiser is not trusted), and JSON-LD, escaped for a ``<script>`` element.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+import nh3
+from aiohttp import web
+from markupsafe import Markup
+
+from node import appkeys
+from node.web.i18n import LANGUAGE_COOKIE, Language, Translator, choose_language
+from node.web.session import CSRF_TOKEN, LANGUAGE, SESSION
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+JINJA_ENV = web.AppKey("web_jinja_env", jinja2.Environment)
+CONTENT_TAGS = {
+    "p", "br", "hr", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "code", "em",
+    "strong", "a", "ul", "ol", "li", "abbr", "sub", "sup", "del", "table", "thead",
+    "tbody", "tr", "th", "td",
+}  # fmt: skip
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'; img-src 'self' https: data:"
+)
+# Characters that could end a <script> element or an HTML comment inside JSON.
+_SCRIPT_ESCAPES = {
+    ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
+    ord("\u2028"): "\\u2028", ord("\u2029"): "\\u2029",
+}  # fmt: skip
+
+
+def json_for_script(value: Any) -> Markup:
+    """JSON safe inside ``<script type="application/ld+json">`` (no ``</script>`` way out)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_SCRIPT_ESCAPES)
+    return Markup(text)  # noqa: S704 - every character that can end the element is escaped
+
+
+def sanitised_html(value: object) -> Markup:
+    """Contribution HTML through the allow-list (links get rel=noopener nofollow)."""
+    if not isinstance(value, str):
+        return Markup("")
+    cleaned = nh3.clean(
+        value,
+        tags=CONTENT_TAGS,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
+    return Markup(cleaned)  # noqa: S704 - nh3 output is the allow-listed subset
+
+
+def setup_templates(app: web.Application) -> None:
+    env = aiohttp_jinja2.setup(
+        app,
+        app_key=JINJA_ENV,
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["json_for_script"] = json_for_script
+    env.filters["sanitised"] = sanitised_html
+
+
+def language_of(request: web.Request) -> Language:
+    """The middleware's choice, or the same choice for pages outside ``web.*`` routes."""
+    if LANGUAGE in request:
+        return request[LANGUAGE]
+    return choose_language(
+        request.query.get("lang"),
+        request.cookies.get(LANGUAGE_COOKIE),
+        request.headers.get("Accept-Language"),
+    )
+
+
+def page(
+    request: web.Request,
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    status: int = 200,
+) -> web.Response:
+    """Render a template with what every page needs (texts, language, user, CSRF token)."""
+    language = language_of(request)
+    config = request.app[appkeys.CONFIG]
+    common = {
+        "t": Translator(language),
+        "lang": language.value,
+        "other_lang": "en" if language is Language.DE else "de",
+        "node_name": config.name,
+        "node_handle": f"@{config.slug}@{config.domain}",
+        "user": request[SESSION].username if SESSION in request else None,
+        "csrf_token": request.get(CSRF_TOKEN, ""),
+        "path": request.path,
+    }
+    response = aiohttp_jinja2.render_template(
+        f"web/{template}", request, {**common, **context}, status=status, app_key=JINJA_ENV
+    )
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers.setdefault("Vary", "Accept, Accept-Language, Cookie")
+    response.headers["Content-Language"] = language.value
+    return response
