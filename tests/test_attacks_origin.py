@@ -1,0 +1,181 @@
+"""Attacks on the origin rules: speaking for objects, actors and follows one does not own.
+
+Alice and Mallory share an origin (actors.test); the relay lives on another one
+(relay.test). Every activity is correctly signed by its sender: what is attacked is
+the rule, not the signature. Refusals happen at the door (403) or in the inbox worker
+(state ``rejected``); either way nothing may change.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from federation.keys import SigningKey
+from node.storage.models import Follower, Following, InboxItem
+from tests import attack_support
+from tests.attack_support import AttackBed
+
+actor_key_pool = attack_support.actor_key_pool
+node_template = attack_support.node_template
+make_bed = attack_support.make_bed
+bed = attack_support.bed
+
+REJECTED = "rejected"
+
+
+async def refused_at_door(bed: AttackBed, activity: dict, sender) -> None:  # noqa: ANN001
+    before = await bed.snapshot()
+    answer = await bed.post(activity, sender.rsa)
+    assert answer.status == 403, answer.text
+    assert answer.problem["field"] == "object"
+    assert await bed.snapshot() == before
+
+
+async def rejected_by_worker(bed: AttackBed, activity: dict, sender) -> None:  # noqa: ANN001
+    before = await bed.snapshot()
+    assert await bed.deliver(activity, sender) == REJECTED
+    after = await bed.snapshot()
+    assert after.objects == before.objects and after.followers == before.followers
+    assert after.following == before.following
+
+
+async def test_create_of_an_object_on_another_origin(bed: AttackBed) -> None:
+    """CVE-2024-23832 class: Alice creates an object whose id lives on the relay's origin."""
+    forged = bed.alice.note(id=bed.remote.url("/notes/planted", host="relay.test"))
+    await refused_at_door(bed, bed.alice.activity("Create", forged), bed.alice)
+
+
+async def test_create_by_reference_of_a_foreign_object_is_not_fetched(bed: AttackBed) -> None:
+    foreign = bed.remote.url("/notes/planted", host="relay.test")
+    await refused_at_door(bed, bed.alice.activity("Create", foreign), bed.alice)
+    assert "/notes/planted" not in bed.remote.paths()
+
+
+async def test_create_attributed_to_someone_else(bed: AttackBed) -> None:
+    forged = bed.mallory.note(attributedTo=bed.alice.id)
+    await refused_at_door(bed, bed.mallory.activity("Create", forged), bed.mallory)
+
+
+async def test_update_of_someone_elses_object_on_the_same_origin(bed: AttackBed) -> None:
+    note = bed.alice.note()
+    await bed.seed_object(note, bed.alice)
+    edited = {**note, "content": "<p>gefälscht</p>", "updated": "2026-11-20T10:00:00Z"}
+    del edited["attributedTo"]  # nothing on its face betrays it: the stored author does
+    await rejected_by_worker(bed, bed.mallory.activity("Update", edited), bed.mallory)
+    assert (await bed.remote_object(note["id"])).document["content"] == "<p>Hallo</p>"
+
+
+async def test_update_that_reattributes_someone_elses_object(bed: AttackBed) -> None:
+    note = bed.alice.note()
+    await bed.seed_object(note, bed.alice)
+    taken = {**note, "attributedTo": bed.mallory.id, "updated": "2026-11-20T10:00:00Z"}
+    await rejected_by_worker(bed, bed.mallory.activity("Update", taken), bed.mallory)
+    assert (await bed.remote_object(note["id"])).attributed_to == bed.alice.id
+
+
+async def test_update_of_an_object_on_another_origin(bed: AttackBed) -> None:
+    note = bed.alice.note()
+    await bed.seed_object(note, bed.alice)
+    edited = {**note, "attributedTo": bed.relay.id, "updated": "2026-11-20T10:00:00Z"}
+    await refused_at_door(bed, bed.relay.activity("Update", edited), bed.relay)
+
+
+async def test_delete_of_someone_elses_object_on_the_same_origin(bed: AttackBed) -> None:
+    note = bed.alice.note()
+    await bed.seed_object(note, bed.alice)
+    await rejected_by_worker(bed, bed.mallory.activity("Delete", note["id"]), bed.mallory)
+    assert not (await bed.remote_object(note["id"])).deleted
+
+
+async def test_delete_of_an_object_on_another_origin(bed: AttackBed) -> None:
+    note = bed.alice.note()
+    await bed.seed_object(note, bed.alice)
+    await refused_at_door(bed, bed.relay.activity("Delete", note["id"]), bed.relay)
+    assert not (await bed.remote_object(note["id"])).deleted
+
+
+async def test_undo_of_someone_elses_follow(bed: AttackBed) -> None:
+    follow = bed.alice.activity("Follow", bed.config.actor_url)
+    assert await bed.deliver(follow, bed.alice) == "done"
+    await rejected_by_worker(bed, bed.mallory.activity("Undo", follow), bed.mallory)
+    assert [row.actor_uri for row in await bed.rows(Follower)] == [bed.alice.id]
+
+
+async def test_delete_of_another_actor_keeps_its_follow(bed: AttackBed) -> None:
+    assert await bed.deliver(bed.alice.activity("Follow", bed.config.actor_url),
+                             bed.alice) == "done"
+    await bed.deliver(bed.mallory.activity("Delete", bed.alice.id), bed.mallory)
+    assert [row.actor_uri for row in await bed.rows(Follower)] == [bed.alice.id]
+
+
+async def test_update_of_another_actor_does_not_plant_a_key(bed: AttackBed) -> None:
+    """Mallory "updates" Alice's actor with her own key; Alice's key stays Alice's."""
+    planted = bed.alice.document()
+    planted["publicKey"] = {**planted["publicKey"],
+                            "publicKeyPem": bed.mallory.document()["publicKey"]["publicKeyPem"]}
+    await bed.deliver(bed.mallory.activity("Update", planted), bed.mallory)
+    impostor = SigningKey(bed.alice.rsa.key_id, bed.mallory.keys.rsa)
+    answer = await bed.post(bed.alice.activity("Follow", bed.config.actor_url), impostor)
+    assert answer.status == 401 and "bad_signature" in answer.text
+    assert await bed.rows(Follower) == []
+
+
+async def test_accept_from_an_actor_we_did_not_follow(bed: AttackBed) -> None:
+    _, token = await attack_support_token(bed)
+    answer = await bed.client.post("/api/following", json={"target": bed.alice.id},
+                                   headers={"Authorization": f"Bearer {token}"})
+    assert answer.status == 202
+    (following,) = await bed.rows(Following)
+    our_follow = {"id": following.follow_activity_uri, "type": "Follow",
+                  "actor": bed.config.actor_url, "object": bed.alice.id}
+    for impostor in (bed.mallory, bed.relay):
+        await rejected_by_worker(bed, impostor.activity("Accept", our_follow), impostor)
+    (following,) = await bed.rows(Following)
+    assert following.state == "requested" and following.backfill_state == "none"
+
+
+async def test_announce_of_a_forged_object_without_proof_takes_the_origins_copy(
+    bed: AttackBed,
+) -> None:
+    """The relay embeds a doctored copy of Alice's note; only her origin's copy counts."""
+    genuine = bed.alice.note()
+    path = genuine["id"].split(str(bed.remote.port), 1)[1]
+    bed.remote.serve(path, genuine)
+    doctored = {**genuine, "content": "<p>Die Stadt schließt alle Bürgerämter.</p>"}
+    assert await bed.deliver(bed.relay.activity("Announce", doctored), bed.relay) == "done"
+    assert path in bed.remote.paths()  # fetched from its origin instead of trusted
+    assert (await bed.remote_object(genuine["id"])).document["content"] == "<p>Hallo</p>"
+
+
+async def test_announce_of_a_forged_object_whose_origin_denies_it(bed: AttackBed) -> None:
+    doctored = bed.alice.note(content="<p>erfunden</p>")  # never published: origin says 404
+    await rejected_by_worker(bed, bed.relay.activity("Announce", doctored), bed.relay)
+    assert await bed.remote_object(doctored["id"]) is None
+
+
+async def test_announce_with_a_broken_proof_is_refused_and_a_valid_one_is_kept(
+    bed: AttackBed,
+) -> None:
+    proven = bed.alice.signed(bed.alice.note(), bed.clock())
+    altered = copy.deepcopy(proven)
+    altered["content"] = "<p>nach der Signatur geändert</p>"
+    await rejected_by_worker(bed, bed.relay.activity("Announce", altered), bed.relay)
+    assert await bed.remote_object(proven["id"]) is None
+    # the same object with its intact proof is trusted without fetching: the rule is live
+    assert await bed.deliver(bed.relay.activity("Announce", proven), bed.relay) == "done"
+    assert (await bed.remote_object(proven["id"])).document["content"] == "<p>Hallo</p>"
+    assert proven["id"].split(str(bed.remote.port), 1)[1] not in bed.remote.paths()
+
+
+async def test_announce_with_a_proof_by_someone_other_than_the_author(bed: AttackBed) -> None:
+    """The relay signs Alice's note with the relay's own key: a proof, but not hers."""
+    claimed = bed.relay.signed(bed.alice.note(content="<p>untergeschoben</p>"), bed.clock())
+    await rejected_by_worker(bed, bed.relay.activity("Announce", claimed), bed.relay)
+    assert await bed.remote_object(claimed["id"]) is None
+    assert await bed.rows(InboxItem, InboxItem.state == REJECTED)
+
+
+async def attack_support_token(bed: AttackBed) -> tuple[int, str]:
+    from tests.node_support import issue_token
+
+    return await issue_token(bed.app)
