@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -137,3 +138,23 @@ async def database_engine(kind: str, tmp_path: Path) -> AsyncIterator[AsyncEngin
         pytest.skip(f"{POSTGRES_URL_ENV} is not set")
     async for engine in _postgres_engine(url):
         yield engine
+
+
+@asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A throw-away PostgreSQL database (skips when PRAXISNETZ_TEST_POSTGRES_URL is unset)."""
+    import asyncpg
+
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
+    name = f"praxisnetz_t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield url.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from node.cli import main
+from node.config import load_config
 from node.contribution_input import ContributionInputError
 from node.markdown_import import (
     MarkdownImportError,
@@ -18,7 +19,7 @@ from node.markdown_import import (
 )
 from node.storage.db import create_engine, migrate, session_maker
 from node.storage.models import Activity, Contribution
-from tests.node_support import make_node
+from tests.node_support import fresh_postgres_database, make_node
 
 TOPICS = frozenset({"e-akte", "prozessmanagement"})
 PRACTICE = """---
@@ -172,3 +173,22 @@ def test_published_count_matches_files(tmp_path, capsys) -> None:
         return total
 
     assert asyncio.run(count()) == 3
+
+
+async def test_init_and_publish_on_postgresql(tmp_path, monkeypatch, capsys) -> None:
+    async with fresh_postgres_database() as url:
+        monkeypatch.setenv("PRAXISNETZ_DATABASE_URL", url)
+        data_dir = tmp_path / "node"
+        path = _write(tmp_path, "gut.md", PRACTICE)
+        args = ["--base-url", "https://g.example", "--name", "G", "--slug", "g"]
+        assert await asyncio.to_thread(main, ["init", "--data-dir", str(data_dir), *args]) == 0
+        for _ in range(2):
+            assert (
+                await asyncio.to_thread(main, ["publish", "--data-dir", str(data_dir), str(path)])
+                == 0
+            )
+        out = capsys.readouterr().out
+        assert "created\thttps://g.example/practices/gut" in out and "unchanged\t" in out
+        assert not (data_dir / "praxisnetz.db").exists()  # everything went to PostgreSQL
+        rows = await asyncio.to_thread(_rows, load_config(data_dir))
+        assert rows == (["gut"], ["Create"])
