@@ -47,7 +47,7 @@ from examples.catalog import (
 DEFAULT_DATA_DIR = Path("demo-data")
 DEFAULT_BASE_PORT = 8470
 TOKEN_FILE = "demo-admin-token"
-READY_TIMEOUT = 60.0
+READY_TIMEOUT = 120.0
 TARGETED_KINDS = ("experience", "stance", "comment")
 AS_JSON = "application/activity+json"
 
@@ -188,7 +188,9 @@ async def wait_until_ready(client: aiohttp.ClientSession, nodes: list[DemoNode])
             except aiohttp.ClientError:
                 pass  # not listening yet; the deadline below bounds the wait
             if time.monotonic() > deadline:
-                raise DemoError(f"{node.slug} did not start; see {node.data_dir / 'serve.log'}")
+                log = node.data_dir / "serve.log"
+                tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-5:])
+                raise DemoError(f"{node.slug} did not start within {READY_TIMEOUT:.0f} s; {log} ends:\n{tail}")
             await asyncio.sleep(0.2)
         print(f"  {node.example.name:<36} {node.base_url}", flush=True)
 

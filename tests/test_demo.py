@@ -1,0 +1,64 @@
+"""The README's main job: `praxisnetz demo --check` runs the whole local federation story."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+
+NODES = 9  # the hub and the eight model municipalities
+
+
+def _free_port_range(count: int) -> int:
+    """A base port whose next ``count`` ports are all free on 127.0.0.1."""
+    for base in range(21000, 40000, 97):
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", port))
+                sockets.append(sock)
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free port range")
+
+
+def _run_demo(data_dir, base_port: int, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable, "-c", "import sys; from node.cli import main; sys.exit(main())",
+        "demo", "--check", "--data-dir", str(data_dir), "--base-port", str(base_port),
+        "--timeout", "150", *extra,
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=420)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_demo_check_federates_the_example_content_and_can_run_again(tmp_path) -> None:
+    base_port = _free_port_range(NODES)
+    first = _run_demo(tmp_path / "demo", base_port, "--reset")
+    assert first.returncode == 0, first.stdout + first.stderr
+    summary = re.search(r"(\d+) of (\d+) checks passed, (\d+) contributions", first.stdout)
+    assert summary, first.stdout
+    passed, total, contributions = map(int, summary.groups())
+    assert passed == total >= 10
+    assert contributions >= 50
+    assert "every contribution arrived at the hub" in first.stdout
+    # Every node was stopped: all ports are free again.
+    for port in range(base_port, base_port + NODES):
+        with socket.socket() as sock:
+            # SO_REUSEADDR: connections in TIME_WAIT are fine, a listener still there is not.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+    # A second run reuses the data folder: nothing is created twice, the story still holds.
+    second = _run_demo(tmp_path / "demo", base_port)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Creating 9 nodes" in second.stdout
+    assert re.search(r"(\d+) of \1 checks passed", second.stdout), second.stdout
