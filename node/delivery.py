@@ -30,7 +30,7 @@ from federation.httpsig import RequestParts, SignatureScheme, sign_request
 from federation.retry import BreakerState, CircuitBreaker, HostHealth, RetryOutcome, RetryPolicy
 from node.appkeys import NodeKeys
 from node.config import DeliveryTuning
-from node.delivery_queue import DeliveryOutcome, DueDelivery, claim_due, record_outcome
+from node.delivery_queue import DeliveryOutcome, DueDelivery, claim_due, record_outcomes
 from node.delivery_state import DeliveryEvent
 from node.storage.models import Host
 
@@ -43,6 +43,10 @@ ACTIVITY_CONTENT_TYPE = (
 _SIGNATURE_REFUSALS = frozenset({400, 401, 403})
 # A failure of ours, not of the receiver: retrying cannot help.
 _FINAL_FETCH_FAILURES = frozenset({FetchFailure.BAD_URL, FetchFailure.FORBIDDEN_ADDRESS})
+# Outcomes that finish within this window are written in one transaction.
+FLUSH_DELAY_SECONDS = 0.02
+# Host health is written when it changes, and at least this often while deliveries flow.
+HOST_SAVE_INTERVAL = timedelta(seconds=60)
 _EVENT_FOR = {
     RetryOutcome.DELIVERED: DeliveryEvent.SUCCEEDED,
     RetryOutcome.RETRY: DeliveryEvent.RETRY_LATER,
@@ -72,6 +76,14 @@ class HostRecord:
     health: HostHealth = field(default_factory=HostHealth)
     scheme: SignatureScheme | None = None  # the scheme that worked last time
     probing: bool = False  # a half-open probe is in flight
+    saved: tuple[object, ...] | None = None  # what was last written to ``hosts``
+    saved_at: datetime | None = None
+
+    def snapshot(self, breaker: CircuitBreaker, now: datetime) -> tuple[object, ...]:
+        """The parts worth writing down; successes in a row do not change it."""
+        health = self.health
+        return (self.scheme, breaker.state(health, now), health.consecutive_failures,
+                health.opened_at, health.failure_days)
 
     def schemes(self) -> list[SignatureScheme]:
         first = self.scheme or SignatureScheme.RFC9421
@@ -98,7 +110,8 @@ async def load_hosts(session_maker: async_sessionmaker[AsyncSession],
                      hosts: set[str]) -> dict[str, HostRecord]:
     async with session_maker() as session:
         rows = (await session.execute(select(Host).where(Host.host.in_(hosts)))).scalars()
-        known = {row.host: HostRecord(_health_from(row), _scheme_from(row.signature_scheme))
+        known = {row.host: HostRecord(_health_from(row), _scheme_from(row.signature_scheme),
+                                      saved_at=row.updated_at)
                  for row in rows}
     return {host: known.get(host, HostRecord()) for host in hosts}
 
@@ -155,6 +168,8 @@ class DeliveryWorker:
         self._global = asyncio.Semaphore(tuning.global_concurrency)
         self._per_host: dict[str, asyncio.Semaphore] = {}
         self._hosts: dict[str, HostRecord] = {}
+        self._finished: list[tuple[DueDelivery, DeliveryOutcome]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
         """Claim one batch and deliver it; returns how many deliveries were claimed."""
@@ -167,6 +182,7 @@ class DeliveryWorker:
             return 0
         self._hosts = await load_hosts(self._sessions, {d.host for d in batch})
         await asyncio.gather(*(self._deliver_bounded(delivery) for delivery in batch))
+        await self._flush()
         return len(batch)
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
@@ -194,10 +210,22 @@ class DeliveryWorker:
                 log.exception("delivery crashed id=%s", delivery.id)
                 outcome = DeliveryOutcome(DeliveryEvent.RETRY_LATER, error=f"internal error: {exc!r}",
                                           next_attempt_at=self._clock() + timedelta(minutes=5))
-            mine = await record_outcome(self._sessions, delivery, outcome,
-                                        worker_id=self.worker_id, now=self._clock())
-            log.info("delivery id=%s inbox=%s event=%s status=%s recorded=%s",
-                     delivery.id, delivery.inbox_url, outcome.event.value, outcome.status, mine)
+        self._finished.append((delivery, outcome))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(delay=FLUSH_DELAY_SECONDS))
+
+    async def _flush(self, delay: float = 0.0) -> None:
+        """Write the finished deliveries' transitions, many per transaction."""
+        if delay:
+            await asyncio.sleep(delay)  # let outcomes that finish together share a commit
+        while self._finished:
+            results, self._finished = self._finished, []
+            written = await record_outcomes(self._sessions, results, worker_id=self.worker_id,
+                                            now=self._clock())
+            for (delivery, outcome), mine in zip(results, written, strict=True):
+                log.info("delivery id=%s inbox=%s event=%s status=%s recorded=%s worker=%s",
+                         delivery.id, delivery.inbox_url, outcome.event.value, outcome.status,
+                         mine, self.worker_id)
 
     async def attempt(self, delivery: DueDelivery) -> DeliveryOutcome:
         """One attempt: breaker check, signed POST (double-knock), retry decision."""
@@ -237,8 +265,13 @@ class DeliveryWorker:
             record.health = self._breaker.record_success(record.health, now)
         else:
             record.health = self._breaker.record_failure(record.health, now)
+        snapshot = record.snapshot(self._breaker, now)
+        recent = record.saved_at is not None and now - record.saved_at < HOST_SAVE_INTERVAL
+        if snapshot == record.saved and recent:
+            return  # nothing new to remember; spare the hot row a write per delivery
         try:
             await save_host(self._sessions, host, record, self._breaker, now)
+            record.saved, record.saved_at = snapshot, now
         except SQLAlchemyError as exc:
             # Host health is advisory; the delivery's own outcome must still be written.
             log.warning("host health not saved host=%s error=%r", host, exc)

@@ -75,10 +75,15 @@ async def claim_due(
             .limit(limit)
         )
         if session.bind.dialect.name == "postgresql":
-            choose = choose.with_for_update(skip_locked=True)
+            # Lock the chosen rows first: PostgreSQL may run a LIMIT subquery inside an
+            # UPDATE more than once, and with SKIP LOCKED each run picks other rows.
+            locked = await session.execute(choose.with_for_update(skip_locked=True))
+            chosen = [row_id for (row_id,) in locked]
+        else:
+            chosen = choose.scalar_subquery()
         result = await session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(choose.scalar_subquery()), _claimable(now))
+            .where(Delivery.id.in_(chosen), _claimable(now))
             .values(
                 state=claimed_state.value,
                 claimed_by=worker_id,
@@ -118,15 +123,8 @@ async def claim_due(
         ]
 
 
-async def record_outcome(
-    session_maker: async_sessionmaker[AsyncSession],
-    delivery: DueDelivery,
-    outcome: DeliveryOutcome,
-    *,
-    worker_id: str,
-    now: datetime,
-) -> bool:
-    """Write the transition; False if the row is no longer ours (lease lost)."""
+def _transition_values(delivery: DueDelivery, outcome: DeliveryOutcome,
+                       now: datetime) -> dict[str, object]:
     target = next_state(DeliveryState.IN_FLIGHT, outcome.event)
     values: dict[str, object] = {
         "state": target.value,
@@ -142,18 +140,49 @@ async def record_outcome(
         values["next_attempt_at"] = outcome.next_attempt_at or now
     else:
         values["finished_at"] = now
+    return values
+
+
+async def record_outcomes(
+    session_maker: async_sessionmaker[AsyncSession],
+    results: list[tuple[DueDelivery, DeliveryOutcome]],
+    *,
+    worker_id: str,
+    now: datetime,
+) -> list[bool]:
+    """Write several transitions in one transaction (one commit, not one per row).
+
+    Each entry is True if written, False if the row is no longer ours (lease lost).
+    """
+    written: list[bool] = []
     async with session_maker() as session, session.begin():
-        result = await session.execute(
-            update(Delivery)
-            .where(
-                Delivery.id == delivery.id,
-                Delivery.state == DeliveryState.IN_FLIGHT.value,
-                Delivery.claimed_by == worker_id,
+        for delivery, outcome in results:
+            result = await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == delivery.id,
+                    Delivery.state == DeliveryState.IN_FLIGHT.value,
+                    Delivery.claimed_by == worker_id,
+                )
+                .values(**_transition_values(delivery, outcome, now))
+                .execution_options(synchronize_session=False)
             )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        return result.rowcount == 1
+            written.append(result.rowcount == 1)
+    return written
+
+
+async def record_outcome(
+    session_maker: async_sessionmaker[AsyncSession],
+    delivery: DueDelivery,
+    outcome: DeliveryOutcome,
+    *,
+    worker_id: str,
+    now: datetime,
+) -> bool:
+    """Write one transition; False if the row is no longer ours (lease lost)."""
+    [written] = await record_outcomes(session_maker, [(delivery, outcome)],
+                                      worker_id=worker_id, now=now)
+    return written
 
 
 async def requeue(

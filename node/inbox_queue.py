@@ -51,10 +51,14 @@ async def claim_items(
     async with session_maker() as session, session.begin():
         choose = select(InboxItem.id).where(_claimable(now)).order_by(InboxItem.id).limit(limit)
         if session.bind.dialect.name == "postgresql":
-            choose = choose.with_for_update(skip_locked=True)
+            # Lock first (see node.delivery_queue.claim_due for why not in one statement).
+            locked = await session.execute(choose.with_for_update(skip_locked=True))
+            chosen = [row_id for (row_id,) in locked]
+        else:
+            chosen = choose.scalar_subquery()
         result = await session.execute(
             update(InboxItem)
-            .where(InboxItem.id.in_(choose.scalar_subquery()), _claimable(now))
+            .where(InboxItem.id.in_(chosen), _claimable(now))
             .values(state=InboxState.PROCESSING.value, claimed_until=now + lease)
             .returning(InboxItem.id, InboxItem.activity_uri, InboxItem.actor, InboxItem.raw,
                        InboxItem.attempts)

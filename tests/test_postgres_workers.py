@@ -1,0 +1,150 @@
+"""PostgreSQL: two ``praxisnetz worker`` processes drain one queue of 2,000 deliveries.
+
+The test creates a database of its own (dropped afterwards), fills the queue, starts
+two worker processes and a loopback receiver that records every POST. Afterwards
+every delivery arrived exactly once (no duplicate, no loss), both workers took part,
+and the queue is empty. Needs ``PRAXISNETZ_TEST_POSTGRES_URL``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from node.config import write_config
+from node.outbox import record_local_activity
+from node.storage.db import create_engine, migrate, session_maker
+from node.storage.models import Delivery
+from tests.engine_support import eventually, free_port, node_config
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+POSTGRES_URL = os.environ.get("PRAXISNETZ_TEST_POSTGRES_URL")
+ACTIVITIES = 100
+INBOXES_PER_ACTIVITY = 20  # 2,000 deliveries
+PRAXISNETZ = Path(sys.executable).with_name("praxisnetz")
+
+
+def _dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+async def scratch_database():
+    if not POSTGRES_URL:
+        pytest.skip("PRAXISNETZ_TEST_POSTGRES_URL is not set")
+    name = f"praxisnetz_workers_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(_dsn(POSTGRES_URL))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.received: Counter[tuple[str, str]] = Counter()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        self.received[(body["id"], request.path)] += 1
+        return web.Response(status=202)
+
+
+async def fill_queue(database_url: str, actor: str, receiver_base: str) -> None:
+    engine = create_engine(database_url)
+    await migrate(engine)
+    now = datetime.now(UTC)
+    async with session_maker(engine)() as session, session.begin():
+        for number in range(ACTIVITIES):
+            document = {"@context": "https://www.w3.org/ns/activitystreams",
+                        "id": f"{actor.rsplit('/', 1)[0]}/activities/{number}",
+                        "type": "Create", "actor": actor,
+                        "object": {"id": f"{actor}/notes/{number}", "type": "Note"}}
+            inboxes = [f"{receiver_base}/inbox/{n}" for n in range(INBOXES_PER_ACTIVITY)]
+            await record_local_activity(session, document, inboxes, now=now)
+    await engine.dispose()
+
+
+async def states(database_url: str) -> Counter[str]:
+    engine = create_engine(database_url)
+    try:
+        async with session_maker(engine)() as session:
+            rows = await session.execute(select(Delivery.state, func.count()).group_by(Delivery.state))
+            return Counter(dict(rows.all()))
+    finally:
+        await engine.dispose()
+
+
+def start_worker(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen([str(PRAXISNETZ), "worker", "--data-dir", str(data_dir)],
+                                stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+async def test_two_workers_drain_2000_deliveries_exactly_once(tmp_path, scratch_database) -> None:
+    config = node_config(tmp_path, "hub", database_url=scratch_database)
+    write_config(config)
+    with config.config_path.open("a", encoding="utf-8") as handle:
+        handle.write("\n[delivery]\nper_host_concurrency = 16\nclaim_batch_size = 100\n"
+                     "poll_interval_seconds = 0.1\n")
+    receiver = Receiver()
+    app = web.Application()
+    app.router.add_post("/inbox/{n}", receiver.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await fill_queue(scratch_database, config.actor_url, f"http://127.0.0.1:{port}")
+    total = ACTIVITIES * INBOXES_PER_ACTIVITY
+    assert (await states(scratch_database))["pending"] == total
+
+    logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log"]
+    started = time.monotonic()
+    workers = [start_worker(config.data_dir, log) for log in logs]
+    try:
+        await eventually(lambda: _drained(scratch_database, total), timeout=90, interval=0.2)
+        elapsed = time.monotonic() - started
+    finally:
+        for process in workers:
+            process.send_signal(signal.SIGTERM)
+        for process in workers:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        await runner.cleanup()
+
+    assert sum(receiver.received.values()) == total  # nothing sent twice …
+    assert len(receiver.received) == total  # … and nothing lost
+    assert set(receiver.received.values()) == {1}
+    per_worker = [len(re.findall(r"event=succeeded", log.read_text())) for log in logs]
+    assert sum(per_worker) == total and min(per_worker) > 0, per_worker
+    print(f"\n{total} deliveries by 2 workers in {elapsed:.1f}s "
+          f"({total / elapsed:.0f}/s, including process start); split {per_worker}")
+
+
+async def _drained(database_url: str, total: int) -> bool:
+    return (await states(database_url))["delivered"] == total
+
