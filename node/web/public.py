@@ -119,7 +119,7 @@ async def home(request: web.Request) -> web.Response:
     return page(request, "home.html.j2", context)
 
 
-async def _actor_names(session: AsyncSession, uris: set[str]) -> dict[str, str]:
+async def actor_names(session: AsyncSession, uris: set[str]) -> dict[str, str]:
     if not uris:
         return {}
     rows = await session.execute(
@@ -179,7 +179,7 @@ async def contribution_context(request: web.Request, document: dict[str, Any]) -
     async with request.app[appkeys.SESSION_MAKER]() as session:
         responses = await responses_to(session, config, view.uri) if view.uri else []
         authors = {r.attributed_to for r in responses if r.attributed_to}
-        names = await _actor_names(session, authors | {view.about or ""})
+        names = await actor_names(session, authors | {view.about or ""})
         about_title = await _title_of(session, view.about) if view.about else None
     names[config.actor_url] = config.name
     return {

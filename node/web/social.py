@@ -11,6 +11,7 @@ from node import appkeys
 from node.api.common import wake_delivery
 from node.follows import FollowError, find_following_uri, follow, resolve_target, unfollow
 from node.storage.models import Follower, Following, RemoteActor, RemoteObject
+from node.web.public import actor_names
 from node.web.render import page
 from node.web.session import FORM, translator
 from node.web.views import ContributionView, view_of
@@ -104,12 +105,7 @@ async def timeline(request: web.Request) -> web.Response:
         rows = list(
             await session.scalars(query.order_by(RemoteObject.id.desc()).limit(TIMELINE_PAGE))
         )
-        authors = {row.attributed_to for row in rows if row.attributed_to}
-        names = dict(
-            (await session.execute(
-                select(RemoteActor.uri, RemoteActor.name).where(RemoteActor.uri.in_(authors))
-            )).tuples()
-        ) if authors else {}  # fmt: skip
+        names = await actor_names(session, {row.attributed_to or "" for row in rows})
     entries = [
         TimelineEntry(
             row.id, view_of(row.document or {"id": row.uri}),
