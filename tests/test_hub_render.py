@@ -112,3 +112,10 @@ def test_pdf_is_written(font):
     data = render_pdf(manifest(), CONTEXT, font_path=font_path)
     assert data.startswith(b"%PDF-")
     assert len(data) > 1500
+
+
+def test_pdf_text_shows_sections_and_attribution():
+    data = render_pdf(manifest(), CONTEXT, font_path=None, compress=False).decode("latin-1")
+    for text in ("Handbuch, Ausgabe 3", "1. E-Akte", "1.1 Scannen", "E-Akte im Bauamt",
+                 "Stadt G\xfctersloh", "Zustimmung: 4", "2. B\xfcrgerportal"):
+        assert text in data, text

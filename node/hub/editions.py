@@ -142,17 +142,15 @@ class EditionDraft:
         )
 
 
-def freeze(
-    draft: EditionDraft, previous: FrozenEdition | None, *, clock: Clock, key: SigningKey
-) -> FrozenEdition:
-    """Freeze ``draft`` as the edition after ``previous`` (or edition 1), signed with ``key``."""
+def preview(draft: EditionDraft, previous: FrozenEdition | None, *, clock: Clock) -> EditionManifest:
+    """The manifest the draft would freeze into now (unsigned): the "next edition" view."""
     number = previous.manifest.number + 1 if previous is not None else 1
     created = clock()
     try:
         format_timestamp(created)
     except TimestampError as exc:
         raise EditionError("clock", str(exc)) from exc
-    manifest = EditionManifest(
+    return EditionManifest(
         number=number,
         url=f"{draft.editions_url.rstrip('/')}/{number}",
         hub=draft.hub,
@@ -160,8 +158,15 @@ def freeze(
         previous_hash=previous.manifest_hash if previous is not None else None,
         sections=tuple(_manifest_section(s) for s in draft.sections),
     )
+
+
+def freeze(
+    draft: EditionDraft, previous: FrozenEdition | None, *, clock: Clock, key: SigningKey
+) -> FrozenEdition:
+    """Freeze ``draft`` as the edition after ``previous`` (or edition 1), signed with ``key``."""
+    manifest = preview(draft, previous, clock=clock)
     unsigned = manifest_document(manifest)
-    signed = sign_document(unsigned, key, created=created)
+    signed = sign_document(unsigned, key, created=manifest.created)
     return FrozenEdition(manifest, hash_of(unsigned), signed)
 
 

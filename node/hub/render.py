@@ -240,6 +240,7 @@ def render_pdf(
     context: RenderContext | None = None,
     *,
     font_path: Path | None = None,
+    compress: bool = True,
 ) -> bytes:
     """The edition as a PDF (contents, chapters, sections, contributions with attribution)."""
     context = context or RenderContext()
@@ -247,4 +248,4 @@ def render_pdf(
         from node.hub.pdf import write_pdf  # fpdf2 is imported only when a PDF is asked for
     except ImportError as exc:  # the optional renderer is not installed
         raise PdfUnavailable(f"PDF rendering needs the fpdf2 package: {exc}") from exc
-    return write_pdf(manifest, chapters_of(manifest, context), font_path=font_path)
+    return write_pdf(manifest, chapters_of(manifest, context), font_path=font_path, compress=compress)
