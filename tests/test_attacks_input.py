@@ -6,13 +6,16 @@ stands in the way; API cases use a valid token.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from xml.etree import ElementTree as ET
 
 import pytest
 
-from node.storage.models import Contribution, InboxItem
+from node.backfill import BackfillLimits
+from node.storage.models import Contribution, Following, InboxItem, RemoteObject
 from tests import attack_support
 from tests.attack_support import AttackBed, BedFactory
 from tests.node_support import issue_token
@@ -242,3 +245,67 @@ async def test_material_file_names_cannot_leave_the_files_folder(bed: AttackBed)
         body = await response.text()
         assert response.status in (400, 404), path
         assert "PRIVATE KEY" not in body and secret[:40] not in body
+
+
+# --- a remote that never stops talking --------------------------------------------------
+
+
+async def follow_accepted_by(bed: AttackBed, name: str) -> str:
+    """Follow the remote actor ``name`` through the API and let it accept; its id."""
+    target = bed.remote.add_actor(name, bed.alice.keys)
+    _, token = await issue_token(bed.app)
+    answer = await bed.client.post("/api/following", json={"target": target.id},
+                                   headers={"Authorization": f"Bearer {token}"})
+    assert answer.status == 202, await answer.text()
+    (following,) = await bed.rows(Following)
+    our_follow = {"id": following.follow_activity_uri, "type": "Follow",
+                  "actor": bed.config.actor_url, "object": target.id}
+    assert await bed.deliver(target.activity("Accept", our_follow), target) == "done"
+    return target.id
+
+
+async def backfill_finished(bed: AttackBed, timeout: float = 15.0) -> Following:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        (following,) = await bed.rows(Following)
+        if following.backfill_state in ("done", "failed"):
+            return following
+        await asyncio.sleep(0.05)
+    raise AssertionError("backfill did not finish")
+
+
+async def test_an_outbox_that_pages_forever_is_read_only_so_far(bed: AttackBed) -> None:
+    bed.remote.serve("/users/pager/outbox", {
+        "@context": attack_support.AS_CONTEXT, "id": bed.remote.url("/users/pager/outbox"),
+        "type": "OrderedCollection", "first": bed.remote.url("/endless/1")})
+    await follow_accepted_by(bed, "pager")
+    following = await backfill_finished(bed)
+    pages = [path for path in bed.remote.paths() if path.startswith("/endless/")]
+    assert following.backfill_state == "done"
+    assert len(pages) == BackfillLimits().max_pages  # measured: 20 pages, then it stops
+    assert len(pages) == len(set(pages))
+
+
+async def test_an_outbox_whose_next_page_points_inside(bed: AttackBed) -> None:
+    bed.remote.serve("/users/pager/outbox", {
+        "@context": attack_support.AS_CONTEXT, "id": bed.remote.url("/users/pager/outbox"),
+        "type": "OrderedCollection", "orderedItems": [],
+        "next": "http://169.254.169.254/latest/meta-data/"})
+    await follow_accepted_by(bed, "pager")
+    following = await backfill_finished(bed)
+    assert following.backfill_state == "failed"
+    assert all(url.startswith(f"http://127.0.0.1:{bed.remote.port}/") for url in bed.net.started)
+
+
+async def test_a_flood_of_deletes_of_unknown_objects_fetches_nothing(bed: AttackBed) -> None:
+    ids = [f"{bed.alice.origin}/notes/never-seen-{n}" for n in range(40)]
+    for object_id in ids:
+        answer = await bed.post(bed.alice.activity("Delete", object_id), bed.alice.rsa)
+        assert answer.status == 202
+    items = await bed.rows(InboxItem)
+    for item in items:
+        assert await bed.processed(item.activity_uri) == "done"
+    assert bed.remote.paths() == ["/users/alice"]  # the key, once; no object was looked up
+    tombstones = await bed.rows(RemoteObject, RemoteObject.uri.in_(ids))
+    assert len(tombstones) == 40 and all(row.deleted and row.document is None
+                                         for row in tombstones)
