@@ -20,7 +20,7 @@ import http_sfv
 
 _KEY = r"[a-z*][a-z0-9_\-.*]{0,63}"
 _STRING = r'"[\x20\x21\x23-\x5b\x5d-\x7e]*"'  # printable ASCII without " and \
-_INTEGER = r"-?[0-9]{1,15}"
+_INTEGER = r"(?:0|-?[1-9][0-9]{0,14})"  # canonical only: "007" and "-0" take the slow path
 _PARAMS = rf"(?:;{_KEY}=(?:{_INTEGER}|{_STRING}))*"
 _INNER_LIST_MEMBER = re.compile(
     rf"(?P<label>{_KEY})=(?P<value>\((?P<items>(?:{_STRING}(?: {_STRING})*)?)\)"

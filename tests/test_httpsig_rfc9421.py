@@ -326,6 +326,8 @@ SF_INPUTS = [
     'a=("@method");keyid=token',  # token: slow path
     'a=("@method"   "@path");keyid="k"',  # odd whitespace: slow path
     "a=();keyid=\"k\",b=();keyid=\"j\"",
+    'a=("@method");created=007;keyid="k"',  # not canonical: serialised as created=7
+    'a=("@method");created=-0;expires=0',
 ]
 
 
