@@ -6,8 +6,9 @@ import copy
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pyoxigraph as ox
 import pytest
-from hub_support import actor, practice
+from hub_support import actor, bundled_contexts, practice
 
 from federation.keys import PublicKeyInfo, SigningKey, generate_ed25519_key
 from federation.proofs import sign_document
@@ -18,14 +19,17 @@ from node.hub.changelog import (
     render_html,
     render_markdown,
 )
+from node.hub.dump import DumpFormat, dump, json_literal, verify_dump
 from node.hub.editions import (
     EditionDraft,
     EditionError,
     EditionProblemKind,
     freeze,
+    preview,
     read_edition,
     verify_edition,
 )
+from node.hub.index import JsonLdToQuads
 from node.hub.structure import HandbookStructure, Section
 
 HUB = "https://hub.example/actor"
@@ -227,3 +231,46 @@ def test_changelog_of_the_first_edition_lists_everything_as_added(keys):
     assert [c.kind for c in log.contributions] == [ContributionChangeKind.ADDED]
     assert {c.kind for c in log.sections} == {SectionChangeKind.ADDED}
     assert "erste Ausgabe" in render_markdown(log)
+
+
+def test_preview_is_the_unsigned_next_edition(keys):
+    docs = signed_practices(keys)
+    first = freeze(draft_of({"portal": [docs["portal"]]}), None, clock=clock_at(1), key=keys.signing[HUB])
+    upcoming = preview(draft_of({"portal": [docs["portal"], docs["scan"]]}), first, clock=clock_at(5))
+    assert upcoming.number == 2 and upcoming.previous_hash == first.manifest_hash
+    assert [c.uri for c in upcoming.contributions()] == [docs["portal"]["id"], docs["scan"]["id"]]
+
+
+@pytest.mark.parametrize("dump_format", list(DumpFormat))
+def test_every_proof_in_a_dump_verifies_offline(keys, dump_format):
+    docs = signed_practices(keys)
+    edition = freeze(draft_of({"e-akte": [docs["bauamt"]], "e-akte-scan": [docs["scan"]], "portal": [docs["portal"]]}),
+                     None, clock=clock_at(1), key=keys.signing[HUB])
+    data = dump(edition, JsonLdToQuads(bundled_contexts()), dump_format)
+    result = verify_dump(data, dump_format, keys.lookup)
+    assert result.ok, result.problems
+    assert result.manifest_hash == edition.manifest_hash
+    if dump_format is not DumpFormat.JSONLD:
+        quads = list(ox.parse(data, format=ox.RdfFormat.N_QUADS if dump_format is DumpFormat.NQUADS else ox.RdfFormat.TRIG))
+        graphs = {q.graph_name.value for q in quads}
+        assert graphs == {edition.manifest.url, *(d["id"] for d in docs.values())}
+
+
+def test_a_doctored_dump_is_detected(keys):
+    docs = signed_practices(keys)
+    edition = freeze(draft_of({"portal": [docs["portal"]]}), None, clock=clock_at(1), key=keys.signing[HUB])
+    data = dump(edition, JsonLdToQuads(bundled_contexts()), DumpFormat.NQUADS).decode()
+    # swap the carried contribution for another (validly signed) document
+    original = json_literal(docs["portal"]).value
+    replacement = json_literal(docs["scan"]).value
+    lines = [
+        line.replace(str(ox.Literal(original))[1:-1], str(ox.Literal(replacement))[1:-1])
+        if "signedDocument" in line else line
+        for line in data.splitlines(keepends=True)
+    ]
+    doctored = "".join(lines)
+    assert doctored != data
+    result = verify_dump(doctored.encode(), DumpFormat.NQUADS, keys.lookup)
+    assert [p.kind for p in result.problems] == [EditionProblemKind.CONTRIBUTION_ALTERED]
+    forged_manifest = data.replace("Bürgerportal Düren", "Bürgerportal Köln")
+    assert not verify_dump(forged_manifest.encode(), DumpFormat.NQUADS, keys.lookup).ok
