@@ -75,16 +75,24 @@ def _param_value(raw: str) -> int | str:
     return raw[1:-1] if raw.startswith('"') else int(raw)
 
 
+def _fast_inner_lists(value: str) -> dict[str, InnerList] | None:
+    """Canonical ``Signature-Input`` text read by regular expression; None otherwise."""
+    result: dict[str, InnerList] = {}
+    for match in _fast_members(_INNER_LIST_MEMBER, value) or ():
+        items = tuple(item[1:-1] for item in _ITEM.findall(match.group("items")))
+        raw_params = _PARAM.findall(match.group("params"))
+        params = {key: _param_value(raw) for key, raw in raw_params}
+        if len(params) != len(raw_params):
+            return None  # a repeated parameter: the last one wins, the text is not canonical
+        result[match.group("label")] = InnerList(items, params, match.group("value"))
+    return result or None
+
+
 def parse_inner_lists(header: str, value: str) -> dict[str, InnerList]:
     """A dictionary whose members are inner lists of strings (``Signature-Input``)."""
-    fast = _fast_members(_INNER_LIST_MEMBER, value)
+    fast = _fast_inner_lists(value)
     if fast is not None:
-        result = {}
-        for match in fast:
-            items = tuple(item[1:-1] for item in _ITEM.findall(match.group("items")))
-            params = {key: _param_value(raw) for key, raw in _PARAM.findall(match.group("params"))}
-            result[match.group("label")] = InnerList(items, params, match.group("value"))
-        return result
+        return fast
     return {label: _from_sfv(header, label, member)
             for label, member in _parse_slow(header, value).items()}
 

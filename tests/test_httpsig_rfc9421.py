@@ -328,6 +328,7 @@ SF_INPUTS = [
     "a=();keyid=\"k\",b=();keyid=\"j\"",
     'a=("@method");created=007;keyid="k"',  # not canonical: serialised as created=7
     'a=("@method");created=-0;expires=0',
+    'a=("@method");keyid="first";keyid="second"',  # repeated parameter: the last one wins
 ]
 
 
