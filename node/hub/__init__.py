@@ -11,5 +11,6 @@ web layer and the CLI wire them up and the tests run without a server:
 - ``structure``: chapters and sections of the handbook
 - ``editions``: freezing, hashing, signing and verifying edition manifests
 - ``changelog``: what changed between two editions
-- ``render``: HTML (and PDF) renderings of an edition
+- ``render``: HTML renderings of an edition (and ``pdf``, the PDF one)
+- ``dump``: RDF dumps of an edition from which every proof verifies offline
 """

@@ -16,6 +16,7 @@ configuration; this one works anywhere and is what the tests pin down.
 from __future__ import annotations
 
 import bisect
+import heapq
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -136,13 +137,13 @@ class SearchIndex:
             scores = self._match_all(query_terms)
         else:
             scores = dict.fromkeys(self._views, 0.0)
-        hits = [
-            SearchHit(uri, score, self._views[uri])
+        admitted = (
+            (-score, view.title, uri)
             for uri, score in scores.items()
-            if filters.admit(self._views[uri])
-        ]
-        hits.sort(key=lambda hit: (-hit.score, hit.view.title, hit.uri))
-        return hits[:limit]
+            if filters.admit(view := self._views[uri])
+        )
+        best = heapq.nsmallest(limit, admitted)  # only the page asked for is sorted
+        return [SearchHit(uri, -negated, self._views[uri]) for negated, _, uri in best]
 
     def _match_all(self, query_terms: list[str]) -> dict[str, float]:
         combined: dict[str, float] | None = None
