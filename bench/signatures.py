@@ -143,7 +143,7 @@ def _row(case: Case, operation: str, ours: float, raw: float) -> Row:
                (raw / ours - 1.0) * 100.0, 1e6 / ours - 1e6 / raw)
 
 
-def run(seconds: float = 1.0) -> list[Row]:
+def run(seconds: float = 2.0) -> list[Row]:
     rsa_key, ed_key = generate_rsa_key(), generate_ed25519_key()
     cases = [
         Case(SignatureScheme.CAVAGE, SignatureAlgorithm.RSA_V1_5_SHA256, rsa_key),
