@@ -26,10 +26,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from federation.activities import Activity, ActivityError, parse_activity
+from federation.activities import Activity, ActivityError
 from federation.httpsig import RequestParts, TimeWindow, detect_scheme, verify_request
 from federation.origin import OriginVerdict, may_act_on
 from node import appkeys
+from node.activity_input import read_activity
 from node.config import InboxTuning, NodeConfig
 from node.remote import install_key_cache
 from node.storage.models import InboxItem, InboxState
@@ -115,7 +116,8 @@ def problem(status: int, title: str, detail: str, *, headers: dict[str, str] | N
         body["field"] = field
     return web.Response(
         status=status,
-        text=json.dumps(body, ensure_ascii=False),
+        # ASCII escapes: a detail may quote header bytes that were not UTF-8 (surrogates)
+        text=json.dumps(body),
         content_type="application/problem+json",
         headers=headers,
     )
@@ -180,7 +182,7 @@ def parse_body(body: bytes) -> tuple[dict[str, object], Activity]:
     if not isinstance(document, dict):
         raise InboxRejected(problem(400, "Bad Request", "body must be a JSON object", field="body"))
     try:
-        activity = parse_activity(document)
+        activity = read_activity(document)
     except ActivityError as exc:
         field = getattr(exc, "field", None)
         raise InboxRejected(problem(400, "Bad Request", str(exc), field=field)) from None
@@ -261,7 +263,8 @@ async def receive(request: web.Request, inbox: str) -> web.Response:
     try:
         host = check_rate(request)
         body = await read_limited_body(request, config.inbox.max_body_bytes)
-        if detect_scheme(RequestParts(request.method, str(request.url), request.headers)) is None:
+        # the URL is not looked at here, and request.url fails on a Host that is not UTF-8
+        if detect_scheme(RequestParts(request.method, config.base_url, request.headers)) is None:
             return problem(401, "Unauthorized", "the request is not signed (no Signature header)")
         document, activity = parse_body(body)
         await check_signature(request, body, activity.actor)

@@ -15,17 +15,18 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.activities import Activity as ParsedActivity
-from federation.activities import ActivityError, accept, parse_activity, reject
+from federation.activities import ActivityError, accept, reject
 from federation.keys import KeyFormatError
 from federation.origin import RelayTrust, relayed_object_trust, same_origin
 from federation.proofs import ProofResult, proof_method, sign_document, verify_document
+from node.activity_input import read_activity
 from node.appkeys import NodeKeys
 from node.config import FollowApproval, NodeConfig
 from node.outbox import record_local_activity
@@ -63,6 +64,17 @@ def retry(reason: str) -> Verdict:
     return Verdict(InboxState.RETRY, reason)
 
 
+def carried_object(relayed: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """What a relayed document stands for: FEP-1b12 groups announce the author's Create
+    or Update, which carries the object; any other relayed document is the object itself."""
+    if relayed.get("type") not in ("Create", "Update"):
+        return relayed
+    inner, actor = relayed.get("object"), reference(relayed.get("actor"))
+    if isinstance(inner, Mapping) and actor and reference(inner.get("attributedTo")) == actor:
+        return inner
+    return None
+
+
 def from_object_result(result: ObjectResult) -> Verdict:
     text = f"{result.verdict.value} {result.object_id or ''} {result.detail}".strip()
     return done(text) if result.accepted else rejected(text)
@@ -94,6 +106,18 @@ class Incoming:
         )
 
 
+Handler = Callable[["Incoming"], Awaitable[Verdict]]
+
+
+class InboxHook(Protocol):
+    """A role's part in the inbox (the hub): handlers for its own actors, and a look at
+    every processed activity (``app[appkeys.INBOX_HOOK]``)."""
+
+    def handler_for(self, activity: Incoming, directory: RemoteDirectory) -> Handler | None: ...
+
+    async def processed(self, activity: Incoming, verdict: Verdict) -> None: ...
+
+
 class InboxProcessor:
     """Applies one received activity at a time to the node's tables."""
 
@@ -107,6 +131,7 @@ class InboxProcessor:
         directory: RemoteDirectory,
         key_resolver: Any,  # federation.keycache.KeyCache
         on_follow_accepted: Callable[[], None] | None = None,
+        hook: InboxHook | None = None,
     ) -> None:
         self._config = config
         self._sessions = session_maker
@@ -115,6 +140,7 @@ class InboxProcessor:
         self._directory = directory
         self._keys_of = key_resolver
         self._on_follow_accepted = on_follow_accepted
+        self._hook = hook
         self._handlers: dict[str, Callable[[Incoming], Awaitable[Verdict]]] = {
             "Follow": self.on_follow,
             "Undo": self.on_undo,
@@ -129,18 +155,25 @@ class InboxProcessor:
 
     async def process(self, document: Mapping[str, Any]) -> Verdict:
         try:
-            activity = Incoming.from_activity(parse_activity(document))
+            activity = Incoming.from_activity(read_activity(document))
         except ActivityError as exc:
             return rejected(f"malformed activity: {exc}")
         handler = self._handlers.get(activity.type)
+        if self._hook is not None:
+            handler = self._hook.handler_for(activity, self._directory) or handler
         if handler is None:
             return done(f"{activity.type} is not handled; stored only")
         try:
-            return await handler(activity)
+            return await self._observed(activity, await handler(activity))
         except RemoteError as exc:
             if exc.permanent:
                 return rejected(f"remote document unavailable: {exc}")
             return retry(f"remote server unreachable: {exc}")
+
+    async def _observed(self, activity: Incoming, verdict: Verdict) -> Verdict:
+        if self._hook is not None:
+            await self._hook.processed(activity, verdict)
+        return verdict
 
     # --- local activities we send in answer ------------------------------------------------
 
@@ -340,6 +373,9 @@ class InboxProcessor:
         obj = await self.trusted_relayed_object(activity.actor, relayed)
         if obj is None:
             return rejected(f"relayed object {activity.object_id} is not trustworthy")
+        obj = carried_object(obj)
+        if obj is None:
+            return rejected(f"relayed {activity.object_id} carries no object by its actor")
         author = reference(obj.get("attributedTo"))
         if author is None:
             return rejected(f"relayed object {activity.object_id} names no author")

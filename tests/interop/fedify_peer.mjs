@@ -5,7 +5,9 @@
 // receives. Fedify verifies HTTP signatures itself: a listener only runs for verified
 // activities; anything else is reported as "unverified".
 //
-// Usage: node fedify_peer.mjs PORT TARGET_ACTOR_URL [PRAXISNETZ_CONTEXT_FILE]
+// Usage: node fedify_peer.mjs PORT TARGET_ACTOR_URL [CONTEXTS_JSON]
+// CONTEXTS_JSON maps JSON-LD context URLs to their documents: the contexts Praxisnetz
+// bundles (its own is not published yet, and tests have no internet).
 
 // Node 20 has no navigator; Fedify reads navigator.userAgent at import time.
 globalThis.navigator ??= { userAgent: "praxisnetz-interop" };
@@ -16,22 +18,19 @@ import { readFile } from "node:fs/promises";
 const { createFederation, MemoryKvStore, generateCryptoKeyPair } = await import("@fedify/fedify");
 const vocab = await import("@fedify/vocab");
 
-const [port, target, contextFile] = process.argv.slice(2);
+const [port, target, contextsFile] = process.argv.slice(2);
 const origin = `http://127.0.0.1:${port}`;
-const OUR_CONTEXT = "https://w3id.org/praxisnetz/context.jsonld";
 
 function report(event, fields = {}) {
   process.stdout.write(JSON.stringify({ event, ...fields }) + "\n");
 }
 
-// Our context is bundled with Praxisnetz and never fetched from the network.
-async function loadOurContext() {
-  if (!contextFile) return null;
-  const text = await readFile(contextFile, "utf8").catch(() => null);
-  return text ? JSON.parse(text) : null;
+// Contexts Praxisnetz bundles are read from the file, never fetched.
+async function loadContexts() {
+  if (!contextsFile) return {};
+  return JSON.parse(await readFile(contextsFile, "utf8"));
 }
-const ourContext = await loadOurContext();
-
+const bundledContexts = await loadContexts();
 
 const rsaPair = await generateCryptoKeyPair("RSASSA-PKCS1-v1_5");
 const edPair = await generateCryptoKeyPair("Ed25519");
@@ -43,13 +42,13 @@ const federation = createFederation({
 });
 
 // Fedify refuses a custom loader together with allowPrivateAddress, so wrap the built-in
-// context loader after construction: our context from disk, everything else as before.
+// context loader after construction: bundled contexts from the file, the rest as before.
 const builtinContextLoaderFactory = federation.contextLoaderFactory;
 federation.contextLoaderFactory = (options) => {
   const fallback = builtinContextLoaderFactory(options);
   return async (url, opts) => {
-    if (url === OUR_CONTEXT && ourContext) {
-      return { contextUrl: null, documentUrl: url, document: ourContext };
+    if (Object.hasOwn(bundledContexts, url)) {
+      return { contextUrl: null, documentUrl: url, document: bundledContexts[url] };
     }
     return fallback(url, opts);
   };
