@@ -1,0 +1,179 @@
+"""The web interface in a real browser: Debian's Chromium driven by Playwright.
+
+A node runs in this process on a loopback port. A staff member signs in, previews and
+publishes a practice through the form, and finds it on the public pages; the same is
+done with JavaScript switched off. axe-core (``npm ci`` in ``tests/browser``) checks
+every page type in German and English for serious or critical violations. Screenshots
+go to ``$PRAXISNETZ_TEST_ARTIFACTS/browser`` (default: the test's temporary folder).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.web_support import PASSWORD, USERNAME, add_staff, web_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]  # fmt: skip
+SERIOUS = ("serious", "critical")
+
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"{CHROMIUM} is missing: apt-get install chromium to run the browser tests",
+        allow_module_level=True,
+    )
+
+from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("PRAXISNETZ_TEST_ARTIFACTS", tmp_path)) / "browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+async def base_url(aiohttp_server, tmp_path) -> str:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = web_app(tmp_path, base_url=url)
+    await aiohttp_server(app, host="127.0.0.1", port=port)
+    await add_staff(app)
+    return url
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def _serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical findings for the page as it is now."""
+    assert AXE.exists(), f"{AXE} is missing: run 'npm ci' in tests/browser"
+    await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate(
+        "async () => await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', "
+        "'wcag21aa', 'best-practice']})"
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in SERIOUS
+    ]
+
+
+async def _sign_in(page: Page, base_url: str) -> None:
+    await page.goto(f"{base_url}/signin")
+    await page.get_by_label("Benutzername").fill(USERNAME)
+    await page.get_by_label("Passwort").fill(PASSWORD)
+    await page.get_by_role("button", name="Anmelden").click()
+    await page.wait_for_url(f"{base_url}/dashboard")
+
+
+async def _fill_practice(page: Page, title: str) -> None:
+    await page.get_by_label("Titel", exact=False).first.fill(title)
+    await page.get_by_label("Zusammenfassung").fill("Zwölf Monate <img src=x onerror=alert(1)>")
+    await page.get_by_label("Text (Markdown)").fill(
+        "Wir haben die **Bauakten** umgestellt. <script>alert(2)</script>"
+    )
+    await page.get_by_label("Stand").select_option("piloting")
+    await page.get_by_label("E-Akte und Dokumentenmanagement").check()
+    await page.get_by_label("Schritte (einer pro Zeile)").fill("Ist-Prozesse aufnehmen\nPilot")
+
+
+async def test_staff_publishes_a_practice_and_every_page_passes_axe(
+    browser: Browser, base_url: str, artifacts: Path
+) -> None:
+    context = await browser.new_context(bypass_csp=True, locale="de-DE")
+    page = await context.new_page()
+    dialogs: list[str] = []  # any alert() would mean user text ran as script
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    await page.goto(f"{base_url}/dashboard")
+    assert page.url.startswith(f"{base_url}/signin")  # signed out: sent to sign in
+    await _sign_in(page, base_url)
+    await page.goto(f"{base_url}/dashboard/new?kind=practice")
+    await page.get_by_role("button", name="Veröffentlichen").click()  # empty: errors
+    error = page.locator("#f-title-error")
+    assert await error.inner_text() == "Bitte ausfüllen."
+    assert "f-title-error" in (await page.get_attribute("#f-title", "aria-describedby"))
+    findings = {"form with errors": await _serious_violations(page)}
+    await page.screenshot(path=str(artifacts / "1-form-errors.png"), full_page=True)
+    await _fill_practice(page, "E-Akte im Bauamt")
+    await page.get_by_role("button", name="Vorschau").click()
+    assert await page.locator(".preview strong").first.inner_text() == "Bauakten"
+    await page.screenshot(path=str(artifacts / "2-preview.png"), full_page=True)
+    await page.get_by_role("button", name="Veröffentlichen").click()
+    await page.wait_for_url(f"{base_url}/dashboard?done=saved")
+    findings["dashboard"] = await _serious_violations(page)
+    await page.get_by_role("link", name="E-Akte im Bauamt", exact=True).click()
+    await page.wait_for_url(f"{base_url}/practices/e-akte-im-bauamt")
+    assert await page.locator("h1").inner_text() == "E-Akte im Bauamt"
+    assert await page.locator("ol.steps li").all_inner_texts() == [
+        "Ist-Prozesse aufnehmen",
+        "Pilot",
+    ]
+    await page.screenshot(path=str(artifacts / "3-practice.png"), full_page=True)
+    for path in ("/", "/practices/e-akte-im-bauamt", "/dashboard/following",
+                 "/dashboard/timeline", "/dashboard/upload", "/dashboard/new"):  # fmt: skip
+        for language in ("de", "en"):
+            await page.goto(f"{base_url}{path}?lang={language}")
+            assert await page.get_attribute("html", "lang") == language
+            findings[f"{path} ({language})"] = await _serious_violations(page)
+    await page.goto(f"{base_url}/?lang=de")
+    await page.screenshot(path=str(artifacts / "4-home.png"), full_page=True)
+    # The checker itself finds a planted violation (an image without alternative text).
+    await page.evaluate("document.querySelector('main').append(document.createElement('img'))")
+    assert any(found.startswith("image-alt") for found in await _serious_violations(page))
+    await context.close()
+    assert dialogs == []
+    assert {name: found for name, found in findings.items() if found} == {}
+
+
+async def test_everything_works_without_javascript(
+    browser: Browser, base_url: str, artifacts: Path
+) -> None:
+    context = await browser.new_context(java_script_enabled=False, locale="en-GB")
+    page = await context.new_page()
+    await page.goto(f"{base_url}/signin?lang=de")
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.className") == "skip-link"
+    await _sign_in(page, base_url)
+    await page.goto(f"{base_url}/dashboard/new?kind=practice")
+    await _fill_practice(page, "Ohne Skript")
+    await page.get_by_role("button", name="Vorschau").click()
+    assert await page.locator(".preview h1").inner_text() == "Ohne Skript"
+    await page.get_by_role("button", name="Veröffentlichen").click()
+    await page.wait_for_url(f"{base_url}/dashboard?done=saved")
+    await page.get_by_role("link", name="Ohne Skript", exact=True).click()
+    assert await page.locator("h1").inner_text() == "Ohne Skript"
+    assert "<img src=x" in await page.locator(".summary").inner_text()  # shown as text
+    await page.screenshot(path=str(artifacts / "5-no-javascript.png"), full_page=True)
+    await page.goto(f"{base_url}/dashboard")
+    await page.get_by_role("button", name="Abmelden").click()
+    await page.wait_for_url(f"{base_url}/")
+    await page.goto(f"{base_url}/dashboard")
+    assert page.url.startswith(f"{base_url}/signin")
+    await context.close()
