@@ -274,3 +274,12 @@ def test_a_doctored_dump_is_detected(keys):
     assert [p.kind for p in result.problems] == [EditionProblemKind.CONTRIBUTION_ALTERED]
     forged_manifest = data.replace("Bürgerportal Düren", "Bürgerportal Köln")
     assert not verify_dump(forged_manifest.encode(), DumpFormat.NQUADS, keys.lookup).ok
+
+
+def test_uncanonicalisable_content_is_reported_not_raised(keys):
+    docs = signed_practices(keys)
+    edition = freeze(draft_of({"portal": [docs["portal"]]}), None, clock=clock_at(1), key=keys.signing[HUB])
+    huge = tamper(edition.document, lambda d: d["includedContributions"][0]["document"].update(effort=2**80))
+    assert [p.kind for p in verify_edition(huge, keys.lookup).problems] == [EditionProblemKind.MALFORMED]
+    top = tamper(edition.document, lambda d: d.update(extra=2**80))
+    assert [p.kind for p in verify_edition(top, keys.lookup).problems] == [EditionProblemKind.MALFORMED]

@@ -218,3 +218,13 @@ def test_negotiate_result_format():
     assert negotiate("application/sparql-results+xml;q=0.9") is ResultFormat.XML
     assert negotiate("text/html") is ResultFormat.JSON
     assert negotiate(None, default=ResultFormat.TURTLE) is ResultFormat.TURTLE
+
+
+def test_fork_runner_on_an_on_disk_index(tmp_path):
+    hub = make_index(ForkRunner(), path=tmp_path / "index")
+    hub.add_contribution(actor(GUETERSLOH), practice(GUETERSLOH, "disk", name="Auf Platte"))
+    for _ in range(3):  # the parent's store stays usable after children come and go
+        outcome = hub.query("SELECT ?n WHERE { ?s <https://www.w3.org/ns/activitystreams#name> ?n }", timeout=5, max_rows=10)
+        assert [row["n"]["value"] for row in outcome.rows] == ["Auf Platte"]
+    hub.add_contribution(actor(GUETERSLOH), practice(GUETERSLOH, "disk2", name="Zweite"))
+    assert hub.count() == 2

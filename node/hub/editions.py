@@ -192,7 +192,11 @@ def _manifest_section(draft_section: DraftSection) -> ManifestSection:
 
 
 def hash_of(unsigned_document: Mapping[str, Any]) -> str:
-    return hashlib.sha256(rfc8785.dumps(unsigned_document)).hexdigest()
+    try:
+        canonical = rfc8785.dumps(unsigned_document)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
+        raise EditionError("document", f"cannot be canonicalised: {exc}") from exc
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def manifest_document(manifest: EditionManifest) -> dict[str, Any]:
@@ -380,6 +384,7 @@ def verify_edition(
         problems.append(EditionProblem(EditionProblemKind.HASH_MISMATCH, url, "manifest hash differs from the expected one"))
     problems.extend(_proof_problems(document, key_lookup, url, EditionProblemKind.HUB_PROOF_INVALID))
     for included in edition.manifest.contributions():
+        # read_edition canonicalised the whole manifest, so every document canonicalises
         if document_hash(included.document) != included.document_hash or included.document.get("id") != included.uri:
             problems.append(EditionProblem(EditionProblemKind.CONTRIBUTION_ALTERED, included.uri, "document does not match its recorded hash"))
             continue
