@@ -25,6 +25,7 @@ from federation.httpsig_common import (
     UnsupportedAlgorithmError,
     authority_of,
     default_algorithms,
+    encode_base,
     from_unix_time,
     key_fits,
     path_and_query,
@@ -137,7 +138,7 @@ def signing_string(
     expires: int | None = None,
 ) -> bytes:
     lines = [_line(request, name.lower(), created, expires) for name in covered]
-    return "\n".join(lines).encode("utf-8")
+    return encode_base("\n".join(lines), "Signature")
 
 
 def parse_request(request: RequestParts) -> ParsedSignature:

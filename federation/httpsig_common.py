@@ -228,6 +228,15 @@ def parse_http_date(value: str) -> datetime:
     return parsed
 
 
+def encode_base(text: str, header: str) -> bytes:
+    """A signature base as UTF-8; a covered value with undecodable bytes (a server hands
+    them on as surrogates) is a malformed request, not a crash."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SignatureFormatError(f"{header}: a covered value is not valid UTF-8") from exc
+
+
 def from_unix_time(value: int, field_name: str) -> datetime:
     """An aware datetime for a signature's ``created``/``expires`` parameter."""
     try:

@@ -24,6 +24,7 @@ from federation.httpsig_common import (
     UnsupportedAlgorithmError,
     authority_from_parts,
     default_algorithms,
+    encode_base,
     from_unix_time,
     key_fits,
     sign_bytes,
@@ -80,7 +81,7 @@ def signature_base(request: RequestParts, components: Sequence[str], serialised:
     derived = derived_components(request) if any(n.startswith("@") for n in components) else {}
     lines = [f'"{name}": {component_value(request, name, derived)}' for name in components]
     lines.append(f'"@signature-params": {serialised}')
-    return "\n".join(lines).encode("utf-8")
+    return encode_base("\n".join(lines), "Signature-Input")
 
 
 def parse_signature_inputs(value: str) -> dict[str, InnerList]:

@@ -466,3 +466,19 @@ def test_key_ids_that_cannot_be_quoted_are_refused_by_the_cavage_signer(ed_key):
     with pytest.raises(ValueError, match="key id"):
         sign_request(request, SigningKey('https://a.example/"x"', ed_key.private_key),
                      SignatureScheme.CAVAGE, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "scheme, header",
+    [(SignatureScheme.CAVAGE, name) for name in ("Host", "Date", "Signature", "Digest")]
+    + [(SignatureScheme.RFC9421, name)
+       for name in ("Date", "Signature", "Signature-Input", "Content-Digest")],
+)
+async def test_undecodable_bytes_in_covered_headers_are_refused_not_a_crash(ed_key, scheme,
+                                                                         header):
+    """aiohttp hands bytes that are not UTF-8 on as surrogates (surrogateescape)."""
+    request = signed(ed_key, scheme)
+    raw = request.header(header).encode()
+    garbled = (raw[:6] + b"\xff\xfe" + raw[6:]).decode("utf-8", "surrogateescape")
+    result = await verify(replace_header(request, header, garbled), resolver(ed_key))
+    assert result.verdict in (V.MALFORMED, V.DIGEST_MISMATCH), result
