@@ -23,7 +23,14 @@ from federation.origin import same_origin
 from federation.proofs import ProofVerdict
 from node.inbox_processing import InboxProcessor
 from node.remote import RemoteDirectory, RemoteError
-from node.remote_objects import ObjectResult, apply_create, apply_delete, apply_update, reference
+from node.remote_objects import (
+    ObjectResult,
+    ObjectVerdict,
+    apply_create,
+    apply_delete,
+    apply_update,
+    reference,
+)
 from node.storage.models import BackfillState, Following, FollowingState
 
 log = logging.getLogger("praxisnetz.backfill")
@@ -189,7 +196,9 @@ class Backfiller:
         proof = await self._processor.verify_proof(obj)
         if proof is not None and proof.verdict in (ProofVerdict.BAD_PROOF,
                                                    ProofVerdict.AUTHOR_MISMATCH):
-            return None  # altered or misattributed: never store it
+            # Altered or misattributed after signing: never store it.
+            return ObjectResult(ObjectVerdict.REFUSED_AUTHOR, reference(obj),
+                                f"proof does not hold: {proof.verdict.value}")
         return await self._store(actor, obj, str(kind))
 
     async def _store(self, actor: str, obj: Mapping[str, Any], kind: str) -> ObjectResult:
