@@ -219,6 +219,14 @@ def test_changelog_on_a_crafted_pair(keys):
     assert "# Änderungen in Ausgabe 2 (gegenüber Ausgabe 1)" in markdown
     assert "umbenannt: „Bürgerportal“ → „Bürgerportal und Online-Dienste“" in markdown
     assert "Changes in edition 2" in render_markdown(log, "en")
+    grouped = {section.slug: {c.kind for c in changes} for section, changes in log.by_section()}
+    assert grouped == {
+        "e-akte": {ContributionChangeKind.UPDATED},
+        "portal": {ContributionChangeKind.MOVED, ContributionChangeKind.REMOVED},  # removed from there
+        "e-payment": {ContributionChangeKind.ADDED},
+    }
+    assert "## Beiträge: E-Payment" in markdown
+    assert "verschoben: „Posteingang scannen“" in markdown and "(e-akte-scan → portal)" in markdown
     html = str(render_html(log, "de"))
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert changelog(second.manifest, second.manifest).is_empty

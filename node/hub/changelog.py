@@ -65,6 +65,8 @@ class Changelog:
     to_number: int
     sections: tuple[SectionChange, ...]
     contributions: tuple[ContributionChange, ...]
+    # every section of either edition: the current ones in reading order, then removed ones
+    section_order: tuple[Section, ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -76,6 +78,19 @@ class Changelog:
     def sections_of(self, kind: SectionChangeKind) -> tuple[SectionChange, ...]:
         return tuple(change for change in self.sections if change.kind is kind)
 
+    def by_section(self) -> tuple[tuple[Section, tuple[ContributionChange, ...]], ...]:
+        """Contribution changes per section (where it is now, or was if removed)."""
+        grouped = []
+        for section in self.section_order:
+            changes = tuple(
+                change
+                for change in self.contributions
+                if section.slug in (change.sections_after or change.sections_before)
+            )
+            if changes:
+                grouped.append((section, changes))
+        return tuple(grouped)
+
 
 def changelog(previous: EditionManifest | None, current: EditionManifest) -> Changelog:
     """The changes from ``previous`` (None: an empty handbook) to ``current``."""
@@ -86,6 +101,10 @@ def changelog(previous: EditionManifest | None, current: EditionManifest) -> Cha
         to_number=current.number,
         sections=_section_changes(before_sections, after_sections),
         contributions=_contribution_changes(previous, current),
+        section_order=(
+            *after_sections.values(),
+            *(section for slug, section in before_sections.items() if slug not in after_sections),
+        ),
     )
 
 
@@ -198,7 +217,6 @@ _LABELS = {
         SectionChangeKind.RENAMED: "umbenannt",
         SectionChangeKind.TEXT_CHANGED: "Text geändert",
         SectionChangeKind.MOVED: "verschoben",
-        "in": "in",
     },
     "en": {
         "title": "Changes in edition {to}",
@@ -216,7 +234,6 @@ _LABELS = {
         SectionChangeKind.RENAMED: "renamed",
         SectionChangeKind.TEXT_CHANGED: "text changed",
         SectionChangeKind.MOVED: "moved",
-        "in": "in",
     },
 }
 
@@ -237,12 +254,14 @@ def _section_line(change: SectionChange, language: str) -> str:
 
 def _contribution_line(change: ContributionChange, language: str) -> str:
     labels = _labels(language)
-    where = change.sections_after or change.sections_before
-    return f"{labels[change.kind]}: „{change.title}“ {labels['in']} {', '.join(where)} <{change.uri}>"
+    line = f"{labels[change.kind]}: „{change.title}“ <{change.uri}>"
+    if change.kind is ContributionChangeKind.MOVED:
+        line += f" ({', '.join(change.sections_before)} → {', '.join(change.sections_after)})"
+    return line
 
 
 def render_markdown(log: Changelog, language: str = "de") -> str:
-    """The changelog as Markdown (user text is not escaped for Markdown: render it as text)."""
+    """The changelog as Markdown, contribution changes grouped by section."""
     labels = _labels(language)
     since = labels["since"].format(frm=log.from_number) if log.from_number else labels["first"]
     out = [f"# {labels['title'].format(to=log.to_number)} ({since})", ""]
@@ -252,9 +271,9 @@ def render_markdown(log: Changelog, language: str = "de") -> str:
         out += [f"## {labels['sections']}", ""]
         out += [f"- {_section_line(change, language)}" for change in log.sections]
         out.append("")
-    if log.contributions:
-        out += [f"## {labels['contributions']}", ""]
-        for change in log.contributions:
+    for section, changes in log.by_section():
+        out += [f"## {labels['contributions']}: {section.title(language)}", ""]
+        for change in changes:
             out.append(f"- {_contribution_line(change, language)}")
             if change.diff:
                 out += ["", "  ```diff", *(f"  {line}" for line in change.diff), "  ```"]
@@ -263,19 +282,21 @@ def render_markdown(log: Changelog, language: str = "de") -> str:
 
 
 def render_html(log: Changelog, language: str = "de") -> Markup:
-    """The changelog as an HTML fragment; every piece of member or editor text is escaped."""
+    """The changelog as an HTML fragment (h2, h3); all member and editor text is escaped."""
     labels = _labels(language)
     since = labels["since"].format(frm=log.from_number) if log.from_number else labels["first"]
-    out = [f"<section lang=\"{escape(language)}\"><h2>{escape(labels['title'].format(to=log.to_number))} ({escape(since)})</h2>"]
+    title = f"{labels['title'].format(to=log.to_number)} ({since})"
+    out = [f'<section class="changelog" lang="{escape(language)}"><h2>{escape(title)}</h2>']
     if log.is_empty:
         out.append(f"<p>{escape(labels['none'])}</p>")
     if log.sections:
         out.append(f"<h3>{escape(labels['sections'])}</h3><ul>")
         out += [f"<li>{escape(_section_line(c, language))}</li>" for c in log.sections]
         out.append("</ul>")
-    if log.contributions:
-        out.append(f"<h3>{escape(labels['contributions'])}</h3><ul>")
-        for change in log.contributions:
+    for section, changes in log.by_section():
+        heading = f"{labels['contributions']}: {section.title(language)}"
+        out.append(f"<h3>{escape(heading)}</h3><ul>")
+        for change in changes:
             out.append(f"<li>{escape(_contribution_line(change, language))}")
             if change.diff:
                 out.append(f"<pre>{escape(chr(10).join(change.diff))}</pre>")
