@@ -30,6 +30,9 @@ async def _authenticate(request: web.Request) -> TokenCheck:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorised("Authorization: send 'Authorization: Bearer <token>'")
+    if not token.isascii():
+        # issued tokens are ASCII; undecodable header bytes arrive as surrogates
+        raise _unauthorised("Authorization: unknown token")
     async with request.app[appkeys.SESSION_MAKER]() as session:
         check = await check_token(session, token.strip())
     if check.status is TokenStatus.REVOKED:
