@@ -351,6 +351,23 @@ class AttackBed:
         headers = self.signed_headers(body, key, path=path, now=now, scheme=scheme)
         return await self.post_raw(body, headers, path)
 
+    async def post_bytes(self, path: str, headers: Mapping[str, bytes | str], body: bytes,
+                         method: str = "POST") -> int:
+        """Send a request exactly as given (header bytes need not be UTF-8); its status."""
+        lines = b"".join(name.encode() + b": " + (value if isinstance(value, bytes)
+                                                  else value.encode()) + b"\r\n"
+                         for name, value in headers.items())
+        head = (f"{method} {path} HTTP/1.1\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n").encode()
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.client.port)
+        try:
+            writer.write(head + lines + b"\r\n" + body)
+            await writer.drain()
+            status_line = await reader.readline()
+        finally:
+            writer.close()
+        return int(status_line.split()[1])
+
     async def deliver(self, document: Mapping[str, Any], sender: RemoteActorSpec) -> str:
         """Post ``document`` signed by ``sender``, expect 202, wait for processing;
         returns the inbox item's final state."""

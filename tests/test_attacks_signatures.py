@@ -213,3 +213,19 @@ async def test_a_flood_naming_a_dead_key_costs_one_fetch(bed: AttackBed) -> None
         assert answer.status == 401
     assert bed.remote.paths().count("/users/ghost") == 1
     assert await bed.rows(InboxItem) == []
+
+
+@pytest.mark.parametrize(("scheme", "header"), [
+    (SignatureScheme.CAVAGE, "Signature"), (SignatureScheme.CAVAGE, "Digest"),
+    (SignatureScheme.CAVAGE, "Date"), (SignatureScheme.CAVAGE, "Host"),
+    (SignatureScheme.RFC9421, "Content-Digest"), (SignatureScheme.RFC9421, "Signature-Input"),
+])
+async def test_undecodable_bytes_in_a_signed_header(bed: AttackBed, scheme: SignatureScheme,
+                                                    header: str) -> None:
+    """Was a 500: bytes that are not UTF-8 reached the signature base (fixed)."""
+    body = json.dumps(bed.alice.activity("Follow", bed.config.actor_url)).encode()
+    headers: dict[str, bytes | str] = dict(bed.signed_headers(body, bed.alice.rsa, scheme=scheme))
+    value = headers[header].encode()
+    headers[header] = value[:12] + b"\xff\xfe" + value[12:]
+    assert await bed.post_bytes("/actor/inbox", headers, body) in (400, 401)
+    assert await bed.rows(InboxItem) == [] and await bed.rows(Follower) == []
