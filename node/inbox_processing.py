@@ -250,17 +250,21 @@ class InboxProcessor:
         return await self._undo_follow(activity, activity.object_id)
 
     async def _answer_to_our_follow(self, activity: Incoming) -> Following | None:
+        """Our follow of the answering actor, if the answer is about it.
+
+        Only the followed actor may answer (``target_uri``). An embedded Follow must be
+        ours; a bare id must be our Follow's id. (Some servers embed a copy of the
+        Follow under an id of their own; the actor check is what matters then.)
+        """
         async with self._sessions() as session:
             query = select(Following).where(Following.target_uri == activity.actor)
             row = (await session.execute(query)).scalar_one_or_none()
         if row is None:
             return None
-        inner_actor = reference(activity.object.get("actor")) if activity.object else None
-        if inner_actor is not None and inner_actor != self._config.actor_url:
-            return None
-        if activity.object_id not in (row.follow_activity_uri, None) and activity.object is None:
-            return None
-        return row
+        if activity.object is not None:
+            follower = reference(activity.object.get("actor"))
+            return row if follower in (None, self._config.actor_url) else None
+        return row if activity.object_id == row.follow_activity_uri else None
 
     async def on_accept(self, activity: Incoming) -> Verdict:
         row = await self._answer_to_our_follow(activity)

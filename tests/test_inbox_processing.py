@@ -233,3 +233,23 @@ async def test_proofs_sign_what_relays_carry(pair) -> None:
     signed = sign_document(document, b.keys.ed25519, created=datetime.now(UTC) - timedelta(1))
     result = await processor.verify_proof(signed)
     assert result is not None and result.ok and result.owner == b.actor
+
+
+async def test_accept_must_come_from_the_followed_actor_about_our_follow(pair) -> None:
+    from node.storage.models import Following
+
+    a, b = pair
+    processor, _ = processor_for(a)
+    follow_id = f"{a.url}/activities/our-follow"
+    async with a.sessions()() as session, session.begin():
+        session.add(Following(target_uri=b.actor, state="requested", follow_activity_uri=follow_id,
+                              created_at=datetime.now(UTC)))
+    stranger = await processor.process(activity(f"{b.url}/users/x", "Accept", follow_id))
+    assert stranger.state is InboxState.REJECTED
+    wrong_follow = await processor.process(activity(b.actor, "Accept", f"{a.url}/activities/x"))
+    assert wrong_follow.state is InboxState.REJECTED
+    assert (await a.rows(Following))[0].state == "requested"
+    accepted = await processor.process(activity(b.actor, "Accept", follow_id))
+    assert accepted.state is InboxState.DONE
+    row = (await a.rows(Following))[0]
+    assert row.state == "accepted" and row.backfill_state == "pending"
