@@ -23,13 +23,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from node.config import write_config
-from node.outbox import record_local_activity
 from node.storage.db import create_engine, migrate, session_maker
-from node.storage.models import Delivery
+from node.storage.models import Activity, Delivery
 from tests.engine_support import eventually, free_port, node_config
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -72,28 +72,34 @@ class Receiver:
 
 
 async def fill_queue(database_url: str, actor: str, receiver_base: str) -> None:
+    """Migrate the scratch database and write the queue in two bulk statements."""
     engine = create_engine(database_url)
     await migrate(engine)
     now = datetime.now(UTC)
+    base = actor.rsplit("/", 1)[0]
+    activities = [
+        {"uri": f"{base}/activities/{n}", "type": "Create", "actor": actor,
+         "object_uri": f"{base}/notes/{n}", "is_local": True, "created_at": now,
+         "document": {"@context": "https://www.w3.org/ns/activitystreams",
+                      "id": f"{base}/activities/{n}", "type": "Create", "actor": actor,
+                      "object": {"id": f"{base}/notes/{n}", "type": "Note"}}}
+        for n in range(ACTIVITIES)
+    ]
     async with session_maker(engine)() as session, session.begin():
-        for number in range(ACTIVITIES):
-            document = {"@context": "https://www.w3.org/ns/activitystreams",
-                        "id": f"{actor.rsplit('/', 1)[0]}/activities/{number}",
-                        "type": "Create", "actor": actor,
-                        "object": {"id": f"{actor}/notes/{number}", "type": "Note"}}
-            inboxes = [f"{receiver_base}/inbox/{n}" for n in range(INBOXES_PER_ACTIVITY)]
-            await record_local_activity(session, document, inboxes, now=now)
+        ids = (await session.scalars(insert(Activity).returning(Activity.id), activities)).all()
+        host = receiver_base.split("//", 1)[1]
+        await session.execute(insert(Delivery), [
+            {"activity_id": activity_id, "inbox_url": f"{receiver_base}/inbox/{n}", "host": host,
+             "state": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+            for activity_id in ids for n in range(INBOXES_PER_ACTIVITY)
+        ])
     await engine.dispose()
 
 
-async def states(database_url: str) -> Counter[str]:
-    engine = create_engine(database_url)
-    try:
-        async with session_maker(engine)() as session:
-            rows = await session.execute(select(Delivery.state, func.count()).group_by(Delivery.state))
-            return Counter(dict(rows.all()))
-    finally:
-        await engine.dispose()
+async def states(engine: AsyncEngine) -> Counter[str]:
+    async with session_maker(engine)() as session:
+        rows = await session.execute(select(Delivery.state, func.count()).group_by(Delivery.state))
+        return Counter(dict(rows.all()))
 
 
 def start_worker(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -118,13 +124,14 @@ async def test_two_workers_drain_2000_deliveries_exactly_once(tmp_path, scratch_
     await web.TCPSite(runner, "127.0.0.1", port).start()
     await fill_queue(scratch_database, config.actor_url, f"http://127.0.0.1:{port}")
     total = ACTIVITIES * INBOXES_PER_ACTIVITY
-    assert (await states(scratch_database))["pending"] == total
+    engine = create_engine(scratch_database)
+    assert (await states(engine))["pending"] == total
 
     logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log"]
     started = time.monotonic()
     workers = [start_worker(config.data_dir, log) for log in logs]
     try:
-        await eventually(lambda: _drained(scratch_database, total), timeout=90, interval=0.2)
+        await eventually(lambda: _drained(engine, total), timeout=90, interval=0.2)
         elapsed = time.monotonic() - started
     finally:
         for process in workers:
@@ -135,6 +142,7 @@ async def test_two_workers_drain_2000_deliveries_exactly_once(tmp_path, scratch_
             except subprocess.TimeoutExpired:
                 process.kill()
         await runner.cleanup()
+        await engine.dispose()
 
     assert sum(receiver.received.values()) == total  # nothing sent twice …
     assert len(receiver.received) == total  # … and nothing lost
@@ -145,6 +153,6 @@ async def test_two_workers_drain_2000_deliveries_exactly_once(tmp_path, scratch_
           f"({total / elapsed:.0f}/s, including process start); split {per_worker}")
 
 
-async def _drained(database_url: str, total: int) -> bool:
-    return (await states(database_url))["delivered"] == total
+async def _drained(engine: AsyncEngine, total: int) -> bool:
+    return (await states(engine))["delivered"] == total
 
