@@ -68,6 +68,10 @@ class HostRateLimiter:
         self._monotonic = monotonic
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
+    def __len__(self) -> int:
+        """How many hosts the limiter currently remembers."""
+        return len(self._buckets)
+
     def take(self, host: str) -> RateDecision:
         now = self._monotonic()
         tokens, stamp = self._buckets.pop(host, (self._capacity, now))

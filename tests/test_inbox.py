@@ -187,7 +187,7 @@ def test_token_bucket_refills_and_bounds_hosts() -> None:
     now[0] += 1.0
     assert limiter.take("a").allowed  # one token per second came back
     limiter.take("c")
-    assert len(limiter._buckets) == 2  # the least recently seen host was forgotten
+    assert len(limiter) == 2  # the least recently seen host was forgotten
 
 
 def test_claimed_host_is_read_from_either_signature_scheme() -> None:
