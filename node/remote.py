@@ -21,7 +21,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from federation.fetch import FetchError
+from federation.fetch import FetchError, FetchFailure
 from federation.keycache import DocumentUnavailable, KeyCache
 from node import appkeys
 from node.storage.actors import upsert_remote_actor
@@ -31,6 +31,12 @@ log = logging.getLogger("praxisnetz.remote")
 
 ACTOR_TYPES = frozenset({"Person", "Organization", "Group", "Application", "Service"})
 DEFAULT_ACTOR_MAX_AGE = timedelta(hours=24)
+# Answers that asking again will not change: retrying them only lets a sender make us
+# fetch a third party's URL again and again, and keeps the item in the inbox queue.
+DEFINITIVE_FAILURES = frozenset({
+    FetchFailure.BAD_URL, FetchFailure.FORBIDDEN_ADDRESS, FetchFailure.WRONG_MEDIA_TYPE,
+    FetchFailure.NOT_JSON, FetchFailure.ID_MISMATCH, FetchFailure.TOO_LARGE,
+})
 
 
 class RemoteError(DocumentUnavailable):
@@ -149,7 +155,8 @@ class RemoteDirectory:
                 reason += f" (HTTP {exc.status})"
             if exc.detail:
                 reason += f": {exc.detail}"
-            raise RemoteError(url, reason, permanent=exc.status in (404, 410)) from exc
+            permanent = exc.status in (404, 410) or exc.failure in DEFINITIVE_FAILURES
+            raise RemoteError(url, reason, permanent=permanent) from exc
         return dict(fetched.document)
 
     async def cached_actor(self, uri: str) -> RemoteActorInfo | None:
