@@ -179,3 +179,32 @@ async def attack_support_token(bed: AttackBed) -> tuple[int, str]:
     from tests.node_support import issue_token
 
     return await issue_token(bed.app)
+
+
+async def test_an_older_update_sent_again_does_not_roll_back(bed: AttackBed) -> None:
+    note = bed.alice.note()
+    await bed.seed_object(note, bed.alice)
+    old = {**note, "content": "<p>Fassung 1</p>", "updated": "2026-11-10T10:00:00Z"}
+    new = {**note, "content": "<p>Fassung 2</p>", "updated": "2026-11-20T10:00:00Z"}
+    assert await bed.deliver(bed.alice.activity("Update", new), bed.alice) == "done"
+    assert await bed.deliver(bed.alice.activity("Update", old), bed.alice) == "done"
+    assert (await bed.remote_object(note["id"])).document["content"] == "<p>Fassung 2</p>"
+
+
+async def test_announced_reference_whose_origin_serves_another_id(bed: AttackBed) -> None:
+    """CVE-2024-23832 class: the document at the URL claims to be a different object."""
+    planted = bed.alice.note(content="<p>untergeschoben</p>")
+    bed.remote.serve("/uploads/a.json", planted)  # its id is /notes/…, not /uploads/a.json
+    url = bed.remote.url("/uploads/a.json")
+    await rejected_by_worker(bed, bed.relay.activity("Announce", url), bed.relay)
+    assert await bed.remote_object(planted["id"]) is None
+    assert await bed.remote_object(url) is None
+
+
+async def test_announced_reference_served_as_html(bed: AttackBed) -> None:
+    """CVE-2024-25623 class: a document that is not served as ActivityPub is not one."""
+    note = bed.alice.note()
+    path = note["id"].split(str(bed.remote.port), 1)[1]
+    bed.remote.serve(path, note, content_type="text/html")
+    await rejected_by_worker(bed, bed.relay.activity("Announce", note["id"]), bed.relay)
+    assert path in bed.remote.paths() and await bed.remote_object(note["id"]) is None

@@ -229,3 +229,14 @@ async def test_undecodable_bytes_in_a_signed_header(bed: AttackBed, scheme: Sign
     headers[header] = value[:12] + b"\xff\xfe" + value[12:]
     assert await bed.post_bytes("/actor/inbox", headers, body) in (400, 401)
     assert await bed.rows(InboxItem) == [] and await bed.rows(Follower) == []
+
+
+async def test_a_key_document_larger_than_the_limit_is_not_read(bed: AttackBed) -> None:
+    huge = bed.alice.document()
+    huge["padding"] = "x" * (2 * 1024 * 1024)
+    bed.remote.serve("/uploads/huge", {**huge, "id": bed.remote.url("/uploads/huge")})
+    activity = bed.alice.activity("Follow", bed.config.actor_url)
+    activity.update(actor=bed.remote.url("/uploads/huge"), id=bed.remote.url("/activities/h"))
+    answer = await bed.post(activity, SigningKey(bed.remote.url("/uploads/huge#main-key"),
+                                                 bed.alice.keys.rsa))
+    await assert_refused(bed, answer, "key_fetch_failed")
