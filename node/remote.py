@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urldefrag
 
 from aiohttp import web
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.fetch import FetchError, FetchFailure
@@ -199,11 +198,6 @@ class RemoteDirectory:
             except RemoteError as exc:
                 log.info("actor not stored url=%s reason=%s", uri, exc.reason)
         return document
-
-    async def known_actor_uris(self, uris: list[str]) -> set[str]:
-        async with self._sessions() as session:
-            rows = await session.execute(select(RemoteActor.uri).where(RemoteActor.uri.in_(uris)))
-            return {uri for (uri,) in rows}
 
 
 def make_key_cache(directory: RemoteDirectory, clock: Callable[[], datetime]) -> KeyCache:
