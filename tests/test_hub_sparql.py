@@ -94,6 +94,11 @@ def test_ask_and_result_formats(index):
     assert "<literal>Bürgerportal</literal>" in xml_body
 
 
+def test_common_prefixes_are_predeclared(index):
+    result = run(index, "SELECT ?s WHERE { ?s a pn:Stance ; pn:position pn:agree }")
+    assert values(result, "s") == ["https://cochem-zell.example/stances/s3"]
+
+
 def test_construct_gives_triples(index):
     query = "CONSTRUCT { ?s <urn:x:name> ?n } WHERE { ?s a <https://w3id.org/praxisnetz#Practice> ; <https://www.w3.org/ns/activitystreams#name> ?n }"
     response = run(index, query, ResultFormat.TURTLE)

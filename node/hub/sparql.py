@@ -10,6 +10,7 @@ solutions (or triples); past either it is stopped and answered with a
 ``QueryError`` of kind ``TIMEOUT`` or ``TOO_MANY_ROWS`` whose message tells the
 person what to change. The default graph is the union of all member graphs;
 ``GRAPH ?member { … }`` reaches each member's graph, named by its actor IRI.
+The prefixes in ``PREFIXES`` (pn, as, topics, schema, dcterms, xsd) are predeclared.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from node.hub.query_runner import (
     QueryError,
     QueryErrorKind,
     QueryLimits,
+    QueryOptions,
     QueryOutcome,
     SelectOutcome,
     TermJson,
@@ -79,7 +81,12 @@ def execute_sparql(
     """Run ``query`` on the index and serialise the result; raises ``QueryError``."""
     if not isinstance(query, str) or not query.strip():
         raise QueryError(QueryErrorKind.SYNTAX, "the query is empty")
-    outcome = index.query(query, timeout=limits.timeout_s, max_rows=limits.max_rows)
+    outcome = index.query(
+        query,
+        timeout=limits.timeout_s,
+        max_rows=limits.max_rows,
+        options=QueryOptions(prefixes=PREFIXES),
+    )
     return serialise(outcome, result_format)
 
 
