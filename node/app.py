@@ -104,6 +104,10 @@ def create_app(
     app[appkeys.CONFIG] = config
     app[appkeys.CLOCK] = clock or utc_now
     app.cleanup_ctx.extend([_identity, _database, _http_client])
+    if config.is_hub:  # before the workers: they use the hub's inbox hook and index
+        from node.hub.wiring import add_hub
+
+        add_hub(app)
     if start_workers:
         app.cleanup_ctx.append(_workers)
     routes.add_routes(app)

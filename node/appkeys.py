@@ -30,6 +30,16 @@ class NodeKeys:
     rsa: SigningKey
     ed25519: SigningKey
 
+    def rsa_for(self, actor_url: str) -> SigningKey:
+        """The RSA key under the key id of a local actor (``{actor}#main-key``).
+
+        Other local actors (the hub's topic groups) publish the node's RSA key under
+        their own key id, so that a receiver sees the key owned by the activity's actor.
+        """
+        if not actor_url or self.rsa.key_id.startswith(f"{actor_url}#"):
+            return self.rsa
+        return SigningKey(f"{actor_url}#main-key", self.rsa.private_key)
+
 
 CONFIG = web.AppKey("config", NodeConfig)
 CLOCK = web.AppKey("clock", Callable[[], datetime])  # type: ignore[arg-type]
@@ -41,3 +51,5 @@ FETCHER = web.AppKey("fetcher", SafeFetcher)
 KEY_CACHE = web.AppKey("key_cache", KeyCache)
 # node.workers.Workers (typed loosely: node.workers imports this module)
 WORKERS = web.AppKey("workers", Any)  # type: ignore[arg-type]
+# node.inbox_processing.InboxHook of a role (the hub) that sees every processed activity
+INBOX_HOOK = web.AppKey("inbox_hook", Any)  # type: ignore[arg-type]

@@ -297,7 +297,8 @@ class DeliveryWorker:
     async def _post(self, delivery: DueDelivery, scheme: SignatureScheme) -> PostOutcome:
         headers = {"Content-Type": ACTIVITY_CONTENT_TYPE, "Accept": "application/activity+json"}
         parts = RequestParts("POST", delivery.inbox_url, headers, delivery.body)
-        headers.update(sign_request(parts, self._keys.rsa, scheme, now=self._clock()))
+        key = self._keys.rsa_for(delivery.actor)
+        headers.update(sign_request(parts, key, scheme, now=self._clock()))
         return await self._fetcher.post(delivery.inbox_url, delivery.body, headers)
 
 

@@ -31,6 +31,7 @@ class DueDelivery:
     attempts: int
     first_attempt_at: datetime | None
     body: bytes
+    actor: str = ""  # the activity's actor: its key id signs the request
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ async def claim_due(
                 Delivery.id,
                 Activity.uri,
                 Activity.document,
+                Activity.actor,
                 Delivery.inbox_url,
                 Delivery.host,
                 Delivery.attempts,
@@ -118,8 +120,9 @@ async def claim_due(
                 attempts=attempts,
                 first_attempt_at=first,
                 body=serialise_activity(document),
+                actor=actor,
             )
-            for row_id, uri, document, inbox, host, attempts, first in rows
+            for row_id, uri, document, actor, inbox, host, attempts, first in rows
         ]
 
 

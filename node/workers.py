@@ -57,7 +57,7 @@ def build_workers(app: web.Application) -> Workers:
     processor = InboxProcessor(
         config=config, session_maker=sessions, clock=clock, keys=app[appkeys.NODE_KEYS],
         directory=directory, key_resolver=app[appkeys.KEY_CACHE],
-        on_follow_accepted=backfill_wake.set,
+        on_follow_accepted=backfill_wake.set, hook=app.get(appkeys.INBOX_HOOK),
     )
     delivery = DeliveryWorker(session_maker=sessions, fetcher=app[appkeys.FETCHER],
                               keys=app[appkeys.NODE_KEYS], clock=clock, tuning=config.delivery)

@@ -1,0 +1,192 @@
+"""Aggregation: approved members' contributions from SQL into the RDF index and search.
+
+SQL (``remote_objects``) is the source of truth; the inbox and backfill write there.
+The ``Aggregator`` catches the derived indexes up with it from a watermark kept in
+``hub_index_state``: the inbox hook wakes it after each processed activity, and it
+also polls, so objects that arrive by backfill (which has no hook) are indexed too.
+A member approved later gets its whole history indexed at once. ``rebuild`` starts
+both indexes afresh from SQL (``praxisnetz hub reindex``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from node.hub.contribution import ContributionFormatError, view_of
+from node.hub.index import HubIndex, IndexInputError, RebuildReport
+from node.hub.search import SearchIndex
+from node.hub.tables import HubIndexState, HubMember, MemberState
+from node.storage.models import RemoteObject
+
+log = logging.getLogger("praxisnetz.hub.aggregation")
+
+POLL_SECONDS = 2.0
+# Transactions that commit a little after the watermark was taken still get seen.
+OVERLAP = timedelta(seconds=5)
+STATE_ROW = 1
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    indexed: int
+    removed: int
+    skipped: int
+    new_members: int
+
+
+def _approved_objects() -> Any:
+    return (
+        select(RemoteObject)
+        .join(HubMember, HubMember.actor_uri == RemoteObject.attributed_to)
+        .where(HubMember.state == MemberState.APPROVED.value)
+    )
+
+
+async def member_documents(
+    session: AsyncSession, members: Iterable[str] | None = None
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """(member actor, signed document) of every live object of approved members."""
+    query = _approved_objects().where(RemoteObject.deleted.is_(False))
+    if members is not None:
+        query = query.where(RemoteObject.attributed_to.in_(list(members)))
+    rows = await session.scalars(query.order_by(RemoteObject.attributed_to, RemoteObject.id))
+    return [(row.attributed_to, row.document) for row in rows if row.document and row.attributed_to]
+
+
+class Aggregator:
+    """Keeps the RDF index (when this process holds it) and the search index current."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        index: HubIndex | None,
+        search: SearchIndex,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._sessions = sessions
+        self.index = index
+        self.search = search
+        self._clock = clock
+        self._members: set[str] = set()
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Fill the search index; rebuild the RDF index if it is empty, else catch up."""
+        async with self._sessions() as session:
+            documents = await member_documents(session)
+            self._members = set(await session.scalars(
+                select(HubMember.actor_uri).where(HubMember.state == MemberState.APPROVED.value)))
+        self._fill_search(documents)
+        if self.index is not None and self.index.count() == 0 and documents:
+            await self._rebuild_index(documents)
+        await self.sync()
+
+    async def rebuild(self) -> RebuildReport:
+        """Both indexes afresh from SQL; the watermark moves to now."""
+        started = self._clock()
+        async with self._sessions() as session:
+            documents = await member_documents(session)
+        self._fill_search(documents)
+        report = await self._rebuild_index(documents) if self.index is not None \
+            else RebuildReport(0, ())
+        await self._save_watermark(started - OVERLAP)
+        return report
+
+    async def _rebuild_index(self, documents: list[tuple[str, Mapping[str, Any]]]) -> RebuildReport:
+        assert self.index is not None
+        report = await asyncio.to_thread(self.index.rebuild, documents)
+        for skipped in report.skipped:
+            log.warning("not indexed uri=%s field=%s %s", skipped.uri, skipped.field, skipped.message)
+        return report
+
+    def _fill_search(self, documents: list[tuple[str, Mapping[str, Any]]]) -> None:
+        fresh = SearchIndex()
+        for _, document in documents:
+            try:
+                fresh.add(view_of(document))
+            except ContributionFormatError:
+                continue  # the RDF index reports it; search simply leaves it out
+        self.search = fresh
+
+    async def sync(self) -> SyncReport:
+        """Apply what changed in SQL since the watermark (one sync at a time)."""
+        async with self._lock:
+            started = self._clock()
+            async with self._sessions() as session:
+                state = await session.get(HubIndexState, STATE_ROW)
+                since = state.synced_until if state is not None else None
+                approved = set(await session.scalars(select(HubMember.actor_uri).where(
+                    HubMember.state == MemberState.APPROVED.value)))
+                new_members = approved - self._members
+                query = _approved_objects()
+                if since is not None:
+                    query = query.where(or_(RemoteObject.received_at > since,
+                                            and_(RemoteObject.deleted.is_(True),
+                                                 RemoteObject.updated > since)))
+                changed = list(await session.scalars(query))
+                history = await member_documents(session, new_members) if new_members else []
+            report = self._apply(changed, history, len(new_members))
+            self._members = approved
+            await self._save_watermark(started - OVERLAP)
+        if report.indexed or report.removed:
+            log.info("hub index synced indexed=%s removed=%s skipped=%s new_members=%s",
+                     report.indexed, report.removed, report.skipped, report.new_members)
+        return report
+
+    def _apply(self, changed: list[RemoteObject],
+               history: list[tuple[str, Mapping[str, Any]]], new_members: int) -> SyncReport:
+        indexed = removed = skipped = 0
+        live = [(row.attributed_to, row.document) for row in changed
+                if not row.deleted and row.document and row.attributed_to]
+        for row in changed:
+            if row.deleted or not row.document:
+                removed += int(self.search.remove(row.uri))
+                if self.index is not None:
+                    self.index.remove_contribution(row.uri)
+        for member, document in [*history, *live]:
+            try:
+                if self.index is not None:
+                    self.index.add_contribution(member, document)
+                self.search.add(view_of(document))
+                indexed += 1
+            except (IndexInputError, ContributionFormatError) as exc:
+                skipped += 1
+                log.warning("not indexed uri=%s %s", document.get("id"), exc)
+        return SyncReport(indexed, removed, skipped, new_members)
+
+    async def _save_watermark(self, until: datetime) -> None:
+        async with self._sessions() as session, session.begin():
+            state = await session.get(HubIndexState, STATE_ROW)
+            if state is None:
+                session.add(HubIndexState(id=STATE_ROW, synced_until=until))
+            else:
+                state.synced_until = until
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sync whenever woken, and every ``POLL_SECONDS`` (backfill has no hook)."""
+        while not stop.is_set():
+            try:
+                await self.sync()
+            except Exception:  # noqa: BLE001 - the index must outlive one failed round
+                log.exception("hub index sync failed")
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=POLL_SECONDS,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            self._wake.clear()

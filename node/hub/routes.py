@@ -1,0 +1,408 @@
+"""The hub's public endpoints: member directory, topic groups, handbook editions and
+draft, sections, SPARQL and search.
+
+HTML here is deliberately plain (``html_page``); the web interface adds the screens.
+Editions are permanent: ``/handbook/editions/{n}`` (JSON-LD manifest, or the HTML
+edition at ``…/{n}/``), ``…/{n}/manifest.json``, ``…/{n}/changelog``, ``…/{n}.pdf``,
+``…/{n}.ttl``; ``/editions/…`` redirects there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from node import appkeys
+from node.hub import edition_store, editorial, membership
+from node.hub.changelog import render_markdown
+from node.hub.contribution import ContributionKind
+from node.hub.editions import preview
+from node.hub.groups import follower_count
+from node.hub.query_runner import QueryError, QueryErrorKind, QueryLimits
+from node.hub.render import (
+    MemberInfo,
+    PdfUnavailable,
+    RenderContext,
+    StanceCounts,
+    find_unicode_font,
+    render_pdf,
+)
+from node.hub.runtime import HUB, HubRuntime
+from node.hub.search import SearchFilters
+from node.hub.sparql import error_json, example_queries, execute_sparql, negotiate
+from node.hub.tables import MemberState
+from node.inbox import receive
+from node.routes.negotiation import Representation
+from node.routes.negotiation import negotiate as negotiate_representation
+from node.routes.responses import html_page, json_document, not_acceptable
+from node.storage.models import Activity
+
+JSON = "application/json"
+LD_JSON = "application/ld+json"
+PAGE_OR_DATA = (Representation.HTML, Representation.ACTIVITY_JSON, Representation.JSONLD)
+MAX_QUERY_BYTES = 64 * 1024
+QUERY_STATUS = {
+    QueryErrorKind.SYNTAX: 400, QueryErrorKind.UPDATE_REFUSED: 400,
+    QueryErrorKind.SERVICE_REFUSED: 400, QueryErrorKind.TIMEOUT: 503,
+    QueryErrorKind.TOO_MANY_ROWS: 413, QueryErrorKind.BUSY: 503, QueryErrorKind.FAILED: 500,
+}  # fmt: skip
+
+
+def _runtime(request: web.Request) -> HubRuntime:
+    return request.app[HUB]
+
+
+def _wants_html(request: web.Request) -> bool | None:
+    chosen = negotiate_representation(request.headers.get("Accept"), PAGE_OR_DATA)
+    return None if chosen is None else chosen is Representation.HTML
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value if value is not None else ""))
+
+
+# --- members ---------------------------------------------------------------------------
+
+
+async def members(request: web.Request) -> web.Response:
+    async with request.app[appkeys.SESSION_MAKER]() as session:
+        rows = await membership.list_members(session)
+    visible = [m for m in rows if m.state != MemberState.REJECTED.value]
+    wants_html = _wants_html(request)
+    if wants_html is None:
+        return not_acceptable(PAGE_OR_DATA)
+    if not wants_html:
+        return json_document({"members": [m.to_json() for m in visible]}, JSON)
+    lines = "".join(
+        f"<tr><td><a href=\"{_esc(m.actor)}\">{_esc(m.name)}</a></td><td>{_esc(m.kind)}</td>"
+        f"<td>{_esc(m.state)}</td><td>{_esc(m.ags or '–')}</td></tr>" for m in visible)
+    table = ("<table><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Art</th>"
+             "<th scope=\"col\">Status</th><th scope=\"col\">AGS</th></tr></thead>"
+             f"<tbody>{lines}</tbody></table>")
+    return html_page("Mitglieder", table)
+
+
+# --- topic groups ----------------------------------------------------------------------
+
+
+def _topic(request: web.Request) -> str:
+    slug = request.match_info["slug"]
+    if _runtime(request).groups.get(slug) is None:
+        raise web.HTTPNotFound(text=f"slug: no topic {slug!r}\n")
+    return slug
+
+
+async def topics(request: web.Request) -> web.Response:
+    groups = _runtime(request).groups
+    items = [{"slug": t.slug, "name": t.label_de, "nameEn": t.label_en, "actor": groups.url(t.slug),
+              "handle": f"@{groups.handle(t.slug)}"} for t in groups.topics]
+    wants_html = _wants_html(request)
+    if wants_html is None:
+        return not_acceptable(PAGE_OR_DATA)
+    if not wants_html:
+        return json_document({"topics": items}, JSON)
+    lines = "".join(f"<li><a href=\"{_esc(i['actor'])}\">{_esc(i['name'])}</a> – folgen: "
+                    f"<code>{_esc(i['handle'])}</code></li>" for i in items)
+    return html_page("Themen", f"<p>Jedem Thema kann man folgen, auch ohne Mitglied zu sein.</p>"
+                               f"<ul>{lines}</ul>")
+
+
+async def topic_actor(request: web.Request) -> web.Response:
+    slug = _topic(request)
+    runtime = _runtime(request)
+    document = runtime.groups.actor_document(slug, request.app[appkeys.NODE_KEYS])
+    if _wants_html(request):
+        topic = runtime.groups.get(slug)
+        assert topic is not None
+        return html_page(topic.label_de, f"<p>Folgen: <code>@{_esc(runtime.groups.handle(slug))}"
+                                         f"</code></p><p>{_esc(document['summary'])}</p>")
+    return json_document(document)
+
+
+async def topic_inbox(request: web.Request) -> web.Response:
+    _topic(request)
+    return await receive(request, "shared")
+
+
+async def topic_outbox(request: web.Request) -> web.Response:
+    slug = _topic(request)
+    group = _runtime(request).groups.url(slug)
+    async with request.app[appkeys.SESSION_MAKER]() as session:
+        rows = await session.scalars(
+            select(Activity.document).where(Activity.actor == group, Activity.type == "Announce",
+                                            Activity.is_local.is_(True))
+            .order_by(Activity.id.desc()).limit(50))
+        items = list(rows)
+    return json_document({"@context": "https://www.w3.org/ns/activitystreams",
+                          "id": f"{group}/outbox", "type": "OrderedCollection",
+                          "totalItems": len(items), "orderedItems": items})
+
+
+async def topic_followers(request: web.Request) -> web.Response:
+    slug = _topic(request)
+    group = _runtime(request).groups.url(slug)
+    async with request.app[appkeys.SESSION_MAKER]() as session:
+        count = await follower_count(session, slug)
+    return json_document({"@context": "https://www.w3.org/ns/activitystreams",
+                          "id": f"{group}/followers", "type": "OrderedCollection",
+                          "totalItems": count})
+
+
+# --- editions --------------------------------------------------------------------------
+
+
+def _number(request: web.Request) -> int:
+    text = request.match_info["number"]
+    if not text.isdigit() or int(text) < 1 or len(text) > 9:
+        raise web.HTTPNotFound(text="number: editions are numbered 1, 2, …\n")
+    return int(text)
+
+
+async def _edition(request: web.Request) -> edition_store.StoredEdition:
+    async with request.app[appkeys.SESSION_MAKER]() as session:
+        stored = await edition_store.get_edition(session, _number(request))
+    if stored is None:
+        raise web.HTTPNotFound(text="number: no such edition (yet)\n")
+    return stored
+
+
+async def render_context(request: web.Request, stored: edition_store.StoredEdition | None,
+                         uris: list[str]) -> RenderContext:
+    async with request.app[appkeys.SESSION_MAKER]() as session:
+        views = await membership.list_members(session)
+        feedback = await editorial.feedback_for(session, uris)
+        log = await edition_store.changelog_of(session, stored.number) if stored else None
+    return RenderContext(
+        members={m.actor: MemberInfo(m.actor, m.name, m.ags) for m in views},
+        stances={uri: StanceCounts(f.agree, f.disagree, f.partly) for uri, f in feedback.items()},
+        changelog=log, manifest_hash=stored.edition.manifest_hash if stored else None)
+
+
+PERMANENT = {"Cache-Control": "public, max-age=31536000, immutable"}
+
+
+async def edition(request: web.Request) -> web.StreamResponse:
+    stored = await _edition(request)
+    wants_html = _wants_html(request)
+    if wants_html is None:
+        return not_acceptable(PAGE_OR_DATA)
+    if wants_html:
+        raise web.HTTPSeeOther(f"{stored.edition.manifest.url}/")
+    response = json_document(stored.edition.document, LD_JSON)
+    response.headers.update(PERMANENT)
+    return response
+
+
+async def edition_page(request: web.Request) -> web.Response:
+    stored = await _edition(request)
+    manifest = stored.edition.manifest
+    page = request.match_info.get("page") or "index.html"
+    context = await render_context(request, stored, [c.uri for c in manifest.contributions()])
+    pages = _runtime(request).renderer.pages(manifest, context)
+    if page not in pages:
+        raise web.HTTPNotFound(text="page: not part of this edition\n")
+    return web.Response(text=pages[page], content_type="text/html", charset="utf-8")
+
+
+async def edition_manifest(request: web.Request) -> web.Response:
+    stored = await _edition(request)
+    response = json_document(stored.edition.document, LD_JSON, vary_accept=False)
+    response.headers.update(PERMANENT)
+    response.headers["Digest-SHA256-Manifest"] = stored.edition.manifest_hash
+    return response
+
+
+async def edition_changelog(request: web.Request) -> web.Response:
+    stored = await _edition(request)
+    async with request.app[appkeys.SESSION_MAKER]() as session:
+        log = await edition_store.changelog_of(session, stored.number)
+    assert log is not None
+    if "text/html" in request.headers.get("Accept", ""):
+        from node.hub.changelog import render_html
+
+        return html_page(f"Änderungen in Ausgabe {stored.number}", str(render_html(log)))
+    return web.Response(text=render_markdown(log), content_type="text/markdown", charset="utf-8")
+
+
+async def edition_pdf(request: web.Request) -> web.Response:
+    stored = await _edition(request)
+    path = request.app[appkeys.CONFIG].data_dir / "editions" / f"{stored.number}.pdf"
+    if not path.is_file():  # editions never change, so the first rendering is kept
+        manifest = stored.edition.manifest
+        context = await render_context(request, stored, [c.uri for c in manifest.contributions()])
+        try:
+            data = await asyncio.to_thread(render_pdf, manifest, context,
+                                           font_path=find_unicode_font())
+        except PdfUnavailable as exc:
+            raise web.HTTPServiceUnavailable(text=f"pdf: {exc}\n") from exc
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".pdf.part")
+        partial.write_bytes(data)
+        partial.replace(path)
+    return web.Response(body=path.read_bytes(), content_type="application/pdf", headers=PERMANENT)
+
+
+async def edition_rdf(request: web.Request) -> web.Response:
+    stored = await _edition(request)
+    nquads = request.match_info["format"] == "nq"
+    media_type = "application/n-quads" if nquads else "text/turtle"
+    body = await asyncio.to_thread(edition_store.rdf_dump, stored, _runtime(request).contexts,
+                                   media_type)
+    return web.Response(body=body, content_type=media_type, charset="utf-8", headers=PERMANENT)
+
+
+async def editions_index(request: web.Request) -> web.Response:
+    async with request.app[appkeys.SESSION_MAKER]() as session:
+        stored = await edition_store.list_editions(session)
+    items = [s.summary_json() for s in stored]
+    if _wants_html(request):
+        lines = "".join(f"<li><a href=\"{_esc(i['url'])}/\">Ausgabe {i['number']}</a> "
+                        f"({_esc(i['created'])}, {i['contributions']} Beiträge)</li>" for i in items)
+        return html_page("Ausgaben des Handbuchs", f"<ul>{lines}</ul>")
+    return json_document({"editions": items}, JSON)
+
+
+async def old_edition_path(request: web.Request) -> web.Response:
+    raise web.HTTPMovedPermanently(f"/handbook/editions/{request.match_info['tail']}")
+
+
+# --- draft and sections ----------------------------------------------------------------
+
+
+async def draft_manifest(request: web.Request) -> Any:
+    """The next edition as it would be frozen now (unsigned)."""
+    config = request.app[appkeys.CONFIG]
+    async with request.app[appkeys.SESSION_MAKER]() as session:
+        draft = await editorial.draft(session, hub_actor=config.actor_url, base_url=config.base_url)
+        previous = await edition_store.latest_edition(session)
+    return preview(draft, previous.edition if previous else None, clock=request.app[appkeys.CLOCK])
+
+
+async def draft_page(request: web.Request) -> web.Response:
+    manifest = await draft_manifest(request)
+    context = await render_context(request, None, [c.uri for c in manifest.contributions()])
+    return web.Response(text=_runtime(request).renderer.single_page(manifest, context),
+                        content_type="text/html", charset="utf-8")
+
+
+async def section(request: web.Request) -> web.Response:
+    config = request.app[appkeys.CONFIG]
+    slug = request.match_info["slug"]
+    async with request.app[appkeys.SESSION_MAKER]() as session:
+        found = (await editorial.load_structure(session)).get(slug)
+        url = editorial.section_url(config.base_url, slug)
+        feedback = (await editorial.feedback_for(session, [url]))[url]
+    if found is None:
+        raise web.HTTPNotFound(text="slug: no such section\n")
+    document = {"@context": "https://w3id.org/praxisnetz/context.jsonld", "id": url,
+                "type": "Section", "name": found.title_de, "attributedTo": config.actor_url,
+                "content": found.text, "feedback": feedback.to_json()}
+    if _wants_html(request):
+        return html_page(found.title_de, f"<p>{_esc(found.text)}</p>")
+    return json_document(document, LD_JSON)
+
+
+# --- SPARQL and search -----------------------------------------------------------------
+
+
+async def _query_text(request: web.Request) -> str:
+    if request.method == "GET":
+        return request.query.get("query", "")
+    if request.content_length is not None and request.content_length > MAX_QUERY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_QUERY_BYTES, request.content_length)
+    body = await request.read()
+    if len(body) > MAX_QUERY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_QUERY_BYTES, len(body))
+    if request.content_type == "application/sparql-query":
+        return body.decode("utf-8", errors="replace")
+    form = await request.post()
+    value = form.get("query", "")
+    return value if isinstance(value, str) else ""
+
+
+async def sparql(request: web.Request) -> web.Response:
+    runtime = _runtime(request)
+    query = await _query_text(request)
+    index = runtime.aggregator.index
+    if not query.strip():
+        if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
+            return _sparql_examples_page()
+        return json_document({"error": "syntax", "message": "query: give a SPARQL query"}, JSON,
+                             status=400)
+    if index is None:
+        return json_document({"error": "busy", "message": "this process does not hold the "
+                              "index; ask the hub's web process"}, JSON, status=503)
+    limits = QueryLimits(timeout_s=runtime.settings.sparql_timeout_seconds,
+                         max_rows=runtime.settings.sparql_max_rows)
+    result_format = negotiate(request.headers.get("Accept"))
+    try:
+        answer = await asyncio.to_thread(execute_sparql, index, query, limits=limits,
+                                         result_format=result_format)
+    except QueryError as exc:
+        return json_document(dict(error_json(exc)), JSON, status=QUERY_STATUS[exc.kind])
+    return web.Response(body=answer.body, headers={"Content-Type": answer.media_type,
+                                                   "Access-Control-Allow-Origin": "*"})
+
+
+def _sparql_examples_page() -> web.Response:
+    items = "".join(
+        f"<section><h2>{_esc(e.title_de)}</h2><p>{_esc(e.description_de)}</p>"
+        f"<pre>{_esc(e.sparql)}</pre><p><a href=\"/sparql?query={_esc(_quote(e.sparql))}\">"
+        "ausführen</a></p></section>" for e in example_queries())
+    return html_page("SPARQL-Beispiele", items)
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="")
+
+
+async def search(request: web.Request) -> web.Response:
+    runtime = _runtime(request)
+    kind_text = request.query.get("kind")
+    try:
+        kind = ContributionKind(kind_text) if kind_text else None
+    except ValueError:
+        return json_document({"field": "kind", "detail": "kind: practice, experience, stance, "
+                              "material or comment"}, JSON, status=400)
+    topic = request.query.get("topic") or None
+    if topic and not topic.startswith("http"):
+        topic = f"https://w3id.org/praxisnetz/topics#{topic}"
+    filters = SearchFilters(topic=topic, kind=kind,
+                            municipality=request.query.get("municipality") or None,
+                            status=request.query.get("status") or None)
+    hits = runtime.aggregator.search.search(request.query.get("q", ""), filters, limit=100)
+    return json_document({"query": request.query.get("q", ""), "total": len(hits), "items": [
+        {"uri": h.uri, "title": h.view.title, "kind": h.view.kind.value, "author": h.view.author,
+         "ags": h.view.ags, "topics": list(h.view.topics), "status": h.view.status,
+         "score": round(h.score, 3)} for h in hits]}, JSON)
+
+
+def add_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_get("/members", members)
+    router.add_get("/topics", topics)
+    router.add_get("/topics/{slug}", topic_actor)
+    router.add_post("/topics/{slug}/inbox", topic_inbox)
+    router.add_get("/topics/{slug}/outbox", topic_outbox)
+    router.add_get("/topics/{slug}/followers", topic_followers)
+    router.add_get("/handbook/editions", editions_index)
+    router.add_get("/handbook/editions/{number:[0-9]+}.pdf", edition_pdf)
+    router.add_get("/handbook/editions/{number:[0-9]+}.{format:ttl|nq}", edition_rdf)
+    router.add_get("/handbook/editions/{number:[0-9]+}", edition)
+    router.add_get("/handbook/editions/{number:[0-9]+}/", edition_page)
+    router.add_get("/handbook/editions/{number:[0-9]+}/manifest.json", edition_manifest)
+    router.add_get("/handbook/editions/{number:[0-9]+}/changelog", edition_changelog)
+    router.add_get("/handbook/editions/{number:[0-9]+}/{page:(all|kapitel/[a-z0-9-]+)\\.html}",
+                   edition_page)
+    router.add_get("/editions/{tail:.*}", old_edition_path)
+    router.add_get("/handbook/draft", draft_page)
+    router.add_get("/handbook/sections/{slug}", section)
+    router.add_get("/sparql", sparql)
+    router.add_post("/sparql", sparql)
+    router.add_get("/search", search)

@@ -1,0 +1,201 @@
+"""``add_hub(app)``: the hub role on a node application (``create_app`` calls it when
+``config.is_hub``).
+
+It adds the hub's resources (``HUB``: index, search, topic groups, renderer) in a
+``cleanup_ctx`` that runs before the workers, the inbox hook that lets the hub handle
+Follows of itself and of its topic groups and see every processed activity, a
+WebFinger answer for the topic groups, the public routes and the editorial API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+
+from aiohttp import web
+from sqlalchemy import select
+
+from federation.webfinger import JRD_MEDIA_TYPE, WEBFINGER_PATH, webfinger_document
+from node import appkeys
+from node.config import NodeConfig
+from node.hub import api, membership, routes
+from node.hub.aggregation import Aggregator
+from node.hub.editorial import ensure_structure
+from node.hub.groups import (
+    TopicGroups,
+    add_topic_follower,
+    announce_to_topics,
+    load_topics,
+    public_addressed,
+    remove_topic_follower,
+)
+from node.hub.index import HubIndex
+from node.hub.render import EditionRenderer
+from node.hub.runtime import HUB, HubRuntime, bundled_contexts
+from node.hub.search import SearchIndex
+from node.hub.settings import load_settings
+from node.hub.tables import HubMember, MemberState
+from node.inbox_processing import Incoming, Verdict, done, rejected
+from node.remote import RemoteDirectory
+from node.remote_objects import reference
+from node.routes.responses import json_document
+from node.storage.models import InboxState, RemoteActor
+
+log = logging.getLogger("praxisnetz.hub")
+
+INDEX_DIR = "index"
+
+
+def open_index(config: NodeConfig, contexts: dict[str, object]) -> HubIndex | None:
+    """The on-disk index; None when another process of this hub holds it (a worker)."""
+    path = config.data_dir / INDEX_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        return HubIndex(path, contexts=contexts)
+    except OSError as exc:
+        log.warning("hub index at %s is in use by another process; not indexing here (%s)",
+                    path, exc)
+        return None
+
+
+async def _hub_resources(app: web.Application) -> AsyncIterator[None]:
+    config = app[appkeys.CONFIG]
+    settings = load_settings(config.data_dir)
+    contexts = bundled_contexts()
+    index = await asyncio.to_thread(open_index, config, contexts)
+    sessions, clock = app[appkeys.SESSION_MAKER], app[appkeys.CLOCK]
+    async with sessions() as session, session.begin():
+        if await ensure_structure(session, now=clock()):
+            log.info("hub: default handbook structure written")
+    aggregator = Aggregator(sessions=sessions, index=index, search=SearchIndex(), clock=clock)
+    runtime = HubRuntime(
+        config=config, settings=settings, groups=TopicGroups(config, load_topics()),
+        policy=membership.AutoAcceptPolicy.for_hub(config, settings.auto_accept_hosts,
+                                                   loopback=settings.auto_accept_loopback),
+        aggregator=aggregator, renderer=EditionRenderer(), contexts=contexts,
+    )
+    app[HUB] = runtime
+    await aggregator.start()
+    task = asyncio.create_task(aggregator.run(runtime.stop), name="hub-aggregator")
+    try:
+        yield
+    finally:
+        runtime.stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if index is not None:
+            await asyncio.to_thread(index.flush)
+
+
+def _wake_delivery(app: web.Application) -> None:
+    from node import workers  # node.workers imports the inbox, which imports nothing of ours
+
+    workers.wake_delivery(app)
+
+
+Handler = Callable[[Incoming], Awaitable[Verdict]]
+
+
+class HubInboxHook:
+    """The hub's part in inbox processing (``node.inbox_processing.InboxHook``)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def handler_for(self, activity: Incoming, directory: RemoteDirectory) -> Handler | None:
+        runtime = self._app[HUB]
+        if activity.type == "Follow":
+            if activity.object_id == runtime.config.actor_url:
+                return partial(self._member_follow, directory)
+            slug = runtime.groups.slug_of(activity.object_id)
+            return partial(self._topic_follow, slug, directory) if slug else None
+        if activity.type == "Undo" and activity.object is not None \
+                and activity.object.get("type") == "Follow":
+            slug = runtime.groups.slug_of(reference(activity.object.get("object")))
+            return partial(self._topic_unfollow, slug) if slug else None
+        return None
+
+    async def _member_follow(self, directory: RemoteDirectory, activity: Incoming) -> Verdict:
+        app, runtime = self._app, self._app[HUB]
+        await directory.actor(activity.actor)  # stored in remote_actors
+        now = app[appkeys.CLOCK]()
+        async with app[appkeys.SESSION_MAKER]() as session, session.begin():
+            actor = await session.get(RemoteActor, activity.actor)
+            if actor is None:
+                return rejected(f"{activity.actor}: actor document unavailable")
+            member = await membership.record_application(session, actor, activity.id, now=now)
+            approved = member.state == MemberState.APPROVED.value
+            if approved or runtime.policy.accepts(activity.actor):
+                await membership.approve(session, member, runtime.config,
+                                         app[appkeys.NODE_KEYS], now=now)
+                state = "approved"
+            else:
+                state = member.state
+        _wake_delivery(app)
+        return done(f"member {activity.actor} {state}")
+
+    async def _topic_follow(self, slug: str, directory: RemoteDirectory,
+                            activity: Incoming) -> Verdict:
+        app = self._app
+        remote = await directory.actor(activity.actor)
+        async with app[appkeys.SESSION_MAKER]() as session, session.begin():
+            await add_topic_follower(session, app[HUB].groups, app[appkeys.NODE_KEYS], slug,
+                                     follow=activity.raw, inbox=remote.inbox,
+                                     shared_inbox=remote.shared_inbox, now=app[appkeys.CLOCK]())
+        _wake_delivery(app)
+        return done(f"{activity.actor} follows topic {slug}")
+
+    async def _topic_unfollow(self, slug: str, activity: Incoming) -> Verdict:
+        async with self._app[appkeys.SESSION_MAKER]() as session, session.begin():
+            removed = await remove_topic_follower(session, slug, activity.actor)
+        return done(f"{activity.actor} left topic {slug} ({removed} removed)")
+
+    async def processed(self, activity: Incoming, verdict: Verdict) -> None:
+        """After a member's object changed: wake the indexer, relay to the topic groups."""
+        if verdict.state is not InboxState.DONE or activity.type not in (
+                "Create", "Update", "Delete", "Announce"):
+            return
+        runtime = self._app[HUB]
+        runtime.aggregator.wake()
+        changed = verdict.reason.split(" ", 1)[0] in ("stored", "updated")
+        if activity.type not in ("Create", "Update") or not changed \
+                or activity.raw_object is None or not public_addressed(activity.raw):
+            return
+        app = self._app
+        async with app[appkeys.SESSION_MAKER]() as session, session.begin():
+            member = await session.scalar(select(HubMember.id).where(
+                HubMember.actor_uri == activity.actor,
+                HubMember.state == MemberState.APPROVED.value))
+            if member is None:
+                return
+            announced = await announce_to_topics(session, runtime.groups, app[appkeys.NODE_KEYS],
+                                                 activity.raw, now=app[appkeys.CLOCK]())
+        if announced:
+            _wake_delivery(app)
+
+
+@web.middleware
+async def topic_webfinger(request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                          ) -> web.StreamResponse:
+    """WebFinger for ``acct:{topic}@{hub host}``; everything else goes to the node's answer."""
+    if request.path == WEBFINGER_PATH and HUB in request.app:
+        runtime = request.app[HUB]
+        slug = runtime.groups.slug_for_resource(request.query.get("resource", ""))
+        if slug is not None:
+            document = webfinger_document(slug, runtime.config.domain, runtime.groups.url(slug),
+                                          profile_url=runtime.groups.url(slug))
+            return json_document(document, JRD_MEDIA_TYPE, vary_accept=False)
+    return await handler(request)
+
+
+def add_hub(app: web.Application) -> None:
+    """Give the node application the hub role (call before the workers' cleanup_ctx)."""
+    app.cleanup_ctx.append(_hub_resources)
+    app[appkeys.INBOX_HOOK] = HubInboxHook(app)
+    app.middlewares.append(topic_webfinger)
+    routes.add_routes(app)
+    api.add_routes(app)

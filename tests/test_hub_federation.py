@@ -1,0 +1,182 @@
+"""The hub role end to end on loopback: two members and a hub, plus a node that only
+follows a topic group.
+
+Membership (a member follows the hub, is approved, is followed back), aggregation
+(a contribution reaches the index: SPARQL over HTTP finds it), the editorial flow
+(placed and accepted, edition 1 frozen; manifest hash and every proof verify; PDF,
+changelog and RDF dump exist), a second edition with a changelog against the first,
+and a topic Group's Announce whose inner Create a non-member verifies by the
+member's own proof.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from federation.proofs import verify_document
+from node.hub.editions import verify_edition
+from node.hub.tables import HubMember, TopicFollower
+from node.storage.models import Following, InboxItem, RemoteObject
+from tests.engine_support import RunningNode, eventually, follow, node_config, publish, start_node
+from tests.hub_node_support import HubApi, issue_token, key_lookup_for, start_hub
+
+pytestmark = pytest.mark.slow
+
+SECTION = "e-akte-einfuehrung"
+
+
+async def _member_state(hub: RunningNode, actor: str) -> str | None:
+    rows = await hub.rows(HubMember, HubMember.actor_uri == actor)
+    return rows[0].state if rows else None
+
+
+async def _following_state(node: RunningNode, target: str) -> str | None:
+    rows = await node.rows(Following, Following.target_uri == target)
+    return rows[0].state if rows else None
+
+
+async def _stored(node: RunningNode, uri: str) -> RemoteObject | None:
+    rows = await node.rows(RemoteObject, RemoteObject.uri == uri)
+    return rows[0] if rows and not rows[0].deleted else None
+
+
+async def _sparql_finds(http: aiohttp.ClientSession, hub: RunningNode, uri: str) -> bool:
+    query = f"ASK {{ GRAPH ?member {{ <{uri}> ?p ?o }} }}"
+    async with http.get(f"{hub.url}/sparql", params={"query": query},
+                        headers={"Accept": "application/sparql-results+json"}) as response:
+        assert response.status == 200, await response.text()
+        return (await response.json(content_type=None))["boolean"]
+
+
+async def test_hub_membership_editions_and_topic_groups(tmp_path) -> None:
+    hub = await start_hub(tmp_path)
+    a = await start_node(node_config(tmp_path, "guetersloh"))
+    b = await start_node(node_config(tmp_path, "dueren"))
+    reader = await start_node(node_config(tmp_path, "leser"))
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = HubApi(http, hub, await issue_token(hub))
+            first = await _members_join_and_publish(http, hub, a, b)
+            announced = await _topic_group_relays(hub, a, reader)
+            await _edition_one(http, api, hub, a, [first, announced])
+            await _edition_two(http, api, hub, a, b, first)
+    finally:
+        for node in (reader, b, a, hub):
+            await node.stop()
+
+
+async def _members_join_and_publish(http: aiohttp.ClientSession, hub: RunningNode,
+                                    a: RunningNode, b: RunningNode) -> str:
+    # A publishes before joining: backfill brings it once the hub follows back.
+    first = await publish(a, "practice", "e-akte-bauamt", "E-Akte im Bauamt",
+                          body="Wir haben die Akten digitalisiert.", topics=("e-akte",),
+                          status="in-operation")
+    for member in (a, b):
+        await follow(member, hub.actor)
+        assert await eventually(lambda m=member: _is(_member_state(hub, m.actor), "approved"))
+        assert await eventually(lambda m=member: _is(_following_state(hub, m.actor), "accepted"))
+        assert await eventually(lambda m=member: _is(_following_state(m, hub.actor), "accepted"))
+    assert await eventually(lambda: _stored(hub, first), timeout=15)
+    assert await eventually(lambda: _sparql_finds(http, hub, first), timeout=15)
+    async with http.get(f"{hub.url}/members", headers={"Accept": "application/json"}) as response:
+        listed = {m["actor"]: m for m in (await response.json())["members"]}
+    assert listed[a.actor]["state"] == "approved" and listed[a.actor]["name"] == a.config.name
+    async with http.get(f"{hub.url}/search", params={"q": "Akten"}) as response:
+        assert first in {item["uri"] for item in (await response.json())["items"]}
+    return first
+
+
+async def _topic_group_relays(hub: RunningNode, a: RunningNode, reader: RunningNode) -> str:
+    group = f"{hub.url}/topics/e-akte"
+    await follow(reader, f"e-akte@{hub.config.domain}")  # found by WebFinger
+    assert await eventually(lambda: _is(_following_state(reader, group), "accepted"))
+    assert await hub.rows(TopicFollower, TopicFollower.actor_uri == reader.actor)
+    uri = await publish(a, "practice", "scan-posteingang", "Scannen im Posteingang",
+                        body="Ersetzendes Scannen.", topics=("e-akte",), status="piloting")
+    items = await eventually(lambda: _announces(reader, group))
+    announce = items[0].raw
+    assert announce["actor"] == group
+    inner = announce["object"]
+    assert inner["type"] == "Create" and inner["actor"] == a.actor and inner["object"]["id"] == uri
+    keys = {a.keys.ed25519.key_id: None}
+    result = verify_document(inner, _public(a, keys))
+    assert result.ok and result.owner == a.actor  # the member's own proof, not the hub's
+    stored = await eventually(lambda: _stored(reader, uri))
+    assert stored.attributed_to == a.actor  # the reader stored it without being a member
+    return uri
+
+
+async def _announces(node: RunningNode, group: str) -> list[InboxItem]:
+    rows = await node.rows(InboxItem, InboxItem.actor == group)
+    return [row for row in rows if row.raw.get("type") == "Announce"]
+
+
+def _public(node: RunningNode, _keys: dict) -> object:
+    from federation.keys import PublicKeyInfo
+
+    key = node.keys.ed25519
+    return PublicKeyInfo(key.key_id, node.actor, key.private_key.public_key())
+
+
+async def _edition_one(http: aiohttp.ClientSession, api: HubApi, hub: RunningNode,
+                       a: RunningNode, uris: list[str]) -> None:
+    await eventually(lambda: _triage_has(api, uris))
+    for order, uri in enumerate(uris):
+        status, body = await api.call("POST", "/api/hub/placements", {
+            "contribution": uri, "sections": [SECTION], "decision": "accept",
+            "note": "passt", "order": order})
+        assert status == 200, body
+    status, body = await api.call("POST", "/api/hub/editions", {"confirm": True, "publish": True})
+    assert status == 201, body
+    assert body["number"] == 1 and body["contributions"] == 2
+    async with http.get(f"{hub.url}/handbook/editions/1/manifest.json") as response:
+        manifest = await response.json(content_type=None)
+    keys = await key_lookup_for(http, [hub.actor, a.actor])
+    verification = verify_edition(manifest, keys.get, expected_hash=body["manifestHash"])
+    assert verification.ok, verification.problems
+    async with http.get(f"{hub.url}/handbook/editions/1.pdf") as response:
+        assert response.status == 200 and (await response.read()).startswith(b"%PDF")
+    async with http.get(f"{hub.url}/handbook/editions/1/changelog") as response:
+        assert response.status == 200 and "E-Akte im Bauamt" in await response.text()
+    async with http.get(f"{hub.url}/handbook/editions/1.ttl") as response:
+        assert response.status == 200
+        assert "https://w3id.org/praxisnetz#editionNumber" in await response.text()
+    async with http.get(f"{hub.url}/handbook/editions/1/all.html") as response:
+        assert response.status == 200 and a.config.name in await response.text()
+
+
+async def _edition_two(http: aiohttp.ClientSession, api: HubApi, hub: RunningNode,
+                       a: RunningNode, b: RunningNode, first: str) -> None:
+    await publish(a, "practice", "e-akte-bauamt", "E-Akte im Bauamt (2. Fassung)",
+                  body="Jetzt auch im Ordnungsamt.", topics=("e-akte",), status="in-operation")
+    added = await publish(b, "experience", "e-akte-erfahrung", "Unsere E-Akte",
+                          body="Es hat gedauert.", topics=("e-akte",))
+    await eventually(lambda: _named(hub, first, "E-Akte im Bauamt (2. Fassung)"))
+    await eventually(lambda: _triage_has(api, [added]))
+    status, body = await api.call("POST", "/api/hub/placements", {
+        "contribution": added, "sections": [SECTION, "e-akte"], "decision": "accept"})
+    assert status == 200, body
+    status, body = await api.call("POST", "/api/hub/editions", {"confirm": True})
+    assert status == 201 and body["number"] == 2, body
+    async with http.get(f"{hub.url}/handbook/editions/2/changelog") as response:
+        text = await response.text()
+    assert "Unsere E-Akte" in text and "2. Fassung" in text
+    async with http.get(f"{hub.url}/handbook/editions/1/manifest.json") as response:
+        old = await response.json(content_type=None)
+    assert old["editionNumber"] == 1  # edition 1 is unchanged by the second freeze
+
+
+async def _triage_has(api: HubApi, uris: list[str]) -> bool:
+    status, body = await api.call("GET", "/api/hub/triage")
+    assert status == 200, body
+    return set(uris) <= {item["uri"] for item in body["items"]}
+
+
+async def _named(node: RunningNode, uri: str, name: str) -> bool:
+    row = await _stored(node, uri)
+    return row is not None and row.document.get("name") == name
+
+
+async def _is(value_coroutine, expected: str) -> bool:
+    return (await value_coroutine) == expected
