@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import time
+from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
@@ -212,10 +213,31 @@ def test_thread_runner_answers_in_time_and_limits_concurrency():
         hub.query("SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f }", timeout=0.2, max_rows=10)
     assert caught.value.kind is QueryErrorKind.TIMEOUT
     assert time.monotonic() - started < 0.6
+    # the runaway goes on at the lowest priority, on idle CPU only
+    assert 19 in thread_niceness()
     # the stuck evaluation still holds the only slot: new queries are refused, not queued
     with pytest.raises(QueryError) as busy:
         hub.query("ASK { ?s ?p ?o }", timeout=1, max_rows=10)
     assert busy.value.kind is QueryErrorKind.BUSY
+
+
+def thread_niceness() -> list[int]:
+    values = []
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        values.append(int(fields[16]))  # field 19 of proc(5), counted after the command name
+    return values
+
+
+def test_a_query_that_eats_memory_dies_alone():
+    hub = crowded_index(ForkRunner(memory_budget=64 << 20))
+    started = time.monotonic()
+    with pytest.raises(QueryError) as caught:
+        hub.query("SELECT ?a ?d WHERE { ?a ?b ?c . ?d ?e ?f } ORDER BY ?c ?f", timeout=20, max_rows=10)
+    assert caught.value.kind is QueryErrorKind.FAILED
+    assert "memory" in caught.value.message
+    assert time.monotonic() - started < 15
+    assert hub.query("ASK { ?s ?p ?o }", timeout=5, max_rows=1).value is True
 
 
 def test_negotiate_result_format():
