@@ -56,7 +56,7 @@ from node.storage.models import (
     InboxState,
     RemoteObject,
 )
-from tests.engine_support import FAST_DELIVERY, FAST_INBOX
+from tests.engine_support import FAST_DELIVERY, FAST_INBOX, eventually  # noqa: F401
 from tests.fetch_support import FakeDNS, LoopbackOnlyConnector
 from tests.node_support import MovableClock
 
@@ -100,6 +100,8 @@ class RemoteActorSpec:
     id: str
     keys: ActorKeys
     outbox: str | None = None
+    name: str = "Testkommune"
+    inbox: str | None = None  # default: {id}/inbox
 
     @property
     def origin(self) -> str:
@@ -119,8 +121,8 @@ class RemoteActorSpec:
             "id": self.id,
             "type": "Organization",
             "preferredUsername": self.id.rsplit("/", 1)[-1],
-            "name": "Testkommune",
-            "inbox": f"{self.id}/inbox",
+            "name": self.name,
+            "inbox": self.inbox or f"{self.id}/inbox",
             "outbox": self.outbox or f"{self.id}/outbox",
             "followers": f"{self.id}/followers",
             **actor_key_properties(self.id, self.keys.rsa.public_key(),
@@ -178,9 +180,10 @@ class RemoteServer:
         self.hits.append(Hit(request.method, request.path_qs, request.host))
         return await handler(request)
 
-    def add_actor(self, name: str, keys: ActorKeys, *, host: str = ACTORS_HOST,
-                  outbox: str | None = None) -> RemoteActorSpec:
-        spec = RemoteActorSpec(f"http://{host}:{self.port}/users/{name}", keys, outbox)
+    def add_actor(self, username: str, keys: ActorKeys, *, host: str = ACTORS_HOST,
+                  **details: Any) -> RemoteActorSpec:
+        """An actor at ``/users/{username}``; ``details``: outbox, name or inbox overrides."""
+        spec = RemoteActorSpec(f"http://{host}:{self.port}/users/{username}", keys, **details)
         self.actors[spec.id] = spec
         return spec
 

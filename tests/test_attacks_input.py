@@ -168,6 +168,24 @@ async def test_script_in_the_node_name_is_escaped(make_bed: BedFactory) -> None:
     assert ET.fromstring(feed.encode()).find(f"{ATOM}title").text == f"Stadt {SCRIPT}"
 
 
+async def test_script_in_a_remote_reply_and_its_authors_name_is_inert(bed: AttackBed) -> None:
+    """Remote content is stored as received: the page that shows it must not run it."""
+    _, token = await issue_token(bed.app)
+    practice = {"kind": "practice", "slug": "ziel", "title": "E-Akte", "topics": ["e-akte"],
+                "status": "piloting", "body": "Text"}
+    created = await bed.client.post("/api/contributions", json=practice,
+                                    headers={"Authorization": f"Bearer {token}"})
+    target = (await created.json())["uri"]
+    evil = bed.remote.add_actor("evil", bed.alice.keys, name=f"Böse {SCRIPT}")
+    reply = evil.note(inReplyTo=target, name=f"Antwort {SCRIPT}",
+                      content=f"<p>Hallo</p>{SCRIPT}{IMG}", summary=IMG)
+    assert await bed.deliver(evil.activity("Create", reply), evil) == "done"
+    page = await bed.client.get("/practices/ziel", headers={"Accept": "text/html"})
+    text = await page.text()
+    assert page.status == 200 and "Hallo" in text  # the reply is shown ...
+    assert_no_live_markup(text)  # ... without its markup
+
+
 # --- SQL metacharacters in every text field of the authoring API -----------------------
 
 SQL = "Robert'); DROP TABLE contributions;-- \" OR 1=1 /* % _ \\ ` $1 ?"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from federation.keys import SigningKey
 from node.storage.models import Follower, Following, InboxItem
 from tests import attack_support
@@ -208,3 +210,28 @@ async def test_announced_reference_served_as_html(bed: AttackBed) -> None:
     bed.remote.serve(path, note, content_type="text/html")
     await rejected_by_worker(bed, bed.relay.activity("Announce", note["id"]), bed.relay)
     assert path in bed.remote.paths() and await bed.remote_object(note["id"]) is None
+
+
+@pytest.mark.parametrize("trick", [
+    "http://relay.test:{port}@actors.test:{port}/notes/x",  # userinfo
+    "http://actors.test:{port}\\@relay.test:{port}/notes/x",  # backslash
+    "http://relay.test:{port}\\actors.test:{port}/notes/x",
+    "http://actors.test:{port}.relay.test/notes/x",  # port that is no port
+    "http://actors.test%2Erelay.test:{port}/notes/x",
+    "https://actors.test:{port}/notes/x",  # another scheme is another origin
+])
+async def test_object_ids_that_parsers_read_differently(bed: AttackBed, trick: str) -> None:
+    forged = bed.alice.note(id=trick.format(port=bed.remote.port))
+    answer = await bed.post(bed.alice.activity("Create", forged), bed.alice.rsa)
+    assert answer.status in (400, 403), answer.text
+    assert await bed.rows(InboxItem) == []
+
+
+async def test_follow_target_whose_document_claims_another_id(bed: AttackBed) -> None:
+    """CVE-2024-23832 class on the way out: a file that claims to be Alice is not Alice."""
+    bed.remote.serve("/uploads/alice.json", bed.alice.document())
+    _, token = await attack_support_token(bed)
+    answer = await bed.client.post("/api/following",
+                                   json={"target": bed.remote.url("/uploads/alice.json")},
+                                   headers={"Authorization": f"Bearer {token}"})
+    assert answer.status == 502 and await bed.rows(Following) == []

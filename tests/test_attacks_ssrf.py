@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from node.storage.models import Following, InboxItem
+from node.storage.models import Delivery, Following, InboxItem
 from tests import attack_support
 from tests.attack_support import AttackBed
-from tests.node_support import issue_token
+from tests.node_support import issue_token, practice_input
 
 actor_key_pool = attack_support.actor_key_pool
 node_template = attack_support.node_template
@@ -166,3 +166,32 @@ async def test_stance_about_an_internal_url_fetches_nothing(bed: AttackBed) -> N
                                    headers=await api_token(bed))
     assert answer.status == 201, await answer.text()
     assert_nothing_internal_reached(bed)
+
+
+@pytest.mark.parametrize("member", ["inbox", "sharedInbox"])
+async def test_follower_whose_inbox_points_inside(bed: AttackBed, member: str) -> None:
+    """A follower's actor document names an internal inbox: the Accept and every later
+    delivery to it must be refused before connecting."""
+    inside = internal(bed, "loopback", "/admin/inbox")
+    if member == "inbox":
+        follower = bed.remote.add_actor("inboxer", bed.alice.keys, inbox=inside)
+    else:
+        follower = attack_support.RemoteActorSpec(bed.remote.url("/users/inboxer"),
+                                                  bed.alice.keys)
+        bed.remote.serve("/users/inboxer", {**follower.document(),
+                                            "endpoints": {"sharedInbox": inside}})
+    assert await bed.deliver(follower.activity("Follow", bed.config.actor_url),
+                             follower) == "done"
+    created = await bed.client.post("/api/contributions", json=practice_input(),
+                                    headers=await api_token(bed))
+    assert created.status == 201
+    inside_rows = await attack_support.eventually(lambda: refused_deliveries(bed, inside))
+    assert all("forbidden_address" in row.last_error for row in inside_rows)
+    assert_nothing_internal_reached(bed)
+
+
+async def refused_deliveries(bed: AttackBed, inbox: str) -> list[Delivery]:
+    """The deliveries to ``inbox`` once the worker has tried every one of them."""
+    rows = await bed.rows(Delivery, Delivery.inbox_url == inbox)
+    tried = [row for row in rows if row.attempts > 0]
+    return tried if rows and len(tried) == len(rows) else []
