@@ -16,6 +16,7 @@ from federation.keys import SigningKey
 from node.storage.models import Follower, Following, InboxItem
 from tests import attack_support
 from tests.attack_support import AttackBed
+from tests.node_support import practice_input
 
 actor_key_pool = attack_support.actor_key_pool
 node_template = attack_support.node_template
@@ -235,3 +236,37 @@ async def test_follow_target_whose_document_claims_another_id(bed: AttackBed) ->
                                    json={"target": bed.remote.url("/uploads/alice.json")},
                                    headers={"Authorization": f"Bearer {token}"})
     assert answer.status == 502 and await bed.rows(Following) == []
+
+
+async def test_remote_actors_cannot_speak_for_the_nodes_own_contributions(bed: AttackBed) -> None:
+    """Nobody can speak in the municipality's name: Create, Update and Delete of objects
+    on the node's own origin by a remote actor are refused, the contribution stays."""
+    _, token = await attack_support_token(bed)
+    created = await bed.client.post("/api/contributions", json=practice_input(),
+                                    headers={"Authorization": f"Bearer {token}"})
+    ours = (await created.json())["uri"]
+    planted = bed.alice.note(id=f"{bed.config.base_url}/practices/untergeschoben",
+                             attributedTo=bed.alice.id)
+    edited = {**bed.alice.note(), "id": ours, "name": "Gefälscht",
+              "updated": "2027-01-01T00:00:00Z"}
+    for activity in (bed.alice.activity("Create", planted), bed.alice.activity("Update", edited),
+                     bed.alice.activity("Delete", ours)):
+        await refused_at_door(bed, activity, bed.alice)
+    page = await bed.client.get("/practices/e-akte-bauamt",
+                                headers={"Accept": "application/activity+json"})
+    assert page.status == 200 and (await page.json())["name"] == practice_input()["title"]
+    missing = await bed.client.get("/practices/untergeschoben",
+                                   headers={"Accept": "application/activity+json"})
+    assert missing.status == 404
+
+
+async def test_announce_of_an_object_whose_author_lives_elsewhere(bed: AttackBed) -> None:
+    """The relay serves, from its own origin, an object "by Alice" with Alice's valid proof
+    of other content: the author's origin is not the object's, so it is not stored."""
+    forged = bed.alice.signed(bed.relay.note(attributedTo=bed.alice.id,
+                                             content="<p>Alice sagt das nie</p>"), bed.clock())
+    path = forged["id"].split(str(bed.remote.port), 1)[1]
+    bed.remote.serve(path, forged)
+    await rejected_by_worker(bed, bed.relay.activity("Announce", forged), bed.relay)
+    await rejected_by_worker(bed, bed.relay.activity("Announce", forged["id"]), bed.relay)
+    assert await bed.remote_object(forged["id"]) is None
