@@ -1,0 +1,229 @@
+"""The editorial API: refused without a token, input errors name the field, the
+structure can be edited, triage and placements, feedback counts, the draft, freezing
+only with confirmation, editions immutable; SPARQL and search limits and errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+
+from federation.keys import PublicKeyInfo, SigningKey, generate_ed25519_key
+from federation.proofs import sign_document
+from node.hub.editions import verify_edition
+from node.hub.runtime import HUB
+from node.hub.tables import HubMember
+from node.storage.models import RemoteObject
+from tests.engine_support import RunningNode
+from tests.hub_node_support import HubApi, issue_token, key_lookup_for, start_hub
+from tests.hub_support import practice, stance
+
+pytestmark = pytest.mark.slow
+
+MEMBER = "https://dueren.example/actor"
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+async def _seed(hub: RunningNode, key: SigningKey, documents: list[dict[str, Any]]) -> list[str]:
+    """An approved member and its signed documents, as the inbox would have stored them."""
+    async with hub.sessions()() as session, session.begin():
+        if not await hub.rows(HubMember, HubMember.actor_uri == MEMBER):
+            session.add(HubMember(actor_uri=MEMBER, name="Stadt Düren", kind="Organization",
+                                  ags="05358008", state="approved", applied_at=NOW))
+        for document in documents:
+            signed = sign_document(document, key, created=NOW)
+            kind = "Stance" if "Stance" in document["type"] else "Practice"
+            session.add(RemoteObject(uri=document["id"], kind=kind, attributed_to=MEMBER,
+                                     about=document.get("about"), document=signed,
+                                     deleted=False, received_at=NOW, updated=NOW))
+    return [document["id"] for document in documents]
+
+
+@pytest.fixture
+async def setup(tmp_path):
+    hub = await start_hub(tmp_path)
+    key = SigningKey(f"{MEMBER}#ed25519-key", generate_ed25519_key())
+    async with aiohttp.ClientSession() as http:
+        yield hub, HubApi(http, hub, await issue_token(hub)), key
+    await hub.stop()
+
+
+def _practice(slug: str, name: str, **fields: Any) -> dict[str, Any]:
+    return practice("dueren.example", slug, name=name, **fields)
+
+
+async def test_refused_without_a_valid_token(setup) -> None:
+    hub, api, _ = setup
+    for method, path in (("GET", "/api/hub/triage"), ("POST", "/api/hub/placements"),
+                         ("POST", "/api/hub/editions"), ("GET", "/api/hub/draft"),
+                         ("PUT", "/api/hub/structure"), ("POST", "/api/hub/members/1/approve")):
+        for token in ("", "not-a-token"):
+            status, body = await api.call(method, path, {"confirm": True}, token=token)
+            assert status == 401, (method, path, body)
+            assert body["type"].endswith("unauthorised")
+
+
+async def test_placement_input_errors_name_the_field(setup) -> None:
+    hub, api, key = setup
+    [uri] = await _seed(hub, key, [_practice("e-akte", "E-Akte")])
+    cases = [
+        ({"sections": ["e-akte"]}, "contribution", 422),
+        ({"contribution": "ftp://x", "sections": ["e-akte"]}, "contribution", 422),
+        ({"contribution": uri, "decision": "maybe", "sections": ["e-akte"]}, "decision", 422),
+        ({"contribution": uri, "decision": "accept"}, "sections", 422),
+        ({"contribution": uri, "sections": "e-akte", "order": "first"}, "order", 422),
+        ({"contribution": uri, "sections": [7]}, "sections", 422),
+        ({"contribution": uri, "sections": ["no-such-section"]}, "sections", 422),
+        ({"contribution": uri, "sections": ["e-akte"], "note": ["x"]}, "note", 422),
+        ({"contribution": "https://dueren.example/practices/none", "sections": ["e-akte"]},
+         "contribution", 404),
+    ]
+    for body, field, status in cases:
+        got, problem = await api.call("POST", "/api/hub/placements", body)
+        assert (got, problem.get("field")) == (status, field), (body, problem)
+    got, problem = await api.call("POST", "/api/hub/placements", None)
+    assert got == 400 and problem["field"] == "body"
+
+
+async def test_structure_is_editable_and_checked(setup) -> None:
+    _, api, _ = setup
+    status, body = await api.call("GET", "/api/hub/structure")
+    slugs = [s["slug"] for s in body["sections"]]
+    assert status == 200 and "e-akte" in slugs and "einleitung" in slugs  # the default
+    status, problem = await api.call("POST", "/api/hub/sections", {"slug": "neu"})
+    assert status == 422 and problem["field"] == "title_de"
+    status, problem = await api.call("POST", "/api/hub/sections",
+                                     {"slug": "neu", "title_de": "Neu", "parent": "fehlt"})
+    assert status == 422 and problem["field"] == "parent"
+    status, problem = await api.call("POST", "/api/hub/sections",
+                                     {"slug": "Neu Abschnitt", "title_de": "Neu"})
+    assert status == 422 and problem["field"] == "slug"
+    status, created = await api.call("POST", "/api/hub/sections", {
+        "slug": "e-akte-archiv", "title_de": "Archivierung", "parent": "e-akte", "order": 30})
+    assert status == 201 and created["parent"] == "e-akte"
+    status, _ = await api.call("POST", "/api/hub/sections",
+                               {"slug": "e-akte-archiv", "title_de": "Doppelt"})
+    assert status == 409
+    status, changed = await api.call("PATCH", "/api/hub/sections/e-akte-archiv",
+                                     {"text": "**Aufbewahrung** und Aussonderung."})
+    assert status == 200 and changed["title_de"] == "Archivierung" and "Aussonderung" in changed["text"]
+    status, problem = await api.call("DELETE", "/api/hub/sections/e-akte")
+    assert status == 409 and problem["field"] == "slug"  # still has sections
+    status, _ = await api.call("DELETE", "/api/hub/sections/e-akte-archiv")
+    assert status == 204
+    status, problem = await api.call("PUT", "/api/hub/structure", {"sections": [{"slug": "x"}]})
+    assert status == 422 and problem["field"].startswith("sections")
+
+
+async def test_triage_placement_feedback_draft_and_immutable_editions(setup) -> None:
+    hub, api, key = setup
+    first, second, disagreeing = await _seed(hub, key, [
+        _practice("e-akte", "E-Akte im Bauamt", content="<p>Akten digital.</p>"),
+        _practice("posteingang", "Digitaler Posteingang"),
+        stance("dueren.example", "nein", about="https://dueren.example/practices/e-akte",
+               position="disagree", reason="Zu teuer."),
+    ])
+    status, body = await api.call("GET", "/api/hub/triage")
+    assert status == 200 and [i["uri"] for i in body["items"]] == [first, second]
+    assert body["items"][0]["feedback"]["disagree"] == 1  # the stance, counted with it
+    assert body["items"][0]["topics"] == ["e-akte"]
+
+    status, problem = await api.call("POST", "/api/hub/editions", {"confirm": True})
+    assert status == 422 and problem["field"] == "placements"  # nothing accepted yet
+    await _place(api, first, "accept", ["e-akte-einfuehrung", "e-akte"], note="Vorbildlich")
+    await _place(api, second, "defer", [], note="Nächste Ausgabe")
+    status, body = await api.call("GET", "/api/hub/triage")
+    assert [(i["uri"], i["decision"]) for i in body["items"]] == [(second, "defer")]
+
+    status, draft = await api.call("GET", "/api/hub/draft")
+    assert status == 200 and "proof" not in draft
+    placed = {s["slug"]: [c["id"] for c in s["contributions"]] for s in draft["sections"]}
+    assert placed["e-akte-einfuehrung"] == [first] and placed["e-akte"] == [first]
+
+    for refused in ({}, {"confirm": "yes"}, {"confirm": False}):
+        status, problem = await api.call("POST", "/api/hub/editions", refused)
+        assert status == 422 and problem["field"] == "confirm"
+    status, problem = await api.call("POST", "/api/hub/editions", {"confirm": True, "publish": 1})
+    assert status == 422 and problem["field"] == "publish"
+    status, one = await api.call("POST", "/api/hub/editions", {"confirm": True})
+    assert status == 201 and one["number"] == 1 and one["contributions"] == 1
+
+    await _place(api, second, "accept", ["e-akte-scannen"])
+    status, two = await api.call("POST", "/api/hub/editions", {"confirm": True})
+    assert status == 201 and two["number"] == 2 and two["manifestHash"] != one["manifestHash"]
+
+    http = api.http
+    async with http.get(f"{hub.url}/handbook/editions/1/manifest.json") as response:
+        manifest_one = await response.json(content_type=None)
+    keys = await key_lookup_for(http, [hub.actor])
+    keys[key.key_id] = PublicKeyInfo(key.key_id, MEMBER, key.private_key.public_key())
+    assert verify_edition(manifest_one, keys.get, expected_hash=one["manifestHash"]).ok
+    async with http.get(f"{hub.url}/handbook/editions/2/manifest.json") as response:
+        manifest_two = await response.json(content_type=None)
+    assert manifest_two["previousManifestHash"] == one["manifestHash"]
+    async with http.get(f"{hub.url}/handbook/editions/2/changelog") as response:
+        log = await response.text()
+    assert "Digitaler Posteingang" in log and "E-Akte im Bauamt" not in log  # only what changed
+    async with http.get(f"{hub.url}/handbook/editions/1",
+                        headers={"Accept": "application/ld+json"}) as response:
+        assert (await response.json(content_type=None))["editionNumber"] == 1
+    async with http.get(f"{hub.url}/handbook/editions/3") as response:
+        assert response.status == 404
+    async with http.get(f"{hub.url}/editions/1/manifest.json", allow_redirects=False) as response:
+        assert response.status == 301
+        assert response.headers["Location"] == "/handbook/editions/1/manifest.json"
+    tampered = {**manifest_one, "editionNumber": 7}
+    assert not verify_edition(tampered, keys.get).ok
+
+
+async def _place(api: HubApi, uri: str, decision: str, sections: list[str], note: str = "") -> None:
+    status, body = await api.call("POST", "/api/hub/placements", {
+        "contribution": uri, "decision": decision, "sections": sections, "note": note})
+    assert status == 200, body
+
+
+async def _sparql(hub: RunningNode, http: aiohttp.ClientSession, query: str,
+                  method: str = "GET") -> tuple[int, Any]:
+    headers = {"Accept": "application/sparql-results+json"}
+    if method == "GET":
+        request = http.get(f"{hub.url}/sparql", params={"query": query}, headers=headers)
+    else:
+        request = http.post(f"{hub.url}/sparql", data=query.encode(),
+                            headers={**headers, "Content-Type": "application/sparql-query"})
+    async with request as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def test_sparql_answers_refuses_writes_and_cuts_off_runaway_queries(setup) -> None:
+    hub, api, key = setup
+    [uri] = await _seed(hub, key, [_practice("e-akte", "E-Akte im Bauamt")])
+    await hub.app[HUB].aggregator.sync()
+    query = ("PREFIX as: <https://www.w3.org/ns/activitystreams#> "
+             "SELECT ?name WHERE { GRAPH ?g { ?p as:name ?name } }")
+    for method in ("GET", "POST"):
+        status, body = await _sparql(hub, api.http, query, method)
+        assert status == 200 and body["results"]["bindings"][0]["name"]["value"] == "E-Akte im Bauamt"
+    status, body = await _sparql(hub, api.http, "SELEKT nothing")
+    assert status == 400 and body["error"] == "syntax"
+    status, body = await _sparql(hub, api.http, f"DELETE WHERE {{ <{uri}> ?p ?o }}", "POST")
+    assert status == 400 and body["error"] == "update-refused"
+    runaway = "SELECT * WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l }"
+    status, body = await _sparql(hub, api.http, runaway)
+    assert status in (413, 503) and body["error"] in ("too-many-rows", "timeout")
+    assert body["message"]
+
+
+async def test_search_finds_word_forms_and_checks_filters(setup) -> None:
+    hub, api, key = setup
+    await _seed(hub, key, [_practice("e-akte", "E-Akte im Bauamt"),
+                           _practice("portal", "Bürgerportal", topics=("buergerportal-online-dienste",))])
+    await hub.app[HUB].aggregator.sync()
+    async with api.http.get(f"{hub.url}/search", params={"q": "Akten"}) as response:
+        titles = [item["title"] for item in (await response.json())["items"]]
+    assert titles == ["E-Akte im Bauamt"]
+    async with api.http.get(f"{hub.url}/search", params={"q": "", "topic": "e-akte"}) as response:
+        assert [i["title"] for i in (await response.json())["items"]] == ["E-Akte im Bauamt"]
+    async with api.http.get(f"{hub.url}/search", params={"q": "x", "kind": "poem"}) as response:
+        assert response.status == 400 and (await response.json())["field"] == "kind"

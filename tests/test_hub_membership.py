@@ -1,0 +1,121 @@
+"""Membership: apply by following, approval by an editor (or the auto-accept policy),
+follow-back with backfill, refusal, and the member directory."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from node.config import ConfigError, NodeConfig
+from node.hub.membership import AutoAcceptPolicy, ags_of
+from node.hub.settings import HubSettings, settings_from_mapping
+from node.hub.tables import HubMember
+from node.storage.models import Follower, Following, RemoteObject
+from tests.engine_support import RunningNode, eventually, follow, node_config, publish, start_node
+from tests.hub_node_support import HubApi, issue_token, start_hub
+
+
+def _config(tmp_path, *, private: bool) -> NodeConfig:
+    return NodeConfig(data_dir=tmp_path, base_url="https://hub.example", name="Hub",
+                      slug="kochbuch", allow_private_network=private)
+
+
+def test_auto_accept_names_hosts_and_loopback_only_for_a_local_federation(tmp_path) -> None:
+    listed = AutoAcceptPolicy.for_hub(_config(tmp_path, private=False), ["Dueren.Example"])
+    assert listed.accepts("https://dueren.example/actor")
+    assert not listed.accepts("https://dueren.example.evil.test/actor")
+    assert not listed.accepts("http://127.0.0.1:8471/actor")  # public hub: no loopback
+    local = AutoAcceptPolicy.for_hub(_config(tmp_path, private=True), [])
+    assert local.accepts("http://127.0.0.1:8471/actor") and local.accepts("http://[::1]:1/actor")
+    assert local.accepts("http://localhost:8471/actor")
+    for trick in ("http://127.0.0.1.nip.io/actor", "http://localhost.evil.test/actor",
+                  "http://10.0.0.1/actor", "not a url"):
+        assert not local.accepts(trick), trick
+    strict = AutoAcceptPolicy.for_hub(_config(tmp_path, private=True), [], loopback=False)
+    assert not strict.accepts("http://127.0.0.1:8471/actor")
+
+
+def test_settings_name_the_bad_field() -> None:
+    assert settings_from_mapping({}) == HubSettings()
+    for raw, field in (({"auto_accept_hosts": "a.example"}, "hub.auto_accept_hosts"),
+                       ({"auto_accept_loopback": "yes"}, "hub.auto_accept_loopback"),
+                       ({"sparql_max_rows": 0}, "hub.sparql_max_rows"),
+                       ({"colour": "blue"}, "hub.colour")):
+        with pytest.raises(ConfigError) as caught:
+            settings_from_mapping(raw)
+        assert caught.value.field == field
+
+
+def test_ags_is_read_from_the_municipality_key() -> None:
+    key = "http://dcat-ap.de/def/politicalGeocoding/municipalityKey/05754008"
+    assert ags_of({"municipalityKey": key}) == "05754008"
+    assert ags_of({"municipalityKey": "https://evil.example/05754008"}) is None
+    assert ags_of({}) is None
+
+
+async def _state(node: RunningNode, model, column, value, attribute: str = "state"):
+    rows = await node.rows(model, column == value)
+    return getattr(rows[0], attribute) if rows else None
+
+
+@pytest.mark.slow
+async def test_editor_approves_then_the_hub_follows_back_and_backfills(tmp_path) -> None:
+    hub = await start_hub(tmp_path, auto_accept_loopback=False)
+    member = await start_node(node_config(tmp_path, "dueren", ags="05358008"))
+    stranger = await start_node(node_config(tmp_path, "fremd"))
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = HubApi(http, hub, await issue_token(hub))
+            early = await publish(member, "practice", "e-rechnung", "E-Rechnung",
+                                  body="Seit 2020.", topics=("e-payment",))
+            await follow(member, hub.actor)
+            await follow(stranger, hub.actor)
+            for node in (member, stranger):
+                assert await eventually(lambda n=node: _state(hub, HubMember,
+                                                              HubMember.actor_uri, n.actor))
+            # pending: nothing accepted, no follow-back, the follower row gets no deliveries
+            assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "pending"
+            assert await _state(hub, Follower, Follower.actor_uri, member.actor) == "pending"
+            assert await _state(member, Following, Following.target_uri, hub.actor) == "requested"
+            assert not await hub.rows(Following, Following.target_uri == member.actor)
+
+            status, listing = await api.call("GET", "/api/hub/members?state=pending")
+            assert status == 200 and {m["actor"] for m in listing["items"]} == {
+                member.actor, stranger.actor}
+            mine = next(m for m in listing["items"] if m["actor"] == member.actor)
+            assert mine["ags"] == "05358008" and mine["name"] == member.config.name
+
+            status, problem = await api.call("POST", f"/api/hub/members/{mine['id']}/approve",
+                                             token="wrong")
+            assert status == 401
+            status, problem = await api.call("POST", "/api/hub/members/99999/approve")
+            assert status == 404 and problem["field"] == "member"
+            status, body = await api.call("POST", f"/api/hub/members/{mine['id']}/approve")
+            assert status == 200 and body["state"] == "approved"
+            other = next(m for m in listing["items"] if m["actor"] == stranger.actor)
+            status, body = await api.call("POST", f"/api/hub/members/{other['id']}/reject")
+            assert status == 200 and body["state"] == "rejected"
+
+            assert await eventually(lambda: _is(_state(member, Following, Following.target_uri,
+                                                        hub.actor), "accepted"))
+            assert await eventually(lambda: _is(_state(hub, Following, Following.target_uri,
+                                                        member.actor), "accepted"))
+            assert await eventually(lambda: hub.rows(RemoteObject, RemoteObject.uri == early),
+                                    timeout=15)  # backfill after the follow-back
+            assert await _state(stranger, Following, Following.target_uri, hub.actor) == "requested"
+            assert await _state(hub, Follower, Follower.actor_uri, stranger.actor) == "rejected"
+
+            async with http.get(f"{hub.url}/members",
+                                headers={"Accept": "application/json"}) as response:
+                directory = (await response.json())["members"]
+            assert [m["actor"] for m in directory] == [member.actor]  # refused ones are not listed
+            async with http.get(f"{hub.url}/members", headers={"Accept": "text/html"}) as response:
+                page = await response.text()
+            assert member.config.name in page and "05358008" in page and "<table>" in page
+    finally:
+        for node in (stranger, member, hub):
+            await node.stop()
+
+
+async def _is(value_coroutine, expected: str) -> bool:
+    return (await value_coroutine) == expected
