@@ -158,6 +158,9 @@ def test_syntax_errors_are_typed(index):
     with pytest.raises(QueryError) as empty:
         run(index, "   ")
     assert empty.value.kind is QueryErrorKind.SYNTAX
+    with pytest.raises(QueryError) as huge:
+        run(index, "ASK { ?s ?p ?o }" + " " * 200_000)
+    assert huge.value.kind is QueryErrorKind.SYNTAX and "longer than" in huge.value.message
 
 
 def crowded_index(runner, triples=2000):

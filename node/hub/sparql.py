@@ -39,6 +39,7 @@ from node.hub.query_runner import (
 )
 
 DEFAULT_LIMITS = QueryLimits(timeout_s=10.0, max_rows=10_000)
+MAX_QUERY_CHARS = 100_000
 
 PREFIXES = {
     "pn": "https://w3id.org/praxisnetz#",
@@ -81,6 +82,10 @@ def execute_sparql(
     """Run ``query`` on the index and serialise the result; raises ``QueryError``."""
     if not isinstance(query, str) or not query.strip():
         raise QueryError(QueryErrorKind.SYNTAX, "the query is empty")
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(
+            QueryErrorKind.SYNTAX, f"the query is longer than {MAX_QUERY_CHARS} characters"
+        )
     outcome = index.query(
         query,
         timeout=limits.timeout_s,
