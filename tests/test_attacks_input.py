@@ -18,7 +18,7 @@ from node.backfill import BackfillLimits
 from node.storage.models import Contribution, Following, InboxItem, RemoteObject
 from tests import attack_support
 from tests.attack_support import AttackBed, BedFactory
-from tests.node_support import issue_token
+from tests.node_support import issue_token, practice_input
 
 actor_key_pool = attack_support.actor_key_pool
 node_template = attack_support.node_template
@@ -26,6 +26,7 @@ make_bed = attack_support.make_bed
 bed = attack_support.bed
 
 MIB = 1024 * 1024
+AS_NAME = "https://www.w3.org/ns/activitystreams#name"
 ATOM = "{http://www.w3.org/2005/Atom}"
 
 
@@ -92,6 +93,21 @@ async def test_remote_context_is_never_fetched(bed: AttackBed, where: str) -> No
     target["@context"] = ["https://www.w3.org/ns/activitystreams", remote_context]
     problem = await refused_before_any_fetch(bed, json.dumps(activity).encode(), "@context")
     assert "never fetched" in problem["detail"]
+    assert bed.canary.hits == []
+
+
+@pytest.mark.parametrize("inline", ["import", "scoped", "nested"])
+async def test_remote_context_hidden_in_an_inline_context(bed: AttackBed, inline: str) -> None:
+    """JSON-LD 1.1 lets an inline context pull in remote ones; none is ever fetched."""
+    remote = bed.canary_url(path="/context.jsonld")
+    contexts = {
+        "import": {"@import": remote},
+        "scoped": {"@version": 1.1, "x": {"@id": "https://example.org/x", "@context": remote}},
+        "nested": {"@context": remote},
+    }
+    activity = bed.alice.activity("Follow", bed.config.actor_url)
+    activity["@context"] = ["https://www.w3.org/ns/activitystreams", contexts[inline]]
+    await refused_before_any_fetch(bed, json.dumps(activity).encode(), "@context")
     assert bed.canary.hits == []
 
 
@@ -184,6 +200,22 @@ async def test_script_in_a_remote_reply_and_its_authors_name_is_inert(bed: Attac
     text = await page.text()
     assert page.status == 200 and "Hallo" in text  # the reply is shown ...
     assert_no_live_markup(text)  # ... without its markup
+
+
+async def test_a_title_cannot_inject_triples_into_the_turtle(bed: AttackBed) -> None:
+    import rdflib
+
+    title = 'Titel" . <http://evil.example/s> <http://evil.example/p> "x" .\n@prefix e: <x:> .'
+    _, token = await issue_token(bed.app)
+    created = await bed.client.post("/api/contributions", json=practice_input(title=title),
+                                    headers={"Authorization": f"Bearer {token}"})
+    assert created.status == 201
+    response = await bed.client.get("/practices/e-akte-bauamt", headers={"Accept": "text/turtle"})
+    graph = rdflib.Graph().parse(data=await response.text(), format="turtle")
+    names = list(graph.objects(None, rdflib.URIRef(AS_NAME)))
+    assert names == [rdflib.Literal(title)]
+    resources = {term for triple in graph for term in triple if isinstance(term, rdflib.URIRef)}
+    assert not any("evil.example" in resource for resource in resources)
 
 
 # --- SQL metacharacters in every text field of the authoring API -----------------------
