@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import threading
 import time
 from pathlib import Path
 
@@ -196,6 +197,27 @@ def test_fork_runner_sees_writes_made_before_the_query():
     hub.add_contribution(actor(GUETERSLOH), practice(GUETERSLOH, "neu", name="Neu"))
     outcome = hub.query("ASK { ?s <https://www.w3.org/ns/activitystreams#name> \"Neu\" }", timeout=5, max_rows=10)
     assert outcome.value is True
+
+
+def test_no_fork_while_the_index_is_being_rebuilt():
+    hub = make_index(ForkRunner())
+    release = threading.Event()
+
+    def slow_contributions():
+        yield actor(GUETERSLOH), practice(GUETERSLOH, "a", name="A")
+        release.wait(5)  # the rebuild holds the index's write lock meanwhile
+
+    rebuild = threading.Thread(target=hub.rebuild, args=(slow_contributions(),))
+    rebuild.start()
+    try:
+        time.sleep(0.1)
+        with pytest.raises(QueryError) as caught:
+            hub.query("ASK { ?s ?p ?o }", timeout=0.3, max_rows=1)
+        assert caught.value.kind is QueryErrorKind.BUSY
+    finally:
+        release.set()
+        rebuild.join()
+    assert hub.query("ASK { ?s ?p ?o }", timeout=5, max_rows=1).value is True
 
 
 def test_row_limit_stops_a_huge_result_with_a_clear_error():

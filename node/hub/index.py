@@ -240,7 +240,9 @@ class HubIndex:
         self._store = ox.Store(str(path)) if path is not None else ox.Store()
         self._converter = JsonLdToQuads(contexts, fallback)
         self._write_lock = threading.Lock()
-        self._runner = runner or ForkRunner(fork_lock=self._write_lock)
+        self._runner = runner or ForkRunner()
+        if isinstance(self._runner, ForkRunner):
+            self._runner.exclude_forks_during(self._write_lock)
 
     @property
     def store(self) -> ox.Store:

@@ -329,14 +329,17 @@ class ForkRunner:
         self,
         max_concurrent: int = 4,
         *,
-        fork_lock: threading.Lock | None = None,
         memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
     ) -> None:
         self._memory_budget = memory_budget
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self._context = multiprocessing.get_context("fork")
         # Held by the index while it writes: a fork never copies a half-done write.
-        self._fork_lock = fork_lock or threading.Lock()
+        self._fork_lock = threading.Lock()
+
+    def exclude_forks_during(self, write_lock: threading.Lock) -> None:
+        """Fork only while ``write_lock`` is free (the index passes its write lock)."""
+        self._fork_lock = write_lock
 
     def run(
         self, store: ox.Store, text: str, limits: QueryLimits, options: QueryOptions
