@@ -6,6 +6,8 @@ PostgreSQL in a fresh schema.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -15,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from node.outbox import OutboxError, merge_inboxes, recipients_for, record_local_activity
-from node.storage.db import downgrade, migrate, session_maker
+from node.storage.db import create_engine, downgrade, migrate, session_maker
 from node.storage.models import (
     Activity,
     ApiToken,
@@ -27,7 +29,7 @@ from node.storage.models import (
     RemoteActor,
 )
 from node.storage.tokens import TokenStatus, check_token, create_token, hash_token, revoke_token
-from tests.node_support import START, database_engine
+from tests.node_support import START, database_engine, fresh_postgres_database
 
 EXPECTED_TABLES = {
     "api_tokens", "contributions", "activities", "deliveries", "hosts", "inbox_items",
@@ -224,3 +226,40 @@ def test_merge_inboxes_drops_duplicates_non_http_and_excluded() -> None:
         exclude=OWN,
     )
     assert merged == ["https://b.example/inbox"]
+
+
+MIGRATE_SCRIPT = """
+import asyncio, sys
+from node.storage.db import create_engine, migrate
+
+async def main():
+    engine = create_engine(sys.argv[1])
+    await migrate(engine)
+    await engine.dispose()
+
+asyncio.run(main())
+"""
+
+
+async def test_concurrent_migrations_on_postgresql_do_not_collide() -> None:
+    """Several ``praxisnetz worker`` processes may start at once on a fresh database."""
+    async with fresh_postgres_database() as url:
+        processes = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, "-c", MIGRATE_SCRIPT, url, stderr=asyncio.subprocess.PIPE
+            )
+            for _ in range(3)
+        ]
+        results = await asyncio.wait_for(
+            asyncio.gather(*(process.communicate() for process in processes)), timeout=120
+        )
+        assert [process.returncode for process in processes] == [0, 0, 0], results
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as connection:
+                tables = await connection.run_sync(
+                    lambda sync: set(inspect(sync).get_table_names())
+                )
+        finally:
+            await engine.dispose()
+        assert EXPECTED_TABLES <= tables
