@@ -193,13 +193,22 @@ def parse_body(body: bytes) -> tuple[dict[str, object], Activity]:
     return document, activity
 
 
+def _signed_headers(request: web.Request, config: NodeConfig) -> dict[str, str]:
+    """The request's headers with ``Host`` set to this node's public host: a request
+    signed for another server (cavage covers the Host header) does not verify here."""
+    headers = {name: ", ".join(request.headers.getall(name))
+               for name in request.headers if name.lower() != "host"}
+    headers["Host"] = config.domain
+    return headers
+
+
 async def check_signature(request: web.Request, body: bytes, actor: str) -> None:
     config: NodeConfig = request.app[appkeys.CONFIG]
     parts = RequestParts(
         method=request.method,
         # The URL the sender addressed: our public base URL, not whatever a proxy says.
         url=config.base_url + request.path_qs,
-        headers={name: ", ".join(request.headers.getall(name)) for name in request.headers},
+        headers=_signed_headers(request, config),
         body=body,
     )
     window = TimeWindow(max_age=timedelta(seconds=config.inbox.clock_skew_seconds),
