@@ -94,6 +94,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     create_node_keys(config)
     token = asyncio.run(_init_database(config))
+    if config.is_hub:  # hub.toml and the default handbook structure
+        from node.hub.cli import init_hub
+
+        init_hub(config, auto_accept_hosts=args.auto_accept_host)
     write_config(config)  # last: a directory with a config file is a complete node
     print(f"Node {config.name!r} created in {config.data_dir}")
     print(f"Actor: {config.actor_url}  (acct:{config.slug}@{config.domain})")
@@ -317,6 +321,8 @@ def _add_init(commands: argparse._SubParsersAction) -> None:
         "--kind", default=NodeKind.MUNICIPALITY.value, help="|".join(k.value for k in NodeKind)
     )
     init.add_argument("--hub", action="store_true", help="run in the hub role")
+    init.add_argument("--auto-accept-host", action="append", default=[], metavar="HOST",
+                      help="hub: approve members from this host without an editor (repeatable)")
     init.add_argument(
         "--allow-private-network",
         action="store_true",
@@ -389,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_content_commands(commands)
     _add_admin_commands(commands)
     _add_user_commands(commands)
+    from node.hub.cli import add_hub_commands  # the hub role's commands live with the hub
+
+    add_hub_commands(commands, _data_dir)
     return parser
 
 

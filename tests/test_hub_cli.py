@@ -1,0 +1,62 @@
+"""``praxisnetz init --hub`` and ``praxisnetz hub …``: settings, default structure,
+sections, and refusals that name the field (exit status 2, nothing changed)."""
+
+from __future__ import annotations
+
+import json
+
+from node.cli import main
+from node.hub.settings import load_settings
+
+
+def _init(tmp_path, capsys) -> str:
+    data_dir = str(tmp_path / "hub")
+    assert main(["init", "--data-dir", data_dir, "--base-url", "https://hub.example",
+                 "--name", "Kochbuch", "--slug", "kochbuch", "--hub",
+                 "--auto-accept-host", "Dueren.Example", "--auto-accept-host", "cochem.example"]) == 0
+    capsys.readouterr()
+    return data_dir
+
+
+def test_init_hub_writes_settings_and_the_default_structure(tmp_path, capsys) -> None:
+    data_dir = _init(tmp_path, capsys)
+    settings = load_settings(tmp_path / "hub")
+    assert settings.auto_accept_hosts == ("dueren.example", "cochem.example")
+    assert main(["hub", "sections", "--json", "--data-dir", data_dir]) == 0
+    sections = json.loads(capsys.readouterr().out)
+    assert {"einleitung", "e-akte", "e-akte-einfuehrung"} <= {s["slug"] for s in sections}
+    text = tmp_path / "text.md"
+    text.write_text("**Archiv** ist Pflicht.", encoding="utf-8")
+    assert main(["hub", "section", "add", "e-akte-archiv", "Archivierung", "--parent", "e-akte",
+                 "--text-file", str(text), "--data-dir", data_dir]) == 0
+    assert "e-akte-archiv saved" in capsys.readouterr().out
+    assert main(["hub", "sections", "--json", "--data-dir", data_dir]) == 0
+    added = [s for s in json.loads(capsys.readouterr().out)
+             if s["slug"] == "e-akte-archiv"]
+    assert added and added[0]["parent"] == "e-akte" and "Archiv" in added[0]["text"]
+
+
+def test_refusals_name_the_field_and_exit_2(tmp_path, capsys) -> None:
+    data_dir = _init(tmp_path, capsys)
+    cases = [
+        (["hub", "freeze"], "placements:"),
+        (["hub", "section", "add", "neu", "Neu", "--parent", "fehlt"], "parent:"),
+        (["hub", "approve", "https://x.example/actor"], "member:"),
+        (["hub", "place", "ftp://x.example/p", "e-akte"], "contribution:"),
+        (["hub", "place", "https://x.example/p", "e-akte", "--defer"], "contribution:"),
+    ]
+    for argv, field in cases:
+        assert main([*argv, "--data-dir", data_dir]) == 2, argv
+        assert f"error: {field}" in capsys.readouterr().err, argv
+    assert main(["hub", "members", "--pending", "--data-dir", data_dir]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_hub_commands_refuse_a_node_that_is_not_a_hub(tmp_path, capsys) -> None:
+    data_dir = str(tmp_path / "node")
+    assert main(["init", "--data-dir", data_dir, "--base-url", "https://a.example",
+                 "--name", "A", "--slug", "a"]) == 0
+    capsys.readouterr()
+    assert main(["hub", "triage", "--data-dir", data_dir]) == 2
+    assert "is not a hub" in capsys.readouterr().err
+    assert not (tmp_path / "node" / "hub.toml").exists()
