@@ -27,10 +27,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.fetch import FetchError, FetchFailure, PostOutcome
 from federation.httpsig import RequestParts, SignatureScheme, sign_request
+from federation.knock import KnockAction, KnockMemory, KnockPolicy
 from federation.retry import BreakerState, CircuitBreaker, HostHealth, RetryOutcome, RetryPolicy
 from node.appkeys import NodeKeys
 from node.config import DeliveryTuning
-from node.delivery_queue import DeliveryOutcome, DueDelivery, claim_due, record_outcomes
+from node.delivery_queue import (
+    DeliveryOutcome,
+    DueDelivery,
+    claim_due,
+    record_outcomes,
+    release_claims,
+)
 from node.delivery_state import DeliveryEvent
 from node.storage.models import Host
 
@@ -39,8 +46,6 @@ log = logging.getLogger("praxisnetz.delivery")
 ACTIVITY_CONTENT_TYPE = (
     'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 )
-# Answers that may mean "I could not verify this signature scheme": try the other one.
-_SIGNATURE_REFUSALS = frozenset({400, 401, 403})
 # A failure of ours, not of the receiver: retrying cannot help.
 _FINAL_FETCH_FAILURES = frozenset({FetchFailure.BAD_URL, FetchFailure.FORBIDDEN_ADDRESS})
 # Outcomes that finish within this window are written in one transaction.
@@ -73,8 +78,8 @@ def new_worker_id(kind: str = "delivery") -> str:
 class HostRecord:
     """What the worker knows about one host while it delivers to it."""
 
+    knock: KnockMemory
     health: HostHealth = field(default_factory=HostHealth)
-    scheme: SignatureScheme | None = None  # the scheme that worked last time
     probing: bool = False  # a half-open probe is in flight
     saved: tuple[object, ...] | None = None  # what was last written to ``hosts``
     saved_at: datetime | None = None
@@ -82,21 +87,15 @@ class HostRecord:
     def snapshot(self, breaker: CircuitBreaker, now: datetime) -> tuple[object, ...]:
         """The parts worth writing down; successes in a row do not change it."""
         health = self.health
-        return (self.scheme, breaker.state(health, now), health.consecutive_failures,
+        return (self.knock, breaker.state(health, now), health.consecutive_failures,
                 health.opened_at, health.failure_days)
 
-    def schemes(self) -> list[SignatureScheme]:
-        first = self.scheme or SignatureScheme.RFC9421
-        other = (SignatureScheme.CAVAGE if first is SignatureScheme.RFC9421
-                 else SignatureScheme.RFC9421)
-        return [first, other]
 
-
-def _scheme_from(value: str | None) -> SignatureScheme | None:
+def _knock_from(row: Host) -> KnockMemory:
     try:
-        return SignatureScheme(value) if value else None
+        return KnockMemory.from_dict(row.knock) if row.knock else KnockMemory(row.host)
     except ValueError:
-        return None
+        return KnockMemory(row.host)  # unreadable memory: learn again
 
 
 def _health_from(row: Host) -> HostHealth:
@@ -110,17 +109,17 @@ async def load_hosts(session_maker: async_sessionmaker[AsyncSession],
                      hosts: set[str]) -> dict[str, HostRecord]:
     async with session_maker() as session:
         rows = (await session.execute(select(Host).where(Host.host.in_(hosts)))).scalars()
-        known = {row.host: HostRecord(_health_from(row), _scheme_from(row.signature_scheme),
-                                      saved_at=row.updated_at)
+        known = {row.host: HostRecord(_knock_from(row), _health_from(row), saved_at=row.updated_at)
                  for row in rows}
-    return {host: known.get(host, HostRecord()) for host in hosts}
+    return {host: known.get(host) or HostRecord(KnockMemory(host)) for host in hosts}
 
 
 async def save_host(session_maker: async_sessionmaker[AsyncSession], host: str,
                     record: HostRecord, breaker: CircuitBreaker, now: datetime) -> None:
     health = record.health
     values: dict[str, Any] = {
-        "signature_scheme": record.scheme.value if record.scheme else None,
+        "signature_scheme": record.knock.scheme.value if record.knock.scheme else None,
+        "knock": record.knock.to_dict(),
         "consecutive_failures": health.consecutive_failures,
         "failure_days": sorted(day.isoformat() for day in health.failure_days),
         "breaker_state": breaker.state(health, now).value,
@@ -164,6 +163,10 @@ class DeliveryWorker:
         self.worker_id = worker_id or new_worker_id()
         self._policy = policy or RetryPolicy()
         self._breaker = breaker or CircuitBreaker()
+        self._knock = KnockPolicy()
+        # Start an attempt only with time left for two knocks (capped at half the lease).
+        self._attempt_budget = timedelta(seconds=min(2 * tuning.request_timeout_seconds,
+                                                     tuning.claim_seconds / 2))
         self._random = random_fraction
         self._global = asyncio.Semaphore(tuning.global_concurrency)
         self._per_host: dict[str, asyncio.Semaphore] = {}
@@ -184,6 +187,11 @@ class DeliveryWorker:
         await asyncio.gather(*(self._deliver_bounded(delivery) for delivery in batch))
         await self._flush()
         return len(batch)
+
+    async def release(self) -> int:
+        """Hand unfinished claims back (on shutdown); returns how many."""
+        await self._flush()
+        return await release_claims(self._sessions, worker_id=self.worker_id, now=self._clock())
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
         """Deliver until ``stop`` is set; sleep between empty polls unless woken."""
@@ -229,8 +237,12 @@ class DeliveryWorker:
 
     async def attempt(self, delivery: DueDelivery) -> DeliveryOutcome:
         """One attempt: breaker check, signed POST (double-knock), retry decision."""
-        record = self._hosts.setdefault(delivery.host, HostRecord())
+        record = self._hosts.setdefault(delivery.host, HostRecord(KnockMemory(delivery.host)))
         now = self._clock()
+        if delivery.lease_until is not None and now + self._attempt_budget > delivery.lease_until:
+            # Too late in our lease to finish: another worker may take the row meanwhile.
+            return DeliveryOutcome(DeliveryEvent.DEFER, error="lease nearly over; not attempted",
+                                   next_attempt_at=now, counts_as_attempt=False)
         state = self._breaker.state(record.health, now)
         if state is BreakerState.OPEN or (state is BreakerState.HALF_OPEN and record.probing):
             until = (record.health.opened_at or now) + self._breaker.cool_down
@@ -277,9 +289,11 @@ class DeliveryWorker:
             log.warning("host health not saved host=%s error=%r", host, exc)
 
     async def _post_knocking(self, delivery: DueDelivery, record: HostRecord) -> AttemptResult:
-        """POST signed with the host's scheme; on a refusal, once more with the other."""
+        """POST signed as the host prefers; on a refusal, once more with the other scheme
+        (``federation.knock``). What was learned is kept in ``record.knock``."""
+        scheme = self._knock.first_scheme(record.knock, now=self._clock())
         result = AttemptResult(None)
-        for number, scheme in enumerate(record.schemes()):
+        for retried in (False, True):
             try:
                 outcome = await self._post(delivery, scheme)
             except FetchError as exc:
@@ -287,11 +301,13 @@ class DeliveryWorker:
                                      final=exc.failure in _FINAL_FETCH_FAILURES)
             result = AttemptResult(outcome.status, outcome.headers.get("Retry-After"),
                                    f"HTTP {outcome.status}: {outcome.body_excerpt[:200]}")
-            if 200 <= outcome.status < 300:
-                record.scheme = scheme
-                return result
-            if outcome.status not in _SIGNATURE_REFUSALS or number > 0:
-                return result
+            step = self._knock.after_response(
+                record.knock, scheme, outcome.status, now=self._clock(),
+                accept_signature=outcome.headers.get("Accept-Signature"), retried=retried)
+            record.knock = step.memory
+            if step.action is not KnockAction.RETRY_OTHER or step.scheme is None:
+                break
+            scheme = step.scheme
         return result
 
     async def _post(self, delivery: DueDelivery, scheme: SignatureScheme) -> PostOutcome:

@@ -32,6 +32,7 @@ class DueDelivery:
     first_attempt_at: datetime | None
     body: bytes
     actor: str = ""  # the activity's actor: its key id signs the request
+    lease_until: datetime | None = None  # the claim's end; later, another worker may take it
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,34 @@ def _claimable(now: datetime):  # noqa: ANN202 - a SQLAlchemy boolean clause
     )
 
 
+async def _claim_ids(session: AsyncSession, *, worker_id: str, now: datetime,
+                     until: datetime, limit: int) -> list[int]:
+    """Mark up to ``limit`` claimable rows as ours; the ids claimed."""
+    choose = (
+        select(Delivery.id)
+        .where(_claimable(now))
+        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .limit(limit)
+    )
+    if session.bind.dialect.name == "postgresql":
+        # Lock the chosen rows first: PostgreSQL may run a LIMIT subquery inside an
+        # UPDATE more than once, and with SKIP LOCKED each run picks other rows.
+        locked = await session.execute(choose.with_for_update(skip_locked=True))
+        chosen: object = [row_id for (row_id,) in locked]
+    else:
+        chosen = choose.scalar_subquery()
+    # Pending rows are claimed, expired in-flight rows reclaimed: both end in flight.
+    claimed = next_state(DeliveryState.PENDING, DeliveryEvent.CLAIM)
+    result = await session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(chosen), _claimable(now))
+        .values(state=claimed.value, claimed_by=worker_id, claimed_until=until)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return [row_id for (row_id,) in result]
+
+
 async def claim_due(
     session_maker: async_sessionmaker[AsyncSession],
     *,
@@ -65,65 +94,41 @@ async def claim_due(
     limit: int,
 ) -> list[DueDelivery]:
     """Claim up to ``limit`` due deliveries for ``worker_id`` until ``now + lease``."""
-    claimed_state = next_state(DeliveryState.PENDING, DeliveryEvent.CLAIM)
-    # A reclaimed row (expired lease) lands in the same state; both moves are declared.
-    assert claimed_state is next_state(DeliveryState.IN_FLIGHT, DeliveryEvent.RECLAIM)
+    until = now + lease
     async with session_maker() as session, session.begin():
-        choose = (
-            select(Delivery.id)
-            .where(_claimable(now))
-            .order_by(Delivery.next_attempt_at, Delivery.id)
-            .limit(limit)
-        )
-        if session.bind.dialect.name == "postgresql":
-            # Lock the chosen rows first: PostgreSQL may run a LIMIT subquery inside an
-            # UPDATE more than once, and with SKIP LOCKED each run picks other rows.
-            locked = await session.execute(choose.with_for_update(skip_locked=True))
-            chosen = [row_id for (row_id,) in locked]
-        else:
-            chosen = choose.scalar_subquery()
-        result = await session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(chosen), _claimable(now))
-            .values(
-                state=claimed_state.value,
-                claimed_by=worker_id,
-                claimed_until=now + lease,
-            )
-            .returning(Delivery.id)
-            .execution_options(synchronize_session=False)
-        )
-        ids = [row[0] for row in result]
+        ids = await _claim_ids(session, worker_id=worker_id, now=now, until=until, limit=limit)
         if not ids:
             return []
         rows = await session.execute(
-            select(
-                Delivery.id,
-                Activity.uri,
-                Activity.document,
-                Activity.actor,
-                Delivery.inbox_url,
-                Delivery.host,
-                Delivery.attempts,
-                Delivery.first_attempt_at,
-            )
+            select(Delivery.id, Activity.uri, Activity.document, Activity.actor,
+                   Delivery.inbox_url, Delivery.host, Delivery.attempts,
+                   Delivery.first_attempt_at)
             .join(Activity, Activity.id == Delivery.activity_id)
             .where(Delivery.id.in_(ids))
             .order_by(Delivery.next_attempt_at, Delivery.id)
         )
         return [
-            DueDelivery(
-                id=row_id,
-                activity_uri=uri,
-                inbox_url=inbox,
-                host=host,
-                attempts=attempts,
-                first_attempt_at=first,
-                body=serialise_activity(document),
-                actor=actor,
-            )
+            DueDelivery(id=row_id, activity_uri=uri, inbox_url=inbox, host=host,
+                        attempts=attempts, first_attempt_at=first,
+                        body=serialise_activity(document), actor=actor, lease_until=until)
             for row_id, uri, document, actor, inbox, host, attempts, first in rows
         ]
+
+
+async def release_claims(
+    session_maker: async_sessionmaker[AsyncSession], *, worker_id: str, now: datetime
+) -> int:
+    """Give back what a stopping worker still holds, so nothing waits for its lease."""
+    back = next_state(DeliveryState.IN_FLIGHT, DeliveryEvent.DEFER)
+    async with session_maker() as session, session.begin():
+        result = await session.execute(
+            update(Delivery)
+            .where(Delivery.state == DeliveryState.IN_FLIGHT.value,
+                   Delivery.claimed_by == worker_id)
+            .values(state=back.value, claimed_by=None, claimed_until=None, next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount
 
 
 def _transition_values(delivery: DueDelivery, outcome: DeliveryOutcome,

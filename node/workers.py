@@ -124,7 +124,8 @@ async def start_workers(app: web.Application) -> AsyncIterator[Workers]:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        log.info("workers stopped")
+        released = await workers.delivery.release()
+        log.info("workers stopped released_deliveries=%s", released)
 
 
 def wake_delivery(app: web.Application) -> None:

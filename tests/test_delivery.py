@@ -14,7 +14,7 @@ from aiohttp import web
 from node import appkeys
 from node.config import DeliveryTuning
 from node.delivery import DeliveryWorker
-from node.delivery_queue import DeliveryOutcome, claim_due, record_outcome
+from node.delivery_queue import DeliveryOutcome, claim_due, record_outcome, requeue
 from node.delivery_state import (
     TERMINAL_STATES,
     DeliveryEvent,
@@ -267,3 +267,52 @@ async def test_expired_lease_is_reclaimed_and_the_old_owner_cannot_write(sender)
                                       worker_id="dead", now=clock())
     assert late_write is False
     assert (await delivery(sender, row_id)).claimed_by == "other"
+
+
+async def test_knock_memory_is_kept_per_host(sender, receiver) -> None:
+    receiver.answer = lambda request: web.Response(
+        status=401 if "Signature-Input" in request.headers else 202)
+    clock = Clock()
+    await enqueue(sender, [receiver.url], clock())
+    await worker_for(sender, clock).run_once()
+    [host] = await sender.rows(Host)
+    assert host.knock["scheme"] == "draft-cavage-12" and host.knock["host"] == host.host
+
+
+async def test_no_attempt_late_in_the_lease(sender, receiver) -> None:
+    clock = Clock()
+    [row_id] = await enqueue(sender, [receiver.url], clock())
+    worker = worker_for(sender, clock, claim_seconds=60)
+    [claimed] = await claim_due(sender.sessions(), worker_id=worker.worker_id, now=clock(),
+                                lease=timedelta(seconds=60), limit=1)
+    clock.now += timedelta(seconds=45)  # less than half the lease left
+    outcome = await worker.attempt(claimed)
+    assert outcome.event is DeliveryEvent.DEFER and not outcome.counts_as_attempt
+    assert receiver.seen == []
+    assert await record_outcome(sender.sessions(), claimed, outcome, worker_id=worker.worker_id,
+                                now=clock())
+    row = await delivery(sender, row_id)
+    assert (row.state, row.attempts) == ("pending", 0)
+
+
+async def test_a_stopping_worker_hands_its_claims_back(sender) -> None:
+    clock = Clock()
+    rows = await enqueue(sender, [f"http://127.0.0.1:9/inbox?n={n}" for n in range(3)], clock())
+    worker = worker_for(sender, clock)
+    await claim_due(sender.sessions(), worker_id=worker.worker_id, now=clock(),
+                    lease=timedelta(minutes=2), limit=10)
+    assert await worker.release() == 3
+    states = [(await delivery(sender, r)) for r in rows]
+    assert {(d.state, d.claimed_by) for d in states} == {("pending", None)}
+
+
+async def test_operator_requeue_of_a_failed_delivery(sender, receiver) -> None:
+    receiver.answer = lambda request: web.Response(status=410)
+    clock = Clock()
+    [row_id] = await enqueue(sender, [receiver.url], clock())
+    await worker_for(sender, clock).run_once()
+    async with sender.sessions()() as session, session.begin():
+        assert await requeue(session, row_id, now=clock()) is DeliveryState.PENDING
+    async with sender.sessions()() as session, session.begin():
+        with pytest.raises(IllegalTransition):
+            await requeue(session, row_id, now=clock())  # pending cannot be requeued
