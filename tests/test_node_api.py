@@ -3,6 +3,8 @@ field with nothing stored, proofs, deliveries written in the same transaction, f
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -345,3 +347,12 @@ async def test_oversized_body_is_refused_naming_body(client: TestClient, auth) -
     assert response.status == 413
     assert (await response.json(content_type=None))["field"] == "body"
     assert await _count(client, Contribution) == 0
+
+
+async def test_concurrent_creates_of_one_slug_store_it_once(client: TestClient, auth) -> None:
+    responses = await asyncio.gather(
+        *(client.post("/api/contributions", json=practice_input(), headers=auth) for _ in range(4))
+    )
+    assert sorted(response.status for response in responses) == [201, 409, 409, 409]
+    assert await _count(client, Contribution) == 1
+    assert await _count(client, Activity) == 1

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from node import appkeys
 from node.api.common import author_for, read_json_object, wake_delivery
@@ -84,6 +85,9 @@ async def _write(request: web.Request, operation: Any, *args: Any) -> AuthoringR
         raise invalid_fields(exc.problems) from exc
     except AuthoringError as exc:
         raise field_error(exc.field, exc.message, status=exc.status) from exc
+    except IntegrityError as exc:
+        # two requests raced for one slug; the unique constraint let exactly one win
+        raise field_error("slug", "was just used by another request", status=409) from exc
     if result.deliveries:
         wake_delivery(request.app)
     return result
