@@ -58,11 +58,15 @@ def page_document(
     return page
 
 
+MAX_CURSOR_DIGITS = 18  # below 2**63: SQLite and PostgreSQL bigint take it
+
+
 def _cursor(request: web.Request) -> int | None:
     before = request.query.get("before")
     if before is None:
         return None
-    if not before.isdigit():
+    # ASCII digits only ("²".isdigit() is true) and within a database integer
+    if not (before.isascii() and before.isdigit()) or len(before) > MAX_CURSOR_DIGITS:
         raise web.HTTPBadRequest(text="before: must be a row number from a next link\n")
     return int(before)
 
