@@ -359,3 +359,31 @@ async def test_a_flood_of_deletes_of_unknown_objects_fetches_nothing(bed: Attack
     tombstones = await bed.rows(RemoteObject, RemoteObject.uri.in_(ids))
     assert len(tombstones) == 40 and all(row.deleted and row.document is None
                                          for row in tombstones)
+
+
+# --- the public endpoints --------------------------------------------------------------
+
+HOSTILE_GETS = [
+    "/actor/outbox?before=99999999999999999999999999",  # was a 500: integer overflow (fixed)
+    "/actor/outbox?before=%C2%B2",  # was a 500: "²".isdigit() is true, int() refuses (fixed)
+    "/actor/followers?before=99999999999999999999999",
+    "/actor/following?before=-1",
+    "/actor/outbox?before=1%20OR%201=1",
+    "/.well-known/webfinger?resource=%00",
+    "/.well-known/webfinger?resource=acct:%ff@x",
+    "/.well-known/webfinger?resource=<script>",
+    "/practices/%00",
+    "/practices/" + "a" * 5000,
+    "/practices/x'%20OR%20'1'='1",
+    "/activities/%ff%fe",
+    "/practices/x/replies",
+]
+
+
+async def test_hostile_requests_to_public_endpoints_get_a_4xx(bed: AttackBed) -> None:
+    answers = {}
+    for path in HOSTILE_GETS:
+        response = await bed.client.get(path, headers={"Accept": "application/activity+json"})
+        answers[path] = response.status
+        assert "<script>" not in await response.text()
+    assert {path: status for path, status in answers.items() if not 400 <= status < 500} == {}
