@@ -85,7 +85,8 @@ async def timeline(request: web.Request) -> web.Response:
     query = select(RemoteObject).where(RemoteObject.deleted.is_(False))
     before = request.query.get("before")
     if before is not None:
-        if not before.isdigit():
+        # ASCII digits within a database integer ("²".isdigit() is true; 10**30 overflows)
+        if not (before.isascii() and before.isdigit()) or len(before) > 18:
             raise field_error("before", "must be the cursor from a previous page", status=400)
         query = query.where(RemoteObject.id < int(before))
     async with request.app[appkeys.SESSION_MAKER]() as session:
