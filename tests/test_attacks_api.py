@@ -143,3 +143,18 @@ async def test_an_oversized_api_body_is_refused_naming_body(bed: AttackBed) -> N
     assert response.status == 413
     assert (await response.json(content_type=None))["field"] == "body"
     assert await count(bed, Contribution) == 0
+
+
+async def test_hostile_query_parameters_get_a_4xx(bed: AttackBed) -> None:
+    """The timeline cursor answered 500 for 10**30 and for "²" (fixed)."""
+    _, token = await issue_token(bed.app)
+    auth = {"Authorization": f"Bearer {token}"}
+    answers = {}
+    for path in ("/api/timeline?before=99999999999999999999999999",
+                 "/api/timeline?before=%C2%B2", "/api/timeline?before=1%20OR%201=1",
+                 "/api/contributions/%00", "/api/contributions/" + "x" * 3000):
+        response = await bed.client.get(path, headers=auth)
+        answers[path] = response.status
+    assert {path: status for path, status in answers.items() if not 400 <= status < 500} == {}
+    listing = await bed.client.get("/api/contributions?kind=%00&deleted=%ff", headers=auth)
+    assert listing.status == 200 and (await listing.json())["items"] == []
