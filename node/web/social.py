@@ -99,7 +99,8 @@ async def timeline(request: web.Request) -> web.Response:
     """What followed nodes published, newest first; ``?before=ID`` pages on."""
     query = select(RemoteObject).where(RemoteObject.deleted.is_(False))
     before = request.query.get("before", "")
-    if before.isdigit():
+    # ASCII digits within a database integer ("²".isdigit() is true; 10**30 overflows)
+    if before.isascii() and before.isdigit() and len(before) <= 18:
         query = query.where(RemoteObject.id < int(before))
     async with request.app[appkeys.SESSION_MAKER]() as session:
         rows = list(
