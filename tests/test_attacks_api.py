@@ -158,3 +158,16 @@ async def test_hostile_query_parameters_get_a_4xx(bed: AttackBed) -> None:
     assert {path: status for path, status in answers.items() if not 400 <= status < 500} == {}
     listing = await bed.client.get("/api/contributions?kind=%00&deleted=%ff", headers=auth)
     assert listing.status == 200 and (await listing.json())["items"] == []
+
+
+async def test_hostile_cursor_on_the_staff_timeline(aiohttp_client, tmp_path) -> None:
+    """The signed-in timeline page answered 500 for ?before=² and ?before=10**30 (fixed)."""
+    from tests.web_support import add_staff, sign_in, web_app
+
+    client = await aiohttp_client(web_app(tmp_path))
+    await add_staff(client.server.app)
+    status, _ = await sign_in(client)
+    assert status == 200
+    for cursor in ("%C2%B2", "9" * 30, "-1", "1%20OR%201=1"):
+        response = await client.get(f"/dashboard/timeline?before={cursor}")
+        assert response.status == 200, cursor
