@@ -164,6 +164,8 @@ async def _publish_all(config: NodeConfig, files: Sequence[Path]) -> list[tuple[
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import IntegrityError
+
     from node.markdown_import import MarkdownImportError
 
     config = load_config(args.data_dir)
@@ -174,6 +176,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print("nothing was published", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except IntegrityError as exc:
+        # the unique slug refused a contribution another writer created at the same moment
+        message = "another writer published one of these slugs at the same time; nothing was published, run again"
+        raise CliError("slug", message, exit_code=1) from exc
     for _path, result in results:
         print(f"{result.outcome.value}\t{result.uri}")  # type: ignore[attr-defined]
     return 0
@@ -321,8 +327,13 @@ def _add_init(commands: argparse._SubParsersAction) -> None:
         "--kind", default=NodeKind.MUNICIPALITY.value, help="|".join(k.value for k in NodeKind)
     )
     init.add_argument("--hub", action="store_true", help="run in the hub role")
-    init.add_argument("--auto-accept-host", action="append", default=[], metavar="HOST",
-                      help="hub: approve members from this host without an editor (repeatable)")
+    init.add_argument(
+        "--auto-accept-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="hub: approve members from this host without an editor (repeatable)",
+    )
     init.add_argument(
         "--allow-private-network",
         action="store_true",

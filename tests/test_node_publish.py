@@ -192,3 +192,19 @@ async def test_init_and_publish_on_postgresql(tmp_path, monkeypatch, capsys) -> 
         assert not (data_dir / "praxisnetz.db").exists()  # everything went to PostgreSQL
         rows = await asyncio.to_thread(_rows, load_config(data_dir))
         assert rows == (["gut"], ["Create"])
+
+
+def test_a_concurrent_writer_on_the_same_slug_is_reported_not_a_traceback(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    config = make_node(tmp_path)
+    path = _write(tmp_path, "gut.md", PRACTICE)
+
+    async def raced(*_args):
+        raise IntegrityError("INSERT INTO contributions", {}, Exception("UNIQUE constraint failed"))
+
+    monkeypatch.setattr("node.cli._publish_all", raced)
+    assert main(["publish", "--data-dir", str(config.data_dir), str(path)]) == 1
+    assert "error: slug: another writer" in capsys.readouterr().err
