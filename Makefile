@@ -4,6 +4,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Test tools outside PyPI: Debian's chromium (browser tests, never a downloaded browser),
+# axe-core and the Fedify peer from npm.
+TOOLS_STAMP := $(VENV)/.test-tools-stamp
 
 .PHONY: demo test lint soak bench clean
 
@@ -13,10 +16,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+$(TOOLS_STAMP): $(STAMP) tests/browser/package-lock.json tests/interop/package-lock.json
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } || \
+		echo "note: /usr/bin/chromium is missing and could not be installed; browser tests will be skipped"
+	@if command -v npm >/dev/null; then \
+		(cd tests/browser && npm ci --no-audit --no-fund --silent) && \
+		(cd tests/interop && npm ci --no-audit --no-fund --silent); \
+	else echo "note: npm is missing; the Fedify interop and axe-core checks will be skipped"; fi
+	touch $(TOOLS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/praxisnetz demo
 
-test: $(STAMP)
+test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
@@ -27,4 +40,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info tests/browser/node_modules tests/interop/node_modules
