@@ -203,7 +203,7 @@ class DeliveryWorker:
                 claimed = 0
             if claimed:
                 continue
-            await _sleep_until(stop, wake, self._tuning.poll_interval_seconds)
+            await sleep_until(stop, wake, self._tuning.poll_interval_seconds)
 
     def _host_limit(self, host: str) -> asyncio.Semaphore:
         if host not in self._per_host:
@@ -318,7 +318,8 @@ class DeliveryWorker:
         return await self._fetcher.post(delivery.inbox_url, delivery.body, headers)
 
 
-async def _sleep_until(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+async def sleep_until(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    """Wait ``seconds``, or less if ``stop`` or ``wake`` is set (``wake`` is then cleared)."""
     waiters = [asyncio.ensure_future(stop.wait())]
     if wake is not None:
         waiters.append(asyncio.ensure_future(wake.wait()))

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from node import appkeys
 from node.backfill import Backfiller
 from node.config import NodeConfig
-from node.delivery import DeliveryWorker, _sleep_until, new_worker_id
+from node.delivery import DeliveryWorker, new_worker_id, sleep_until
 from node.inbox import INBOX_WAKER
 from node.inbox_processing import InboxProcessor
 from node.inbox_queue import claim_items, finish_item
@@ -76,7 +76,7 @@ async def run_inbox(workers: Workers, sessions: async_sessionmaker[AsyncSession]
             log.exception("inbox batch failed")
             handled = 0
         if not handled:
-            await _sleep_until(workers.stop, workers.inbox_wake,
+            await sleep_until(workers.stop, workers.inbox_wake,
                                config.inbox.poll_interval_seconds)
 
 
@@ -99,7 +99,7 @@ async def run_backfill(workers: Workers) -> None:
             await workers.backfiller.run_pending()
         except Exception:  # noqa: BLE001 - a broken outbox must not stop later backfills
             log.exception("backfill round failed")
-        await _sleep_until(workers.stop, workers.backfill_wake, BACKFILL_POLL_SECONDS)
+        await sleep_until(workers.stop, workers.backfill_wake, BACKFILL_POLL_SECONDS)
 
 
 @contextlib.asynccontextmanager
