@@ -107,10 +107,13 @@ def _check_author(actor: str, activity_type: str, document: Mapping[str, Any],
     if verdict is not OriginVerdict.ALLOWED:
         return ObjectResult(ObjectVerdict.REFUSED_AUTHOR, object_id,
                             f"{object_id} belongs to {stored.attributed_to if stored else '?'}")
-    author = reference(document.get("attributedTo"))
-    if author is not None and author != actor:
-        return ObjectResult(ObjectVerdict.REFUSED_AUTHOR, object_id,
-                            f"attributedTo is {author}, but the actor is {actor}")
+    # every listed author counts: [actor, someone else] would make the actor speak for them
+    authors = document.get("attributedTo")
+    for entry in authors if isinstance(authors, list) else [authors]:
+        author = reference(entry)
+        if (entry is not None and author is None) or (author is not None and author != actor):
+            return ObjectResult(ObjectVerdict.REFUSED_AUTHOR, object_id,
+                                f"attributedTo names {author or entry!r}, but the actor is {actor}")
     return None
 
 
