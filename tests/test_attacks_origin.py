@@ -270,3 +270,12 @@ async def test_announce_of_an_object_whose_author_lives_elsewhere(bed: AttackBed
     await rejected_by_worker(bed, bed.relay.activity("Announce", forged), bed.relay)
     await rejected_by_worker(bed, bed.relay.activity("Announce", forged["id"]), bed.relay)
     assert await bed.remote_object(forged["id"]) is None
+
+
+@pytest.mark.parametrize("others", ["relay", "mallory", "nameless"])
+async def test_a_co_author_cannot_be_named_for_someone_else(bed: AttackBed, others: str) -> None:
+    """Was stored: only the first entry of a list-valued attributedTo was checked (fixed)."""
+    second = {"relay": bed.relay.id, "mallory": bed.mallory.id, "nameless": {"name": "x"}}
+    note = bed.alice.note(attributedTo=[bed.alice.id, second[others]])
+    await rejected_by_worker(bed, bed.alice.activity("Create", note), bed.alice)
+    assert await bed.remote_object(note["id"]) is None
