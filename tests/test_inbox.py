@@ -155,6 +155,15 @@ async def test_origin_rules_refuse_at_the_door(nodes, case) -> None:
     assert await items(a) == []
 
 
+async def test_activity_id_on_another_origin_is_refused(nodes) -> None:
+    # Ids are how the inbox deduplicates: B must not take an id of C's before C uses it.
+    a, b, c, http = nodes
+    taken = {**activity(b, "Like", a.actor), "id": f"{c.url}/activities/{uuid.uuid4()}"}
+    status, _, text = await post_signed(http, a.config.inbox_url, taken, b.keys.rsa)
+    assert status == 400 and json.loads(text)["field"] == "id"
+    assert await items(a) == []
+
+
 async def test_rate_limit_comes_before_signature_work(tmp_path) -> None:
     tuning = InboxTuning(requests_per_host_per_minute=3)
     a = await start_node(node_config(tmp_path, "a", inbox=tuning), start_workers=False)
