@@ -260,3 +260,9 @@ def test_user_command_adds_changes_and_removes_accounts(tmp_path, monkeypatch, c
     assert run("remove", "anna.schmidt") == 0
     assert run("remove", "anna.schmidt") == 2
     assert "no user" in capsys.readouterr().err
+
+
+async def test_the_typed_user_name_is_shown_again_escaped(client: TestClient) -> None:
+    status, page = await sign_in(client, username='<script>alert("x")</script>')
+    assert status == 401 and "<script>alert" not in page
+    assert 'value="&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"' in page

@@ -364,3 +364,34 @@ async def test_delivery_status_per_host(client: TestClient) -> None:
     rows = re.findall(r"<tr[^>]*><th scope=\"row\">([^<]+)</th>", page)
     assert rows == ["c.example", "b.example", "a.example"]  # failing first
     assert "HTTP 500" in page
+
+
+async def test_stances_comments_and_echoed_input_are_escaped(client: TestClient) -> None:
+    await _post_new(client)
+    practice = f"{BASE}/practices/e-akte-bauamt"
+    token = await form_token(client, "/dashboard/new?kind=stance")
+    for kind, extra in (
+        ("stance", {"position": "partly", "reason": f"Grund {XSS}"}),
+        ("comment", {}),
+    ):
+        response = await client.post(
+            "/dashboard/new",
+            data={"csrf_token": token, "kind": kind, "title": f"{kind} {XSS}", "about": practice,
+                  "body": f"Text {XSS}", "language": "de", "action": "publish", **extra},
+        )  # fmt: skip
+        assert str(response.url).endswith("/dashboard?done=saved"), await response.text()
+    page = await (await client.get("/practices/e-akte-bauamt")).text()
+    assert "Teilweise Zustimmung (1)" in page and "Grund &lt;script&gt;" in page
+    assert "comment &lt;script&gt;" in page
+    echoed = await client.post(
+        "/dashboard/following", data={"csrf_token": token, "target": f"acct:{XSS}@x"}
+    )
+    assert echoed.status == 422
+    for text in (page, await echoed.text()):
+        assert "<script>alert" not in text
+
+
+async def test_language_switch_keeps_the_page(client: TestClient) -> None:
+    page = await (await client.get("/dashboard/new?kind=stance&about=https://a.example/x")).text()
+    switch = re.search(r'<a href="([^"]+)" lang="en"', page)
+    assert switch is not None and "kind=stance" in switch.group(1) and "lang=en" in switch.group(1)

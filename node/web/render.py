@@ -94,11 +94,13 @@ def page(
 ) -> web.Response:
     """Render a template with what every page needs (texts, language, user, CSRF token)."""
     language = language_of(request)
+    other = Language.EN if language is Language.DE else Language.DE
     config = request.app[appkeys.CONFIG]
     common = {
         "t": Translator(language),
         "lang": language.value,
-        "other_lang": "en" if language is Language.DE else "de",
+        "other_lang": other.value,
+        "switch_language_url": str(request.rel_url.update_query(lang=other.value)),
         "node_name": config.name,
         "node_handle": f"@{config.slug}@{config.domain}",
         "user": request[SESSION].username if SESSION in request else None,

@@ -80,6 +80,7 @@ async def signin(request: web.Request) -> web.Response:
         result = await authenticate(session, username, password, now=now)
         issued = None
         if result.outcome is SignInOutcome.OK and result.user_id is not None:
+            await close_session(session, request.cookies.get(SESSION_COOKIE, ""))
             issued = await open_session(session, result.user_id, now=now)
     if issued is None:
         if result.outcome is SignInOutcome.LOCKED and result.locked_until is not None:

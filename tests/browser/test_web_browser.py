@@ -164,7 +164,7 @@ async def test_everything_works_without_javascript(
     await page.goto(f"{base_url}/dashboard/new?kind=practice")
     await _fill_practice(page, "Ohne Skript")
     await page.get_by_role("button", name="Vorschau").click()
-    assert await page.locator(".preview h1").inner_text() == "Ohne Skript"
+    assert await page.locator(".preview #c-title").inner_text() == "Ohne Skript"
     await page.get_by_role("button", name="Veröffentlichen").click()
     await page.wait_for_url(f"{base_url}/dashboard?done=saved")
     await page.get_by_role("link", name="Ohne Skript", exact=True).click()
