@@ -96,13 +96,14 @@ class Aggregator:
 
     async def rebuild(self) -> RebuildReport:
         """Both indexes afresh from SQL; the watermark moves to now."""
-        started = self._clock()
-        async with self._sessions() as session:
-            documents = await member_documents(session)
-        self._fill_search(documents)
-        report = await self._rebuild_index(documents) if self.index is not None \
-            else RebuildReport(0, ())
-        await self._save_watermark(started - OVERLAP)
+        async with self._lock:
+            started = self._clock()
+            async with self._sessions() as session:
+                documents = await member_documents(session)
+            self._fill_search(documents)
+            report = await self._rebuild_index(documents) if self.index is not None \
+                else RebuildReport(0, ())
+            await self._save_watermark(started - OVERLAP)
         return report
 
     async def _rebuild_index(self, documents: list[tuple[str, Mapping[str, Any]]]) -> RebuildReport:
@@ -138,7 +139,7 @@ class Aggregator:
                                                  RemoteObject.updated > since)))
                 changed = list(await session.scalars(query))
                 history = await member_documents(session, new_members) if new_members else []
-            report = self._apply(changed, history, len(new_members))
+            report = await self._apply(changed, history, len(new_members))
             self._members = approved
             await self._save_watermark(started - OVERLAP)
         if report.indexed or report.removed:
@@ -146,26 +147,41 @@ class Aggregator:
                      report.indexed, report.removed, report.skipped, report.new_members)
         return report
 
-    def _apply(self, changed: list[RemoteObject],
-               history: list[tuple[str, Mapping[str, Any]]], new_members: int) -> SyncReport:
-        indexed = removed = skipped = 0
-        live = [(row.attributed_to, row.document) for row in changed
-                if not row.deleted and row.document and row.attributed_to]
-        for row in changed:
-            if row.deleted or not row.document:
-                removed += int(self.search.remove(row.uri))
-                if self.index is not None:
-                    self.index.remove_contribution(row.uri)
-        for member, document in [*history, *live]:
+    async def _apply(self, changed: list[RemoteObject],
+                     history: list[tuple[str, Mapping[str, Any]]], new_members: int) -> SyncReport:
+        gone = [row.uri for row in changed if row.deleted or not row.document]
+        live = [*history, *((row.attributed_to, row.document) for row in changed
+                            if not row.deleted and row.document and row.attributed_to)]
+        # Oxigraph work off the event loop (a member's backfill can be hundreds of documents).
+        refused = await asyncio.to_thread(self._index_changes, gone, live)
+        removed = sum(int(self.search.remove(uri)) for uri in gone)
+        indexed = 0
+        for _, document in live:
+            if document.get("id") in refused:
+                continue
             try:
-                if self.index is not None:
-                    self.index.add_contribution(member, document)
                 self.search.add(view_of(document))
                 indexed += 1
-            except (IndexInputError, ContributionFormatError) as exc:
-                skipped += 1
+            except ContributionFormatError as exc:
+                refused.add(str(document.get("id")))
+                log.warning("not searchable uri=%s %s", document.get("id"), exc)
+        return SyncReport(indexed, removed, len(refused), new_members)
+
+    def _index_changes(self, gone: list[str],
+                       live: list[tuple[str, Mapping[str, Any]]]) -> set[str]:
+        """Apply removals and additions to the RDF index; the ids it refused."""
+        refused: set[str] = set()
+        if self.index is None:
+            return refused
+        for uri in gone:
+            self.index.remove_contribution(uri)
+        for member, document in live:
+            try:
+                self.index.add_contribution(member, document)
+            except IndexInputError as exc:
+                refused.add(str(document.get("id")))
                 log.warning("not indexed uri=%s %s", document.get("id"), exc)
-        return SyncReport(indexed, removed, skipped, new_members)
+        return refused
 
     async def _save_watermark(self, until: datetime) -> None:
         async with self._sessions() as session, session.begin():

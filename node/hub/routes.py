@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from node import appkeys
 from node.hub import edition_store, editorial, membership
-from node.hub.changelog import render_markdown
+from node.hub.changelog import render_html, render_markdown
 from node.hub.contribution import ContributionKind
 from node.hub.editions import preview
 from node.hub.groups import follower_count
@@ -222,8 +222,6 @@ async def edition_changelog(request: web.Request) -> web.Response:
         log = await edition_store.changelog_of(session, stored.number)
     assert log is not None
     if "text/html" in request.headers.get("Accept", ""):
-        from node.hub.changelog import render_html
-
         return html_page(f"Änderungen in Ausgabe {stored.number}", str(render_html(log)))
     return web.Response(text=render_markdown(log), content_type="text/markdown", charset="utf-8")
 
