@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.activities import Activity as ParsedActivity
@@ -78,6 +79,13 @@ def carried_object(relayed: Mapping[str, Any]) -> Mapping[str, Any] | None:
 def from_object_result(result: ObjectResult) -> Verdict:
     text = f"{result.verdict.value} {result.object_id or ''} {result.detail}".strip()
     return done(text) if result.accepted else rejected(text)
+
+
+def refused_value(exc: SQLAlchemyError) -> bool:
+    """A value the database will never take (longer than its column, a NUL character):
+    SQLSTATE class 22, data exception; asking again cannot help."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, DataError) or str(sqlstate or "").startswith("22")
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,11 @@ class InboxProcessor:
             if exc.permanent:
                 return rejected(f"remote document unavailable: {exc}")
             return retry(f"remote server unreachable: {exc}")
+        except SQLAlchemyError as exc:
+            # Uncaught, the item would stay claimed and come back every lease, for ever.
+            if refused_value(exc):
+                return rejected(f"the database refused a value: {getattr(exc, 'orig', exc)}")
+            return retry(f"database error: {type(exc).__name__}")
 
     async def _observed(self, activity: Incoming, verdict: Verdict) -> Verdict:
         if self._hook is not None:
