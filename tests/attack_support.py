@@ -20,7 +20,7 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
@@ -58,7 +58,7 @@ from node.storage.models import (
 )
 from tests.engine_support import FAST_DELIVERY, FAST_INBOX, eventually  # noqa: F401
 from tests.fetch_support import FakeDNS, LoopbackOnlyConnector
-from tests.node_support import MovableClock
+from tests.node_support import POSTGRES_URL_ENV, MovableClock
 
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 AP_JSON = "application/activity+json"
@@ -477,3 +477,24 @@ async def make_bed(aiohttp_client, aiohttp_server, tmp_path, monkeypatch,
 @pytest.fixture
 async def bed(make_bed: BedFactory) -> AttackBed:
     return await make_bed()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one bed (``make_bed(database_url=...)``), dropped
+    afterwards; skips when PRAXISNETZ_TEST_POSTGRES_URL is not set."""
+    import os
+
+    import asyncpg
+
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
+    name = f"attack_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -387,3 +387,30 @@ async def test_hostile_requests_to_public_endpoints_get_a_4xx(bed: AttackBed) ->
         answers[path] = response.status
         assert "<script>" not in await response.text()
     assert {path: status for path, status in answers.items() if not 400 <= status < 500} == {}
+
+
+# --- values the database refuses ------------------------------------------------------
+
+postgres_url = attack_support.postgres_url
+
+
+async def test_values_postgresql_refuses_are_rejected_not_stuck(postgres_url: str,
+                                                               make_bed: BedFactory) -> None:
+    """Were stuck in "processing" for ever (re-claimed every five minutes, holding up the
+    rest of their batch): a type longer than its column, a NUL character, an over-long
+    id. They are now rejected, and the activity behind them is still processed (fixed)."""
+    bed = await make_bed(database_url=postgres_url)
+    alice = bed.alice
+    refused = [
+        alice.activity("Create", alice.note(type=["Note", "X" * 100])),
+        alice.activity("Create", alice.note(type=["Note", "Pr\u0000"])),
+        alice.activity("Create", alice.note(inReplyTo="https://example.org/" + "a" * 3000)),
+        alice.activity("Create", alice.note(id=f"{alice.origin}/notes/{'b' * 3000}")),
+    ]
+    fine = alice.activity("Create", alice.note())
+    for activity in [*refused, fine]:
+        assert (await bed.post(activity, alice.rsa)).status == 202
+    for activity in refused:
+        assert await bed.processed(activity["id"], timeout=5) == "rejected"
+    assert await bed.processed(fine["id"]) == "done"
+    assert [row.uri for row in await bed.rows(RemoteObject)] == [fine["object"]["id"]]
