@@ -40,8 +40,9 @@ async def _json(text: str) -> Any:
 
 
 async def start_hub(tmp_path: Path, *, slug: str = "kochbuch", auto_accept_loopback: bool = True,
-                    auto_accept_hosts: tuple[str, ...] = ()) -> RunningNode:
-    config = node_config(tmp_path, slug, is_hub=True, name="Kochbuch-Redaktion")
+                    auto_accept_hosts: tuple[str, ...] = (), database_url: str = "") -> RunningNode:
+    config = node_config(tmp_path, slug, is_hub=True, name="Kochbuch-Redaktion",
+                         database_url=database_url)
     write_settings(config.data_dir, auto_accept_hosts=auto_accept_hosts,
                    auto_accept_loopback=auto_accept_loopback)
     return await start_node(config)

@@ -19,6 +19,7 @@ from node.storage.models import RemoteObject
 from tests.engine_support import RunningNode
 from tests.hub_node_support import HubApi, issue_token, key_lookup_for, start_hub
 from tests.hub_support import practice, stance
+from tests.node_support import fresh_postgres_database
 
 pytestmark = pytest.mark.slow
 
@@ -176,6 +177,31 @@ async def test_triage_placement_feedback_draft_and_immutable_editions(setup) -> 
         assert response.headers["Location"] == "/handbook/editions/1/manifest.json"
     tampered = {**manifest_one, "editionNumber": 7}
     assert not verify_edition(tampered, keys.get).ok
+
+
+async def test_editorial_flow_on_postgresql(tmp_path) -> None:
+    async with fresh_postgres_database() as url:
+        hub = await start_hub(tmp_path, database_url=url)
+        key = SigningKey(f"{MEMBER}#ed25519-key", generate_ed25519_key())
+        try:
+            async with aiohttp.ClientSession() as http:
+                api = HubApi(http, hub, await issue_token(hub))
+                [uri] = await _seed(hub, key, [_practice("e-akte", "E-Akte im Bauamt")])
+                await _place(api, uri, "accept", ["e-akte"], note="PostgreSQL")
+                status, one = await api.call("POST", "/api/hub/editions", {"confirm": True})
+                assert status == 201 and one["number"] == 1, one
+                status, two = await api.call("POST", "/api/hub/editions", {"confirm": True})
+                assert status == 201 and two["number"] == 2, two
+                async with http.get(f"{hub.url}/handbook/editions/1/manifest.json") as response:
+                    manifest = await response.json(content_type=None)
+                keys = await key_lookup_for(http, [hub.actor])
+                keys[key.key_id] = PublicKeyInfo(key.key_id, MEMBER, key.private_key.public_key())
+                assert verify_edition(manifest, keys.get, expected_hash=one["manifestHash"]).ok
+                await hub.app[HUB].aggregator.sync()
+                async with http.get(f"{hub.url}/search", params={"q": "Bauamt"}) as response:
+                    assert [i["uri"] for i in (await response.json())["items"]] == [uri]
+        finally:
+            await hub.stop()
 
 
 async def _place(api: HubApi, uri: str, decision: str, sections: list[str], note: str = "") -> None:
