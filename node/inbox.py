@@ -39,6 +39,7 @@ log = logging.getLogger("praxisnetz.inbox")
 
 ACTIVITY_MEDIA_TYPES = ("application/activity+json", "application/ld+json", "application/json")
 RETRY_AFTER_BUSY_SECONDS = 30
+MAX_URI_LENGTH = 2048  # the width of the activity and actor columns
 _KEY_ID = re.compile(r'keyid\s*=\s*"([^"]*)"', re.IGNORECASE)
 
 
@@ -190,6 +191,11 @@ def parse_body(body: bytes) -> tuple[dict[str, object], Activity]:
     except ActivityError as exc:
         field = getattr(exc, "field", None)
         raise InboxRejected(problem(400, "Bad Request", str(exc), field=field)) from None
+    for field, value in (("id", activity.id), ("actor", activity.actor)):
+        if len(value) > MAX_URI_LENGTH:  # PostgreSQL would refuse the row: 503 for ever
+            raise InboxRejected(problem(400, "Bad Request",
+                                        f"{field}: at most {MAX_URI_LENGTH} characters",
+                                        field=field))
     return document, activity
 
 
