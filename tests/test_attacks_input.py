@@ -414,3 +414,14 @@ async def test_values_postgresql_refuses_are_rejected_not_stuck(postgres_url: st
         assert await bed.processed(activity["id"], timeout=5) == "rejected"
     assert await bed.processed(fine["id"]) == "done"
     assert [row.uri for row in await bed.rows(RemoteObject)] == [fine["object"]["id"]]
+
+
+@pytest.mark.parametrize("field", ["id", "actor"])
+async def test_an_over_long_activity_id_or_actor_is_a_400(bed: AttackBed, field: str) -> None:
+    """PostgreSQL refused the inbox row and the node answered 503, asking the sender to
+    retry for ever (fixed: 400 naming the field, on every database)."""
+    activity = bed.alice.activity("Follow", bed.config.actor_url)
+    activity[field] = f"{bed.alice.origin}/{field}/" + "x" * 3000
+    answer = await bed.post(activity, bed.alice.rsa)
+    assert answer.status == 400 and answer.problem["field"] == field
+    assert await bed.rows(InboxItem) == []
