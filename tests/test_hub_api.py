@@ -241,6 +241,24 @@ async def test_sparql_answers_refuses_writes_and_cuts_off_runaway_queries(setup)
     assert body["message"]
 
 
+async def test_a_refused_member_leaves_the_index_and_search(setup) -> None:
+    hub, api, key = setup
+    [uri] = await _seed(hub, key, [_practice("e-akte", "E-Akte im Bauamt")])
+    aggregator = hub.app[HUB].aggregator
+    await aggregator.sync()
+    ask = f"ASK {{ GRAPH <{MEMBER}> {{ <{uri}> ?p ?o }} }}"
+    assert (await _sparql(hub, api.http, ask))[1]["boolean"] is True
+    status, members = await api.call("GET", "/api/hub/members")
+    status, body = await api.call("POST", f"/api/hub/members/{members['items'][0]['id']}/reject")
+    assert status == 200 and body["state"] == "rejected"
+    await aggregator.sync()
+    assert (await _sparql(hub, api.http, ask))[1]["boolean"] is False
+    async with api.http.get(f"{hub.url}/search", params={"q": "Bauamt"}) as response:
+        assert (await response.json())["items"] == []
+    status, triage = await api.call("GET", "/api/hub/triage")
+    assert triage["items"] == []  # and nothing of it waits for the editors
+
+
 async def test_search_finds_word_forms_and_checks_filters(setup) -> None:
     hub, api, key = setup
     await _seed(hub, key, [_practice("e-akte", "E-Akte im Bauamt"),

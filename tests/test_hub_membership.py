@@ -11,7 +11,15 @@ from node.hub.membership import AutoAcceptPolicy, ags_of
 from node.hub.settings import HubSettings, settings_from_mapping
 from node.hub.tables import HubMember
 from node.storage.models import Follower, Following, RemoteObject
-from tests.engine_support import RunningNode, eventually, follow, node_config, publish, start_node
+from tests.engine_support import (
+    RunningNode,
+    eventually,
+    follow,
+    node_config,
+    publish,
+    start_node,
+    unfollow,
+)
 from tests.hub_node_support import HubApi, issue_token, start_hub
 
 
@@ -112,6 +120,10 @@ async def test_editor_approves_then_the_hub_follows_back_and_backfills(tmp_path)
             async with http.get(f"{hub.url}/members", headers={"Accept": "text/html"}) as response:
                 page = await response.text()
             assert member.config.name in page and "05358008" in page and "<table>" in page
+
+            await unfollow(member, hub.actor)  # the member withdraws
+            assert await eventually(lambda: _is(_state(hub, HubMember, HubMember.actor_uri,
+                                                        member.actor), "left"))
     finally:
         for node in (stranger, member, hub):
             await node.stop()

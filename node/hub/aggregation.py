@@ -139,7 +139,11 @@ class Aggregator:
                                                  RemoteObject.updated > since)))
                 changed = list(await session.scalars(query))
                 history = await member_documents(session, new_members) if new_members else []
+                former = self._members - approved
+                dropped = list(await session.scalars(select(RemoteObject.uri).where(
+                    RemoteObject.attributed_to.in_(former)))) if former else []
             report = await self._apply(changed, history, len(new_members))
+            await self._drop_members(former, dropped)
             self._members = approved
             await self._save_watermark(started - OVERLAP)
         if report.indexed or report.removed:
@@ -182,6 +186,16 @@ class Aggregator:
                 refused.add(str(document.get("id")))
                 log.warning("not indexed uri=%s %s", document.get("id"), exc)
         return refused
+
+    async def _drop_members(self, former: set[str], uris: list[str]) -> None:
+        """Members who left or were refused: their graphs and search entries go."""
+        for uri in uris:
+            self.search.remove(uri)
+        if self.index is not None and former:
+            index = self.index
+            await asyncio.to_thread(lambda: [index.replace_member(actor, []) for actor in former])
+        if former:
+            log.info("hub index dropped members=%s contributions=%s", len(former), len(uris))
 
     async def _save_watermark(self, until: datetime) -> None:
         async with self._sessions() as session, session.begin():

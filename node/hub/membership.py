@@ -189,6 +189,16 @@ async def reject(session: AsyncSession, member: HubMember, *, now: datetime) -> 
         follower.state = FollowerState.REJECTED.value
 
 
+async def member_left(session: AsyncSession, actor_uri: str, *, now: datetime) -> bool:
+    """The member undid its Follow of the hub: it is no longer a member (its history stays
+    in SQL; the index drops it). True if a member row changed."""
+    member = await session.scalar(select(HubMember).where(HubMember.actor_uri == actor_uri))
+    if member is None or member.state == MemberState.LEFT.value:
+        return False
+    member.state, member.decided_at = MemberState.LEFT.value, now
+    return True
+
+
 async def list_members(session: AsyncSession, *, state: MemberState | None = None) -> list[MemberView]:
     query = select(HubMember).order_by(HubMember.name, HubMember.id)
     if state is not None:

@@ -20,6 +20,7 @@ class MemberState(enum.StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     REJECTED = "rejected"
+    LEFT = "left"  # the member withdrew its Follow
 
 
 class Decision(enum.StrEnum):

@@ -155,10 +155,14 @@ class HubInboxHook:
 
     async def processed(self, activity: Incoming, verdict: Verdict) -> None:
         """After a member's object changed: wake the indexer, relay to the topic groups."""
-        if verdict.state is not InboxState.DONE or activity.type not in (
-                "Create", "Update", "Delete", "Announce"):
+        if verdict.state is not InboxState.DONE:
             return
         runtime = self._app[HUB]
+        if activity.type == "Undo" and verdict.reason.endswith(" removed"):
+            await self._maybe_left(activity)  # the node removed the follower row
+            return
+        if activity.type not in ("Create", "Update", "Delete", "Announce"):
+            return
         runtime.aggregator.wake()
         changed = verdict.reason.split(" ", 1)[0] in ("stored", "updated")
         if activity.type not in ("Create", "Update") or not changed \
@@ -175,6 +179,19 @@ class HubInboxHook:
                                                  activity.raw, now=app[appkeys.CLOCK]())
         if announced:
             _wake_delivery(app)
+
+
+    async def _maybe_left(self, activity: Incoming) -> None:
+        inner = activity.object
+        config = self._app[HUB].config
+        if inner is None or inner.get("type") != "Follow" \
+                or reference(inner.get("object")) != config.actor_url:
+            return
+        async with self._app[appkeys.SESSION_MAKER]() as session, session.begin():
+            left = await membership.member_left(session, activity.actor,
+                                                now=self._app[appkeys.CLOCK]())
+        if left:
+            self._app[HUB].aggregator.wake()
 
 
 @web.middleware
