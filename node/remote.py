@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urldefrag
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.fetch import FetchError, FetchFailure
@@ -197,6 +198,10 @@ class RemoteDirectory:
                 await self.remember_actor(uri, document)
             except RemoteError as exc:
                 log.info("actor not stored url=%s reason=%s", uri, exc.reason)
+            except SQLAlchemyError as exc:
+                # e.g. a NUL in its name (PostgreSQL): the keys still serve; raising here
+                # answered every request of this actor with 503, asking it to retry for ever
+                log.warning("actor not stored url=%s error=%s", uri, type(exc).__name__)
         return document
 
 
