@@ -425,3 +425,16 @@ async def test_an_over_long_activity_id_or_actor_is_a_400(bed: AttackBed, field:
     answer = await bed.post(activity, bed.alice.rsa)
     assert answer.status == 400 and answer.problem["field"] == field
     assert await bed.rows(InboxItem) == []
+
+
+async def test_an_actor_whose_document_postgresql_refuses_gets_no_503(
+    postgres_url: str, make_bed: BedFactory
+) -> None:
+    """A NUL in the actor's name made storing the actor fail during the key lookup, and
+    every request of that actor was answered 503, "retry later", for ever (fixed)."""
+    bed = await make_bed(database_url=postgres_url)
+    odd = bed.remote.add_actor("odd", bed.alice.keys, name="Stadt\u0000X")
+    follow = odd.activity("Follow", bed.config.actor_url)
+    answer = await bed.post(follow, odd.rsa)
+    assert answer.status == 202, answer.text
+    assert await bed.processed(follow["id"]) in ("done", "rejected")
