@@ -87,8 +87,8 @@ class HostRecord:
     def snapshot(self, breaker: CircuitBreaker, now: datetime) -> tuple[object, ...]:
         """The parts worth writing down; successes in a row do not change it."""
         health = self.health
-        return (self.knock, breaker.state(health, now), health.consecutive_failures,
-                health.opened_at, health.failure_days)
+        return (self.knock.scheme, self.knock.wants_rfc9421, breaker.state(health, now),
+                health.consecutive_failures, health.opened_at, health.failure_days)
 
 
 def _knock_from(row: Host) -> KnockMemory:
@@ -184,6 +184,10 @@ class DeliveryWorker:
         if not batch:
             return 0
         self._hosts = await load_hosts(self._sessions, {d.host for d in batch})
+        now = self._clock()
+        for record in self._hosts.values():
+            if record.saved_at is not None:  # as stored: no need to write it back unchanged
+                record.saved = record.snapshot(self._breaker, now)
         await asyncio.gather(*(self._deliver_bounded(delivery) for delivery in batch))
         await self._flush()
         return len(batch)
@@ -281,10 +285,12 @@ class DeliveryWorker:
         recent = record.saved_at is not None and now - record.saved_at < HOST_SAVE_INTERVAL
         if snapshot == record.saved and recent:
             return  # nothing new to remember; spare the hot row a write per delivery
+        # Claimed before the write: deliveries finishing meanwhile need not write it again.
+        record.saved, record.saved_at = snapshot, now
         try:
             await save_host(self._sessions, host, record, self._breaker, now)
-            record.saved, record.saved_at = snapshot, now
         except SQLAlchemyError as exc:
+            record.saved = None  # try again with the next delivery
             # Host health is advisory; the delivery's own outcome must still be written.
             log.warning("host health not saved host=%s error=%r", host, exc)
 

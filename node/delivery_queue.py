@@ -13,11 +13,11 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node.delivery_state import DeliveryEvent, DeliveryState, next_state
-from node.storage.models import Activity, Delivery
+from node.storage.models import Activity, Delivery, UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -131,24 +131,48 @@ async def release_claims(
         return result.rowcount
 
 
-def _transition_values(delivery: DueDelivery, outcome: DeliveryOutcome,
-                       now: datetime) -> dict[str, object]:
+# One statement for every transition out of in_flight, built once: a batch of outcomes
+# then costs one round trip per row and no statement building.
+_deliveries = Delivery.__table__
+_WRITE_TRANSITION = (
+    update(_deliveries)
+    .where(
+        _deliveries.c.id == bindparam("b_id"),
+        _deliveries.c.state == DeliveryState.IN_FLIGHT.value,
+        _deliveries.c.claimed_by == bindparam("b_worker"),
+    )
+    .values(
+        state=bindparam("b_state"),
+        claimed_by=None,
+        claimed_until=None,
+        last_status=bindparam("b_status"),
+        last_error=bindparam("b_error"),
+        attempts=bindparam("b_attempts"),
+        first_attempt_at=func.coalesce(bindparam("b_first", type_=UTCDateTime()),
+                                       _deliveries.c.first_attempt_at),
+        next_attempt_at=func.coalesce(bindparam("b_next", type_=UTCDateTime()),
+                                      _deliveries.c.next_attempt_at),
+        finished_at=bindparam("b_finished", type_=UTCDateTime()),
+    )
+)
+
+
+def _transition_parameters(delivery: DueDelivery, outcome: DeliveryOutcome, *,
+                           worker_id: str, now: datetime) -> dict[str, object]:
     target = next_state(DeliveryState.IN_FLIGHT, outcome.event)
-    values: dict[str, object] = {
-        "state": target.value,
-        "claimed_by": None,
-        "claimed_until": None,
-        "last_status": outcome.status,
-        "last_error": outcome.error,
+    attempted = outcome.counts_as_attempt
+    back_in_queue = target is DeliveryState.PENDING
+    return {
+        "b_id": delivery.id,
+        "b_worker": worker_id,
+        "b_state": target.value,
+        "b_status": outcome.status,
+        "b_error": outcome.error,
+        "b_attempts": delivery.attempts + (1 if attempted else 0),
+        "b_first": (delivery.first_attempt_at or now) if attempted else None,
+        "b_next": (outcome.next_attempt_at or now) if back_in_queue else None,
+        "b_finished": None if back_in_queue else now,
     }
-    if outcome.counts_as_attempt:
-        values["attempts"] = delivery.attempts + 1
-        values["first_attempt_at"] = delivery.first_attempt_at or now
-    if target is DeliveryState.PENDING:
-        values["next_attempt_at"] = outcome.next_attempt_at or now
-    else:
-        values["finished_at"] = now
-    return values
 
 
 async def record_outcomes(
@@ -165,16 +189,8 @@ async def record_outcomes(
     written: list[bool] = []
     async with session_maker() as session, session.begin():
         for delivery, outcome in results:
-            result = await session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id == delivery.id,
-                    Delivery.state == DeliveryState.IN_FLIGHT.value,
-                    Delivery.claimed_by == worker_id,
-                )
-                .values(**_transition_values(delivery, outcome, now))
-                .execution_options(synchronize_session=False)
-            )
+            parameters = _transition_parameters(delivery, outcome, worker_id=worker_id, now=now)
+            result = await session.execute(_WRITE_TRANSITION, parameters)
             written.append(result.rowcount == 1)
     return written
 
