@@ -135,6 +135,8 @@ async def _edition_one(http: aiohttp.ClientSession, api: HubApi, hub: RunningNod
     keys = await key_lookup_for(http, [hub.actor, a.actor])
     verification = verify_edition(manifest, keys.get, expected_hash=body["manifestHash"])
     assert verification.ok, verification.problems
+    edition = await eventually(lambda: _stored(a, f"{hub.url}/handbook/editions/1"))
+    assert edition.kind == "Edition" and edition.attributed_to == hub.actor  # announced
     async with http.get(f"{hub.url}/handbook/editions/1.pdf") as response:
         assert response.status == 200 and (await response.read()).startswith(b"%PDF")
     async with http.get(f"{hub.url}/handbook/editions/1/changelog") as response:

@@ -4,8 +4,10 @@ SQL (``remote_objects``) is the source of truth; the inbox and backfill write th
 The ``Aggregator`` catches the derived indexes up with it from a watermark kept in
 ``hub_index_state``: the inbox hook wakes it after each processed activity, and it
 also polls, so objects that arrive by backfill (which has no hook) are indexed too.
-A member approved later gets its whole history indexed at once. ``rebuild`` starts
-both indexes afresh from SQL (``praxisnetz hub reindex``).
+A member approved later gets its whole history indexed at once; one who left is
+dropped. ``rebuild`` starts both indexes afresh from SQL (``praxisnetz hub reindex``).
+Only the process holding the on-disk index (the web process) moves the SQL watermark;
+another process of the same hub (``praxisnetz worker``) keeps its own in memory.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class Aggregator:
         self.search = search
         self._clock = clock
         self._members: set[str] = set()
+        self._since: datetime | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
 
@@ -85,13 +88,16 @@ class Aggregator:
 
     async def start(self) -> None:
         """Fill the search index; rebuild the RDF index if it is empty, else catch up."""
+        started = self._clock()
         async with self._sessions() as session:
             documents = await member_documents(session)
             self._members = set(await session.scalars(
                 select(HubMember.actor_uri).where(HubMember.state == MemberState.APPROVED.value)))
         self._fill_search(documents)
-        if self.index is not None and self.index.count() == 0 and documents:
-            await self._rebuild_index(documents)
+        if self.index is None or (self.index.count() == 0 and documents):
+            if self.index is not None:
+                await self._rebuild_index(documents)
+            await self._save_watermark(started - OVERLAP)  # all of SQL is in now
         await self.sync()
 
     async def rebuild(self) -> RebuildReport:
@@ -127,8 +133,7 @@ class Aggregator:
         async with self._lock:
             started = self._clock()
             async with self._sessions() as session:
-                state = await session.get(HubIndexState, STATE_ROW)
-                since = state.synced_until if state is not None else None
+                since = await self._watermark(session)
                 approved = set(await session.scalars(select(HubMember.actor_uri).where(
                     HubMember.state == MemberState.APPROVED.value)))
                 new_members = approved - self._members
@@ -197,7 +202,17 @@ class Aggregator:
         if former:
             log.info("hub index dropped members=%s contributions=%s", len(former), len(uris))
 
+    async def _watermark(self, session: AsyncSession) -> datetime | None:
+        if self.index is None:  # this process keeps only search: its own watermark
+            return self._since
+        state = await session.get(HubIndexState, STATE_ROW)
+        return state.synced_until if state is not None else None
+
     async def _save_watermark(self, until: datetime) -> None:
+        # The SQL watermark belongs to the process that holds the RDF index.
+        self._since = until
+        if self.index is None:
+            return
         async with self._sessions() as session, session.begin():
             state = await session.get(HubIndexState, STATE_ROW)
             if state is None:
