@@ -97,7 +97,7 @@ INBOX_WAKER = web.AppKey("inbox_waker", Callable[[], None])  # type: ignore[arg-
 def claimed_key_host(headers: dict[str, str] | web.BaseRequest) -> str | None:
     """The host of the key id a request claims to be signed with, without verifying it."""
     get = headers.headers.get if isinstance(headers, web.BaseRequest) else headers.get
-    for name in ("Signature-Input", "Signature"):
+    for name in ("Signature-Input", "Signature", "Authorization"):
         value = get(name)
         if not value:
             continue

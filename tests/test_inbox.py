@@ -204,6 +204,8 @@ def test_claimed_host_is_read_from_either_signature_scheme() -> None:
     rfc = {"Signature-Input": 'sig1=("@method");keyid="https://other.example:8443/k"'}
     assert claimed_key_host(cavage) == "example.org"
     assert claimed_key_host(rfc) == "other.example:8443"
+    authorization = {"Authorization": 'Signature keyId="https://third.example/a#k",signature="x"'}
+    assert claimed_key_host(authorization) == "third.example"
     assert claimed_key_host({}) is None
 
 

@@ -1,0 +1,58 @@
+"""The inbox work queue: leases, retries with growing delays, and giving up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from node.inbox_queue import MAX_ATTEMPTS, claim_items, finish_item, retry_delay
+from node.storage.db import create_engine, migrate, session_maker
+from node.storage.models import InboxItem, InboxState
+
+
+@pytest.fixture
+async def sessions(tmp_path):
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'inbox.db'}")
+    await migrate(engine)
+    yield session_maker(engine)
+    await engine.dispose()
+
+
+async def receive(sessions, number: int, now: datetime) -> None:
+    async with sessions() as session, session.begin():
+        for n in range(number):
+            session.add(InboxItem(activity_uri=f"https://a.example/activities/{n}", inbox="shared",
+                                  actor="https://a.example/actor", remote_host="a.example",
+                                  raw={"id": n}, received_at=now, state="received", attempts=0))
+
+
+async def test_items_are_claimed_once_in_arrival_order(sessions) -> None:
+    now = datetime.now(UTC)
+    await receive(sessions, 5, now)
+    first = await claim_items(sessions, now=now, lease=timedelta(minutes=5), limit=3)
+    second = await claim_items(sessions, now=now, lease=timedelta(minutes=5), limit=3)
+    assert [item.raw["id"] for item in first] == [0, 1, 2]
+    assert [item.raw["id"] for item in second] == [3, 4]
+    assert await claim_items(sessions, now=now, lease=timedelta(minutes=5), limit=3) == []
+    # A worker that died: its items come back once the lease is over.
+    later = now + timedelta(minutes=6)
+    again = await claim_items(sessions, now=later, lease=timedelta(minutes=5), limit=10)
+    assert len(again) == 5
+
+
+async def test_retry_waits_longer_each_time_then_gives_up(sessions) -> None:
+    now = datetime.now(UTC)
+    await receive(sessions, 1, now)
+    assert retry_delay(1) < retry_delay(2) < retry_delay(3) <= retry_delay(30)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        [item] = await claim_items(sessions, now=now, lease=timedelta(minutes=5), limit=1)
+        state = await finish_item(sessions, item, InboxState.RETRY, now=now, error="unreachable")
+        if attempt < MAX_ATTEMPTS:
+            assert state is InboxState.RETRY
+            assert await claim_items(sessions, now=now, lease=timedelta(minutes=5), limit=1) == []
+            now += retry_delay(attempt) + timedelta(seconds=1)
+    assert state is InboxState.REJECTED
+    async with sessions() as session:
+        row = await session.get(InboxItem, item.id)
+    assert row.attempts == MAX_ATTEMPTS and "gave up" in row.error and row.processed_at
