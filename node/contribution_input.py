@@ -24,6 +24,9 @@ PRACTICE_STATUSES = ("planned", "piloting", "in-operation", "discontinued")
 POSITIONS = ("agree", "disagree", "partly")
 TARGETED_KINDS = (ContributionKind.STANCE, ContributionKind.COMMENT)
 MEDIA_TYPE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+# C0 controls other than tab and line breaks, and lone surrogates (JSON may carry "\ud800"):
+# PostgreSQL refuses NUL, XML (the Atom feed) the other controls, UTF-8 the surrogates.
+UNSTORABLE_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 MAX_TITLE = 300
 MAX_TEXT = 20_000
 MAX_BODY = 200_000
@@ -110,6 +113,9 @@ class _Checker:
         if len(value) > limit:
             self.fail(name, f"at most {limit} characters")
             return None
+        if UNSTORABLE_CHARACTERS.search(value):
+            self.fail(name, "contains control characters or broken Unicode")
+            return None
         return value.strip()
 
     def text_list(self, name: str) -> tuple[str, ...]:
@@ -123,6 +129,9 @@ class _Checker:
             return ()
         if len(value) > 100:
             self.fail(name, "at most 100 entries")
+            return ()
+        if any(UNSTORABLE_CHARACTERS.search(v) for v in value):
+            self.fail(name, "contains control characters or broken Unicode")
             return ()
         return tuple(v.strip() for v in value)
 
