@@ -438,3 +438,21 @@ async def test_an_actor_whose_document_postgresql_refuses_gets_no_503(
     answer = await bed.post(follow, odd.rsa)
     assert answer.status == 202, answer.text
     assert await bed.processed(follow["id"]) in ("done", "rejected")
+
+
+@pytest.mark.parametrize("character", ["\u0000", "\u0001", "\ud800"])
+async def test_unstorable_characters_in_api_text_are_a_422(bed: AttackBed, character: str) -> None:
+    """Were a 500 (NUL in a title on PostgreSQL; a lone surrogate on any database) or an
+    Atom feed that is no longer XML (other control characters); fixed: 422 naming the field."""
+    _, token = await issue_token(bed.app)
+    auth = {"Authorization": f"Bearer {token}"}
+    for field in ("title", "summary", "body", "steps", "effort", "lessons"):
+        value = f"Text {character} mehr"
+        submitted = practice_input(slug=f"x-{field}", **{field: [value] if field == "steps"
+                                                         else value})
+        answer = await bed.client.post("/api/contributions", json=submitted, headers=auth)
+        assert answer.status == 422, (field, answer.status)
+        assert (await answer.json())["field"] == field
+    assert await bed.rows(Contribution) == []
+    feed = await bed.client.get("/feed.atom")
+    ET.fromstring(await feed.read())  # still well-formed XML
