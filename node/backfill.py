@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.origin import same_origin
 from federation.proofs import ProofVerdict
-from node.inbox_processing import InboxProcessor
+from node.inbox_processing import InboxProcessor, carried_object
 from node.remote import RemoteDirectory, RemoteError
 from node.remote_objects import (
     ObjectResult,
@@ -183,6 +183,7 @@ class Backfiller:
                 return await apply_delete(session, actor, reference(obj), now=self._clock())
         if kind == "Announce" and obj is not None:
             trusted = await self._processor.trusted_relayed_object(actor, obj)
+            trusted = carried_object(trusted) if trusted is not None else None  # FEP-1b12
             author = reference(trusted.get("attributedTo")) if trusted else None
             if trusted is None or author is None:
                 return None

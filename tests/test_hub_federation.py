@@ -59,6 +59,7 @@ async def test_hub_membership_editions_and_topic_groups(tmp_path) -> None:
             api = HubApi(http, hub, await issue_token(hub))
             first = await _members_join_and_publish(http, hub, a, b)
             announced = await _topic_group_relays(hub, a, reader)
+            await _late_topic_follower_backfills(tmp_path, hub, announced)
             await _edition_one(http, api, hub, a, [first, announced])
             await _edition_two(http, api, hub, a, b, first)
     finally:
@@ -105,6 +106,18 @@ async def _topic_group_relays(hub: RunningNode, a: RunningNode, reader: RunningN
     stored = await eventually(lambda: _stored(reader, uri))
     assert stored.attributed_to == a.actor  # the reader stored it without being a member
     return uri
+
+
+async def _late_topic_follower_backfills(tmp_path, hub: RunningNode, uri: str) -> None:
+    """A follower that arrives later reads the group's outbox: the Announces' inner
+    Creates are verified by the member's proof and stored."""
+    late = await start_node(node_config(tmp_path, "spaet"))
+    try:
+        await follow(late, f"{hub.url}/topics/e-akte")
+        stored = await eventually(lambda: _stored(late, uri), timeout=15)
+        assert stored.document["proof"]["verificationMethod"].startswith(stored.attributed_to)
+    finally:
+        await late.stop()
 
 
 async def _announces(node: RunningNode, group: str) -> list[InboxItem]:
