@@ -75,9 +75,11 @@ async def run_inbox(workers: Workers, sessions: async_sessionmaker[AsyncSession]
         except Exception:  # noqa: BLE001 - keep processing after one bad batch
             log.exception("inbox batch failed")
             handled = 0
-        if not handled:
+        if handled:
+            workers.delivery_wake.set()  # answers (Accept, Reject) may be waiting to go out
+        else:
             await sleep_until(workers.stop, workers.inbox_wake,
-                               config.inbox.poll_interval_seconds)
+                              config.inbox.poll_interval_seconds)
 
 
 async def process_inbox_batch(processor: InboxProcessor,
