@@ -395,3 +395,18 @@ async def test_language_switch_keeps_the_page(client: TestClient) -> None:
     page = await (await client.get("/dashboard/new?kind=stance&about=https://a.example/x")).text()
     switch = re.search(r'<a href="([^"]+)" lang="en"', page)
     assert switch is not None and "kind=stance" in switch.group(1) and "lang=en" in switch.group(1)
+
+
+async def test_vocabulary_shape_problems_are_shown_at_the_field_in_german(
+    client: TestClient,
+) -> None:
+    token = await form_token(client, "/dashboard/new?kind=practice")
+    form = practice_form(token, status="")
+    del form["topics"]
+    response = await client.post("/dashboard/new", data=form)
+    assert response.status == 422
+    page = await response.text()
+    topics, status = _field_error(page, "topics"), _field_error(page, "status")
+    assert "Thema" in topics and "topic is missing" not in topics
+    assert status and "must be" not in status
+    assert await _count(client, Contribution) == 0

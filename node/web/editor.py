@@ -40,6 +40,7 @@ from node.web.public import TOPIC_LABELS, contribution_context
 from node.web.render import language_of, page
 from node.web.session import FORM, translator
 from node.web.staff import own_contribution
+from vocab.validate import Severity, validate
 
 Operation = Callable[..., Awaitable[AuthoringResult]]
 FORM_KINDS = (
@@ -99,26 +100,31 @@ def _submitted_state(request: web.Request, kind: ContributionKind) -> FormState:
 
 
 def _document_problems(request: web.Request, document: dict[str, Any]) -> list[FieldProblem]:
-    validate = author_for(request.app).validate
-    problems = validate(document) if validate else []
+    """The vocabulary's shape checks, in the interface language, named by form field."""
+    language = language_of(request).value
+    report = validate(document, document.get("id"))
     return [
-        FieldProblem(DOCUMENT_TO_INPUT_FIELD.get(p.field, p.field), p.message) for p in problems
+        FieldProblem(DOCUMENT_TO_INPUT_FIELD.get(p.field, p.field), p.message(language))
+        for p in report.problems
+        if p.severity is Severity.VIOLATION
     ]
 
 
-async def _preview(
-    request: web.Request, state: FormState, inp: ContributionInput, row: Contribution | None
-) -> web.Response:
-    """The page as it will look, above the same form; nothing is stored or signed."""
+def _document(
+    request: web.Request, inp: ContributionInput, row: Contribution | None
+) -> dict[str, Any]:
+    """The unsigned document the input would publish (nothing stored, nothing signed)."""
     now = request.app[appkeys.CLOCK]()
-    config = request.app[appkeys.CONFIG]
-    document = build_document(
-        config, inp, published=row.published if row else now, updated=now if row else None
+    published = row.published if row else now
+    return build_document(
+        request.app[appkeys.CONFIG], inp, published=published, updated=now if row else None
     )
-    problems = _document_problems(request, document)
-    if problems:
-        attach_problems(state, problems)
-        return _form_page(request, state, editing=row, status=422)
+
+
+async def _preview(
+    request: web.Request, state: FormState, document: dict[str, Any], row: Contribution | None
+) -> web.Response:
+    """The page as it will look, above the same form."""
     preview = await contribution_context(request, document)
     return _form_page(request, state, editing=row, preview=preview)
 
@@ -151,8 +157,13 @@ async def _submit(request: web.Request, state: FormState, row: Contribution | No
     inp = check_form(state, topics, fixed_slug=row.slug if row else None)
     if inp is None:
         return _form_page(request, state, editing=row, status=422)
+    document = _document(request, inp, row)
+    problems = _document_problems(request, document)
+    if problems:  # checked here too, so the messages come in the interface language
+        attach_problems(state, problems)
+        return _form_page(request, state, editing=row, status=422)
     if request[FORM].get("action") == "preview":
-        return await _preview(request, state, inp, row)
+        return await _preview(request, state, document, row)
     if row is None:
         result = await _write(request, state, create_contribution, inp)
     else:

@@ -92,7 +92,7 @@ def form_values(kind: ContributionKind, form: MultiDictProxy) -> dict[str, str |
     values: dict[str, str | list[str]] = {}
     for name in KIND_FIELDS[kind]:
         if name in MULTI_FIELDS:
-            values[name] = [v for v in form.getall(name, []) if isinstance(v, str)]
+            values[name] = [v for v in form.getall(name, []) if isinstance(v, str) and v.strip()]
         else:
             raw = form.get(name, "")
             values[name] = raw if isinstance(raw, str) else ""
