@@ -259,9 +259,16 @@ def _id_matches(final_url: str, document: Mapping[str, object]) -> bool:
     return document.get("id") == final_url or fetched_id_matches(final_url, document)
 
 
+def _not_json_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def _json_object(body: bytes, url: str) -> dict[str, object]:
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_not_json_constant)
+        # A lone surrogate ("\ud800") parses but is not Unicode: no database or encoder
+        # downstream can store it, so such a document is refused here, once.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError) as exc:
         # RecursionError: deeply nested arrays are a cheap way to crash a parser
         raise FetchError(FetchFailure.NOT_JSON, url, detail=f"body is not JSON: {exc}") from exc

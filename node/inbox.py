@@ -178,6 +178,9 @@ def parse_body(body: bytes) -> tuple[dict[str, object], Activity]:
     """The JSON document and the parsed activity, or a 400 naming the field."""
     try:
         document = json.loads(body, parse_constant=_not_json_constant)
+        # A lone surrogate ("\ud800") parses but is not Unicode; stored, it breaks the
+        # encoders and databases behind the inbox (UnicodeEncodeError is a ValueError).
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
     except (UnicodeDecodeError, ValueError) as exc:
         raise InboxRejected(problem(400, "Bad Request", f"body is not JSON: {exc}", field="body")) from None
     except RecursionError:
