@@ -456,3 +456,25 @@ async def test_unstorable_characters_in_api_text_are_a_422(bed: AttackBed, chara
     assert await bed.rows(Contribution) == []
     feed = await bed.client.get("/feed.atom")
     ET.fromstring(await feed.read())  # still well-formed XML
+
+
+async def test_lone_surrogates_in_the_inbox_are_a_400(bed: AttackBed) -> None:
+    """Were stored, then broke processing (UnicodeEncodeError: the item stayed claimed
+    for ever); fixed: refused at the door. A proper pair (an emoji) still passes."""
+    alice = bed.alice
+    for note in (alice.note(content="x\ud800y"), alice.note(type=["Note", "\udfff"]),
+                 {**alice.note(), "\ud800": "key"}):
+        answer = await bed.post(alice.activity("Create", note), alice.rsa)
+        assert answer.status == 400 and answer.problem["field"] == "body"
+    assert await bed.rows(InboxItem) == []
+    emoji = alice.activity("Create", alice.note(content="Daumen \U0001F44D"))
+    assert await bed.deliver(emoji, alice) == "done"  # sent as "\\ud83d\\udc4d": a pair
+
+
+async def test_lone_surrogates_in_a_fetched_document_are_refused(bed: AttackBed) -> None:
+    """A key document with a lone surrogate broke storing the actor (a 500 at the door);
+    fixed: the fetcher refuses such a document as not JSON."""
+    odd = bed.remote.add_actor("odd", bed.mallory.keys, name="Stadt \ud800")
+    answer = await bed.post(odd.activity("Follow", bed.config.actor_url), odd.rsa)
+    assert answer.status == 401 and "key_fetch_failed" in answer.text
+    assert await bed.rows(InboxItem) == []
