@@ -25,9 +25,10 @@ from node.backfill import Backfiller
 from node.config import NodeConfig
 from node.delivery import DeliveryWorker, new_worker_id, sleep_until
 from node.inbox import INBOX_WAKER
-from node.inbox_processing import InboxProcessor
+from node.inbox_processing import InboxProcessor, Verdict
 from node.inbox_queue import claim_items, finish_item
 from node.remote import install_key_cache
+from node.storage.models import InboxState
 
 log = logging.getLogger("praxisnetz.workers")
 
@@ -88,7 +89,13 @@ async def process_inbox_batch(processor: InboxProcessor,
     """Claim and apply one batch of received activities, in arrival order."""
     items = await claim_items(sessions, now=clock(), lease=INBOX_LEASE, limit=limit)
     for item in items:
-        verdict = await processor.process(item.raw)
+        try:
+            verdict = await processor.process(item.raw)
+        except Exception as exc:  # noqa: BLE001 - logged; one bad item must not hold the batch
+            # Uncaught, the item stayed claimed with no attempt counted and came back every
+            # lease for ever; as a retry it is counted and given up after MAX_ATTEMPTS.
+            log.exception("inbox processing failed activity=%s", item.activity_uri)
+            verdict = Verdict(InboxState.RETRY, f"processing failed: {type(exc).__name__}")
         state = await finish_item(sessions, item, verdict.state, now=clock(), error=verdict.reason)
         log.info("inbox processed activity=%s state=%s reason=%s",
                  item.activity_uri, state.value, verdict.reason)
