@@ -478,3 +478,25 @@ async def test_lone_surrogates_in_a_fetched_document_are_refused(bed: AttackBed)
     answer = await bed.post(odd.activity("Follow", bed.config.actor_url), odd.rsa)
     assert answer.status == 401 and "key_fetch_failed" in answer.text
     assert await bed.rows(InboxItem) == []
+
+
+async def test_an_activity_that_breaks_its_handler_does_not_stay_claimed(
+    make_bed: BedFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Safety net for failures nobody has found yet (the lone surrogate was one): an
+    exception used to leave the item claimed, uncounted, back every lease for ever."""
+    from node.inbox_processing import InboxProcessor
+
+    async def broken(self, activity):  # noqa: ANN001, ANN202
+        raise RuntimeError("a handler bug")
+
+    monkeypatch.setattr(InboxProcessor, "on_like", broken)
+    bed = await make_bed()
+    like = bed.alice.activity("Like", f"{bed.config.base_url}/practices/x")
+    after = bed.alice.activity("Create", bed.alice.note())
+    for activity in (like, after):
+        assert (await bed.post(activity, bed.alice.rsa)).status == 202
+    assert await bed.processed(like["id"]) == "retry"
+    assert await bed.processed(after["id"]) == "done"
+    (item,) = await bed.rows(InboxItem, InboxItem.activity_uri == like["id"])
+    assert item.attempts == 1 and "RuntimeError" in item.error
