@@ -6,16 +6,13 @@ stands in the way; API cases use a valid token.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
 from xml.etree import ElementTree as ET
 
 import pytest
 
-from node.backfill import BackfillLimits
-from node.storage.models import Contribution, Following, InboxItem, RemoteObject
+from node.storage.models import Contribution, InboxItem
 from tests import attack_support
 from tests.attack_support import AttackBed, BedFactory
 from tests.node_support import issue_token, practice_input
@@ -297,70 +294,6 @@ async def test_material_file_names_cannot_leave_the_files_folder(bed: AttackBed)
         assert "PRIVATE KEY" not in body and secret[:40] not in body
 
 
-# --- a remote that never stops talking --------------------------------------------------
-
-
-async def follow_accepted_by(bed: AttackBed, name: str) -> str:
-    """Follow the remote actor ``name`` through the API and let it accept; its id."""
-    target = bed.remote.add_actor(name, bed.alice.keys)
-    _, token = await issue_token(bed.app)
-    answer = await bed.client.post("/api/following", json={"target": target.id},
-                                   headers={"Authorization": f"Bearer {token}"})
-    assert answer.status == 202, await answer.text()
-    (following,) = await bed.rows(Following)
-    our_follow = {"id": following.follow_activity_uri, "type": "Follow",
-                  "actor": bed.config.actor_url, "object": target.id}
-    assert await bed.deliver(target.activity("Accept", our_follow), target) == "done"
-    return target.id
-
-
-async def backfill_finished(bed: AttackBed, timeout: float = 15.0) -> Following:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        (following,) = await bed.rows(Following)
-        if following.backfill_state in ("done", "failed"):
-            return following
-        await asyncio.sleep(0.05)
-    raise AssertionError("backfill did not finish")
-
-
-async def test_an_outbox_that_pages_forever_is_read_only_so_far(bed: AttackBed) -> None:
-    bed.remote.serve("/users/pager/outbox", {
-        "@context": attack_support.AS_CONTEXT, "id": bed.remote.url("/users/pager/outbox"),
-        "type": "OrderedCollection", "first": bed.remote.url("/endless/1")})
-    await follow_accepted_by(bed, "pager")
-    following = await backfill_finished(bed)
-    pages = [path for path in bed.remote.paths() if path.startswith("/endless/")]
-    assert following.backfill_state == "done"
-    assert len(pages) == BackfillLimits().max_pages  # measured: 20 pages, then it stops
-    assert len(pages) == len(set(pages))
-
-
-async def test_an_outbox_whose_next_page_points_inside(bed: AttackBed) -> None:
-    bed.remote.serve("/users/pager/outbox", {
-        "@context": attack_support.AS_CONTEXT, "id": bed.remote.url("/users/pager/outbox"),
-        "type": "OrderedCollection", "orderedItems": [],
-        "next": "http://169.254.169.254/latest/meta-data/"})
-    await follow_accepted_by(bed, "pager")
-    following = await backfill_finished(bed)
-    assert following.backfill_state == "failed"
-    assert all(url.startswith(f"http://127.0.0.1:{bed.remote.port}/") for url in bed.net.started)
-
-
-async def test_a_flood_of_deletes_of_unknown_objects_fetches_nothing(bed: AttackBed) -> None:
-    ids = [f"{bed.alice.origin}/notes/never-seen-{n}" for n in range(40)]
-    for object_id in ids:
-        answer = await bed.post(bed.alice.activity("Delete", object_id), bed.alice.rsa)
-        assert answer.status == 202
-    items = await bed.rows(InboxItem)
-    for item in items:
-        assert await bed.processed(item.activity_uri) == "done"
-    assert bed.remote.paths() == ["/users/alice"]  # the key, once; no object was looked up
-    tombstones = await bed.rows(RemoteObject, RemoteObject.uri.in_(ids))
-    assert len(tombstones) == 40 and all(row.deleted and row.document is None
-                                         for row in tombstones)
-
-
 # --- the public endpoints --------------------------------------------------------------
 
 HOSTILE_GETS = [
@@ -387,116 +320,3 @@ async def test_hostile_requests_to_public_endpoints_get_a_4xx(bed: AttackBed) ->
         answers[path] = response.status
         assert "<script>" not in await response.text()
     assert {path: status for path, status in answers.items() if not 400 <= status < 500} == {}
-
-
-# --- values the database refuses ------------------------------------------------------
-
-postgres_url = attack_support.postgres_url
-
-
-async def test_values_postgresql_refuses_are_rejected_not_stuck(postgres_url: str,
-                                                               make_bed: BedFactory) -> None:
-    """Were stuck in "processing" for ever (re-claimed every five minutes, holding up the
-    rest of their batch): a type longer than its column, a NUL character, an over-long
-    id. They are now rejected, and the activity behind them is still processed (fixed)."""
-    bed = await make_bed(database_url=postgres_url)
-    alice = bed.alice
-    refused = [
-        alice.activity("Create", alice.note(type=["Note", "X" * 100])),
-        alice.activity("Create", alice.note(type=["Note", "Pr\u0000"])),
-        alice.activity("Create", alice.note(inReplyTo="https://example.org/" + "a" * 3000)),
-        alice.activity("Create", alice.note(id=f"{alice.origin}/notes/{'b' * 3000}")),
-    ]
-    fine = alice.activity("Create", alice.note())
-    for activity in [*refused, fine]:
-        assert (await bed.post(activity, alice.rsa)).status == 202
-    for activity in refused:
-        assert await bed.processed(activity["id"], timeout=5) == "rejected"
-    assert await bed.processed(fine["id"]) == "done"
-    assert [row.uri for row in await bed.rows(RemoteObject)] == [fine["object"]["id"]]
-
-
-@pytest.mark.parametrize("field", ["id", "actor"])
-async def test_an_over_long_activity_id_or_actor_is_a_400(bed: AttackBed, field: str) -> None:
-    """PostgreSQL refused the inbox row and the node answered 503, asking the sender to
-    retry for ever (fixed: 400 naming the field, on every database)."""
-    activity = bed.alice.activity("Follow", bed.config.actor_url)
-    activity[field] = f"{bed.alice.origin}/{field}/" + "x" * 3000
-    answer = await bed.post(activity, bed.alice.rsa)
-    assert answer.status == 400 and answer.problem["field"] == field
-    assert await bed.rows(InboxItem) == []
-
-
-async def test_an_actor_whose_document_postgresql_refuses_gets_no_503(
-    postgres_url: str, make_bed: BedFactory
-) -> None:
-    """A NUL in the actor's name made storing the actor fail during the key lookup, and
-    every request of that actor was answered 503, "retry later", for ever (fixed)."""
-    bed = await make_bed(database_url=postgres_url)
-    odd = bed.remote.add_actor("odd", bed.alice.keys, name="Stadt\u0000X")
-    follow = odd.activity("Follow", bed.config.actor_url)
-    answer = await bed.post(follow, odd.rsa)
-    assert answer.status == 202, answer.text
-    assert await bed.processed(follow["id"]) in ("done", "rejected")
-
-
-@pytest.mark.parametrize("character", ["\u0000", "\u0001", "\ud800"])
-async def test_unstorable_characters_in_api_text_are_a_422(bed: AttackBed, character: str) -> None:
-    """Were a 500 (NUL in a title on PostgreSQL; a lone surrogate on any database) or an
-    Atom feed that is no longer XML (other control characters); fixed: 422 naming the field."""
-    _, token = await issue_token(bed.app)
-    auth = {"Authorization": f"Bearer {token}"}
-    for field in ("title", "summary", "body", "steps", "effort", "lessons"):
-        value = f"Text {character} mehr"
-        submitted = practice_input(slug=f"x-{field}", **{field: [value] if field == "steps"
-                                                         else value})
-        answer = await bed.client.post("/api/contributions", json=submitted, headers=auth)
-        assert answer.status == 422, (field, answer.status)
-        assert (await answer.json())["field"] == field
-    assert await bed.rows(Contribution) == []
-    feed = await bed.client.get("/feed.atom")
-    ET.fromstring(await feed.read())  # still well-formed XML
-
-
-async def test_lone_surrogates_in_the_inbox_are_a_400(bed: AttackBed) -> None:
-    """Were stored, then broke processing (UnicodeEncodeError: the item stayed claimed
-    for ever); fixed: refused at the door. A proper pair (an emoji) still passes."""
-    alice = bed.alice
-    for note in (alice.note(content="x\ud800y"), alice.note(type=["Note", "\udfff"]),
-                 {**alice.note(), "\ud800": "key"}):
-        answer = await bed.post(alice.activity("Create", note), alice.rsa)
-        assert answer.status == 400 and answer.problem["field"] == "body"
-    assert await bed.rows(InboxItem) == []
-    emoji = alice.activity("Create", alice.note(content="Daumen \U0001F44D"))
-    assert await bed.deliver(emoji, alice) == "done"  # sent as "\\ud83d\\udc4d": a pair
-
-
-async def test_lone_surrogates_in_a_fetched_document_are_refused(bed: AttackBed) -> None:
-    """A key document with a lone surrogate broke storing the actor (a 500 at the door);
-    fixed: the fetcher refuses such a document as not JSON."""
-    odd = bed.remote.add_actor("odd", bed.mallory.keys, name="Stadt \ud800")
-    answer = await bed.post(odd.activity("Follow", bed.config.actor_url), odd.rsa)
-    assert answer.status == 401 and "key_fetch_failed" in answer.text
-    assert await bed.rows(InboxItem) == []
-
-
-async def test_an_activity_that_breaks_its_handler_does_not_stay_claimed(
-    make_bed: BedFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Safety net for failures nobody has found yet (the lone surrogate was one): an
-    exception used to leave the item claimed, uncounted, back every lease for ever."""
-    from node.inbox_processing import InboxProcessor
-
-    async def broken(self, activity):  # noqa: ANN001, ANN202
-        raise RuntimeError("a handler bug")
-
-    monkeypatch.setattr(InboxProcessor, "on_like", broken)
-    bed = await make_bed()
-    like = bed.alice.activity("Like", f"{bed.config.base_url}/practices/x")
-    after = bed.alice.activity("Create", bed.alice.note())
-    for activity in (like, after):
-        assert (await bed.post(activity, bed.alice.rsa)).status == 202
-    assert await bed.processed(like["id"]) == "retry"
-    assert await bed.processed(after["id"]) == "done"
-    (item,) = await bed.rows(InboxItem, InboxItem.activity_uri == like["id"])
-    assert item.attempts == 1 and "RuntimeError" in item.error

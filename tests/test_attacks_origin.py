@@ -8,15 +8,18 @@ the rule, not the signature. Refusals happen at the door (403) or in the inbox w
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import time
 
 import pytest
 
 from federation.keys import SigningKey
-from node.storage.models import Follower, Following, InboxItem
+from node.backfill import BackfillLimits
+from node.storage.models import Follower, Following, InboxItem, RemoteObject
 from tests import attack_support
 from tests.attack_support import AttackBed
-from tests.node_support import practice_input
+from tests.node_support import issue_token, practice_input
 
 actor_key_pool = attack_support.actor_key_pool
 node_template = attack_support.node_template
@@ -124,7 +127,7 @@ async def test_update_of_another_actor_does_not_plant_a_key(bed: AttackBed) -> N
 
 
 async def test_accept_from_an_actor_we_did_not_follow(bed: AttackBed) -> None:
-    _, token = await attack_support_token(bed)
+    _, token = await issue_token(bed.app)
     answer = await bed.client.post("/api/following", json={"target": bed.alice.id},
                                    headers={"Authorization": f"Bearer {token}"})
     assert answer.status == 202
@@ -178,12 +181,6 @@ async def test_announce_with_a_proof_by_someone_other_than_the_author(bed: Attac
     assert await bed.rows(InboxItem, InboxItem.state == REJECTED)
 
 
-async def attack_support_token(bed: AttackBed) -> tuple[int, str]:
-    from tests.node_support import issue_token
-
-    return await issue_token(bed.app)
-
-
 async def test_an_older_update_sent_again_does_not_roll_back(bed: AttackBed) -> None:
     note = bed.alice.note()
     await bed.seed_object(note, bed.alice)
@@ -231,7 +228,7 @@ async def test_object_ids_that_parsers_read_differently(bed: AttackBed, trick: s
 async def test_follow_target_whose_document_claims_another_id(bed: AttackBed) -> None:
     """CVE-2024-23832 class on the way out: a file that claims to be Alice is not Alice."""
     bed.remote.serve("/uploads/alice.json", bed.alice.document())
-    _, token = await attack_support_token(bed)
+    _, token = await issue_token(bed.app)
     answer = await bed.client.post("/api/following",
                                    json={"target": bed.remote.url("/uploads/alice.json")},
                                    headers={"Authorization": f"Bearer {token}"})
@@ -241,7 +238,7 @@ async def test_follow_target_whose_document_claims_another_id(bed: AttackBed) ->
 async def test_remote_actors_cannot_speak_for_the_nodes_own_contributions(bed: AttackBed) -> None:
     """Nobody can speak in the municipality's name: Create, Update and Delete of objects
     on the node's own origin by a remote actor are refused, the contribution stays."""
-    _, token = await attack_support_token(bed)
+    _, token = await issue_token(bed.app)
     created = await bed.client.post("/api/contributions", json=practice_input(),
                                     headers={"Authorization": f"Bearer {token}"})
     ours = (await created.json())["uri"]
@@ -279,3 +276,67 @@ async def test_a_co_author_cannot_be_named_for_someone_else(bed: AttackBed, othe
     note = bed.alice.note(attributedTo=[bed.alice.id, second[others]])
     await rejected_by_worker(bed, bed.alice.activity("Create", note), bed.alice)
     assert await bed.remote_object(note["id"]) is None
+
+
+# --- a remote that never stops talking ----------------------------------------------
+
+
+async def follow_accepted_by(bed: AttackBed, name: str) -> str:
+    """Follow the remote actor ``name`` through the API and let it accept; its id."""
+    target = bed.remote.add_actor(name, bed.alice.keys)
+    _, token = await issue_token(bed.app)
+    answer = await bed.client.post("/api/following", json={"target": target.id},
+                                   headers={"Authorization": f"Bearer {token}"})
+    assert answer.status == 202, await answer.text()
+    (following,) = await bed.rows(Following)
+    our_follow = {"id": following.follow_activity_uri, "type": "Follow",
+                  "actor": bed.config.actor_url, "object": target.id}
+    assert await bed.deliver(target.activity("Accept", our_follow), target) == "done"
+    return target.id
+
+
+async def backfill_finished(bed: AttackBed, timeout: float = 15.0) -> Following:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        (following,) = await bed.rows(Following)
+        if following.backfill_state in ("done", "failed"):
+            return following
+        await asyncio.sleep(0.05)
+    raise AssertionError("backfill did not finish")
+
+
+async def test_an_outbox_that_pages_forever_is_read_only_so_far(bed: AttackBed) -> None:
+    bed.remote.serve("/users/pager/outbox", {
+        "@context": attack_support.AS_CONTEXT, "id": bed.remote.url("/users/pager/outbox"),
+        "type": "OrderedCollection", "first": bed.remote.url("/endless/1")})
+    await follow_accepted_by(bed, "pager")
+    following = await backfill_finished(bed)
+    pages = [path for path in bed.remote.paths() if path.startswith("/endless/")]
+    assert following.backfill_state == "done"
+    assert len(pages) == BackfillLimits().max_pages  # measured: 20 pages, then it stops
+    assert len(pages) == len(set(pages))
+
+
+async def test_an_outbox_whose_next_page_points_inside(bed: AttackBed) -> None:
+    bed.remote.serve("/users/pager/outbox", {
+        "@context": attack_support.AS_CONTEXT, "id": bed.remote.url("/users/pager/outbox"),
+        "type": "OrderedCollection", "orderedItems": [],
+        "next": "http://169.254.169.254/latest/meta-data/"})
+    await follow_accepted_by(bed, "pager")
+    following = await backfill_finished(bed)
+    assert following.backfill_state == "failed"
+    assert all(url.startswith(f"http://127.0.0.1:{bed.remote.port}/") for url in bed.net.started)
+
+
+async def test_a_flood_of_deletes_of_unknown_objects_fetches_nothing(bed: AttackBed) -> None:
+    ids = [f"{bed.alice.origin}/notes/never-seen-{n}" for n in range(40)]
+    for object_id in ids:
+        answer = await bed.post(bed.alice.activity("Delete", object_id), bed.alice.rsa)
+        assert answer.status == 202
+    items = await bed.rows(InboxItem)
+    for item in items:
+        assert await bed.processed(item.activity_uri) == "done"
+    assert bed.remote.paths() == ["/users/alice"]  # the key, once; no object was looked up
+    tombstones = await bed.rows(RemoteObject, RemoteObject.uri.in_(ids))
+    assert len(tombstones) == 40 and all(row.deleted and row.document is None
+                                         for row in tombstones)
