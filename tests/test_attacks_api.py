@@ -171,3 +171,20 @@ async def test_hostile_cursor_on_the_staff_timeline(aiohttp_client, tmp_path) ->
     for cursor in ("%C2%B2", "9" * 30, "-1", "1%20OR%201=1"):
         response = await client.get(f"/dashboard/timeline?before={cursor}")
         assert response.status == 200, cursor
+
+
+async def test_the_web_session_cookie_does_not_open_the_api(aiohttp_client, tmp_path) -> None:
+    """A signed-in browser carries a session cookie; a cross-site form must not be able
+    to use it against the API (no CSRF there: the API reads bearer tokens only)."""
+    from tests.web_support import add_staff, sign_in, web_app
+
+    client = await aiohttp_client(web_app(tmp_path))
+    await add_staff(client.server.app)
+    status, _ = await sign_in(client)
+    assert status == 200 and len(client.session.cookie_jar) > 0
+    for method, path, body in ROUTES:
+        response = await client.request(method, path, json=body,
+                                        headers={"Origin": "https://evil.example"})
+        assert response.status == 401, (method, path)
+    async with client.server.app[appkeys.SESSION_MAKER]() as session:
+        assert await session.scalar(select(func.count()).select_from(Contribution)) == 0

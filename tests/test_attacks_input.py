@@ -130,7 +130,10 @@ IMG = '<img src=x onerror="alert(1)">'
 HOSTILE = {
     "title": {"title": f"E-Akte {SCRIPT}"},
     "summary": {"summary": f"Kurz {IMG} {SCRIPT}"},
-    "body": {"body": f"Text {SCRIPT}\n\n{IMG}\n\n<a href=\"javascript:alert(1)\">klick</a>"},
+    "body": {"body": f"Text {SCRIPT}\n\n{IMG}\n\n<a href=\"javascript:alert(1)\">klick</a>\n\n"
+                     "[Link](javascript:alert(1)) <svg onload=alert(1)></svg>\n\n"
+                     "<iframe src=\"https://evil.example\"></iframe> "
+                     "<a href=\"data:text/html,<script>alert(1)</script>\">d</a>"},
     "step names": {"steps": [SCRIPT, IMG]},
 }
 
@@ -144,6 +147,7 @@ def assert_no_live_markup(text: str) -> None:
     assert lowered.count("<script") == len(re.findall(r"<script[^>]*>.*?</script>", lowered,
                                                       flags=re.S))
     assert "<img src=x" not in lowered and 'href="javascript:' not in lowered
+    assert "<svg" not in lowered and "<iframe" not in lowered and 'href="data:' not in lowered
 
 
 @pytest.mark.parametrize("field", list(HOSTILE))
