@@ -201,6 +201,15 @@ async def test_script_in_a_remote_reply_and_its_authors_name_is_inert(bed: Attac
     text = await page.text()
     assert page.status == 200 and "Hallo" in text  # the reply is shown ...
     assert_no_live_markup(text)  # ... without its markup
+    # our own stance about the remote reply shows its (hostile) title
+    stance = {"kind": "stance", "slug": "dazu", "title": "Dazu", "about": reply["id"],
+              "position": "agree", "reason": "Weil.", "body": "Ja."}
+    created = await bed.client.post("/api/contributions", json=stance,
+                                    headers={"Authorization": f"Bearer {token}"})
+    assert created.status == 201, await created.text()
+    ours = await (await bed.client.get("/stances/dazu", headers={"Accept": "text/html"})).text()
+    assert "Antwort" in ours
+    assert_no_live_markup(ours)
 
 
 async def test_a_title_cannot_inject_triples_into_the_turtle(bed: AttackBed) -> None:
