@@ -410,3 +410,13 @@ async def test_vocabulary_shape_problems_are_shown_at_the_field_in_german(
     assert "Thema" in topics and "topic is missing" not in topics
     assert status and "must be" not in status
     assert await _count(client, Contribution) == 0
+
+
+async def test_signed_in_staff_are_recognised_on_object_pages(client: TestClient) -> None:
+    await _post_new(client)
+    page = await (await client.get("/practices/e-akte-bauamt")).text()
+    assert "Angemeldet als anna.schmidt" in page and 'action="/signout"' in page
+    token = re.search(
+        r'action="/signout">\s*<input type="hidden" name="csrf_token" value="([^"]+)"', page
+    )
+    assert token is not None and token.group(1)

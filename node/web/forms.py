@@ -21,7 +21,7 @@ from node.contribution_input import (
 )
 from node.storage.models import ContributionKind
 
-COMMON = ("slug", "title", "summary", "body", "language")
+COMMON = ("title", "slug", "summary", "body", "language")
 KIND_FIELDS: Mapping[ContributionKind, tuple[str, ...]] = {
     ContributionKind.PRACTICE: (
         *COMMON, "status", "topics", "steps", "effort", "duration", "lessons", "legal_basis",

@@ -163,8 +163,10 @@ TEXTS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "form.kind": ("Art des Beitrags", "Kind of contribution"),
         "form.slug": ("Kurzname in der Adresse", "Short name in the address"),
         "form.slug_help": (
-            "Kleinbuchstaben, Ziffern und Bindestriche, z. B. e-akte-bauamt",
-            "Lower-case letters, digits and hyphens, e.g. e-akte-bauamt",
+            "Kleinbuchstaben, Ziffern und Bindestriche, z. B. e-akte-bauamt; "
+            "leer lassen, um ihn aus dem Titel zu bilden",
+            "Lower-case letters, digits and hyphens, e.g. e-akte-bauamt; "
+            "leave empty to derive it from the title",
         ),
         "form.title": ("Titel", "Title"),
         "form.summary": ("Zusammenfassung", "Summary"),

@@ -24,6 +24,7 @@ from node.storage.models import (
 )
 from node.web.i18n import Translator
 from node.web.render import language_of, page
+from node.web.session import attach_session
 from node.web.views import (
     ContributionView,
     ResponseView,
@@ -201,6 +202,7 @@ async def _title_of(session: AsyncSession, uri: str) -> str | None:
 
 async def render_contribution_page(request: web.Request, row: Contribution) -> web.Response:
     """The HTML branch of an object URL (called from ``node.routes.objects``)."""
+    await attach_session(request)
     context = await contribution_context(request, row.document)
     return page(request, "contribution.html.j2", {**context, "preview": False})
 

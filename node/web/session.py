@@ -86,6 +86,16 @@ async def _current_session(request: web.Request) -> SessionInfo | None:
         return await find_session(session, cookie, now=request.app[appkeys.CLOCK]())
 
 
+async def attach_session(request: web.Request) -> None:
+    """For pages served outside ``web.*`` routes: know the signed-in user there too."""
+    if SESSION in request:
+        return
+    info = await _current_session(request)
+    if info is not None:
+        request[SESSION] = info
+        request[CSRF_TOKEN] = info.csrf_token
+
+
 async def _submitted_token(request: web.Request) -> str | None:
     """The form's CSRF field; a multipart reader is kept for the handler to go on reading."""
     if request.content_type == "multipart/form-data":
