@@ -340,3 +340,31 @@ async def test_a_flood_of_deletes_of_unknown_objects_fetches_nothing(bed: Attack
     tombstones = await bed.rows(RemoteObject, RemoteObject.uri.in_(ids))
     assert len(tombstones) == 40 and all(row.deleted and row.document is None
                                          for row in tombstones)
+
+
+async def test_a_followed_outbox_cannot_speak_for_others(bed: AttackBed) -> None:
+    """Backfill obeys the inbox's rules: an outbox full of other people's objects,
+    updates and deletes changes nothing of theirs."""
+    note = bed.alice.note()
+    await bed.seed_object(note, bed.alice)
+    pager_id = bed.remote.url("/users/pager")
+    pager = attack_support.RemoteActorSpec(pager_id, bed.alice.keys)
+
+    def item(kind: str, obj: object) -> dict:
+        return {**pager.activity(kind, obj), "@context": attack_support.AS_CONTEXT}
+
+    items = [
+        item("Create", bed.relay.note(attributedTo=pager_id)),  # foreign origin
+        item("Create", {**bed.alice.note(), "attributedTo": bed.alice.id}),  # not pager's
+        item("Update", {**note, "content": "<p>übernommen</p>", "updated": "2027-01-01T00:00:00Z"}),
+        item("Delete", note["id"]),
+        {**bed.alice.activity("Delete", note["id"])},  # an activity of someone else
+    ]
+    bed.remote.serve("/users/pager/outbox", {
+        "@context": attack_support.AS_CONTEXT, "id": bed.remote.url("/users/pager/outbox"),
+        "type": "OrderedCollection", "orderedItems": items})
+    before = (await bed.snapshot()).objects
+    await follow_accepted_by(bed, "pager")
+    assert (await backfill_finished(bed)).backfill_state == "done"
+    assert "/users/pager/outbox" in bed.remote.paths()  # the outbox was read
+    assert (await bed.snapshot()).objects == before
