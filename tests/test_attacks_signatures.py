@@ -267,3 +267,24 @@ async def test_request_signed_for_another_node_is_not_accepted_here(
     answer = await bed.post_raw(body.encode(), headers)
     await assert_refused(bed, answer)
     assert await bed.remote_object(note["id"]) is None
+
+
+@pytest.mark.parametrize("covered", [
+    ("(request-target)", "host", "digest"),  # no date: could be replayed for ever
+    ("host", "date", "digest"),  # no target: could be replayed to any path
+    ("(request-target)", "date", "digest"),  # no host: could be replayed to any server
+])
+async def test_signature_that_leaves_out_a_required_component(bed: AttackBed,
+                                                              covered: tuple[str, ...]) -> None:
+    from federation import httpsig_cavage
+    from federation.digest import make_digest
+    from federation.httpsig import RequestParts
+    from federation.httpsig_common import http_date
+
+    body = json.dumps(bed.alice.activity("Follow", bed.config.actor_url)).encode()
+    headers = {"Content-Type": AP_JSON, "Host": bed.config.domain,
+               "Date": http_date(bed.clock()), "Digest": make_digest(body)}
+    parts = RequestParts("POST", bed.config.inbox_url, headers, body)
+    headers["Signature"] = httpsig_cavage.sign(parts, bed.alice.rsa, list(covered))
+    answer = await bed.post_raw(body, headers)
+    await assert_refused(bed, answer, "missing_component")
