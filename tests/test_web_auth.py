@@ -266,3 +266,9 @@ async def test_the_typed_user_name_is_shown_again_escaped(client: TestClient) ->
     status, page = await sign_in(client, username='<script>alert("x")</script>')
     assert status == 401 and "<script>alert" not in page
     assert 'value="&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"' in page
+
+
+async def test_public_pages_set_no_cookie_unless_asked_for_a_language(client: TestClient) -> None:
+    assert "Set-Cookie" not in (await client.get("/")).headers
+    assert "pn_lang=en" in (await client.get("/?lang=en")).headers["Set-Cookie"]
+    assert "pn_csrf=" in (await client.get("/signin")).headers["Set-Cookie"]

@@ -65,7 +65,6 @@ TEXTS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "nav.timeline": ("Neues von anderen", "Timeline"),
         "nav.signin": ("Anmelden", "Sign in"),
         "nav.signout": ("Abmelden", "Sign out"),
-        "nav.language": ("Sprache", "Language"),
         "footer.node": ("Praxisnetz-Knoten", "Praxisnetz node"),
         "footer.atom": ("Atom-Feed", "Atom feed"),
         "signed_in_as": ("Angemeldet als {name}", "Signed in as {name}"),
@@ -100,8 +99,6 @@ TEXTS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "home.by_kind": ("Beiträge nach Art", "Contributions by kind"),
         "home.by_topic": ("Beiträge nach Thema", "Contributions by topic"),
         "home.none": ("Noch keine Beiträge.", "No contributions yet."),
-        "home.no_topic": ("Ohne Thema", "Without topic"),
-        "c.summary": ("Zusammenfassung", "Summary"),
         "c.steps": ("Schritte", "Steps"),
         "c.status": ("Stand", "Status"),
         "c.topics": ("Themen", "Topics"),
@@ -124,8 +121,6 @@ TEXTS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "c.no_stances": ("Noch keine Stellungnahmen.", "No stances yet."),
         "c.comments": ("Kommentare", "Comments"),
         "c.no_comments": ("Noch keine Kommentare.", "No comments yet."),
-        "c.machine": ("Maschinenlesbar", "Machine-readable"),
-        "c.deleted": ("Dieser Beitrag wurde gelöscht.", "This contribution was deleted."),
         "c.respond": ("Stellung nehmen oder kommentieren", "Respond with a stance or comment"),
         "signin.title": ("Anmeldung für Mitarbeitende", "Sign-in for staff"),
         "signin.username": ("Benutzername", "User name"),
@@ -160,7 +155,6 @@ TEXTS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "form.edit": ("Bearbeiten: {title}", "Edit: {title}"),
         "form.errors": ("Bitte prüfen Sie {count} Angabe(n):", "Please check {count} field(s):"),
         "form.required": ("Pflichtfeld", "required"),
-        "form.kind": ("Art des Beitrags", "Kind of contribution"),
         "form.slug": ("Kurzname in der Adresse", "Short name in the address"),
         "form.slug_help": (
             "Kleinbuchstaben, Ziffern und Bindestriche, z. B. e-akte-bauamt; "
@@ -249,11 +243,6 @@ TEXTS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "timeline.none": ("Noch nichts eingegangen.", "Nothing received yet."),
         "timeline.older": ("Ältere Einträge", "Older entries"),
         "timeline.respond": ("Stellung nehmen", "Respond"),
-        "respond.title": ("Stellung nehmen oder kommentieren", "Write a stance or comment"),
-        "respond.to": ("Zu: {title}", "On: {title}"),
-        "error.not_found": ("Nicht gefunden", "Not found"),
-        "error.forbidden": ("Nicht erlaubt", "Forbidden"),
-        "error.too_large": ("Datei zu groß", "File too large"),
     }
 )
 

@@ -22,14 +22,12 @@ from node.storage.models import (
     RemoteActor,
     RemoteObject,
 )
-from node.web.i18n import Translator
 from node.web.render import language_of, page
 from node.web.session import attach_session
 from node.web.views import (
     ContributionView,
     ResponseView,
     TopicLabel,
-    kind_of,
     state_of,
     view_of,
 )
@@ -205,11 +203,6 @@ async def render_contribution_page(request: web.Request, row: Contribution) -> w
     await attach_session(request)
     context = await contribution_context(request, row.document)
     return page(request, "contribution.html.j2", {**context, "preview": False})
-
-
-def kind_label(t: Translator, document: dict[str, Any]) -> str:
-    kind = kind_of(document)
-    return t(f"kind.{kind.value}") if kind else ""
 
 
 def add_routes(app: web.Application) -> None:

@@ -5,7 +5,8 @@ It acts only on routes named ``web.*`` (so the inbox and the API are untouched):
 - routes named ``web.staff.*`` redirect a signed-out browser to the sign-in page;
 - every POST must carry the CSRF token in the form field ``csrf_token``: the
   session's token when signed in, else the ``pn_csrf`` cookie's (double submit,
-  used only by the sign-in form); multipart forms must send it as their first part;
+  set and accepted only by the sign-in routes); multipart forms must send it as
+  their first part;
 - picks the interface language and remembers ``?lang=`` in a cookie.
 """
 
@@ -28,6 +29,7 @@ ANON_CSRF_COOKIE = "pn_csrf"
 CSRF_FIELD = "csrf_token"
 WEB_ROUTE_PREFIX = "web."
 STAFF_ROUTE_PREFIX = "web.staff."
+SIGN_IN_ROUTE_PREFIX = "web.signin"
 MAX_FORM_BYTES = 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -114,7 +116,7 @@ async def _submitted_token(request: web.Request) -> str | None:
 
 
 def csrf_matches(expected: str, submitted: str | None) -> bool:
-    if not submitted:
+    if not expected or not submitted:
         return False
     return hmac.compare_digest(expected.encode("utf-8"), submitted.encode("utf-8"))
 
@@ -136,12 +138,13 @@ async def _guarded(request: web.Request, handler: Handler, route_name: str) -> w
     if info is not None:
         request[SESSION] = info
         request[CSRF_TOKEN] = info.csrf_token
-    else:
+    elif route_name.startswith(SIGN_IN_ROUTE_PREFIX):
+        # Only the sign-in form needs a token before there is a session (no cookie elsewhere).
         request[CSRF_TOKEN] = request.cookies.get(ANON_CSRF_COOKIE) or secrets.token_urlsafe(32)
     if route_name.startswith(STAFF_ROUTE_PREFIX) and info is None:
         raise _sign_in_redirect(request)
     if request.method == "POST" and not csrf_matches(
-        request[CSRF_TOKEN], await _submitted_token(request)
+        request.get(CSRF_TOKEN, ""), await _submitted_token(request)
     ):
         return _csrf_refused(request)
     return await handler(request)
