@@ -306,6 +306,8 @@ async def test_upload_refuses_wrong_type_fake_content_and_too_large_files(
         response = await _upload(client, content, filename)
         assert response.status == 422, filename
         assert _field_error(await response.text(), "file"), filename
+    no_title = await _upload(client, b"%PDF-1.4 gut", "gut.pdf", title="")
+    assert no_title.status == 422 and _field_error(await no_title.text(), "title")
     monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 1000)
     response = await _upload(client, b"%PDF-" + b"x" * 5000, "gross.pdf")
     assert response.status == 422 and "MB" in _field_error(await response.text(), "file")

@@ -47,6 +47,8 @@ class StoredFile:
     name: str  # sha256 hex + suffix
     media_type: str
     size: int
+    path: Path
+    is_new: bool  # False when the same content was stored before
 
 
 def _suffix(filename: str | None) -> str:
@@ -89,11 +91,12 @@ async def store_upload(part: BodyPartReader, folder: Path) -> StoredFile:
     temporary = folder / f".upload-{secrets.token_hex(8)}"  # dot files are never served
     try:
         sha, size = await _stream_to(part, temporary, suffix)
-        name = f"{sha}{suffix}"
-        os.replace(temporary, folder / name)
+        target = folder / f"{sha}{suffix}"
+        is_new = not target.exists()
+        os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
-    return StoredFile(name, MEDIA_TYPES[suffix].split(";")[0], size)
+    return StoredFile(target.name, MEDIA_TYPES[suffix].split(";")[0], size, target, is_new)
 
 
 def _upload_page(request: web.Request, state: FormState, status: int = 200) -> web.Response:
@@ -141,6 +144,15 @@ async def upload_submit(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="file: send the form as multipart/form-data\n")
     state = FormState(ContributionKind.MATERIAL)
     stored = await _read_parts(request, state)
+    response = await _publish_upload(request, state, stored)
+    if response.status >= 400 and stored is not None and stored.is_new:
+        stored.path.unlink(missing_ok=True)  # nothing refers to a file of a refused upload
+    return response
+
+
+async def _publish_upload(
+    request: web.Request, state: FormState, stored: StoredFile | None
+) -> web.Response:
     if stored is None and "file" not in state.errors:
         state.errors["file"] = "is required"
     if stored is not None:
@@ -164,7 +176,7 @@ async def upload_submit(request: web.Request) -> web.Response:
         return _upload_page(request, state, status=422)
     if result.deliveries:
         wake_delivery(request.app)
-    raise web.HTTPSeeOther("/dashboard?done=saved")
+    return web.Response(status=303, headers={"Location": "/dashboard?done=saved"})
 
 
 def add_routes(app: web.Application) -> None:
