@@ -80,7 +80,13 @@ async def _social_counts(session: AsyncSession) -> tuple[int, int]:
     return followers or 0, following or 0
 
 
-def _group(request: web.Request, rows: list[Contribution]) -> tuple[dict, list]:
+TopicGroup = tuple[str, str, list[ListedContribution]]  # label, slug, contributions
+
+
+def _group(
+    request: web.Request, rows: list[Contribution]
+) -> tuple[dict[str, list[ListedContribution]], list[TopicGroup]]:
+    """Contributions by kind, and the practices, experiences and materials by topic."""
     by_kind: dict[str, list[ListedContribution]] = {kind.value: [] for kind in HOME_KINDS}
     by_topic: dict[str, list[ListedContribution]] = defaultdict(list)
     for row in rows:
