@@ -293,3 +293,18 @@ async def test_a_second_process_of_the_hub_indexes_nothing_and_keeps_the_waterma
     await hub.app[HUB].aggregator.sync()  # the index owner still sees the new object
     ask = f"ASK {{ <{uri}> ?p ?o }}"
     assert (await _sparql(hub, api.http, ask))[1]["boolean"] is True
+
+
+async def test_a_bad_document_in_a_new_members_history_is_left_out_alone(setup) -> None:
+    hub, api, key = setup
+    aggregator = hub.app[HUB].aggregator
+    hub.app[HUB].stop.set()  # no background rounds: this test counts what one sync did
+    await aggregator.sync()  # waits for a round in flight; the member below is new to it
+    good = _practice("gut", "Gute Praxis")
+    bad = {key: value for key, value in _practice("kaputt", "Kaputt").items() if key != "@context"}
+    await _seed(hub, key, [good, bad])
+    report = await aggregator.sync()
+    assert (report.new_members, report.indexed, report.skipped) == (1, 1, 1)
+    for uri, expected in ((good["id"], True), (bad["id"], False)):
+        status, body = await _sparql(hub, api.http, f"ASK {{ <{uri}> ?p ?o }}")
+        assert body["boolean"] is expected

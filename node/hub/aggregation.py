@@ -159,13 +159,15 @@ class Aggregator:
     async def _apply(self, changed: list[RemoteObject],
                      history: list[tuple[str, Mapping[str, Any]]], new_members: int) -> SyncReport:
         gone = [row.uri for row in changed if row.deleted or not row.document]
-        live = [*history, *((row.attributed_to, row.document) for row in changed
-                            if not row.deleted and row.document and row.attributed_to)]
+        joined = {member for member, _ in history}
+        live = [(row.attributed_to, row.document) for row in changed
+                if not row.deleted and row.document and row.attributed_to
+                and row.attributed_to not in joined]  # a new member's history has them
         # Oxigraph work off the event loop (a member's backfill can be hundreds of documents).
-        refused = await asyncio.to_thread(self._index_changes, gone, live)
+        refused = await asyncio.to_thread(self._index_changes, gone, history, live)
         removed = sum(int(self.search.remove(uri)) for uri in gone)
         indexed = 0
-        for _, document in live:
+        for _, document in [*history, *live]:
             if document.get("id") in refused:
                 continue
             try:
@@ -176,15 +178,29 @@ class Aggregator:
                 log.warning("not searchable uri=%s %s", document.get("id"), exc)
         return SyncReport(indexed, removed, len(refused), new_members)
 
-    def _index_changes(self, gone: list[str],
+    def _index_changes(self, gone: list[str], history: list[tuple[str, Mapping[str, Any]]],
                        live: list[tuple[str, Mapping[str, Any]]]) -> set[str]:
-        """Apply removals and additions to the RDF index; the ids it refused."""
+        """Apply removals and additions to the RDF index; the ids it refused.
+
+        A new member's whole history goes in as one batch (``replace_member``, ~10x
+        faster than one document at a time); a batch with a bad document is retried
+        document by document, so only that one is left out.
+        """
         refused: set[str] = set()
         if self.index is None:
             return refused
         for uri in gone:
             self.index.remove_contribution(uri)
-        for member, document in live:
+        by_member: dict[str, list[Mapping[str, Any]]] = {}
+        for member, document in history:
+            by_member.setdefault(member, []).append(document)
+        single = list(live)
+        for member, documents in by_member.items():
+            try:
+                self.index.replace_member(member, documents)
+            except IndexInputError:
+                single.extend((member, document) for document in documents)
+        for member, document in single:
             try:
                 self.index.add_contribution(member, document)
             except IndexInputError as exc:
