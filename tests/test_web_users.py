@@ -10,6 +10,9 @@ import pytest
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from node.authoring import Author, create_contribution
+from node.contribution_input import parse_contribution_input
+from node.identity import load_node_keys
 from node.storage.db import downgrade, migrate, session_maker
 from node.storage.users import (
     LOCK_DURATION,
@@ -23,7 +26,8 @@ from node.storage.users import (
     open_session,
     set_password,
 )
-from tests.node_support import START, database_engine
+from node.web.public import responses_to
+from tests.node_support import START, MovableClock, database_engine, make_node, practice_input
 
 PASSWORD = "korrekt-pferd-batterie"
 
@@ -78,3 +82,21 @@ async def test_migration_0003_goes_down_and_up(engine: AsyncEngine) -> None:
     assert not {"users", "web_sessions"} & await tables()
     await migrate(engine)
     assert {"users", "web_sessions"} <= await tables()
+
+
+async def test_responses_to_a_contribution_are_found_on_both_databases(
+    engine: AsyncEngine, tmp_path
+) -> None:
+    config = make_node(tmp_path)
+    author = Author(config, load_node_keys(config), MovableClock())
+    practice = f"{config.base_url}/practices/e-akte-bauamt"
+    stance = {"kind": "stance", "slug": "ja", "title": "Ja", "about": practice,
+              "position": "agree", "reason": "Passt."}  # fmt: skip
+    other = {**stance, "slug": "anderes", "about": f"{config.base_url}/practices/anderes"}
+    async with session_maker(engine).begin() as session:
+        for raw in (practice_input(), stance, other):
+            await create_contribution(session, author, parse_contribution_input(raw))
+    async with session_maker(engine)() as session:
+        found = await responses_to(session, practice)
+    assert [view.uri for view in found] == [f"{config.base_url}/stances/ja"]
+    assert found[0].position == "agree" and found[0].reason == "Passt."

@@ -135,9 +135,7 @@ async def actor_names(session: AsyncSession, uris: set[str]) -> dict[str, str]:
     return {uri: name or username or uri for uri, name, username in rows}
 
 
-async def responses_to(
-    session: AsyncSession, config: NodeConfig, uri: str
-) -> list[ContributionView]:
+async def responses_to(session: AsyncSession, uri: str) -> list[ContributionView]:
     """Stances, comments and materials about ``uri``: remote ones, then the node's own."""
     remote = await session.scalars(
         select(RemoteObject.document)
@@ -154,10 +152,13 @@ async def responses_to(
         .where(
             Contribution.kind.in_((*RESPONSE_KINDS, ContributionKind.MATERIAL.value)),
             Contribution.deleted_at.is_(None),
+            # what the author wrote: the same on SQLite and PostgreSQL JSON columns
+            Contribution.source["about"].as_string() == uri,
         )
         .order_by(Contribution.id)
+        .limit(MAX_RESPONSES)
     )
-    documents += [d for d in local if uri in (d.get("about"), d.get("inReplyTo"))]
+    documents += list(local)
     return [view_of(document) for document in documents[:MAX_RESPONSES]]
 
 
@@ -182,7 +183,7 @@ async def contribution_context(request: web.Request, document: dict[str, Any]) -
     config: NodeConfig = request.app[appkeys.CONFIG]
     view = view_of(document)
     async with request.app[appkeys.SESSION_MAKER]() as session:
-        responses = await responses_to(session, config, view.uri) if view.uri else []
+        responses = await responses_to(session, view.uri) if view.uri else []
         authors = {r.attributed_to for r in responses if r.attributed_to}
         names = await actor_names(session, authors | {view.about or ""})
         about_title = await _title_of(session, view.about) if view.about else None
