@@ -2,10 +2,16 @@
 
 Concurrency is bounded twice: a global limit and a per-host limit, so one slow host
 cannot take every slot and one fast host still gets several requests in flight. Each
-attempt is signed RFC 9421 first and draft-cavage on refusal (double-knocking, the
-working scheme remembered per host in ``hosts``). What happens next is the
-federation retry policy's decision; the per-host circuit breaker holds deliveries to
-a failing host back without spending attempts on them.
+attempt is signed as ``federation.knock`` says (RFC 9421 first, draft-cavage on a
+refusal, ``Accept-Signature`` honoured, what worked remembered per host in ``hosts``).
+What happens next is the federation retry policy's decision; the per-host circuit
+breaker holds deliveries to a failing host back without spending attempts on them.
+
+Rows are claimed under a lease (``node.delivery_queue``). An attempt is only started
+while enough of the lease is left, outcomes are written in grouped commits as they
+finish, and a worker that stops gives back what it still holds; a worker that dies
+simply lets its leases run out. Receivers deduplicate by activity id, so a resend
+after a crash has no second effect.
 """
 
 from __future__ import annotations
