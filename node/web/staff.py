@@ -26,6 +26,7 @@ from node.web.session import (
 )
 
 MAX_CREDENTIAL_LENGTH = 1024
+DASHBOARD_LIMIT = 500
 NOTICES = {"saved": "dash.saved", "deleted": "dash.deleted", "unchanged": "dash.unchanged"}
 PENDING_STATES = frozenset({DeliveryState.PENDING.value, DeliveryState.IN_FLIGHT.value})
 FAILING_STATES = frozenset({DeliveryState.FAILED.value, DeliveryState.GAVE_UP.value})
@@ -110,6 +111,7 @@ async def dashboard(request: web.Request) -> web.Response:
                 select(Contribution)
                 .where(Contribution.deleted_at.is_(None))
                 .order_by(Contribution.updated.desc(), Contribution.id.desc())
+                .limit(DASHBOARD_LIMIT)
             )
         )
         counts = await session.execute(

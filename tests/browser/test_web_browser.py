@@ -121,6 +121,11 @@ async def test_staff_publishes_a_practice_and_every_page_passes_axe(
     assert "f-title-error" in (await page.get_attribute("#f-title", "aria-describedby"))
     findings = {"form with errors": await _serious_violations(page)}
     await page.screenshot(path=str(artifacts / "1-form-errors.png"), full_page=True)
+    await page.get_by_label("Titel", exact=False).first.fill("E-Akte im Bauamt")
+    await page.get_by_role("button", name="Veröffentlichen").click()  # no topic, no status
+    assert await page.locator("#f-topics-error").count() == 1
+    assert await page.get_attribute("#f-topics", "aria-invalid") == "true"
+    findings["errors at a fieldset and a select"] = await _serious_violations(page)
     await _fill_practice(page, "E-Akte im Bauamt")
     await page.get_by_role("button", name="Vorschau").click()
     assert await page.locator(".preview strong").first.inner_text() == "Bauakten"
