@@ -164,8 +164,8 @@ def test_syntax_errors_are_typed(index):
     assert huge.value.kind is QueryErrorKind.SYNTAX and "longer than" in huge.value.message
 
 
-def crowded_index(runner, triples=2000):
-    hub = make_index(runner)
+def crowded_index(runner, triples=2000, path=None):
+    hub = make_index(runner, path=path)
     hub.store.bulk_extend(
         ox.Quad(ox.NamedNode(f"urn:s{i}"), ox.NamedNode("urn:p"), ox.Literal(str(i)), ox.NamedNode("urn:g"))
         for i in range(triples)
@@ -190,6 +190,14 @@ def test_runaway_query_is_killed_at_the_time_limit():
     # and the index still answers afterwards
     outcome = hub.query("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", timeout=5, max_rows=10)
     assert outcome.rows[0]["n"]["value"] == "2000"
+
+
+def test_an_on_disk_index_kills_runaways_by_default(tmp_path):
+    hub = crowded_index(None, path=tmp_path / "index")
+    with pytest.raises(QueryError) as caught:
+        hub.query(RUNAWAY, timeout=0.3, max_rows=10)
+    assert caught.value.kind is QueryErrorKind.TIMEOUT
+    assert multiprocessing.active_children() == []
 
 
 def test_fork_runner_sees_writes_made_before_the_query():

@@ -37,6 +37,7 @@ from node.hub.query_runner import (
     QueryOptions,
     QueryOutcome,
     QueryRunner,
+    ThreadRunner,
 )
 
 AS_NS = "https://www.w3.org/ns/activitystreams#"
@@ -225,8 +226,11 @@ class HubIndex:
     """Member contributions as RDF, one named graph per member, queryable with SPARQL.
 
     ``path=None`` keeps the store in memory (tests, small hubs). Writes are serialised
-    by a lock; queries run through ``runner`` (a forked child by default, see
-    ``query_runner``), so a runaway query never blocks or outlives its time limit.
+    by a lock; queries run through ``runner`` (see ``query_runner``). The default is
+    a ``ForkRunner`` for an on-disk store, so a runaway query never outlives its time
+    limit, and a ``ThreadRunner`` for an in-memory one: a fork copies the page tables
+    of the whole process, which for an in-memory store of 4 million quads (2.5 GB)
+    took 0.4–0.9 s per query on our 2-core machine.
     """
 
     def __init__(
@@ -240,7 +244,7 @@ class HubIndex:
         self._store = ox.Store(str(path)) if path is not None else ox.Store()
         self._converter = JsonLdToQuads(contexts, fallback)
         self._write_lock = threading.Lock()
-        self._runner = runner or ForkRunner()
+        self._runner = runner or (ForkRunner() if path is not None else ThreadRunner())
         if isinstance(self._runner, ForkRunner):
             self._runner.exclude_forks_during(self._write_lock)
 

@@ -7,12 +7,12 @@ burning a core after the caller gave up, because a thread cannot be stopped.
 
 So there are two runners:
 
-- ``ForkRunner`` (the index's default) evaluates the query in a forked child,
+- ``ForkRunner`` (the default for an on-disk index) evaluates the query in a forked child,
   which sees the store as it was at the fork, and kills the child at the
   deadline: the work really stops. The child's memory is capped too (a sort over
   a huge product kills the child, not the hub). Cost: a fork per query, which
-  grows with the process's memory (measured 20–30 ms at 70 MB resident, 60–100 ms
-  at 200 MB on a busy 2-core machine).
+  grows with the process's resident memory (measured on a busy 2-core machine:
+  20–30 ms at 70 MB, 60–100 ms at 200 MB, 0.4–0.9 s at 2.5 GB).
 - ``ThreadRunner`` evaluates in a thread and checks the deadline between
   solutions: no overhead, and the caller always gets its answer (or a timeout
   error) in time. A query stuck inside one solution (an aggregate, a sort) goes
