@@ -94,7 +94,7 @@ class Aggregator:
             self._members = set(await session.scalars(
                 select(HubMember.actor_uri).where(HubMember.state == MemberState.APPROVED.value)))
         self._fill_search(documents)
-        if self.index is None or (self.index.count() == 0 and documents):
+        if self.index is None or (self.index.is_empty() and documents):
             if self.index is not None:
                 await self._rebuild_index(documents)
             await self._save_watermark(started - OVERLAP)  # all of SQL is in now
