@@ -1,9 +1,14 @@
 """Crash safety: a node killed with SIGKILL mid-delivery loses nothing and duplicates nothing.
 
-Node A runs as a real process (``praxisnetz serve``). Its queue is filled while the
-receiver B is down; then B comes up (with a deliberately slow inbox, so deliveries
-are in flight), A is killed with SIGKILL while delivering, restarted, and every
-activity must have arrived at B exactly once in effect: one stored object per
+Node A runs as a real process (``praxisnetz serve``); its queue is filled while the
+receiver B is down. Two ways of being killed mid-delivery:
+
+- B is down in the sense of not answering (its port accepts and hangs): A is killed
+  while its requests hang, restarted while B is still down, then B comes up;
+- B is up but slow, so A is killed while B is processing what A sent: A's restart
+  sends those again, and B's deduplication by activity id absorbs them.
+
+Either way every activity arrives at B exactly once in effect: one stored object per
 activity, however often it was sent.
 """
 
@@ -146,3 +151,50 @@ async def _at_least(posts: list[str], number: int) -> bool:
 
 async def _all_delivered(config: NodeConfig) -> bool:
     return (await delivery_states(config))["delivered"] == CONTRIBUTIONS
+
+
+async def hanging_listener(port: int, connections: list[object]) -> asyncio.Server:
+    """B while it is down: the port accepts connections but never answers."""
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        await reader.read()  # until the client goes away
+
+    return await asyncio.start_server(never_answer, "127.0.0.1", port)
+
+
+async def test_killed_while_the_receiver_is_down_delivers_after_restart(tmp_path) -> None:
+    a_config = node_config(tmp_path, "a")
+    fast_worker_settings(a_config)
+    b_config = node_config(tmp_path, "b")
+    await fill_queue(a_config, b_config)
+
+    connections: list[object] = []
+    down = await hanging_listener(b_config.listen_port, connections)
+    log = tmp_path / "a.log"
+    a_process = start_serving(a_config, log)
+    b: RunningNode | None = None
+    try:
+        await eventually(lambda: _at_least(connections, 2), timeout=30)  # A is mid-delivery
+        a_process.send_signal(signal.SIGKILL)
+        a_process.wait(timeout=10)
+        states = await delivery_states(a_config)
+        assert states["in_flight"] >= 2 and states["delivered"] == 0, states
+        down.close()
+        for writer in connections:
+            writer.close()
+        await down.wait_closed()
+
+        a_process = start_serving(a_config, log)  # restarted while B is still down …
+        b = await start_slow_receiver(b_config, [])  # … and then B comes up
+        await eventually(lambda: _all_delivered(a_config), timeout=60)
+        await eventually(lambda: _equals(count(b, RemoteObject), CONTRIBUTIONS), timeout=20)
+        assert await count(b, InboxItem) == CONTRIBUTIONS
+    finally:
+        a_process.send_signal(signal.SIGTERM)
+        try:
+            a_process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            a_process.kill()
+        if b is not None:
+            await b.stop()
