@@ -225,7 +225,7 @@ async def test_forbidden_address_fails_before_connecting(tmp_path, receiver) -> 
 
 
 async def test_several_in_flight_per_host_within_limits(sender, receiver) -> None:
-    receiver.delay = 0.2
+    receiver.delay = 0.3  # long enough for the requests of one round to overlap
     clock = Clock()
     await enqueue(sender, [f"{receiver.url}?n={n}" for n in range(8)], clock())
     await worker_for(sender, clock, per_host_concurrency=3, global_concurrency=8).run_once()
