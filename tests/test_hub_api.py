@@ -88,6 +88,24 @@ async def test_placement_input_errors_name_the_field(setup) -> None:
     assert got == 400 and problem["field"] == "body"
 
 
+async def test_only_approved_members_contributions_can_be_placed(setup) -> None:
+    hub, api, key = setup
+    [uri] = await _seed(hub, key, [_practice("e-akte", "E-Akte")])
+    async with hub.sessions()() as session, session.begin():
+        session.add(RemoteObject(uri="https://fremd.example/practices/x", kind="Practice",
+                                 attributed_to="https://fremd.example/actor",
+                                 document={"id": "https://fremd.example/practices/x"},
+                                 deleted=False, received_at=NOW, updated=NOW))
+        session.add(HubMember(actor_uri="https://fremd.example/actor", name="Fremd",
+                              state="pending", applied_at=NOW))
+    for contribution in ("https://fremd.example/practices/x", f"{hub.url}/actor"):
+        status, problem = await api.call("POST", "/api/hub/placements", {
+            "contribution": contribution, "sections": ["e-akte"]})
+        assert status == 404 and problem["field"] == "contribution"
+    status, triage = await api.call("GET", "/api/hub/triage")
+    assert [item["uri"] for item in triage["items"]] == [uri]  # the applicant's waits outside
+
+
 async def test_structure_is_editable_and_checked(setup) -> None:
     _, api, _ = setup
     status, body = await api.call("GET", "/api/hub/structure")

@@ -12,6 +12,7 @@ from federation.keys import SigningKey, generate_ed25519_key, generate_rsa_key
 from node.appkeys import NodeKeys
 from node.config import NodeConfig
 from node.hub.groups import TopicGroups, announce_id, load_topics, topic_slugs_of
+from node.hub.tables import TopicFollower
 from node.inbox_processing import carried_object
 from node.storage.models import Activity, Following, InboxItem
 from tests.engine_support import eventually, follow, node_config, post_signed, publish, start_node
@@ -123,6 +124,16 @@ async def test_topics_page_webfinger_and_only_members_are_relayed(tmp_path) -> N
             assert not await hub.rows(Activity, Activity.type == "Announce")
             async with http.get(f"{group}/outbox", headers={"Accept": "application/activity+json"}) as r:
                 assert (await r.json(content_type=None))["totalItems"] == 0
+            # A Follow of a topic that does not exist is refused, and makes no follower.
+            bogus = {"@context": "https://www.w3.org/ns/activitystreams", "type": "Follow",
+                     "id": f"{stranger.url}/activities/follow-nix", "actor": stranger.actor,
+                     "object": f"{hub.url}/topics/nix"}
+            status, _, text = await post_signed(http, f"{hub.url}/inbox", bogus, stranger.keys.rsa)
+            assert status == 202, text
+            await eventually(lambda: _processed(hub, bogus["id"]))
+            [item] = await hub.rows(InboxItem, InboxItem.activity_uri == bogus["id"])
+            assert item.state == "rejected"
+            assert not await hub.rows(TopicFollower, TopicFollower.actor_uri == stranger.actor)
     finally:
         for node in (stranger, reader, hub):
             await node.stop()
