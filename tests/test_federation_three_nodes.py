@@ -128,6 +128,11 @@ async def _backfill_and_comment(a: RunningNode, c: RunningNode, http: aiohttp.Cl
     assert practice in (stored.in_reply_to, stored.about)
     assert comment in await eventually(lambda: _replies_contain(http, practice, comment))
 
+    # C withdraws the comment: it leaves A's replies again.
+    await delete_contribution(c, "frage-e-akte")
+    await eventually(lambda: _deleted(a, comment))
+    assert comment not in await replies_of(http, practice)
+
 
 async def _delete_and_unfollow(a: RunningNode, b: RunningNode, c: RunningNode,
                                practice: str) -> None:
