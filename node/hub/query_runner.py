@@ -36,7 +36,7 @@ import re
 import resource
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pyoxigraph as ox
@@ -232,9 +232,6 @@ def _collect_triples(triples: ox.QueryTriples, deadline: float, limits: QueryLim
         _check_progress(len(lines) + 1, deadline, limits)
         lines.append(f"{triple} .")
     return GraphOutcome("\n".join(lines) + ("\n" if lines else ""), len(lines))
-
-
-Evaluator = Callable[[], QueryOutcome]
 
 
 class ThreadRunner:
