@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import update
 
 from federation.keys import PublicKeyInfo, SigningKey, generate_ed25519_key
 from federation.proofs import sign_document
@@ -326,3 +327,23 @@ async def test_a_bad_document_in_a_new_members_history_is_left_out_alone(setup) 
     for uri, expected in ((good["id"], True), (bad["id"], False)):
         status, body = await _sparql(hub, api.http, f"ASK {{ <{uri}> ?p ?o }}")
         assert body["boolean"] is expected
+
+
+async def test_comments_and_stances_about_a_section_are_counted(setup) -> None:
+    hub, api, key = setup
+    section = f"{hub.url}/handbook/sections/e-akte"
+    comment = {**stance("dueren.example", "kommentar", about=section, position="agree"),
+               "type": ["Note", "Comment"], "id": "https://dueren.example/comments/k1"}
+    del comment["position"]
+    await _seed(hub, key, [comment, stance("dueren.example", "teils", about=section,
+                                           position="partly")])
+    async with hub.sessions()() as session, session.begin():  # _seed stores kinds coarsely
+        await session.execute(update(RemoteObject).where(RemoteObject.uri == comment["id"])
+                              .values(kind="Comment"))
+    status, body = await api.call("GET", "/api/hub/feedback?target=e-akte")
+    assert status == 200 and (body["comments"], body["partly"], body["agree"]) == (1, 1, 0)
+    async with api.http.get(section, headers={"Accept": "application/ld+json"}) as response:
+        document = await response.json(content_type=None)
+    assert document["id"] == section and document["feedback"]["partly"] == 1
+    status, problem = await api.call("GET", "/api/hub/feedback")
+    assert status == 400 and problem["field"] == "target"

@@ -3,6 +3,8 @@ sections, and refusals that name the field (exit status 2, nothing changed)."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 
 from node.cli import main
@@ -60,3 +62,32 @@ def test_hub_commands_refuse_a_node_that_is_not_a_hub(tmp_path, capsys) -> None:
     assert main(["hub", "triage", "--data-dir", data_dir]) == 2
     assert "is not a hub" in capsys.readouterr().err
     assert not (tmp_path / "node" / "hub.toml").exists()
+
+
+async def test_reindex_rebuilds_from_sql_and_refuses_while_the_hub_runs(tmp_path, capsys) -> None:
+    from datetime import UTC, datetime
+
+    from node.hub.tables import HubMember
+    from node.storage.models import RemoteObject
+    from tests.hub_node_support import start_hub
+    from tests.hub_support import practice
+
+    hub = await start_hub(tmp_path)
+    now = datetime.now(UTC)
+    document = {**practice("dueren.example", "x", name="X"), "proof": {"type": "DataIntegrityProof"}}
+    async with hub.sessions()() as session, session.begin():
+        session.add(HubMember(actor_uri="https://dueren.example/actor", name="Düren",
+                              state="approved", applied_at=now))
+        session.add(RemoteObject(uri=document["id"], kind="Practice", deleted=False,
+                                 attributed_to="https://dueren.example/actor", document=document,
+                                 received_at=now, updated=now))
+    data_dir = str(hub.config.data_dir)
+    try:
+        # the command runs its own event loop, so it gets a thread of its own here
+        assert await asyncio.to_thread(main, ["hub", "reindex", "--data-dir", data_dir]) == 1
+        assert "in use by the running hub" in capsys.readouterr().err
+    finally:
+        await hub.stop()
+    gc.collect()  # the stopped hub's store goes with its last reference
+    assert await asyncio.to_thread(main, ["hub", "reindex", "--data-dir", data_dir]) == 0
+    assert "1 contributions, 0 skipped" in capsys.readouterr().out

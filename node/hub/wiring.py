@@ -88,6 +88,8 @@ async def _hub_resources(app: web.Application) -> AsyncIterator[None]:
             await task
         if index is not None:
             await asyncio.to_thread(index.flush)
+        # Oxigraph has no close(): the store (and its lock) goes with the last reference.
+        aggregator.index = index = None
 
 
 def _wake_delivery(app: web.Application) -> None:
