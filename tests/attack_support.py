@@ -56,7 +56,8 @@ from node.storage.models import (
     InboxState,
     RemoteObject,
 )
-from tests.engine_support import FAST_DELIVERY, FAST_INBOX, eventually  # noqa: F401
+from node.storage.tokens import create_token
+from tests.engine_support import FAST_DELIVERY, FAST_INBOX, eventually
 from tests.fetch_support import FakeDNS, LoopbackOnlyConnector
 from tests.node_support import POSTGRES_URL_ENV, MovableClock
 
@@ -378,6 +379,23 @@ class AttackBed:
         assert answer.status == 202, answer.text
         return await self.processed(str(document["id"]))
 
+    async def follow_accepted_by(self, username: str, **details: Any) -> RemoteActorSpec:
+        """Follow a new remote actor through the API and let it accept (backfill starts)."""
+        target = self.remote.add_actor(username, self.alice.keys, **details)
+        answer = await self.client.post("/api/following", json={"target": target.id},
+                                        headers=await self.api_auth())
+        assert answer.status == 202, await answer.text()
+        (following,) = await self.rows(Following)
+        our_follow = {"id": following.follow_activity_uri, "type": "Follow",
+                      "actor": self.config.actor_url, "object": target.id}
+        assert await self.deliver(target.activity("Accept", our_follow), target) == "done"
+        return target
+
+    async def api_auth(self) -> dict[str, str]:
+        async with self.app[appkeys.SESSION_MAKER].begin() as session:
+            issued = await create_token(session, "attack-test", now=self.clock())
+        return {"Authorization": f"Bearer {issued.token}"}
+
     # the node's tables ------------------------------------------------------------------
 
     async def rows(self, model: type, *where: Any) -> list[Any]:
@@ -393,6 +411,13 @@ class AttackBed:
                 return rows[0].state
             await asyncio.sleep(0.02)
         raise AssertionError(f"{activity_id} was not processed within {timeout}s")
+
+    async def backfill_finished(self, timeout: float = 15.0) -> Following:
+        return await eventually(lambda: self._finished_following(), timeout=timeout)
+
+    async def _finished_following(self) -> Following | None:
+        (following,) = await self.rows(Following)
+        return following if following.backfill_state in ("done", "failed") else None
 
     async def remote_object(self, uri: str) -> RemoteObject | None:
         rows = await self.rows(RemoteObject, RemoteObject.uri == uri)

@@ -8,9 +8,7 @@ the rule, not the signature. Refusals happen at the door (403) or in the inbox w
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import time
 
 import pytest
 
@@ -281,36 +279,12 @@ async def test_a_co_author_cannot_be_named_for_someone_else(bed: AttackBed, othe
 # --- a remote that never stops talking ----------------------------------------------
 
 
-async def follow_accepted_by(bed: AttackBed, name: str) -> str:
-    """Follow the remote actor ``name`` through the API and let it accept; its id."""
-    target = bed.remote.add_actor(name, bed.alice.keys)
-    _, token = await issue_token(bed.app)
-    answer = await bed.client.post("/api/following", json={"target": target.id},
-                                   headers={"Authorization": f"Bearer {token}"})
-    assert answer.status == 202, await answer.text()
-    (following,) = await bed.rows(Following)
-    our_follow = {"id": following.follow_activity_uri, "type": "Follow",
-                  "actor": bed.config.actor_url, "object": target.id}
-    assert await bed.deliver(target.activity("Accept", our_follow), target) == "done"
-    return target.id
-
-
-async def backfill_finished(bed: AttackBed, timeout: float = 15.0) -> Following:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        (following,) = await bed.rows(Following)
-        if following.backfill_state in ("done", "failed"):
-            return following
-        await asyncio.sleep(0.05)
-    raise AssertionError("backfill did not finish")
-
-
 async def test_an_outbox_that_pages_forever_is_read_only_so_far(bed: AttackBed) -> None:
     bed.remote.serve("/users/pager/outbox", {
         "@context": attack_support.AS_CONTEXT, "id": bed.remote.url("/users/pager/outbox"),
         "type": "OrderedCollection", "first": bed.remote.url("/endless/1")})
-    await follow_accepted_by(bed, "pager")
-    following = await backfill_finished(bed)
+    await bed.follow_accepted_by("pager")
+    following = await bed.backfill_finished()
     pages = [path for path in bed.remote.paths() if path.startswith("/endless/")]
     assert following.backfill_state == "done"
     assert len(pages) == BackfillLimits().max_pages  # measured: 20 pages, then it stops
@@ -322,8 +296,8 @@ async def test_an_outbox_whose_next_page_points_inside(bed: AttackBed) -> None:
         "@context": attack_support.AS_CONTEXT, "id": bed.remote.url("/users/pager/outbox"),
         "type": "OrderedCollection", "orderedItems": [],
         "next": "http://169.254.169.254/latest/meta-data/"})
-    await follow_accepted_by(bed, "pager")
-    following = await backfill_finished(bed)
+    await bed.follow_accepted_by("pager")
+    following = await bed.backfill_finished()
     assert following.backfill_state == "failed"
     assert all(url.startswith(f"http://127.0.0.1:{bed.remote.port}/") for url in bed.net.started)
 
@@ -364,7 +338,7 @@ async def test_a_followed_outbox_cannot_speak_for_others(bed: AttackBed) -> None
         "@context": attack_support.AS_CONTEXT, "id": bed.remote.url("/users/pager/outbox"),
         "type": "OrderedCollection", "orderedItems": items})
     before = (await bed.snapshot()).objects
-    await follow_accepted_by(bed, "pager")
-    assert (await backfill_finished(bed)).backfill_state == "done"
+    await bed.follow_accepted_by("pager")
+    assert (await bed.backfill_finished()).backfill_state == "done"
     assert "/users/pager/outbox" in bed.remote.paths()  # the outbox was read
     assert (await bed.snapshot()).objects == before

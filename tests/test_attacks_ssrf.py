@@ -195,3 +195,11 @@ async def refused_deliveries(bed: AttackBed, inbox: str) -> list[Delivery]:
     rows = await bed.rows(Delivery, Delivery.inbox_url == inbox)
     tried = [row for row in rows if row.attempts > 0]
     return tried if rows and len(tried) == len(rows) else []
+
+
+@pytest.mark.parametrize("kind", SOME_INTERNAL)
+async def test_followed_actor_whose_outbox_points_inside(bed: AttackBed, kind: str) -> None:
+    """Backfill reads the outbox the actor document names: not when it names the inside."""
+    await bed.follow_accepted_by("pager", outbox=internal(bed, kind, "/outbox"))
+    assert (await bed.backfill_finished()).backfill_state == "failed"
+    assert_nothing_internal_reached(bed)
