@@ -26,13 +26,14 @@ from node.config import NodeConfig
 from node.delivery import DeliveryWorker, new_worker_id, sleep_until
 from node.inbox import INBOX_WAKER
 from node.inbox_processing import InboxProcessor, Verdict
-from node.inbox_queue import claim_items, finish_item
+from node.inbox_queue import ClaimedItem, claim_items, finish_item
 from node.remote import install_key_cache
 from node.storage.models import InboxState
 
 log = logging.getLogger("praxisnetz.workers")
 
 INBOX_LEASE = timedelta(minutes=5)
+INBOX_PARALLEL_ACTORS = 8  # actors whose activities are applied at the same time
 BACKFILL_POLL_SECONDS = 2.0
 STOP_GRACE_SECONDS = 5.0
 
@@ -86,20 +87,39 @@ async def run_inbox(workers: Workers, sessions: async_sessionmaker[AsyncSession]
 async def process_inbox_batch(processor: InboxProcessor,
                               sessions: async_sessionmaker[AsyncSession],
                               clock: Callable[[], datetime], limit: int) -> int:
-    """Claim and apply one batch of received activities, in arrival order."""
+    """Claim and apply one batch of received activities.
+
+    Each actor's activities are applied in arrival order; different actors proceed side
+    by side, so one slow remote server (a Follow needs its actor fetched) does not hold
+    up everyone else's activities.
+    """
     items = await claim_items(sessions, now=clock(), lease=INBOX_LEASE, limit=limit)
+    by_actor: dict[str, list[ClaimedItem]] = {}
     for item in items:
-        try:
-            verdict = await processor.process(item.raw)
-        except Exception as exc:  # noqa: BLE001 - logged; one bad item must not hold the batch
-            # Uncaught, the item stayed claimed with no attempt counted and came back every
-            # lease for ever; as a retry it is counted and given up after MAX_ATTEMPTS.
-            log.exception("inbox processing failed activity=%s", item.activity_uri)
-            verdict = Verdict(InboxState.RETRY, f"processing failed: {type(exc).__name__}")
-        state = await finish_item(sessions, item, verdict.state, now=clock(), error=verdict.reason)
-        log.info("inbox processed activity=%s state=%s reason=%s",
-                 item.activity_uri, state.value, verdict.reason)
+        by_actor.setdefault(item.actor, []).append(item)
+    limit_parallel = asyncio.Semaphore(INBOX_PARALLEL_ACTORS)
+
+    async def apply_in_order(actor_items: list[ClaimedItem]) -> None:
+        async with limit_parallel:
+            for item in actor_items:
+                await apply_item(processor, sessions, clock, item)
+
+    await asyncio.gather(*(apply_in_order(group) for group in by_actor.values()))
     return len(items)
+
+
+async def apply_item(processor: InboxProcessor, sessions: async_sessionmaker[AsyncSession],
+                     clock: Callable[[], datetime], item: ClaimedItem) -> None:
+    try:
+        verdict = await processor.process(item.raw)
+    except Exception as exc:  # noqa: BLE001 - logged; one bad item must not hold the batch
+        # Uncaught, the item stayed claimed with no attempt counted and came back every
+        # lease for ever; as a retry it is counted and given up after MAX_ATTEMPTS.
+        log.exception("inbox processing failed activity=%s", item.activity_uri)
+        verdict = Verdict(InboxState.RETRY, f"processing failed: {type(exc).__name__}")
+    state = await finish_item(sessions, item, verdict.state, now=clock(), error=verdict.reason)
+    log.info("inbox processed activity=%s state=%s reason=%s",
+             item.activity_uri, state.value, verdict.reason)
 
 
 async def run_backfill(workers: Workers) -> None:

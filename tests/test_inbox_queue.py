@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from node.inbox_processing import Verdict, done
 from node.inbox_queue import MAX_ATTEMPTS, claim_items, finish_item, retry_delay
 from node.storage.db import create_engine, migrate, session_maker
 from node.storage.models import InboxItem, InboxState
+from node.workers import process_inbox_batch
 
 
 @pytest.fixture
@@ -56,3 +59,30 @@ async def test_retry_waits_longer_each_time_then_gives_up(sessions) -> None:
     async with sessions() as session:
         row = await session.get(InboxItem, item.id)
     assert row.attempts == MAX_ATTEMPTS and "gave up" in row.error and row.processed_at
+
+
+class _RecordingProcessor:
+    """Stands in for InboxProcessor: one actor's server is slow to answer."""
+
+    def __init__(self) -> None:
+        self.finished: list[tuple[str, int]] = []
+
+    async def process(self, raw: dict) -> Verdict:
+        if raw["actor"] == "slow":
+            await asyncio.sleep(0.3)
+        self.finished.append((raw["actor"], raw["n"]))
+        return done()
+
+
+async def test_one_slow_actor_does_not_hold_up_the_others(sessions) -> None:
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        for n, actor in enumerate(["slow", "fast", "slow", "fast", "fast"]):
+            session.add(InboxItem(activity_uri=f"https://x.example/a/{n}", inbox="shared",
+                                  actor=actor, remote_host="x.example",
+                                  raw={"actor": actor, "n": n}, received_at=now,
+                                  state="received", attempts=0))
+    processor = _RecordingProcessor()
+    assert await process_inbox_batch(processor, sessions, lambda: now, 10) == 5
+    assert processor.finished[:3] == [("fast", 1), ("fast", 3), ("fast", 4)]
+    assert [n for actor, n in processor.finished if actor == "slow"] == [0, 2]  # in order
