@@ -16,7 +16,7 @@ from federation.httpsig import SignatureScheme
 from federation.keys import SigningKey, public_key_pem
 from node.storage.models import Follower, InboxItem, InboxState
 from tests import attack_support
-from tests.attack_support import AP_JSON, AttackBed
+from tests.attack_support import AP_JSON, AttackBed, BedFactory
 
 # the bed's fixtures, shared with the other attack modules
 actor_key_pool = attack_support.actor_key_pool
@@ -288,3 +288,21 @@ async def test_signature_that_leaves_out_a_required_component(bed: AttackBed,
     headers["Signature"] = httpsig_cavage.sign(parts, bed.alice.rsa, list(covered))
     answer = await bed.post_raw(body, headers)
     await assert_refused(bed, answer, "missing_component")
+
+
+async def test_a_flood_from_one_host_is_cut_off_before_any_signature_work(
+    make_bed: BedFactory,
+) -> None:
+    from node.config import InboxTuning
+
+    bed = await make_bed(inbox=InboxTuning(requests_per_host_per_minute=5,
+                                           poll_interval_seconds=0.05))
+    statuses = []
+    for n in range(12):
+        key = SigningKey(bed.remote.url(f"/users/ghost{n}#main-key"), bed.mallory.keys.rsa)
+        activity = bed.alice.activity("Follow", bed.config.actor_url)
+        activity["actor"] = bed.remote.url(f"/users/ghost{n}")
+        statuses.append((await bed.post(activity, key)).status)
+    assert statuses == [401] * 5 + [429] * 7
+    assert len(bed.remote.hits) == 5  # no key was looked up for the refused seven
+    assert await bed.rows(InboxItem) == []
