@@ -194,6 +194,13 @@ async def test_triage_placement_feedback_draft_and_immutable_editions(setup) -> 
     async with http.get(f"{hub.url}/editions/1/manifest.json", allow_redirects=False) as response:
         assert response.status == 301
         assert response.headers["Location"] == "/handbook/editions/1/manifest.json"
+    async with http.get(f"{hub.url}/handbook/draft") as response:
+        page = await response.text()
+    assert response.status == 200 and "Digitaler Posteingang" in page  # the next edition
+    async with http.get(f"{hub.url}/handbook/editions",
+                        headers={"Accept": "application/json"}) as response:
+        listed = [(e["number"], e["manifestHash"]) for e in (await response.json())["editions"]]
+    assert listed == [(1, one["manifestHash"]), (2, two["manifestHash"])]
     tampered = {**manifest_one, "editionNumber": 7}
     assert not verify_edition(tampered, keys.get).ok
 
