@@ -181,10 +181,10 @@ async def get_feedback(request: web.Request) -> web.Response:
 
 
 async def get_draft(request: web.Request) -> web.Response:
-    from node.hub.routes import draft_manifest
-
     try:
-        manifest = await draft_manifest(request)
+        async with request.app[appkeys.SESSION_MAKER]() as session:
+            manifest = await edition_store.draft_preview(session, request.app[appkeys.CONFIG],
+                                                         clock=request.app[appkeys.CLOCK])
     except EditionError as exc:
         raise field_error(exc.field, exc.message, status=409) from exc
     return _ok(manifest_document(manifest))

@@ -23,7 +23,14 @@ from node.appkeys import NodeKeys
 from node.config import NodeConfig
 from node.hub import editorial
 from node.hub.changelog import Changelog, changelog
-from node.hub.editions import EditionError, FrozenEdition, freeze, read_edition
+from node.hub.editions import (
+    EditionError,
+    EditionManifest,
+    FrozenEdition,
+    freeze,
+    preview,
+    read_edition,
+)
 from node.hub.index import JsonLdToQuads
 from node.hub.tables import HubEdition
 from node.identity import PUBLIC
@@ -80,6 +87,13 @@ async def latest_edition(session: AsyncSession) -> StoredEdition | None:
 async def list_editions(session: AsyncSession) -> list[StoredEdition]:
     rows = await session.scalars(select(HubEdition).order_by(HubEdition.number))
     return [_stored(row) for row in rows]
+
+
+async def draft_preview(session: AsyncSession, config: NodeConfig, *, clock: Clock) -> EditionManifest:
+    """The next edition as it would be frozen now (unsigned): the public draft."""
+    draft = await editorial.draft(session, hub_actor=config.actor_url, base_url=config.base_url)
+    previous = await latest_edition(session)
+    return preview(draft, previous.edition if previous else None, clock=clock)
 
 
 async def freeze_next(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
@@ -20,7 +19,7 @@ from node import appkeys
 from node.hub import edition_store, editorial, membership
 from node.hub.changelog import render_html, render_markdown
 from node.hub.contribution import ContributionKind
-from node.hub.editions import preview
+from node.hub.editions import EditionManifest
 from node.hub.groups import follower_count
 from node.hub.query_runner import QueryError, QueryErrorKind, QueryLimits
 from node.hub.render import (
@@ -271,13 +270,10 @@ async def old_edition_path(request: web.Request) -> web.Response:
 # --- draft and sections ----------------------------------------------------------------
 
 
-async def draft_manifest(request: web.Request) -> Any:
-    """The next edition as it would be frozen now (unsigned)."""
-    config = request.app[appkeys.CONFIG]
+async def draft_manifest(request: web.Request) -> EditionManifest:
     async with request.app[appkeys.SESSION_MAKER]() as session:
-        draft = await editorial.draft(session, hub_actor=config.actor_url, base_url=config.base_url)
-        previous = await edition_store.latest_edition(session)
-    return preview(draft, previous.edition if previous else None, clock=request.app[appkeys.CLOCK])
+        return await edition_store.draft_preview(session, request.app[appkeys.CONFIG],
+                                                 clock=request.app[appkeys.CLOCK])
 
 
 async def draft_page(request: web.Request) -> web.Response:
