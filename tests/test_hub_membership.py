@@ -98,8 +98,9 @@ async def test_editor_approves_then_the_hub_follows_back_and_backfills(tmp_path)
             assert status == 401
             status, problem = await api.call("POST", "/api/hub/members/99999/approve")
             assert status == 404 and problem["field"] == "member"
-            status, body = await api.call("POST", f"/api/hub/members/{mine['id']}/approve")
-            assert status == 200 and body["state"] == "approved"
+            handle = f"{member.config.slug}@{member.config.domain}"  # by handle, like the CLI
+            status, body = await api.call("POST", f"/api/hub/members/{handle}/approve")
+            assert status == 200 and body["state"] == "approved" and body["id"] == mine["id"]
             other = next(m for m in listing["items"] if m["actor"] == stranger.actor)
             status, body = await api.call("POST", f"/api/hub/members/{other['id']}/reject")
             assert status == 200 and body["state"] == "rejected"

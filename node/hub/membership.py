@@ -139,10 +139,7 @@ async def find_member(session: AsyncSession, ref: str) -> HubMember:
         member = await session.scalar(select(HubMember).where(HubMember.actor_uri == ref))
     else:
         member = None
-        try:
-            actor_uri = await follows.find_following_uri(session, ref)
-        except follows.FollowError:
-            actor_uri = await _handle_of_applicant(session, ref)
+        actor_uri = await _handle_of_applicant(session, ref)
         if actor_uri is not None:
             member = await session.scalar(select(HubMember).where(HubMember.actor_uri == actor_uri))
     if member is None:
@@ -151,12 +148,11 @@ async def find_member(session: AsyncSession, ref: str) -> HubMember:
 
 
 async def _handle_of_applicant(session: AsyncSession, handle: str) -> str | None:
+    """The actor URL of a known actor named by ``user@host`` (``acct:`` and ``@`` allowed)."""
     user, _, host = handle.removeprefix("acct:").removeprefix("@").partition("@")
-    rows = await session.execute(select(RemoteActor.uri, RemoteActor.preferred_username))
-    for uri, name in rows:
-        if name == user and urlsplit(uri).netloc.lower() == host.lower():
-            return uri
-    return None
+    rows = await session.scalars(
+        select(RemoteActor.uri).where(RemoteActor.preferred_username == user))
+    return next((uri for uri in rows if urlsplit(uri).netloc.lower() == host.lower()), None)
 
 
 async def approve(
