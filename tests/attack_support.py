@@ -265,9 +265,6 @@ class FencedNetwork:
         return aiohttp.ClientSession(connector=LoopbackOnlyConnector(),
                                      trace_configs=[trace], cookie_jar=aiohttp.DummyCookieJar())
 
-    def contacted(self, fragment: str) -> list[str]:
-        return [url for url in self.started if fragment in url]
-
 
 def fence_node_network(monkeypatch: pytest.MonkeyPatch) -> FencedNetwork:
     """Route the node's HTTP client through a ``FencedNetwork`` (see the module docstring)."""
