@@ -42,7 +42,7 @@ from node.inbox_processing import Incoming, Verdict, done, rejected
 from node.remote import RemoteDirectory
 from node.remote_objects import reference
 from node.routes.responses import json_document
-from node.storage.models import InboxState, RemoteActor
+from node.storage.models import Follower, InboxState, RemoteActor
 
 log = logging.getLogger("praxisnetz.hub")
 
@@ -160,14 +160,15 @@ class HubInboxHook:
         if verdict.state is not InboxState.DONE:
             return
         runtime = self._app[HUB]
-        if activity.type == "Undo" and verdict.reason.endswith(" removed"):
-            await self._maybe_left(activity)  # the node removed the follower row
+        if activity.type == "Undo":
+            await self._maybe_left(activity)
             return
         if activity.type not in ("Create", "Update", "Delete", "Announce"):
             return
         runtime.aggregator.wake()
-        changed = verdict.reason.split(" ", 1)[0] in ("stored", "updated")
-        if activity.type not in ("Create", "Update") or not changed \
+        # A stale or repeated version is relayed at most once per activity id; receivers
+        # apply their own rules to it, as to the original.
+        if activity.type not in ("Create", "Update") \
                 or activity.raw_object is None or not public_addressed(activity.raw):
             return
         app = self._app
@@ -182,7 +183,6 @@ class HubInboxHook:
         if announced:
             _wake_delivery(app)
 
-
     async def _maybe_left(self, activity: Incoming) -> None:
         inner = activity.object
         config = self._app[HUB].config
@@ -190,6 +190,10 @@ class HubInboxHook:
                 or reference(inner.get("object")) != config.actor_url:
             return
         async with self._app[appkeys.SESSION_MAKER]() as session, session.begin():
+            follower = await session.scalar(
+                select(Follower.id).where(Follower.actor_uri == activity.actor))
+            if follower is not None:  # an Undo of an older Follow: the member stays
+                return
             left = await membership.member_left(session, activity.actor,
                                                 now=self._app[appkeys.CLOCK]())
         if left:
