@@ -99,6 +99,14 @@ async def test_missing_and_wrong_fields_are_shown_at_the_field(client: TestClien
     assert await _count(client, Contribution) == 0
 
 
+async def test_a_used_slug_is_refused_at_the_slug_field(client: TestClient) -> None:
+    await _post_new(client)
+    again = await _post_new(client, title="Noch einmal")
+    assert again.status == 422
+    assert "schon vergeben" in _field_error(await again.text(), "slug")
+    assert await _count(client, Contribution) == 1
+
+
 async def test_field_errors_in_english(client: TestClient) -> None:
     token = await form_token(client, "/dashboard/new?kind=practice&lang=en")
     response = await client.post("/dashboard/new", data=practice_form(token, title=""))
@@ -172,7 +180,8 @@ async def test_stance_on_another_municipality_reaches_its_author(client: TestCli
         data={"csrf_token": token, "kind": "stance", "title": "Widerspruch", "about": REMOTE_PRACTICE,
               "action": "publish"},
     )  # fmt: skip
-    assert missing.status == 422 and "position" in _field_error(await missing.text(), "position")
+    assert missing.status == 422
+    assert "Widerspruch" in _field_error(await missing.text(), "position")
     response = await client.post(
         "/dashboard/new",
         data={"csrf_token": token, "kind": "stance", "title": "Bei uns anders",

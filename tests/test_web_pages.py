@@ -88,6 +88,8 @@ def test_language_choice_order_and_fallback() -> None:
     assert Translator(Language.EN)("c.steps") == "Steps"
     assert Translator(Language.DE).problem("is required") == "Bitte ausfüllen."
     assert Translator(Language.DE).problem("something new") == "something new"
+    assert Translator(Language.DE).problem("at most 300 characters") == "Höchstens 300 Zeichen."
+    assert Translator(Language.EN).problem("at most 300 characters") == "at most 300 characters"
 
 
 async def test_contribution_page_shows_every_part_of_a_practice(client: TestClient) -> None:

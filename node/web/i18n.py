@@ -267,6 +267,22 @@ GERMAN_PROBLEMS: Mapping[str, str] = MappingProxyType({
 })  # fmt: skip
 
 
+# Messages with a variable part: (pattern, German with the groups put back).
+GERMAN_PROBLEM_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^at most (\d+) characters$"), r"Höchstens \1 Zeichen."),
+    (re.compile(r"^must be one of (.+)$"), r"Bitte einen dieser Werte wählen: \1."),
+    (re.compile(r"^a (stance|comment) needs the URL of what it is about$"),
+     "Bitte die Adresse (URL) des Beitrags angeben, auf den Sie sich beziehen."),
+    (re.compile(r"^a stance needs a position \(.*\)$"),
+     "Bitte wählen Sie Zustimmung, Widerspruch oder teilweise Zustimmung."),
+    (re.compile(r"^unknown topic\(s\): (.+)$"), r"Unbekannte Themen: \1."),
+    (re.compile(r"^'(.+)' is already used; update it instead$"),
+     r"„\1“ ist schon vergeben; bitte einen anderen Kurznamen wählen."),
+    (re.compile(r"^'(.+)' was deleted; choose another slug$"),
+     r"„\1“ wurde gelöscht; bitte einen anderen Kurznamen wählen."),
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Translator:
     """``t("key", name=...)`` in templates and handlers."""
@@ -282,6 +298,11 @@ class Translator:
 
     def problem(self, message: str) -> str:
         """A field problem's message in the interface language (German where known)."""
-        if self.language is Language.DE:
-            return GERMAN_PROBLEMS.get(message, message)
+        if self.language is not Language.DE:
+            return message
+        if message in GERMAN_PROBLEMS:
+            return GERMAN_PROBLEMS[message]
+        for pattern, german in GERMAN_PROBLEM_PATTERNS:
+            if pattern.match(message):
+                return pattern.sub(german, message)
         return message
