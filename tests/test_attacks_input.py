@@ -11,7 +11,9 @@ import re
 from xml.etree import ElementTree as ET
 
 import pytest
+from sqlalchemy import select
 
+from node import appkeys
 from node.storage.models import Contribution, InboxItem
 from tests import attack_support
 from tests.attack_support import AttackBed, BedFactory
@@ -333,3 +335,38 @@ async def test_hostile_requests_to_public_endpoints_get_a_4xx(bed: AttackBed) ->
         answers[path] = response.status
         assert "<script>" not in await response.text()
     assert {path: status for path, status in answers.items() if not 400 <= status < 500} == {}
+
+
+UPLOAD_NAMES = ["../../keys/rsa.pem.txt", "..\\..\\praxisnetz.toml.txt", "/etc/passwd.txt",
+                "%2e%2e%2fkeys%2frsa.pem.txt", ".hidden.txt", "files/../../x.txt"]
+
+
+async def test_upload_names_cannot_choose_where_the_file_goes(aiohttp_client, tmp_path) -> None:
+    """An uploaded file is stored under its content hash; the name only gives its type."""
+    import hashlib
+
+    from aiohttp import FormData
+
+    from tests.web_support import add_staff, form_token, sign_in, web_app
+
+    client = await aiohttp_client(web_app(tmp_path))
+    await add_staff(client.server.app)
+    await sign_in(client)
+    config = client.server.app[appkeys.CONFIG]
+    before = {path: path.stat().st_mtime_ns for path in config.data_dir.rglob("*")
+              if path.is_file() and "praxisnetz.db" not in path.name}
+    for number, filename in enumerate(UPLOAD_NAMES):
+        data = FormData()
+        data.add_field("csrf_token", await form_token(client, "/dashboard/upload"))
+        data.add_field("title", f"Checkliste {number}")
+        data.add_field("language", "de")
+        data.add_field("file", b"Checkliste\n", filename=filename, content_type="text/plain")
+        response = await client.post("/dashboard/upload", data=data)
+        assert response.status == 200, (filename, await response.text())
+    files = sorted(path.name for path in (config.data_dir / "files").iterdir())
+    assert files == [hashlib.sha256(b"Checkliste\n").hexdigest() + ".txt"]
+    after = {path: path.stat().st_mtime_ns for path in before}
+    assert after == before  # keys, config and everything else untouched
+    async with client.server.app[appkeys.SESSION_MAKER]() as session:
+        materials = list(await session.scalars(select(Contribution)))
+    assert len(materials) == len(UPLOAD_NAMES)  # every upload was taken, under the hash
