@@ -14,7 +14,9 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from federation.keys import parse_actor_keys
 from federation.proofs import verify_document
+from node.hub.edition_store import read_rdf_dump
 from node.hub.editions import verify_edition
 from node.hub.tables import HubMember, TopicFollower
 from node.storage.models import Following, InboxItem, RemoteObject
@@ -180,6 +182,19 @@ async def _edition_two(http: aiohttp.ClientSession, api: HubApi, hub: RunningNod
     async with http.get(f"{hub.url}/handbook/editions/1/manifest.json") as response:
         old = await response.json(content_type=None)
     assert old["editionNumber"] == 1  # edition 1 is unchanged by the second freeze
+    await _dump_verifies_alone(http, hub, 2, body["manifestHash"])
+
+
+async def _dump_verifies_alone(http: aiohttp.ClientSession, hub: RunningNode, number: int,
+                               manifest_hash: str) -> None:
+    """Every proof in the RDF dump verifies with nothing but the dump (no fetching)."""
+    for suffix, media_type in (("nq", "application/n-quads"), ("ttl", "text/turtle")):
+        async with http.get(f"{hub.url}/handbook/editions/{number}.{suffix}") as response:
+            data = await response.read()
+        manifest, signers = read_rdf_dump(data, media_type)
+        keys = {info.key_id: info for doc in signers for info in parse_actor_keys(doc)}
+        verification = verify_edition(manifest, keys.get, expected_hash=manifest_hash)
+        assert verification.ok and len(manifest["includedContributions"]) == 3, verification
 
 
 async def _triage_has(api: HubApi, uris: list[str]) -> bool:

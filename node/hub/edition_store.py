@@ -5,8 +5,9 @@ the Create that announces a published edition to the hub's followers.
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,7 @@ from node.hub.index import JsonLdToQuads
 from node.hub.tables import HubEdition
 from node.identity import PUBLIC
 from node.outbox import follower_inboxes, record_local_activity
+from node.storage.models import RemoteActor
 from vocab.loader import DEFAULT_CONTEXT
 
 Clock = Callable[[], datetime]
@@ -165,11 +167,49 @@ async def publish_edition(
     return str(signed["id"])
 
 
-def rdf_dump(stored: StoredEdition, contexts: dict[str, Any], media_type: str = "text/turtle") -> bytes:
-    """The manifest as RDF (Turtle or N-Quads); the signed originals ride along as JSON
-    literals (``includedContributions`` is ``@json``), so their proofs verify offline."""
-    quads = JsonLdToQuads(contexts).quads(dict(stored.edition.document), ox.DefaultGraph())
+# The signed manifest and the keys that verify it, as JSON literals in the dump. They are
+# not yet terms of the vocabulary (vocab owns pn:); the IRIs are in the pn namespace.
+SIGNED_MANIFEST = ox.NamedNode("https://w3id.org/praxisnetz#signedManifest")
+VERIFICATION_KEYS = ox.NamedNode("https://w3id.org/praxisnetz#verificationKeys")
+RDF_JSON = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON")
+
+
+async def signer_documents(session: AsyncSession, stored: StoredEdition,
+                           hub_actor: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The key parts (id, publicKey, assertionMethod) of the hub's and every author's actor."""
+    authors = {c.document.get("attributedTo") for c in stored.edition.manifest.contributions()}
+    rows = await session.scalars(select(RemoteActor).where(
+        RemoteActor.uri.in_([a for a in authors if isinstance(a, str)])))
+    documents = [hub_actor, *(row.document for row in rows if row.document)]
+    return [{key: doc[key] for key in ("id", "publicKey", "assertionMethod") if key in doc}
+            for doc in documents]
+
+
+def rdf_dump(stored: StoredEdition, contexts: dict[str, Any],
+             signers: Sequence[Mapping[str, Any]], media_type: str = "text/turtle") -> bytes:
+    """The manifest as RDF (Turtle or N-Quads). The signed originals ride along as JSON
+    literals (``includedContributions`` is ``@json``); so do the signed manifest and the
+    signers' keys, so that every proof verifies from the dump alone."""
+    document = dict(stored.edition.document)
+    quads = JsonLdToQuads(contexts).quads(document, ox.DefaultGraph())
+    edition = ox.NamedNode(stored.edition.manifest.url)
+    for predicate, value in ((SIGNED_MANIFEST, document), (VERIFICATION_KEYS, list(signers))):
+        literal = ox.Literal(json.dumps(value, ensure_ascii=False, sort_keys=True), datatype=RDF_JSON)
+        quads.append(ox.Quad(edition, predicate, literal, ox.DefaultGraph()))
     if media_type == "application/n-quads":
         return ox.serialize(quads, format=ox.RdfFormat.N_QUADS)
     return ox.serialize([ox.Triple(q.subject, q.predicate, q.object) for q in quads],
                         format=ox.RdfFormat.TURTLE)
+
+
+def read_rdf_dump(data: bytes, media_type: str = "application/n-quads") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The signed manifest and the signers' key documents carried in a dump."""
+    rdf_format = ox.RdfFormat.N_QUADS if media_type == "application/n-quads" else ox.RdfFormat.TURTLE
+    found: dict[str, Any] = {}
+    for quad in ox.parse(data, format=rdf_format):
+        if quad.predicate in (SIGNED_MANIFEST, VERIFICATION_KEYS) and isinstance(quad.object, ox.Literal):
+            found[quad.predicate.value] = json.loads(quad.object.value)
+    try:
+        return found[SIGNED_MANIFEST.value], found[VERIFICATION_KEYS.value]
+    except KeyError as exc:
+        raise EditionStoreError("dump", f"no {exc.args[0]} in the RDF dump") from None

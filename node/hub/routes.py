@@ -34,6 +34,7 @@ from node.hub.runtime import HUB, HubRuntime
 from node.hub.search import SearchFilters
 from node.hub.sparql import error_json, example_queries, execute_sparql, negotiate
 from node.hub.tables import MemberState
+from node.identity import actor_document
 from node.inbox import receive
 from node.routes.negotiation import Representation
 from node.routes.negotiation import negotiate as negotiate_representation
@@ -247,8 +248,11 @@ async def edition_rdf(request: web.Request) -> web.Response:
     stored = await _edition(request)
     nquads = request.match_info["format"] == "nq"
     media_type = "application/n-quads" if nquads else "text/turtle"
+    hub_actor = actor_document(request.app[appkeys.CONFIG], request.app[appkeys.NODE_KEYS])
+    async with request.app[appkeys.SESSION_MAKER]() as session:
+        signers = await edition_store.signer_documents(session, stored, hub_actor)
     body = await asyncio.to_thread(edition_store.rdf_dump, stored, _runtime(request).contexts,
-                                   media_type)
+                                   signers, media_type)
     return web.Response(body=body, content_type=media_type, charset="utf-8", headers=PERMANENT)
 
 
