@@ -16,7 +16,8 @@ import pytest
 
 from federation.keys import parse_actor_keys
 from federation.proofs import verify_document
-from node.hub.edition_store import read_rdf_dump
+from node.hub.changelog import ContributionChangeKind as Change
+from node.hub.edition_store import changelog_of, read_rdf_dump
 from node.hub.editions import verify_edition
 from node.hub.tables import HubMember, TopicFollower
 from node.storage.models import Following, InboxItem, RemoteObject
@@ -179,6 +180,12 @@ async def _edition_two(http: aiohttp.ClientSession, api: HubApi, hub: RunningNod
     async with http.get(f"{hub.url}/handbook/editions/2/changelog") as response:
         text = await response.text()
     assert "Unsere E-Akte" in text and "2. Fassung" in text
+    async with hub.sessions()() as session:
+        log = await changelog_of(session, 2)
+    changes = {(c.kind, c.uri) for c in log.contributions}
+    assert changes == {(Change.ADDED, added), (Change.UPDATED, first)}  # exactly these
+    [update] = log.contributions_of(Change.UPDATED)
+    assert any("Ordnungsamt" in line for line in update.diff)  # with a text diff
     async with http.get(f"{hub.url}/handbook/editions/1/manifest.json") as response:
         old = await response.json(content_type=None)
     assert old["editionNumber"] == 1  # edition 1 is unchanged by the second freeze
