@@ -53,7 +53,8 @@ def cmd_members(args: argparse.Namespace) -> int:
     rows = asyncio.run(run())
     if args.json:
         print(json.dumps([row.to_json() for row in rows], indent=2, ensure_ascii=False))
-    for row in rows if not args.json else ():
+        return 0
+    for row in rows:
         print(f"{row.id}\t{row.state}\t{row.ags or '-'}\t{row.name}\t{row.actor}")
     return 0
 
