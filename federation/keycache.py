@@ -65,6 +65,11 @@ def same_host(key_id: str, actor_id: str) -> bool:
     return key_authority is not None and key_authority == _authority(actor_id)
 
 
+def is_under(key_id: str, actor_id: str) -> bool:
+    """Is ``key_id`` the actor's URL, a fragment of it, or a path below it?"""
+    return key_id == actor_id or key_id.startswith((actor_id + "#", actor_id.rstrip("/") + "/"))
+
+
 def _listed_key(
     document: Mapping[str, object], key_id: str, actor_url: str
 ) -> PublicKeyInfo | None:
@@ -145,7 +150,9 @@ class KeyCache:
         """
         keys = parse_actor_keys(actor_doc)
         actor_id = str(actor_doc["id"])
-        listed = [key for key in keys if same_host(key.key_id, actor_id)]
+        # Only key ids under the actor's own URL: a neighbour on the same host could
+        # otherwise list its key under another actor's key id and take that id over.
+        listed = [key for key in keys if is_under(key.key_id, actor_id)]
         listed_ids = {key.key_id for key in listed}
         stale = [
             key_id
