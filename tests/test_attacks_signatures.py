@@ -306,3 +306,26 @@ async def test_a_flood_from_one_host_is_cut_off_before_any_signature_work(
     assert statuses == [401] * 5 + [429] * 7
     assert len(bed.remote.hits) == 5  # no key was looked up for the refused seven
     assert await bed.rows(InboxItem) == []
+
+
+async def test_an_actor_update_cannot_plant_a_key_under_a_neighbours_key_id(
+    bed: AttackBed,
+) -> None:
+    """Mallory (same server as Alice) publishes her own key under the id of Alice's key
+    and announces it with an Update of herself: the cache must not give Alice's key id
+    to Mallory, or Alice would be locked out for a day (and Mallory sign as "Alice's key")."""
+    assert await bed.deliver(bed.alice.activity("Follow", bed.config.actor_url),
+                             bed.alice) == "done"  # Alice's key is cached
+    planted = bed.mallory.document()
+    planted["publicKey"] = [planted["publicKey"], {**planted["publicKey"],
+                                                   "id": bed.alice.rsa.key_id}]
+    bed.remote.actors.pop(bed.mallory.id)
+    bed.remote.serve("/users/mallory", planted)
+    await bed.deliver(bed.mallory.activity("Update", planted), bed.mallory)
+    bed.clock.advance(60)
+    like = bed.alice.activity("Like", f"{bed.config.base_url}/practices/x")
+    answer = await bed.post(like, bed.alice.rsa)
+    assert answer.status == 202, answer.text  # Alice is still Alice
+    impostor = SigningKey(bed.alice.rsa.key_id, bed.mallory.keys.rsa)
+    answer = await bed.post(bed.mallory.activity("Like", f"{bed.config.base_url}/x"), impostor)
+    assert answer.status == 401
