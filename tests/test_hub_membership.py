@@ -3,9 +3,14 @@ follow-back with backfill, refusal, and the member directory."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
+
 import aiohttp
 import pytest
 
+from node.cli import main
 from node.config import ConfigError, NodeConfig
 from node.hub.membership import AutoAcceptPolicy, ags_of
 from node.hub.settings import HubSettings, settings_from_mapping
@@ -122,12 +127,24 @@ async def test_editor_approves_then_the_hub_follows_back_and_backfills(tmp_path)
                 page = await response.text()
             assert member.config.name in page and "05358008" in page and "<table>" in page
 
+            listing = await asyncio.to_thread(_cli, "hub", "members", "--data-dir",
+                                              str(hub.config.data_dir))
+            assert f"approved\t05358008\t{member.config.name}\t{member.actor}" in listing
+
             await unfollow(member, hub.actor)  # the member withdraws
             assert await eventually(lambda: _is(_state(hub, HubMember, HubMember.actor_uri,
                                                         member.actor), "left"))
     finally:
         for node in (stranger, member, hub):
             await node.stop()
+
+
+def _cli(*argv: str) -> str:
+    """Run ``praxisnetz`` in this process (its own event loop: call from a thread)."""
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        assert main(list(argv)) == 0
+    return output.getvalue()
 
 
 async def _is(value_coroutine, expected: str) -> bool:
