@@ -1,0 +1,125 @@
+"""Shared plumbing of the benchmarks: loopback ports, child processes, node directories.
+
+Every child process is started here and stopped by ``children`` on the way out, so a
+benchmark leaves no process behind even when it fails half-way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from node.config import DeliveryTuning, InboxTuning, NodeConfig, write_config
+from node.identity import create_node_keys
+
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_node_dir(root: Path, slug: str, port: int, **changes: object) -> NodeConfig:
+    """A node directory as ``praxisnetz init --allow-private-network`` leaves it (SQLite)."""
+    data_dir = root / slug
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = NodeConfig(data_dir=data_dir, base_url=f"http://127.0.0.1:{port}",
+                        name=f"Bench {slug}", slug=slug, allow_private_network=True,
+                        inbox=InboxTuning(), delivery=DeliveryTuning())
+    config = replace(config, **changes) if changes else config  # type: ignore[arg-type]
+    create_node_keys(config)
+    write_config(config)
+    return config
+
+
+class Children:
+    """Child processes of one benchmark; all are terminated (then killed) on close."""
+
+    def __init__(self) -> None:
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, argv: Sequence[str], *, log: Path | None = None) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_PROXY": "127.0.0.1"}
+        out = log.open("ab") if log is not None else subprocess.DEVNULL
+        process = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, env=env)
+        self._processes.append(process)
+        return process
+
+    def close(self) -> None:
+        for process in self._processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self._processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def children() -> Iterator[Children]:
+    group = Children()
+    try:
+        yield group
+    finally:
+        group.close()
+
+
+def serve_node(group: Children, config: NodeConfig, log: Path) -> subprocess.Popen[bytes]:
+    return group.start([PYTHON, "-m", "node.cli", "serve", "--data-dir", str(config.data_dir)],
+                       log=log)
+
+
+def start_sink(group: Children, port: int) -> subprocess.Popen[bytes]:
+    return group.start([PYTHON, "-m", "bench.load_client", "sink", "--port", str(port)])
+
+
+def wait_for(url: str, timeout: float = 30.0, interval: float = 0.01) -> float:
+    """Seconds until ``url`` answers (any HTTP status counts as an answer)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
+    started = time.perf_counter()
+    while True:
+        try:
+            with opener.open(url, timeout=2) as response:
+                response.read()
+            return time.perf_counter() - started
+        except urllib.error.HTTPError:
+            return time.perf_counter() - started
+        except OSError:
+            if time.perf_counter() - started > timeout:
+                raise
+            time.sleep(interval)
+
+
+def get_json(url: str) -> object:
+    import json
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process now (Linux /proc), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmRSS for process {pid}")
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

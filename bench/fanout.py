@@ -1,0 +1,163 @@
+"""Fan-out: N activities to M followers each through the durable delivery queue.
+
+The benchmark fills a node's SQLite database the way publishing does (one ``followers``
+row per follower, ``record_local_activity`` adds one pending ``deliveries`` row per
+follower inbox; the shared inbox is not used: every follower has its own inbox), then
+starts ``praxisnetz worker`` (the production delivery worker, default tuning) as its own
+process and waits until every row is ``delivered``. The followers' inboxes live on a few
+trivial loopback receiver processes (``bench.load_client sink``) that answer 202 without
+verifying. Every delivery is an RSA-2048 signed POST (RFC 9421 first; the receivers
+accept it, so no second knock). The rate is counted from the first to the last finished
+delivery (worker start-up is left out) and set against this machine's bare RSA-2048
+signing rate, measured in the same run. Target: at least 1,000 deliveries/s.
+Run: ``python -m bench fanout`` or ``python -m bench.fanout [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bench._support import (
+    PYTHON,
+    children,
+    free_port,
+    get_json,
+    make_node_dir,
+    start_sink,
+    wait_for,
+)
+from federation.httpsig import SignatureAlgorithm
+from federation.httpsig_common import sign_bytes
+from federation.keys import generate_rsa_key
+from node.config import NodeConfig
+from node.outbox import recipients_for, record_local_activity
+from node.storage.db import create_engine, migrate, session_maker
+from node.storage.models import Delivery, DeliveryState, Follower
+
+TARGET_PER_S = 1000.0
+AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
+
+
+@dataclass(frozen=True)
+class Row:
+    activities: int
+    followers: int
+    deliveries: int
+    receivers: int
+    deliveries_per_s: float
+    rsa_sign_per_s: float
+    share_of_signing_pct: float
+    received: int
+    target: str
+
+
+def rsa_sign_rate(seconds: float = 1.0) -> float:
+    """Bare RSA-2048 PKCS#1 v1.5 SHA-256 signatures per second on this machine."""
+    key, message = generate_rsa_key(), b"x" * 300
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        sign_bytes(key, SignatureAlgorithm.RSA_V1_5_SHA256, message)
+        done += 1
+    return done / (time.perf_counter() - started)
+
+
+def _activity(config: NodeConfig, number: int) -> dict[str, object]:
+    note = f"{config.base_url}/contributions/praxis-{number}"
+    return {
+        "@context": AS_CONTEXT, "id": f"{note}#create-{number}", "type": "Create",
+        "actor": config.actor_url, "to": [config.followers_url],
+        "object": {"id": note, "type": "Article", "attributedTo": config.actor_url,
+                   "name": f"Praxis {number}", "content": "Wir haben die Bauakten umgestellt. " * 20},
+    }
+
+
+async def fill_queue(config: NodeConfig, activities: int, inbox_bases: list[str],
+                     followers: int) -> None:
+    engine = create_engine(config.database_url)
+    try:
+        await migrate(engine)
+        sessions, now = session_maker(engine), datetime.now(UTC)
+        async with sessions() as session, session.begin():
+            for number in range(followers):
+                actor = f"{inbox_bases[number % len(inbox_bases)]}/users/{number}"
+                session.add(Follower(actor_uri=actor, inbox=f"{actor}/inbox", created_at=now))
+        for first in range(0, activities, 50):
+            async with sessions() as session, session.begin():
+                inboxes = await recipients_for(session, own_inboxes=[config.inbox_url])
+                for number in range(first, min(first + 50, activities)):
+                    await record_local_activity(session, _activity(config, number), inboxes, now=now)
+    finally:
+        await engine.dispose()
+
+
+async def _delivered(config: NodeConfig) -> int:
+    engine = create_engine(config.database_url)
+    try:
+        async with session_maker(engine)() as session:
+            return int(await session.scalar(
+                select(func.count()).select_from(Delivery)
+                .where(Delivery.state == DeliveryState.DELIVERED.value)))
+    finally:
+        await engine.dispose()
+
+
+def _wait_until_delivered(config: NodeConfig, total: int, timeout: float) -> float:
+    """Deliveries per second from the first finished delivery to the last."""
+    first_seen: tuple[float, int] | None = None
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        done, now = asyncio.run(_delivered(config)), time.perf_counter()
+        if done and first_seen is None:
+            first_seen = (now, done)
+        if done >= total and first_seen is not None:
+            seconds = now - first_seen[0]
+            return (total - first_seen[1]) / seconds if seconds > 0 else float(total)
+        time.sleep(0.25)
+    raise TimeoutError(f"only {asyncio.run(_delivered(config))} of {total} delivered")
+
+
+def run(activities: int = 500, followers: int = 100, receivers: int = 4) -> list[Row]:
+    signing = rsa_sign_rate()
+    total = activities * followers
+    with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp, children() as group:
+        root = Path(tmp)
+        config = make_node_dir(root, "fanout", free_port())
+        ports = [free_port() for _ in range(receivers)]
+        bases = [f"http://127.0.0.1:{port}" for port in ports]
+        asyncio.run(fill_queue(config, activities, bases, followers))
+        for port in ports:
+            start_sink(group, port)
+        for base in bases:
+            wait_for(f"{base}/count")
+        group.start([PYTHON, "-m", "node.cli", "worker", "--data-dir", str(config.data_dir)],
+                    log=root / "worker.log")
+        rate = _wait_until_delivered(config, total, timeout=max(120.0, total / 50))
+        received = sum(int(get_json(f"{base}/count")["posts"]) for base in bases)  # type: ignore[index]
+    met = "met" if rate >= TARGET_PER_S else "NOT met"
+    return [Row(activities, followers, total, receivers, rate, signing, rate / signing * 100.0,
+                received, f">= {TARGET_PER_S:,.0f}/s: {met}")]
+
+
+def main() -> None:
+    from bench import format_table
+
+    parser = argparse.ArgumentParser(prog="python -m bench.fanout")
+    parser.add_argument("--quick", action="store_true", help="50 activities x 20 followers")
+    parser.add_argument("--activities", type=int, default=500)
+    parser.add_argument("--followers", type=int, default=100)
+    args = parser.parse_args()
+    if args.quick:
+        args.activities, args.followers = 50, 20
+    print(format_table(run(args.activities, args.followers)))
+
+
+if __name__ == "__main__":
+    main()

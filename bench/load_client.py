@@ -1,0 +1,197 @@
+"""The separate load process of the benchmarks (``python -m bench.load_client ROLE ...``).
+
+Roles:
+
+- ``sink``: a trivial aiohttp server on 127.0.0.1 that answers every POST with 202 and
+  counts them (``GET /count``). It is the bare-aiohttp baseline of ``bench.inbox_ingest``
+  and the followers' inboxes of ``bench.fanout`` (it does not verify signatures).
+- ``ingest``: serves many actor documents on one loopback port, signs one Create per
+  activity in advance (draft-cavage and RFC 9421 alternately, each actor its own key id),
+  then posts them to a baseline URL and to a node's inbox and prints the rates as JSON.
+
+Everything binds to 127.0.0.1 only. The parent benchmark starts and stops this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+from aiohttp import web
+
+from federation.httpsig import RequestParts, SignatureScheme, sign_request
+from federation.keys import SigningKey, generate_rsa_key, public_key_pem
+
+ACTIVITY_JSON = "application/activity+json"
+AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
+COUNT = web.AppKey("count", list)
+
+
+@dataclass(frozen=True)
+class PreparedPost:
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    activities: int
+    actors: int
+    baseline_per_s: float
+    node_per_s: float
+    node_accepted: int
+    node_refused: dict[str, int]
+
+
+# --- sink ----------------------------------------------------------------------------
+
+
+def sink_app() -> web.Application:
+    async def accept(request: web.Request) -> web.Response:
+        await request.read()
+        request.app[COUNT][0] += 1
+        return web.Response(status=202)
+
+    async def count(request: web.Request) -> web.Response:
+        return web.json_response({"posts": request.app[COUNT][0]})
+
+    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app[COUNT] = [0]
+    app.router.add_get("/count", count)
+    app.router.add_post("/{tail:.*}", accept)
+    return app
+
+
+def run_sink(port: int) -> None:
+    web.run_app(sink_app(), host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+# --- ingest --------------------------------------------------------------------------
+
+
+def _actor_document(base: str, number: int, key: SigningKey) -> dict[str, object]:
+    actor = f"{base}/users/{number}"
+    document: dict[str, object] = {
+        "@context": [AS_CONTEXT, "https://w3id.org/security/v1"],
+        "id": actor, "type": "Organization", "preferredUsername": f"u{number}",
+        "inbox": f"{actor}/inbox", "outbox": f"{actor}/outbox",
+    }
+    document["publicKey"] = {"id": key.key_id, "owner": actor,
+                             "publicKeyPem": public_key_pem(key.private_key.public_key())}
+    return document
+
+
+def _actor_app(documents: dict[str, bytes]) -> web.Application:
+    async def actor(request: web.Request) -> web.Response:
+        body = documents.get(request.match_info["number"])
+        if body is None:
+            raise web.HTTPNotFound
+        return web.Response(body=body, content_type=ACTIVITY_JSON)
+
+    app = web.Application()
+    app.router.add_get("/users/{number}", actor)
+    return app
+
+
+def _create(actor: str, number: int, inbox_url: str) -> bytes:
+    note = f"{actor}/practices/{number}"
+    return json.dumps({
+        "@context": AS_CONTEXT, "id": f"{note}/create", "type": "Create", "actor": actor,
+        "to": [inbox_url.rsplit("/inbox", 1)[0]],
+        "object": {"id": note, "type": "Article", "attributedTo": actor,
+                   "name": f"Praxis {number}", "content": "Wir haben die Bauakten umgestellt. " * 8},
+    }).encode()
+
+
+def prepare_posts(base: str, keys: list[SigningKey], activities: int, inbox_url: str
+                  ) -> list[PreparedPost]:
+    """Signed Creates, cavage and RFC 9421 alternately, round robin over the actors."""
+    posts = []
+    now = datetime.now(UTC)
+    for number in range(activities):
+        key = keys[number % len(keys)]
+        actor = key.key_id.split("#", 1)[0]
+        body = _create(actor, number, inbox_url)
+        scheme = SignatureScheme.CAVAGE if number % 2 == 0 else SignatureScheme.RFC9421
+        request = RequestParts("POST", inbox_url, {"Content-Type": ACTIVITY_JSON}, body)
+        headers = dict(sign_request(request, key, scheme, now=now))
+        headers["Content-Type"] = ACTIVITY_JSON
+        headers.pop("Host", None)  # aiohttp sets it from the URL (the same value)
+        posts.append(PreparedPost(body, headers))
+    return posts
+
+
+async def post_all(url: str, posts: list[PreparedPost], concurrency: int
+                   ) -> tuple[float, dict[int, int]]:
+    """Posts every prepared request with ``concurrency`` in flight; rate and statuses."""
+    statuses: dict[int, int] = {}
+    queue = iter(posts)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def worker() -> None:
+            for post in queue:
+                async with session.post(url, data=post.body, headers=post.headers) as response:
+                    await response.read()
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return len(posts) / (time.perf_counter() - started), statuses
+
+
+async def run_ingest(args: argparse.Namespace) -> IngestResult:
+    base = f"http://127.0.0.1:{args.actor_port}"
+    pool = [generate_rsa_key() for _ in range(min(args.keys, args.actors))]
+    keys = [SigningKey(f"{base}/users/{n}#main-key", pool[n % len(pool)])
+            for n in range(args.actors)]
+    documents = {str(n): json.dumps(_actor_document(base, n, key)).encode()
+                 for n, key in enumerate(keys)}
+    runner = web.AppRunner(_actor_app(documents), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", args.actor_port).start()
+    try:
+        baseline_posts = prepare_posts(base, keys, args.activities, args.baseline)
+        node_posts = prepare_posts(base, keys, args.activities, args.target)
+        baseline_rate, _ = await post_all(args.baseline, baseline_posts, args.concurrency)
+        node_rate, statuses = await post_all(args.target, node_posts, args.concurrency)
+    finally:
+        await runner.cleanup()
+    refused = {str(status): n for status, n in statuses.items() if status != 202}
+    return IngestResult(args.activities, args.actors, baseline_rate, node_rate,
+                        statuses.get(202, 0), refused)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.load_client")
+    roles = parser.add_subparsers(dest="role", required=True)
+    sink = roles.add_parser("sink", help="trivial POST server (202) on 127.0.0.1")
+    sink.add_argument("--port", type=int, required=True)
+    ingest = roles.add_parser("ingest", help="sign and post Creates from many actors")
+    ingest.add_argument("--target", required=True, help="the node's inbox URL")
+    ingest.add_argument("--baseline", required=True, help="a sink's URL")
+    ingest.add_argument("--actor-port", type=int, required=True)
+    ingest.add_argument("--actors", type=int, default=100)
+    ingest.add_argument("--keys", type=int, default=20, help="distinct RSA keys among the actors")
+    ingest.add_argument("--activities", type=int, default=2000)
+    ingest.add_argument("--concurrency", type=int, default=32)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.role == "sink":
+        run_sink(args.port)
+        return 0
+    result = asyncio.run(run_ingest(args))
+    print(json.dumps(asdict(result)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
