@@ -3,8 +3,10 @@
 Builders return plain JSON-ready dicts in our context (:data:`CONTEXT`). The parser takes
 untrusted JSON (bytes or an already decoded mapping) and returns an :class:`Activity` or
 raises :class:`ActivityError` naming the offending field. Documents whose ``@context`` is
-made only of contexts we bundle are read as they are; anything else is compacted into our
-context by pyld with the offline loader, so a remote context is refused, never fetched.
+ActivityStreams plus contexts that leave its terms alone are read as they are; anything
+else (inline contexts such as Mastodon's, or the identity/did/GoToSocial contexts Fedify
+names) is compacted into our context by pyld with the offline loader, so an unbundled
+context is refused, never fetched.
 
 Proofs are verified on :attr:`Activity.raw` (the document as received), never on the
 compacted form.
@@ -24,11 +26,14 @@ from federation.timestamps import TimestampError, format_timestamp, parse_timest
 from federation.urls import OriginError, origin, same_origin
 from vocab import (
     ACTIVITYSTREAMS_CONTEXT_URL,
+    DATA_INTEGRITY_V2_CONTEXT_URL,
     DEFAULT_CONTEXT,
+    MULTIKEY_V1_CONTEXT_URL,
+    PRAXISNETZ_CONTEXT_URL,
+    SECURITY_V1_CONTEXT_URL,
     UnknownContextError,
     pyld_options,
 )
-from vocab.loader import bundled_context_urls
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 CONTEXT: tuple[str, ...] = DEFAULT_CONTEXT
@@ -39,6 +44,16 @@ MAX_DEPTH = 32
 _PUBLIC_ALIASES = frozenset({PUBLIC, "as:Public", "Public"})
 # Relative IRIs must not be resolved against anything that could pass as an http(s) URL.
 _NO_BASE = "urn:praxisnetz:no-base"
+# Contexts that add terms after ActivityStreams without redefining its terms: a document
+# naming only these is read as it is. Other bundled contexts (identity/v1 and did/v1
+# redefine "id", "type" and more) go through compaction with the offline loader.
+_READ_AS_IS = frozenset({
+    ACTIVITYSTREAMS_CONTEXT_URL,
+    SECURITY_V1_CONTEXT_URL,
+    DATA_INTEGRITY_V2_CONTEXT_URL,
+    MULTIKEY_V1_CONTEXT_URL,
+    PRAXISNETZ_CONTEXT_URL,
+})
 
 
 class ActivityType(enum.StrEnum):
@@ -145,21 +160,21 @@ def _check_shape(document: Mapping[str, object]) -> list[object]:
     return contexts
 
 
-def _is_known_context(context: object) -> bool:
-    """Only bundled context URLs, ActivityStreams first: the terms are the ones we know."""
+def _is_read_as_is(context: object) -> bool:
+    """ActivityStreams first, then only contexts that leave its terms alone."""
     entries = [context] if isinstance(context, str) else context
     if not isinstance(entries, list) or not entries or entries[0] != ACTIVITYSTREAMS_CONTEXT_URL:
         return False
     if not all(isinstance(entry, str) for entry in entries) or len(set(entries)) != len(entries):
         return False
-    return set(entries) <= set(bundled_context_urls())
+    return set(entries) <= _READ_AS_IS
 
 
 def _in_our_context(raw: Mapping[str, object], contexts: list[object]) -> Mapping[str, object]:
     if "@context" not in raw:
         raise ActivityError("@context", "missing; ActivityStreams documents must name it")
     # embedded objects may carry their own @context (signed objects do): all must be known
-    if all(_is_known_context(context) for context in contexts):
+    if all(_is_read_as_is(context) for context in contexts):
         return raw
     try:
         return jsonld.compact(dict(raw), {"@context": list(CONTEXT)}, pyld_options(_NO_BASE))

@@ -26,11 +26,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from federation.activities import Activity, ActivityError
+from federation.activities import Activity, ActivityError, parse_activity
 from federation.httpsig import RequestParts, TimeWindow, detect_scheme, verify_request
 from federation.origin import OriginVerdict, may_act_on
 from node import appkeys
-from node.activity_input import read_activity
 from node.config import InboxTuning, NodeConfig
 from node.remote import install_key_cache
 from node.storage.models import InboxItem, InboxState
@@ -190,7 +189,7 @@ def parse_body(body: bytes) -> tuple[dict[str, object], Activity]:
     if not isinstance(document, dict):
         raise InboxRejected(problem(400, "Bad Request", "body must be a JSON object", field="body"))
     try:
-        activity = read_activity(document)
+        activity = parse_activity(document)
     except ActivityError as exc:
         field = getattr(exc, "field", None)
         raise InboxRejected(problem(400, "Bad Request", str(exc), field=field)) from None

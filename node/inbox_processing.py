@@ -23,11 +23,10 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.activities import Activity as ParsedActivity
-from federation.activities import ActivityError, accept, reject
+from federation.activities import ActivityError, accept, parse_activity, reject
 from federation.keys import KeyFormatError
 from federation.origin import RelayTrust, relayed_object_trust, same_origin
 from federation.proofs import ProofResult, proof_method, sign_document, verify_document
-from node.activity_input import read_activity
 from node.appkeys import NodeKeys
 from node.config import FollowApproval, NodeConfig
 from node.outbox import record_local_activity
@@ -163,7 +162,7 @@ class InboxProcessor:
 
     async def process(self, document: Mapping[str, Any]) -> Verdict:
         try:
-            activity = Incoming.from_activity(read_activity(document))
+            activity = Incoming.from_activity(parse_activity(document))
         except ActivityError as exc:
             return rejected(f"malformed activity: {exc}")
         handler = self._handlers.get(activity.type)

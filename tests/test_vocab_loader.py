@@ -10,7 +10,11 @@ from pyld import jsonld
 import vocab
 from vocab.loader import (
     ACTIVITYSTREAMS_CONTEXT_URL,
+    DATA_INTEGRITY_V1_CONTEXT_URL,
     DATA_INTEGRITY_V2_CONTEXT_URL,
+    DID_V1_CONTEXT_URL,
+    GOTOSOCIAL_CONTEXT_URL,
+    IDENTITY_V1_CONTEXT_URL,
     MULTIKEY_V1_CONTEXT_URL,
     PRAXISNETZ_CONTEXT_URL,
     SECURITY_V1_CONTEXT_URL,
@@ -33,13 +37,17 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
-def test_the_five_contexts_are_bundled() -> None:
+def test_our_contexts_and_those_other_servers_send_are_bundled() -> None:
     assert set(bundled_context_urls()) == {
         ACTIVITYSTREAMS_CONTEXT_URL,
         SECURITY_V1_CONTEXT_URL,
         DATA_INTEGRITY_V2_CONTEXT_URL,
         MULTIKEY_V1_CONTEXT_URL,
         PRAXISNETZ_CONTEXT_URL,
+        IDENTITY_V1_CONTEXT_URL,
+        DID_V1_CONTEXT_URL,
+        GOTOSOCIAL_CONTEXT_URL,
+        DATA_INTEGRITY_V1_CONTEXT_URL,
     }
 
 
@@ -75,7 +83,8 @@ def test_known_spelling_variants_resolve(variant: str, canonical: str) -> None:
     [
         "https://evil.example/context.jsonld",
         "https://w3id.org/security/v2",
-        "https://www.w3.org/ns/did/v1",
+        "https://www.w3.org/ns/did/v2",
+        "http://joinmastodon.org/ns",
         "https://www.w3.org/ns/activitystreams.evil.example/",
         "https://w3id.org/praxisnetz/context.jsonld.evil",
         "file:///etc/passwd",

@@ -19,6 +19,12 @@ SECURITY_V1_CONTEXT_URL = "https://w3id.org/security/v1"
 DATA_INTEGRITY_V2_CONTEXT_URL = "https://w3id.org/security/data-integrity/v2"
 MULTIKEY_V1_CONTEXT_URL = "https://w3id.org/security/multikey/v1"
 PRAXISNETZ_CONTEXT_URL = "https://w3id.org/praxisnetz/context.jsonld"
+# Named by Mastodon, Fedify and GoToSocial in what they send; bundled so that their
+# documents are read offline (copied from Fedify's preloaded contexts, MIT).
+IDENTITY_V1_CONTEXT_URL = "https://w3id.org/identity/v1"
+DID_V1_CONTEXT_URL = "https://www.w3.org/ns/did/v1"
+GOTOSOCIAL_CONTEXT_URL = "https://gotosocial.org/ns"
+DATA_INTEGRITY_V1_CONTEXT_URL = "https://w3id.org/security/data-integrity/v1"
 
 # The context list our documents carry, in this order: AS first (Mastodon reads it),
 # data integrity for `proof`, ours last so that our terms are never shadowed.
@@ -35,6 +41,10 @@ _BUNDLED_FILES: Mapping[str, str] = {
     DATA_INTEGRITY_V2_CONTEXT_URL: "contexts/data-integrity-v2.jsonld",
     MULTIKEY_V1_CONTEXT_URL: "contexts/multikey-v1.jsonld",
     PRAXISNETZ_CONTEXT_URL: "context.jsonld",
+    IDENTITY_V1_CONTEXT_URL: "contexts/identity-v1.jsonld",
+    DID_V1_CONTEXT_URL: "contexts/did-v1.jsonld",
+    GOTOSOCIAL_CONTEXT_URL: "contexts/gotosocial.jsonld",
+    DATA_INTEGRITY_V1_CONTEXT_URL: "contexts/data-integrity-v1.jsonld",
 }
 
 JSONLD_MEDIA_TYPE = "application/ld+json"
