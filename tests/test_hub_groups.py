@@ -112,6 +112,9 @@ async def test_topics_page_webfinger_and_only_members_are_relayed(tmp_path) -> N
 
             await follow(reader, group)
             assert await eventually(lambda: _accepted(reader, group))
+            async with http.get(f"{group}/followers",
+                                headers={"Accept": "application/activity+json"}) as r:
+                assert (await r.json(content_type=None))["totalItems"] == 1
             # A stranger (not a member) sends its Create straight to the hub's inbox.
             uri = await publish(stranger, "practice", "fremd", "Fremde Praxis", body="x",
                                 topics=("e-akte",))

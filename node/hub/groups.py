@@ -27,7 +27,7 @@ from typing import Any
 import rdflib
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from rdflib.namespace import SKOS
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import vocab
@@ -201,8 +201,9 @@ async def announce_to_topics(
 
 
 async def follower_count(session: AsyncSession, slug: str) -> int:
-    rows = await session.scalars(select(TopicFollower.id).where(TopicFollower.topic == slug))
-    return len(list(rows))
+    count = await session.scalar(
+        select(func.count()).select_from(TopicFollower).where(TopicFollower.topic == slug))
+    return count or 0
 
 
 def public_addressed(activity: Mapping[str, Any]) -> bool:

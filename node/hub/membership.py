@@ -200,9 +200,3 @@ async def list_members(session: AsyncSession, *, state: MemberState | None = Non
     if state is not None:
         query = query.where(HubMember.state == state.value)
     return [MemberView.of(row) for row in (await session.scalars(query))]
-
-
-async def approved_actors(session: AsyncSession) -> set[str]:
-    rows = await session.scalars(
-        select(HubMember.actor_uri).where(HubMember.state == MemberState.APPROVED.value))
-    return set(rows)
