@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -47,6 +48,8 @@ from examples.catalog import (
 DEFAULT_DATA_DIR = Path("demo-data")
 DEFAULT_BASE_PORT = 8470
 TOKEN_FILE = "demo-admin-token"
+SIGNIN_FILE = "demo-signin"
+DEMO_USER = "redaktion"
 READY_TIMEOUT = 120.0
 TARGETED_KINDS = ("experience", "stance", "comment")
 AS_JSON = "application/activity+json"
@@ -131,6 +134,22 @@ def _init_command(node: DemoNode) -> list[str]:
     return _cli(*command)
 
 
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def _add_demo_user(data_dir: Path) -> None:
+    """A staff account for the web interface; its password is kept beside the token."""
+    password = secrets.token_urlsafe(12)
+    command = _cli("user", "add", "--password-stdin", "--data-dir", str(data_dir), DEMO_USER)
+    done = subprocess.run(command, input=password + "\n", capture_output=True, text=True)
+    if done.returncode != 0:
+        raise DemoError(f"praxisnetz user add in {data_dir} failed:\n{done.stderr or done.stdout}")
+    _write_private(data_dir / SIGNIN_FILE, f"{DEMO_USER} {password}\n")
+
+
 def prepare_nodes(nodes: list[DemoNode]) -> dict[str, str]:
     """Create the nodes that do not exist yet (in parallel); return each admin token."""
     pending = {
@@ -144,9 +163,8 @@ def prepare_nodes(nodes: list[DemoNode]) -> dict[str, str]:
             raise DemoError(f"praxisnetz init for {slug} failed:\n{err or out}")
         token = [line for line in out.splitlines() if line.strip()][-1].strip()
         token_path = next(node.data_dir for node in nodes if node.slug == slug) / TOKEN_FILE
-        fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(token)
+        _write_private(token_path, token)
+        _add_demo_user(token_path.parent)
     return {node.slug: (node.data_dir / TOKEN_FILE).read_text().strip() for node in nodes}
 
 
@@ -508,6 +526,9 @@ def print_welcome(nodes: list[DemoNode], tokens: dict[str, str], data_dir: Path,
     print(f"\nHub actor: {hub.actor_url}  ({len(list(handbook.sections))} handbook sections prepared)")
     for url in report.hub_urls if report is not None else ():
         print(f"  {url}")
+    signin = (hub.data_dir / SIGNIN_FILE).read_text().split()
+    print(f"Sign in at {hub.base_url}/signin as {signin[0]!r} with password {signin[1]!r}")
+    print(f"(every node has the account {DEMO_USER!r}; passwords are in {data_dir}/<slug>/{SIGNIN_FILE})")
     print(f"Admin API tokens (Authorization: Bearer …) are in {data_dir}/<slug>/{TOKEN_FILE}, e.g.:")
     print(f"  curl -H 'Authorization: Bearer {tokens[hub.slug]}' {hub.base_url}/api/status")
     print("Press Ctrl-C to stop all nodes.", flush=True)

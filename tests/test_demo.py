@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import socket
 import subprocess
@@ -14,7 +15,8 @@ NODES = 9  # the hub and the eight model municipalities
 
 def _free_port_range(count: int) -> int:
     """A base port whose next ``count`` ports are all free on 127.0.0.1."""
-    for base in range(21000, 40000, 97):
+    # Random candidates: two test runs on one machine must not pick the same range.
+    for base in random.sample(range(20000, 60000, 10), 200):
         sockets = []
         try:
             for port in range(base, base + count):
