@@ -20,13 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from federation import activities, proofs
 from federation.fetch import FetchError, SafeFetcher
 from federation.webfinger import WebFingerError, parse_handle, resolve_handle
+from node import remote
 from node.appkeys import NodeKeys
 from node.config import NodeConfig
 from node.outbox import merge_inboxes, record_local_activity
+from node.remote import RemoteActorInfo, is_actor_document
 from node.storage.actors import upsert_remote_actor
 from node.storage.models import Activity, Following, FollowingState, RemoteActor
-
-ACTOR_TYPES = frozenset({"Application", "Group", "Organization", "Person", "Service"})
 
 
 class FollowError(ValueError):
@@ -40,44 +40,21 @@ class FollowError(ValueError):
 
 
 @dataclass(frozen=True)
-class RemoteActorInfo:
-    uri: str
-    inbox: str
-    shared_inbox: str | None
-    outbox: str | None
-    followers_url: str | None
-    name: str | None
-    preferred_username: str | None
-    kind: str | None
-    document: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class FollowResult:
     target_uri: str
     state: str
     activity_uri: str | None  # None when nothing new was sent
 
 
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def parse_actor_document(document: Mapping[str, Any]) -> RemoteActorInfo:
     """The members of an actor document the node uses; raises FollowError if unusable."""
-    uri, inbox = _str(document.get("id")), _str(document.get("inbox"))
-    types = document.get("type")
-    type_set = set(types) if isinstance(types, list) else {types}
-    if uri is None or inbox is None or not (type_set & ACTOR_TYPES):
+    uri = document.get("id")
+    if not isinstance(uri, str) or not uri or not is_actor_document(document):
         raise FollowError("the target is not an ActivityPub actor with an inbox")
-    endpoints = document.get("endpoints")
-    shared = _str(endpoints.get("sharedInbox")) if isinstance(endpoints, Mapping) else None
-    return RemoteActorInfo(
-        uri=uri, inbox=inbox, shared_inbox=shared, outbox=_str(document.get("outbox")),
-        followers_url=_str(document.get("followers")), name=_str(document.get("name")),
-        preferred_username=_str(document.get("preferredUsername")),
-        kind=next((t for t in type_set if t in ACTOR_TYPES), None), document=dict(document),
-    )  # fmt: skip
+    try:
+        return remote.parse_actor_document(uri, document)
+    except remote.RemoteError as exc:
+        raise FollowError(f"the target is not an ActivityPub actor with an inbox ({exc.reason})") from exc
 
 
 def _webfinger_scheme(config: NodeConfig, host: str) -> str:
@@ -125,12 +102,7 @@ async def resolve_target(config: NodeConfig, fetcher: SafeFetcher, target: str) 
 async def store_remote_actor(
     session: AsyncSession, info: RemoteActorInfo, *, now: datetime
 ) -> None:
-    row = RemoteActor(
-        uri=info.uri, inbox=info.inbox, shared_inbox=info.shared_inbox, outbox=info.outbox,
-        followers_url=info.followers_url, name=info.name, kind=info.kind,
-        preferred_username=info.preferred_username, document=info.document, fetched_at=now,
-    )  # fmt: skip
-    await upsert_remote_actor(session, row)
+    await upsert_remote_actor(session, remote.actor_row(info, fetched_at=now))
 
 
 def _activity_id(config: NodeConfig) -> str:

@@ -51,6 +51,8 @@ class RemoteError(DocumentUnavailable):
 
 @dataclass(frozen=True)
 class RemoteActorInfo:
+    """The members of a remote actor document the node uses (one type for all callers)."""
+
     uri: str
     inbox: str
     shared_inbox: str | None
@@ -59,7 +61,7 @@ class RemoteActorInfo:
     name: str | None
     preferred_username: str | None
     kind: str | None
-    fetched_at: datetime
+    document: Mapping[str, Any]
 
     @property
     def delivery_inbox(self) -> str:
@@ -84,14 +86,14 @@ def _first_type(value: object) -> str | None:
     return _text(value)
 
 
-def actor_row_from_document(uri: str, document: Mapping[str, Any], now: datetime) -> RemoteActor:
-    """A ``remote_actors`` row from an actor document; RemoteError if it has no inbox."""
+def parse_actor_document(uri: str, document: Mapping[str, Any]) -> RemoteActorInfo:
+    """The actor at ``uri`` as the node uses it; RemoteError (permanent) if it has no inbox."""
     inbox = _link(document.get("inbox"))
     if inbox is None:
         raise RemoteError(uri, "actor document has no inbox", permanent=True)
     endpoints = document.get("endpoints")
     shared = _link(endpoints.get("sharedInbox")) if isinstance(endpoints, Mapping) else None
-    return RemoteActor(
+    return RemoteActorInfo(
         uri=uri,
         inbox=inbox,
         shared_inbox=shared,
@@ -101,8 +103,17 @@ def actor_row_from_document(uri: str, document: Mapping[str, Any], now: datetime
         preferred_username=_text(document.get("preferredUsername")),
         kind=_first_type(document.get("type")),
         document=dict(document),
-        fetched_at=now,
     )
+
+
+def actor_row(info: RemoteActorInfo, *, fetched_at: datetime) -> RemoteActor:
+    """The ``remote_actors`` row that remembers ``info``."""
+    return RemoteActor(
+        uri=info.uri, inbox=info.inbox, shared_inbox=info.shared_inbox, outbox=info.outbox,
+        followers_url=info.followers_url, name=info.name, kind=info.kind,
+        preferred_username=info.preferred_username, document=dict(info.document),
+        fetched_at=fetched_at,
+    )  # fmt: skip
 
 
 def info_from_row(row: RemoteActor) -> RemoteActorInfo:
@@ -115,7 +126,7 @@ def info_from_row(row: RemoteActor) -> RemoteActorInfo:
         name=row.name,
         preferred_username=row.preferred_username,
         kind=row.kind,
-        fetched_at=row.fetched_at,
+        document=row.document or {},
     )
 
 
@@ -123,10 +134,6 @@ def is_actor_document(document: Mapping[str, Any]) -> bool:
     kinds = document.get("type")
     names = kinds if isinstance(kinds, list) else [kinds]
     return any(name in ACTOR_TYPES for name in names) and "inbox" in document
-
-
-async def store_actor(session: AsyncSession, row: RemoteActor) -> None:
-    await upsert_remote_actor(session, row)
 
 
 class RemoteDirectory:
@@ -159,26 +166,22 @@ class RemoteDirectory:
             raise RemoteError(url, reason, permanent=permanent) from exc
         return dict(fetched.document)
 
-    async def cached_actor(self, uri: str) -> RemoteActorInfo | None:
-        async with self._sessions() as session:
-            row = await session.get(RemoteActor, uri)
-            return info_from_row(row) if row is not None else None
-
     async def actor(self, uri: str, *, refresh: bool = False) -> RemoteActorInfo:
         """The actor at ``uri``, from the table while fresh, else fetched and stored."""
         uri = urldefrag(uri).url
         if not refresh:
-            known = await self.cached_actor(uri)
-            if known is not None and self._clock() - known.fetched_at < self._max_age:
-                return known
+            async with self._sessions() as session:
+                row = await session.get(RemoteActor, uri)
+                if row is not None and self._clock() - row.fetched_at < self._max_age:
+                    return info_from_row(row)
         document = await self.fetch(uri)
         return await self.remember_actor(uri, document)
 
     async def remember_actor(self, uri: str, document: Mapping[str, Any]) -> RemoteActorInfo:
-        row = actor_row_from_document(uri, document, self._clock())
+        info = parse_actor_document(uri, document)
         async with self._sessions() as session, session.begin():
-            await store_actor(session, row)
-        return info_from_row(row)
+            await upsert_remote_actor(session, actor_row(info, fetched_at=self._clock()))
+        return info
 
     async def key_document(self, key_id: str, *, refresh: bool = False) -> dict[str, Any]:
         """The document that publishes ``key_id`` (usually its actor), for the KeyCache.
