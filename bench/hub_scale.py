@@ -1,0 +1,245 @@
+"""Hub scale: members x practices through the hub's SQL storage and RDF index, SPARQL
+latency of the example queries, and freezing and rendering an edition.
+
+- **ingest**: every member (approved ``hub_members`` row) and its practices, plus one
+  disagreeing stance per member, are written to the hub's SQLite ``remote_objects`` table
+  in batches of 2,000 rows, the columns filled as ``node.remote_objects`` fills them.
+  HTTP, signature checks and the inbox worker are bypassed (``bench.inbox_ingest``
+  measures that path per activity).
+- **index**: ``aggregation.member_documents`` reads every approved member's documents
+  back from SQL and ``HubIndex.rebuild`` loads them into the on-disk Oxigraph store, as
+  ``praxisnetz hub reindex`` and a hub's first start do.
+- **SPARQL**: each of ``node.hub.sparql.example_queries()`` runs ``repeats`` times through
+  ``HubIndex.query`` (the production ``ForkRunner``: one fork per query); p50 and p95.
+- **edition**: 2,000 practices placed over the default handbook structure are frozen
+  (manifest, JCS hash, Ed25519 proof) and rendered to all pages with the edition templates.
+  The editorial decisions in SQL are bypassed: the placements are handed in directly.
+- **peak RSS**: ``getrusage`` of this process (the forks for queries are not counted).
+Targets: ingest and index within 2 minutes, SPARQL p50 < 100 ms, edition < 30 s, < 4 GiB.
+Run: ``python -m bench hub_scale`` or ``python -m bench.hub_scale [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+
+from bench._support import peak_rss_mib
+from federation.keys import SigningKey, generate_ed25519_key
+from federation.proofs import sign_document
+from node.hub.aggregation import member_documents
+from node.hub.editions import EditionDraft, freeze
+from node.hub.index import HubIndex
+from node.hub.render import EditionRenderer, MemberInfo, RenderContext
+from node.hub.sparql import example_queries
+from node.hub.structure import default_structure
+from node.hub.tables import HubMember, MemberState
+from node.remote_objects import object_kind, reference, version_of
+from node.storage.db import create_engine, migrate, session_maker
+from node.storage.models import RemoteObject
+from vocab import loader
+
+AGS_PREFIX = "http://dcat-ap.de/def/politicalGeocoding/municipalityKey/"
+TOPIC_PREFIX = "https://w3id.org/praxisnetz/topics#"
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+TOPICS = ("e-akte", "strategie", "prozessmanagement", "organisation-personal")
+STATUSES = ("in-operation", "planned", "pilot")
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+BATCH = 2_000
+EDITION_SIZE = 2_000
+
+
+@dataclass(frozen=True)
+class Row:
+    measure: str
+    value: float
+    unit: str
+    target: str
+
+
+def member_actor(number: int) -> str:
+    return f"https://m{number}.example/actor"
+
+
+def practice(member: int, number: int) -> dict[str, Any]:
+    base, ags = f"https://m{member}.example", f"{5_000_000 + member:08d}"
+    text = f"Kommune {member} hat die Praxis {number} eingeführt. " * 6
+    return {
+        "@context": list(loader.DEFAULT_CONTEXT),
+        "id": f"{base}/practices/p{number}", "type": ["Article", "Practice"],
+        "attributedTo": f"{base}/actor", "name": f"Praxis {number} der Kommune {member}",
+        "summary": "Wie wir es gemacht haben.", "content": text, "contentMap": {"de": text},
+        "status": STATUSES[(member + number) % len(STATUSES)],
+        "topic": [TOPIC_PREFIX + TOPICS[(member + number) % len(TOPICS)]],
+        "step": [{"type": "HowToStep", "position": 1, "text": "Ist-Prozesse aufnehmen"},
+                 {"type": "HowToStep", "position": 2, "text": "Pilot starten"}],
+        "municipalityKey": AGS_PREFIX + ags, "published": "2026-11-01T10:00:00Z",
+        "url": f"{base}/practices/p{number}", "to": [PUBLIC], "cc": [f"{base}/actor/followers"],
+    }
+
+
+def stance(member: int, about: str) -> dict[str, Any]:
+    base = f"https://m{member}.example"
+    return {
+        "@context": list(loader.DEFAULT_CONTEXT), "id": f"{base}/stances/s1",
+        "type": ["Note", "Stance"], "attributedTo": f"{base}/actor", "about": about,
+        "position": "disagree", "reason": "Bei uns anders.", "content": "Bei uns anders.",
+        "published": "2026-11-02T10:00:00Z", "to": [PUBLIC],
+    }
+
+
+def documents(members: int, practices: int) -> Iterator[dict[str, Any]]:
+    for member in range(members):
+        for number in range(practices):
+            yield practice(member, number)
+        yield stance(member, practice((member + 1) % members, 0)["id"])
+
+
+def _row(document: dict[str, Any]) -> dict[str, Any]:
+    return {"uri": document["id"], "kind": object_kind(document),
+            "attributed_to": reference(document["attributedTo"]),
+            "in_reply_to": None, "about": reference(document.get("about")),
+            "document": document, "published": NOW, "updated": version_of(document),
+            "deleted": False, "received_at": NOW}
+
+
+async def ingest(database_url: str, members: int, practices: int) -> float:
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine)
+        sessions = session_maker(engine)
+        started = time.perf_counter()
+        async with sessions.begin() as session:
+            await session.execute(insert(HubMember), [
+                {"actor_uri": member_actor(n), "name": f"Kommune {n}", "kind": "municipality",
+                 "ags": f"{5_000_000 + n:08d}", "state": MemberState.APPROVED.value,
+                 "applied_at": NOW, "decided_at": NOW} for n in range(members)])
+        batch: list[dict[str, Any]] = []
+        for document in documents(members, practices):
+            batch.append(_row(document))
+            if len(batch) == BATCH:
+                async with sessions.begin() as session:
+                    await session.execute(insert(RemoteObject), batch)
+                batch = []
+        if batch:
+            async with sessions.begin() as session:
+                await session.execute(insert(RemoteObject), batch)
+        return time.perf_counter() - started
+    finally:
+        await engine.dispose()
+
+
+async def read_back(database_url: str) -> list[tuple[str, Any]]:
+    engine = create_engine(database_url)
+    try:
+        async with session_maker(engine)() as session:
+            return await member_documents(session)
+    finally:
+        await engine.dispose()
+
+
+def sparql_rows(index: HubIndex, repeats: int) -> list[Row]:
+    rows = []
+    for example in example_queries():
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            index.query(example.sparql, timeout=60.0, max_rows=10_000)
+            times.append((time.perf_counter() - started) * 1000)
+        times.sort()
+        p50 = statistics.median(times)
+        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+        rows.append(Row(f"SPARQL {example.slug} p50", p50, "ms",
+                        f"< 100 ms: {'met' if p50 < 100 else 'NOT met'}"))
+        rows.append(Row(f"SPARQL {example.slug} p95", p95, "ms", "-"))
+    return rows
+
+
+def edition_rows(members: int, practices: int) -> list[Row]:
+    structure = default_structure()
+    slugs = [section.slug for section in structure.reading_order()]
+    placements: dict[str, list[dict[str, Any]]] = {slug: [] for slug in slugs}
+    per_member = max(1, min(practices, -(-EDITION_SIZE // members)))
+    member_key = generate_ed25519_key()  # the members sign (one key here), not timed
+    chosen = [sign_document(practice(m, n), SigningKey(f"{member_actor(m)}#ed25519-key", member_key),
+                            created=NOW)
+              for m in range(members) for n in range(per_member)][:EDITION_SIZE]
+    for position, document in enumerate(chosen):
+        placements[slugs[position % len(slugs)]].append(document)
+    key = SigningKey("https://hub.example/actor#ed25519-key", generate_ed25519_key())
+    started = time.perf_counter()
+    draft = EditionDraft.from_structure("https://hub.example/actor",
+                                        "https://hub.example/handbook/editions/", structure,
+                                        placements)
+    frozen = freeze(draft, None, clock=lambda: NOW, key=key)
+    frozen_at = time.perf_counter()
+    context = RenderContext(members={member_actor(m): MemberInfo(member_actor(m), f"Kommune {m}")
+                                     for m in range(members)}, manifest_hash=frozen.manifest_hash)
+    pages = EditionRenderer().pages(frozen.manifest, context)
+    rendered_at = time.perf_counter()
+    total = rendered_at - started
+    return [
+        Row(f"edition freeze ({len(chosen):,} contributions)", frozen_at - started, "s", "-"),
+        Row(f"edition render ({len(pages)} pages, {sum(map(len, pages.values())) / 2**20:.0f} MiB)",
+            rendered_at - frozen_at, "s", "-"),
+        Row("edition freeze + render", total, "s", f"< 30 s: {'met' if total < 30 else 'NOT met'}"),
+    ]
+
+
+def _contexts() -> dict[str, Any]:
+    return {url: loader.load_bundled_document(url) for url in loader.bundled_context_urls()}
+
+
+def run(members: int = 11_000, practices: int = 20, repeats: int = 20) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="bench-hub-") as tmp:
+        database_url = f"sqlite+aiosqlite:///{Path(tmp) / 'hub.db'}"
+        ingest_s = asyncio.run(ingest(database_url, members, practices))
+        started = time.perf_counter()
+        contributions = asyncio.run(read_back(database_url))
+        read_s = time.perf_counter() - started
+        index = HubIndex(Path(tmp) / "index", contexts=_contexts())
+        report = index.rebuild(contributions)
+        index_s = time.perf_counter() - started - read_s
+        del contributions
+        quads = len(index.store)
+        rows = [
+            Row(f"ingest to SQL ({members:,} x {practices} + stances)", ingest_s, "s", "-"),
+            Row("read back from SQL", read_s, "s", "-"),
+            Row(f"index rebuild ({report.indexed:,} docs, {quads:,} quads)", index_s, "s", "-"),
+            Row("ingest + read + index", ingest_s + read_s + index_s, "s",
+                f"< 120 s: {'met' if ingest_s + read_s + index_s < 120 else 'NOT met'}"),
+            Row("documents not indexed", float(len(report.skipped)), "docs", "0"),
+        ]
+        rows += sparql_rows(index, repeats)
+        rows += edition_rows(members, practices)
+        peak = peak_rss_mib()
+        rows.append(Row("peak RSS (this process)", peak, "MiB",
+                        f"< 4096 MiB: {'met' if peak < 4096 else 'NOT met'}"))
+        del index
+    return rows
+
+
+def main() -> None:
+    from bench import format_table
+
+    parser = argparse.ArgumentParser(prog="python -m bench.hub_scale")
+    parser.add_argument("--quick", action="store_true", help="200 members x 20 practices")
+    parser.add_argument("--members", type=int, default=11_000)
+    parser.add_argument("--practices", type=int, default=20)
+    args = parser.parse_args()
+    members = 200 if args.quick else args.members
+    print(format_table(run(members, args.practices, repeats=5 if args.quick else 20)))
+
+
+if __name__ == "__main__":
+    main()
