@@ -1,7 +1,12 @@
 """Async engine factory and programmatic Alembic migrations.
 
-SQLite gets WAL, a busy timeout and foreign keys on every connection; PostgreSQL
-runs through asyncpg. Migrations run from code (no ``alembic.ini``).
+SQLite gets WAL, a busy timeout and foreign keys on every connection, and every
+transaction starts with ``BEGIN IMMEDIATE``: a deferred transaction that read first
+cannot upgrade to a write lock once another writer committed (SQLite answers "database
+is locked" at once, without waiting), while an immediate one queues on the busy
+timeout. This is SQLAlchemy's documented recipe for pysqlite/aiosqlite (the driver's
+own BEGIN is switched off, ours is emitted). PostgreSQL runs through asyncpg.
+Migrations run from code (no ``alembic.ini``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,12 @@ def _configure_sqlite(dbapi_connection: Any, _record: object) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # the driver must not emit BEGIN itself (nor COMMIT before DDL): _begin_immediate does
+    dbapi_connection.isolation_level = None
+
+
+def _begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(
@@ -47,6 +58,7 @@ def create_engine(
         args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
         engine = create_async_engine(url, connect_args=args, **kwargs)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
