@@ -53,7 +53,9 @@ class FollowApproval(enum.StrEnum):
 @dataclass(frozen=True)
 class InboxTuning:
     max_body_bytes: int = 1024 * 1024
-    requests_per_host_per_minute: int = 600
+    requests_per_host_per_minute: int = 600  # per claimed host and client IP
+    # per client IP whatever hosts it claims; wider, as one address may send for many hosts
+    requests_per_ip_per_minute: int = 3000
     queue_limit: int = 10_000
     worker_batch_size: int = 50
     poll_interval_seconds: float = 0.5

@@ -1,7 +1,7 @@
 """The inbox endpoints: limit, rate-limit, verify, persist once, answer 202.
 
-Order matters and is cheapest first: body size, then the per-host token bucket
-(before any key fetch or signature check, so a flood costs us nothing), then the
+Order matters and is cheapest first: body size, then the token buckets (before any
+key fetch or signature check, so a flood costs us nothing), then the
 activity's shape, then the HTTP signature, then one INSERT that is idempotent per
 activity id. Processing happens later in ``node.inbox_processing``. A database that
 cannot take the item answers 503 with ``Retry-After``: a sender retries, nothing is
@@ -42,7 +42,7 @@ MAX_URI_LENGTH = 2048  # the width of the activity and actor columns
 _KEY_ID = re.compile(r'keyid\s*=\s*"([^"]*)"', re.IGNORECASE)
 
 
-# --- per-host token bucket -------------------------------------------------------------
+# --- token buckets ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class RateDecision:
 
 
 class HostRateLimiter:
-    """A token bucket per remote host, bounded in the number of hosts it remembers."""
+    """A token bucket per key (a host, an address), bounded in the number of keys it remembers."""
 
     def __init__(
         self,
@@ -88,7 +88,28 @@ class HostRateLimiter:
         return RateDecision(False, max(1, int(wait + 0.999)))
 
 
-INBOX_RATE_LIMITER = web.AppKey("inbox_rate_limiter", HostRateLimiter)
+class InboxRateLimiter:
+    """Two buckets a request must both pass: its client IP's, and its claimed host's at that IP.
+
+    The key id is not verified when the buckets are asked (that is the point: a flood
+    costs no key lookup), so the host it names is only a claim. Keyed together with the
+    client IP, a client claiming another host's key id spends only its own budget; the
+    real host, sending from its own address, keeps its own. The IP bucket bounds what
+    one address sends in total, whatever hosts it claims.
+    """
+
+    def __init__(self, tuning: InboxTuning, *, monotonic: Callable[[], float] = time.monotonic):
+        self._by_ip = HostRateLimiter(tuning.requests_per_ip_per_minute, monotonic=monotonic)
+        self._by_host = HostRateLimiter(tuning.requests_per_host_per_minute, monotonic=monotonic)
+
+    def take(self, claimed_host: str | None, client_ip: str) -> RateDecision:
+        by_ip = self._by_ip.take(client_ip)
+        if not by_ip.allowed:
+            return by_ip
+        return self._by_host.take(f"{claimed_host or '-'} from {client_ip}")
+
+
+INBOX_RATE_LIMITER = web.AppKey("inbox_rate_limiter", InboxRateLimiter)
 # Set by node.workers: nudges the inbox worker so it does not wait for its next poll.
 INBOX_WAKER = web.AppKey("inbox_waker", Callable[[], None])  # type: ignore[arg-type]
 
@@ -157,15 +178,17 @@ async def read_limited_body(request: web.Request, limit: int) -> bytes:
 
 
 def check_rate(request: web.Request) -> str:
-    """Take a token for the request's claimed host; returns that host."""
-    host = claimed_key_host(request) or (request.remote or "unknown")
-    decision = request.app[INBOX_RATE_LIMITER].take(host)
+    """Take a token from the client IP's and the claimed host's buckets; returns the host."""
+    client_ip = request.remote or "unknown"
+    claimed = claimed_key_host(request)
+    decision = request.app[INBOX_RATE_LIMITER].take(claimed, client_ip)
     if not decision.allowed:
+        claim = f" claiming {claimed}" if claimed else ""
         raise InboxRejected(problem(
-            429, "Too Many Requests", f"too many requests from {host}",
+            429, "Too Many Requests", f"too many requests from {client_ip}{claim}",
             headers={"Retry-After": str(decision.retry_after_seconds)},
         ))
-    return host
+    return claimed or client_ip
 
 
 def _not_json_constant(name: str) -> object:
@@ -333,7 +356,7 @@ async def _install_key_cache(app: web.Application) -> None:
 def add_routes(app: web.Application) -> None:
     """Register ``POST /actor/inbox`` and ``POST /inbox`` and the inbox's rate limiter."""
     config: NodeConfig = app[appkeys.CONFIG]
-    app[INBOX_RATE_LIMITER] = HostRateLimiter(config.inbox.requests_per_host_per_minute)
+    app[INBOX_RATE_LIMITER] = InboxRateLimiter(config.inbox)
     app.on_startup.append(_install_key_cache)
     app.router.add_post("/actor/inbox", actor_inbox)
     app.router.add_post("/inbox", shared_inbox)

@@ -1,0 +1,70 @@
+"""The inbox's rate limit: a client claiming another host's key id spends its own budget.
+
+The key id is not verified when the buckets are asked, so the tests claim hosts freely
+from different client addresses, the way a spoofer would.
+"""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+
+from node.config import InboxTuning
+from node.inbox import INBOX_RATE_LIMITER, InboxRateLimiter, InboxRejected, check_rate
+
+VICTIM = "victim.example"
+VICTIM_IP = "198.51.100.7"
+SPOOFER_IP = "203.0.113.66"
+
+
+def limiter(per_host: int = 5, per_ip: int = 20) -> InboxRateLimiter:
+    tuning = InboxTuning(requests_per_host_per_minute=per_host, requests_per_ip_per_minute=per_ip)
+    return InboxRateLimiter(tuning, monotonic=lambda: 0.0)  # the clock stands: no refill
+
+
+def signed_request(app: web.Application, key_host: str, client_ip: str) -> web.Request:
+    transport = mock.Mock()
+    transport.get_extra_info.side_effect = (
+        lambda name, default=None: (client_ip, 44321) if name == "peername" else default
+    )
+    headers = {"Signature": f'keyId="https://{key_host}/actor#main-key",signature="AAAA"'}
+    return make_mocked_request("POST", "/inbox", headers=headers, app=app, transport=transport)
+
+
+def test_a_spoofer_cannot_spend_the_claimed_hosts_budget() -> None:
+    buckets = limiter()
+    spoofed = [buckets.take(VICTIM, SPOOFER_IP).allowed for _ in range(10)]
+    assert spoofed == [True] * 5 + [False] * 5  # the spoofer is cut off at its own budget
+    genuine = [buckets.take(VICTIM, VICTIM_IP).allowed for _ in range(5)]
+    assert genuine == [True] * 5  # the real host, from its own address, has all of its own
+
+
+def test_one_address_claiming_many_hosts_meets_its_ip_bucket() -> None:
+    buckets = limiter(per_host=5, per_ip=20)
+    answers = [buckets.take(f"host{n}.example", SPOOFER_IP) for n in range(25)]
+    assert [a.allowed for a in answers] == [True] * 20 + [False] * 5
+    assert answers[-1].retry_after_seconds >= 1
+    assert buckets.take("host0.example", VICTIM_IP).allowed  # others are not affected
+
+
+def test_unsigned_requests_share_the_bucket_of_their_address() -> None:
+    buckets = limiter(per_host=2)
+    assert [buckets.take(None, SPOOFER_IP).allowed for _ in range(3)] == [True, True, False]
+    assert buckets.take(None, VICTIM_IP).allowed
+
+
+def test_check_rate_answers_429_to_the_spoofer_and_not_to_the_host() -> None:
+    app = web.Application()
+    app[INBOX_RATE_LIMITER] = limiter(per_host=3)
+    for _ in range(3):
+        assert check_rate(signed_request(app, VICTIM, SPOOFER_IP)) == VICTIM
+    with pytest.raises(InboxRejected) as refused:
+        check_rate(signed_request(app, VICTIM, SPOOFER_IP))
+    assert refused.value.response.status == 429
+    assert "Retry-After" in refused.value.response.headers
+    assert SPOOFER_IP in refused.value.response.text
+    for _ in range(3):  # the victim's own deliveries still pass
+        assert check_rate(signed_request(app, VICTIM, VICTIM_IP)) == VICTIM
