@@ -87,8 +87,10 @@ def start_sink(group: Children, port: int) -> subprocess.Popen[bytes]:
     return group.start([PYTHON, "-m", "bench.load_client", "sink", "--port", str(port)])
 
 
-def wait_for(url: str, timeout: float = 30.0, interval: float = 0.01) -> float:
-    """Seconds until ``url`` answers (any HTTP status counts as an answer)."""
+def wait_for(url: str, timeout: float = 30.0, interval: float = 0.01,
+             process: subprocess.Popen[bytes] | None = None) -> float:
+    """Seconds until ``url`` answers (any HTTP status counts as an answer); fails at once
+    if ``process`` (the server behind ``url``) has ended."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
     started = time.perf_counter()
     while True:
@@ -99,6 +101,9 @@ def wait_for(url: str, timeout: float = 30.0, interval: float = 0.01) -> float:
         except urllib.error.HTTPError:
             return time.perf_counter() - started
         except OSError:
+            if process is not None and process.poll() is not None:
+                raise ChildProcessError(f"{process.args!r} ended with {process.returncode} "
+                                        f"before {url} answered") from None
             if time.perf_counter() - started > timeout:
                 raise
             time.sleep(interval)

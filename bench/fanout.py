@@ -124,8 +124,9 @@ def _wait_until_delivered(config: NodeConfig, total: int, timeout: float) -> flo
     raise TimeoutError(f"only {asyncio.run(_delivered(config))} of {total} delivered")
 
 
-def run(activities: int = 500, followers: int = 100, receivers: int = 4) -> list[Row]:
-    signing = rsa_sign_rate()
+def run(activities: int = 500, followers: int = 100, receivers: int = 4,
+        sign_seconds: float = 1.0) -> list[Row]:
+    signing = rsa_sign_rate(sign_seconds)
     total = activities * followers
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp, children() as group:
         root = Path(tmp)
@@ -133,10 +134,9 @@ def run(activities: int = 500, followers: int = 100, receivers: int = 4) -> list
         ports = [free_port() for _ in range(receivers)]
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         asyncio.run(fill_queue(config, activities, bases, followers))
-        for port in ports:
-            start_sink(group, port)
-        for base in bases:
-            wait_for(f"{base}/count")
+        sinks = [start_sink(group, port) for port in ports]
+        for base, sink in zip(bases, sinks, strict=True):
+            wait_for(f"{base}/count", process=sink)
         group.start([PYTHON, "-m", "node.cli", "worker", "--data-dir", str(config.data_dir)],
                     log=root / "worker.log")
         rate = _wait_until_delivered(config, total, timeout=max(120.0, total / 50))

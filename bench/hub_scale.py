@@ -165,15 +165,15 @@ def sparql_rows(index: HubIndex, repeats: int) -> list[Row]:
     return rows
 
 
-def edition_rows(members: int, practices: int) -> list[Row]:
+def edition_rows(members: int, practices: int, size: int) -> list[Row]:
     structure = default_structure()
     slugs = [section.slug for section in structure.reading_order()]
     placements: dict[str, list[dict[str, Any]]] = {slug: [] for slug in slugs}
-    per_member = max(1, min(practices, -(-EDITION_SIZE // members)))
+    per_member = max(1, min(practices, -(-size // members)))
     member_key = generate_ed25519_key()  # the members sign (one key here), not timed
     chosen = [sign_document(practice(m, n), SigningKey(f"{member_actor(m)}#ed25519-key", member_key),
                             created=NOW)
-              for m in range(members) for n in range(per_member)][:EDITION_SIZE]
+              for m in range(members) for n in range(per_member)][:size]
     for position, document in enumerate(chosen):
         placements[slugs[position % len(slugs)]].append(document)
     key = SigningKey("https://hub.example/actor#ed25519-key", generate_ed25519_key())
@@ -200,7 +200,8 @@ def _contexts() -> dict[str, Any]:
     return {url: loader.load_bundled_document(url) for url in loader.bundled_context_urls()}
 
 
-def run(members: int = 11_000, practices: int = 20, repeats: int = 20) -> list[Row]:
+def run(members: int = 11_000, practices: int = 20, repeats: int = 20,
+        edition_size: int = EDITION_SIZE) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench-hub-") as tmp:
         database_url = f"sqlite+aiosqlite:///{Path(tmp) / 'hub.db'}"
         ingest_s = asyncio.run(ingest(database_url, members, practices))
@@ -221,7 +222,7 @@ def run(members: int = 11_000, practices: int = 20, repeats: int = 20) -> list[R
             Row("documents not indexed", float(len(report.skipped)), "docs", "0"),
         ]
         rows += sparql_rows(index, repeats)
-        rows += edition_rows(members, practices)
+        rows += edition_rows(members, practices, edition_size)
         peak = peak_rss_mib()
         rows.append(Row("peak RSS (this process)", peak, "MiB",
                         f"< 4096 MiB: {'met' if peak < 4096 else 'NOT met'}"))

@@ -66,10 +66,10 @@ def run(activities: int = 2000, actors: int = 100, concurrency: int = 32) -> lis
         root = Path(tmp)
         node_port, sink_port, actor_port = free_port(), free_port(), free_port()
         config = make_node_dir(root, "ingest", node_port, inbox=BENCH_INBOX)
-        start_sink(group, sink_port)
-        serve_node(group, config, root / "node.log")
-        wait_for(f"http://127.0.0.1:{sink_port}/count")
-        wait_for(f"{config.base_url}/.well-known/nodeinfo")
+        sink = start_sink(group, sink_port)
+        node = serve_node(group, config, root / "node.log")
+        wait_for(f"http://127.0.0.1:{sink_port}/count", process=sink)
+        wait_for(f"{config.base_url}/.well-known/nodeinfo", process=node)
         load = subprocess.run(
             [PYTHON, "-m", "bench.load_client", "ingest", "--target", config.inbox_url,
              "--baseline", f"http://127.0.0.1:{sink_port}/inbox",

@@ -87,7 +87,7 @@ async def publish(base_url: str, token: str, count: int, concurrency: int = 8) -
 def _start(group: Children, config: NodeConfig, log: Path) -> tuple[int, float]:
     started = time.perf_counter()
     process = serve_node(group, config, log)
-    wait_for(f"{config.base_url}/.well-known/nodeinfo", interval=0.01)
+    wait_for(f"{config.base_url}/.well-known/nodeinfo", interval=0.01, process=process)
     return process.pid, time.perf_counter() - started
 
 
@@ -95,7 +95,7 @@ def _verdict(value: float, limit: float, unit: str) -> str:
     return f"< {limit:g} {unit}: {'met' if value < limit else 'NOT met'}"
 
 
-def run(contributions: int = 1000) -> list[Row]:
+def run(contributions: int = 1000, settle_seconds: float = SETTLE_SECONDS) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench-small-") as tmp:
         root = Path(tmp)
         config = make_node_dir(root, "klein", free_port())
@@ -104,10 +104,10 @@ def run(contributions: int = 1000) -> list[Row]:
         token = asyncio.run(_issue_token(config))
         with children() as group:
             pid, warm = _start(group, config, root / "serve.log")
-            time.sleep(SETTLE_SECONDS)
+            time.sleep(settle_seconds)
             idle = rss_mib(pid)
             rate = asyncio.run(publish(config.base_url, token, contributions))
-            time.sleep(SETTLE_SECONDS)
+            time.sleep(settle_seconds)
             loaded = rss_mib(pid)
     return [
         Row("start-up, new database", cold * 1000, "ms", _verdict(cold, STARTUP_TARGET_S, "s")),

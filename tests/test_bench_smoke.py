@@ -1,0 +1,96 @@
+"""Smoke tests of the benchmarks: each ``run()`` finishes at a tiny size and returns rows
+with the expected columns, and leaves no child process behind. Not timed tests: the
+figures themselves are not checked (the machine is shared), only that they are figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+
+import bench
+from bench import fanout, hub_scale, inbox_ingest, small_node, validation
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _children_of_this_process() -> list[int]:
+    me = str(os.getpid())
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if fields[1] == me and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _columns(rows: list[object]) -> list[str]:
+    assert rows, "a benchmark returned no rows"
+    return [field.name for field in dataclasses.fields(rows[0])]  # type: ignore[arg-type]
+
+
+def _assert_table(rows: list[object]) -> None:
+    table = bench.format_table(rows)
+    assert len(table.splitlines()) == len(rows) + 2
+
+
+def test_inbox_ingest_persists_every_activity_and_names_both_rates() -> None:
+    before = set(_children_of_this_process())
+    rows = inbox_ingest.run(activities=20, actors=4, concurrency=4)
+    assert _columns(rows) == ["activities", "actors", "node_per_s", "bare_aiohttp_per_s",
+                              "share_pct", "persisted", "refused", "target"]
+    (row,) = rows
+    assert row.persisted == 20 and row.refused == "-"
+    assert row.node_per_s > 0 and row.bare_aiohttp_per_s > 0
+    assert set(_children_of_this_process()) <= before  # node, sink and load process are gone
+    _assert_table(rows)
+
+
+def test_fanout_delivers_every_row_to_the_receivers() -> None:
+    before = set(_children_of_this_process())
+    rows = fanout.run(activities=4, followers=5, receivers=2, sign_seconds=0.05)
+    assert _columns(rows) == ["activities", "followers", "deliveries", "receivers",
+                              "deliveries_per_s", "rsa_sign_per_s", "share_of_signing_pct",
+                              "received", "target"]
+    (row,) = rows
+    assert row.deliveries == 20 and row.received >= 20  # a lease may resend, never lose
+    assert row.rsa_sign_per_s > 0
+    assert set(_children_of_this_process()) <= before
+    _assert_table(rows)
+
+
+def test_small_node_reports_start_up_and_memory() -> None:
+    rows = small_node.run(contributions=5, settle_seconds=0.1)
+    assert _columns(rows) == ["measure", "value", "unit", "target"]
+    measures = [row.measure for row in rows]
+    assert measures[:3] == ["start-up, new database", "start-up, restart", "RSS idle"]
+    assert all(row.value > 0 for row in rows)
+    _assert_table(rows)
+
+
+def test_validation_times_every_valid_example_and_both_proof_operations() -> None:
+    rows = validation.run(repeats=1, seconds=0.01)
+    assert _columns(rows) == ["measure", "document", "us_per_op", "per_s", "raw_per_s",
+                              "overhead_x"]
+    documents = {row.document for row in rows if row.measure == "vocab.validate"}
+    assert documents == {path.name for path in validation.EXAMPLES.glob("*.json")}
+    assert [row.measure for row in rows[-2:]] == ["proof sign", "proof verify"]
+    _assert_table(rows)
+
+
+def test_hub_scale_indexes_everything_and_times_each_example_query() -> None:
+    rows = hub_scale.run(members=4, practices=2, repeats=1, edition_size=6)
+    assert _columns(rows) == ["measure", "value", "unit", "target"]
+    by_measure = {row.measure: row for row in rows}
+    assert by_measure["documents not indexed"].value == 0
+    assert any("12 docs" in measure for measure in by_measure)  # 4 x 2 practices + 4 stances
+    for example in hub_scale.example_queries():
+        assert f"SPARQL {example.slug} p50" in by_measure
+    assert "edition freeze (6 contributions)" in by_measure
+    _assert_table(rows)
