@@ -70,6 +70,20 @@ class DeliveryTuning:
     claim_seconds: int = 120
     poll_interval_seconds: float = 0.5
     request_timeout_seconds: float = 30.0
+    # retries (federation.retry.RetryPolicy): 30 s doubling up to 12 h, given up after 3 days
+    retry_first_delay_seconds: float = 30.0
+    retry_ceiling_seconds: float = 12 * 3600.0
+    give_up_after_days: float = 3.0
+    # per-host circuit breaker (federation.retry.CircuitBreaker)
+    breaker_failure_threshold: int = 5
+    breaker_cool_down_seconds: float = 30 * 60.0
+
+    def __post_init__(self) -> None:
+        if self.retry_ceiling_seconds < self.retry_first_delay_seconds:
+            raise ConfigError("delivery.retry_ceiling_seconds",
+                              "must not be below retry_first_delay_seconds")
+        if not isinstance(self.breaker_failure_threshold, int):
+            raise ConfigError("delivery.breaker_failure_threshold", "must be a whole number")
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,19 @@ async def save_host(session_maker: async_sessionmaker[AsyncSession], host: str,
         )
 
 
+def retry_policy(tuning: DeliveryTuning) -> RetryPolicy:
+    """The retry schedule the operator set in ``[delivery]``."""
+    return RetryPolicy(first_delay=timedelta(seconds=tuning.retry_first_delay_seconds),
+                       ceiling=timedelta(seconds=tuning.retry_ceiling_seconds),
+                       give_up_after=timedelta(days=tuning.give_up_after_days))
+
+
+def circuit_breaker(tuning: DeliveryTuning) -> CircuitBreaker:
+    """The per-host breaker the operator set in ``[delivery]``."""
+    return CircuitBreaker(failure_threshold=tuning.breaker_failure_threshold,
+                          cool_down=timedelta(seconds=tuning.breaker_cool_down_seconds))
+
+
 class DeliveryWorker:
     """Drains the delivery queue; many may run, in one process or several."""
 
@@ -167,8 +180,8 @@ class DeliveryWorker:
         self._clock = clock
         self._tuning = tuning
         self.worker_id = worker_id or new_worker_id()
-        self._policy = policy or RetryPolicy()
-        self._breaker = breaker or CircuitBreaker()
+        self._policy = policy or retry_policy(tuning)
+        self._breaker = breaker or circuit_breaker(tuning)
         self._knock = KnockPolicy()
         # Start an attempt only with time left for two knocks (capped at half the lease).
         self._attempt_budget = timedelta(seconds=min(2 * tuning.request_timeout_seconds,
