@@ -398,6 +398,12 @@ def _add_user_commands(commands: argparse._SubParsersAction) -> None:
     add_user_commands(commands, _data_dir)
 
 
+def _add_delivery_commands(commands: argparse._SubParsersAction) -> None:
+    from node.delivery_cli import add_delivery_commands  # handlers live with the queue views
+
+    add_delivery_commands(commands, _data_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="praxisnetz", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -406,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_content_commands(commands)
     _add_admin_commands(commands)
     _add_user_commands(commands)
+    _add_delivery_commands(commands)
     from node.hub.cli import add_hub_commands  # the hub role's commands live with the hub
 
     add_hub_commands(commands, _data_dir)

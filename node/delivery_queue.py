@@ -221,3 +221,62 @@ async def requeue(
     row.next_attempt_at = now
     row.finished_at = None
     return target
+
+
+# --- operator views -------------------------------------------------------------------
+
+RETRYABLE_STATES = (DeliveryState.FAILED, DeliveryState.GAVE_UP)
+
+
+@dataclass(frozen=True)
+class DeliverySummary:
+    """One delivery as an operator sees it (``praxisnetz deliveries list``)."""
+
+    id: int
+    state: str
+    host: str
+    inbox_url: str
+    activity_uri: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    finished_at: datetime | None
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    states: tuple[DeliveryState, ...] = RETRYABLE_STATES,
+    host: str | None = None,
+    limit: int = 100,
+) -> list[DeliverySummary]:
+    """Deliveries in ``states`` (to ``host`` if given), newest first, at most ``limit``."""
+    query = (
+        select(Delivery, Activity.uri)
+        .join(Activity, Activity.id == Delivery.activity_id)
+        .where(Delivery.state.in_([state.value for state in states]))
+        .order_by(Delivery.id.desc())
+        .limit(limit)
+    )
+    if host is not None:
+        query = query.where(Delivery.host == host)
+    rows = await session.execute(query)
+    return [
+        DeliverySummary(row.id, row.state, row.host, row.inbox_url, uri, row.attempts,
+                        row.last_status, row.last_error, row.finished_at)
+        for row, uri in rows
+    ]  # fmt: skip
+
+
+async def requeue_host(session: AsyncSession, host: str, *, now: datetime) -> list[int]:
+    """Operator action: send every failed or given-up delivery to ``host`` again."""
+    ids = await session.scalars(
+        select(Delivery.id)
+        .where(Delivery.host == host)
+        .where(Delivery.state.in_([state.value for state in RETRYABLE_STATES]))
+        .order_by(Delivery.id)
+    )
+    requeued = list(ids)
+    for delivery_id in requeued:
+        await requeue(session, delivery_id, now=now)
+    return requeued
