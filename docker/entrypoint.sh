@@ -4,11 +4,8 @@
 # `docker compose up` needs no manual step. Idempotent: a folder with praxisnetz.toml
 # is never initialised again.
 #
-# Variables read here (besides the node's own PRAXISNETZ_* settings):
+# The node's own PRAXISNETZ_* settings become the init arguments; one more variable:
 #   INIT_AUTO_ACCEPT_HOSTS  hub only: member hosts approved without an editor (spaces)
-#   EXTRA_CA_FILE           a PEM certificate to trust in addition to the system CAs
-#                           (the demo's Caddy-internal root); waits up to 60 s for it
-#   SYSTEM_CA_FILE          the system bundle (default: Debian's)
 set -eu
 
 data_dir="${PRAXISNETZ_DATA_DIR:-/data}"
@@ -23,31 +20,6 @@ is_true() {
         1 | true | yes | on) return 0 ;;
         *) return 1 ;;
     esac
-}
-
-# Python's ssl module reads SSL_CERT_FILE, so one combined bundle makes the extra CA
-# trusted for every outgoing request without touching the image's trust store.
-trust_extra_ca() {
-    extra="${EXTRA_CA_FILE:-}"
-    [ -n "$extra" ] || return 0
-    waited=0
-    while [ ! -s "$extra" ] && [ "$waited" -lt 60 ]; do
-        sleep 1
-        waited=$((waited + 1))
-    done
-    if [ ! -s "$extra" ]; then
-        log "EXTRA_CA_FILE $extra does not exist; outgoing https uses the system CAs only"
-        return 0
-    fi
-    bundle="${TMPDIR:-/tmp}/praxisnetz-ca-bundle.pem"
-    system="${SYSTEM_CA_FILE:-/etc/ssl/certs/ca-certificates.crt}"
-    : >"$bundle"
-    if [ -s "$system" ]; then
-        cat "$system" >>"$bundle"
-    fi
-    cat "$extra" >>"$bundle"
-    SSL_CERT_FILE="$bundle"
-    export SSL_CERT_FILE
 }
 
 init_node() {
@@ -75,7 +47,6 @@ init_node() {
     praxisnetz "$@"
 }
 
-trust_extra_ca
 if [ "${1:-}" = "serve" ] && [ ! -f "$data_dir/praxisnetz.toml" ]; then
     init_node
 fi

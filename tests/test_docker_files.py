@@ -298,13 +298,17 @@ def entrypoint_variables() -> set[str]:
     return set(re.findall(r"\$\{([A-Z_]+)", text))
 
 
+# Standard variables read by libraries, not by our code: OpenSSL's CA bundle for Python's ssl.
+LIBRARY_VARIABLES = {"SSL_CERT_FILE"}
+
+
 def test_compose_variables_are_read_by_the_node_or_the_entrypoint(tmp_path: Path) -> None:
     """Every PRAXISNETZ_* value in compose changes what load_config returns; the few
-    other names are the entrypoint's own."""
-    base = NodeConfig(data_dir=tmp_path, base_url="https://basis.example", name="Basis",
-                      slug="basis")
+    other names are the entrypoint's own or a library's."""
     import tomli_w
 
+    base = NodeConfig(data_dir=tmp_path, base_url="https://basis.example", name="Basis",
+                      slug="basis")
     (tmp_path / CONFIG_FILE_NAME).write_text(tomli_w.dumps(config_to_mapping(base)))
     plain = load_config(tmp_path, env={})
     checked = 0
@@ -315,8 +319,34 @@ def test_compose_variables_are_read_by_the_node_or_the_entrypoint(tmp_path: Path
                 assert changed != plain, f"{name}: node/config.py does not read {key}"
                 checked += 1
             else:
-                assert key in entrypoint_variables(), f"{name}: nothing reads {key}"
+                assert key in entrypoint_variables() | LIBRARY_VARIABLES, f"{name}: nothing reads {key}"
     assert checked >= 20
+
+
+def test_env_check_notices_a_variable_nobody_reads(tmp_path: Path) -> None:
+    import tomli_w
+
+    base = NodeConfig(data_dir=tmp_path, base_url="https://basis.example", name="B", slug="b")
+    (tmp_path / CONFIG_FILE_NAME).write_text(tomli_w.dumps(config_to_mapping(base)))
+    typo = load_config(tmp_path, env={"PRAXISNETZ_BASEURL": "https://other.example"})
+    assert typo == load_config(tmp_path, env={})
+    assert "PRAXISNETZ_BASEURL" not in entrypoint_variables()
+
+
+def test_nodes_trust_the_bundle_that_ca_export_writes() -> None:
+    export = services()["ca-export"]
+    script = " ".join(export["entrypoint"])
+    bundle = re.search(r"> (/ca/\S+)", script)
+    assert bundle, "ca-export writes a bundle into the shared volume"
+    assert "/etc/ssl/certs/ca-certificates.crt" in script, "the system CAs stay trusted"
+    assert "pki/authorities/local/root.crt" in script
+    assert "caddy-data:/caddy-data:ro" in export["volumes"]
+    for name, service in node_services().items():
+        assert environment(service)["SSL_CERT_FILE"] == bundle.group(1), name
+        assert "demo-ca:/ca:ro" in service["volumes"], name
+        assert "caddy-data" not in " ".join(service["volumes"]), "the CA key stays with Caddy"
+        needs = service["depends_on"]["ca-export"]["condition"] if name != "hub-worker" else None
+        assert name == "hub-worker" or needs == "service_completed_successfully"
 
 
 def test_docker_compose_config_accepts_the_file() -> None:
@@ -343,29 +373,17 @@ def test_entrypoint_script_is_valid_shell(shell: str) -> None:
 
 
 @dataclass(frozen=True)
-class Call:
-    argv: list[str]
-    ssl_cert_file: str | None
-
-
-@dataclass(frozen=True)
 class Run:
     returncode: int
     stderr: str
-    calls: list[Call]
+    calls: list[list[str]]
 
 
 FAKE_PRAXISNETZ = """#!{python}
 import json, os, sys
 with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as log:
-    log.write(json.dumps([sys.argv[1:], os.environ.get("SSL_CERT_FILE")]) + "\\n")
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
 """
-
-
-def node_env(service_name: str) -> dict[str, str]:
-    """A compose node's variables without EXTRA_CA_FILE (the entrypoint waits for that file)."""
-    env = environment(services()[service_name])
-    return {key: value for key, value in env.items() if key != "EXTRA_CA_FILE"}
 
 
 def run_entrypoint(tmp_path: Path, argv: list[str], env: dict[str, str]) -> Run:
@@ -384,7 +402,7 @@ def run_entrypoint(tmp_path: Path, argv: list[str], env: dict[str, str]) -> Run:
     result = subprocess.run(["sh", str(ENTRYPOINT), *argv], env=full_env, capture_output=True,
                             text=True, timeout=30, check=False)
     lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
-    calls = [Call(*json.loads(line)) for line in lines]
+    calls = [json.loads(line) for line in lines]
     return Run(result.returncode, result.stderr, calls)
 
 
@@ -399,10 +417,10 @@ def config_from_init(argv: list[str]) -> NodeConfig:
 @pytest.mark.parametrize("service_name", ["hub", *MEMBERS])
 def test_first_start_initialises_each_compose_node(tmp_path: Path, service_name: str) -> None:
     service = services()[service_name]
-    env = node_env(service_name)
+    env = environment(service)
     run = run_entrypoint(tmp_path, service["command"], env)
     assert run.returncode == 0, run.stderr
-    init, serve = (call.argv for call in run.calls)
+    init, serve = run.calls
     assert init[0] == "init" and serve == service["command"]
     assert_cli_accepts(init)
     assert_cli_accepts(serve)
@@ -422,18 +440,18 @@ def test_first_start_initialises_each_compose_node(tmp_path: Path, service_name:
 def test_entrypoint_never_initialises_an_existing_node(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / CONFIG_FILE_NAME).write_text("base_url = 'https://a.example'\n")
-    env = node_env("guetersloh")
+    env = environment(services()["guetersloh"])
     run = run_entrypoint(tmp_path, ["serve", "--host", "0.0.0.0"], env)
     assert run.returncode == 0, run.stderr
-    assert [call.argv for call in run.calls] == [["serve", "--host", "0.0.0.0"]]
+    assert run.calls == [["serve", "--host", "0.0.0.0"]]
 
 
 def test_entrypoint_passes_other_commands_through_without_init(tmp_path: Path) -> None:
-    env = node_env("guetersloh")
+    env = environment(services()["guetersloh"])
     for argv in (["worker"], ["hub", "members", "--pending"], ["user", "add", "redaktion"]):
         run = run_entrypoint(tmp_path, argv, env)
         assert run.returncode == 0, run.stderr
-        assert [call.argv for call in run.calls] == [argv]
+        assert run.calls == [argv]
         assert_cli_accepts(argv)
 
 
@@ -445,21 +463,101 @@ def test_entrypoint_refuses_a_first_start_without_a_base_url(tmp_path: Path) -> 
     assert run.calls == [], "nothing may run with half a configuration"
 
 
-def test_entrypoint_adds_the_extra_ca_to_the_system_bundle(tmp_path: Path) -> None:
-    extra = tmp_path / "root.crt"
-    extra.write_text("-----BEGIN CERTIFICATE-----\nZGVtbw==\n-----END CERTIFICATE-----\n")
-    system = tmp_path / "system.pem"
-    system.write_text("-----BEGIN CERTIFICATE-----\nc3lzdGVt\n-----END CERTIFICATE-----\n")
-    env = {"EXTRA_CA_FILE": str(extra), "SYSTEM_CA_FILE": str(system)}
-    run = run_entrypoint(tmp_path, ["worker"], env)
-    assert run.returncode == 0, run.stderr
-    bundle = run.calls[0].ssl_cert_file
-    assert bundle is not None
-    text = Path(bundle).read_text()
-    assert "c3lzdGVt" in text and "ZGVtbw==" in text, "system CAs stay trusted, the extra is added"
+def test_caddy_accepts_the_caddyfile(tmp_path: Path) -> None:
+    binary = shutil.which("caddy")
+    if binary is None:
+        pytest.skip("caddy is not installed (apt-get install caddy)")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
+           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    result = subprocess.run(
+        [binary, "adapt", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    routes = json.loads(result.stdout)["apps"]["http"]["servers"]["srv0"]["routes"]
+    hosts = {host for route in routes for match in route["match"] for host in match["host"]}
+    assert hosts == set(caddy_sites())
 
 
-def test_entrypoint_leaves_tls_alone_without_an_extra_ca(tmp_path: Path) -> None:
-    run = run_entrypoint(tmp_path, ["worker"], {})
-    assert run.returncode == 0, run.stderr
-    assert run.calls[0].ssl_cert_file is None
+# --- the documentation ------------------------------------------------------------------
+
+DOCUMENTS = (ROOT / "docs" / "deploy.md", DOCKER / "README.md")
+DOCKER_VALUE_OPTIONS = {"--name", "-v", "--volume", "-p", "--publish", "--restart", "-e",
+                        "--env", "--entrypoint", "-f", "--file", "--project-name"}
+
+
+def shell_lines(path: Path) -> list[str]:
+    """The logical lines of the document's ```sh blocks (continuations joined)."""
+    lines: list[str] = []
+    inside, pending = False, ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        if raw.startswith("```"):
+            inside = raw.strip() == "```sh"
+            continue
+        if not inside:
+            continue
+        if raw.rstrip().endswith("\\"):
+            pending += raw.rstrip()[:-1] + " "
+            continue
+        lines.append(pending + raw)
+        pending = ""
+    return lines
+
+
+def skip_options(tokens: list[str], start: int) -> int:
+    index = start
+    while index < len(tokens) and tokens[index].startswith("-"):
+        index += 2 if tokens[index] in DOCKER_VALUE_OPTIONS else 1
+    return index
+
+
+def praxisnetz_arguments(line: str) -> list[str] | None:
+    """The CLI arguments of a documented ``praxisnetz …`` call, however it is started."""
+    tokens = shlex.split(line, comments=True)
+    if tokens[:2] == ["sudo", "-u"]:
+        tokens = tokens[3:]
+    if tokens and Path(tokens[0]).name == "praxisnetz":
+        return tokens[1:]
+    if tokens[:2] == ["docker", "run"]:
+        image = skip_options(tokens, 2)
+        rest = tokens[image + 1 :]
+        return rest or None  # no arguments: the image's CMD, tested above
+    if tokens[:1] == ["docker"] and "exec" in tokens:
+        service = skip_options(tokens, tokens.index("exec") + 1)
+        rest = tokens[service + 1 :]
+        return rest[1:] if rest[:1] == ["praxisnetz"] else None
+    return None
+
+
+def test_every_praxisnetz_command_in_the_docs_exists() -> None:
+    checked = 0
+    for document in DOCUMENTS:
+        for line in shell_lines(document):
+            arguments = praxisnetz_arguments(line)
+            if arguments is not None:
+                assert_cli_accepts(arguments)
+                checked += 1
+    assert checked >= 10, "the pages show how to run the node"
+
+
+def test_docs_command_check_sees_through_docker_and_sudo() -> None:
+    assert praxisnetz_arguments(
+        "docker run --rm -v data:/data praxisnetz init --base-url https://a.example"
+    ) == ["init", "--base-url", "https://a.example"]
+    assert praxisnetz_arguments(
+        "docker compose -f docker/compose.yaml exec hub praxisnetz hub triage"
+    ) == ["hub", "triage"]
+    assert praxisnetz_arguments("sudo -u praxisnetz /opt/praxisnetz/bin/praxisnetz status") == [
+        "status"
+    ]
+    assert praxisnetz_arguments("createdb --owner praxisnetz praxisnetz") is None
+
+
+def test_deploy_page_covers_what_an_operator_needs() -> None:
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    german, _, english = text.partition("## English summary")
+    assert english, "German first, then an English summary"
+    for topic in ("proxy_set_header Host $host", "X-Forwarded-Proto", "reverse_proxy",
+                  "praxisnetz init", "postgresql+asyncpg://", "pg_dump", "keys/", "0600",
+                  "keys rotate", "443", "--allow-private-network"):
+        assert topic in german, f"docs/deploy.md does not cover {topic}"
