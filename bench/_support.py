@@ -16,8 +16,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
+
+import tomli_w
 
 from node.config import DeliveryTuning, InboxTuning, NodeConfig, write_config
 from node.identity import create_node_keys
@@ -41,7 +43,23 @@ def make_node_dir(root: Path, slug: str, port: int, **changes: object) -> NodeCo
     config = replace(config, **changes) if changes else config  # type: ignore[arg-type]
     create_node_keys(config)
     write_config(config)
+    _append_tuning(config)
     return config
+
+
+def _append_tuning(config: NodeConfig) -> None:
+    """``write_config`` leaves out the [inbox] and [delivery] tables; a benchmark that
+    changes them writes the changed values itself (``load_config`` reads them)."""
+    tables: dict[str, dict[str, object]] = {}
+    for name, tuning, default in (("inbox", config.inbox, InboxTuning()),
+                                  ("delivery", config.delivery, DeliveryTuning())):
+        changed = {f.name: getattr(tuning, f.name) for f in fields(tuning)
+                   if getattr(tuning, f.name) != getattr(default, f.name)}
+        if changed:
+            tables[name] = changed
+    if tables:
+        with config.config_path.open("a", encoding="utf-8") as out:
+            out.write("\n" + tomli_w.dumps(tables))
 
 
 class Children:
@@ -78,9 +96,13 @@ def children() -> Iterator[Children]:
         group.close()
 
 
-def serve_node(group: Children, config: NodeConfig, log: Path) -> subprocess.Popen[bytes]:
-    return group.start([PYTHON, "-m", "node.cli", "serve", "--data-dir", str(config.data_dir)],
-                       log=log)
+def serve_node(group: Children, config: NodeConfig, log: Path, *,
+               profile: Path | None = None) -> subprocess.Popen[bytes]:
+    """``praxisnetz serve`` for ``config``; with ``profile``, under cProfile writing there
+    (the profile is written when the node stops on SIGTERM)."""
+    profiler = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
+    return group.start([PYTHON, *profiler, "-m", "node.cli", "serve",
+                        "--data-dir", str(config.data_dir)], log=log)
 
 
 def start_sink(group: Children, port: int) -> subprocess.Popen[bytes]:

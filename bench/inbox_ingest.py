@@ -36,8 +36,9 @@ from node.storage.db import create_engine, session_maker
 from node.storage.models import InboxItem
 
 TARGET_SHARE_PCT = 50.0
-# The benchmark is one host sending everything: the per-host limit would measure 429s.
-BENCH_INBOX = InboxTuning(requests_per_host_per_minute=10_000_000, queue_limit=1_000_000)
+# One host and one address send everything: the rate limits would measure 429s.
+BENCH_INBOX = InboxTuning(requests_per_host_per_minute=10_000_000, requests_per_ip_per_minute=10_000_000,
+                          queue_limit=1_000_000)
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,14 @@ async def _persisted(config: NodeConfig) -> int:
         await engine.dispose()
 
 
-def run(activities: int = 2000, actors: int = 100, concurrency: int = 32) -> list[Row]:
+def run(activities: int = 2000, actors: int = 100, concurrency: int = 32,
+        profile: Path | None = None) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, children() as group:
         root = Path(tmp)
         node_port, sink_port, actor_port = free_port(), free_port(), free_port()
         config = make_node_dir(root, "ingest", node_port, inbox=BENCH_INBOX)
         sink = start_sink(group, sink_port)
-        node = serve_node(group, config, root / "node.log")
+        node = serve_node(group, config, root / "node.log", profile=profile)
         wait_for(f"http://127.0.0.1:{sink_port}/count", process=sink)
         wait_for(f"{config.base_url}/.well-known/nodeinfo", process=node)
         load = subprocess.run(
@@ -93,10 +95,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="300 activities from 30 actors")
     parser.add_argument("--activities", type=int, default=2000)
     parser.add_argument("--actors", type=int, default=100)
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the node here")
     args = parser.parse_args()
     if args.quick:
         args.activities, args.actors = 300, 30
-    print(format_table(run(args.activities, args.actors)))
+    print(format_table(run(args.activities, args.actors, profile=args.profile)))
 
 
 if __name__ == "__main__":
