@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import tomli_w
 import yaml
 
 from node.cli import build_parser
@@ -302,15 +303,18 @@ def entrypoint_variables() -> set[str]:
 LIBRARY_VARIABLES = {"SSL_CERT_FILE"}
 
 
+def write_base_config(data_dir: Path) -> NodeConfig:
+    """A node whose every setting differs from the compose values; loaded without env."""
+    base = NodeConfig(data_dir=data_dir, base_url="https://basis.example", name="Basis",
+                      slug="basis")
+    (data_dir / CONFIG_FILE_NAME).write_text(tomli_w.dumps(config_to_mapping(base)))
+    return load_config(data_dir, env={})
+
+
 def test_compose_variables_are_read_by_the_node_or_the_entrypoint(tmp_path: Path) -> None:
     """Every PRAXISNETZ_* value in compose changes what load_config returns; the few
     other names are the entrypoint's own or a library's."""
-    import tomli_w
-
-    base = NodeConfig(data_dir=tmp_path, base_url="https://basis.example", name="Basis",
-                      slug="basis")
-    (tmp_path / CONFIG_FILE_NAME).write_text(tomli_w.dumps(config_to_mapping(base)))
-    plain = load_config(tmp_path, env={})
+    plain = write_base_config(tmp_path)
     checked = 0
     for name, service in node_services().items():
         for key, value in environment(service).items():
@@ -319,18 +323,28 @@ def test_compose_variables_are_read_by_the_node_or_the_entrypoint(tmp_path: Path
                 assert changed != plain, f"{name}: node/config.py does not read {key}"
                 checked += 1
             else:
-                assert key in entrypoint_variables() | LIBRARY_VARIABLES, f"{name}: nothing reads {key}"
+                known = entrypoint_variables() | LIBRARY_VARIABLES
+                assert key in known, f"{name}: nothing reads {key}"
     assert checked >= 20
 
 
 def test_env_check_notices_a_variable_nobody_reads(tmp_path: Path) -> None:
-    import tomli_w
-
-    base = NodeConfig(data_dir=tmp_path, base_url="https://basis.example", name="B", slug="b")
-    (tmp_path / CONFIG_FILE_NAME).write_text(tomli_w.dumps(config_to_mapping(base)))
+    plain = write_base_config(tmp_path)
     typo = load_config(tmp_path, env={"PRAXISNETZ_BASEURL": "https://other.example"})
-    assert typo == load_config(tmp_path, env={})
+    assert typo == plain
     assert "PRAXISNETZ_BASEURL" not in entrypoint_variables()
+
+
+def dependencies_of(name: str) -> set[str]:
+    """Every service ``name`` waits for, directly or through others."""
+    found: set[str] = set()
+    pending = list(services()[name].get("depends_on", {}))
+    while pending:
+        other = pending.pop()
+        if other not in found:
+            found.add(other)
+            pending += list(services()[other].get("depends_on", {}))
+    return found
 
 
 def test_nodes_trust_the_bundle_that_ca_export_writes() -> None:
@@ -345,8 +359,11 @@ def test_nodes_trust_the_bundle_that_ca_export_writes() -> None:
         assert environment(service)["SSL_CERT_FILE"] == bundle.group(1), name
         assert "demo-ca:/ca:ro" in service["volumes"], name
         assert "caddy-data" not in " ".join(service["volumes"]), "the CA key stays with Caddy"
-        needs = service["depends_on"]["ca-export"]["condition"] if name != "hub-worker" else None
-        assert name == "hub-worker" or needs == "service_completed_successfully"
+        assert "ca-export" in dependencies_of(name), f"{name} must start after the bundle exists"
+    for service in services().values():
+        if "ca-export" in service.get("depends_on", {}):
+            condition = service["depends_on"]["ca-export"]["condition"]
+            assert condition == "service_completed_successfully"
 
 
 def test_docker_compose_config_accepts_the_file() -> None:
@@ -398,7 +415,7 @@ def run_entrypoint(tmp_path: Path, argv: list[str], env: dict[str, str]) -> Run:
     data_dir = tmp_path / "data"
     data_dir.mkdir(exist_ok=True)
     full_env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_LOG": str(log),
-                "PRAXISNETZ_DATA_DIR": str(data_dir), "TMPDIR": str(tmp_path), **env}
+                "PRAXISNETZ_DATA_DIR": str(data_dir), **env}
     result = subprocess.run(["sh", str(ENTRYPOINT), *argv], env=full_env, capture_output=True,
                             text=True, timeout=30, check=False)
     lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
