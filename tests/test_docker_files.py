@@ -9,6 +9,7 @@ initialises twice or builds a wrong ``praxisnetz init`` line. Each is tested her
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import json
 import os
 import re
@@ -172,6 +173,8 @@ def test_image_is_multi_stage_slim_and_non_root() -> None:
     for tool in ("gcc", "build-essential", "apt-get install", "curl"):
         assert tool not in run_lines, f"the final image must not install {tool}"
     assert "--no-index" in run_lines, "the final stage installs only the built wheels"
+    build_lines = " ".join(item.arguments for item in stages[0] if item.keyword == "RUN")
+    assert "--constraint constraints.txt" in build_lines, "the image gets the tested versions"
     user = instruction("USER").arguments.split(":")[0]
     assert user not in ("root", "0", "")
     assert user.isdigit() and int(user) >= 1000
@@ -578,3 +581,39 @@ def test_deploy_page_covers_what_an_operator_needs() -> None:
                   "praxisnetz init", "postgresql+asyncpg://", "pg_dump", "keys/", "0600",
                   "keys rotate", "443", "--allow-private-network"):
         assert topic in german, f"docs/deploy.md does not cover {topic}"
+
+
+def load_pin_constraints() -> object:
+    spec = importlib.util.spec_from_file_location("pin_constraints", DOCKER / "pin_constraints.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pinned_versions() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in (DOCKER / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, separator, version = line.partition("==")
+            assert separator and version, f"constraints.txt: {line!r} is not NAME==VERSION"
+            pins[name] = version
+    return pins
+
+
+def test_image_constraints_pin_every_runtime_dependency() -> None:
+    """Nothing the node needs at run time floats in the image; no test tool is pinned.
+    (Exact agreement with this .venv: ``python docker/pin_constraints.py --check``.)"""
+    from importlib.metadata import distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = pinned_versions()
+    needed = load_pin_constraints().runtime_versions()  # type: ignore[attr-defined]
+    assert set(needed) <= set(pins), f"not pinned: {sorted(set(needed) - set(pins))}"
+    assert "pytest" not in pins and "ruff" not in pins
+    direct = [Requirement(line) for line in distribution("praxisnetz").requires or []]
+    for requirement in (r for r in direct if r.marker is None):
+        version = pins[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(version), f"{requirement}: pinned {version}"
