@@ -149,3 +149,20 @@ def _cli(*argv: str) -> str:
 
 async def _is(value_coroutine, expected: str) -> bool:
     return (await value_coroutine) == expected
+
+
+@pytest.mark.slow
+async def test_a_hub_that_limits_followers_to_hosts_refuses_other_applicants(tmp_path) -> None:
+    hub_config = node_config(tmp_path, "kochbuch", is_hub=True,
+                             follow_allow_hosts=("nur-diese.example",))
+    hub = await start_node(hub_config)
+    member = await start_node(node_config(tmp_path, "dueren"))
+    try:
+        await follow(member, hub.actor)  # loopback would be auto-accepted, but is not allowed
+        assert await eventually(lambda: _is(_state(member, Following, Following.target_uri,
+                                                    hub.actor), "rejected"))
+        assert not await hub.rows(HubMember)
+        assert not await hub.rows(Following, Following.target_uri == member.actor)
+    finally:
+        for node in (member, hub):
+            await node.stop()

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from sqlalchemy import select
@@ -101,6 +102,12 @@ def _wake_delivery(app: web.Application) -> None:
 Handler = Callable[[Incoming], Awaitable[Verdict]]
 
 
+def _host_allowed(config: NodeConfig, actor: str) -> bool:
+    """``follow_allow_hosts`` limits who may follow the node, so also who may apply."""
+    allowed = {host.lower() for host in config.follow_allow_hosts}
+    return not allowed or (urlsplit(actor).hostname or "").lower() in allowed
+
+
 class HubInboxHook:
     """The hub's part in inbox processing (``node.inbox_processing.InboxHook``)."""
 
@@ -111,6 +118,8 @@ class HubInboxHook:
         runtime = self._app[HUB]
         if activity.type == "Follow":
             if activity.object_id == runtime.config.actor_url:
+                if not _host_allowed(runtime.config, activity.actor):
+                    return None  # the node's own follower rule refuses it
                 return partial(self._member_follow, directory)
             slug = runtime.groups.slug_of(activity.object_id)
             return partial(self._topic_follow, slug, directory) if slug else None
