@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Test tools outside PyPI: Debian's chromium (browser tests, never a downloaded browser),
-# axe-core and the Fedify peer from npm.
+# docker-compose and caddy (checking docker/ without an engine), axe-core and the
+# Fedify peer from npm.
 TOOLS_STAMP := $(VENV)/.test-tools-stamp
 
 .PHONY: demo test lint soak bench clean
@@ -17,9 +18,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(TOOLS_STAMP): $(STAMP) tests/browser/package-lock.json tests/interop/package-lock.json
-	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } || \
-		echo "note: /usr/bin/chromium is missing and could not be installed; browser tests will be skipped"
+	@{ test -x /usr/bin/chromium && test -x /usr/bin/docker-compose && test -x /usr/bin/caddy; } || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && { apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium docker-compose caddy >/dev/null; }; } || \
+		echo "note: chromium, docker-compose or caddy is missing and could not be installed; their tests will be skipped"
 	@if command -v npm >/dev/null; then \
 		(cd tests/browser && npm ci --no-audit --no-fund --silent) && \
 		(cd tests/interop && npm ci --no-audit --no-fund --silent); \
