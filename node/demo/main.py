@@ -80,3 +80,6 @@ def main(args: argparse.Namespace) -> int:
     except DemoError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C while starting: the nodes are already stopped
+        print("\nStopped.", file=sys.stderr)
+        return 130
