@@ -125,7 +125,7 @@ def _wait_until_delivered(config: NodeConfig, total: int, timeout: float) -> flo
 
 
 def run(activities: int = 500, followers: int = 100, receivers: int = 4,
-        sign_seconds: float = 1.0) -> list[Row]:
+        sign_seconds: float = 1.0, profile: Path | None = None) -> list[Row]:
     signing = rsa_sign_rate(sign_seconds)
     total = activities * followers
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp, children() as group:
@@ -137,8 +137,9 @@ def run(activities: int = 500, followers: int = 100, receivers: int = 4,
         sinks = [start_sink(group, port) for port in ports]
         for base, sink in zip(bases, sinks, strict=True):
             wait_for(f"{base}/count", process=sink)
-        group.start([PYTHON, "-m", "node.cli", "worker", "--data-dir", str(config.data_dir)],
-                    log=root / "worker.log")
+        profiler = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
+        group.start([PYTHON, *profiler, "-m", "node.cli", "worker",
+                     "--data-dir", str(config.data_dir)], log=root / "worker.log")
         rate = _wait_until_delivered(config, total, timeout=max(120.0, total / 50))
         received = sum(int(get_json(f"{base}/count")["posts"]) for base in bases)  # type: ignore[index]
     met = "met" if rate >= TARGET_PER_S else "NOT met"
@@ -153,10 +154,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="50 activities x 20 followers")
     parser.add_argument("--activities", type=int, default=500)
     parser.add_argument("--followers", type=int, default=100)
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the worker here")
     args = parser.parse_args()
     if args.quick:
         args.activities, args.followers = 50, 20
-    print(format_table(run(args.activities, args.followers)))
+    print(format_table(run(args.activities, args.followers, profile=args.profile)))
 
 
 if __name__ == "__main__":
