@@ -312,7 +312,7 @@ async def test_search_finds_word_forms_and_checks_filters(setup) -> None:
 
 async def test_a_second_process_of_the_hub_indexes_nothing_and_keeps_the_watermark(setup) -> None:
     from node.hub.aggregation import Aggregator
-    from node.hub.search import SearchIndex
+    from node.hub.search_backends import MemorySearch
     from node.hub.tables import HubIndexState
     from node.hub.wiring import open_index
 
@@ -320,11 +320,11 @@ async def test_a_second_process_of_the_hub_indexes_nothing_and_keeps_the_waterma
     assert open_index(hub.config, hub.app[HUB].contexts) is None  # the web process holds it
     [uri] = await _seed(hub, key, [_practice("e-akte", "E-Akte im Bauamt")])
     future = datetime(2100, 1, 1, tzinfo=UTC)  # a clock the worker's watermark would show
-    worker = Aggregator(sessions=hub.sessions(), index=None, search=SearchIndex(),
+    worker = Aggregator(sessions=hub.sessions(), index=None, search=MemorySearch(),
                         clock=lambda: future)
     await worker.start()
     await worker.sync()
-    assert [hit.uri for hit in worker.search.search("Bauamt")] == [uri]  # search in memory
+    assert [hit.uri for hit in await worker.search.search("Bauamt")] == [uri]  # search in memory
     async with hub.sessions()() as session:
         assert (await session.get(HubIndexState, 1)).synced_until < datetime(2099, 1, 1, tzinfo=UTC)
     await hub.app[HUB].aggregator.sync()  # the index owner still sees the new object

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node.hub.contribution import ContributionFormatError, view_of
 from node.hub.index import HubIndex, IndexInputError, RebuildReport
-from node.hub.search import SearchIndex
+from node.hub.search_backends import SearchBackend
 from node.hub.tables import HubIndexState, HubMember, MemberState
 from node.storage.models import RemoteObject
 
@@ -71,7 +71,7 @@ class Aggregator:
         *,
         sessions: async_sessionmaker[AsyncSession],
         index: HubIndex | None,
-        search: SearchIndex,
+        search: SearchBackend,
         clock: Callable[[], datetime],
     ) -> None:
         self._sessions = sessions
@@ -93,7 +93,7 @@ class Aggregator:
             documents = await member_documents(session)
             self._members = set(await session.scalars(
                 select(HubMember.actor_uri).where(HubMember.state == MemberState.APPROVED.value)))
-        self._fill_search(documents)
+        await self._fill_search(documents)
         if self.index is None or (self.index.is_empty() and documents):
             if self.index is not None:
                 await self._rebuild_index(documents)
@@ -106,7 +106,7 @@ class Aggregator:
             started = self._clock()
             async with self._sessions() as session:
                 documents = await member_documents(session)
-            self._fill_search(documents)
+            await self._fill_search(documents)
             report = await self._rebuild_index(documents) if self.index is not None \
                 else RebuildReport(0, ())
             await self._save_watermark(started - OVERLAP)
@@ -119,14 +119,14 @@ class Aggregator:
             log.warning("not indexed uri=%s field=%s %s", skipped.uri, skipped.field, skipped.message)
         return report
 
-    def _fill_search(self, documents: list[tuple[str, Mapping[str, Any]]]) -> None:
-        fresh = SearchIndex()
+    async def _fill_search(self, documents: list[tuple[str, Mapping[str, Any]]]) -> None:
+        views = []
         for _, document in documents:
             try:
-                fresh.add(view_of(document))
+                views.append(view_of(document))
             except ContributionFormatError:
                 continue  # the RDF index reports it; search simply leaves it out
-        self.search = fresh
+        await self.search.replace_all(views)
 
     async def sync(self) -> SyncReport:
         """Apply what changed in SQL since the watermark (one sync at a time)."""
@@ -165,18 +165,18 @@ class Aggregator:
                 and row.attributed_to not in joined]  # a new member's history has them
         # Oxigraph work off the event loop (a member's backfill can be hundreds of documents).
         refused = await asyncio.to_thread(self._index_changes, gone, history, live)
-        removed = sum(int(self.search.remove(uri)) for uri in gone)
-        indexed = 0
+        removed = await self.search.remove(gone)
+        views = []
         for _, document in [*history, *live]:
             if document.get("id") in refused:
                 continue
             try:
-                self.search.add(view_of(document))
-                indexed += 1
+                views.append(view_of(document))
             except ContributionFormatError as exc:
                 refused.add(str(document.get("id")))
                 log.warning("not searchable uri=%s %s", document.get("id"), exc)
-        return SyncReport(indexed, removed, len(refused), new_members)
+        await self.search.add(views)
+        return SyncReport(len(views), removed, len(refused), new_members)
 
     def _index_changes(self, gone: list[str], history: list[tuple[str, Mapping[str, Any]]],
                        live: list[tuple[str, Mapping[str, Any]]]) -> set[str]:
@@ -210,8 +210,7 @@ class Aggregator:
 
     async def _drop_members(self, former: set[str], uris: list[str]) -> None:
         """Members who left or were refused: their graphs and search entries go."""
-        for uri in uris:
-            self.search.remove(uri)
+        await self.search.remove(uris)
         if self.index is not None and former:
             index = self.index
             await asyncio.to_thread(lambda: [index.replace_member(actor, []) for actor in former])

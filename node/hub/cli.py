@@ -20,7 +20,7 @@ from node.cli import CliError, open_store, utc_now
 from node.config import NodeConfig, load_config
 from node.hub import edition_store, editorial, membership
 from node.hub.aggregation import Aggregator
-from node.hub.search import SearchIndex
+from node.hub.search_backends import search_backend_for
 from node.hub.settings import write_settings
 from node.hub.structure import Section
 from node.hub.tables import Decision, MemberState
@@ -194,7 +194,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
             raise CliError("index", f"{config.data_dir / INDEX_DIR} is in use by the running "
                            "hub; stop it, or POST /api/hub/reindex", exit_code=1)
         async with open_store(config) as sessions:
-            aggregator = Aggregator(sessions=sessions, index=index, search=SearchIndex(),
+            aggregator = Aggregator(sessions=sessions, index=index, search=search_backend_for(sessions),
                                     clock=utc_now)
             report = await aggregator.rebuild()
         index.flush()

@@ -374,7 +374,7 @@ async def search(request: web.Request) -> web.Response:
     filters = SearchFilters(topic=topic, kind=kind,
                             municipality=request.query.get("municipality") or None,
                             status=request.query.get("status") or None)
-    hits = runtime.aggregator.search.search(request.query.get("q", ""), filters, limit=100)
+    hits = await runtime.aggregator.search.search(request.query.get("q", ""), filters, limit=100)
     return json_document({"query": request.query.get("q", ""), "total": len(hits), "items": [
         {"uri": h.uri, "title": h.view.title, "kind": h.view.kind.value, "author": h.view.author,
          "ags": h.view.ags, "topics": list(h.view.topics), "status": h.view.status,

@@ -36,7 +36,7 @@ from node.hub.groups import (
 from node.hub.index import HubIndex
 from node.hub.render import EditionRenderer
 from node.hub.runtime import HUB, HubRuntime, bundled_contexts
-from node.hub.search import SearchIndex
+from node.hub.search_backends import search_backend_for
 from node.hub.settings import load_settings
 from node.hub.tables import HubMember, MemberState
 from node.inbox_processing import Incoming, Verdict, done, rejected
@@ -71,7 +71,8 @@ async def _hub_resources(app: web.Application) -> AsyncIterator[None]:
     async with sessions() as session, session.begin():
         if await ensure_structure(session, now=clock()):
             log.info("hub: default handbook structure written")
-    aggregator = Aggregator(sessions=sessions, index=index, search=SearchIndex(), clock=clock)
+    aggregator = Aggregator(sessions=sessions, index=index, search=search_backend_for(sessions),
+                            clock=clock)
     runtime = HubRuntime(
         config=config, settings=settings, groups=TopicGroups(config, load_topics()),
         policy=membership.AutoAcceptPolicy.for_hub(config, settings.auto_accept_hosts,

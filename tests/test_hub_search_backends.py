@@ -1,0 +1,143 @@
+"""Search backends: the same German word forms and filters in memory (SQLite hubs) and in
+PostgreSQL's ``german`` configuration (hub_search, migration 0005)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from hub_support import practice, stance
+from sqlalchemy import inspect
+
+from node.hub.contribution import ContributionKind, view_of
+from node.hub.search import SearchFilters
+from node.hub.search_backends import (
+    MemorySearch,
+    PostgresSearch,
+    SearchBackend,
+    search_backend_for,
+)
+from node.storage.db import migrate, session_maker
+from tests.node_support import database_engine
+
+GT, DN = "guetersloh.example", "dueren.example"
+TOPIC = "https://w3id.org/praxisnetz/topics#"
+
+
+def documents() -> list[dict]:
+    return [
+        practice(GT, "e-akte", name="E-Akte im Bauamt", summary="Elektronische Aktenführung",
+                 ags="05754008"),
+        practice(DN, "portal", name="Unser Bürgerportal",
+                 content="<p>Anträge <em>online</em> stellen.</p>",
+                 topics=("buergerportal-online-dienste",), ags="05358008", status="piloting"),
+        practice(DN, "post", name="Posteingangsbearbeitung zentral",
+                 topics=("prozessmanagement",), ags="05358008"),
+        practice(GT, "kontakt", name="Kontaktformular", topics=("elektronische-kommunikation",)),
+        stance(DN, "s1", about=f"https://{GT}/practices/e-akte", position="agree",
+               reason="Die E-Akte spart Wege."),
+    ]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def backend(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[SearchBackend]:
+    async for engine in database_engine(request.param, tmp_path):
+        await migrate(engine)
+        chosen = search_backend_for(session_maker(engine))
+        expected = PostgresSearch if request.param == "postgres" else MemorySearch
+        assert isinstance(chosen, expected)  # chosen by the dialect
+        await chosen.replace_all([view_of(document) for document in documents()])
+        yield chosen
+
+
+def slugs(hits) -> set[str]:
+    return {hit.uri.rsplit("/", 1)[1] for hit in hits}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("Akten", {"e-akte", "s1"}),
+        ("Akte", {"e-akte", "s1"}),
+        ("e-akte", {"e-akte", "s1"}),
+        ("Bürgerportale", {"portal"}),
+        ("Buergerportal", {"portal"}),
+        ("BÜRGERPORTAL", {"portal"}),
+        ("Antraege online", {"portal"}),
+        ("Akten Bauamt", {"e-akte"}),
+        ("Kontakte", {"kontakt"}),
+        ("xyzzy", set()),
+    ],
+)
+async def test_german_word_forms(backend: SearchBackend, query: str, expected: set[str]) -> None:
+    assert slugs(await backend.search(query)) == expected
+
+
+async def test_short_stems_do_not_match_inside_other_words(backend: SearchBackend) -> None:
+    assert "kontakt" not in slugs(await backend.search("Akten"))
+
+
+async def test_title_matches_rank_above_body_matches(backend: SearchBackend) -> None:
+    hits = await backend.search("Akte")
+    assert hits[0].uri.endswith("/e-akte") and hits[0].score > hits[1].score
+
+
+async def test_filters(backend: SearchBackend) -> None:
+    async def found(query: str, **filters) -> set[str]:
+        return slugs(await backend.search(query, SearchFilters(**filters)))
+
+    assert await found("", municipality="05358008") == {"portal", "post"}
+    full_key = "http://dcat-ap.de/def/politicalGeocoding/municipalityKey/05754008"
+    assert await found("", municipality=full_key) == {"e-akte", "kontakt"}
+    assert await found("", topic=f"{TOPIC}prozessmanagement") == {"post"}
+    assert await found("", topic=f"{TOPIC}nichts") == set()
+    assert await found("Akte", kind=ContributionKind.STANCE) == {"s1"}
+    assert await found("Akte", kind=ContributionKind.PRACTICE) == {"e-akte"}
+    assert await found("", status="piloting") == {"portal"}
+    assert await found("Portal", status="in-operation") == set()
+    assert await found("", municipality="05358008", topic=f"{TOPIC}prozessmanagement") == {"post"}
+
+
+async def test_hits_carry_the_contribution_view(backend: SearchBackend) -> None:
+    [hit] = await backend.search("Bürgerportal")
+    assert hit.view == view_of(documents()[1])
+
+
+async def test_update_remove_and_limit(backend: SearchBackend) -> None:
+    updated = practice(DN, "portal", name="Online-Dienste", topics=("buergerportal-online-dienste",))
+    await backend.add([view_of(updated)])
+    assert await backend.search("Bürgerportal") == []
+    assert slugs(await backend.search("Dienste")) == {"portal"}
+    assert await backend.remove([updated["id"], "https://nowhere.example/x"]) == 1
+    assert await backend.search("Dienste") == []
+    assert len(await backend.search("", limit=2)) == 2
+    assert len(await backend.search("")) == 4
+
+
+async def test_replace_all_starts_afresh(backend: SearchBackend) -> None:
+    await backend.replace_all([view_of(documents()[2])])
+    assert slugs(await backend.search("")) == {"post"}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_the_migration_adds_the_search_table_only_on_postgres(kind: str, tmp_path) -> None:
+    async for engine in database_engine(kind, tmp_path):
+        await migrate(engine)
+        async with engine.connect() as connection:
+            tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+            indexes = await connection.run_sync(
+                lambda sync: inspect(sync).get_indexes("hub_search") if kind == "postgres" else [])
+        assert ("hub_search" in tables) is (kind == "postgres")
+        if kind == "postgres":
+            assert {index["name"] for index in indexes} >= {"ix_hub_search_search"}
+
+
+async def test_compound_prefixes(backend: SearchBackend) -> None:
+    assert slugs(await backend.search("Posteingang")) == {"post"}
+    assert slugs(await backend.search("Kontakt")) == {"kontakt"}
+
+
+async def test_websearch_syntax_and_stray_quotes_are_not_errors(backend: SearchBackend) -> None:
+    assert "kontakt" not in slugs(await backend.search("Akte -Bauamt"))
+    assert await backend.search("'\"); drop table hub_search; --") == []
+    assert slugs(await backend.search("Bürgerportal")) == {"portal"}  # the table is still there
