@@ -86,6 +86,9 @@ class PN(DefinedNamespace):
     includes: URIRef
     documentHash: URIRef
     includedContribution: URIRef
+    signedManifest: URIRef
+    signedDocument: URIRef
+    verificationKeys: URIRef
 
 
 # Slugs of the topic scheme; the same strings end the topic IRIs (topics#e-akte).

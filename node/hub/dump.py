@@ -33,10 +33,10 @@ from node.hub.editions import (
     verify_edition,
 )
 from node.hub.index import JsonLdToQuads
+from vocab.namespace import PN
 
-PN = "https://w3id.org/praxisnetz#"
-SIGNED_MANIFEST = ox.NamedNode(PN + "signedManifest")
-SIGNED_DOCUMENT = ox.NamedNode(PN + "signedDocument")
+SIGNED_MANIFEST = ox.NamedNode(str(PN.signedManifest))
+SIGNED_DOCUMENT = ox.NamedNode(str(PN.signedDocument))
 RDF_JSON = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON")
 
 

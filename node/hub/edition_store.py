@@ -38,6 +38,7 @@ from node.identity import PUBLIC
 from node.outbox import follower_inboxes, record_local_activity
 from node.storage.models import RemoteActor
 from vocab.loader import DEFAULT_CONTEXT
+from vocab.namespace import PN
 
 Clock = Callable[[], datetime]
 
@@ -167,10 +168,9 @@ async def publish_edition(
     return str(signed["id"])
 
 
-# The signed manifest and the keys that verify it, as JSON literals in the dump. They are
-# not yet terms of the vocabulary (vocab owns pn:); the IRIs are in the pn namespace.
-SIGNED_MANIFEST = ox.NamedNode("https://w3id.org/praxisnetz#signedManifest")
-VERIFICATION_KEYS = ox.NamedNode("https://w3id.org/praxisnetz#verificationKeys")
+# The signed manifest and the keys that verify it, as JSON literals in the dump.
+SIGNED_MANIFEST = ox.NamedNode(str(PN.signedManifest))
+VERIFICATION_KEYS = ox.NamedNode(str(PN.verificationKeys))
 RDF_JSON = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON")
 
 
