@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from node import appkeys
 from node.hub import edition_store, editorial, membership
-from node.hub.changelog import render_html, render_markdown
+from node.hub.changelog import render_markdown
 from node.hub.contribution import ContributionKind
 from node.hub.editions import EditionManifest
 from node.hub.groups import follower_count
@@ -32,7 +32,7 @@ from node.hub.render import (
 )
 from node.hub.runtime import HUB, HubRuntime
 from node.hub.search import SearchFilters
-from node.hub.sparql import error_json, example_queries, execute_sparql, negotiate
+from node.hub.sparql import error_json, execute_sparql, negotiate
 from node.hub.tables import MemberState
 from node.identity import actor_document
 from node.inbox import receive
@@ -40,6 +40,7 @@ from node.routes.negotiation import Representation
 from node.routes.negotiation import negotiate as negotiate_representation
 from node.routes.responses import html_page, json_document, not_acceptable
 from node.storage.models import Activity
+from node.web import hub_public
 
 JSON = "application/json"
 LD_JSON = "application/ld+json"
@@ -77,13 +78,7 @@ async def members(request: web.Request) -> web.Response:
         return not_acceptable(PAGE_OR_DATA)
     if not wants_html:
         return json_document({"members": [m.to_json() for m in visible]}, JSON)
-    lines = "".join(
-        f"<tr><td><a href=\"{_esc(m.actor)}\">{_esc(m.name)}</a></td><td>{_esc(m.kind)}</td>"
-        f"<td>{_esc(m.state)}</td><td>{_esc(m.ags or '–')}</td></tr>" for m in visible)
-    table = ("<table><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Art</th>"
-             "<th scope=\"col\">Status</th><th scope=\"col\">AGS</th></tr></thead>"
-             f"<tbody>{lines}</tbody></table>")
-    return html_page("Mitglieder", table)
+    return await hub_public.members_page(request, visible)
 
 
 # --- topic groups ----------------------------------------------------------------------
@@ -105,10 +100,7 @@ async def topics(request: web.Request) -> web.Response:
         return not_acceptable(PAGE_OR_DATA)
     if not wants_html:
         return json_document({"topics": items}, JSON)
-    lines = "".join(f"<li><a href=\"{_esc(i['actor'])}\">{_esc(i['name'])}</a> – folgen: "
-                    f"<code>{_esc(i['handle'])}</code></li>" for i in items)
-    return html_page("Themen", f"<p>Jedem Thema kann man folgen, auch ohne Mitglied zu sein.</p>"
-                               f"<ul>{lines}</ul>")
+    return await hub_public.topics_page(request)
 
 
 async def topic_actor(request: web.Request) -> web.Response:
@@ -222,7 +214,7 @@ async def edition_changelog(request: web.Request) -> web.Response:
         log = await edition_store.changelog_of(session, stored.number)
     assert log is not None
     if "text/html" in request.headers.get("Accept", ""):
-        return html_page(f"Änderungen in Ausgabe {stored.number}", str(render_html(log)))
+        return await hub_public.changelog_page(request, stored, log)
     return web.Response(text=render_markdown(log), content_type="text/markdown", charset="utf-8")
 
 
@@ -261,9 +253,7 @@ async def editions_index(request: web.Request) -> web.Response:
         stored = await edition_store.list_editions(session)
     items = [s.summary_json() for s in stored]
     if _wants_html(request):
-        lines = "".join(f"<li><a href=\"{_esc(i['url'])}/\">Ausgabe {i['number']}</a> "
-                        f"({_esc(i['created'])}, {i['contributions']} Beiträge)</li>" for i in items)
-        return html_page("Ausgaben des Handbuchs", f"<ul>{lines}</ul>")
+        return await hub_public.editions_page(request, stored)
     return json_document({"editions": items}, JSON)
 
 
@@ -282,9 +272,7 @@ async def draft_manifest(request: web.Request) -> EditionManifest:
 
 async def draft_page(request: web.Request) -> web.Response:
     manifest = await draft_manifest(request)
-    context = await render_context(request, None, [c.uri for c in manifest.contributions()])
-    return web.Response(text=_runtime(request).renderer.single_page(manifest, context),
-                        content_type="text/html", charset="utf-8")
+    return await hub_public.draft_page(request, manifest)
 
 
 async def section(request: web.Request) -> web.Response:
@@ -328,7 +316,7 @@ async def sparql(request: web.Request) -> web.Response:
     index = runtime.aggregator.index
     if not query.strip():
         if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
-            return _sparql_examples_page()
+            return await hub_public.sparql_page(request)
         return json_document({"error": "syntax", "message": "query: give a SPARQL query"}, JSON,
                              status=400)
     if index is None:
@@ -346,21 +334,9 @@ async def sparql(request: web.Request) -> web.Response:
                                                    "Access-Control-Allow-Origin": "*"})
 
 
-def _sparql_examples_page() -> web.Response:
-    items = "".join(
-        f"<section><h2>{_esc(e.title_de)}</h2><p>{_esc(e.description_de)}</p>"
-        f"<pre>{_esc(e.sparql)}</pre><p><a href=\"/sparql?query={_esc(_quote(e.sparql))}\">"
-        "ausführen</a></p></section>" for e in example_queries())
-    return html_page("SPARQL-Beispiele", items)
-
-
-def _quote(text: str) -> str:
-    from urllib.parse import quote
-
-    return quote(text, safe="")
-
-
 async def search(request: web.Request) -> web.Response:
+    if "text/html" in request.headers.get("Accept", ""):  # people; the JSON below is unchanged
+        return await hub_public.search_page(request)
     runtime = _runtime(request)
     kind_text = request.query.get("kind")
     try:

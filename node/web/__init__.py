@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from node.web import editor, public, social, staff, uploads
+from node import appkeys
+from node.web import editor, hub_editor, hub_public, public, social, staff, uploads
 from node.web.render import STATIC_DIR, setup_templates
 from node.web.session import web_middleware
 from node.web.views import load_topic_labels
@@ -40,3 +41,6 @@ def add_routes(app: web.Application) -> None:
     editor.add_routes(app)
     uploads.add_routes(app)
     social.add_routes(app)
+    if app[appkeys.CONFIG].is_hub:
+        hub_public.add_routes(app)
+        hub_editor.add_routes(app)
