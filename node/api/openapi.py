@@ -1,4 +1,8 @@
-"""The OpenAPI 3.1 description of the authoring API, served at ``/api/openapi.json``."""
+"""The OpenAPI 3.1 description of the authoring API, served at ``/api/openapi.json``.
+
+On a hub it also describes the editorial API under ``/api/hub/`` (``node.hub.openapi``);
+a plain node does not serve those routes, so its description leaves them out.
+"""
 
 from __future__ import annotations
 
@@ -63,12 +67,13 @@ def _problem_schema() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _op(summary: str, *, body: str | None = None, ok: str = "200") -> dict[str, Any]:
+def operation(summary: str, *, body: str | None = None, ok: str = "200") -> dict[str, Any]:
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    operation: dict[str, Any] = {
+    described: dict[str, Any] = {
         "summary": summary,
         "responses": {
-            ok: {"description": "success", "content": {"application/json": {}}},
+            ok: {"description": "success"} if ok == "204"
+            else {"description": "success", "content": {"application/json": {}}},
             "401": {"description": "no or unknown bearer token", "content": problem},
             "403": {"description": "revoked token", "content": problem},
             "422": {"description": "invalid field", "content": problem},
@@ -76,18 +81,29 @@ def _op(summary: str, *, body: str | None = None, ok: str = "200") -> dict[str, 
     }
     if body is not None:
         schema = {"$ref": f"#/components/schemas/{body}"}
-        operation["requestBody"] = {
+        described["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": schema}},
         }
-    return operation
+    return described
 
 
 def _slug_param() -> list[dict[str, Any]]:
     return [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
-def openapi_document(base_url: str) -> dict[str, Any]:
+def openapi_document(base_url: str, *, hub: bool = False) -> dict[str, Any]:
+    document = _node_document(base_url)
+    if hub:
+        from node.hub.openapi import hub_paths, hub_schemas  # it builds on ``operation``
+
+        document["info"]["title"] = "Praxisnetz hub authoring and editorial API"
+        document["paths"].update(hub_paths())
+        document["components"]["schemas"].update(hub_schemas())
+    return document
+
+
+def _node_document(base_url: str) -> dict[str, Any]:
     target = {"type": "object", "required": ["target"], "properties": {"target": _TEXT}}
     return {
         "openapi": "3.1.0",
@@ -96,29 +112,34 @@ def openapi_document(base_url: str) -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": {
             "/api/contributions": {
-                "get": _op("List the node's contributions (?kind=, ?deleted=true)"),
-                "post": _op("Create a contribution", body="ContributionInput", ok="201"),
+                "get": operation("List the node's contributions (?kind=, ?deleted=true)"),
+                "post": operation("Create a contribution", body="ContributionInput", ok="201"),
             },
             "/api/contributions/{slug}": {
                 "parameters": _slug_param(),
-                "get": _op(
+                "get": operation(
                     "Read a contribution with its source, signed document and delivery counts"
                 ),
-                "put": _op("Replace a contribution (sends an Update)", body="ContributionInput"),
-                "delete": _op("Delete a contribution (sends a Delete, serves a Tombstone)"),
+                "put": operation("Replace a contribution (sends an Update)", body="ContributionInput"),
+                "delete": operation("Delete a contribution (sends a Delete, serves a Tombstone)"),
             },
             "/api/contributions/{slug}/deliveries": {
                 "parameters": _slug_param(),
-                "get": _op("Delivery state per recipient inbox and per host"),
+                "get": operation("Delivery state per recipient inbox and per host"),
             },
             "/api/following": {
-                "get": _op("Who this node follows"),
-                "post": _op("Follow an actor URL or handle", body="FollowTarget", ok="202"),
-                "delete": _op("Unfollow", body="FollowTarget"),
+                "get": operation("Who this node follows"),
+                "post": operation("Follow an actor URL or handle", body="FollowTarget", ok="202"),
+                "delete": operation("Unfollow", body="FollowTarget"),
             },
-            "/api/followers": {"get": _op("Who follows this node")},
-            "/api/timeline": {"get": _op("Contributions of followed nodes, newest first")},
-            "/api/status": {"get": _op("Followers, following, queue depths, failing hosts")},
+            "/api/followers": {"get": operation("Who follows this node")},
+            "/api/timeline": {"get": operation("Contributions of followed nodes, newest first")},
+            "/api/status": {"get": operation("Followers, following, queue depths, failing hosts")},
+            "/api/openapi.json": {"get": {
+                "summary": "This description (public, no token)", "security": [],
+                "responses": {"200": {"description": "OpenAPI 3.1",
+                                      "content": {"application/json": {}}}},
+            }},
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -132,7 +153,8 @@ def openapi_document(base_url: str) -> dict[str, Any]:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document(request.app[appkeys.CONFIG].base_url))
+    config = request.app[appkeys.CONFIG]
+    return web.json_response(openapi_document(config.base_url, hub=config.is_hub))
 
 
 def add_routes(app: web.Application) -> None:

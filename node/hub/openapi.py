@@ -1,0 +1,122 @@
+"""The OpenAPI description of the hub's editorial API (``/api/hub/…``, ``node.hub.api``).
+
+``node.api.openapi`` adds these paths and schemas to ``/api/openapi.json`` when the
+node is a hub; a test checks that every route under ``/api/`` is described.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from node.api.openapi import operation
+from node.hub.tables import Decision, MemberState
+
+_TEXT = {"type": "string"}
+_SLUG = {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"}
+
+
+def _path_param(name: str, description: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"name": name, "in": "path", "required": True, "description": description,
+             "schema": schema}]
+
+
+def _query_param(name: str, description: str, schema: dict[str, Any], *,
+                 required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description,
+            "schema": schema}
+
+
+def _with_query(op: dict[str, Any], *params: dict[str, Any]) -> dict[str, Any]:
+    return {**op, "parameters": list(params)}
+
+
+def _section_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "a chapter (no parent) or a section; on PATCH/PUT missing fields keep "
+                       "their value and the slug comes from the path",
+        "properties": {
+            "slug": _SLUG, "title_de": _TEXT, "title_en": _TEXT,
+            "order": {"type": "integer"},
+            "parent": {"type": ["string", "null"], "description": "the parent's slug"},
+            "text": {"type": "string", "description": "editorial text (Markdown)"},
+        },
+    }
+
+
+def _placement_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["contribution"],
+        "properties": {
+            "contribution": {"type": "string", "format": "uri"},
+            "decision": {"enum": [decision.value for decision in Decision], "default": "accept"},
+            "sections": {"type": "array", "items": _SLUG,
+                         "description": "needed (at least one) when accepting"},
+            "note": {"type": "string", "description": "the editor's note"},
+            "order": {"type": ["integer", "null"], "description": "position within the sections"},
+        },
+    }
+
+
+def hub_schemas() -> dict[str, Any]:
+    """The request bodies of the editorial API, by schema name."""
+    return {
+        "HubSection": _section_schema(),
+        "HubStructure": {
+            "type": "object", "required": ["sections"],
+            "properties": {"sections": {"type": "array",
+                                        "items": {"$ref": "#/components/schemas/HubSection"}}},
+        },
+        "HubPlacement": _placement_schema(),
+        "HubFreeze": {
+            "type": "object", "required": ["confirm"],
+            "properties": {"confirm": {"const": True, "description": "freezing is permanent"},
+                           "publish": {"type": "boolean", "default": False}},
+        },
+    }
+
+
+def hub_paths() -> dict[str, Any]:
+    """The ``/api/hub/…`` paths, as ``node.hub.api.add_routes`` registers them."""
+    member = _path_param("member", "the member's id or actor URL", _TEXT)
+    slug = _path_param("slug", "a chapter's or section's slug", _SLUG)
+    number = _path_param("number", "the edition number", {"type": "integer", "minimum": 1})
+    return {
+        "/api/hub/members": {"get": _with_query(
+            operation("Members of the hub with name, kind, state and AGS"),
+            _query_param("state", "only members in this state",
+                         {"enum": [state.value for state in MemberState]}))},
+        "/api/hub/members/{member}/approve": {
+            "parameters": member,
+            "post": operation("Approve an applicant: Accept, follow back, backfill")},
+        "/api/hub/members/{member}/reject": {
+            "parameters": member, "post": operation("Refuse an applicant or drop a member")},
+        "/api/hub/structure": {
+            "get": operation("The whole handbook structure"),
+            "put": operation("Replace the whole handbook structure", body="HubStructure")},
+        "/api/hub/sections": {
+            "post": operation("Add a chapter or section", body="HubSection", ok="201")},
+        "/api/hub/sections/{slug}": {
+            "parameters": slug,
+            "patch": operation("Change a chapter or section", body="HubSection"),
+            "put": operation("Change a chapter or section", body="HubSection"),
+            "delete": operation("Remove a chapter or section", ok="204")},
+        "/api/hub/triage": {"get": _with_query(
+            operation("Contributions not yet decided, with stance and comment counts"),
+            _query_param("deferred", "include deferred ones (default true)", {"type": "boolean"}))},
+        "/api/hub/placements": {"post": operation(
+            "Accept (into sections), defer or decline a contribution", body="HubPlacement")},
+        "/api/hub/feedback": {"get": _with_query(
+            operation("Stances and comments about a contribution or a section"),
+            _query_param("target", "a contribution URL or a section slug", _TEXT, required=True))},
+        "/api/hub/draft": {"get": operation("The next edition as it would be frozen now")},
+        "/api/hub/editions": {
+            "get": operation("Frozen editions"),
+            "post": operation("Freeze the next edition (and publish it)", body="HubFreeze",
+                              ok="201")},
+        "/api/hub/editions/{number}/publish": {
+            "parameters": number,
+            "post": operation("Announce an edition to the hub's followers")},
+        "/api/hub/reindex": {"post": operation("Rebuild the RDF and search indexes from SQL")},
+    }

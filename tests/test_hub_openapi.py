@@ -1,0 +1,86 @@
+"""The OpenAPI description covers every route under /api/, the hub's editorial API
+included (on a hub only), and every schema it refers to exists."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+
+from node.api.openapi import openapi, openapi_document
+from node.app import create_app
+from tests.engine_support import node_config
+
+METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+
+def api_routes(app: web.Application) -> set[tuple[str, str]]:
+    """(method, path template) of every route the app registers under /api/."""
+    found = set()
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if path.startswith("/api/") and route.method in METHODS:
+            found.add((route.method, path))
+    return found
+
+
+def described(spec: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(method.upper(), path) for path, item in spec["paths"].items()
+            for method in item if method.upper() in METHODS}
+
+
+async def served_spec(app: web.Application) -> dict[str, Any]:
+    response = await openapi(make_mocked_request("GET", "/api/openapi.json", app=app))
+    return json.loads(response.text)
+
+
+@pytest.mark.parametrize("is_hub", [True, False])
+async def test_every_api_route_is_described(tmp_path, is_hub: bool) -> None:
+    app = create_app(node_config(tmp_path, "kochbuch", is_hub=is_hub), start_workers=False)
+    routes = api_routes(app)
+    assert ("POST", "/api/hub/placements") in routes or not is_hub  # the hub API is there
+    spec = await served_spec(app)
+    assert routes - described(spec) == set()  # nothing registered is left undescribed
+    assert described(spec) - routes == set()  # and nothing is described that is not served
+    assert any(path.startswith("/api/hub/") for _, path in described(spec)) is is_hub
+
+
+def refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from refs(item)
+
+
+def test_every_reference_and_path_parameter_resolves() -> None:
+    spec = openapi_document("https://kochbuch.example", hub=True)
+    schemas = spec["components"]["schemas"]
+    assert {"HubSection", "HubStructure", "HubPlacement", "HubFreeze"} <= set(schemas)
+    for ref in refs(spec):
+        assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas, ref
+    for path, item in spec["paths"].items():
+        named = set(re.findall(r"{(\w+)}", path))
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            params = [*item.get("parameters", []), *op.get("parameters", [])]
+            in_path = {p["name"] for p in params if p["in"] == "path"}
+            assert in_path == named, (method, path)
+
+
+def test_the_freeze_body_demands_confirmation() -> None:
+    freeze = openapi_document("https://kochbuch.example", hub=True)["components"]["schemas"]["HubFreeze"]
+    assert freeze["required"] == ["confirm"] and freeze["properties"]["confirm"] == {
+        "const": True, "description": "freezing is permanent"}
+    placement = openapi_document("https://x.example", hub=True)["components"]["schemas"]["HubPlacement"]
+    assert placement["properties"]["decision"]["enum"] == ["accept", "defer", "decline"]
