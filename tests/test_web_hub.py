@@ -100,6 +100,7 @@ async def test_members_topics_and_sparql_pages_show_their_content(hub) -> None:
     assert "Stadt Düren &lt;b&gt;" in members and "05358008" in members
     assert "aufgenommen" in members and "Organization" in members
     topics = await (await hub.get("/topics", headers=html)).text()
+    assert "<code>@e-akte@kochbuch.example</code>" in topics
     assert "<code>acct:e-akte@kochbuch.example</code>" in topics
     sparql = await (await hub.get("/sparql", headers=html)).text()
     assert 'action="/sparql"' in sparql and "SELECT" in sparql

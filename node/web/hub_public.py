@@ -122,7 +122,8 @@ async def topics_page(request: web.Request) -> web.Response:
     groups = request.app[HUB].groups
     language = language_of(request).value
     items = [{"slug": t.slug, "name": t.label_de if language == "de" else (t.label_en or t.label_de),
-              "actor": groups.url(t.slug), "handle": f"acct:{groups.handle(t.slug)}"}
+              "actor": groups.url(t.slug), "handle": f"@{groups.handle(t.slug)}",
+              "uri": f"acct:{groups.handle(t.slug)}"}
              for t in groups.topics]
     return page(request, "hub_topics.html.j2", {"topics": items})
 
