@@ -1,16 +1,39 @@
 """The hub role: aggregation index, SPARQL, search, handbook structure, editions.
 
-The modules here are library code with no web or database dependencies, so the
-web layer and the CLI wire them up and the tests run without a server:
+The modules come in three layers; each imports only from its own layer and the ones
+above it (``tests/test_hub_layers.py`` holds the library layer to that, also at run time).
+
+Library, with no web or database dependencies (the tests run them without a server):
 
 - ``contribution``: a typed, read-only view of a member contribution document
 - ``index``: the RDF index (one named graph per member) in an embedded Oxigraph store
 - ``query_runner``: running a read-only SPARQL query under a time and a row limit
 - ``sparql``: the read-only SPARQL endpoint function and the example queries
-- ``search``: German full-text search over contributions
+- ``search``: German full-text search over contributions, in memory
 - ``structure``: chapters and sections of the handbook
 - ``editions``: freezing, hashing, signing and verifying edition manifests
 - ``changelog``: what changed between two editions
 - ``render``: HTML renderings of an edition (and ``pdf``, the PDF one)
 - ``dump``: RDF dumps of an edition from which every proof verifies offline
+- ``settings``: the hub's own settings file (``DATA_DIR/hub.toml``)
+
+Storage, on SQL through SQLAlchemy sessions passed in; they handle no requests (some
+load aiohttp only through the node's shared modules, such as ``node.appkeys``):
+
+- ``tables``: the hub's tables (members, sections, decisions, placements, editions, …)
+- ``membership``: applying, approving, refusing and leaving
+- ``editorial``: structure, triage, placements and feedback counts in SQL
+- ``edition_store``: freezing, storing and publishing editions; their RDF dumps
+- ``groups``: the topic ``Group`` actors and their followers
+- ``search_backends``: search chosen by the database (in memory, or PostgreSQL's
+  ``german`` configuration)
+- ``aggregation``: keeps the RDF index and search current with SQL
+
+Web and command line, which wire the layers above into the node:
+
+- ``wiring``: ``add_hub`` for ``create_app`` (resources, inbox hook, routes)
+- ``runtime``: the hub's resources of one process (``HUB`` on the app)
+- ``routes``: public pages and endpoints (editions, draft, SPARQL, search, topics)
+- ``api``: the editorial JSON API under ``/api/hub/``, and ``openapi`` describing it
+- ``cli``: ``praxisnetz hub …``
 """
