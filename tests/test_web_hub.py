@@ -200,14 +200,20 @@ async def test_placing_names_the_faulty_field_and_then_places(hub) -> None:
     draft = await (await hub.get("/handbook/draft", headers={"Accept": "text/html"})).text()
     assert f'href="{PRACTICE_URI}"' in draft
     _no_live_script(draft)
+    section = await (await hub.get("/hub/editor/sections/e-akte-einfuehrung")).text()
+    assert f'<a href="{PRACTICE_URI}">' in section and "Reihenfolge 5" in section
+    _no_live_script(section)
 
 
 async def test_section_editor_saves_title_order_and_text(hub) -> None:
     token = await _editor(hub)
     response = await hub.post("/hub/editor/sections/e-akte", data={
         "csrf_token": token, "title_de": "E-Akte <neu>", "title_en": "E-files", "order": "7",
-        "text": "Einleitung *kurz*"}, allow_redirects=False)
+        "text": "Einleitung *kurz* <script>alert(1)</script>"}, allow_redirects=False)
     assert response.status == 303
+    draft = await (await hub.get("/handbook/draft", headers={"Accept": "text/html"})).text()
+    assert "E-Akte &lt;neu&gt;" in draft and "<em>kurz</em>" in draft
+    _no_live_script(draft)  # Markdown without raw HTML: the editor's text is escaped too
     form = await (await hub.get("/hub/editor/sections/e-akte")).text()
     assert 'value="E-Akte &lt;neu&gt;"' in form and 'value="7"' in form
     refused = await hub.post("/hub/editor/sections/e-akte", data={

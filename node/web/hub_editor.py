@@ -9,9 +9,11 @@ module's own readers, so the forms refuse exactly what the JSON API refuses.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 
 from node import appkeys
 from node.api.common import wake_delivery
@@ -19,7 +21,8 @@ from node.hub import edition_store, editorial, membership
 from node.hub.changelog import changelog, render_html
 from node.hub.runtime import HUB
 from node.hub.structure import Section
-from node.hub.tables import MemberState
+from node.hub.tables import Decision, HubDecision, HubPlacement, MemberState
+from node.storage.models import RemoteObject
 from node.web.hub_public import sections_of
 from node.web.render import language_of, page
 from node.web.session import FORM, SESSION
@@ -113,12 +116,40 @@ async def _section(request: web.Request) -> Section:
     return found
 
 
+@dataclass(frozen=True)
+class PlacedContribution:
+    uri: str
+    title: str
+    order: int
+
+
+async def placed_in(request: web.Request, slug: str) -> list[PlacedContribution]:
+    """The accepted contributions of one section, in the editors' order."""
+    async with request.app[appkeys.SESSION_MAKER]() as session:
+        rows = await session.execute(
+            select(HubPlacement.contribution_uri, HubPlacement.order, RemoteObject.document)
+            .join(HubDecision, HubDecision.contribution_uri == HubPlacement.contribution_uri)
+            .join(RemoteObject, RemoteObject.uri == HubPlacement.contribution_uri)
+            .where(HubPlacement.section_slug == slug,
+                   HubDecision.decision == Decision.ACCEPT.value)
+            .order_by(HubPlacement.order, HubPlacement.id))
+        return [PlacedContribution(uri, str((document or {}).get("name") or uri), order)
+                for uri, order, document in rows]
+
+
+async def _section_page(request: web.Request, section: Section, values: dict[str, str],
+                        problem: editorial.EditorialError | None = None) -> web.Response:
+    return page(request, "hub_section_edit.html.j2", {
+        "section": section, "values": values, "problem": problem,
+        "placed": await placed_in(request, section.slug)},
+        status=problem.status if problem else 200)
+
+
 async def section_form(request: web.Request) -> web.Response:
     found = await _section(request)
     values = {"title_de": found.title_de, "title_en": found.title_en,
               "order": str(found.order), "text": found.text}
-    return page(request, "hub_section_edit.html.j2", {"section": found, "values": values,
-                                                      "problem": None})
+    return await _section_page(request, found, values)
 
 
 async def save_section(request: web.Request) -> web.Response:
@@ -134,8 +165,7 @@ async def save_section(request: web.Request) -> web.Response:
         async with request.app[appkeys.SESSION_MAKER]() as session, session.begin():
             await editorial.save_section(session, section, now=request.app[appkeys.CLOCK]())
     except editorial.EditorialError as exc:
-        return page(request, "hub_section_edit.html.j2", {
-            "section": current, "values": values, "problem": exc}, status=exc.status)
+        return await _section_page(request, current, values, exc)
     raise web.HTTPSeeOther("/hub/editor/sections?done=saved")
 
 
@@ -214,8 +244,8 @@ async def decide_member(request: web.Request) -> web.Response:
             else:
                 await membership.reject(session, member, now=now)
     except membership.MembershipError as exc:
-        raise web.HTTPNotFound(text=f"{exc.field}: {exc.message}\n") if exc.status == 404 \
-            else web.HTTPConflict(text=f"{exc.field}: {exc.message}\n") from exc
+        refusal = web.HTTPNotFound if exc.status == 404 else web.HTTPConflict
+        raise refusal(text=f"{exc.field}: {exc.message}\n") from exc
     wake_delivery(app)
     app[HUB].aggregator.wake()
     raise web.HTTPSeeOther(f"/hub/editor/members?done={'approved' if approve else 'rejected'}")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
+from markupsafe import Markup
 
 from node import appkeys
 from node.hub import edition_store, editorial
@@ -18,6 +19,7 @@ from node.hub.changelog import Changelog, render_html
 from node.hub.contribution import ContributionKind
 from node.hub.editions import EditionManifest
 from node.hub.membership import MemberView, list_members
+from node.hub.render import markdown_to_html
 from node.hub.runtime import HUB
 from node.hub.search import SearchFilters, SearchHit
 from node.hub.sparql import example_queries
@@ -49,6 +51,7 @@ class SectionBlock:
     title: str
     is_chapter: bool
     contributions: tuple[ContributionLine, ...]
+    text: Markup  # the editorial text, Markdown rendered without raw HTML
 
 
 async def sections_of(request: web.Request, manifest: EditionManifest) -> list[SectionBlock]:
@@ -68,7 +71,8 @@ async def sections_of(request: web.Request, manifest: EditionManifest) -> list[S
                 included.uri, str(included.document.get("name") or included.uri),
                 names.get(author, author), counts.agree, counts.disagree, counts.partly))
         blocks.append(SectionBlock(part.section.slug, part.section.title(language),
-                                   part.section.parent is None, tuple(lines)))
+                                   part.section.parent is None, tuple(lines),
+                                   markdown_to_html(part.section.text)))
     return blocks
 
 

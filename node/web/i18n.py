@@ -347,6 +347,7 @@ TEXTS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "hub.title_en": ("Titel (englisch)", "Title (English)"),
         "hub.editorial_text": ("Redaktioneller Text (Markdown)", "Editorial text (Markdown)"),
         "hub.save": ("Speichern", "Save"),
+        "hub.placed_here": ("Beiträge in diesem Abschnitt", "Contributions in this section"),
         "hub.freeze_title": ("Ausgabe {number} einfrieren", "Freeze edition {number}"),
         "hub.freeze_states": (
             "Eingefroren wird Ausgabe {number}: {count} Beiträge in {sections} Abschnitten, "
