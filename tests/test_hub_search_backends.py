@@ -141,3 +141,51 @@ async def test_websearch_syntax_and_stray_quotes_are_not_errors(backend: SearchB
     assert "kontakt" not in slugs(await backend.search("Akte -Bauamt"))
     assert await backend.search("'\"); drop table hub_search; --") == []
     assert slugs(await backend.search("Bürgerportal")) == {"portal"}  # the table is still there
+
+
+async def test_search_route_on_a_postgresql_hub(tmp_path) -> None:
+    """The route's JSON from the PostgreSQL backend, filled by the aggregator from SQL."""
+    import aiohttp
+
+    from node.hub.runtime import HUB
+    from node.hub.tables import HubMember
+    from node.storage.models import RemoteObject
+    from tests.hub_node_support import start_hub
+    from tests.node_support import START, fresh_postgres_database
+
+    async with fresh_postgres_database() as url:
+        hub = await start_hub(tmp_path, database_url=url)
+        try:
+            aggregator = hub.app[HUB].aggregator
+            assert isinstance(aggregator.search, PostgresSearch)
+            async with hub.sessions()() as session, session.begin():
+                for host, ags in ((GT, "05754008"), (DN, "05358008")):
+                    session.add(HubMember(actor_uri=f"https://{host}/actor", name=host,
+                                          ags=ags, state="approved", applied_at=START))
+                for document in documents():
+                    session.add(RemoteObject(
+                        uri=document["id"], kind=document["type"][1],
+                        attributed_to=document["attributedTo"], document=document,
+                        deleted=False, received_at=START, updated=START))
+            await aggregator.sync()
+            async with aiohttp.ClientSession() as http:
+                async def search(**params: str) -> dict:
+                    async with http.get(f"{hub.url}/search", params=params) as response:
+                        assert response.status == 200
+                        return await response.json()
+
+                found = await search(q="Bürgerportale")
+                assert set(found) == {"query", "total", "items"} and found["total"] == 1
+                [item] = found["items"]
+                assert set(item) == {"uri", "title", "kind", "author", "ags", "topics",
+                                     "status", "score"}
+                assert (item["title"], item["ags"], item["status"]) == (
+                    "Unser Bürgerportal", "05358008", "piloting")
+                assert {i["uri"].rsplit("/", 1)[1] for i in (await search(q="Akten"))["items"]} \
+                    == {"e-akte", "s1"}
+                assert (await search(q="Akten", kind="stance"))["total"] == 1
+                assert (await search(q="", municipality="05358008"))["total"] == 2
+                assert (await search(q="", topic="prozessmanagement"))["total"] == 1
+                assert (await search(q="", status="piloting"))["total"] == 1
+        finally:
+            await hub.stop()
