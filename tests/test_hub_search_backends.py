@@ -54,23 +54,24 @@ def slugs(hits) -> set[str]:
     return {hit.uri.rsplit("/", 1)[1] for hit in hits}
 
 
-@pytest.mark.parametrize(
-    ("query", "expected"),
-    [
-        ("Akten", {"e-akte", "s1"}),
-        ("Akte", {"e-akte", "s1"}),
-        ("e-akte", {"e-akte", "s1"}),
-        ("Bürgerportale", {"portal"}),
-        ("Buergerportal", {"portal"}),
-        ("BÜRGERPORTAL", {"portal"}),
-        ("Antraege online", {"portal"}),
-        ("Akten Bauamt", {"e-akte"}),
-        ("Kontakte", {"kontakt"}),
-        ("xyzzy", set()),
-    ],
-)
-async def test_german_word_forms(backend: SearchBackend, query: str, expected: set[str]) -> None:
-    assert slugs(await backend.search(query)) == expected
+WORD_FORMS = [
+    ("Akten", {"e-akte", "s1"}),
+    ("Akte", {"e-akte", "s1"}),
+    ("e-akte", {"e-akte", "s1"}),
+    ("Bürgerportale", {"portal"}),
+    ("Buergerportal", {"portal"}),
+    ("BÜRGERPORTAL", {"portal"}),
+    ("Antraege online", {"portal"}),
+    ("Akten Bauamt", {"e-akte"}),
+    ("Kontakte", {"kontakt"}),
+    ("xyzzy", set()),
+]
+
+
+async def test_german_word_forms(backend: SearchBackend) -> None:
+    # one database for all the cases: a PostgreSQL schema with migrations takes ~1 s
+    found = {query: slugs(await backend.search(query)) for query, _ in WORD_FORMS}
+    assert found == dict(WORD_FORMS)
 
 
 async def test_short_stems_do_not_match_inside_other_words(backend: SearchBackend) -> None:
