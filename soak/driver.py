@@ -1,0 +1,132 @@
+"""The soak's course: set up, load under chaos, settle, the simulated week, verify.
+
+1. ``praxisnetz init`` a hub (auto-accepting 127.0.0.1) and the members, start them;
+   the hub follows every member, every member follows the hub and the others.
+2. The load generator issues activities through the API while the chaos loop SIGKILLs
+   random nodes and restarts them; part-way through one member is killed and held down.
+3. Settle: every node's clock is moved on an hour at a time (backoffs and breaker
+   cool-downs pass) until nothing is left to send to a live host.
+4. The simulated week: every clock jumps seven days ahead, past the retry policy's
+   give-up point (3 days) for the held-down host; a little more load shows the live
+   nodes are unaffected, then they settle again.
+5. Verify from each node's database and ``praxisnetz status --json`` (``soak.verify``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from soak.cluster import Cluster, running_cluster
+from soak.load import Load, LoadLedger, chaos
+from soak.verify import SoakReport, drained, held_down_host, verify
+
+HOUR = 3600.0
+WEEK = 7 * 24 * HOUR
+
+
+@dataclass(frozen=True)
+class SoakPlan:
+    members: int = 5
+    activities: int = 5000
+    kills: int = 12  # chaos kills and restarts, besides the held-down node
+    concurrency: int = 8
+    kill_interval: float = 4.0
+    after_week: int = 100  # activities issued once the week has passed
+    settle_steps: int = 12  # at most this many one-hour clock steps to settle
+    step_wait: float = 15.0  # seconds of real time per step
+    seed: int = 8
+
+
+async def _follow_everyone(load: Load, cluster: Cluster) -> None:
+    calls = [(follower, followed) for follower in cluster.nodes for followed in cluster.nodes
+             if follower is not followed and not (follower.is_hub and followed.is_hub)]
+    results = await asyncio.gather(*(load.call(follower, "POST", "/api/following",
+                                               {"target": followed.actor_url})
+                                     for follower, followed in calls))
+    refused = [(a.slug, b.slug, status) for (a, b), (status, _) in zip(calls, results, strict=True)
+               if not 200 <= status < 300]
+    if refused:
+        raise RuntimeError(f"follows refused: {refused}")
+
+
+async def _wait_drained(cluster: Cluster, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(drained, cluster):
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+async def settle(cluster: Cluster, plan: SoakPlan, report: SoakReport) -> None:
+    """Move the clocks on an hour at a time until nothing is left for a live host."""
+    for _ in range(plan.settle_steps):
+        if await _wait_drained(cluster, plan.step_wait):
+            return
+        cluster.set_offset(cluster.offset_seconds + HOUR)
+    if not await _wait_drained(cluster, plan.step_wait):
+        report.problem("the federation did not settle: work left for live hosts")
+
+
+async def watch_status(load: Load, cluster: Cluster, seen: Counter[str], stop: asyncio.Event) -> None:
+    """Sample /api/status while the chaos runs: failing hosts show backoff and breakers."""
+    while not stop.is_set():
+        for node in [n for n in cluster.nodes if n.running and not n.held_down]:
+            status, payload = await load.call(node, "GET", "/api/status")
+            if status == 200:
+                seen.update(entry["breaker_state"] for entry in payload.get("failing_hosts", [])
+                            if entry["host"] != held_down_host(cluster))
+        await asyncio.sleep(0.5)
+
+
+async def _week(cluster: Cluster, load: Load, plan: SoakPlan, report: SoakReport) -> None:
+    dead = held_down_host(cluster)
+    cluster.set_offset(cluster.offset_seconds + WEEK)
+    senders = [n for n in cluster.nodes if not n.held_down and n.query(
+        "SELECT count(*) FROM deliveries WHERE host = ? AND state != 'delivered'", dead)[0][0]]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        gave_up = [n.query("SELECT count(*) FROM deliveries WHERE host = ? AND state = 'gave_up'",
+                           dead)[0][0] for n in senders]
+        if all(gave_up):
+            break
+        await asyncio.sleep(0.5)
+    else:
+        report.problem(f"not every sender gave up on {dead} after the simulated week")
+    await load.run(load.ledger.activities + plan.after_week, plan.concurrency)
+
+
+async def run_soak(root: Path, plan: SoakPlan) -> SoakReport:
+    report, ledger, rng = SoakReport(), LoadLedger(), random.Random(plan.seed)
+    seen: Counter[str] = Counter()
+    started = time.monotonic()
+    with running_cluster(root, plan.members) as cluster:
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(timeout=timeout) as client:
+            load = Load(cluster, client, ledger, rng)
+            await _follow_everyone(load, cluster)
+            if not await _wait_drained(cluster, 60):
+                report.problem("the follows were not all accepted within 60 s")
+            stop = asyncio.Event()
+            watcher = asyncio.create_task(watch_status(load, cluster, seen, stop))
+            held = cluster.members[-1]
+            chaos_task = asyncio.create_task(chaos(
+                cluster, ledger, rng, kills=plan.kills, interval=plan.kill_interval,
+                hold_down=held, hold_after=plan.kills // 3))
+            await load.run(plan.activities - plan.after_week, plan.concurrency)
+            await chaos_task  # the remaining kills, if the load was quicker
+            stop.set()
+            await watcher
+            await settle(cluster, plan, report)
+            await _week(cluster, load, plan, report)
+            await settle(cluster, plan, report)
+        await asyncio.to_thread(verify, cluster, ledger, report, seen)
+    report.seconds = time.monotonic() - started
+    return report

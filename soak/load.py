@@ -1,0 +1,194 @@
+"""The soak's load: authoring API calls against the members, and the chaos loop.
+
+Every call goes through the node's JSON API with its bearer token, exactly as an
+editor's client would. An activity counts as *accepted* only when the API answered
+2xx; a call that hit a node being killed counts as refused, whatever happened inside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from soak.cluster import Cluster, SoakNode, wait_listening
+
+# Relative weights of the operations; follow churn is an Undo Follow plus a Follow.
+OPERATION_WEIGHTS = {
+    "publish": 34, "update": 24, "delete": 8, "stance": 14, "comment": 14, "churn": 2,
+}  # fmt: skip
+POSITIONS = ("agree", "disagree", "partly")
+
+
+@dataclass
+class LoadLedger:
+    """What the load generator did and what it knows about each member's contributions."""
+
+    accepted: Counter[str] = field(default_factory=Counter)  # operation -> 2xx answers
+    refused: Counter[str] = field(default_factory=Counter)  # operation -> errors/non-2xx
+    created: dict[str, set[str]] = field(default_factory=dict)  # slug of node -> URIs (2xx)
+    live: dict[str, dict[str, dict]] = field(default_factory=dict)  # node -> slug -> fields
+    practices: dict[str, list[str]] = field(default_factory=dict)  # node -> practice URIs
+    samples: list[str] = field(default_factory=list)  # the first refusals, for the report
+    kills: int = 0
+    restarts: int = 0
+
+    def note_refusal(self, node: str, what: str, status: int, payload: dict) -> None:
+        if status and len(self.samples) < 10:  # 0: no answer (a killed node), expected
+            self.samples.append(f"{node} {what}: {status} {str(payload)[:300]}")
+
+    @property
+    def activities(self) -> int:
+        return sum(self.accepted.values()) + self.accepted["churn"]  # churn is two activities
+
+
+class LoadError(RuntimeError):
+    """The members refuse most operations: the soak cannot go on."""
+
+
+class Load:
+    """Issues random operations at the members that are up."""
+
+    def __init__(self, cluster: Cluster, client: aiohttp.ClientSession, ledger: LoadLedger,
+                 rng: random.Random) -> None:
+        self.cluster, self.client, self.ledger, self.rng = cluster, client, ledger, rng
+
+    def _origins(self) -> list[SoakNode]:
+        return [node for node in self.cluster.members if node.running and not node.held_down]
+
+    async def call(self, node: SoakNode, method: str, path: str,
+                   body: object | None = None) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {node.token}"}
+        try:
+            async with self.client.request(method, f"{node.base_url}{path}", json=body,
+                                           headers=headers) as response:
+                payload = await response.json(content_type=None) if response.status < 500 else {}
+                return response.status, payload if isinstance(payload, dict) else {}
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            return 0, {}  # killed mid-request, or not listening yet
+
+    async def one(self) -> None:
+        origins = self._origins()
+        if not origins:
+            await asyncio.sleep(0.05)
+            return
+        node = self.rng.choice(origins)
+        operation = self.rng.choices(list(OPERATION_WEIGHTS), list(OPERATION_WEIGHTS.values()))[0]
+        live = self.ledger.live.setdefault(node.slug, {})
+        if operation in ("update", "delete") and not live:
+            operation = "publish"
+        ok = await getattr(self, f"_{operation}")(node, live)
+        (self.ledger.accepted if ok else self.ledger.refused)[operation] += 1
+
+    async def _create(self, node: SoakNode, live: dict[str, dict], fields: dict) -> bool:
+        status, payload = await self.call(node, "POST", "/api/contributions", fields)
+        if not 200 <= status < 300:
+            self.ledger.note_refusal(node.slug, f"POST {fields['kind']}", status, payload)
+            return False
+        self.ledger.created.setdefault(node.slug, set()).add(payload["uri"])
+        live[fields["slug"]] = fields
+        if fields["kind"] == "practice":
+            self.ledger.practices.setdefault(node.slug, []).append(payload["uri"])
+        return True
+
+    async def _publish(self, node: SoakNode, live: dict[str, dict]) -> bool:
+        slug = f"praxis-{uuid.uuid4().hex[:12]}"
+        fields = {"kind": "practice", "slug": slug, "title": f"Praxis {slug}",
+                  "summary": "Soak", "body": "Erste Fassung.", "status": "piloting",
+                  "topics": ["e-akte"]}
+        return await self._create(node, live, fields)
+
+    def _someone_elses_practice(self, node: SoakNode) -> str | None:
+        others = [uri for slug, uris in self.ledger.practices.items() if slug != node.slug
+                  for uri in uris[-50:]]
+        return self.rng.choice(others) if others else None
+
+    async def _stance(self, node: SoakNode, live: dict[str, dict]) -> bool:
+        about = self._someone_elses_practice(node)
+        if about is None:
+            return await self._publish(node, live)
+        slug = f"haltung-{uuid.uuid4().hex[:12]}"
+        fields = {"kind": "stance", "slug": slug, "title": "Unsere Haltung", "about": about,
+                  "position": self.rng.choice(POSITIONS), "body": "Begründung."}
+        return await self._create(node, live, fields)
+
+    async def _comment(self, node: SoakNode, live: dict[str, dict]) -> bool:
+        about = self._someone_elses_practice(node)
+        if about is None:
+            return await self._publish(node, live)
+        slug = f"kommentar-{uuid.uuid4().hex[:12]}"
+        fields = {"kind": "comment", "slug": slug, "title": "Eine Frage", "about": about,
+                  "body": "Wie lange hat es gedauert?"}
+        return await self._create(node, live, fields)
+
+    async def _update(self, node: SoakNode, live: dict[str, dict]) -> bool:
+        slug = self.rng.choice(list(live))
+        fields = {**live[slug], "body": f"Fassung {uuid.uuid4().hex[:8]}."}
+        status, payload = await self.call(node, "PUT", f"/api/contributions/{slug}", fields)
+        if 200 <= status < 300:
+            live[slug] = fields
+        else:
+            self.ledger.note_refusal(node.slug, "PUT", status, payload)
+        return 200 <= status < 300
+
+    async def _delete(self, node: SoakNode, live: dict[str, dict]) -> bool:
+        slug = self.rng.choice(list(live))
+        status, _ = await self.call(node, "DELETE", f"/api/contributions/{slug}")
+        live.pop(slug, None)  # whatever the answer: a deleted or unknown state is not touched again
+        return 200 <= status < 300
+
+    async def _churn(self, node: SoakNode, live: dict[str, dict]) -> bool:
+        """Leave the hub and follow it again at once (the hub publishes nothing itself)."""
+        target = {"target": self.cluster.hub.actor_url}
+        left, _ = await self.call(node, "DELETE", "/api/following", target)
+        if not 200 <= left < 300:
+            return False
+        joined, _ = await self.call(node, "POST", "/api/following", target)
+        return 200 <= joined < 300
+
+    async def run(self, total: int, concurrency: int) -> None:
+        """Issue operations until ``total`` activities were accepted."""
+
+        async def worker() -> None:
+            while self.ledger.activities < total:
+                await self.one()
+                if sum(self.ledger.refused.values()) > self.ledger.activities + 200:
+                    raise LoadError(f"the members refuse the load: {self.ledger.samples}")
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def restart(cluster: Cluster, node: SoakNode, ledger: LoadLedger) -> None:
+    cluster.start(node)
+    await asyncio.to_thread(wait_listening, node)
+    ledger.restarts += 1
+
+
+async def chaos(cluster: Cluster, ledger: LoadLedger, rng: random.Random, *, kills: int,
+                interval: float, hold_down: SoakNode | None, hold_after: int) -> None:
+    """SIGKILL a random node every ``interval`` seconds and restart it after a short while;
+    after ``hold_after`` kills, kill ``hold_down`` and leave it dead."""
+    done = 0
+    while done < kills:
+        await asyncio.sleep(interval)
+        if hold_down is not None and not hold_down.held_down and done == hold_after:
+            hold_down.held_down = True
+            cluster.kill(hold_down)
+            ledger.kills += 1
+            continue
+        candidates = [node for node in cluster.nodes if node.running and not node.held_down]
+        victim = rng.choice(candidates)
+        cluster.kill(victim)
+        ledger.kills += 1
+        done += 1
+        await asyncio.sleep(rng.uniform(0.2, 1.5))  # down a moment: senders see refusals
+        await restart(cluster, victim, ledger)
+
+
+def elapsed_since(start: float) -> float:
+    return time.monotonic() - start
