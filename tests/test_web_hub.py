@@ -104,6 +104,8 @@ async def test_members_topics_and_sparql_pages_show_their_content(hub) -> None:
     assert "<code>acct:e-akte@kochbuch.example</code>" in topics
     sparql = await (await hub.get("/sparql", headers=html)).text()
     assert 'action="/sparql"' in sparql and "SELECT" in sparql
+    signed_out = await hub.get("/members", headers={"Accept": "text/html"})
+    assert signed_out.headers["Cache-Control"] == "no-cache"
     data = await hub.get("/members", headers={"Accept": "application/json"})
     assert data.content_type == "application/json"  # the JSON branches are unchanged
     assert (await hub.get("/search?q=Akten")).content_type == "application/json"
@@ -264,5 +266,6 @@ async def test_approving_and_rejecting_applicants(hub) -> None:
         assert (await session.get(HubMember, 2)).state == MemberState.APPROVED.value
     unknown = await hub.post("/hub/editor/members/99/reject", data={"csrf_token": token})
     assert unknown.status == 404
-    members = await (await hub.get("/members", headers={"Accept": "text/html"})).text()
-    assert "Stadt Aachen" in members
+    response = await hub.get("/members", headers={"Accept": "text/html"})
+    assert "Stadt Aachen" in await response.text()
+    assert response.headers["Cache-Control"] == "no-store"  # it carries the sign-out token

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from markupsafe import Markup
@@ -25,7 +26,7 @@ from node.hub.search import SearchFilters, SearchHit
 from node.hub.sparql import example_queries
 from node.hub.tables import MemberState
 from node.web.render import language_of, page
-from node.web.session import attach_session
+from node.web.session import SESSION, attach_session
 
 TOPIC_PREFIX = "https://w3id.org/praxisnetz/topics#"
 SEARCH_KINDS = tuple(k.value for k in ContributionKind if k is not ContributionKind.OTHER)
@@ -81,6 +82,17 @@ async def _prepare(request: web.Request) -> None:
     await attach_session(request)
 
 
+def _page(request: web.Request, template: str, context: dict[str, Any], *,
+          status: int = 200) -> web.Response:
+    """``page`` plus the headers the middleware gives ``web.*`` routes: a signed-in page
+    carries the CSRF token (sign-out form), so no shared cache may keep it."""
+    response = page(request, template, context, status=status)
+    response.headers["Cache-Control"] = "no-store" if SESSION in request else "no-cache"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
 # --- handbook, editions, draft, changelog ----------------------------------------------
 
 
@@ -89,26 +101,26 @@ async def handbook(request: web.Request) -> web.Response:
     async with request.app[appkeys.SESSION_MAKER]() as session:
         current = await edition_store.latest_edition(session)
     blocks = await sections_of(request, current.edition.manifest) if current else []
-    return page(request, "hub_handbook.html.j2", {"edition": current, "sections": blocks})
+    return _page(request, "hub_handbook.html.j2", {"edition": current, "sections": blocks})
 
 
 async def editions_page(request: web.Request,
                         editions: Sequence[edition_store.StoredEdition]) -> web.Response:
     await _prepare(request)
-    return page(request, "hub_editions.html.j2", {"editions": list(reversed(editions)),
+    return _page(request, "hub_editions.html.j2", {"editions": list(reversed(editions)),
                                                   "done": request.query.get("done", "")})
 
 
 async def draft_page(request: web.Request, manifest: EditionManifest) -> web.Response:
     await _prepare(request)
     blocks = await sections_of(request, manifest)
-    return page(request, "hub_draft.html.j2", {"manifest": manifest, "sections": blocks})
+    return _page(request, "hub_draft.html.j2", {"manifest": manifest, "sections": blocks})
 
 
 async def changelog_page(request: web.Request, stored: edition_store.StoredEdition,
                          log: Changelog) -> web.Response:
     await _prepare(request)
-    return page(request, "hub_changelog.html.j2", {
+    return _page(request, "hub_changelog.html.j2", {
         "edition": stored, "changelog": render_html(log, language_of(request).value)})
 
 
@@ -118,7 +130,7 @@ async def changelog_page(request: web.Request, stored: edition_store.StoredEditi
 async def members_page(request: web.Request, members: Sequence[MemberView]) -> web.Response:
     await _prepare(request)
     visible = [m for m in members if m.state != MemberState.REJECTED.value]
-    return page(request, "hub_members.html.j2", {"members": visible})
+    return _page(request, "hub_members.html.j2", {"members": visible})
 
 
 async def topics_page(request: web.Request) -> web.Response:
@@ -129,7 +141,7 @@ async def topics_page(request: web.Request) -> web.Response:
               "actor": groups.url(t.slug), "handle": f"@{groups.handle(t.slug)}",
               "uri": f"acct:{groups.handle(t.slug)}"}
              for t in groups.topics]
-    return page(request, "hub_topics.html.j2", {"topics": items})
+    return _page(request, "hub_topics.html.j2", {"topics": items})
 
 
 # --- search and SPARQL -----------------------------------------------------------------
@@ -177,7 +189,7 @@ async def search_page(request: web.Request) -> web.Response:
     language = language_of(request).value
     topics = [(t.slug, t.label_de if language == "de" else (t.label_en or t.label_de))
               for t in request.app[HUB].groups.topics]
-    return page(request, "hub_search.html.j2", {
+    return _page(request, "hub_search.html.j2", {
         "form": form, "hits": hits, "topics": topics, "kinds": SEARCH_KINDS,
         "searched": filters is not None and bool(form.query or form.topic or form.kind
                                                  or form.municipality or form.status),
@@ -187,7 +199,7 @@ async def search_page(request: web.Request) -> web.Response:
 async def sparql_page(request: web.Request) -> web.Response:
     """``GET /sparql`` without a query, for browsers: the examples and a query form."""
     await _prepare(request)
-    return page(request, "hub_sparql.html.j2", {"examples": example_queries()})
+    return _page(request, "hub_sparql.html.j2", {"examples": example_queries()})
 
 
 def add_routes(app: web.Application) -> None:
