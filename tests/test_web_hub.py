@@ -13,7 +13,7 @@ from sqlalchemy import select
 from federation.keys import SigningKey, generate_ed25519_key
 from federation.proofs import sign_document
 from node import appkeys
-from node.hub.tables import HubDecision, HubEdition, HubMember, MemberState
+from node.hub.tables import HubDecision, HubEdition, HubMember, HubPlacement, MemberState
 from node.storage.models import RemoteActor, RemoteObject
 from tests.hub_support import practice, stance
 from tests.web_support import add_staff, csrf_of, sign_in, web_app
@@ -205,6 +205,13 @@ async def test_placing_names_the_faulty_field_and_then_places(hub) -> None:
     section = await (await hub.get("/hub/editor/sections/e-akte-einfuehrung")).text()
     assert f'<a href="{PRACTICE_URI}">' in section and "Reihenfolge 5" in section
     _no_live_script(section)
+    two = [("csrf_token", token), ("contribution", PRACTICE_URI), ("decision", "accept"),
+           ("sections", "e-akte-einfuehrung"), ("sections", "e-akte-scannen")]
+    assert (await hub.post("/hub/editor/place", data=two, allow_redirects=False)).status == 303
+    async with hub.server.app[appkeys.SESSION_MAKER]() as session:
+        slugs = await session.scalars(select(HubPlacement.section_slug).where(
+            HubPlacement.contribution_uri == PRACTICE_URI))
+        assert sorted(slugs) == ["e-akte-einfuehrung", "e-akte-scannen"]
 
 
 async def test_section_editor_saves_title_order_and_text(hub) -> None:
