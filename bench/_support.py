@@ -7,6 +7,7 @@ benchmark leaves no process behind even when it fails half-way.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import socket
@@ -132,8 +133,6 @@ def wait_for(url: str, timeout: float = 30.0, interval: float = 0.01,
 
 
 def get_json(url: str) -> object:
-    import json
-
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(url, timeout=10) as response:
         return json.loads(response.read())

@@ -109,8 +109,7 @@ def _create(actor: str, number: int, inbox_url: str) -> bytes:
     }).encode()
 
 
-def prepare_posts(base: str, keys: list[SigningKey], activities: int, inbox_url: str
-                  ) -> list[PreparedPost]:
+def prepare_posts(keys: list[SigningKey], activities: int, inbox_url: str) -> list[PreparedPost]:
     """Signed Creates, cavage and RFC 9421 alternately, round robin over the actors."""
     posts = []
     now = datetime.now(UTC)
@@ -156,8 +155,8 @@ async def run_ingest(args: argparse.Namespace) -> IngestResult:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.actor_port).start()
     try:
-        baseline_posts = prepare_posts(base, keys, args.activities, args.baseline)
-        node_posts = prepare_posts(base, keys, args.activities, args.target)
+        baseline_posts = prepare_posts(keys, args.activities, args.baseline)
+        node_posts = prepare_posts(keys, args.activities, args.target)
         baseline_rate, _ = await post_all(args.baseline, baseline_posts, args.concurrency)
         node_rate, statuses = await post_all(args.target, node_posts, args.concurrency)
     finally:
