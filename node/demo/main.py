@@ -42,7 +42,7 @@ def print_welcome(nodes: list[DemoNode], tokens: dict[str, str], data_dir: Path,
     for node in nodes:
         print(f"  {node.example.name:<36} {node.base_url}/")
     hub = next(node for node in nodes if node.example.is_hub)
-    print(f"\nHub actor: {hub.actor_url}  ({len(list(handbook.sections))} handbook sections prepared)")
+    print(f"\nHub actor: {hub.actor_url}  ({len(list(handbook.sections()))} handbook sections prepared)")
     for url in report.hub_urls if report is not None else ():
         print(f"  {url}")
     signin = (hub.data_dir / SIGNIN_FILE).read_text().split()
@@ -71,8 +71,9 @@ def main(args: argparse.Namespace) -> int:
                   f"{report.published} contributions, {elapsed:.1f} s", flush=True)  # fmt: skip
             if args.check:
                 return 0 if report.ok else 1
-            print_welcome(nodes, tokens, data_dir, report)
+            # Ctrl-C from here on is the normal way to stop, even while the welcome prints.
             with contextlib.suppress(KeyboardInterrupt):
+                print_welcome(nodes, tokens, data_dir, report)
                 while all(process.poll() is None for process in processes):
                     time.sleep(0.5)
             print("\nStopping …", flush=True)
