@@ -79,6 +79,60 @@ def test_example_contributions_by_municipality(index):
     assert rows == {"05754008": "2", "05358008": "1"}
 
 
+DISTRICT_KEY = "http://dcat-ap.de/def/politicalGeocoding/districtKey/"
+HUB_SECTION = "https://hub.example/handbook/sections/"
+
+
+def experience(host, slug, *, about):
+    document = stance(host, slug, about=about, position="agree")
+    for field in ("position", "reason"):
+        del document[field]
+    return {**document, "id": f"https://{host}/experiences/{slug}", "type": ["Article", "Experience"], "name": slug}
+
+
+@pytest.fixture(scope="module")
+def crafted_index():
+    """Districts and municipalities, in operation or not; stances and experiences about sections."""
+    hub = make_index(ThreadRunner(max_concurrent=2))
+    gt_kreis, bauamt = "kreis-guetersloh.example", "bauamt.example"
+    for slug, status in (("kreis-e-akte", "in-operation"), ("kreis-pilot", "piloting")):
+        document = practice(gt_kreis, slug, name=slug, status=status)
+        hub.add_contribution(actor(gt_kreis), {**document, "municipalityKey": DISTRICT_KEY + "05754"})
+    hub.add_contribution(actor(gt_kreis), practice(gt_kreis, "kreis-portal", name="Portal", topics=("buergerportal-online-dienste",)) | {"municipalityKey": DISTRICT_KEY + "05754"})
+    hub.add_contribution(actor(bauamt), practice(bauamt, "stadt-e-akte", name="Stadt", ags="05315000"))
+    # Gütersloh disagrees with section "scan" and reports on it: the one expected row.
+    hub.add_contribution(actor(gt_kreis), stance(gt_kreis, "s-scan", about=HUB_SECTION + "scan", position="disagree", reason="Scannen zuerst"))
+    hub.add_contribution(actor(gt_kreis), experience(gt_kreis, "e-scan", about=HUB_SECTION + "scan"))
+    # the Bauamt reports on "scan" but agrees; disagrees with "archiv" but reports on a practice
+    hub.add_contribution(actor(bauamt), stance(bauamt, "s-scan", about=HUB_SECTION + "scan", position="agree"))
+    hub.add_contribution(actor(bauamt), experience(bauamt, "e-scan", about=HUB_SECTION + "scan"))
+    hub.add_contribution(actor(bauamt), stance(bauamt, "s-archiv", about=HUB_SECTION + "archiv", position="disagree"))
+    hub.add_contribution(actor(bauamt), experience(bauamt, "e-practice", about="https://bauamt.example/practices/stadt-e-akte"))
+    hub.add_contribution(actor(bauamt), stance(bauamt, "s-practice", about="https://bauamt.example/practices/stadt-e-akte", position="disagree"))
+    return hub
+
+
+def test_example_e_file_by_districts_in_operation(crafted_index):
+    result = run(crafted_index, example_by_slug("e-file-by-districts-in-operation").sparql)
+    rows = [(r["practice"]["value"], r["districtKey"]["value"]) for r in result["results"]["bindings"]]
+    # not the piloting one, not the portal, not the city whose AGS ends in 000
+    assert rows == [("https://kreis-guetersloh.example/practices/kreis-e-akte", DISTRICT_KEY + "05754")]
+
+
+def test_example_experiences_disagreeing_with_section(crafted_index):
+    result = run(crafted_index, example_by_slug("experiences-disagreeing-with-section").sparql)
+    rows = [(r["experience"]["value"], r["section"]["value"], r["reason"]["value"]) for r in result["results"]["bindings"]]
+    assert rows == [("https://kreis-guetersloh.example/experiences/e-scan", HUB_SECTION + "scan", "Scannen zuerst")]
+
+
+def test_named_examples_have_both_titles():
+    districts = example_by_slug("e-file-by-districts-in-operation")
+    disagreeing = example_by_slug("experiences-disagreeing-with-section")
+    assert districts.title_en == "Practices on e-files by districts that are in operation"
+    assert disagreeing.title_en == "Experiences that disagree with a section"
+    assert "Kreis" in districts.title_de and "widersprechen" in disagreeing.title_de
+
+
 def test_every_example_runs_and_is_described(index):
     for example in example_queries():
         assert example.title_de and example.title_en and example.description_de

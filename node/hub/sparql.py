@@ -253,6 +253,41 @@ SELECT ?practice ?name ?municipalityKey WHERE {
 } ORDER BY ?name ?practice LIMIT 200""",
         ),
         _example(
+            "e-file-by-districts-in-operation",
+            "E-Akte-Praktiken von Kreisen im Betrieb",
+            "Practices on e-files by districts that are in operation",
+            "Praktiken zur E-Akte im Betrieb, die ein Kreis beigetragen hat. Die Mitgliedsart "
+            "(Kreis) steht nur in den Mitgliedsdaten des Hubs, nicht im RDF; Kreise erkennt die "
+            "Abfrage daher am Kreisschlüssel …/politicalGeocoding/districtKey/{5 Ziffern}, den "
+            "die Formregeln (vocab/shapes.ttl) für Kreise vorsehen. Ein AGS auf 000 wäre "
+            "mehrdeutig: kreisfreie Städte enden ebenso.",
+            """
+SELECT ?practice ?name ?districtKey ?member WHERE {
+  GRAPH ?member {
+    ?practice a pn:Practice ; pn:topic topics:e-akte ; pn:status pn:inOperation ;
+              as:name ?name ; pn:municipalityKey ?districtKey .
+  }
+  FILTER(STRSTARTS(STR(?districtKey), "http://dcat-ap.de/def/politicalGeocoding/districtKey/"))
+} ORDER BY ?name ?practice LIMIT 200""",
+        ),
+        _example(
+            "experiences-disagreeing-with-section",
+            "Erfahrungsberichte, die einem Abschnitt widersprechen",
+            "Experiences that disagree with a section",
+            "Erfahrungsberichte über einen Handbuchabschnitt, deren Kommune demselben Abschnitt "
+            "mit einer ablehnenden Position (pn:disagree) widerspricht. Nur eine Position (pn:Stance) trägt "
+            "eine Haltung; Abschnitte erkennt die Abfrage an ihrer Adresse …/handbook/sections/….",
+            """
+SELECT ?experience ?name ?section ?reason ?member WHERE {
+  GRAPH ?member {
+    ?experience a pn:Experience ; as:name ?name ; pn:about ?section .
+    ?stance a pn:Stance ; pn:position pn:disagree ; pn:about ?section .
+    OPTIONAL { ?stance pn:reason ?reason }
+  }
+  FILTER(CONTAINS(STR(?section), "/handbook/sections/"))
+} ORDER BY ?section ?experience LIMIT 200""",
+        ),
+        _example(
             "disagreements-by-practice",
             "Widerspruch je Praxis",
             "Disagreement by practice",
