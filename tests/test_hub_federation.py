@@ -1,4 +1,4 @@
-"""The hub role end to end on loopback: two members and a hub, plus a node that only
+"""The hub role end to end on loopback: three members and a hub, plus a node that only
 follows a topic group.
 
 Membership (a member follows the hub, is approved, is followed back), aggregation
@@ -56,27 +56,29 @@ async def test_hub_membership_editions_and_topic_groups(tmp_path) -> None:
     hub = await start_hub(tmp_path)
     a = await start_node(node_config(tmp_path, "guetersloh"))
     b = await start_node(node_config(tmp_path, "dueren"))
+    c = await start_node(node_config(tmp_path, "cochem"))
     reader = await start_node(node_config(tmp_path, "leser"))
     try:
         async with aiohttp.ClientSession() as http:
             api = HubApi(http, hub, await issue_token(hub))
-            first = await _members_join_and_publish(http, hub, a, b)
+            first = await _members_join_and_publish(http, hub, (a, b, c))
             announced = await _topic_group_relays(hub, a, reader)
             await _late_topic_follower_backfills(tmp_path, hub, announced)
             await _edition_one(http, api, hub, a, [first, announced])
-            await _edition_two(http, api, hub, a, b, first)
+            await _edition_two(http, api, hub, (a, b, c), first)
     finally:
-        for node in (reader, b, a, hub):
+        for node in (reader, c, b, a, hub):
             await node.stop()
 
 
 async def _members_join_and_publish(http: aiohttp.ClientSession, hub: RunningNode,
-                                    a: RunningNode, b: RunningNode) -> str:
+                                    members: tuple[RunningNode, ...]) -> str:
+    a = members[0]
     # A publishes before joining: backfill brings it once the hub follows back.
     first = await publish(a, "practice", "e-akte-bauamt", "E-Akte im Bauamt",
                           body="Wir haben die Akten digitalisiert.", topics=("e-akte",),
                           status="in-operation")
-    for member in (a, b):
+    for member in members:
         await follow(member, hub.actor)
         assert await eventually(lambda m=member: _is(_member_state(hub, m.actor), "approved"))
         assert await eventually(lambda m=member: _is(_following_state(hub, m.actor), "accepted"))
@@ -86,6 +88,7 @@ async def _members_join_and_publish(http: aiohttp.ClientSession, hub: RunningNod
     async with http.get(f"{hub.url}/members", headers={"Accept": "application/json"}) as response:
         listed = {m["actor"]: m for m in (await response.json())["members"]}
     assert listed[a.actor]["state"] == "approved" and listed[a.actor]["name"] == a.config.name
+    assert all(listed[m.actor]["state"] == "approved" for m in members)
     async with http.get(f"{hub.url}/search", params={"q": "Akten"}) as response:
         assert first in {item["uri"] for item in (await response.json())["items"]}
     return first
@@ -165,25 +168,32 @@ async def _edition_one(http: aiohttp.ClientSession, api: HubApi, hub: RunningNod
 
 
 async def _edition_two(http: aiohttp.ClientSession, api: HubApi, hub: RunningNode,
-                       a: RunningNode, b: RunningNode, first: str) -> None:
+                       members: tuple[RunningNode, ...], first: str) -> None:
+    a, b, c = members
     await publish(a, "practice", "e-akte-bauamt", "E-Akte im Bauamt (2. Fassung)",
                   body="Jetzt auch im Ordnungsamt.", topics=("e-akte",), status="in-operation")
     added = await publish(b, "experience", "e-akte-erfahrung", "Unsere E-Akte",
                           body="Es hat gedauert.", topics=("e-akte",))
     await eventually(lambda: _named(hub, first, "E-Akte im Bauamt (2. Fassung)"))
-    await eventually(lambda: _triage_has(api, [added]))
+    third = await publish(c, "practice", "e-akte-kreis", "E-Akte im Kreishaus",
+                          body="Der Kreis arbeitet mit.", topics=("e-akte",), status="piloting")
+    await eventually(lambda: _triage_has(api, [added, third]))
     status, body = await api.call("POST", "/api/hub/placements", {
         "contribution": added, "sections": [SECTION, "e-akte"], "decision": "accept"})
+    assert status == 200, body
+    status, body = await api.call("POST", "/api/hub/placements", {
+        "contribution": third, "sections": [SECTION], "decision": "accept"})
     assert status == 200, body
     status, body = await api.call("POST", "/api/hub/editions", {"confirm": True})
     assert status == 201 and body["number"] == 2, body
     async with http.get(f"{hub.url}/handbook/editions/2/changelog") as response:
         text = await response.text()
-    assert "Unsere E-Akte" in text and "2. Fassung" in text
+    assert "Unsere E-Akte" in text and "2. Fassung" in text and "Kreishaus" in text
     async with hub.sessions()() as session:
         log = await changelog_of(session, 2)
     changes = {(c.kind, c.uri) for c in log.contributions}
-    assert changes == {(Change.ADDED, added), (Change.UPDATED, first)}  # exactly these
+    assert changes == {(Change.ADDED, added), (Change.ADDED, third),
+                       (Change.UPDATED, first)}  # exactly these
     [update] = log.contributions_of(Change.UPDATED)
     assert any("Ordnungsamt" in line for line in update.diff)  # with a text diff
     async with http.get(f"{hub.url}/handbook/editions/1/manifest.json") as response:
@@ -201,7 +211,7 @@ async def _dump_verifies_alone(http: aiohttp.ClientSession, hub: RunningNode, nu
         manifest, signers = read_rdf_dump(data, media_type)
         keys = {info.key_id: info for doc in signers for info in parse_actor_keys(doc)}
         verification = verify_edition(manifest, keys.get, expected_hash=manifest_hash)
-        assert verification.ok and len(manifest["includedContributions"]) == 3, verification
+        assert verification.ok and len(manifest["includedContributions"]) == 4, verification
 
 
 async def _triage_has(api: HubApi, uris: list[str]) -> bool:
