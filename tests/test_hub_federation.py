@@ -89,8 +89,14 @@ async def _members_join_and_publish(http: aiohttp.ClientSession, hub: RunningNod
         listed = {m["actor"]: m for m in (await response.json())["members"]}
     assert listed[a.actor]["state"] == "approved" and listed[a.actor]["name"] == a.config.name
     assert all(listed[m.actor]["state"] == "approved" for m in members)
-    async with http.get(f"{hub.url}/search", params={"q": "Akten"}) as response:
+    async with http.get(f"{hub.url}/search", params={"q": "Akten"},
+                        headers={"Accept": "application/json"}) as response:
         assert first in {item["uri"] for item in (await response.json())["items"]}
+    pages = {"/members": a.config.name, "/search?q=Akten": "E-Akte im Bauamt"}
+    for path, expected in pages.items():  # the same routes give browsers a page
+        async with http.get(hub.url + path, headers={"Accept": "text/html"}) as response:
+            assert response.content_type == "text/html", path
+            assert expected in await response.text(), path
     return first
 
 
