@@ -29,6 +29,8 @@ from soak.verify import SoakReport, drained, held_down_host, verify
 
 HOUR = 3600.0
 WEEK = 7 * 24 * HOUR
+COOL_DOWN_STEP = 31 * 60.0  # a little more than the circuit breaker's cool-down
+GIVE_UP_STEPS = 12
 
 
 @dataclass(frozen=True)
@@ -87,17 +89,21 @@ async def watch_status(load: Load, cluster: Cluster, seen: Counter[str], stop: a
 
 
 async def _week(cluster: Cluster, load: Load, plan: SoakPlan, report: SoakReport) -> None:
+    """Jump a week; then let the breaker's cool-down pass a few times, so each sender's
+    half-open probe meets a delivery whose give-up deadline is behind it."""
     dead = held_down_host(cluster)
     cluster.set_offset(cluster.offset_seconds + WEEK)
     senders = [n for n in cluster.nodes if not n.held_down and n.query(
         "SELECT count(*) FROM deliveries WHERE host = ? AND state != 'delivered'", dead)[0][0]]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    if not senders:
+        report.problem(f"no node had anything queued for the held-down host {dead}")
+    for _ in range(GIVE_UP_STEPS):
+        await asyncio.sleep(plan.step_wait / 3)
         gave_up = [n.query("SELECT count(*) FROM deliveries WHERE host = ? AND state = 'gave_up'",
                            dead)[0][0] for n in senders]
         if all(gave_up):
             break
-        await asyncio.sleep(0.5)
+        cluster.set_offset(cluster.offset_seconds + COOL_DOWN_STEP)
     else:
         report.problem(f"not every sender gave up on {dead} after the simulated week")
     await load.run(load.ledger.activities + plan.after_week, plan.concurrency)

@@ -234,6 +234,9 @@ def check_hub_index(cluster: Cluster, report: SoakReport) -> None:
 def verify(cluster: Cluster, ledger: LoadLedger, report: SoakReport,
            breakers_seen: Counter[str]) -> None:
     report.activities, report.kills, report.restarts = ledger.activities, ledger.kills, ledger.restarts
+    refused = ", ".join(f"{name}={count}" for name, count in sorted(ledger.refused.items()))
+    report.notes.append(f"operations not accepted (node down or refused): {refused or 'none'}")
+    report.notes += [f"refused: {sample}" for sample in ledger.samples[:3]]
     count_deliveries(cluster, report)
     check_effects(cluster, ledger, report)
     check_duplicates(cluster, report)
