@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 
 from soak.cluster import Cluster, running_cluster
-from soak.load import Load, LoadLedger, chaos
+from soak.load import Load, LoadLedger, chaos, hold_down
 from soak.verify import SoakReport, drained, held_down_host, verify
 
 HOUR = 3600.0
@@ -122,11 +122,12 @@ async def run_soak(root: Path, plan: SoakPlan) -> SoakReport:
                 report.problem("the follows were not all accepted within 60 s")
             stop = asyncio.Event()
             watcher = asyncio.create_task(watch_status(load, cluster, seen, stop))
-            held = cluster.members[-1]
             chaos_task = asyncio.create_task(chaos(
-                cluster, ledger, rng, kills=plan.kills, interval=plan.kill_interval,
-                hold_down=held, hold_after=plan.kills // 3))
-            await load.run(plan.activities - plan.after_week, plan.concurrency)
+                cluster, ledger, rng, kills=plan.kills, interval=plan.kill_interval))
+            before_week = plan.activities - plan.after_week
+            await load.run(before_week // 4, plan.concurrency)
+            hold_down(cluster, cluster.members[-1], ledger)  # dead from here on
+            await load.run(before_week, plan.concurrency)
             await chaos_task  # the remaining kills, if the load was quicker
             stop.set()
             await watcher

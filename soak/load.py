@@ -183,25 +183,25 @@ async def restart(cluster: Cluster, node: SoakNode, ledger: LoadLedger) -> None:
     ledger.restarts += 1
 
 
+def hold_down(cluster: Cluster, node: SoakNode, ledger: LoadLedger) -> None:
+    """SIGKILL ``node`` and keep it dead (the chaos loop leaves it alone from now on)."""
+    node.held_down = True
+    cluster.kill(node)
+    ledger.kills += 1
+
+
 async def chaos(cluster: Cluster, ledger: LoadLedger, rng: random.Random, *, kills: int,
-                interval: float, hold_down: SoakNode | None, hold_after: int) -> None:
-    """SIGKILL a random node every ``interval`` seconds and restart it after a short while;
-    after ``hold_after`` kills, kill ``hold_down`` and leave it dead."""
-    done = 0
-    while done < kills:
+                interval: float) -> None:
+    """SIGKILL a random node every ``interval`` seconds and restart it after a short while."""
+    for _ in range(kills):
         await asyncio.sleep(interval)
-        if hold_down is not None and not hold_down.held_down and done == hold_after:
-            hold_down.held_down = True
-            cluster.kill(hold_down)
-            ledger.kills += 1
-            continue
         candidates = [node for node in cluster.nodes if node.running and not node.held_down]
         victim = rng.choice(candidates)
         cluster.kill(victim)
         ledger.kills += 1
-        done += 1
         await asyncio.sleep(rng.uniform(0.2, 1.5))  # down a moment: senders see refusals
-        await restart(cluster, victim, ledger)
+        if not victim.held_down:  # held down meanwhile: it stays dead
+            await restart(cluster, victim, ledger)
 
 
 def elapsed_since(start: float) -> float:
