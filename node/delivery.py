@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -136,12 +136,19 @@ async def save_host(session_maker: async_sessionmaker[AsyncSession], host: str,
     }
     if health.consecutive_failures:
         values["last_failure_at"] = now
+    unavailable = breaker.is_unavailable(health)
+    values["unavailable_since"] = now if unavailable else None
     async with session_maker() as session, session.begin():
         # Upsert: several deliveries to one host finish at the same moment.
         insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
         statement = insert(Host).values(host=host, **values)
+        updates: dict[str, Any] = dict(values)
+        if unavailable:  # keep the moment the host first became unavailable
+            updates["unavailable_since"] = func.coalesce(
+                Host.unavailable_since, statement.excluded.unavailable_since
+            )
         await session.execute(
-            statement.on_conflict_do_update(index_elements=["host"], set_=values)
+            statement.on_conflict_do_update(index_elements=["host"], set_=updates)
         )
 
 

@@ -36,6 +36,8 @@ class FailingHost:
     failed: int
     gave_up: int
     last_failure_at: str | None
+    # failures on several distinct days and no success since (cleared on the next success)
+    unavailable_since: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ async def _failing_hosts(session: AsyncSession) -> list[FailingHost]:
             row.host, row.consecutive_failures, row.breaker_state,
             states.get("pending", 0), states.get("failed", 0), states.get("gave_up", 0),
             row.last_failure_at.isoformat() if row.last_failure_at else None,
+            row.unavailable_since.isoformat() if row.unavailable_since else None,
         )  # fmt: skip
     for host, states in by_host.items():
         if host not in found and (states.get("failed") or states.get("gave_up")):
@@ -133,6 +136,7 @@ def format_status(status: NodeStatus) -> str:
     lines += [
         f"  {h.host}: breaker {h.breaker_state}, {h.consecutive_failures} failures in a row, "
         f"pending {h.pending}, failed {h.failed}, gave up {h.gave_up}"
+        + (f", unavailable since {h.unavailable_since}" if h.unavailable_since else "")
         for h in status.failing_hosts
     ]
     return "\n".join(lines)
