@@ -16,21 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.web_support import PASSWORD, USERNAME, add_staff, web_app
-
-CHROMIUM = Path("/usr/bin/chromium")
-AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
-]  # fmt: skip
-SERIOUS = ("serious", "critical")
+from tests.browser.browser_support import (
+    CHROMIUM,  # noqa: I001
+    CHROMIUM_MISSING,
+    launch_chromium,
+    serious_violations,
+    sign_in,
+)
+from tests.web_support import add_staff, web_app
 
 if not CHROMIUM.exists():
-    pytest.skip(
-        f"{CHROMIUM} is missing: apt-get install chromium to run the browser tests",
-        allow_module_level=True,
-    )
+    pytest.skip(CHROMIUM_MISSING, allow_module_level=True)
 
 from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
 
@@ -61,36 +57,11 @@ async def base_url(aiohttp_server, tmp_path) -> str:
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        chromium = await launch_chromium(playwright)
         try:
             yield chromium
         finally:
             await chromium.close()
-
-
-async def _serious_violations(page: Page) -> list[str]:
-    """axe-core's serious and critical findings for the page as it is now."""
-    assert AXE.exists(), f"{AXE} is missing: run 'npm ci' in tests/browser"
-    await page.add_script_tag(path=str(AXE))
-    result = await page.evaluate(
-        "async () => await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', "
-        "'wcag21aa', 'best-practice']})"
-    )
-    return [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
-        for v in result["violations"]
-        if v["impact"] in SERIOUS
-    ]
-
-
-async def _sign_in(page: Page, base_url: str) -> None:
-    await page.goto(f"{base_url}/signin")
-    await page.get_by_label("Benutzername").fill(USERNAME)
-    await page.get_by_label("Passwort").fill(PASSWORD)
-    await page.get_by_role("button", name="Anmelden").click()
-    await page.wait_for_url(f"{base_url}/dashboard")
 
 
 async def _fill_practice(page: Page, title: str) -> None:
@@ -113,26 +84,26 @@ async def test_staff_publishes_a_practice_and_every_page_passes_axe(
     page.on("dialog", lambda dialog: dialogs.append(dialog.message))
     await page.goto(f"{base_url}/dashboard")
     assert page.url.startswith(f"{base_url}/signin")  # signed out: sent to sign in
-    await _sign_in(page, base_url)
+    await sign_in(page, base_url)
     await page.goto(f"{base_url}/dashboard/new?kind=practice")
     await page.get_by_role("button", name="Veröffentlichen").click()  # empty: errors
     error = page.locator("#f-title-error")
     assert await error.inner_text() == "Bitte ausfüllen."
     assert "f-title-error" in (await page.get_attribute("#f-title", "aria-describedby"))
-    findings = {"form with errors": await _serious_violations(page)}
+    findings = {"form with errors": await serious_violations(page)}
     await page.screenshot(path=str(artifacts / "1-form-errors.png"), full_page=True)
     await page.get_by_label("Titel", exact=False).first.fill("E-Akte im Bauamt")
     await page.get_by_role("button", name="Veröffentlichen").click()  # no topic, no status
     assert await page.locator("#f-topics-error").count() == 1
     assert await page.get_attribute("#f-topics", "aria-invalid") == "true"
-    findings["errors at a fieldset and a select"] = await _serious_violations(page)
+    findings["errors at a fieldset and a select"] = await serious_violations(page)
     await _fill_practice(page, "E-Akte im Bauamt")
     await page.get_by_role("button", name="Vorschau").click()
     assert await page.locator(".preview strong").first.inner_text() == "Bauakten"
     await page.screenshot(path=str(artifacts / "2-preview.png"), full_page=True)
     await page.get_by_role("button", name="Veröffentlichen").click()
     await page.wait_for_url(f"{base_url}/dashboard?done=saved")
-    findings["dashboard"] = await _serious_violations(page)
+    findings["dashboard"] = await serious_violations(page)
     await page.get_by_role("link", name="E-Akte im Bauamt", exact=True).click()
     await page.wait_for_url(f"{base_url}/practices/e-akte-im-bauamt")
     assert await page.locator("h1").inner_text() == "E-Akte im Bauamt"
@@ -146,12 +117,12 @@ async def test_staff_publishes_a_practice_and_every_page_passes_axe(
         for language in ("de", "en"):
             await page.goto(f"{base_url}{path}?lang={language}")
             assert await page.get_attribute("html", "lang") == language
-            findings[f"{path} ({language})"] = await _serious_violations(page)
+            findings[f"{path} ({language})"] = await serious_violations(page)
     await page.goto(f"{base_url}/?lang=de")
     await page.screenshot(path=str(artifacts / "4-home.png"), full_page=True)
     # The checker itself finds a planted violation (an image without alternative text).
     await page.evaluate("document.querySelector('main').append(document.createElement('img'))")
-    assert any(found.startswith("image-alt") for found in await _serious_violations(page))
+    assert any(found.startswith("image-alt") for found in await serious_violations(page))
     await context.close()
     assert dialogs == []
     assert {name: found for name, found in findings.items() if found} == {}
@@ -165,7 +136,7 @@ async def test_everything_works_without_javascript(
     await page.goto(f"{base_url}/signin?lang=de")
     await page.keyboard.press("Tab")
     assert await page.evaluate("document.activeElement.className") == "skip-link"
-    await _sign_in(page, base_url)
+    await sign_in(page, base_url)
     await page.goto(f"{base_url}/dashboard/new?kind=practice")
     await _fill_practice(page, "Ohne Skript")
     await page.get_by_role("button", name="Vorschau").click()

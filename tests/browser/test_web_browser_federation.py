@@ -16,22 +16,20 @@ from pathlib import Path
 import pytest
 
 from node.storage.models import Following, RemoteObject
+from tests.browser.browser_support import (
+    CHROMIUM,  # noqa: I001
+    CHROMIUM_MISSING,
+    launch_chromium,
+    sign_in,
+    until_page_shows,
+)
 from tests.engine_support import RunningNode, eventually, node_config, start_node
-from tests.web_support import PASSWORD, USERNAME, add_staff
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
-]  # fmt: skip
+from tests.web_support import add_staff
 
 if not CHROMIUM.exists():
-    pytest.skip(
-        f"{CHROMIUM} is missing: apt-get install chromium to run the browser tests",
-        allow_module_level=True,
-    )
+    pytest.skip(CHROMIUM_MISSING, allow_module_level=True)
 
-from playwright.async_api import Page, async_playwright  # noqa: E402
+from playwright.async_api import async_playwright  # noqa: E402
 
 
 @pytest.fixture
@@ -47,22 +45,6 @@ async def nodes(tmp_path: Path) -> AsyncIterator[tuple[RunningNode, RunningNode]
         await guetersloh.stop()
 
 
-async def _sign_in(page: Page, base_url: str) -> None:
-    await page.goto(f"{base_url}/signin")
-    await page.get_by_label("Benutzername").fill(USERNAME)
-    await page.get_by_label("Passwort").fill(PASSWORD)
-    await page.get_by_role("button", name="Anmelden").click()
-    await page.wait_for_url(f"{base_url}/dashboard")
-
-
-async def _until_page_shows(page: Page, url: str, text: str) -> None:
-    async def shown() -> bool:
-        await page.goto(url)
-        return text in await page.content()
-
-    await eventually(shown, timeout=20, interval=0.3)
-
-
 async def test_a_practice_travels_and_the_disagreement_comes_back(
     nodes: tuple[RunningNode, RunningNode], tmp_path: Path
 ) -> None:
@@ -70,13 +52,11 @@ async def test_a_practice_travels_and_the_disagreement_comes_back(
     shots = Path(os.environ.get("PRAXISNETZ_TEST_ARTIFACTS", tmp_path)) / "browser-federation"
     shots.mkdir(parents=True, exist_ok=True)
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = await launch_chromium(playwright)
         staff_g = await (await browser.new_context(locale="de-DE")).new_page()
         staff_d = await (await browser.new_context(locale="de-DE")).new_page()
-        await _sign_in(staff_g, guetersloh.url)
-        await _sign_in(staff_d, dueren.url)
+        await sign_in(staff_g, guetersloh.url)
+        await sign_in(staff_d, dueren.url)
 
         await staff_d.goto(f"{dueren.url}/dashboard/following")
         handle = f"acct:guetersloh@{guetersloh.config.domain}"
@@ -97,7 +77,7 @@ async def test_a_practice_travels_and_the_disagreement_comes_back(
         await staff_g.screenshot(path=str(shots / "2-guetersloh-published.png"), full_page=True)
         practice = f"{guetersloh.url}/practices/digitale-bauakte"
 
-        await _until_page_shows(staff_d, f"{dueren.url}/dashboard/timeline", "Digitale Bauakte")
+        await until_page_shows(staff_d, f"{dueren.url}/dashboard/timeline", "Digitale Bauakte")
         await staff_d.screenshot(path=str(shots / "3-dueren-timeline.png"), full_page=True)
         await staff_d.get_by_role(
             "link", name=re.compile(r"^Stellung nehmen\s*: Digitale Bauakte$")

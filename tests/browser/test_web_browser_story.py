@@ -18,22 +18,21 @@ import pytest
 
 from node.hub.tables import HubMember
 from node.storage.models import Following, RemoteObject
+from tests.browser.browser_support import (
+    CHROMIUM,
+    CHROMIUM_MISSING,
+    launch_chromium,
+    sign_in,
+    until_page_shows,
+)
 from tests.engine_support import RunningNode, eventually, node_config, start_node
 from tests.hub_node_support import start_hub
-from tests.web_support import PASSWORD, USERNAME, add_staff
+from tests.web_support import add_staff
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
-]  # fmt: skip
 REASON = "Ohne Scanstraße geht es bei uns nicht."
 
 if not CHROMIUM.exists():
-    pytest.skip(
-        f"{CHROMIUM} is missing: apt-get install chromium to run the browser tests",
-        allow_module_level=True,
-    )
+    pytest.skip(CHROMIUM_MISSING, allow_module_level=True)
 
 from playwright.async_api import Page, async_playwright  # noqa: E402
 
@@ -54,14 +53,6 @@ async def network(tmp_path: Path) -> AsyncIterator[tuple[RunningNode, RunningNod
             await node.stop()
 
 
-async def _sign_in(page: Page, base_url: str) -> None:
-    await page.goto(f"{base_url}/signin")
-    await page.get_by_label("Benutzername").fill(USERNAME)
-    await page.get_by_label("Passwort").fill(PASSWORD)
-    await page.get_by_role("button", name="Anmelden").click()
-    await page.wait_for_url(f"{base_url}/dashboard")
-
-
 async def _follow(page: Page, node: RunningNode, handle: str) -> None:
     await page.goto(f"{node.url}/dashboard/following")
     await page.get_by_label("Kommune, Hub oder Thema: Adresse oder URL").fill(handle)
@@ -72,14 +63,6 @@ async def _follow(page: Page, node: RunningNode, handle: str) -> None:
 async def _accepted(node: RunningNode, target: str) -> bool:
     return bool(await node.rows(Following, Following.target_uri == target,
                                 Following.state == "accepted"))
-
-
-async def _until_page_shows(page: Page, url: str, text: str) -> None:
-    async def shown() -> bool:
-        await page.goto(url)
-        return text in await page.content()
-
-    await eventually(shown, timeout=20, interval=0.3)
 
 
 async def _join_hub(page: Page, hub: RunningNode, member: RunningNode) -> None:
@@ -115,7 +98,7 @@ async def _disagree(page: Page, node: RunningNode) -> None:
 
 
 async def _place_and_freeze(page: Page, hub: RunningNode, practice: str, shots: Path) -> None:
-    await _until_page_shows(page, f"{hub.url}/hub/editor", "Digitale Bauakte")
+    await until_page_shows(page, f"{hub.url}/hub/editor", "Digitale Bauakte")
     await page.screenshot(path=str(shots / "5-hub-triage.png"), full_page=True)
     await page.get_by_role("link", name="„Digitale Bauakte“ einordnen").click()
     assert await page.get_by_label("Adresse (URL) des Beitrags").input_value() == practice
@@ -137,14 +120,12 @@ async def test_practice_to_edition_with_disagreement(
     shots = Path(os.environ.get("PRAXISNETZ_TEST_ARTIFACTS", tmp_path)) / "browser-story"
     shots.mkdir(parents=True, exist_ok=True)
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = await launch_chromium(playwright)
         staff_g, staff_d, editor = [
             await (await browser.new_context(locale="de-DE")).new_page() for _ in range(3)
         ]
         for page, node in ((staff_g, guetersloh), (staff_d, dueren), (editor, hub)):
-            await _sign_in(page, node.url)
+            await sign_in(page, node.url)
 
         for page, node in ((staff_g, guetersloh), (staff_d, dueren)):
             await _join_hub(page, hub, node)
@@ -155,7 +136,7 @@ async def test_practice_to_edition_with_disagreement(
         practice = await _publish_practice(staff_g, guetersloh)
         await staff_g.screenshot(path=str(shots / "2-guetersloh-published.png"), full_page=True)
 
-        await _until_page_shows(staff_d, f"{dueren.url}/dashboard/timeline", "Digitale Bauakte")
+        await until_page_shows(staff_d, f"{dueren.url}/dashboard/timeline", "Digitale Bauakte")
         await staff_d.screenshot(path=str(shots / "3-dueren-timeline.png"), full_page=True)
         await _disagree(staff_d, dueren)
         await staff_d.screenshot(path=str(shots / "4-dueren-disagreed.png"), full_page=True)

@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.browser_support import CHROMIUM, serious_violations, sign_in
 from tests.browser.test_web_browser import (
-    CHROMIUM,
     _free_port,
-    _serious_violations,
-    _sign_in,
     artifacts,  # noqa: F401 - a fixture
     browser,  # noqa: F401 - a fixture
 )
@@ -49,7 +47,7 @@ async def _axe_pages(page, hub_url: str, paths: tuple[str, ...]) -> dict[str, li
             separator = "&" if "?" in path else "?"
             await page.goto(f"{hub_url}{path}{separator}lang={language}")
             assert await page.get_attribute("html", "lang") == language, path
-            findings[f"{path} ({language})"] = await _serious_violations(page)
+            findings[f"{path} ({language})"] = await serious_violations(page)
     return findings
 
 
@@ -62,7 +60,7 @@ async def test_editor_places_and_freezes_edition_one(
     page.on("dialog", lambda dialog: dialogs.append(dialog.message))
     await page.goto(f"{hub_url}/hub/editor")
     assert page.url.startswith(f"{hub_url}/signin")  # signed out: sent to sign in
-    await _sign_in(page, hub_url)
+    await sign_in(page, hub_url)
     await page.goto(f"{hub_url}/hub/editor?lang=de")
     await page.screenshot(path=str(artifacts / "hub-1-triage.png"), full_page=True)
     await page.locator('a[href^="/hub/editor/place?contribution="]').first.click()
