@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 # Fedify peer from npm.
 TOOLS_STAMP := $(VENV)/.test-tools-stamp
 
-.PHONY: demo test lint soak soak-short bench clean
+.PHONY: demo test lint soak soak-short bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ soak: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The same benchmarks at small sizes (a few minutes): for a first look, not for the record.
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info tests/browser/node_modules tests/interop/node_modules
