@@ -31,6 +31,7 @@ class RetryOutcome(enum.Enum):
     RETRY = "retry"
     PERMANENT_FAILURE = "permanent_failure"
     GAVE_UP = "gave_up"
+    HELD = "held"  # not attempted (host held back by its breaker): ask again at next_attempt_at
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,35 @@ class RetryPolicy:
         if not 0.0 <= random_fraction <= 1.0:
             raise ValueError("random_fraction must lie in [0, 1]")
         return self.base_delay(attempts) * (1.0 - self.jitter * random_fraction)
+
+    def deadline(self, *, first_attempt_at: datetime | None, created_at: datetime) -> datetime:
+        """When retrying stops: ``give_up_after`` from the first attempt or, for a delivery
+        never attempted (held back by an open breaker from the start), from its creation."""
+        return (first_attempt_at or created_at) + self.give_up_after
+
+    def decide_held_back(
+        self,
+        *,
+        first_attempt_at: datetime | None,
+        created_at: datetime,
+        now: datetime,
+        resume_at: datetime,
+    ) -> RetryDecision:
+        """What to do with a delivery its host's breaker holds back (nothing was sent).
+
+        Past the deadline it is given up at once: no probe is spent on it and it does not
+        wait for the half-open probe, so a host dead since before the activity existed is
+        given up on like one that died later. Before the deadline it is held until
+        ``resume_at`` (the breaker's cool-down), but not beyond the deadline.
+        """
+        deadline = self.deadline(first_attempt_at=first_attempt_at, created_at=created_at)
+        if now >= deadline:
+            since = "first attempt" if first_attempt_at is not None else "creation"
+            return RetryDecision(RetryOutcome.GAVE_UP, None,
+                                 f"host held back by its circuit breaker; "
+                                 f"{self.give_up_after} since {since}")
+        return RetryDecision(RetryOutcome.HELD, min(resume_at, deadline),
+                             "host held back by its circuit breaker")
 
     def decide(
         self,

@@ -63,6 +63,7 @@ _EVENT_FOR = {
     RetryOutcome.RETRY: DeliveryEvent.RETRY_LATER,
     RetryOutcome.PERMANENT_FAILURE: DeliveryEvent.FAILED_PERMANENTLY,
     RetryOutcome.GAVE_UP: DeliveryEvent.GAVE_UP,
+    RetryOutcome.HELD: DeliveryEvent.DEFER,
 }
 
 
@@ -274,11 +275,10 @@ class DeliveryWorker:
             return DeliveryOutcome(DeliveryEvent.DEFER, error="lease nearly over; not attempted",
                                    next_attempt_at=now, counts_as_attempt=False)
         state = self._breaker.state(record.health, now)
-        if state is BreakerState.OPEN or (state is BreakerState.HALF_OPEN and record.probing):
-            until = (record.health.opened_at or now) + self._breaker.cool_down
-            return DeliveryOutcome(DeliveryEvent.DEFER, error=f"circuit open for {delivery.host}",
-                                   next_attempt_at=max(until, now + timedelta(seconds=5)),
-                                   counts_as_attempt=False)
+        if state is not BreakerState.CLOSED:
+            held = self._held_back(delivery, record, state, now)
+            if held is not None:
+                return held
         record.probing = state is BreakerState.HALF_OPEN
         try:
             result = await self._post_knocking(delivery, record)
@@ -298,6 +298,24 @@ class DeliveryWorker:
         return DeliveryOutcome(_EVENT_FOR[decision.outcome], status=result.status,
                                error=None if delivered else (result.error or decision.reason),
                                next_attempt_at=decision.next_attempt_at)
+
+    def _held_back(self, delivery: DueDelivery, record: HostRecord, state: BreakerState,
+                   now: datetime) -> DeliveryOutcome | None:
+        """The outcome for a delivery the breaker holds back; None if it may be sent (as
+        the half-open probe). Past its deadline it is given up without being sent."""
+        probe_free = state is BreakerState.HALF_OPEN and not record.probing
+        until = (record.health.opened_at or now) + self._breaker.cool_down
+        decision = self._policy.decide_held_back(
+            first_attempt_at=delivery.first_attempt_at,
+            created_at=delivery.created_at or now,
+            now=now, resume_at=max(until, now + timedelta(seconds=5)))
+        if decision.outcome is RetryOutcome.GAVE_UP:
+            return DeliveryOutcome(DeliveryEvent.GAVE_UP, error=decision.reason,
+                                   counts_as_attempt=False)
+        if probe_free:
+            return None
+        return DeliveryOutcome(DeliveryEvent.DEFER, error=f"circuit open for {delivery.host}",
+                               next_attempt_at=decision.next_attempt_at, counts_as_attempt=False)
 
     async def _update_health(self, host: str, record: HostRecord, status: int | None,
                              now: datetime) -> None:

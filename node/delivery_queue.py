@@ -33,6 +33,7 @@ class DueDelivery:
     body: bytes
     actor: str = ""  # the activity's actor: its key id signs the request
     lease_until: datetime | None = None  # the claim's end; later, another worker may take it
+    created_at: datetime | None = None  # when it was queued: the retry window of a row never tried
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ async def claim_due(
         rows = await session.execute(
             select(Delivery.id, Activity.uri, Activity.document, Activity.actor,
                    Delivery.inbox_url, Delivery.host, Delivery.attempts,
-                   Delivery.first_attempt_at)
+                   Delivery.first_attempt_at, Delivery.created_at)
             .join(Activity, Activity.id == Delivery.activity_id)
             .where(Delivery.id.in_(ids))
             .order_by(Delivery.next_attempt_at, Delivery.id)
@@ -110,8 +111,9 @@ async def claim_due(
         return [
             DueDelivery(id=row_id, activity_uri=uri, inbox_url=inbox, host=host,
                         attempts=attempts, first_attempt_at=first,
-                        body=serialise_activity(document), actor=actor, lease_until=until)
-            for row_id, uri, document, actor, inbox, host, attempts, first in rows
+                        body=serialise_activity(document), actor=actor, lease_until=until,
+                        created_at=created)
+            for row_id, uri, document, actor, inbox, host, attempts, first, created in rows
         ]
 
 
@@ -212,7 +214,12 @@ async def record_outcome(
 async def requeue(
     session: AsyncSession, delivery_id: int, *, now: datetime
 ) -> DeliveryState:
-    """Operator action: send a failed or given-up delivery again."""
+    """Operator action: send a failed or given-up delivery again.
+
+    The delivery starts a fresh round: attempts back to 0 (the backoff starts over) and
+    its retry window (``first_attempt_at``) starts now, so it gets the whole
+    ``give_up_after`` again instead of being given up at its first failure.
+    """
     row = await session.get(Delivery, delivery_id)
     if row is None:
         raise LookupError(f"delivery {delivery_id} does not exist")
@@ -220,6 +227,8 @@ async def requeue(
     row.state = target.value
     row.next_attempt_at = now
     row.finished_at = None
+    row.attempts = 0
+    row.first_attempt_at = now
     return target
 
 

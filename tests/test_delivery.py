@@ -23,7 +23,7 @@ from node.delivery_state import (
     allowed_events,
     next_state,
 )
-from node.outbox import record_local_activity
+from node.outbox import inbox_host, record_local_activity
 from node.storage.models import Delivery, Host
 from tests.engine_support import RunningNode, free_port, node_config, start_node
 
@@ -82,9 +82,7 @@ class Receiver:
             self.in_flight -= 1
 
 
-@pytest.fixture
-async def receiver():
-    script = Receiver()
+async def serve(script: Receiver) -> web.AppRunner:
     app = web.Application()
     app.router.add_post("/inbox", script.handle)
     runner = web.AppRunner(app)
@@ -92,6 +90,22 @@ async def receiver():
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     script.url = f"http://127.0.0.1:{port}/inbox"
+    return runner
+
+
+@pytest.fixture
+async def receiver():
+    script = Receiver()
+    runner = await serve(script)
+    yield script
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def dead_receiver():
+    """A second host, on its own port, that answers every delivery with 500."""
+    script = Receiver(answer=lambda request: web.Response(status=500))
+    runner = await serve(script)
     yield script
     await runner.cleanup()
 
@@ -118,8 +132,9 @@ async def enqueue(node: RunningNode, inboxes: list[str], now: datetime) -> list[
     async with node.sessions()() as session, session.begin():
         activity = await record_local_activity(session, document, inboxes, now=now)
         rows = await session.execute(
-            Delivery.__table__.select().where(Delivery.activity_id == activity.id))
-        return [row.id for row in rows]
+            Delivery.__table__.select().where(Delivery.activity_id == activity.id)
+            .order_by(Delivery.id))
+        return [row.id for row in rows]  # in the order of ``inboxes``
 
 
 def worker_for(node: RunningNode, clock: Clock, **tuning: object) -> DeliveryWorker:
@@ -182,14 +197,18 @@ async def test_retry_after_is_honoured(sender, receiver) -> None:
     assert await worker_for(sender, clock).run_once() == 0  # not due yet
 
 
-async def test_gives_up_after_the_retry_window(sender, receiver) -> None:
+async def failed_for_four_days(node: RunningNode, receiver: Receiver, clock: Clock) -> int:
+    """One delivery to a receiver answering 500, tried now and again four days later."""
     receiver.answer = lambda request: web.Response(status=500)
-    clock = Clock()
-    [row_id] = await enqueue(sender, [receiver.url], clock())
-    await worker_for(sender, clock).run_once()
+    [row_id] = await enqueue(node, [receiver.url], clock())
+    await worker_for(node, clock).run_once()
     clock.now += timedelta(days=4)
-    await worker_for(sender, clock).run_once()
-    row = await delivery(sender, row_id)
+    await worker_for(node, clock).run_once()
+    return row_id
+
+
+async def test_gives_up_after_the_retry_window(sender, receiver) -> None:
+    row = await delivery(sender, await failed_for_four_days(sender, receiver, Clock()))
     assert (row.state, row.attempts) == ("gave_up", 2)
 
 
@@ -207,6 +226,61 @@ async def test_open_breaker_holds_deliveries_without_attempts(sender, receiver) 
     assert "circuit open" in held.last_error
     assert (await sender.rows(Host))[0].breaker_state == "open"
     assert [(await delivery(sender, r)).state for r in rows] == ["pending"] * 5
+
+
+async def open_breaker(node: RunningNode, dead: Receiver, clock: Clock) -> list[int]:
+    """Five failed deliveries in a row: the dead host's breaker opens."""
+    rows = await enqueue(node, [f"{dead.url}?old={n}" for n in range(5)], clock())
+    await worker_for(node, clock, per_host_concurrency=1).run_once()
+    assert len(dead.seen) == 5 and (await node.rows(Host))[0].breaker_state == "open"
+    return rows
+
+
+async def test_a_host_dead_before_the_activity_existed_is_given_up_without_a_probe(
+        sender, receiver, dead_receiver) -> None:
+    clock = Clock()
+    old = await open_breaker(sender, dead_receiver, clock)
+    clock.now += timedelta(minutes=1)
+    new = await enqueue(sender, [f"{dead_receiver.url}?new={n}" for n in range(3)]
+                        + [receiver.url], clock())
+    await worker_for(sender, clock).run_once()
+    held = [await delivery(sender, r) for r in new[:3]]
+    assert {(d.state, d.attempts, d.first_attempt_at) for d in held} == {("pending", 0, None)}
+    assert (await delivery(sender, new[3])).state == "delivered"
+    # Past the give-up point of the newest delivery; the breaker is half-open by now.
+    clock.now += timedelta(days=3, seconds=1)
+    await worker_for(sender, clock).run_once()
+    dead_rows = [await delivery(sender, r) for r in old + new[:3]]
+    assert {d.state for d in dead_rows} == {"gave_up"}
+    assert all("circuit breaker" in d.last_error for d in dead_rows)
+    assert [d.attempts for d in dead_rows] == [1] * 5 + [0] * 3  # no attempt spent on them
+    assert len(dead_receiver.seen) == 5  # no probe went out
+    assert (await delivery(sender, new[3])).state == "delivered" and len(receiver.seen) == 1
+
+
+async def test_held_back_deliveries_reach_give_up_while_others_flow(
+        sender, receiver, dead_receiver) -> None:
+    give_up = timedelta(hours=6)
+    clock, step = Clock(), timedelta(minutes=10)
+    await open_breaker(sender, dead_receiver, clock)
+    started = clock.now
+    worker = worker_for(sender, clock, give_up_after_days=give_up / timedelta(days=1))
+    live: list[int] = []
+    while clock.now < started + 2 * give_up:
+        clock.now += step
+        rows = await enqueue(sender, [f"{dead_receiver.url}?at={clock.now.timestamp()}",
+                                      f"{receiver.url}?at={clock.now.timestamp()}"], clock())
+        live.append(rows[1])
+        while await worker.run_once():
+            pass
+        dead = await sender.rows(Delivery, Delivery.host == inbox_host(dead_receiver.url))
+        for row in dead:  # nothing outlives its deadline by more than one step
+            deadline = (row.first_attempt_at or row.created_at) + give_up
+            assert row.state == "gave_up" or clock.now < deadline + step
+    assert {(await delivery(sender, r)).state for r in live} == {"delivered"}
+    assert len(receiver.seen) == len(live)
+    # At most one half-open probe per cool-down went to the dead host.
+    assert len(dead_receiver.seen) <= 5 + (2 * give_up) / timedelta(minutes=30) + 1
 
 
 async def test_forbidden_address_fails_before_connecting(tmp_path, receiver) -> None:
@@ -316,3 +390,17 @@ async def test_operator_requeue_of_a_failed_delivery(sender, receiver) -> None:
     async with sender.sessions()() as session, session.begin():
         with pytest.raises(IllegalTransition):
             await requeue(session, row_id, now=clock())  # pending cannot be requeued
+
+
+async def test_a_requeued_delivery_gets_a_fresh_attempt_budget(sender, receiver) -> None:
+    clock = Clock()
+    row_id = await failed_for_four_days(sender, receiver, clock)
+    assert (await delivery(sender, row_id)).state == "gave_up"
+    async with sender.sessions()() as session, session.begin():
+        await requeue(session, row_id, now=clock())
+    row = await delivery(sender, row_id)
+    assert (row.attempts, row.first_attempt_at) == (0, clock.now)
+    await worker_for(sender, clock).run_once()  # fails again, but the new round has just begun
+    row = await delivery(sender, row_id)
+    assert (row.state, row.attempts) == ("pending", 1)
+    assert row.next_attempt_at == clock.now + timedelta(seconds=30)  # the backoff starts over

@@ -89,6 +89,14 @@ def test_retry_by_host_requeues_its_failed_deliveries(seeded, capsys) -> None:
                        "--data-dir", str(config.data_dir))
     assert code == 0 and out.startswith("1 deliveries requeued")
     assert asyncio.run(_states(config))[ids["down.example"]] == "pending"
+    attempts, window = asyncio.run(_round(config, ids["down.example"]))
+    assert attempts == 0 and window > NOW  # a fresh round: not given up again at once
+
+
+async def _round(config: NodeConfig, delivery_id: int) -> tuple[int, datetime]:
+    async with open_store(config) as sessions, sessions() as session:
+        row = await session.get(Delivery, delivery_id)
+        return row.attempts, row.first_attempt_at
 
 
 @pytest.mark.parametrize("argv,expected", [

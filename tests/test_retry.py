@@ -188,6 +188,36 @@ def test_a_final_status_is_final_even_after_the_give_up_point() -> None:
     assert decide(status=202, now=T0 + timedelta(days=9)).outcome is RetryOutcome.DELIVERED
 
 
+def test_the_deadline_runs_from_creation_until_the_first_attempt() -> None:
+    created = T0 - timedelta(hours=5)
+    assert POLICY.deadline(first_attempt_at=None, created_at=created) == created + timedelta(days=3)
+    assert POLICY.deadline(first_attempt_at=T0, created_at=created) == T0 + timedelta(days=3)
+
+
+def test_a_held_back_delivery_waits_for_the_cool_down_but_not_past_its_deadline() -> None:
+    resume = T0 + timedelta(minutes=30)
+    held = POLICY.decide_held_back(first_attempt_at=None, created_at=T0, now=T0 + timedelta(
+        minutes=1), resume_at=resume)
+    assert (held.outcome, held.next_attempt_at) == (RetryOutcome.HELD, resume)
+    near_the_end = T0 + timedelta(days=3) - timedelta(minutes=10)
+    held = POLICY.decide_held_back(first_attempt_at=None, created_at=T0, now=near_the_end,
+                                   resume_at=near_the_end + timedelta(minutes=30))
+    assert (held.outcome, held.next_attempt_at) == (RetryOutcome.HELD, T0 + timedelta(days=3))
+
+
+def test_a_held_back_delivery_never_attempted_is_given_up_from_its_creation() -> None:
+    # The host was dead before the activity existed: no attempt ever started its clock.
+    after = T0 + timedelta(days=3)
+    gave_up = POLICY.decide_held_back(first_attempt_at=None, created_at=T0, now=after,
+                                      resume_at=after + timedelta(minutes=30))
+    assert gave_up.outcome is RetryOutcome.GAVE_UP and gave_up.next_attempt_at is None
+    assert "since creation" in gave_up.reason
+    # Attempted later than created: its window runs from that attempt.
+    still_held = POLICY.decide_held_back(first_attempt_at=T0 + timedelta(days=1), created_at=T0,
+                                         now=after, resume_at=after + timedelta(minutes=30))
+    assert still_held.outcome is RetryOutcome.HELD
+
+
 # --- circuit breaker ----------------------------------------------------------------
 
 BREAKER = CircuitBreaker()
