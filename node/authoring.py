@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation import activities, proofs
+from federation.timestamps import MILLISECOND, format_precise_timestamp, to_milliseconds
 from node.appkeys import NodeKeys
 from node.config import NodeConfig
 from node.contribution_input import (
@@ -118,7 +119,17 @@ def object_uri(config: NodeConfig, kind: ContributionKind, slug: str) -> str:
 
 
 def _timestamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_precise_timestamp(moment)
+
+
+def next_version(previous: datetime | None, now: datetime) -> datetime:
+    """The ``updated`` of a new version: now in milliseconds, but always strictly later
+    than the previous version (two saves within one millisecond, or a clock that went
+    back), because a receiver keeps the stored version when ``updated`` is not newer."""
+    candidate = to_milliseconds(now)
+    if previous is not None and candidate <= to_milliseconds(previous):
+        return to_milliseconds(previous) + MILLISECOND
+    return candidate
 
 
 def _optional_members(inp: ContributionInput) -> dict[str, Any]:
@@ -260,8 +271,13 @@ async def _distribute(
     return len(recipients)
 
 
-async def find_contribution(session: AsyncSession, slug: str) -> Contribution | None:
-    return await session.scalar(select(Contribution).where(Contribution.slug == slug))
+async def find_contribution(
+    session: AsyncSession, slug: str, *, for_update: bool = False
+) -> Contribution | None:
+    query = select(Contribution).where(Contribution.slug == slug)
+    # Locked for a change, so that two edits at once (PostgreSQL) build one version on
+    # the other instead of both on the same previous ``updated``.
+    return await session.scalar(query.with_for_update() if for_update else query)
 
 
 async def publish(session: AsyncSession, author: Author, inp: ContributionInput) -> AuthoringResult:
@@ -277,7 +293,7 @@ async def create_contribution(
 ) -> AuthoringResult:
     if await find_contribution(session, inp.slug) is not None:
         raise AuthoringError("slug", f"{inp.slug!r} is already used; update it instead")
-    now = author.clock()
+    now = to_milliseconds(author.clock())
     document = build_document(author.config, inp, published=now, updated=None)
     _check_document(author, document)
     signed = _sign(author, document, now)
@@ -303,7 +319,7 @@ def _live(existing: Contribution | None, slug: str) -> Contribution:
 async def update_contribution(
     session: AsyncSession, author: Author, slug: str, inp: ContributionInput
 ) -> AuthoringResult:
-    row = _live(await find_contribution(session, slug), slug)
+    row = _live(await find_contribution(session, slug, for_update=True), slug)
     if inp.slug != slug:
         raise AuthoringError(
             "slug", "the slug of a published contribution cannot change", status=422
@@ -315,10 +331,11 @@ async def update_contribution(
     if row.source == inp.as_source():
         return AuthoringResult(AuthoringOutcome.UNCHANGED, slug, row.uri, None, 0)
     now = author.clock()
-    document = build_document(author.config, inp, published=row.published, updated=now)
+    version = next_version(row.updated, now)
+    document = build_document(author.config, inp, published=row.published, updated=version)
     _check_document(author, document)
     signed = _sign(author, document, now)
-    row.document, row.source, row.title, row.updated = signed, inp.as_source(), inp.title, now
+    row.document, row.source, row.title, row.updated = signed, inp.as_source(), inp.title, version
     activity = _authoring_activity(author, "Update", signed, now)
     count = await _distribute(session, author, activity, inp.about, now)
     return AuthoringResult(AuthoringOutcome.UPDATED, slug, row.uri, activity["id"], count)

@@ -3,7 +3,9 @@
 Used by the inbox worker and by backfill, so both obey the same rules:
 - an object may only be created, updated or deleted by an actor of its own origin
   (``federation.origin.may_act_on``), and updated or deleted only by its stored author;
-- an Update that is not newer than the stored version (``updated``) is ignored;
+- an Update older than the stored version (``updated``) is ignored; of two different
+  versions with the same ``updated`` the one with the greater content hash is kept, so
+  every receiver ends with the same version whatever the order of arrival;
 - a Delete of an unknown object leaves a tombstone row (nothing is fetched), and a
   tombstone refuses any later Create or Update of that id.
 """
@@ -11,6 +13,8 @@ Used by the inbox worker and by backfill, so both obey the same rules:
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,6 +93,22 @@ def version_of(document: Mapping[str, Any]) -> datetime | None:
     return _timestamp(document, "updated") or _timestamp(document, "published")
 
 
+def content_hash(document: Mapping[str, Any] | None) -> str:
+    """SHA-256 of the document as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def wins_tie(incoming: Mapping[str, Any], stored: Mapping[str, Any] | None) -> bool:
+    """Of two versions with the same ``updated``, whether the incoming one replaces the stored.
+
+    Arrival order differs between receivers (parallel deliveries, retries, backfill), so
+    "the later arrival wins" would leave followers with different versions. A rule on the
+    documents alone converges: every receiver keeps the one with the greater hash.
+    """
+    return stored is None or content_hash(incoming) > content_hash(stored)
+
+
 async def find(session: AsyncSession, object_id: str) -> RemoteObject | None:
     result = await session.execute(select(RemoteObject).where(RemoteObject.uri == object_id))
     return result.scalar_one_or_none()
@@ -164,8 +184,9 @@ async def apply_update(session: AsyncSession, actor: str, document: Mapping[str,
                             f"stored version {current.isoformat()} is newer")
     if stored.document == dict(document):
         return ObjectResult(ObjectVerdict.DUPLICATE, object_id, "same version")
-    # Timestamps have one-second precision: a different document with the same
-    # ``updated`` is a second edit within that second, so it replaces the first.
+    if incoming == current and not wins_tie(document, stored.document):
+        return ObjectResult(ObjectVerdict.STALE, object_id,
+                            "same updated as the stored version, which wins the tie")
     _fill(stored, actor, document)
     stored.received_at = now
     await session.flush()

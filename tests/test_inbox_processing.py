@@ -253,3 +253,68 @@ async def test_accept_must_come_from_the_followed_actor_about_our_follow(pair) -
     assert accepted.state is InboxState.DONE
     row = (await a.rows(Following))[0]
     assert row.state == "accepted" and row.backfill_state == "pending"
+
+
+# --- two versions within one second -------------------------------------------------------
+
+SAME_SECOND = datetime(2026, 11, 22, 19, 40, 1, 500000, tzinfo=UTC)
+
+
+async def edited_within_one_second(origin: RunningNode) -> tuple[list[dict], dict]:
+    """A practice created and saved twice more while the origin's clock shows one moment:
+    its Create and Updates, and the origin's final document."""
+    from node.authoring import Author
+    from node.authoring import publish as publish_contribution
+    from node.contribution_input import ContributionInput
+    from node.storage.models import Contribution, ContributionKind
+
+    author = Author(origin.config, origin.keys, lambda: SAME_SECOND)
+    for version in ("Fassung 1", "Fassung 2", "Fassung 3"):
+        inp = ContributionInput(kind=ContributionKind.PRACTICE, slug="zwei-sekunden",
+                                title="Eine Sekunde", body=version, topics=("e-akte",),
+                                status="in-operation")
+        async with origin.sessions()() as session, session.begin():
+            await publish_contribution(session, author, inp)
+    [final] = await origin.rows(Contribution)
+    sent = sorted(await origin.rows(Activity, Activity.object_uri == final.uri),
+                  key=lambda row: row.id)
+    return [row.document for row in sent], final.document
+
+
+async def test_two_updates_within_one_second_are_two_versions(pair) -> None:
+    _, b = pair
+    sent, final = await edited_within_one_second(b)
+    assert [a["type"] for a in sent] == ["Create", "Update", "Update"]
+    versions = [a["object"].get("updated", a["object"]["published"]) for a in sent]
+    assert versions == ["2026-11-22T19:40:01.500Z", "2026-11-22T19:40:01.501Z",
+                        "2026-11-22T19:40:01.502Z"]
+    assert final == sent[-1]["object"]
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (0, 2, 1), (2, 1, 0), (1, 0, 2)])
+async def test_a_follower_ends_with_the_final_version_in_any_order_of_arrival(pair, order) -> None:
+    a, b = pair
+    sent, final = await edited_within_one_second(b)
+    processor, _ = processor_for(a)
+    for index in order:
+        verdict = await processor.process(sent[index])
+        assert verdict.state is InboxState.DONE, verdict.reason
+    assert (await stored(a, final["id"])).document == final
+
+
+@pytest.mark.parametrize("first", [0, 1])
+async def test_two_versions_with_the_same_updated_converge_whatever_arrives_first(
+    pair, first: int
+) -> None:
+    # Software that writes whole seconds may send two versions with one ``updated``:
+    # every receiver keeps the same one (the greater content hash), not the last arrival.
+    from node.remote_objects import content_hash
+
+    a, b = pair
+    processor, _ = processor_for(a)
+    versions = [article(b, "gleichzeitig", updated="2026-11-22T19:40:01Z", name=name)
+                for name in ("Erste", "Zweite")]
+    winner = max(versions, key=content_hash)
+    for document in (versions[first], versions[1 - first]):
+        await processor.process(activity(b.actor, "Update", document))
+    assert (await stored(a, winner["id"])).document == winner

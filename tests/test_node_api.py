@@ -114,7 +114,7 @@ async def test_create_read_list_update_delete(client: TestClient, auth) -> None:
     read = await (await client.get("/api/contributions/e-akte-bauamt", headers=auth)).json()
     assert read["document"]["name"] == "E-Akte im Bauamt (aktualisiert)"
     assert read["document"]["status"] == "discontinued"
-    assert read["document"]["updated"] == "2026-11-22T11:00:00Z"
+    assert read["document"]["updated"] == "2026-11-22T11:00:00.000Z"
     deleted = await client.delete("/api/contributions/e-akte-bauamt", headers=auth)
     assert deleted.status == 200
     async with client.server.app[appkeys.SESSION_MAKER]() as session:
