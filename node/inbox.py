@@ -3,7 +3,8 @@
 Order matters and is cheapest first: body size, then the token buckets (before any
 key fetch or signature check, so a flood costs us nothing), then the
 activity's shape, then the HTTP signature, then one INSERT that is idempotent per
-activity id. Processing happens later in ``node.inbox_processing``. A database that
+activity id, committed together with the other requests' rows of the moment (group
+commit, ``node.inbox_writer``) before the 202. Processing happens later in ``node.inbox_processing``. A database that
 cannot take the item answers 503 with ``Retry-After``: a sender retries, nothing is
 dropped behind a 202.
 """
@@ -15,24 +16,27 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.activities import Activity, ActivityError, parse_activity
 from federation.httpsig import RequestParts, TimeWindow, detect_scheme, verify_request
 from federation.origin import OriginVerdict, may_act_on
 from node import appkeys
 from node.config import InboxTuning, NodeConfig
+from node.inbox_writer import (
+    InboxQueueFull,
+    InboxRow,
+    InboxWriter,
+    InboxWriterClosed,
+    running_writer,
+)
 from node.remote import install_key_cache
-from node.storage.models import InboxItem, InboxState
 
 log = logging.getLogger("praxisnetz.inbox")
 
@@ -110,6 +114,7 @@ class InboxRateLimiter:
 
 
 INBOX_RATE_LIMITER = web.AppKey("inbox_rate_limiter", InboxRateLimiter)
+INBOX_WRITER = web.AppKey("inbox_writer", InboxWriter)
 # Set by node.workers: nudges the inbox worker so it does not wait for its next poll.
 INBOX_WAKER = web.AppKey("inbox_waker", Callable[[], None])  # type: ignore[arg-type]
 
@@ -276,30 +281,12 @@ def origin_problem(activity: Activity) -> str | None:
     return None
 
 
-async def queue_depth(session: AsyncSession) -> int:
-    waiting = (InboxState.RECEIVED.value, InboxState.RETRY.value, InboxState.PROCESSING.value)
-    result = await session.execute(
-        select(func.count()).select_from(InboxItem).where(InboxItem.state.in_(waiting))
-    )
-    return int(result.scalar_one())
-
-
-async def persist_once(
-    session_maker: async_sessionmaker[AsyncSession],
-    item: dict[str, object],
-    tuning: InboxTuning,
-) -> bool:
-    """Insert the item unless its activity id is known; True if it was new."""
-    async with session_maker() as session, session.begin():
-        if await queue_depth(session) >= tuning.queue_limit:
-            raise InboxRejected(_busy("the inbox queue is full; try again later"))
-        dialect = session.bind.dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(InboxItem).values(**item).on_conflict_do_nothing(
-            index_elements=["activity_uri"]
-        )
-        result = await session.execute(statement)
-        return result.rowcount == 1
+async def persist_once(request: web.Request, row: InboxRow) -> bool:
+    """Committed (group commit, ``node.inbox_writer``); True if the activity was new."""
+    try:
+        return await request.app[INBOX_WRITER].store(row)
+    except (InboxQueueFull, InboxWriterClosed) as exc:
+        raise InboxRejected(_busy(f"{exc}; try again later")) from None
 
 
 async def receive(request: web.Request, inbox: str) -> web.Response:
@@ -315,17 +302,9 @@ async def receive(request: web.Request, inbox: str) -> web.Response:
         refused = origin_problem(activity)
         if refused is not None:
             return problem(403, "Forbidden", refused, field="object")
-        item = {
-            "activity_uri": activity.id,
-            "inbox": inbox,
-            "actor": activity.actor,
-            "remote_host": host,
-            "raw": document,
-            "received_at": request.app[appkeys.CLOCK](),
-            "state": InboxState.RECEIVED.value,
-            "attempts": 0,
-        }
-        is_new = await persist_once(request.app[appkeys.SESSION_MAKER], item, config.inbox)
+        row = InboxRow(activity_uri=activity.id, inbox=inbox, actor=activity.actor,
+                       remote_host=host, raw=document, received_at=request.app[appkeys.CLOCK]())
+        is_new = await persist_once(request, row)
     except InboxRejected as rejected:
         return rejected.response
     except ConnectionResetError:
@@ -333,7 +312,8 @@ async def receive(request: web.Request, inbox: str) -> web.Response:
     except (SQLAlchemyError, OSError) as exc:
         log.warning("inbox store failed error=%r", exc)
         return _busy("the node cannot store the activity right now")
-    log.info("inbox received activity=%s type=%s new=%s", activity.id, activity.type, is_new)
+    # DEBUG: the access log already has a line per request; this one cost as much again
+    log.debug("inbox received activity=%s type=%s new=%s", activity.id, activity.type, is_new)
     waker = request.app.get(INBOX_WAKER)
     if waker is not None and is_new:
         waker()
@@ -348,6 +328,13 @@ async def shared_inbox(request: web.Request) -> web.Response:
     return await receive(request, "shared")
 
 
+async def _inbox_writer(app: web.Application) -> AsyncIterator[None]:
+    # After the database (cleanup_ctx order); closed first, writing what is queued.
+    async with running_writer(app[appkeys.DB_ENGINE], app[appkeys.CONFIG].inbox.queue_limit) as writer:
+        app[INBOX_WRITER] = writer
+        yield
+
+
 async def _install_key_cache(app: web.Application) -> None:
     # Runs after cleanup_ctx set up the database and fetcher (and maybe the workers).
     install_key_cache(app)
@@ -357,6 +344,7 @@ def add_routes(app: web.Application) -> None:
     """Register ``POST /actor/inbox`` and ``POST /inbox`` and the inbox's rate limiter."""
     config: NodeConfig = app[appkeys.CONFIG]
     app[INBOX_RATE_LIMITER] = InboxRateLimiter(config.inbox)
+    app.cleanup_ctx.append(_inbox_writer)
     app.on_startup.append(_install_key_cache)
     app.router.add_post("/actor/inbox", actor_inbox)
     app.router.add_post("/inbox", shared_inbox)

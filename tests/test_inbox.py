@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
-from sqlalchemy.exc import OperationalError
 
 from federation.httpsig import SignatureScheme
-from node import appkeys
 from node.config import InboxTuning
-from node.inbox import HostRateLimiter, claimed_key_host
+from node.inbox import INBOX_WRITER, HostRateLimiter, claimed_key_host
+from node.inbox_writer import InboxWriter
+from node.storage.db import create_engine
 from node.storage.models import InboxItem
 from tests.engine_support import (
     AS_CONTEXT,
@@ -209,22 +209,21 @@ def test_claimed_host_is_read_from_either_signature_scheme() -> None:
     assert claimed_key_host({}) is None
 
 
-class _LockedSession:
-    async def __aenter__(self):
-        raise OperationalError("INSERT", {}, Exception("database is locked"))
-
-    async def __aexit__(self, *exc):
-        return False
-
-
-async def test_database_trouble_answers_503_never_202(nodes) -> None:
+async def test_database_trouble_answers_503_never_202(nodes, tmp_path) -> None:
     a, b, _, http = nodes
+    # a database file that cannot be opened: every transaction of the writer fails
+    broken = create_engine(f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/db.sqlite")
     with warnings.catch_warnings():  # swapping a resource on a running app, for the test
         warnings.simplefilter("ignore", DeprecationWarning)
-        a.app[appkeys.SESSION_MAKER] = lambda: _LockedSession()
-    status, headers, _ = await post_signed(http, a.config.inbox_url,
-                                           activity(b, "Follow", a.actor), b.keys.rsa)
+        a.app[INBOX_WRITER] = InboxWriter(broken, queue_limit=100)
+    try:
+        status, headers, _ = await post_signed(http, a.config.inbox_url,
+                                               activity(b, "Follow", a.actor), b.keys.rsa)
+    finally:
+        await a.app[INBOX_WRITER].close()
+        await broken.dispose()
     assert status == 503 and int(headers["Retry-After"]) > 0
+    assert await items(a) == []
 
 
 async def test_full_queue_answers_503(tmp_path) -> None:

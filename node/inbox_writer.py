@@ -1,0 +1,177 @@
+"""Group commit for the inbox: many requests' rows, one transaction, then every 202.
+
+Each inbox request hands its row to the one writer task of its process and waits on a
+future. The writer takes everything that queued up while its previous transaction ran
+(up to ``MAX_BATCH`` rows), checks the queue limit once for the batch, inserts the rows
+with one multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING``, commits, and only then
+resolves the futures: a 202 still means the activity is committed. If the transaction
+fails, every request of the batch gets the error (and answers 503); none is told
+"stored". Under light load a batch is one row, as before; under load the cost of a
+transaction (BEGIN IMMEDIATE, the fsync of the commit, the hand-off to the driver's
+thread) is shared by all the rows that arrived meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from node.storage.models import InboxItem, InboxState
+
+log = logging.getLogger("praxisnetz.inbox")
+
+MAX_BATCH = 256  # rows per transaction: 8 columns each stay far below SQLite's bind limit
+_WAITING = (InboxState.RECEIVED.value, InboxState.RETRY.value, InboxState.PROCESSING.value)
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    """One received, verified activity as it is stored (state ``received``)."""
+
+    activity_uri: str
+    inbox: str
+    actor: str
+    remote_host: str
+    raw: dict[str, object]
+    received_at: datetime
+
+    def values(self) -> dict[str, object]:
+        return {"activity_uri": self.activity_uri, "inbox": self.inbox, "actor": self.actor,
+                "remote_host": self.remote_host, "raw": self.raw,
+                "received_at": self.received_at, "state": InboxState.RECEIVED.value,
+                "attempts": 0}
+
+
+class InboxQueueFull(Exception):
+    """The inbox queue holds ``queue_limit`` waiting items; the row was not stored."""
+
+
+class InboxWriterClosed(Exception):
+    """The writer is shutting down; the row was not stored."""
+
+
+@dataclass
+class _Pending:
+    row: InboxRow
+    answer: asyncio.Future[bool]
+
+
+def _insert_statement(dialect: str):  # noqa: ANN202 - a SQLAlchemy Insert
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (insert(InboxItem).on_conflict_do_nothing(index_elements=["activity_uri"])
+            .returning(InboxItem.activity_uri))
+
+
+async def queue_depth(connection: AsyncConnection) -> int:
+    """Items received and not yet processed (retries and leased ones included)."""
+    result = await connection.execute(
+        select(func.count()).select_from(InboxItem).where(InboxItem.state.in_(_WAITING)))
+    return int(result.scalar_one())
+
+
+async def insert_batch(connection: AsyncConnection, rows: list[dict[str, object]]) -> set[str]:
+    """Insert the rows in one statement (SQLAlchemy's "insertmanyvalues"); the activity
+    ids that were new."""
+    statement = _insert_statement(connection.dialect.name)
+    return {uri for (uri,) in await connection.execute(statement, rows)}
+
+
+class InboxWriter:
+    """The process's one inbox writer task; ``store`` is what a request awaits."""
+
+    def __init__(self, engine: AsyncEngine, queue_limit: int, *, max_batch: int = MAX_BATCH):
+        self._engine = engine
+        self._queue_limit = queue_limit
+        self._max_batch = max_batch
+        self._pending: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.batches = 0  # transactions committed or failed (for tests and benchmarks)
+
+    async def store(self, row: InboxRow) -> bool:
+        """Committed: True if the row is new, False if its activity id was known.
+
+        Raises ``InboxQueueFull``, ``InboxWriterClosed``, or the database's error.
+        """
+        if self._closed:
+            raise InboxWriterClosed("the inbox is shutting down")
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="inbox-writer")
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.put_nowait(_Pending(row, answer))
+        return await answer
+
+    async def close(self) -> None:
+        """Write what is queued, then stop; later ``store`` calls are refused."""
+        self._closed = True
+        if self._task is None:
+            return
+        await self._pending.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._pending.get()]
+            while len(batch) < self._max_batch and not self._pending.empty():
+                batch.append(self._pending.get_nowait())
+            try:
+                await self._write(batch)
+            finally:
+                for _ in batch:
+                    self._pending.task_done()
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        # The first request for an activity id inserts it; a second one in the same
+        # batch (a sender's retry) is told "known", as it would be a moment later.
+        first: dict[str, _Pending] = {}
+        for pending in batch:
+            first.setdefault(pending.row.activity_uri, pending)
+        try:
+            async with self._engine.begin() as connection:
+                room = self._queue_limit - await queue_depth(connection)
+                taken = list(first.values())[:max(0, room)]
+                inserted = (await insert_batch(connection, [p.row.values() for p in taken])
+                            if taken else set())
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting request, not lost
+            self.batches += 1
+            log.warning("inbox write failed rows=%d error=%r", len(batch), exc)
+            for pending in batch:
+                _resolve(pending.answer, error=exc)
+            return
+        self.batches += 1
+        accepted = {id(p) for p in taken}
+        for pending in batch:
+            if id(first[pending.row.activity_uri]) not in accepted:
+                _resolve(pending.answer, error=InboxQueueFull("the inbox queue is full"))
+            else:
+                is_first = first[pending.row.activity_uri] is pending
+                _resolve(pending.answer, value=is_first and pending.row.activity_uri in inserted)
+
+
+def _resolve(answer: asyncio.Future[bool], *, value: bool = False,
+             error: BaseException | None = None) -> None:
+    if answer.done():  # the request was cancelled (its client went away)
+        return
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(value)
+
+
+@contextlib.asynccontextmanager
+async def running_writer(engine: AsyncEngine, queue_limit: int) -> AsyncIterator[InboxWriter]:
+    writer = InboxWriter(engine, queue_limit)
+    try:
+        yield writer
+    finally:
+        await writer.close()

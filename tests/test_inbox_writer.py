@@ -1,0 +1,138 @@
+"""The inbox's group commit: rows of concurrent requests share one transaction, and no
+request hears "stored" before its row is committed. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import event, func, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from node.inbox_writer import InboxQueueFull, InboxRow, InboxWriter, InboxWriterClosed
+from node.storage.db import migrate
+from node.storage.models import InboxItem, InboxState
+from tests.node_support import database_engine
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request, tmp_path) -> AsyncEngine:
+    async for created in database_engine(request.param, tmp_path):
+        await migrate(created)
+        yield created
+
+
+def row(number: int) -> InboxRow:
+    return InboxRow(activity_uri=f"https://a.example/activities/{number}", inbox="shared",
+                    actor=f"https://a.example/users/{number % 3}", remote_host="a.example",
+                    raw={"id": number, "type": "Create"}, received_at=NOW)
+
+
+async def stored_uris(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as connection:
+        result = await connection.execute(select(InboxItem.activity_uri).order_by(InboxItem.id))
+        return [uri for (uri,) in result]
+
+
+class Commits:
+    """Counts the COMMITs on the engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.count = 0
+        event.listen(engine.sync_engine, "commit", self._commit)
+
+    def _commit(self, _connection) -> None:  # noqa: ANN001
+        self.count += 1
+
+
+async def test_concurrent_rows_share_transactions_and_are_committed_before_the_answer(engine) -> None:
+    writer = InboxWriter(engine, queue_limit=1000)
+    commits = Commits(engine)
+    committed_at_answer: list[bool] = []
+
+    async def store(number: int) -> bool:
+        is_new = await writer.store(row(number))
+        # a fresh connection sees only committed rows
+        committed_at_answer.append(row(number).activity_uri in await stored_uris(engine))
+        return is_new
+
+    try:
+        answers = await asyncio.gather(*(store(n) for n in range(100)))
+    finally:
+        await writer.close()
+    assert answers == [True] * 100
+    assert all(committed_at_answer)
+    assert len(await stored_uris(engine)) == 100
+    assert writer.batches < 20, writer.batches  # grouped: far fewer transactions than rows
+    assert commits.count == writer.batches
+
+
+async def test_a_known_activity_is_stored_once_in_one_batch_and_across_batches(engine) -> None:
+    writer = InboxWriter(engine, queue_limit=1000)
+    try:
+        answers = await asyncio.gather(writer.store(row(1)), writer.store(row(1)),
+                                       writer.store(row(2)))
+        again = await writer.store(row(1))
+    finally:
+        await writer.close()
+    assert sorted(answers) == [False, True, True]  # one of the two copies is new
+    assert again is False
+    assert await stored_uris(engine) == [row(1).activity_uri, row(2).activity_uri]
+
+
+async def test_queue_limit_holds_within_a_batch_and_counts_the_waiting_items(engine) -> None:
+    writer = InboxWriter(engine, queue_limit=3)
+    try:
+        answers = await asyncio.gather(*(writer.store(row(n)) for n in range(5)),
+                                       return_exceptions=True)
+        assert answers[:3] == [True, True, True]
+        assert all(isinstance(answer, InboxQueueFull) for answer in answers[3:])
+        assert len(await stored_uris(engine)) == 3
+        # once the worker processed one, there is room for one more
+        async with engine.begin() as connection:
+            await connection.execute(update(InboxItem).where(InboxItem.id == 1)
+                                     .values(state=InboxState.DONE.value))
+        assert await writer.store(row(10)) is True
+        with pytest.raises(InboxQueueFull):
+            await writer.store(row(11))
+    finally:
+        await writer.close()
+    assert len(await stored_uris(engine)) == 4
+
+
+async def test_a_failed_transaction_fails_every_request_of_the_batch_and_stores_nothing(engine) -> None:
+    writer = InboxWriter(engine, queue_limit=1000)
+    failing = [True]
+
+    def fail_insert(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001, PLR0913
+        if failing[0] and statement.lstrip().upper().startswith("INSERT INTO INBOX_ITEMS"):
+            raise OperationalError(statement, {}, Exception("database or disk is full"))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", fail_insert)
+    try:
+        answers = await asyncio.gather(*(writer.store(row(n)) for n in range(10)),
+                                       return_exceptions=True)
+        assert all(isinstance(answer, OperationalError) for answer in answers), answers
+        assert await stored_uris(engine) == []
+        failing[0] = False  # the writer carries on after the fault
+        assert await writer.store(row(1)) is True
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", fail_insert)
+        await writer.close()
+    assert await stored_uris(engine) == [row(1).activity_uri]
+
+
+async def test_close_writes_what_is_queued_then_refuses(engine) -> None:
+    writer = InboxWriter(engine, queue_limit=1000)
+    pending = [asyncio.ensure_future(writer.store(row(n))) for n in range(20)]
+    await asyncio.sleep(0)  # the requests are queued
+    await writer.close()
+    assert [task.result() for task in pending] == [True] * 20
+    with pytest.raises(InboxWriterClosed):
+        await writer.store(row(99))
+    async with engine.connect() as connection:
+        assert await connection.scalar(select(func.count()).select_from(InboxItem)) == 20
