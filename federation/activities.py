@@ -19,8 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-
-from pyld import jsonld
+from typing import TYPE_CHECKING
 
 from federation.timestamps import TimestampError, format_timestamp, parse_timestamp
 from federation.urls import OriginError, origin, same_origin
@@ -34,6 +33,9 @@ from vocab import (
     UnknownContextError,
     pyld_options,
 )
+
+if TYPE_CHECKING:
+    from pyld import jsonld
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 CONTEXT: tuple[str, ...] = DEFAULT_CONTEXT
@@ -176,6 +178,9 @@ def _in_our_context(raw: Mapping[str, object], contexts: list[object]) -> Mappin
     # embedded objects may carry their own @context (signed objects do): all must be known
     if all(_is_read_as_is(context) for context in contexts):
         return raw
+    # why lazy: pyld (with requests, urllib3, lxml) is needed only for this fallback
+    from pyld import jsonld
+
     try:
         return jsonld.compact(dict(raw), {"@context": list(CONTEXT)}, pyld_options(_NO_BASE))
     except jsonld.JsonLdError as exc:
@@ -188,6 +193,8 @@ def _in_our_context(raw: Mapping[str, object], contexts: list[object]) -> Mappin
 
 
 def _describe_jsonld_error(error: jsonld.JsonLdError) -> str:
+    from pyld import jsonld  # loaded already: only the fallback raises its errors
+
     cause: object = error
     innermost = error
     for _ in range(8):  # pyld nests its errors a few levels deep

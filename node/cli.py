@@ -432,6 +432,9 @@ def _add_admin_commands(commands: argparse._SubParsersAction) -> None:
     rotate = key_commands.add_parser("rotate", help="new RSA key, announced with an actor Update")
     _data_dir(rotate)
     keys.set_defaults(handler=cmd_keys)
+
+
+def _add_demo_command(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", help="run the local demo federation")
     from node.demo import add_arguments as add_demo_arguments
 
@@ -451,13 +454,26 @@ def _add_delivery_commands(commands: argparse._SubParsersAction) -> None:
     add_delivery_commands(commands, _data_dir)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The commands defined in this module. The others are defined next to their handlers
+# (web interface, delivery queue, hub, demo); importing those modules costs more than
+# half of `serve`'s start-up, so they are registered only when one of them (or --help)
+# is asked for.
+CORE_COMMANDS = frozenset(
+    {"init", "serve", "worker", "publish", "follow", "unfollow", "status", "token", "keys"}
+)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with a core ``command``, only the core commands."""
     parser = argparse.ArgumentParser(prog="praxisnetz", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     _add_init(commands)
     _add_server_commands(commands)
     _add_content_commands(commands)
     _add_admin_commands(commands)
+    if command in CORE_COMMANDS:
+        return parser
+    _add_demo_command(commands)
     _add_user_commands(commands)
     _add_delivery_commands(commands)
     from node.hub.cli import add_hub_commands  # the hub role's commands live with the hub
@@ -467,7 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(arguments[0] if arguments else None).parse_args(arguments)
     try:
         return args.handler(args)
     except (CliError, ConfigError) as exc:

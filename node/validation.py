@@ -5,17 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from node.contribution_input import FieldProblem
-from vocab import TOPIC_SLUGS
-from vocab.validate import Severity, validate
+
+# Why the vocab imports are in the functions: they pull in rdflib and pyld (~0.3 s), which
+# a node needs only when something is published, not to start.
 
 
 def known_topic_slugs() -> frozenset[str]:
     """Topic slugs of the SKOS scheme shipped in ``vocab/topics.ttl``."""
+    from vocab.namespace import TOPIC_SLUGS
+
     return frozenset(TOPIC_SLUGS)
 
 
 def document_problems(document: dict[str, Any]) -> list[FieldProblem]:
     """SHACL validation of an (unsigned) contribution, as problems naming document members."""
+    from vocab.validate import Severity, validate
+
     report = validate(document, document.get("id"))
     if report.valid:
         return []

@@ -1,13 +1,20 @@
 """The Praxisnetz vocabulary: ontology, JSON-LD context, SHACL shapes, SKOS topics,
 bundled third-party contexts, the offline document loader, and validation.
 
-    from vocab import validate, PN, PRAXISNETZ_CONTEXT_URL
+    from vocab import PN, PRAXISNETZ_CONTEXT_URL
+    from vocab.validate import validate
     report = validate(document)
+
+(``from vocab import validate`` works too, but once the submodule ``vocab.validate`` has
+been imported, the attribute ``vocab.validate`` is that submodule.)
 
 Command line: `python -m vocab FILE...` validates JSON-LD files and prints the result.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from vocab.loader import (
     ACTIVITYSTREAMS_CONTEXT_URL,
@@ -20,17 +27,44 @@ from vocab.loader import (
     offline_document_loader,
     pyld_options,
 )
-from vocab.namespace import (
-    ONTOLOGY_IRI,
-    PN,
-    PN_NAMESPACE,
-    TOPIC_SCHEME,
-    TOPIC_SLUGS,
-    TOPICS,
-    TOPICS_NAMESPACE,
-    topic_iri,
-)
-from vocab.validate import Problem, Severity, ValidationReport, validate, validate_files
+
+if TYPE_CHECKING:
+    from vocab.namespace import (
+        ONTOLOGY_IRI,
+        PN,
+        PN_NAMESPACE,
+        TOPIC_SCHEME,
+        TOPIC_SLUGS,
+        TOPICS,
+        TOPICS_NAMESPACE,
+        topic_iri,
+    )
+    from vocab.validate import Problem, Severity, ValidationReport, validate, validate_files
+
+# Why lazy: the namespace constants need rdflib and validation needs pyld and rdflib
+# (~0.3 s of imports); a node that only reads activities in the known contexts needs
+# neither. The names are imported on first use (PEP 562).
+_LAZY_EXPORTS = {
+    **dict.fromkeys(
+        ("ONTOLOGY_IRI", "PN", "PN_NAMESPACE", "TOPIC_SCHEME", "TOPIC_SLUGS", "TOPICS",
+         "TOPICS_NAMESPACE", "topic_iri"),
+        "vocab.namespace",
+    ),
+    **dict.fromkeys(
+        ("Problem", "Severity", "ValidationReport", "validate", "validate_files"),
+        "vocab.validate",
+    ),
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY_EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vocab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # importing vocab.validate bound the submodule to this name
+    return value
+
 
 __all__ = [
     "ACTIVITYSTREAMS_CONTEXT_URL",

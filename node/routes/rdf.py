@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vocab.rdf import to_graph
-
 PREFIXES = {
     "as": "https://www.w3.org/ns/activitystreams#",
     "pn": "https://w3id.org/praxisnetz#",
@@ -25,6 +23,8 @@ def document_to_turtle(document: Mapping[str, Any], *, base: str) -> str:
     express; clients that need it ask for JSON-LD, where the signed document is served
     exactly as stored.
     """
+    from vocab.rdf import to_graph  # why lazy: rdflib + pyld (~0.3 s), only for Turtle
+
     graph = to_graph(document, base)
     for prefix, namespace in PREFIXES.items():
         graph.bind(prefix, namespace)

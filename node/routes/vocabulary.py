@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 from importlib import resources
 
-import rdflib
 from aiohttp import web
 
 from node.routes.negotiation import Representation, negotiate
@@ -70,6 +69,8 @@ async def vocabulary_document(request: web.Request) -> web.Response:
             f' · <a href="/ns/context.jsonld">context.jsonld</a></p>\n<pre>{html.escape(text)}</pre>'
         )
         return html_page(f"Praxisnetz {name}", body, lang="en")
+    import rdflib  # why lazy: ~0.1 s of imports, only for this JSON-LD conversion
+
     graph = rdflib.Graph().parse(data=text, format="turtle")
     return web.Response(
         text=graph.serialize(format="json-ld"),

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from node import appkeys
-from node.web import editor, hub_editor, hub_public, public, social, staff, uploads
+from node.web import editor, public, social, staff, uploads
 from node.web.render import STATIC_DIR, setup_templates
 from node.web.session import web_middleware
 from node.web.views import load_topic_labels
@@ -42,5 +42,8 @@ def add_routes(app: web.Application) -> None:
     uploads.add_routes(app)
     social.add_routes(app)
     if app[appkeys.CONFIG].is_hub:
+        # why lazy: the hub's pages import the hub (index, RDF store); a node never needs them
+        from node.web import hub_editor, hub_public
+
         hub_public.add_routes(app)
         hub_editor.add_routes(app)

@@ -40,7 +40,6 @@ from node.web.public import TOPIC_LABELS, contribution_context
 from node.web.render import language_of, page
 from node.web.session import FORM, translator
 from node.web.staff import own_contribution
-from vocab.validate import Severity, validate
 
 Operation = Callable[..., Awaitable[AuthoringResult]]
 FORM_KINDS = (
@@ -101,6 +100,8 @@ def _submitted_state(request: web.Request, kind: ContributionKind) -> FormState:
 
 def _document_problems(request: web.Request, document: dict[str, Any]) -> list[FieldProblem]:
     """The vocabulary's shape checks, in the interface language, named by form field."""
+    from vocab.validate import Severity, validate  # why lazy: rdflib + pyld, ~0.3 s at start-up
+
     language = language_of(request).value
     report = validate(document, document.get("id"))
     return [
