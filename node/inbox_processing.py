@@ -27,6 +27,7 @@ from federation.activities import ActivityError, accept, parse_activity, reject
 from federation.keys import KeyFormatError
 from federation.origin import RelayTrust, relayed_object_trust, same_origin
 from federation.proofs import ProofResult, proof_method, sign_document, verify_document
+from node import incoming_follows
 from node.appkeys import NodeKeys
 from node.config import FollowApproval, NodeConfig
 from node.outbox import record_local_activity
@@ -217,6 +218,9 @@ class InboxProcessor:
         remote = await self._directory.actor(activity.actor)
         state = self._approval_for(activity.actor)
         async with self._sessions() as session, session.begin():
+            if not await incoming_follows.record_follow(session, activity.actor, activity.id,
+                                                        self._config.actor_url, now=self._clock()):
+                return done(f"Follow {activity.id} was undone before it arrived; ignored")
             row = (await session.execute(
                 select(Follower).where(Follower.actor_uri == activity.actor))).scalar_one_or_none()
             if row is None:
@@ -229,14 +233,20 @@ class InboxProcessor:
                                           remote.inbox)
         return done(f"follower {activity.actor} {state.value}")
 
-    async def _undo_follow(self, activity: Incoming, follow_id: str | None) -> Verdict:
+    async def _undo_follow(self, activity: Incoming, follow_id: str) -> Verdict:
+        """Remove the follower unless another of its Follows stands (``node.incoming_follows``)."""
         async with self._sessions() as session, session.begin():
+            await incoming_follows.record_undo(session, activity.actor, activity.id, follow_id,
+                                               now=self._clock())
             row = (await session.execute(
                 select(Follower).where(Follower.actor_uri == activity.actor))).scalar_one_or_none()
             if row is None:
-                return done("not a follower; nothing to undo")
-            if follow_id and row.follow_activity_uri and row.follow_activity_uri != follow_id:
-                return done("undo of an older Follow; current follow kept")
+                return done("not a follower; the Undo is remembered")
+            standing = await incoming_follows.standing_follow(
+                session, activity.actor, self._config.actor_url, row.follow_activity_uri)
+            if standing is not None:
+                row.follow_activity_uri = standing
+                return done(f"undo of {follow_id}; the follow {standing} stands")
             await session.delete(row)
         return done(f"follower {activity.actor} removed")
 
@@ -253,12 +263,15 @@ class InboxProcessor:
         if inner_type == "Follow":
             return await self._undo_follow(activity, activity.object_id)
         async with self._sessions() as session, session.begin():
+            # Receipts of Follows and Undos stay: they decide who follows.
             result = await session.execute(
                 delete(Activity).where(Activity.uri == activity.object_id,
                                        Activity.actor == activity.actor,
+                                       Activity.type.not_in(incoming_follows.RECEIPT_TYPES),
                                        Activity.is_local.is_(False)))
             if result.rowcount:
                 return done(f"undid {activity.object_id}")
+        # A bare id that names nothing else may be a Follow, received or still on its way.
         return await self._undo_follow(activity, activity.object_id)
 
     async def _answer_to_our_follow(self, activity: Incoming) -> Following | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import uuid
 
 import aiohttp
 import pytest
@@ -13,9 +14,10 @@ import pytest
 from node.cli import main
 from node.config import ConfigError, NodeConfig
 from node.hub.membership import AutoAcceptPolicy, ags_of
-from node.hub.settings import HubSettings, settings_from_mapping
+from node.hub.settings import HubSettings, settings_from_mapping, write_settings
 from node.hub.tables import HubMember
-from node.storage.models import Follower, Following, RemoteObject
+from node.storage.models import Follower, Following, InboxState, RemoteObject
+from node.workers import build_workers
 from tests.engine_support import (
     RunningNode,
     eventually,
@@ -163,6 +165,52 @@ async def test_a_hub_that_limits_followers_to_hosts_refuses_other_applicants(tmp
                                                     hub.actor), "rejected"))
         assert not await hub.rows(HubMember)
         assert not await hub.rows(Following, Following.target_uri == member.actor)
+    finally:
+        for node in (member, hub):
+            await node.stop()
+
+
+def _activity(actor: str, kind: str, obj: object) -> dict:
+    base = actor.rsplit("/", 1)[0]
+    return {"@context": "https://www.w3.org/ns/activitystreams", "type": kind,
+            "id": f"{base}/activities/{uuid.uuid4()}", "actor": actor, "object": obj}
+
+
+# Orders of arrival at the hub of: Undo(F1), F2, Undo(F2), F3 (a member that left and
+# applied again twice, its deliveries side by side). "overtaken": F3 before F2, and
+# Undo(F2) after F2 — before the receipts, the hub then lost the member.
+CHURN_ORDERS = {"in order": (0, 1, 2, 3), "follows first": (3, 1, 0, 2),
+                "overtaken": (3, 1, 2, 0), "undos first": (2, 0, 3, 1)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("order", list(CHURN_ORDERS))
+async def test_leaving_and_applying_again_at_once_keeps_the_member(tmp_path, order) -> None:
+    config = node_config(tmp_path, "kochbuch", is_hub=True, name="Kochbuch-Redaktion")
+    write_settings(config.data_dir, auto_accept_hosts=(), auto_accept_loopback=True)
+    hub = await start_node(config, start_workers=False)
+    member = await start_node(node_config(tmp_path, "dueren"), start_workers=False)
+    try:
+        processor = build_workers(hub.app).processor  # with the hub's inbox hook
+        first = _activity(member.actor, "Follow", hub.actor)
+        assert (await processor.process(first)).state is InboxState.DONE
+        assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "approved"
+        again, last = (_activity(member.actor, "Follow", hub.actor) for _ in range(2))
+        churn = [_activity(member.actor, "Undo", first), again,
+                 _activity(member.actor, "Undo", again), last]
+        for index in CHURN_ORDERS[order]:
+            verdict = await processor.process(churn[index])
+            assert verdict.state is InboxState.DONE, verdict.reason
+        [follower] = await hub.rows(Follower, Follower.actor_uri == member.actor)
+        assert follower.state == "accepted" and follower.follow_activity_uri == last["id"]
+        assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "approved"
+
+        await processor.process(_activity(member.actor, "Undo", last))  # now it leaves
+        assert await hub.rows(Follower, Follower.actor_uri == member.actor) == []
+        assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "left"
+        late = await processor.process(last)  # its Follow, delivered again, changes nothing
+        assert "undone before it arrived" in late.reason
+        assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "left"
     finally:
         for node in (member, hub):
             await node.stop()

@@ -7,6 +7,7 @@ counts fetches, so "without any fetch" is checked, not assumed.
 from __future__ import annotations
 
 import copy
+import itertools
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -318,3 +319,66 @@ async def test_two_versions_with_the_same_updated_converge_whatever_arrives_firs
     for document in (versions[first], versions[1 - first]):
         await processor.process(activity(b.actor, "Update", document))
     assert (await stored(a, winner["id"])).document == winner
+
+
+# --- leaving and following again: deliveries side by side ---------------------------------
+
+
+async def test_leaving_and_following_again_keeps_the_follow_in_every_order_of_arrival(pair) -> None:
+    # Undo(F1), F2, Undo(F2), F3: two churns whose deliveries overtake each other (a
+    # restarted sender sends its backlog side by side). Before the receipts, F2 arriving
+    # after F3 overwrote the follower's Follow id, and Undo(F2) then removed the follower.
+    a, b = pair
+    processor, _ = processor_for(a)
+    current = activity(b.actor, "Follow", a.actor)
+    await processor.process(current)
+    for order in itertools.permutations(range(4)):
+        again, last = (activity(b.actor, "Follow", a.actor) for _ in range(2))
+        churn = [activity(b.actor, "Undo", current), again, activity(b.actor, "Undo", again), last]
+        for index in order:
+            verdict = await processor.process(churn[index])
+            assert verdict.state is InboxState.DONE, (order, verdict.reason)
+        [row] = await a.rows(Follower)
+        assert row.follow_activity_uri == last["id"], order
+        current = last
+
+
+async def test_leaving_for_good_removes_the_follower_in_every_order_of_arrival(pair) -> None:
+    a, b = pair
+    processor, _ = processor_for(a)
+    for order in itertools.permutations(range(3)):
+        first, again = (activity(b.actor, "Follow", a.actor) for _ in range(2))
+        await processor.process(first)
+        churn = [activity(b.actor, "Undo", first), again, activity(b.actor, "Undo", again)]
+        for index in order:
+            await processor.process(churn[index])
+        assert await a.rows(Follower) == [], order
+
+
+async def test_a_follow_undone_before_it_arrives_is_ignored_also_for_a_bare_undo(pair) -> None:
+    a, b = pair
+    processor, _ = processor_for(a)
+    follow = activity(b.actor, "Follow", a.actor)
+    verdict = await processor.process(activity(b.actor, "Undo", follow["id"]))  # id only
+    assert verdict.state is InboxState.DONE
+    verdict = await processor.process(follow)
+    assert verdict.state is InboxState.DONE and "undone before it arrived" in verdict.reason
+    assert await a.rows(Follower) == []
+    assert await a.rows(Activity, Activity.type == "Accept") == []
+    # A bare Undo of a received Follow removes the follower; it does not just drop the receipt.
+    again = activity(b.actor, "Follow", a.actor)
+    await processor.process(again)
+    await processor.process(activity(b.actor, "Undo", again["id"]))
+    assert await a.rows(Follower) == []
+    assert (await processor.process(again)).reason.endswith("ignored")  # delivered twice
+    assert await a.rows(Follower) == []
+
+
+async def test_someone_else_cannot_undo_a_follow(pair) -> None:
+    a, b = pair
+    processor, _ = processor_for(a)
+    follow = activity(b.actor, "Follow", a.actor)
+    intruder = f"{b.url}/users/intruder"  # same origin, another actor
+    await processor.process(activity(intruder, "Undo", follow["id"]))  # before the Follow
+    await processor.process(follow)
+    assert [row.actor_uri for row in await a.rows(Follower)] == [b.actor]

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.activities import accept
 from federation.proofs import sign_document
-from node import follows
+from node import follows, incoming_follows
 from node.appkeys import NodeKeys
 from node.config import NodeConfig
 from node.hub.tables import HubMember, MemberState
@@ -106,9 +106,14 @@ def ags_of(actor_document: Mapping[str, Any]) -> str | None:
 
 
 async def record_application(
-    session: AsyncSession, actor: RemoteActor, follow_activity_uri: str, *, now: datetime
-) -> HubMember:
-    """Store (or refresh) the applicant and its pending ``followers`` row."""
+    session: AsyncSession, actor: RemoteActor, follow_activity_uri: str, followed: str,
+    *, now: datetime,
+) -> HubMember | None:
+    """Store (or refresh) the applicant and its pending ``followers`` row; None if this
+    Follow was undone before it arrived (``node.incoming_follows``: nothing changes)."""
+    if not await incoming_follows.record_follow(session, actor.uri, follow_activity_uri,
+                                                followed, now=now):
+        return None
     member = await session.scalar(select(HubMember).where(HubMember.actor_uri == actor.uri))
     if member is None:
         member = HubMember(actor_uri=actor.uri, applied_at=now,

@@ -138,7 +138,10 @@ class HubInboxHook:
             actor = await session.get(RemoteActor, activity.actor)
             if actor is None:
                 return rejected(f"{activity.actor}: actor document unavailable")
-            member = await membership.record_application(session, actor, activity.id, now=now)
+            member = await membership.record_application(session, actor, activity.id,
+                                                         runtime.config.actor_url, now=now)
+            if member is None:
+                return done(f"Follow {activity.id} was undone before it arrived; ignored")
             approved = member.state == MemberState.APPROVED.value
             if approved or runtime.policy.accepts(activity.actor):
                 await membership.approve(session, member, runtime.config,

@@ -1,0 +1,85 @@
+"""Received Follows and Undos of them, so that whether an actor follows does not depend
+on the order in which they arrive.
+
+A follower's Undo(Follow) and its next Follow are separate deliveries; they go side by
+side, and a retried one comes late, so a receiver may see Follow F2 before Undo(F1), or
+an older Follow after a newer one. Every received Follow id and every undone Follow id
+is therefore kept (in ``activities``, not local: a ``Follow`` row whose object is the
+followed actor, an ``Undo`` row whose object is the undone Follow's id). The rule, the
+same whatever the order: **an actor follows while one of its received Follows is not
+undone**. A Follow whose Undo came first is never applied; an Undo of one Follow leaves
+the follower row alone while another Follow of that actor stands.
+
+Nothing here commits: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node.storage.models import Activity
+
+FOLLOW = "Follow"
+UNDO = "Undo"
+RECEIPT_TYPES = (FOLLOW, UNDO)
+
+
+async def _exists(session: AsyncSession, uri: str) -> bool:
+    return await session.scalar(select(Activity.id).where(Activity.uri == uri)) is not None
+
+
+async def _remember(session: AsyncSession, uri: str, kind: str, actor: str, object_uri: str,
+                    *, now: datetime) -> None:
+    """Keep the receipt once (a retried item is processed again)."""
+    if await _exists(session, uri):
+        return
+    session.add(Activity(uri=uri, type=kind, actor=actor, object_uri=object_uri,
+                         document={"id": uri, "type": kind, "actor": actor,
+                                   "object": object_uri},
+                         is_local=False, created_at=now))
+    await session.flush()
+
+
+async def was_undone(session: AsyncSession, actor: str, follow_id: str) -> bool:
+    query = select(Activity.id).where(Activity.object_uri == follow_id, Activity.type == UNDO,
+                                      Activity.actor == actor, Activity.is_local.is_(False))
+    return await session.scalar(query.limit(1)) is not None
+
+
+async def record_follow(session: AsyncSession, actor: str, follow_id: str, followed: str,
+                        *, now: datetime) -> bool:
+    """Remember a received Follow; False if it was undone before it arrived (ignore it)."""
+    if await was_undone(session, actor, follow_id):
+        return False
+    await _remember(session, follow_id, FOLLOW, actor, followed, now=now)
+    return True
+
+
+async def record_undo(session: AsyncSession, actor: str, undo_id: str, follow_id: str,
+                      *, now: datetime) -> None:
+    """Remember that ``actor`` undid ``follow_id`` (also before that Follow arrived)."""
+    await _remember(session, undo_id, UNDO, actor, follow_id, now=now)
+
+
+async def standing_follow(session: AsyncSession, actor: str, followed: str,
+                          current: str | None) -> str | None:
+    """The id of a Follow of ``followed`` by ``actor`` that is not undone, or None.
+
+    ``current`` (the follower row's Follow) is preferred; it counts even without a
+    receipt, since rows older than these receipts have none.
+    """
+    received = list(await session.scalars(
+        select(Activity.uri).where(Activity.object_uri == followed, Activity.type == FOLLOW,
+                                   Activity.actor == actor, Activity.is_local.is_(False))
+        .order_by(Activity.id.desc())))
+    candidates = ([current] if current else []) + [uri for uri in received if uri != current]
+    if not candidates:
+        return None
+    undone = set(await session.scalars(
+        select(Activity.object_uri).where(Activity.object_uri.in_(candidates),
+                                          Activity.type == UNDO, Activity.actor == actor,
+                                          Activity.is_local.is_(False))))
+    return next((uri for uri in candidates if uri not in undone), None)
