@@ -18,12 +18,14 @@ import aiohttp
 
 from soak.cluster import Cluster, SoakNode, wait_listening
 
-# Relative weights of the operations; follow churn is an Undo Follow plus a Follow.
+# Relative weights of the operations. Follow churn is an Undo Follow and a Follow at once;
+# a rewrite is two Updates of one object at once (within a second, arriving in any order).
 OPERATION_WEIGHTS = {
-    "publish": 34, "update": 24, "delete": 8, "stance": 14, "comment": 14, "churn": 2,
+    "publish": 34, "update": 20, "rewrite": 4, "delete": 8, "stance": 14, "comment": 14,
+    "churn": 2,
 }  # fmt: skip
+PAIRED = ("churn", "rewrite")  # operations of two activities each
 POSITIONS = ("agree", "disagree", "partly")
-SAME_SECOND = 1.1  # seconds between two writes of one object (see Load._update)
 
 
 @dataclass
@@ -45,7 +47,7 @@ class LoadLedger:
 
     @property
     def activities(self) -> int:
-        return sum(self.accepted.values()) + self.accepted["churn"]  # churn is two activities
+        return sum(self.accepted.values()) + sum(self.accepted[name] for name in PAIRED)
 
 
 class LoadError(RuntimeError):
@@ -58,8 +60,6 @@ class Load:
     def __init__(self, cluster: Cluster, client: aiohttp.ClientSession, ledger: LoadLedger,
                  rng: random.Random) -> None:
         self.cluster, self.client, self.ledger, self.rng = cluster, client, ledger, rng
-        self.same_second_updates = False
-        self.written: dict[str, float] = {}  # slug -> when the load last wrote it
 
     def _origins(self) -> list[SoakNode]:
         return [node for node in self.cluster.members if node.running and not node.held_down]
@@ -83,7 +83,7 @@ class Load:
         node = self.rng.choice(origins)
         operation = self.rng.choices(list(OPERATION_WEIGHTS), list(OPERATION_WEIGHTS.values()))[0]
         live = self.ledger.live.setdefault(node.slug, {})
-        if operation in ("update", "delete") and not live:
+        if operation in ("update", "rewrite", "delete") and not live:
             operation = "publish"
         ok = await getattr(self, f"_{operation}")(node, live)
         (self.ledger.accepted if ok else self.ledger.refused)[operation] += 1
@@ -94,7 +94,6 @@ class Load:
             self.ledger.note_refusal(node.slug, f"POST {fields['kind']}", status, payload)
             return False
         self.ledger.created.setdefault(node.slug, set()).add(payload["uri"])
-        self.written[fields["slug"]] = time.monotonic()
         live[fields["slug"]] = fields
         if fields["kind"] == "practice":
             self.ledger.practices.setdefault(node.slug, []).append(payload["uri"])
@@ -131,17 +130,7 @@ class Load:
                   "body": "Wie lange hat es gedauert?"}
         return await self._create(node, live, fields)
 
-    async def _update(self, node: SoakNode, live: dict[str, dict]) -> bool:
-        # Known bug (docs/reliability.md): ``updated`` has whole seconds and receivers keep
-        # the first of two versions with the same ``updated``; so, unless asked to show it,
-        # one object is not written twice within a second.
-        now = time.monotonic()
-        ready = [slug for slug in live
-                 if self.same_second_updates or now - self.written.get(slug, 0.0) > SAME_SECOND]
-        if not ready:
-            return await self._publish(node, live)
-        slug = self.rng.choice(ready)
-        self.written[slug] = now
+    async def _put(self, node: SoakNode, live: dict[str, dict], slug: str) -> bool:
         fields = {**live[slug], "body": f"Fassung {uuid.uuid4().hex[:8]}."}
         status, payload = await self.call(node, "PUT", f"/api/contributions/{slug}", fields)
         if 200 <= status < 300:
@@ -149,6 +138,15 @@ class Load:
         else:
             self.ledger.note_refusal(node.slug, "PUT", status, payload)
         return 200 <= status < 300
+
+    async def _update(self, node: SoakNode, live: dict[str, dict]) -> bool:
+        return await self._put(node, live, self.rng.choice(list(live)))
+
+    async def _rewrite(self, node: SoakNode, live: dict[str, dict]) -> bool:
+        """Two Updates of one object at once: both saved within a second, their deliveries
+        race; every follower must still end with the second (the origin's last)."""
+        slug = self.rng.choice(list(live))
+        return await self._put(node, live, slug) and await self._put(node, live, slug)
 
     async def _delete(self, node: SoakNode, live: dict[str, dict]) -> bool:
         slug = self.rng.choice(list(live))
