@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 NOT_FOR_SERVE = (
     "pyld", "requests", "urllib3", "lxml", "rdflib", "alembic", "mako", "pygments",
     "node.hub", "node.demo", "node.web.user_cli", "node.delivery_cli", "oxrdflib",
-    "vocab.validate", "vocab.namespace", "vocab.rdf",
+    "vocab.validate", "vocab.namespace", "vocab.rdf", "pyoxigraph",
 )  # fmt: skip
 
 # What `node.cli.main(["serve", ...])` does before the event loop starts, minus run_app.

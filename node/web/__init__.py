@@ -6,22 +6,14 @@ aiohttp-jinja2, the session/CSRF middleware, the stylesheet and every web route.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from aiohttp import web
 
 from node import appkeys
 from node.web import editor, public, social, staff, uploads
 from node.web.render import STATIC_DIR, setup_templates
 from node.web.session import web_middleware
-from node.web.views import load_topic_labels
 
 STYLESHEET = "praxisnetz.css"
-
-
-async def _topic_labels(app: web.Application) -> AsyncIterator[None]:
-    app[public.TOPIC_LABELS] = load_topic_labels()
-    yield
 
 
 async def stylesheet(request: web.Request) -> web.FileResponse:
@@ -34,7 +26,6 @@ async def stylesheet(request: web.Request) -> web.FileResponse:
 def add_routes(app: web.Application) -> None:
     setup_templates(app)
     app.middlewares.append(web_middleware)
-    app.cleanup_ctx.append(_topic_labels)
     app.router.add_get(f"/static/{STYLESHEET}", stylesheet)
     public.add_routes(app)
     staff.add_routes(app)

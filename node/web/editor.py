@@ -36,10 +36,11 @@ from node.web.forms import (
     values_from_source,
 )
 from node.web.i18n import Translator
-from node.web.public import TOPIC_LABELS, contribution_context
+from node.web.public import contribution_context
 from node.web.render import language_of, page
 from node.web.session import FORM, translator
 from node.web.staff import own_contribution
+from node.web.views import topic_labels
 
 Operation = Callable[..., Awaitable[AuthoringResult]]
 FORM_KINDS = (
@@ -50,7 +51,7 @@ FORM_KINDS = (
 
 def form_options(request: web.Request, t: Translator) -> dict[str, Any]:
     language = language_of(request).value
-    labels = request.app[TOPIC_LABELS]
+    labels = topic_labels()
     return {
         "status_options": [("", t("form.none"))]
         + [(status, t(f"status.{status}")) for status in PRACTICE_STATUSES],

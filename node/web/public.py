@@ -27,12 +27,11 @@ from node.web.session import attach_session
 from node.web.views import (
     ContributionView,
     ResponseView,
-    TopicLabel,
     state_of,
+    topic_labels,
     view_of,
 )
 
-TOPIC_LABELS = web.AppKey("web_topic_labels", dict[str, TopicLabel])
 HOME_LIMIT = 500
 MAX_RESPONSES = 500
 RESPONSE_KINDS = (ContributionKind.STANCE.value, ContributionKind.COMMENT.value)
@@ -54,7 +53,7 @@ class ListedContribution:
 
 
 def topic_label(request: web.Request, slug: str) -> str:
-    labels = request.app[TOPIC_LABELS]
+    labels = topic_labels()
     return labels[slug].label(language_of(request).value) if slug in labels else slug
 
 

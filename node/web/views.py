@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import pyoxigraph
 
 from node.storage.models import ContributionKind
 
@@ -45,24 +44,31 @@ class TopicLabel:
 
 def load_topic_labels(path: Path | None = None) -> dict[str, TopicLabel]:
     """German and English ``skos:prefLabel`` of every topic in ``vocab/topics.ttl``."""
+    # Why rdflib, imported here: publishing loads it anyway (SHACL validation), while
+    # pyoxigraph would add ~10 MiB to every node's memory for this one small file.
+    from rdflib import Graph, Literal, URIRef
+
     source = path or resources.files("vocab").joinpath("topics.ttl")
+    graph = Graph().parse(data=source.read_bytes(), format="turtle")
     labels: dict[str, dict[str, str]] = {}
-    for triple in pyoxigraph.parse(source.read_bytes(), format=pyoxigraph.RdfFormat.TURTLE):
-        subject, label = triple.subject, triple.object
+    for subject, label in graph.subject_objects(URIRef(PREF_LABEL)):
         if (
-            triple.predicate.value == PREF_LABEL
-            and isinstance(subject, pyoxigraph.NamedNode)
-            and subject.value.startswith(TOPIC_NAMESPACE)
-            and isinstance(label, pyoxigraph.Literal)
+            isinstance(subject, URIRef)
+            and subject.startswith(TOPIC_NAMESPACE)
+            and isinstance(label, Literal)
             and label.language
         ):
-            labels.setdefault(subject.value[len(TOPIC_NAMESPACE) :], {})[label.language] = (
-                label.value
-            )
+            labels.setdefault(subject[len(TOPIC_NAMESPACE) :], {})[label.language] = str(label)
     return {
         slug: TopicLabel(slug, names.get("de", slug), names.get("en", names.get("de", slug)))
         for slug, names in labels.items()
     }
+
+
+@cache
+def topic_labels() -> Mapping[str, TopicLabel]:
+    """The shipped topic labels, read on first use (the pages that show topics)."""
+    return load_topic_labels()
 
 
 def state_of(ags: str | None) -> str | None:
