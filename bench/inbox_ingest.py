@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +35,10 @@ from bench._support import (
 )
 from node.config import InboxTuning, NodeConfig
 from node.storage.db import create_engine, session_maker
-from node.storage.models import InboxItem
+from node.storage.models import InboxItem, InboxState
 
 TARGET_SHARE_PCT = 50.0
+WAITING = (InboxState.RECEIVED.value, InboxState.PROCESSING.value)
 # One host and one address send everything: the rate limits would measure 429s.
 BENCH_INBOX = InboxTuning(requests_per_host_per_minute=10_000_000, requests_per_ip_per_minute=10_000_000,
                           queue_limit=1_000_000)
@@ -51,15 +54,41 @@ class Row:
     persisted: int
     refused: str
     target: str
+    # CPU milliseconds per activity (from /proc and the load process's own clock), to
+    # tell which process bounds a rate: the node while the load ran (its inbox worker
+    # included), the node until every item was processed, the sink, and the load client
+    # in each phase
+    node_cpu_ms: float = 0.0
+    node_cpu_ms_to_processed: float = 0.0
+    sink_cpu_ms: float = 0.0
+    client_cpu_ms_bare: float = 0.0
+    client_cpu_ms_node: float = 0.0
+    processed_after_s: float = 0.0  # after the load ended, until no item waited any more
 
 
-async def _persisted(config: NodeConfig) -> int:
+async def _count(config: NodeConfig, *, waiting_only: bool = False) -> int:
+    statement = select(func.count()).select_from(InboxItem)
+    if waiting_only:
+        statement = statement.where(InboxItem.state.in_(WAITING))
     engine = create_engine(config.database_url)
     try:
         async with session_maker(engine)() as session:
-            return int(await session.scalar(select(func.count()).select_from(InboxItem)))
+            return int(await session.scalar(statement))
     finally:
         await engine.dispose()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_processed(config: NodeConfig, timeout: float = 600.0) -> float:
+    started = time.perf_counter()
+    while asyncio.run(_count(config, waiting_only=True)) and time.perf_counter() - started < timeout:
+        time.sleep(0.2)
+    return time.perf_counter() - started
 
 
 def run(activities: int = 2000, actors: int = 100, concurrency: int = 32,
@@ -72,6 +101,7 @@ def run(activities: int = 2000, actors: int = 100, concurrency: int = 32,
         node = serve_node(group, config, root / "node.log", profile=profile)
         wait_for(f"http://127.0.0.1:{sink_port}/count", process=sink)
         wait_for(f"{config.base_url}/.well-known/nodeinfo", process=node)
+        node_cpu, sink_cpu = _cpu_seconds(node.pid), _cpu_seconds(sink.pid)
         load = subprocess.run(
             [PYTHON, "-m", "bench.load_client", "ingest", "--target", config.inbox_url,
              "--baseline", f"http://127.0.0.1:{sink_port}/inbox",
@@ -79,13 +109,21 @@ def run(activities: int = 2000, actors: int = 100, concurrency: int = 32,
              "--activities", str(activities), "--concurrency", str(concurrency)],
             capture_output=True, text=True, timeout=900, check=True,
         )  # fmt: skip
+        node_cpu_load = _cpu_seconds(node.pid) - node_cpu
+        sink_cpu = _cpu_seconds(sink.pid) - sink_cpu
         result = json.loads(load.stdout.strip().splitlines()[-1])
-        persisted = asyncio.run(_persisted(config))
+        persisted = asyncio.run(_count(config))
+        processed_after = _wait_processed(config)
+        node_cpu_all = _cpu_seconds(node.pid) - node_cpu
+    per_activity_ms = 1000.0 / activities
     share = result["node_per_s"] / result["baseline_per_s"] * 100.0
     refused = ",".join(f"{k}x{v}" for k, v in result["node_refused"].items()) or "-"
     met = "met" if share >= TARGET_SHARE_PCT and persisted == activities else "NOT met"
     return [Row(activities, actors, result["node_per_s"], result["baseline_per_s"], share,
-                persisted, refused, f">= {TARGET_SHARE_PCT:.0f}%: {met}")]
+                persisted, refused, f">= {TARGET_SHARE_PCT:.0f}%: {met}",
+                node_cpu_load * per_activity_ms, node_cpu_all * per_activity_ms,
+                sink_cpu * per_activity_ms, result["client_cpu_ms_baseline"],
+                result["client_cpu_ms_node"], processed_after)]
 
 
 def main() -> None:

@@ -47,6 +47,9 @@ class IngestResult:
     node_per_s: float
     node_accepted: int
     node_refused: dict[str, int]
+    # this process's CPU time per post in each phase: what the load itself costs
+    client_cpu_ms_baseline: float = 0.0
+    client_cpu_ms_node: float = 0.0
 
 
 # --- sink ----------------------------------------------------------------------------
@@ -157,13 +160,19 @@ async def run_ingest(args: argparse.Namespace) -> IngestResult:
     try:
         baseline_posts = prepare_posts(keys, args.activities, args.baseline)
         node_posts = prepare_posts(keys, args.activities, args.target)
+        cpu_started = time.process_time()
         baseline_rate, _ = await post_all(args.baseline, baseline_posts, args.concurrency)
+        cpu_baseline = time.process_time()
         node_rate, statuses = await post_all(args.target, node_posts, args.concurrency)
+        cpu_node = time.process_time()
     finally:
         await runner.cleanup()
     refused = {str(status): n for status, n in statuses.items() if status != 202}
+    per_post_ms = 1000.0 / args.activities
     return IngestResult(args.activities, args.actors, baseline_rate, node_rate,
-                        statuses.get(202, 0), refused)
+                        statuses.get(202, 0), refused,
+                        (cpu_baseline - cpu_started) * per_post_ms,
+                        (cpu_node - cpu_baseline) * per_post_ms)
 
 
 def _parser() -> argparse.ArgumentParser:

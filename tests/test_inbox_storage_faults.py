@@ -1,7 +1,7 @@
 """Storage faults during inbox writes: the inbox answers 503 with Retry-After, never 202.
 
 The fault is raised where the database is written (a SQLAlchemy ``before_cursor_execute``
-hook on the receiver's engine, for the INSERT into ``inbox_items``): a full disk as
+hook on the engine of the receiver's inbox writer, for the INSERT into ``inbox_items``): a full disk as
 SQLite reports it, ENOSPC from the operating system, and a locked database. The sender's
 side is proven too: the delivery worker takes the 503 as "later", and once the fault is
 gone the activity arrives exactly once.
@@ -21,6 +21,7 @@ from sqlalchemy import event
 from node import appkeys
 from node.config import DeliveryTuning
 from node.delivery import DeliveryWorker
+from node.inbox import INBOX_WRITER
 from node.outbox import record_local_activity
 from node.storage.models import Delivery, InboxItem
 from tests.engine_support import AS_CONTEXT, RunningNode, node_config, post_signed, start_node
@@ -39,7 +40,7 @@ class InboxWriteFault:
         self.active = True
         self.hits = 0
         self._make = make
-        self._engine = node.app[appkeys.DB_ENGINE].sync_engine
+        self._engine = node.app[INBOX_WRITER].statement_engine
         event.listen(self._engine, "before_cursor_execute", self._before)
 
     def _before(self, conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001, PLR0913

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import event, func, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -41,9 +42,9 @@ async def stored_uris(engine: AsyncEngine) -> list[str]:
 class Commits:
     """Counts the COMMITs on the engine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.count = 0
-        event.listen(engine.sync_engine, "commit", self._commit)
+        event.listen(engine, "commit", self._commit)
 
     def _commit(self, _connection) -> None:  # noqa: ANN001
         self.count += 1
@@ -51,7 +52,7 @@ class Commits:
 
 async def test_concurrent_rows_share_transactions_and_are_committed_before_the_answer(engine) -> None:
     writer = InboxWriter(engine, queue_limit=1000)
-    commits = Commits(engine)
+    commits = Commits(writer.statement_engine)
     committed_at_answer: list[bool] = []
 
     async def store(number: int) -> bool:
@@ -112,7 +113,7 @@ async def test_a_failed_transaction_fails_every_request_of_the_batch_and_stores_
         if failing[0] and statement.lstrip().upper().startswith("INSERT INTO INBOX_ITEMS"):
             raise OperationalError(statement, {}, Exception("database or disk is full"))
 
-    event.listen(engine.sync_engine, "before_cursor_execute", fail_insert)
+    event.listen(writer.statement_engine, "before_cursor_execute", fail_insert)
     try:
         answers = await asyncio.gather(*(writer.store(row(n)) for n in range(10)),
                                        return_exceptions=True)
@@ -121,7 +122,7 @@ async def test_a_failed_transaction_fails_every_request_of_the_batch_and_stores_
         failing[0] = False  # the writer carries on after the fault
         assert await writer.store(row(1)) is True
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", fail_insert)
+        event.remove(writer.statement_engine, "before_cursor_execute", fail_insert)
         await writer.close()
     assert await stored_uris(engine) == [row(1).activity_uri]
 
