@@ -72,6 +72,46 @@ def retry_delay(attempts: int) -> timedelta:
     return min(LONGEST_RETRY, FIRST_RETRY * (2 ** max(0, attempts - 1)))
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What processing an item came to: its next state and why."""
+
+    item: ClaimedItem
+    state: InboxState
+    error: str = ""
+
+
+def _finished_values(outcome: Outcome, now: datetime) -> dict[str, object]:
+    """The row's new columns; a retry past MAX_ATTEMPTS becomes a rejection."""
+    attempts = outcome.item.attempts + 1
+    state, error = outcome.state, outcome.error
+    if state is InboxState.RETRY and attempts >= MAX_ATTEMPTS:
+        state, error = InboxState.REJECTED, f"gave up after {attempts} attempts: {error}"
+    values: dict[str, object] = {"id": outcome.item.id, "state": state.value,
+                                 "attempts": attempts, "error": error or None}
+    if state is InboxState.RETRY:
+        values["claimed_until"] = now + retry_delay(attempts)
+    else:
+        values["claimed_until"] = None
+        values["processed_at"] = now
+    return values
+
+
+async def finish_items(
+    session_maker: async_sessionmaker[AsyncSession],
+    outcomes: list[Outcome],
+    *,
+    now: datetime,
+) -> list[InboxState]:
+    """Record the results of a batch in one transaction; the states stored, in order."""
+    rows = [_finished_values(outcome, now) for outcome in outcomes]
+    if rows:
+        async with session_maker() as session, session.begin():
+            # ORM bulk UPDATE by primary key: one executemany per shape of row
+            await session.execute(update(InboxItem), rows)
+    return [InboxState(row["state"]) for row in rows]
+
+
 async def finish_item(
     session_maker: async_sessionmaker[AsyncSession],
     item: ClaimedItem,
@@ -80,21 +120,6 @@ async def finish_item(
     now: datetime,
     error: str = "",
 ) -> InboxState:
-    """Record the result of processing; a retry past MAX_ATTEMPTS becomes a rejection."""
-    attempts = item.attempts + 1
-    if state is InboxState.RETRY and attempts >= MAX_ATTEMPTS:
-        state, error = InboxState.REJECTED, f"gave up after {attempts} attempts: {error}"
-    values: dict[str, object] = {"state": state.value, "attempts": attempts, "error": error or None}
-    if state is InboxState.RETRY:
-        values["claimed_until"] = now + retry_delay(attempts)
-    else:
-        values["claimed_until"] = None
-        values["processed_at"] = now
-    async with session_maker() as session, session.begin():
-        await session.execute(
-            update(InboxItem)
-            .where(InboxItem.id == item.id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-    return state
+    """Record the result of processing one item (see ``finish_items``)."""
+    [stored] = await finish_items(session_maker, [Outcome(item, state, error)], now=now)
+    return stored

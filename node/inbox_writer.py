@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -114,6 +116,7 @@ class InboxWriter:
         self._pending: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._last_store = -math.inf  # time.monotonic() of the latest store()
         self.batches = 0  # transactions committed or failed (for tests and benchmarks)
 
     async def store(self, row: InboxRow) -> bool:
@@ -123,11 +126,16 @@ class InboxWriter:
         """
         if self._closed:
             raise InboxWriterClosed("the inbox is shutting down")
+        self._last_store = time.monotonic()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="inbox-writer")
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.put_nowait(_Pending(row, answer))
         return await answer
+
+    def seconds_since_last_store(self) -> float:
+        """How long ago a request last handed in a row (infinite if none ever did)."""
+        return time.monotonic() - self._last_store
 
     @property
     def statement_engine(self) -> Engine:

@@ -24,9 +24,10 @@ from node import appkeys
 from node.backfill import Backfiller
 from node.config import NodeConfig
 from node.delivery import DeliveryWorker, new_worker_id, sleep_until
-from node.inbox import INBOX_WAKER
+from node.inbox import INBOX_WAKER, INBOX_WRITER
 from node.inbox_processing import InboxProcessor, Verdict
-from node.inbox_queue import ClaimedItem, claim_items, finish_item
+from node.inbox_queue import ClaimedItem, Outcome, claim_items, finish_items
+from node.inbox_writer import InboxWriter
 from node.remote import install_key_cache
 from node.storage.models import InboxState
 
@@ -35,6 +36,9 @@ log = logging.getLogger("praxisnetz.workers")
 INBOX_LEASE = timedelta(minutes=5)
 INBOX_PARALLEL_ACTORS = 8  # actors whose activities are applied at the same time
 BACKFILL_POLL_SECONDS = 2.0
+# The inbox worker waits while rows were stored this recently, at most this long per batch.
+INGEST_QUIET_SECONDS = 0.05
+INGEST_FIRST_AT_MOST_SECONDS = 1.0
 STOP_GRACE_SECONDS = 5.0
 
 @dataclass
@@ -69,8 +73,12 @@ def build_workers(app: web.Application) -> Workers:
 
 
 async def run_inbox(workers: Workers, sessions: async_sessionmaker[AsyncSession],
-                    clock: Callable[[], datetime], config: NodeConfig) -> None:
+                    clock: Callable[[], datetime], config: NodeConfig,
+                    inbox_writer: Callable[[], InboxWriter | None] = lambda: None) -> None:
     while not workers.stop.is_set():
+        writer = inbox_writer()  # started after the workers (cleanup_ctx order)
+        if writer is not None:
+            await let_ingest_go_first(writer, workers.stop)
         try:
             handled = await process_inbox_batch(workers.processor, sessions, clock,
                                                 config.inbox.worker_batch_size)
@@ -84,32 +92,57 @@ async def run_inbox(workers: Workers, sessions: async_sessionmaker[AsyncSession]
                               config.inbox.poll_interval_seconds)
 
 
+async def let_ingest_go_first(writer: InboxWriter, stop: asyncio.Event, *,
+                              quiet: float = INGEST_QUIET_SECONDS,
+                              longest: float = INGEST_FIRST_AT_MOST_SECONDS) -> float:
+    """Wait while this process's inbox is taking requests, at most ``longest`` seconds.
+
+    Processing can wait and a sender cannot: during a burst the inbox answers first
+    (its 202 needs only the verified row committed), and the worker still takes one
+    batch at least every ``longest`` seconds. A burst longer than the queue limit is
+    answered with 503s, which ends it. Returns the seconds waited.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while (not stop.is_set() and writer.seconds_since_last_store() < quiet
+           and loop.time() - started < longest):
+        await asyncio.sleep(quiet)
+    return loop.time() - started
+
+
 async def process_inbox_batch(processor: InboxProcessor,
                               sessions: async_sessionmaker[AsyncSession],
                               clock: Callable[[], datetime], limit: int) -> int:
-    """Claim and apply one batch of received activities.
+    """Claim and apply one batch of received activities; record the results together.
 
     Each actor's activities are applied in arrival order; different actors proceed side
     by side, so one slow remote server (a Follow needs its actor fetched) does not hold
-    up everyone else's activities.
+    up everyone else's activities. The batch's results are stored in one transaction
+    (the items stay leased until then; after a crash they are applied again).
     """
     items = await claim_items(sessions, now=clock(), lease=INBOX_LEASE, limit=limit)
     by_actor: dict[str, list[ClaimedItem]] = {}
     for item in items:
         by_actor.setdefault(item.actor, []).append(item)
     limit_parallel = asyncio.Semaphore(INBOX_PARALLEL_ACTORS)
+    outcomes: list[Outcome] = []
 
     async def apply_in_order(actor_items: list[ClaimedItem]) -> None:
         async with limit_parallel:
             for item in actor_items:
-                await apply_item(processor, sessions, clock, item)
+                outcomes.append(await apply_item(processor, item))
 
     await asyncio.gather(*(apply_in_order(group) for group in by_actor.values()))
+    states = await finish_items(sessions, outcomes, now=clock())
+    for outcome, state in zip(outcomes, states, strict=True):
+        # one line per item only when it did not simply succeed
+        log.log(logging.DEBUG if state is InboxState.DONE else logging.INFO,
+                "inbox processed activity=%s state=%s reason=%s",
+                outcome.item.activity_uri, state.value, outcome.error)
     return len(items)
 
 
-async def apply_item(processor: InboxProcessor, sessions: async_sessionmaker[AsyncSession],
-                     clock: Callable[[], datetime], item: ClaimedItem) -> None:
+async def apply_item(processor: InboxProcessor, item: ClaimedItem) -> Outcome:
     try:
         verdict = await processor.process(item.raw)
     except Exception as exc:  # noqa: BLE001 - logged; one bad item must not hold the batch
@@ -117,9 +150,7 @@ async def apply_item(processor: InboxProcessor, sessions: async_sessionmaker[Asy
         # lease for ever; as a retry it is counted and given up after MAX_ATTEMPTS.
         log.exception("inbox processing failed activity=%s", item.activity_uri)
         verdict = Verdict(InboxState.RETRY, f"processing failed: {type(exc).__name__}")
-    state = await finish_item(sessions, item, verdict.state, now=clock(), error=verdict.reason)
-    log.info("inbox processed activity=%s state=%s reason=%s",
-             item.activity_uri, state.value, verdict.reason)
+    return Outcome(item, verdict.state, verdict.reason)
 
 
 async def run_backfill(workers: Workers) -> None:
@@ -139,7 +170,8 @@ async def start_workers(app: web.Application) -> AsyncIterator[Workers]:
     workers.tasks = [
         asyncio.create_task(workers.delivery.run(workers.stop, workers.delivery_wake),
                             name="delivery-worker"),
-        asyncio.create_task(run_inbox(workers, sessions, clock, config), name="inbox-worker"),
+        asyncio.create_task(run_inbox(workers, sessions, clock, config,
+                                      lambda: app.get(INBOX_WRITER)), name="inbox-worker"),
         asyncio.create_task(run_backfill(workers), name="backfill-worker"),
     ]
     app[appkeys.WORKERS] = workers

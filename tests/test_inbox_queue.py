@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event, select
 
 from node.inbox_processing import Verdict, done
-from node.inbox_queue import MAX_ATTEMPTS, claim_items, finish_item, retry_delay
+from node.inbox_queue import (
+    MAX_ATTEMPTS,
+    Outcome,
+    claim_items,
+    finish_item,
+    finish_items,
+    retry_delay,
+)
 from node.storage.db import create_engine, migrate, session_maker
 from node.storage.models import InboxItem, InboxState
-from node.workers import process_inbox_batch
+from node.workers import let_ingest_go_first, process_inbox_batch
 
 
 @pytest.fixture
@@ -86,3 +95,51 @@ async def test_one_slow_actor_does_not_hold_up_the_others(sessions) -> None:
     assert await process_inbox_batch(processor, sessions, lambda: now, 10) == 5
     assert processor.finished[:3] == [("fast", 1), ("fast", 3), ("fast", 4)]
     assert [n for actor, n in processor.finished if actor == "slow"] == [0, 2]  # in order
+
+
+async def test_a_batch_of_results_is_recorded_in_one_transaction(sessions) -> None:
+    now = datetime.now(UTC)
+    await receive(sessions, 3, now)
+    items = await claim_items(sessions, now=now, lease=timedelta(minutes=5), limit=3)
+    commits = []
+
+    def count_commit(connection) -> None:  # noqa: ANN001
+        commits.append(connection)
+
+    engine = sessions.kw["bind"].sync_engine
+    event.listen(engine, "commit", count_commit)
+    try:
+        states = await finish_items(sessions, [
+            Outcome(items[0], InboxState.DONE),
+            Outcome(items[1], InboxState.RETRY, "unreachable"),
+            Outcome(items[2], InboxState.REJECTED, "not for us"),
+        ], now=now)
+    finally:
+        event.remove(engine, "commit", count_commit)
+    assert states == [InboxState.DONE, InboxState.RETRY, InboxState.REJECTED]
+    assert len(commits) == 1
+    async with sessions() as session:
+        rows = {row.id: row for row in (await session.scalars(select(InboxItem))).all()}
+    done, retry, rejected = (rows[item.id] for item in items)
+    assert (done.state, done.attempts, done.error) == ("done", 1, None)
+    assert done.processed_at is not None and done.claimed_until is None
+    assert (retry.state, retry.error, retry.processed_at) == ("retry", "unreachable", None)
+    assert retry.claimed_until == now + retry_delay(1)
+    assert (rejected.state, rejected.error) == ("rejected", "not for us")
+
+
+class _Writer:
+    def __init__(self, idle_for: float) -> None:
+        self.idle_for = idle_for
+
+    def seconds_since_last_store(self) -> float:
+        return self.idle_for
+
+
+async def test_the_worker_lets_a_busy_inbox_go_first_but_not_for_ever() -> None:
+    stop = asyncio.Event()
+    assert await let_ingest_go_first(_Writer(math.inf), stop) < 0.05  # idle inbox: at once
+    waited = await let_ingest_go_first(_Writer(0.0), stop, quiet=0.02, longest=0.2)
+    assert 0.2 <= waited < 1.0  # busy all the time: one batch at least every `longest`
+    stop.set()
+    assert await let_ingest_go_first(_Writer(0.0), stop, quiet=0.02, longest=5.0) < 0.05
