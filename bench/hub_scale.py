@@ -6,11 +6,15 @@ latency of the example queries, and freezing and rendering an edition.
   in batches of 2,000 rows, the columns filled as ``node.remote_objects`` fills them.
   HTTP, signature checks and the inbox worker are bypassed (``bench.inbox_ingest``
   measures that path per activity).
-- **index**: ``aggregation.member_documents`` reads every approved member's documents
-  back from SQL and ``HubIndex.rebuild`` loads them into the on-disk Oxigraph store, as
-  ``praxisnetz hub reindex`` and a hub's first start do.
+- **index**: ``aggregation.member_document_pages`` streams every approved member's
+  documents back from SQL a page at a time and ``HubIndex.start_rebuild`` loads each page
+  into the on-disk Oxigraph store, as ``praxisnetz hub reindex`` and a hub's first start
+  do; "read back" is the time spent waiting for pages, "index" the time spent loading them.
 - **SPARQL**: each of ``node.hub.sparql.example_queries()`` runs ``repeats`` times through
-  ``HubIndex.query`` (the production ``ForkRunner``: one fork per query); p50 and p95.
+  ``HubIndex.query`` (the production ``ForkRunner``: one fork per query); p50 and p95. The
+  index keeps an answer until its next write, so only the first run is evaluated: the
+  "first run" row is that one, and "evaluated p50" runs the query ``evaluated_repeats``
+  times with kept answers bypassed (what a query costs after every change).
 - **edition**: 2,000 practices placed over the default handbook structure are frozen
   (manifest, JCS hash, Ed25519 proof) and rendered to all pages with the edition templates.
   The editorial decisions in SQL are bypassed: the placements are handed in directly.
@@ -37,9 +41,9 @@ from sqlalchemy import insert
 from bench._support import peak_rss_mib
 from federation.keys import SigningKey, generate_ed25519_key
 from federation.proofs import sign_document
-from node.hub.aggregation import member_documents
+from node.hub.aggregation import member_document_pages
 from node.hub.editions import EditionDraft, freeze
-from node.hub.index import HubIndex
+from node.hub.index import HubIndex, RebuildReport
 from node.hub.render import EditionRenderer, MemberInfo, RenderContext
 from node.hub.sparql import example_queries
 from node.hub.structure import default_structure
@@ -53,7 +57,7 @@ AGS_PREFIX = "http://dcat-ap.de/def/politicalGeocoding/municipalityKey/"
 TOPIC_PREFIX = "https://w3id.org/praxisnetz/topics#"
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 TOPICS = ("e-akte", "strategie", "prozessmanagement", "organisation-personal")
-STATUSES = ("in-operation", "planned", "pilot")
+STATUSES = ("in-operation", "planned", "piloting")  # values the context defines
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 BATCH = 2_000
 EDITION_SIZE = 2_000
@@ -139,29 +143,56 @@ async def ingest(database_url: str, members: int, practices: int) -> float:
         await engine.dispose()
 
 
-async def read_back(database_url: str) -> list[tuple[str, Any]]:
+async def read_and_index(database_url: str, index: HubIndex) -> tuple[float, float, RebuildReport]:
+    """Stream the documents back from SQL into a rebuild; (read s, index s, report)."""
     engine = create_engine(database_url)
+    read_s = index_s = 0.0
     try:
-        async with session_maker(engine)() as session:
-            return await member_documents(session)
+        rebuild = index.start_rebuild()
+        try:
+            async with session_maker(engine)() as session:
+                pages = member_document_pages(session)
+                while True:
+                    started = time.perf_counter()
+                    page = await anext(pages, None)
+                    read_s += time.perf_counter() - started
+                    if page is None:
+                        break
+                    started = time.perf_counter()
+                    rebuild.add(page)
+                    index_s += time.perf_counter() - started
+        finally:
+            started = time.perf_counter()
+            report = rebuild.finish()
+            index_s += time.perf_counter() - started
     finally:
         await engine.dispose()
+    return read_s, index_s, report
 
 
-def sparql_rows(index: HubIndex, repeats: int) -> list[Row]:
+def _timed_ms(index: HubIndex, sparql: str, *, reuse: bool) -> float:
+    started = time.perf_counter()
+    index.query(sparql, timeout=60.0, max_rows=10_000, reuse=reuse)
+    return (time.perf_counter() - started) * 1000
+
+
+def _percentile(times: list[float], share: float) -> float:
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def sparql_rows(index: HubIndex, repeats: int, evaluated_repeats: int) -> list[Row]:
     rows = []
     for example in example_queries():
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            index.query(example.sparql, timeout=60.0, max_rows=10_000)
-            times.append((time.perf_counter() - started) * 1000)
-        times.sort()
+        times = [_timed_ms(index, example.sparql, reuse=True) for _ in range(repeats)]
+        evaluated = [_timed_ms(index, example.sparql, reuse=False) for _ in range(evaluated_repeats)]
         p50 = statistics.median(times)
-        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
         rows.append(Row(f"SPARQL {example.slug} p50", p50, "ms",
                         f"< 100 ms: {'met' if p50 < 100 else 'NOT met'}"))
-        rows.append(Row(f"SPARQL {example.slug} p95", p95, "ms", "-"))
+        rows.append(Row(f"SPARQL {example.slug} p95", _percentile(times, 0.95), "ms", "-"))
+        rows.append(Row(f"SPARQL {example.slug} first run", times[0], "ms", "-"))
+        rows.append(Row(f"SPARQL {example.slug} evaluated p50", statistics.median(evaluated), "ms",
+                        "-"))
     return rows
 
 
@@ -201,17 +232,12 @@ def _contexts() -> dict[str, Any]:
 
 
 def run(members: int = 11_000, practices: int = 20, repeats: int = 20,
-        edition_size: int = EDITION_SIZE) -> list[Row]:
+        edition_size: int = EDITION_SIZE, evaluated_repeats: int = 5) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench-hub-") as tmp:
         database_url = f"sqlite+aiosqlite:///{Path(tmp) / 'hub.db'}"
         ingest_s = asyncio.run(ingest(database_url, members, practices))
-        started = time.perf_counter()
-        contributions = asyncio.run(read_back(database_url))
-        read_s = time.perf_counter() - started
         index = HubIndex(Path(tmp) / "index", contexts=_contexts())
-        report = index.rebuild(contributions)
-        index_s = time.perf_counter() - started - read_s
-        del contributions
+        read_s, index_s, report = asyncio.run(read_and_index(database_url, index))
         quads = len(index.store)
         rows = [
             Row(f"ingest to SQL ({members:,} x {practices} + stances)", ingest_s, "s", "-"),
@@ -221,7 +247,7 @@ def run(members: int = 11_000, practices: int = 20, repeats: int = 20,
                 f"< 120 s: {'met' if ingest_s + read_s + index_s < 120 else 'NOT met'}"),
             Row("documents not indexed", float(len(report.skipped)), "docs", "0"),
         ]
-        rows += sparql_rows(index, repeats)
+        rows += sparql_rows(index, repeats, evaluated_repeats)
         rows += edition_rows(members, practices, edition_size)
         peak = peak_rss_mib()
         rows.append(Row("peak RSS (this process)", peak, "MiB",
@@ -239,7 +265,8 @@ def main() -> None:
     parser.add_argument("--practices", type=int, default=20)
     args = parser.parse_args()
     members = 200 if args.quick else args.members
-    print(format_table(run(members, args.practices, repeats=5 if args.quick else 20)))
+    print(format_table(run(members, args.practices, repeats=5 if args.quick else 20,
+                           evaluated_repeats=3 if args.quick else 5)))
 
 
 if __name__ == "__main__":

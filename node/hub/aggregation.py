@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from node.hub.contribution import ContributionFormatError, view_of
+from node.hub.contribution import ContributionFormatError, ContributionView, view_of
 from node.hub.index import HubIndex, IndexInputError, RebuildReport
 from node.hub.search_backends import SearchBackend
 from node.hub.tables import HubIndexState, HubMember, MemberState
@@ -31,6 +31,7 @@ from node.storage.models import RemoteObject
 log = logging.getLogger("praxisnetz.hub.aggregation")
 
 POLL_SECONDS = 2.0
+PAGE_SIZE = 5_000  # documents read from SQL at a time during a rebuild
 # Transactions that commit a little after the watermark was taken still get seen.
 OVERLAP = timedelta(seconds=5)
 STATE_ROW = 1
@@ -63,6 +64,33 @@ async def member_documents(
     return [(row.attributed_to, row.document) for row in rows if row.document and row.attributed_to]
 
 
+async def member_document_pages(
+    session: AsyncSession, page_size: int = PAGE_SIZE
+) -> AsyncIterator[list[tuple[str, Mapping[str, Any]]]]:
+    """The same documents as ``member_documents``, in pages of ``page_size``, streamed
+    from SQL: only the two columns, no ORM objects, never all documents at once."""
+    query = (
+        select(RemoteObject.attributed_to, RemoteObject.document)
+        .join(HubMember, HubMember.actor_uri == RemoteObject.attributed_to)
+        .where(HubMember.state == MemberState.APPROVED.value, RemoteObject.deleted.is_(False))
+        .order_by(RemoteObject.attributed_to, RemoteObject.id)
+        .execution_options(yield_per=page_size)
+    )
+    result = await session.stream(query)
+    async for page in result.partitions(page_size):
+        yield [(member, document) for member, document in page if document and member]
+
+
+def _views(documents: Iterable[tuple[str, Mapping[str, Any]]]) -> list[ContributionView]:
+    views = []
+    for _, document in documents:
+        try:
+            views.append(view_of(document))
+        except ContributionFormatError:
+            continue  # the RDF index reports it; search simply leaves it out
+    return views
+
+
 class Aggregator:
     """Keeps the RDF index (when this process holds it) and the search index current."""
 
@@ -90,13 +118,11 @@ class Aggregator:
         """Fill the search index; rebuild the RDF index if it is empty, else catch up."""
         started = self._clock()
         async with self._sessions() as session:
-            documents = await member_documents(session)
             self._members = set(await session.scalars(
                 select(HubMember.actor_uri).where(HubMember.state == MemberState.APPROVED.value)))
-        await self._fill_search(documents)
-        if self.index is None or (self.index.is_empty() and documents):
-            if self.index is not None:
-                await self._rebuild_index(documents)
+        rebuild_index = self.index is not None and self.index.is_empty()
+        _, documents = await self._refill(rebuild_index=rebuild_index)
+        if self.index is None or (rebuild_index and documents):
             await self._save_watermark(started - OVERLAP)  # all of SQL is in now
         await self.sync()
 
@@ -104,29 +130,32 @@ class Aggregator:
         """Both indexes afresh from SQL; the watermark moves to now."""
         async with self._lock:
             started = self._clock()
-            async with self._sessions() as session:
-                documents = await member_documents(session)
-            await self._fill_search(documents)
-            report = await self._rebuild_index(documents) if self.index is not None \
-                else RebuildReport(0, ())
+            report, _ = await self._refill(rebuild_index=self.index is not None)
             await self._save_watermark(started - OVERLAP)
         return report
 
-    async def _rebuild_index(self, documents: list[tuple[str, Mapping[str, Any]]]) -> RebuildReport:
-        assert self.index is not None
-        report = await asyncio.to_thread(self.index.rebuild, documents)
+    async def _refill(self, *, rebuild_index: bool) -> tuple[RebuildReport, int]:
+        """Search, and the RDF index if asked, afresh from SQL, reading a page at a time
+        (a national hub's documents do not fit in memory at once); the report and the
+        number of documents read."""
+        views: list[ContributionView] = []
+        read = 0
+        rebuild = await asyncio.to_thread(self.index.start_rebuild) \
+            if rebuild_index and self.index is not None else None
+        try:
+            async with self._sessions() as session:
+                async for page in member_document_pages(session):
+                    read += len(page)
+                    views.extend(_views(page))
+                    if rebuild is not None:
+                        await asyncio.to_thread(rebuild.add, page)
+        finally:
+            report = await asyncio.to_thread(rebuild.finish) if rebuild is not None \
+                else RebuildReport(0, ())
         for skipped in report.skipped:
             log.warning("not indexed uri=%s field=%s %s", skipped.uri, skipped.field, skipped.message)
-        return report
-
-    async def _fill_search(self, documents: list[tuple[str, Mapping[str, Any]]]) -> None:
-        views = []
-        for _, document in documents:
-            try:
-                views.append(view_of(document))
-            except ContributionFormatError:
-                continue  # the RDF index reports it; search simply leaves it out
         await self.search.replace_all(views)
+        return report, read
 
     async def sync(self) -> SyncReport:
         """Apply what changed in SQL since the watermark (one sync at a time)."""
