@@ -9,6 +9,7 @@ that suits them.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from urllib.parse import SplitResult, urlsplit
 
 import idna
@@ -40,6 +41,7 @@ def split_url(url: str) -> SplitResult:
     return parts
 
 
+@lru_cache(maxsize=4096)  # pure; every URL of every activity comes here (inbox hot path)
 def _normalise_host(raw_host: str | None) -> str:
     if not raw_host:
         raise OriginError("URL has no host")
