@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import sqlite3
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-from sqlalchemy import func, select
 
 from bench._support import (
     PYTHON,
@@ -40,7 +42,7 @@ from federation.keys import generate_rsa_key
 from node.config import NodeConfig
 from node.outbox import recipients_for, record_local_activity
 from node.storage.db import create_engine, migrate, session_maker
-from node.storage.models import Delivery, DeliveryState, Follower
+from node.storage.models import DeliveryState, Follower
 
 TARGET_PER_S = 1000.0
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
@@ -57,6 +59,11 @@ class Row:
     share_of_signing_pct: float
     received: int
     target: str
+    workers: int = 1
+    worker_cpu_ms_per_delivery: float = 0.0
+    receiver_cpu_ms_per_delivery: float = 0.0
+    per_worker_core_s: float = 0.0  # deliveries per second one fully used core would give
+    load_1m: float = 0.0
 
 
 def rsa_sign_rate(seconds: float = 1.0) -> float:
@@ -98,34 +105,59 @@ async def fill_queue(config: NodeConfig, activities: int, inbox_bases: list[str]
         await engine.dispose()
 
 
-async def _delivered(config: NodeConfig) -> int:
-    engine = create_engine(config.database_url)
-    try:
-        async with session_maker(engine)() as session:
-            return int(await session.scalar(
-                select(func.count()).select_from(Delivery)
-                .where(Delivery.state == DeliveryState.DELIVERED.value)))
-    finally:
-        await engine.dispose()
+def _delivered(config: NodeConfig) -> int:
+    """Rows delivered so far, read with the standard library's sqlite3: an engine and an
+    event loop per poll cost the measured worker CPU it would otherwise have."""
+    path = config.database_url.removeprefix("sqlite+aiosqlite:///")
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)) as db:
+        (count,) = db.execute("SELECT count(*) FROM deliveries WHERE state = ?",
+                              (DeliveryState.DELIVERED.value,)).fetchone()
+    return int(count)
 
 
-def _wait_until_delivered(config: NodeConfig, total: int, timeout: float) -> float:
-    """Deliveries per second from the first finished delivery to the last."""
-    first_seen: tuple[float, int] | None = None
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+@dataclass(frozen=True)
+class Drained:
+    """From the first finished delivery to the last: rate and CPU spent per group."""
+
+    per_s: float
+    cpu_seconds: tuple[float, ...]  # one entry per process group, same order
+    deliveries: int
+
+
+def _group_cpu(groups: list[list[subprocess.Popen[bytes]]]) -> tuple[float, ...]:
+    return tuple(sum(cpu_seconds(p.pid) for p in group) for group in groups)
+
+
+def _wait_until_delivered(config: NodeConfig, total: int, timeout: float,
+                          groups: list[list[subprocess.Popen[bytes]]]) -> Drained:
+    """Deliveries per second from the first finished delivery to the last, and the CPU
+    time each group of processes spent meanwhile."""
+    first_seen: tuple[float, int, tuple[float, ...]] | None = None
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
-        done, now = asyncio.run(_delivered(config)), time.perf_counter()
+        done, now = _delivered(config), time.perf_counter()
         if done and first_seen is None:
-            first_seen = (now, done)
+            first_seen = (now, done, _group_cpu(groups))
         if done >= total and first_seen is not None:
-            seconds = now - first_seen[0]
-            return (total - first_seen[1]) / seconds if seconds > 0 else float(total)
+            spent = tuple(b - a for a, b in zip(first_seen[2], _group_cpu(groups), strict=True))
+            seconds, counted = now - first_seen[0], total - first_seen[1]
+            return Drained(counted / seconds if seconds > 0 else float(total), spent, counted)
         time.sleep(0.25)
-    raise TimeoutError(f"only {asyncio.run(_delivered(config))} of {total} delivered")
+    raise TimeoutError(f"only {_delivered(config)} of {total} delivered")
 
 
 def run(activities: int = 500, followers: int = 100, receivers: int = 4,
-        sign_seconds: float = 1.0, profile: Path | None = None) -> list[Row]:
+        sign_seconds: float = 1.0, profile: Path | None = None, workers: int = 1) -> list[Row]:
     signing = rsa_sign_rate(sign_seconds)
     total = activities * followers
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp, children() as group:
@@ -138,13 +170,22 @@ def run(activities: int = 500, followers: int = 100, receivers: int = 4,
         for base, sink in zip(bases, sinks, strict=True):
             wait_for(f"{base}/count", process=sink)
         profiler = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
-        group.start([PYTHON, *profiler, "-m", "node.cli", "worker",
-                     "--data-dir", str(config.data_dir)], log=root / "worker.log")
-        rate = _wait_until_delivered(config, total, timeout=max(120.0, total / 50))
+        worker_processes = [
+            group.start([PYTHON, *(profiler if n == 0 else []), "-m", "node.cli", "worker",
+                         "--data-dir", str(config.data_dir)], log=root / f"worker-{n}.log")
+            for n in range(workers)
+        ]
+        drained = _wait_until_delivered(config, total, timeout=max(120.0, total / 50),
+                                        groups=[worker_processes, sinks])
+        load = load_average()
         received = sum(int(get_json(f"{base}/count")["posts"]) for base in bases)  # type: ignore[index]
+    rate = drained.per_s
     met = "met" if rate >= TARGET_PER_S else "NOT met"
+    worker_cpu, receiver_cpu = (1000.0 * cpu / max(drained.deliveries, 1)
+                                for cpu in drained.cpu_seconds)
     return [Row(activities, followers, total, receivers, rate, signing, rate / signing * 100.0,
-                received, f">= {TARGET_PER_S:,.0f}/s: {met}")]
+                received, f">= {TARGET_PER_S:,.0f}/s: {met}", workers, worker_cpu,
+                receiver_cpu, 1000.0 / worker_cpu if worker_cpu else 0.0, load)]
 
 
 def main() -> None:
@@ -154,11 +195,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="50 activities x 20 followers")
     parser.add_argument("--activities", type=int, default=500)
     parser.add_argument("--followers", type=int, default=100)
-    parser.add_argument("--profile", type=Path, help="write a cProfile of the worker here")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--profile", type=Path,
+                        help="write a cProfile of the (first) worker here")
     args = parser.parse_args()
     if args.quick:
         args.activities, args.followers = 50, 20
-    print(format_table(run(args.activities, args.followers, profile=args.profile)))
+    if args.workers < 1:
+        parser.error("--workers: must be at least 1")
+    print(format_table(run(args.activities, args.followers, profile=args.profile,
+                           workers=args.workers)))
 
 
 if __name__ == "__main__":

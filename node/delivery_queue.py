@@ -47,6 +47,21 @@ class DeliveryOutcome:
     counts_as_attempt: bool = True
 
 
+_deliveries = Delivery.__table__
+_activities = Activity.__table__
+# Built once: a claim then costs no statement building (the ids are an expanding list).
+_CLAIMED_ROWS = (
+    select(_deliveries.c.id, _deliveries.c.activity_id, _deliveries.c.inbox_url,
+           _deliveries.c.host, _deliveries.c.attempts, _deliveries.c.first_attempt_at,
+           _deliveries.c.created_at)
+    .where(_deliveries.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_deliveries.c.next_attempt_at, _deliveries.c.id)
+)
+_ACTIVITY_BODIES = select(
+    _activities.c.id, _activities.c.uri, _activities.c.actor, _activities.c.document
+).where(_activities.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def serialise_activity(document: dict[str, object]) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -94,27 +109,31 @@ async def claim_due(
     lease: timedelta,
     limit: int,
 ) -> list[DueDelivery]:
-    """Claim up to ``limit`` due deliveries for ``worker_id`` until ``now + lease``."""
+    """Claim up to ``limit`` due deliveries for ``worker_id`` until ``now + lease``.
+
+    Each activity's document is read and serialised once per batch, however many of
+    its deliveries the batch holds (a fan-out batch is mostly one or two activities).
+    """
     until = now + lease
     async with session_maker() as session, session.begin():
         ids = await _claim_ids(session, worker_id=worker_id, now=now, until=until, limit=limit)
         if not ids:
             return []
-        rows = await session.execute(
-            select(Delivery.id, Activity.uri, Activity.document, Activity.actor,
-                   Delivery.inbox_url, Delivery.host, Delivery.attempts,
-                   Delivery.first_attempt_at, Delivery.created_at)
-            .join(Activity, Activity.id == Delivery.activity_id)
-            .where(Delivery.id.in_(ids))
-            .order_by(Delivery.next_attempt_at, Delivery.id)
-        )
-        return [
-            DueDelivery(id=row_id, activity_uri=uri, inbox_url=inbox, host=host,
-                        attempts=attempts, first_attempt_at=first,
-                        body=serialise_activity(document), actor=actor, lease_until=until,
-                        created_at=created)
-            for row_id, uri, document, actor, inbox, host, attempts, first, created in rows
-        ]
+        rows = (await session.execute(_CLAIMED_ROWS, {"ids": ids})).all()
+        activity_ids = sorted({row.activity_id for row in rows})
+        bodies = {
+            activity_id: (uri, actor, serialise_activity(document))
+            for activity_id, uri, actor, document in await session.execute(
+                _ACTIVITY_BODIES, {"ids": activity_ids})
+        }
+    due = []
+    for row in rows:
+        uri, actor, body = bodies[row.activity_id]
+        due.append(DueDelivery(id=row.id, activity_uri=uri, inbox_url=row.inbox_url,
+                               host=row.host, attempts=row.attempts,
+                               first_attempt_at=row.first_attempt_at, body=body, actor=actor,
+                               lease_until=until, created_at=row.created_at))
+    return due
 
 
 async def release_claims(
@@ -133,13 +152,13 @@ async def release_claims(
         return result.rowcount
 
 
-# One statement for every transition out of in_flight, built once: a batch of outcomes
-# then costs one round trip per row and no statement building.
-_deliveries = Delivery.__table__
-_WRITE_TRANSITION = (
+# One statement for every transition out of in_flight, built once. Outcomes with the
+# same values (every success of a fan-out answers 202) share one execution: a batch of
+# outcomes costs a few round trips, not one per row.
+_WRITE_TRANSITIONS = (
     update(_deliveries)
     .where(
-        _deliveries.c.id == bindparam("b_id"),
+        _deliveries.c.id.in_(bindparam("b_ids", expanding=True)),
         _deliveries.c.state == DeliveryState.IN_FLIGHT.value,
         _deliveries.c.claimed_by == bindparam("b_worker"),
     )
@@ -149,32 +168,30 @@ _WRITE_TRANSITION = (
         claimed_until=None,
         last_status=bindparam("b_status"),
         last_error=bindparam("b_error"),
-        attempts=bindparam("b_attempts"),
-        first_attempt_at=func.coalesce(bindparam("b_first", type_=UTCDateTime()),
-                                       _deliveries.c.first_attempt_at),
+        attempts=_deliveries.c.attempts + bindparam("b_increment"),
+        # The first attempt's moment is kept; NULL (not attempted) changes nothing.
+        first_attempt_at=func.coalesce(_deliveries.c.first_attempt_at,
+                                       bindparam("b_first", type_=UTCDateTime())),
         next_attempt_at=func.coalesce(bindparam("b_next", type_=UTCDateTime()),
                                       _deliveries.c.next_attempt_at),
         finished_at=bindparam("b_finished", type_=UTCDateTime()),
     )
+    .returning(_deliveries.c.id)
 )
 
 
-def _transition_parameters(delivery: DueDelivery, outcome: DeliveryOutcome, *,
-                           worker_id: str, now: datetime) -> dict[str, object]:
+def _transition_values(outcome: DeliveryOutcome, *, now: datetime) -> tuple[object, ...]:
+    """The written values of one outcome (all but the row id), hashable for grouping."""
     target = next_state(DeliveryState.IN_FLIGHT, outcome.event)
     attempted = outcome.counts_as_attempt
     back_in_queue = target is DeliveryState.PENDING
-    return {
-        "b_id": delivery.id,
-        "b_worker": worker_id,
-        "b_state": target.value,
-        "b_status": outcome.status,
-        "b_error": outcome.error,
-        "b_attempts": delivery.attempts + (1 if attempted else 0),
-        "b_first": (delivery.first_attempt_at or now) if attempted else None,
-        "b_next": (outcome.next_attempt_at or now) if back_in_queue else None,
-        "b_finished": None if back_in_queue else now,
-    }
+    return (target.value, outcome.status, outcome.error, 1 if attempted else 0,
+            now if attempted else None, (outcome.next_attempt_at or now) if back_in_queue else None,
+            None if back_in_queue else now)
+
+
+_VALUE_NAMES = ("b_state", "b_status", "b_error", "b_increment", "b_first", "b_next",
+                "b_finished")
 
 
 async def record_outcomes(
@@ -188,13 +205,16 @@ async def record_outcomes(
 
     Each entry is True if written, False if the row is no longer ours (lease lost).
     """
-    written: list[bool] = []
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for delivery, outcome in results:
+        groups.setdefault(_transition_values(outcome, now=now), []).append(delivery.id)
+    written: set[int] = set()
     async with session_maker() as session, session.begin():
-        for delivery, outcome in results:
-            parameters = _transition_parameters(delivery, outcome, worker_id=worker_id, now=now)
-            result = await session.execute(_WRITE_TRANSITION, parameters)
-            written.append(result.rowcount == 1)
-    return written
+        for values, ids in groups.items():
+            parameters = dict(zip(_VALUE_NAMES, values, strict=True))
+            parameters.update(b_ids=ids, b_worker=worker_id)
+            written.update((await session.execute(_WRITE_TRANSITIONS, parameters)).scalars())
+    return [delivery.id in written for delivery, _ in results]
 
 
 async def record_outcome(
