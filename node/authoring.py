@@ -33,6 +33,7 @@ from node.contribution_input import (
 from node.identity import AS_CONTEXT, DATA_INTEGRITY_CONTEXT, PRAXISNETZ_CONTEXT, PUBLIC
 from node.outbox import recipients_for, record_local_activity
 from node.storage.models import Activity, Contribution, ContributionKind, Delivery, RemoteObject
+from node.validation import document_problems
 
 TOPIC_NAMESPACE = "https://w3id.org/praxisnetz/topics#"
 LEIKA_PREFIX = "urn:de:fim:leika:leistung:"
@@ -90,7 +91,9 @@ class Author:
     config: NodeConfig
     keys: NodeKeys
     clock: Callable[[], datetime]
-    validate: Callable[[dict[str, Any]], list[FieldProblem]] | None = None
+    # Every path that publishes (API, CLI, web editor, tests) checks the shapes: a node
+    # must never send what the vocabulary does not allow (receivers refuse it).
+    validate: Callable[[dict[str, Any]], list[FieldProblem]] = document_problems
     known_topics: frozenset[str] | None = None
 
 
@@ -230,8 +233,7 @@ def _sign(author: Author, document: dict[str, Any], now: datetime) -> dict[str, 
 
 
 def _check_document(author: Author, document: dict[str, Any]) -> None:
-    if author.validate is None:
-        return
+    """Refuse a document that fails the shapes, naming the input field of each problem."""
     problems = author.validate(document)
     if problems:
         raise ContributionInputError(

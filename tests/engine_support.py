@@ -158,12 +158,21 @@ def author_of(node: RunningNode) -> Any:
     return Author(node.config, node.keys, node.app[appkeys.CLOCK])
 
 
+# What the shapes require of a kind beyond a title and a body (authoring refuses less);
+# a test that is not about these fields need not spell them out.
+REQUIRED_DEFAULTS: dict[str, dict[str, Any]] = {
+    "practice": {"topics": ("e-akte",), "status": "piloting"},
+    "material": {"url": "https://example.org/leitfaden.pdf", "media_type": "application/pdf"},
+}
+
+
 async def publish(node: RunningNode, kind: str, slug: str, title: str, **fields: Any) -> str:
     """Create or update a contribution; returns its URI."""
     from node.authoring import publish as publish_contribution
     from node.contribution_input import ContributionInput
     from node.storage.models import ContributionKind
 
+    fields = {**REQUIRED_DEFAULTS.get(kind, {}), **fields}
     inp = ContributionInput(kind=ContributionKind(kind), slug=slug, title=title, **fields)
     async with node.sessions()() as session, session.begin():
         result = await publish_contribution(session, author_of(node), inp)

@@ -60,7 +60,8 @@ async def fill_queue(a: NodeConfig, b: NodeConfig) -> None:
                              created_at=datetime.now(UTC)))
     for number in range(CONTRIBUTIONS):
         inp = ContributionInput(kind=ContributionKind.PRACTICE, slug=f"praxis-{number}",
-                                title=f"Praxis {number}", body="Text")
+                                title=f"Praxis {number}", body="Text", topics=("e-akte",),
+                                status="piloting")
         async with sessions() as session, session.begin():
             await create_contribution(session, author, inp)
     await engine.dispose()

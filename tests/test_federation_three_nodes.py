@@ -75,7 +75,8 @@ async def test_three_nodes_federate(tmp_path) -> None:
         async with aiohttp.ClientSession() as http:
             await _follow_publish_update(a, b)
             old = [
-                await publish(a, "experience", f"erfahrung-{n}", f"Erfahrung {n}", body=f"Text {n}")
+                await publish(a, "experience", f"erfahrung-{n}", f"Erfahrung {n}", body=f"Text {n}",
+                              about=f"{a.url}/practices/e-akte-bauamt")
                 for n in range(OLD_CONTRIBUTIONS)
             ]
             practice = await _stance_reaches_replies(a, b, http)
@@ -105,7 +106,8 @@ async def _stance_reaches_replies(a: RunningNode, b: RunningNode,
                                   http: aiohttp.ClientSession) -> str:
     practice = f"{a.url}/practices/e-akte-bauamt"
     stance = await publish(b, "stance", "zustimmung-e-akte", "Wir stimmen zu",
-                           body="Bei uns genauso.", about=practice, position="agree")
+                           body="Bei uns genauso.", about=practice, position="agree",
+                           reason="Bewährt sich bei uns.")
     stored = await eventually(lambda: remote_object(a, stance))
     assert stored.about == practice and stored.attributed_to == b.actor
     assert stance in await eventually(lambda: _replies_contain(http, practice, stance))

@@ -179,7 +179,7 @@ async def _edition_two(http: aiohttp.ClientSession, api: HubApi, hub: RunningNod
     await publish(a, "practice", "e-akte-bauamt", "E-Akte im Bauamt (2. Fassung)",
                   body="Jetzt auch im Ordnungsamt.", topics=("e-akte",), status="in-operation")
     added = await publish(b, "experience", "e-akte-erfahrung", "Unsere E-Akte",
-                          body="Es hat gedauert.", topics=("e-akte",))
+                          body="Es hat gedauert.", topics=("e-akte",), about=first)
     await eventually(lambda: _named(hub, first, "E-Akte im Bauamt (2. Fassung)"))
     third = await publish(c, "practice", "e-akte-kreis", "E-Akte im Kreishaus",
                           body="Der Kreis arbeitet mit.", topics=("e-akte",), status="piloting")

@@ -208,3 +208,33 @@ def test_a_concurrent_writer_on_the_same_slug_is_reported_not_a_traceback(
     monkeypatch.setattr("node.cli._publish_all", raced)
     assert main(["publish", "--data-dir", str(config.data_dir), str(path)]) == 1
     assert "error: slug: another writer" in capsys.readouterr().err
+
+
+async def test_authoring_refuses_what_fails_the_shapes_and_stores_nothing(tmp_path) -> None:
+    # Every path that publishes goes through node.authoring: an Author built without a
+    # validator (as the test beds and the CLI used to) still checks the shapes.
+    from node.authoring import Author, publish
+    from node.contribution_input import ContributionInput
+    from node.identity import load_node_keys
+    from node.storage.models import ContributionKind
+    from tests.node_support import MovableClock
+
+    config = make_node(tmp_path)
+    author = Author(config, load_node_keys(config), MovableClock())
+    engine = create_engine(config.database_url)
+    try:
+        await migrate(engine)
+        practice = ContributionInput(kind=ContributionKind.PRACTICE, slug="ohne-themen",
+                                     title="Ohne Themen", body="Text")
+        stance = ContributionInput(kind=ContributionKind.STANCE, slug="ohne-grund", title="Ja",
+                                   about=f"{config.base_url}/practices/x", position="agree")
+        for inp, fields in ((practice, {"topics", "status"}), (stance, {"reason"})):
+            with pytest.raises(ContributionInputError) as caught:
+                async with session_maker(engine)() as session, session.begin():
+                    await publish(session, author, inp)
+            assert {problem.field for problem in caught.value.problems} == fields
+        async with session_maker(engine)() as session:
+            assert await session.scalar(select(func.count()).select_from(Contribution)) == 0
+            assert await session.scalar(select(func.count()).select_from(Activity)) == 0
+    finally:
+        await engine.dispose()
