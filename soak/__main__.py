@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     defaults = SoakPlan()
     parser.add_argument("--members", type=int, default=defaults.members)
     parser.add_argument("--activities", type=int, default=defaults.activities)
-    parser.add_argument("--kills", type=int, default=defaults.kills)
+    parser.add_argument("--kills", type=int, default=defaults.kills,
+                        help="at least this many SIGKILLs; they go on while the load runs")
     parser.add_argument("--kill-interval", type=float, default=defaults.kill_interval)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--keep", metavar="DIR", help="keep the nodes' folders here")

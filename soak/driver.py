@@ -3,7 +3,8 @@
 1. ``praxisnetz init`` a hub (auto-accepting 127.0.0.1) and the members, start them;
    the hub follows every member, every member follows the hub and the others.
 2. The load generator issues activities through the API while the chaos loop SIGKILLs
-   random nodes and restarts them; part-way through one member is killed and held down.
+   random nodes and restarts them, all through the load; after a quarter of it one
+   member is killed and held down.
 3. Settle: every node's clock is moved on an hour at a time (backoffs and breaker
    cool-downs pass) until nothing is left to send to a live host.
 4. The simulated week: every clock jumps seven days ahead, past the retry policy's
@@ -36,12 +37,13 @@ GIVE_UP_WAIT = 120.0  # seconds of real time for the senders to give up after th
 class SoakPlan:
     members: int = 5
     activities: int = 5000
-    kills: int = 12  # chaos kills and restarts, besides the held-down node
+    kills: int = 12  # at least this many chaos kills and restarts (on while the load runs)
     concurrency: int = 8
-    kill_interval: float = 4.0
+    kill_interval: float = 10.0
     after_week: int = 100  # activities issued once the week has passed
     settle_steps: int = 12  # at most this many one-hour clock steps to settle
     step_wait: float = 15.0  # seconds of real time per step
+    settle_grace: float = 300.0  # then at most this long for a backlog (a loaded machine)
     seed: int = 8
 
 
@@ -72,7 +74,7 @@ async def settle(cluster: Cluster, plan: SoakPlan, report: SoakReport) -> None:
         if await _wait_drained(cluster, plan.step_wait):
             return
         cluster.set_offset(cluster.offset_seconds + HOUR)
-    if not await _wait_drained(cluster, plan.step_wait):
+    if not await _wait_drained(cluster, plan.settle_grace):
         report.problem("the federation did not settle: work left for live hosts")
 
 
@@ -127,12 +129,15 @@ async def run_soak(root: Path, plan: SoakPlan) -> SoakReport:
                 report.problem("the follows were not all accepted within 60 s")
             stop = asyncio.Event()
             watcher = asyncio.create_task(watch_status(load, cluster, seen, stop))
-            chaos_task = asyncio.create_task(chaos(
-                cluster, ledger, rng, kills=plan.kills, interval=plan.kill_interval))
+            load_done = asyncio.Event()
+            chaos_task = asyncio.create_task(chaos(cluster, ledger, rng, kills=plan.kills,
+                                                   interval=plan.kill_interval,
+                                                   load_done=load_done))
             before_week = plan.activities - plan.after_week
             await load.run(before_week // 4, plan.concurrency)
             hold_down(cluster, cluster.members[-1], ledger)  # dead from here on
             await load.run(before_week, plan.concurrency)
+            load_done.set()
             await chaos_task  # the remaining kills, if the load was quicker
             stop.set()
             await watcher

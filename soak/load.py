@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from soak.cluster import Cluster, SoakNode, wait_listening
+from soak.cluster import Cluster, ClusterError, SoakNode, wait_listening
 
 # Relative weights of the operations. Follow churn is an Undo Follow and a Follow at once;
 # a rewrite is two Updates of one object at once (within a second, arriving in any order).
@@ -26,6 +26,7 @@ OPERATION_WEIGHTS = {
 }  # fmt: skip
 PAIRED = ("churn", "rewrite")  # operations of two activities each
 POSITIONS = ("agree", "disagree", "partly")
+REFOLLOW_SECONDS = 60.0  # how long a churn asks again for its refused Follow
 
 
 @dataclass
@@ -155,13 +156,20 @@ class Load:
         return 200 <= status < 300
 
     async def _churn(self, node: SoakNode, live: dict[str, dict]) -> bool:
-        """Leave the hub and follow it again at once (the hub publishes nothing itself)."""
+        """Leave the hub and follow it again at once (the hub publishes nothing itself).
+        The new Follow is asked for again while it is refused (the hub or the member may be
+        down a moment), as an editor would, until the member is held down."""
         target = {"target": self.cluster.hub.actor_url}
         left, _ = await self.call(node, "DELETE", "/api/following", target)
         if not 200 <= left < 300:
             return False
-        joined, _ = await self.call(node, "POST", "/api/following", target)
-        return 200 <= joined < 300
+        deadline = time.monotonic() + REFOLLOW_SECONDS
+        while not node.held_down and time.monotonic() < deadline:
+            joined, _ = await self.call(node, "POST", "/api/following", target)
+            if 200 <= joined < 300:
+                return True
+            await asyncio.sleep(0.5)
+        return False
 
     async def run(self, total: int, concurrency: int) -> None:
         """Issue operations until ``total`` activities were accepted."""
@@ -175,10 +183,19 @@ class Load:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def restart(cluster: Cluster, node: SoakNode, ledger: LoadLedger) -> None:
+async def restart(cluster: Cluster, node: SoakNode, ledger: LoadLedger) -> bool:
+    """Start ``node`` again; False if the driver held it down meanwhile (it stays dead)."""
+    if node.held_down:
+        return False
     cluster.start(node)
-    await asyncio.to_thread(wait_listening, node)
+    try:
+        await asyncio.to_thread(wait_listening, node)
+    except ClusterError:
+        if node.held_down:
+            return False  # held down while it was starting
+        raise
     ledger.restarts += 1
+    return True
 
 
 def hold_down(cluster: Cluster, node: SoakNode, ledger: LoadLedger) -> None:
@@ -189,17 +206,18 @@ def hold_down(cluster: Cluster, node: SoakNode, ledger: LoadLedger) -> None:
 
 
 async def chaos(cluster: Cluster, ledger: LoadLedger, rng: random.Random, *, kills: int,
-                interval: float) -> None:
-    """SIGKILL a random node every ``interval`` seconds and restart it after a short while."""
-    for _ in range(kills):
+                interval: float, load_done: asyncio.Event) -> None:
+    """SIGKILL a random node every ``interval`` seconds and restart it after a short while:
+    at least ``kills`` kills and restarts, and on until the load is done."""
+    restarted = 0
+    while restarted < kills or not load_done.is_set():
         await asyncio.sleep(interval)
         candidates = [node for node in cluster.nodes if node.running and not node.held_down]
         victim = rng.choice(candidates)
         cluster.kill(victim)
         ledger.kills += 1
         await asyncio.sleep(rng.uniform(0.2, 1.5))  # down a moment: senders see refusals
-        if not victim.held_down:  # held down meanwhile: it stays dead
-            await restart(cluster, victim, ledger)
+        restarted += await restart(cluster, victim, ledger)
 
 
 def elapsed_since(start: float) -> float:

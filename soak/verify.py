@@ -190,11 +190,22 @@ def check_status(cluster: Cluster, report: SoakReport) -> None:
 
 
 def check_follow_churn(cluster: Cluster, report: SoakReport) -> None:
-    hub_followers = {actor for (actor,) in cluster.hub.query(
+    """After the churn both ends agree: a live member follows the hub (its ``following``
+    row is accepted) exactly when the hub has it as an accepted follower."""
+    hub = cluster.hub
+    hub_followers = {actor for (actor,) in hub.query(
         "SELECT actor_uri FROM followers WHERE state = 'accepted'")}
     for member in cluster.members:
-        if member.actor_url not in hub_followers:
-            report.problem(f"the hub lost {member.slug} as a follower after the churn")
+        if member.held_down:
+            continue  # its last Undo or Follow may wait in its own queue
+        follows = bool(member.query("SELECT count(*) FROM following WHERE target_uri = ? "
+                                    "AND state = 'accepted'", hub.actor_url)[0][0])
+        if follows != (member.actor_url in hub_followers):
+            report.problem(f"{member.slug} {'follows' if follows else 'does not follow'} the "
+                           f"hub, but the hub {'does not list' if follows else 'lists'} it")
+        elif not follows:
+            report.notes.append(f"{member.slug} left the hub and its re-follow was refused "
+                                "(both ends agree)")
 
 
 _COUNT_INDEX = """
