@@ -27,7 +27,7 @@ def split_url(url: str) -> SplitResult:
     """``urlsplit`` for http(s) URLs; refuses userinfo, bad ports and stray characters."""
     if not isinstance(url, str) or not url:
         raise OriginError("URL must be a non-empty string")
-    if any(char in _FORBIDDEN_URL_CHARS for char in url):
+    if not _FORBIDDEN_URL_CHARS.isdisjoint(url):
         raise OriginError("URL contains whitespace, control characters or backslashes")
     try:
         parts = urlsplit(url)
@@ -70,6 +70,13 @@ def origin(url: str) -> tuple[str, str, int]:
 
     Raises OriginError for anything that is not a plain http(s) URL.
     """
+    if not isinstance(url, str):  # before the cache, which needs a hashable key
+        raise OriginError("URL must be a non-empty string")
+    return _origin(url)
+
+
+@lru_cache(maxsize=4096)  # pure; actors, key ids and audiences recur in every activity
+def _origin(url: str) -> tuple[str, str, int]:
     parts = split_url(url)
     scheme = parts.scheme.lower()
     host = _normalise_host(parts.hostname)  # hostname: lowercased, IPv6 brackets removed
