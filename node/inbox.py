@@ -43,6 +43,7 @@ log = logging.getLogger("praxisnetz.inbox")
 ACTIVITY_MEDIA_TYPES = ("application/activity+json", "application/ld+json", "application/json")
 RETRY_AFTER_BUSY_SECONDS = 30
 MAX_URI_LENGTH = 2048  # the width of the activity and actor columns
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _KEY_ID = re.compile(r'keyid\s*=\s*"([^"]*)"', re.IGNORECASE)
 
 
@@ -207,7 +208,9 @@ def parse_body(body: bytes) -> tuple[dict[str, object], Activity]:
         document = json.loads(body, parse_constant=_not_json_constant)
         # A lone surrogate ("\ud800") parses but is not Unicode; stored, it breaks the
         # encoders and databases behind the inbox (UnicodeEncodeError is a ValueError).
-        json.dumps(document, ensure_ascii=False).encode("utf-8")
+        # An ASCII body can only carry one as a \uD800–\uDFFF escape: most skip the check.
+        if not body.isascii() or _SURROGATE_ESCAPE.search(body):
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
     except (UnicodeDecodeError, ValueError) as exc:
         raise InboxRejected(problem(400, "Bad Request", f"body is not JSON: {exc}", field="body")) from None
     except RecursionError:

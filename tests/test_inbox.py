@@ -17,8 +17,9 @@ import aiohttp
 import pytest
 
 from federation.httpsig import SignatureScheme
+from federation.urls import OriginError, origin
 from node.config import InboxTuning
-from node.inbox import INBOX_WRITER, HostRateLimiter, claimed_key_host
+from node.inbox import INBOX_WRITER, HostRateLimiter, InboxRejected, claimed_key_host, parse_body
 from node.inbox_writer import InboxWriter
 from node.storage.db import create_engine
 from node.storage.models import InboxItem
@@ -243,3 +244,24 @@ async def test_full_queue_answers_503(tmp_path) -> None:
     finally:
         await a.stop()
         await b.stop()
+
+
+def test_lone_surrogates_are_refused_whether_escaped_or_raw() -> None:
+    def body(name: bytes) -> bytes:
+        return (b'{"@context": "https://www.w3.org/ns/activitystreams", "type": "Like", '
+                b'"id": "https://a.example/1", "actor": "https://a.example/u", '
+                b'"object": "https://b.example/x", "name": "' + name + b'"}')
+
+    for lone in (b"\\ud800", b"\\uDFFF", b"x\\uDbff", b"\xed\xa0\x80"):  # the last: raw bytes
+        with pytest.raises(InboxRejected) as refused:
+            parse_body(body(lone))
+        assert refused.value.response.status == 400, lone
+    for fine in (b"\\\\ud800", b"\\ud83d\\udc4d", "Gütersloh".encode()):  # escaped \, a pair
+        assert parse_body(body(fine))[1].id == "https://a.example/1"
+
+
+def test_origin_refuses_what_is_not_a_string_before_its_cache() -> None:
+    for value in (["https://a.example/"], {"id": "https://a.example/"}, None, 7):
+        with pytest.raises(OriginError):
+            origin(value)
+    assert origin("https://A.example/x") == origin("https://a.example/y") == ("https", "a.example", 443)
