@@ -184,6 +184,11 @@ def check_status(cluster: Cluster, report: SoakReport) -> None:
         # which a node with a single delivery for the dead host never reaches.
         if sent_to_dead and (entry is None or entry["gave_up"] < 1):
             report.problem(f"{node.slug}: status does not mark {dead} as given up: {entry}")
+        elif entry is not None:
+            report.notes.append(
+                f"status of {node.slug} for {dead}: gave_up={entry['gave_up']} "
+                f"pending={entry['pending']} breaker={entry['breaker_state']} "
+                f"unavailable_since={entry.get('unavailable_since')}")
         for host, other in failing.items():
             if other["failed"] or other["gave_up"] or other["pending"]:
                 report.problem(f"{node.slug}: status shows live host {host} failing: {other}")
