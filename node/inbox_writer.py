@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from node.storage.db import sync_sqlite_engine
 from node.storage.models import InboxItem, InboxState
+from node.storage.upsert import insert_for
 
 log = logging.getLogger("praxisnetz.inbox")
 
@@ -70,8 +70,7 @@ class _Pending:
 
 
 def _insert_statement(dialect: str):  # noqa: ANN202 - a SQLAlchemy Insert
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (insert(InboxItem).on_conflict_do_nothing(index_elements=["activity_uri"])
+    return (insert_for(dialect, InboxItem).on_conflict_do_nothing(index_elements=["activity_uri"])
             .returning(InboxItem.activity_uri))
 
 

@@ -147,3 +147,19 @@ async def test_an_unknown_recorded_revision_goes_to_alembic(tmp_path: Path) -> N
             await migrate(engine)  # the shortcut must not take an unknown revision for current
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("dialect_name", ["postgresql", "sqlite"])
+def test_insert_for_gives_the_dialects_upsert(dialect_name: str) -> None:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from node.storage.models import RemoteActor
+    from node.storage.upsert import insert_for
+
+    statement = insert_for(dialect_name, RemoteActor).values(uri="https://a.example/actor")
+    statement = statement.on_conflict_do_update(
+        index_elements=[RemoteActor.uri], set_={"name": statement.excluded["name"]}
+    )
+    dialect = (postgresql if dialect_name == "postgresql" else sqlite).dialect()
+    sql = str(statement.compile(dialect=dialect))
+    assert "ON CONFLICT (uri) DO UPDATE SET name = excluded.name" in sql

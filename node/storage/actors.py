@@ -6,10 +6,10 @@ the same moment; a read-then-insert would let one of them fail on the primary ke
 
 from __future__ import annotations
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.storage.models import RemoteActor
+from node.storage.upsert import insert_for
 
 REFRESHED_COLUMNS = (
     "inbox", "shared_inbox", "outbox", "followers_url", "name",
@@ -20,9 +20,7 @@ REFRESHED_COLUMNS = (
 async def upsert_remote_actor(session: AsyncSession, row: RemoteActor) -> None:
     """Insert ``row`` (a transient object, never added to the session) or refresh the stored one."""
     values = {"uri": row.uri, **{column: getattr(row, column) for column in REFRESHED_COLUMNS}}
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(RemoteActor).values(values)
+    statement = insert_for(session.get_bind().dialect.name, RemoteActor).values(values)
     statement = statement.on_conflict_do_update(
         index_elements=[RemoteActor.uri],
         set_={column: statement.excluded[column] for column in REFRESHED_COLUMNS},
