@@ -55,8 +55,10 @@ ACTIVITY_CONTENT_TYPE = (
 )
 # A failure of ours, not of the receiver: retrying cannot help.
 _FINAL_FETCH_FAILURES = frozenset({FetchFailure.BAD_URL, FetchFailure.FORBIDDEN_ADDRESS})
-# Outcomes that finish within this window are written in one transaction.
-FLUSH_DELAY_SECONDS = 0.02
+# Outcomes that finish within this window are written in one transaction. Every commit
+# costs several hand-offs to the database thread (on a busy machine, a context switch
+# each); an outcome lost with its process is only sent again, and receivers deduplicate.
+FLUSH_DELAY_SECONDS = 0.1
 # Host health is written when it changes, and at least this often while deliveries flow.
 HOST_SAVE_INTERVAL = timedelta(seconds=60)
 _EVENT_FOR = {

@@ -1,9 +1,11 @@
-"""PostgreSQL: two ``praxisnetz worker`` processes drain one queue of 2,000 deliveries.
+"""Two ``praxisnetz worker`` processes drain one queue of 2,000 deliveries.
 
-The test creates a database of its own (dropped afterwards), fills the queue, starts
-two worker processes and a loopback receiver that records every POST. Afterwards
-every delivery arrived exactly once (no duplicate, no loss), both workers took part,
-and the queue is empty. Needs ``PRAXISNETZ_TEST_POSTGRES_URL``.
+On PostgreSQL (a database of its own, dropped afterwards; needs
+``PRAXISNETZ_TEST_POSTGRES_URL``) and on the node's SQLite file, where the two
+processes take turns at the one writer lock. The test fills the queue, starts two
+worker processes and a loopback receiver that records every POST. Afterwards every
+delivery arrived exactly once (no duplicate, no loss), both workers took part, and
+the queue is empty.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from node.storage.db import create_engine, migrate, session_maker
 from node.storage.models import Activity, Delivery
 from tests.engine_support import eventually, free_port, node_config
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 POSTGRES_URL = os.environ.get("PRAXISNETZ_TEST_POSTGRES_URL")
 ACTIVITIES = 100
@@ -47,8 +49,18 @@ def _dsn(url: str, database: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-@pytest.fixture
-async def scratch_database():
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request):
+    """Empty for the node's own SQLite file (the default), else a scratch PostgreSQL
+    database."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    async for url in _scratch_postgres():
+        yield url
+
+
+async def _scratch_postgres():
     if not POSTGRES_URL:
         pytest.skip("PRAXISNETZ_TEST_POSTGRES_URL is not set")
     name = f"praxisnetz_workers_{uuid.uuid4().hex[:10]}"
@@ -109,8 +121,9 @@ def start_worker(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
-async def test_two_workers_drain_2000_deliveries_exactly_once(tmp_path, scratch_database) -> None:
-    config = node_config(tmp_path, "hub", database_url=scratch_database)
+async def test_two_workers_drain_2000_deliveries_exactly_once(tmp_path, database_url) -> None:
+    config = node_config(tmp_path, "hub", **({"database_url": database_url} if database_url
+                                             else {}))
     write_config(config)
     with config.config_path.open("a", encoding="utf-8") as handle:
         handle.write("\n[delivery]\nper_host_concurrency = 16\nclaim_batch_size = 100\n"
@@ -122,9 +135,9 @@ async def test_two_workers_drain_2000_deliveries_exactly_once(tmp_path, scratch_
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    await fill_queue(scratch_database, config.actor_url, f"http://127.0.0.1:{port}")
+    await fill_queue(config.database_url, config.actor_url, f"http://127.0.0.1:{port}")
     total = ACTIVITIES * INBOXES_PER_ACTIVITY
-    engine = create_engine(scratch_database)
+    engine = create_engine(config.database_url)
     assert (await states(engine))["pending"] == total
 
     logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log"]
