@@ -168,6 +168,10 @@ class InboxWriter:
                 batch.append(self._pending.get_nowait())
             try:
                 await self._write(batch)
+            except Exception as exc:  # noqa: BLE001 - no request may wait for ever
+                log.exception("inbox writer failed rows=%d", len(batch))
+                for pending in batch:
+                    _resolve(pending.answer, error=exc)
             finally:
                 for _ in batch:
                     self._pending.task_done()

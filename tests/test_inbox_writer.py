@@ -137,3 +137,22 @@ async def test_close_writes_what_is_queued_then_refuses(engine) -> None:
         await writer.store(row(99))
     async with engine.connect() as connection:
         assert await connection.scalar(select(func.count()).select_from(InboxItem)) == 20
+
+
+async def test_an_unexpected_error_fails_the_batch_and_the_writer_carries_on(engine) -> None:
+    writer = InboxWriter(engine, queue_limit=1000)
+    real = writer._store_batch
+
+    async def broken(rows):  # noqa: ANN001, ANN202 - a result the writer cannot read
+        return len(rows), None
+
+    writer._store_batch = broken
+    try:
+        answers = await asyncio.wait_for(
+            asyncio.gather(writer.store(row(1)), writer.store(row(2)), return_exceptions=True),
+            timeout=10)  # nobody waits for ever
+        assert all(isinstance(answer, TypeError) for answer in answers), answers
+        writer._store_batch = real
+        assert await writer.store(row(3)) is True
+    finally:
+        await writer.close()
