@@ -22,6 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from federation.activities import CONTEXT as ACTIVITY_CONTEXT
 from federation.activities import Activity as ParsedActivity
 from federation.activities import ActivityError, accept, parse_activity, reject
 from federation.keys import KeyFormatError
@@ -32,7 +33,14 @@ from node.appkeys import NodeKeys
 from node.config import FollowApproval, NodeConfig
 from node.outbox import record_local_activity
 from node.remote import RemoteDirectory, RemoteError, is_actor_document
-from node.remote_objects import ObjectResult, apply_create, apply_delete, apply_update, reference
+from node.remote_objects import (
+    ObjectResult,
+    apply_create,
+    apply_delete,
+    apply_update,
+    reference,
+    with_context,
+)
 from node.storage.models import (
     Activity,
     BackfillState,
@@ -99,6 +107,7 @@ class Incoming:
     object: Mapping[str, Any] | None  # the embedded object, read in our context
     raw_object: Mapping[str, Any] | None  # the embedded object as received (for proofs)
     raw: Mapping[str, Any]
+    object_context: object = None  # the @context ``object`` is to be read in
 
     @classmethod
     def from_activity(cls, activity: ParsedActivity) -> Incoming:
@@ -111,7 +120,25 @@ class Incoming:
             object=activity.object,
             raw_object=raw_object if isinstance(raw_object, Mapping) else None,
             raw=activity.raw,
+            object_context=_context_of_object(activity),
         )
+
+    def standalone_object(self) -> Mapping[str, Any] | None:
+        """The embedded object with its @context, as it is checked and stored."""
+        return with_context(self.object, self.object_context) if self.object else None
+
+
+def _context_of_object(activity: ParsedActivity) -> object:
+    """The object's own @context, else the activity's when it was read as received, else
+    ours (``parse_activity`` compacted the activity into our context)."""
+    embedded, raw_object = activity.object, activity.raw.get("object")
+    if embedded is None:
+        return None
+    if isinstance(raw_object, list) and raw_object:
+        raw_object = raw_object[0]
+    if raw_object is embedded:
+        return embedded.get("@context", activity.raw.get("@context"))
+    return list(ACTIVITY_CONTEXT)
 
 
 Handler = Callable[["Incoming"], Awaitable[Verdict]]
@@ -322,7 +349,7 @@ class InboxProcessor:
     async def _object_of(self, activity: Incoming) -> Mapping[str, Any] | None:
         """The embedded object, or the object fetched from its own origin."""
         if activity.object is not None:
-            return activity.object
+            return activity.standalone_object()
         if activity.object_id is None:
             return None
         if not same_origin(activity.object_id, activity.actor):
@@ -338,7 +365,7 @@ class InboxProcessor:
                 await apply_create(session, activity.actor, obj, now=self._clock()))
 
     async def on_update(self, activity: Incoming) -> Verdict:
-        obj = activity.object
+        obj = activity.standalone_object()
         if obj is None:
             return rejected("Update without an embedded object")
         if activity.object_id == activity.actor and is_actor_document(obj):
@@ -402,9 +429,11 @@ class InboxProcessor:
         obj = await self.trusted_relayed_object(activity.actor, relayed)
         if obj is None:
             return rejected(f"relayed object {activity.object_id} is not trustworthy")
-        obj = carried_object(obj)
-        if obj is None:
+        carried = carried_object(obj)
+        if carried is None:
             return rejected(f"relayed {activity.object_id} carries no object by its actor")
+        # a carried object without its own @context is read in its carrier's
+        obj = with_context(carried, obj.get("@context", activity.raw.get("@context")))
         author = reference(obj.get("attributedTo"))
         if author is None:
             return rejected(f"relayed object {activity.object_id} names no author")

@@ -7,7 +7,11 @@ Used by the inbox worker and by backfill, so both obey the same rules:
   versions with the same ``updated`` the one with the greater content hash is kept, so
   every receiver ends with the same version whatever the order of arrival;
 - a Delete of an unknown object leaves a tombstone row (nothing is fetched), and a
-  tombstone refuses any later Create or Update of that id.
+  tombstone refuses any later Create or Update of that id;
+- a Practice, Experience, Stance, Material or Comment is stored only if it passes the
+  vocabulary's shapes (``vocab.validate``): readers (the hub index, the pages, the
+  replies) rely on what the shapes promise, so an off-shape version is refused and the
+  stored one, if any, stays.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from node.storage.models import RemoteObject
 
 # ActivityStreams display types; the more specific (our) type is the object's kind.
 _GENERIC_TYPES = frozenset({"Article", "Note", "Document", "Page", "Object"})
+# The vocabulary's object types (compact names; also recognised as pn: or full IRIs).
+VOCABULARY_KINDS = frozenset({"Practice", "Experience", "Stance", "Material", "Comment"})
+_VOCABULARY_PREFIXES = ("https://w3id.org/praxisnetz#", "pn:")
 
 
 class ObjectVerdict(enum.Enum):
@@ -41,6 +48,7 @@ class ObjectVerdict(enum.Enum):
     REFUSED_DELETED = "refused_deleted"  # a tombstone blocks this id
     REFUSED_ORIGIN = "refused_origin"  # object id not on the actor's origin
     REFUSED_AUTHOR = "refused_author"  # attributedTo / stored author is someone else
+    REFUSED_SHAPES = "refused_shapes"  # one of our types, but it fails the vocabulary shapes
     MALFORMED = "malformed"
 
 
@@ -86,6 +94,51 @@ def _timestamp(document: Mapping[str, Any], name: str) -> datetime | None:
         return parse_timestamp(value)
     except TimestampError:
         return None
+
+
+def with_context(document: Mapping[str, Any], context: object) -> Mapping[str, Any]:
+    """The object with the ``@context`` it was read in, so that it stands on its own
+    (an embedded object inherits the activity's; the hub index needs one)."""
+    if "@context" in document or context is None:
+        return document
+    return {"@context": context, **document}
+
+
+def vocabulary_kind(document: Mapping[str, Any]) -> str | None:
+    """Which of the vocabulary's types the object claims, if any."""
+    kinds = document.get("type")
+    for name in kinds if isinstance(kinds, list) else [kinds]:
+        if isinstance(name, str):
+            local = name
+            for prefix in _VOCABULARY_PREFIXES:
+                local = local.removeprefix(prefix)
+            if local in VOCABULARY_KINDS:
+                return local
+    return None
+
+
+def shape_problems(document: Mapping[str, Any]) -> list[str]:
+    """Why an object of the vocabulary's types fails its shapes; [] if it passes (or is
+    not of those types: a Note is not ours to check)."""
+    kind = vocabulary_kind(document)
+    if kind is None:
+        return []
+    # why lazy: rdflib and pyld (~0.3 s) only once a contribution arrives, not at start
+    from vocab.validate import validate
+
+    report = validate(dict(document), reference(document))
+    if not report.checked_types:
+        return [f"type: {kind} is not defined by the object's @context (the Praxisnetz "
+                "context is missing), so it is not a Praxisnetz object"]
+    return [f"{problem.field}: {problem.message_en}" for problem in report.violations]
+
+
+def _refused_shapes(object_id: str | None, document: Mapping[str, Any]) -> ObjectResult | None:
+    problems = shape_problems(document)
+    if not problems:
+        return None
+    return ObjectResult(ObjectVerdict.REFUSED_SHAPES, object_id,
+                        "fails the vocabulary shapes: " + "; ".join(problems))
 
 
 def version_of(document: Mapping[str, Any]) -> datetime | None:
@@ -159,6 +212,9 @@ async def apply_create(session: AsyncSession, actor: str, document: Mapping[str,
         if stored.deleted:
             return ObjectResult(ObjectVerdict.REFUSED_DELETED, object_id, "deleted before")
         return await apply_update(session, actor, document, now=now, stored=stored)
+    refused = _refused_shapes(object_id, document)
+    if refused is not None:
+        return refused
     row = RemoteObject(uri=object_id, deleted=False, received_at=now)
     _fill(row, actor, document)
     session.add(row)
@@ -187,6 +243,9 @@ async def apply_update(session: AsyncSession, actor: str, document: Mapping[str,
     if incoming == current and not wins_tie(document, stored.document):
         return ObjectResult(ObjectVerdict.STALE, object_id,
                             "same updated as the stored version, which wins the tie")
+    refused = _refused_shapes(object_id, document)
+    if refused is not None:
+        return refused
     _fill(stored, actor, document)
     stored.received_at = now
     await session.flush()

@@ -382,3 +382,69 @@ async def test_someone_else_cannot_undo_a_follow(pair) -> None:
     await processor.process(activity(intruder, "Undo", follow["id"]))  # before the Follow
     await processor.process(follow)
     assert [row.actor_uri for row in await a.rows(Follower)] == [b.actor]
+
+
+# --- remote objects and the vocabulary shapes ---------------------------------------------
+
+
+async def authored_practice(origin: RunningNode, slug: str = "geprueft") -> dict:
+    """A practice as the origin signed it (passes the shapes)."""
+    uri = await publish(origin, "practice", slug, "Geprüfte Praxis", body="Text")
+    [row] = await origin.rows(Activity, Activity.object_uri == uri, Activity.type == "Create")
+    return row.document["object"]
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda d: d.pop("topic"), "topic"),
+        (lambda d: d.update(status="fertig"), "status"),
+        (lambda d: d.update(name=""), "name"),
+        # our type, but a context that does not define it: not a Praxisnetz object at all
+        (lambda d: d.update({"@context": AS_CONTEXT}), "not defined"),
+    ],
+)
+async def test_an_incoming_contribution_that_fails_the_shapes_is_refused(pair, change,
+                                                                         named) -> None:
+    a, b = pair
+    processor, _ = processor_for(a)
+    document = copy.deepcopy(await authored_practice(b))
+    document.pop("proof")
+    change(document)
+    verdict = await processor.process(activity(b.actor, "Create", document))
+    assert verdict.state is InboxState.REJECTED
+    assert "refused_shapes" in verdict.reason and named in verdict.reason, verdict.reason
+    assert await stored(a, document["id"]) is None
+
+
+async def test_an_off_shape_update_leaves_the_stored_version(pair) -> None:
+    from vocab.validate import validate
+
+    a, b = pair
+    processor, _ = processor_for(a)
+    good = await authored_practice(b)
+    assert (await processor.process(activity(b.actor, "Create", good))).state is InboxState.DONE
+    worse = {**copy.deepcopy(good), "updated": "2030-01-01T00:00:00.000Z", "step": "kein Schritt"}
+    worse.pop("status")
+    verdict = await processor.process(activity(b.actor, "Update", worse))
+    assert verdict.state is InboxState.REJECTED and "status" in verdict.reason, verdict.reason
+    row = await stored(a, good["id"])
+    assert row.document == good and validate(row.document, row.uri).valid
+
+
+async def test_an_embedded_object_is_checked_and_stored_with_the_activity_context(pair) -> None:
+    from vocab.validate import validate
+
+    a, b = pair
+    processor, _ = processor_for(a)
+    document = copy.deepcopy(await authored_practice(b))
+    context = document.pop("@context")
+    document.pop("proof")
+    create = {**activity(b.actor, "Create", document), "@context": context}
+    verdict = await processor.process(create)
+    assert verdict.state is InboxState.DONE, verdict.reason
+    row = await stored(a, document["id"])
+    assert row.document["@context"] == context and validate(row.document, row.uri).valid
+    # A Note is not one of our types: it is stored as sent, unchecked.
+    note = {"id": f"{b.url}/notes/1", "type": "Note", "attributedTo": b.actor, "content": "x"}
+    assert (await processor.process(activity(b.actor, "Create", note))).state is InboxState.DONE
