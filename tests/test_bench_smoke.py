@@ -58,7 +58,9 @@ def test_fanout_delivers_every_row_to_the_receivers() -> None:
     assert _columns(rows) == ["activities", "followers", "deliveries", "receivers",
                               "deliveries_per_s", "rsa_sign_per_s", "share_of_signing_pct",
                               "received", "target", "workers", "worker_cpu_ms_per_delivery",
-                              "receiver_cpu_ms_per_delivery", "per_worker_core_s", "load_1m"]
+                              "receiver_cpu_ms_per_delivery", "per_worker_core_s", "load_1m",
+                              "rsa_sign_cpu_ms", "signing_share_of_worker_cpu_pct",
+                              "idle_machine_estimate_per_s"]
     (row,) = rows
     assert row.deliveries == 20 and row.received >= 20  # a lease may resend, never lose
     assert row.rsa_sign_per_s > 0
