@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 
 from bench._support import (
     PYTHON,
@@ -64,6 +67,7 @@ class Row:
     client_cpu_ms_bare: float = 0.0
     client_cpu_ms_node: float = 0.0
     processed_after_s: float = 0.0  # after the load ended, until no item waited any more
+    database: str = "sqlite"
 
 
 async def _count(config: NodeConfig, *, waiting_only: bool = False) -> int:
@@ -91,12 +95,39 @@ def _wait_processed(config: NodeConfig, timeout: float = 600.0) -> float:
     return time.perf_counter() - started
 
 
+@contextlib.contextmanager
+def _scratch_postgres(url: str | None) -> Iterator[dict[str, str]]:
+    """A throw-away database on the PostgreSQL server of ``url`` (dropped afterwards), as
+    ``make_node_dir`` changes; nothing for SQLite (``url`` None)."""
+    if url is None:
+        yield {}
+        return
+    import asyncpg
+
+    admin_dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"praxisnetz_bench_{uuid.uuid4().hex[:10]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(admin_dsn)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield {"database_url": make_url(url).set(database=name).render_as_string(hide_password=False)}
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def run(activities: int = 2000, actors: int = 100, concurrency: int = 32,
-        profile: Path | None = None) -> list[Row]:
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, children() as group:
+        profile: Path | None = None, postgres: str | None = None) -> list[Row]:
+    with (tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, children() as group,
+          _scratch_postgres(postgres) as database):
         root = Path(tmp)
         node_port, sink_port, actor_port = free_port(), free_port(), free_port()
-        config = make_node_dir(root, "ingest", node_port, inbox=BENCH_INBOX)
+        config = make_node_dir(root, "ingest", node_port, inbox=BENCH_INBOX, **database)
         sink = start_sink(group, sink_port)
         node = serve_node(group, config, root / "node.log", profile=profile)
         wait_for(f"http://127.0.0.1:{sink_port}/count", process=sink)
@@ -123,7 +154,8 @@ def run(activities: int = 2000, actors: int = 100, concurrency: int = 32,
                 persisted, refused, f">= {TARGET_SHARE_PCT:.0f}%: {met}",
                 node_cpu_load * per_activity_ms, node_cpu_all * per_activity_ms,
                 sink_cpu * per_activity_ms, result["client_cpu_ms_baseline"],
-                result["client_cpu_ms_node"], processed_after)]
+                result["client_cpu_ms_node"], processed_after,
+                "postgresql" if postgres else "sqlite")]
 
 
 def main() -> None:
@@ -134,10 +166,14 @@ def main() -> None:
     parser.add_argument("--activities", type=int, default=2000)
     parser.add_argument("--actors", type=int, default=100)
     parser.add_argument("--profile", type=Path, help="write a cProfile of the node here")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="run the node on a scratch database of this PostgreSQL server "
+                             "(postgresql+asyncpg://…) instead of SQLite")
     args = parser.parse_args()
     if args.quick:
         args.activities, args.actors = 300, 30
-    print(format_table(run(args.activities, args.actors, profile=args.profile)))
+    print(format_table(run(args.activities, args.actors, profile=args.profile,
+                           postgres=args.postgres)))
 
 
 if __name__ == "__main__":
