@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -47,6 +46,7 @@ from node.delivery_queue import (
 )
 from node.delivery_state import DeliveryEvent
 from node.storage.models import Host
+from node.storage.upsert import insert_for
 
 log = logging.getLogger("praxisnetz.delivery")
 
@@ -144,8 +144,7 @@ async def save_host(session_maker: async_sessionmaker[AsyncSession], host: str,
     values["unavailable_since"] = now if unavailable else None
     async with session_maker() as session, session.begin():
         # Upsert: several deliveries to one host finish at the same moment.
-        insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-        statement = insert(Host).values(host=host, **values)
+        statement = insert_for(session.bind.dialect.name, Host).values(host=host, **values)
         updates: dict[str, Any] = dict(values)
         if unavailable:  # keep the moment the host first became unavailable
             updates["unavailable_since"] = func.coalesce(

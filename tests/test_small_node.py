@@ -32,10 +32,11 @@ REPO = Path(__file__).resolve().parent.parent
 NOT_FOR_SERVE = (
     "pyld", "requests", "urllib3", "lxml", "rdflib", "alembic", "mako", "pygments",
     "node.hub", "node.demo", "node.web.user_cli", "node.delivery_cli", "oxrdflib",
-    "vocab.validate", "vocab.namespace", "vocab.rdf", "pyoxigraph",
+    "vocab.validate", "vocab.namespace", "vocab.rdf", "pyoxigraph", "sqlalchemy.dialects.postgresql",
 )  # fmt: skip
 
-# What `node.cli.main(["serve", ...])` does before the event loop starts, minus run_app.
+# What `node.cli.main(["serve", ...])` imports before its first answer, without serving:
+# the parser, the app factory and the workers that start with the app.
 SERVE_IMPORTS = """
 import json, sys
 import node.cli
@@ -44,6 +45,7 @@ from aiohttp import web
 from node.app import create_app
 from node.logs import configure_logging
 from node.config import load_config
+from node import workers
 create_app(load_config(sys.argv[1]))
 print(json.dumps(sorted(sys.modules)))
 """
