@@ -251,6 +251,8 @@ def check_hub_index(cluster: Cluster, report: SoakReport) -> None:
 def verify(cluster: Cluster, ledger: LoadLedger, report: SoakReport,
            breakers_seen: Counter[str]) -> None:
     report.activities, report.kills, report.restarts = ledger.activities, ledger.kills, ledger.restarts
+    accepted = ", ".join(f"{name}={count}" for name, count in sorted(ledger.accepted.items()))
+    report.notes.append(f"operations accepted (2xx): {accepted}")
     refused = ", ".join(f"{name}={count}" for name, count in sorted(ledger.refused.items()))
     report.notes.append(f"operations not accepted (node down or refused): {refused or 'none'}")
     report.notes += [f"refused: {sample}" for sample in ledger.samples[:3]]
