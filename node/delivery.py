@@ -222,7 +222,7 @@ class DeliveryWorker:
 
     async def release(self) -> int:
         """Hand unfinished claims back (on shutdown); returns how many."""
-        await self._flush()
+        await self._settle()
         async with self._db_turn:
             return await release_claims(self._sessions, worker_id=self.worker_id,
                                         now=self._clock())
@@ -254,7 +254,14 @@ class DeliveryWorker:
             for task in list(self._running):
                 task.cancel()
             await asyncio.gather(*self._running, return_exceptions=True)
-            await self._flush()
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Write every finished outcome, the pending delayed flush's included (awaited,
+        not cancelled: a cancelled flush would drop the outcomes it holds)."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._flush()
 
     async def _claim_and_start(self) -> list[asyncio.Task[None]]:
         """Claim a batch, refresh what is stored about its idle hosts, start delivering."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +15,7 @@ from aiohttp import web
 from node import appkeys
 from node.config import DeliveryTuning
 from node.delivery import DeliveryWorker
-from node.delivery_queue import DeliveryOutcome, claim_due, record_outcome, requeue
+from node.delivery_queue import DeliveryOutcome, DueDelivery, claim_due, record_outcome, requeue
 from node.delivery_state import (
     TERMINAL_STATES,
     DeliveryEvent,
@@ -25,7 +26,7 @@ from node.delivery_state import (
 )
 from node.outbox import inbox_host, record_local_activity
 from node.storage.models import Delivery, Host
-from tests.engine_support import RunningNode, free_port, node_config, start_node
+from tests.engine_support import RunningNode, eventually, free_port, node_config, start_node
 
 # --- the state machine ---------------------------------------------------------------
 
@@ -308,6 +309,54 @@ async def test_several_in_flight_per_host_within_limits(sender, receiver) -> Non
     await enqueue(sender, [f"{receiver.url}?m={n}" for n in range(8)], clock())
     await worker_for(sender, clock, per_host_concurrency=8, global_concurrency=2).run_once()
     assert receiver.max_in_flight == 2
+
+
+async def test_run_claims_the_next_batch_while_deliveries_are_in_flight(
+        sender, receiver, monkeypatch) -> None:
+    receiver.delay = 0.02
+    clock = Clock()
+    rows = await enqueue(sender, [f"{receiver.url}?n={n}" for n in range(120)], clock())
+    in_flight_at_claim: list[int] = []
+
+    async def watched_claim(*args: object, **kwargs: object) -> list[DueDelivery]:
+        in_flight_at_claim.append(receiver.in_flight)
+        return await claim_due(*args, **kwargs)
+
+    monkeypatch.setattr("node.delivery.claim_due", watched_claim)
+    worker = worker_for(sender, clock, claim_batch_size=25, global_concurrency=8,
+                        per_host_concurrency=8)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await eventually(lambda: _all_in_state(sender, rows, "delivered"), timeout=30)
+    stop.set()
+    await asyncio.wait_for(running, timeout=10)
+    assert len(receiver.seen) == 120  # each sent once
+    assert max(in_flight_at_claim) > 0  # a claim overlapped requests of the previous batch
+
+
+async def test_a_stopped_run_leaves_nothing_in_flight(sender, receiver) -> None:
+    receiver.delay = 0.2
+    clock = Clock()
+    rows = await enqueue(sender, [f"{receiver.url}?n={n}" for n in range(40)], clock())
+    worker = worker_for(sender, clock, claim_batch_size=40, global_concurrency=4)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await eventually(lambda: _at_least(receiver.seen, 8), timeout=10)  # the first 4 answered
+    stop.set()
+    await asyncio.sleep(0.1)
+    running.cancel()  # as start_workers does after its grace period
+    await asyncio.gather(running, return_exceptions=True)
+    await worker.release()
+    states = Counter([(await delivery(sender, r)).state for r in rows])
+    assert set(states) <= {"delivered", "pending"} and states["delivered"] >= 4, states
+
+
+async def _all_in_state(node: RunningNode, rows: list[int], state: str) -> bool:
+    return {(await delivery(node, r)).state for r in rows} == {state}
+
+
+async def _at_least(items: list[object], number: int) -> bool:
+    return len(items) >= number
 
 
 # --- claiming ---------------------------------------------------------------------------
