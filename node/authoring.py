@@ -13,10 +13,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import nh3
-from markdown_it import MarkdownIt
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +33,9 @@ from node.identity import AS_CONTEXT, DATA_INTEGRITY_CONTEXT, PRAXISNETZ_CONTEXT
 from node.outbox import recipients_for, record_local_activity
 from node.storage.models import Activity, Contribution, ContributionKind, Delivery, RemoteObject
 from node.validation import document_problems
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 TOPIC_NAMESPACE = "https://w3id.org/praxisnetz/topics#"
 LEIKA_PREFIX = "urn:de:fim:leika:leistung:"
@@ -106,9 +108,20 @@ class AuthoringResult:
     deliveries: int
 
 
+@cache
+def _commonmark() -> MarkdownIt:
+    # Why lazy: markdown-it is 62 modules that only publishing needs, not start-up; one
+    # parser serves every call (render keeps no state between documents).
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark")
+
+
 def render_markdown(markdown: str) -> str:
     """CommonMark to HTML, then an allow-list sanitiser (raw HTML in Markdown included)."""
-    html = MarkdownIt("commonmark").render(markdown)
+    import nh3  # with markdown-it: only publishing needs it
+
+    html = _commonmark().render(markdown)
     return nh3.clean(
         html,
         tags=set(ALLOWED_TAGS),

@@ -27,12 +27,13 @@ from node.storage.db import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-# Needed only for publishing (markdown rendering is the authoring path's, but authoring
-# also serves the API), JSON-LD outside the known contexts, Turtle, the hub, migrations.
+# Needed only to publish (Markdown, validation), for JSON-LD outside the known contexts,
+# Turtle, a hub, the other commands, a schema that is behind, or PostgreSQL.
 NOT_FOR_SERVE = (
     "pyld", "requests", "urllib3", "lxml", "rdflib", "alembic", "mako", "pygments",
-    "node.hub", "node.demo", "node.web.user_cli", "node.delivery_cli", "oxrdflib",
-    "vocab.validate", "vocab.namespace", "vocab.rdf", "pyoxigraph", "sqlalchemy.dialects.postgresql",
+    "markdown_it", "node.hub", "node.demo", "node.web.user_cli", "node.delivery_cli",
+    "oxrdflib", "pyoxigraph", "vocab.validate", "vocab.namespace", "vocab.rdf",
+    "sqlalchemy.dialects.postgresql",
 )  # fmt: skip
 
 # What `node.cli.main(["serve", ...])` imports before its first answer, without serving:
