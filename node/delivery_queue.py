@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node.delivery_state import DeliveryEvent, DeliveryState, next_state
@@ -50,13 +51,9 @@ class DeliveryOutcome:
 _deliveries = Delivery.__table__
 _activities = Activity.__table__
 # Built once: a claim then costs no statement building (the ids are an expanding list).
-_CLAIMED_ROWS = (
-    select(_deliveries.c.id, _deliveries.c.activity_id, _deliveries.c.inbox_url,
-           _deliveries.c.host, _deliveries.c.attempts, _deliveries.c.first_attempt_at,
-           _deliveries.c.created_at)
-    .where(_deliveries.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(_deliveries.c.next_attempt_at, _deliveries.c.id)
-)
+_CLAIMED_COLUMNS = (Delivery.id, Delivery.activity_id, Delivery.inbox_url, Delivery.host,
+                    Delivery.attempts, Delivery.first_attempt_at, Delivery.created_at,
+                    Delivery.next_attempt_at)
 _ACTIVITY_BODIES = select(
     _activities.c.id, _activities.c.uri, _activities.c.actor, _activities.c.document
 ).where(_activities.c.id.in_(bindparam("ids", expanding=True)))
@@ -73,9 +70,10 @@ def _claimable(now: datetime):  # noqa: ANN202 - a SQLAlchemy boolean clause
     )
 
 
-async def _claim_ids(session: AsyncSession, *, worker_id: str, now: datetime,
-                     until: datetime, limit: int) -> list[int]:
-    """Mark up to ``limit`` claimable rows as ours; the ids claimed."""
+async def _claim_rows(session: AsyncSession, *, worker_id: str, now: datetime,
+                      until: datetime, limit: int) -> list[Row[Any]]:
+    """Mark up to ``limit`` claimable rows as ours; what is needed to send them, in
+    due order (the UPDATE returns it: no second query)."""
     choose = (
         select(Delivery.id)
         .where(_claimable(now))
@@ -95,10 +93,11 @@ async def _claim_ids(session: AsyncSession, *, worker_id: str, now: datetime,
         update(Delivery)
         .where(Delivery.id.in_(chosen), _claimable(now))
         .values(state=claimed.value, claimed_by=worker_id, claimed_until=until)
-        .returning(Delivery.id)
+        .returning(*_CLAIMED_COLUMNS)
         .execution_options(synchronize_session=False)
     )
-    return [row_id for (row_id,) in result]
+    # RETURNING gives no order; sort as the claim chose.
+    return sorted(result.all(), key=lambda row: (row.next_attempt_at, row.id))
 
 
 async def claim_due(
@@ -116,10 +115,10 @@ async def claim_due(
     """
     until = now + lease
     async with session_maker() as session, session.begin():
-        ids = await _claim_ids(session, worker_id=worker_id, now=now, until=until, limit=limit)
-        if not ids:
+        rows = await _claim_rows(session, worker_id=worker_id, now=now, until=until,
+                                 limit=limit)
+        if not rows:
             return []
-        rows = (await session.execute(_CLAIMED_ROWS, {"ids": ids})).all()
         activity_ids = sorted({row.activity_id for row in rows})
         bodies = {
             activity_id: (uri, actor, serialise_activity(document))
