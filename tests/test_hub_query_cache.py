@@ -7,6 +7,8 @@ hold for a kept answer as for a fresh one.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hub_support import actor, make_index, practice
 
@@ -18,7 +20,8 @@ from node.hub.query_runner import (
     SelectOutcome,
     ThreadRunner,
 )
-from node.hub.sparql import example_by_slug
+from node.hub.sparql import example_by_slug, example_queries, execute_sparql
+from node.hub.warm_answers import AnswerWarmer
 
 HOST = "guetersloh.example"
 NAMES = "SELECT ?n WHERE { ?s <https://www.w3.org/ns/activitystreams#name> ?n } ORDER BY ?n"
@@ -135,3 +138,40 @@ def test_the_cache_keeps_only_small_answers_and_a_bounded_number():
     for key in ("a", "b", "c"):
         cache.put(key, 0, 0, SelectOutcome(("n",), ()))
     assert cache.get("a", 0, 10) is None and cache.get("c", 0, 10) is not None
+
+
+def test_the_examples_are_warmed_once_the_index_has_been_quiet(counted):
+    index, runner = counted
+    now = [0.0]
+    warmer = AnswerWarmer(quiet_seconds=30, monotonic=lambda: now[0])
+    assert not warmer.due(index)
+    now[0] = 31
+    assert warmer.due(index)
+    assert warmer.warm(index) == len(example_queries())
+    assert runner.evaluated == len(example_queries())
+    assert not warmer.due(index)  # warm already
+    # a visitor's query (the endpoint's options and limits) is answered from memory
+    example = example_by_slug("contributions-by-municipality")
+    answer = json.loads(execute_sparql(index, example.sparql).body)
+    assert [row["contributions"]["value"] for row in answer["results"]["bindings"]] == ["1"]
+    assert runner.evaluated == len(example_queries())
+    index.add_contribution(actor(HOST), practice(HOST, "b", name="Beta"))
+    assert not warmer.due(index)  # changed just now
+    now[0] = 50
+    assert not warmer.due(index)
+    now[0] = 62
+    assert warmer.due(index)
+    warmer.warm(index)
+    answer = json.loads(execute_sparql(index, example.sparql).body)
+    assert [row["contributions"]["value"] for row in answer["results"]["bindings"]] == ["2"]
+    assert runner.evaluated == 2 * len(example_queries())
+
+
+def test_a_form_submission_with_crlf_line_ends_finds_the_kept_answer(counted):
+    index, runner = counted
+    example = example_by_slug("practices-by-topic")
+    execute_sparql(index, example.sparql)
+    execute_sparql(index, example.sparql.replace("\n", "\r\n"))
+    assert runner.evaluated == 1
+    literal = 'SELECT * WHERE { ?s ?p """a\r\nb""" }'
+    assert cache_key(literal, QueryOptions()) != cache_key(literal.replace("\r\n", "\n"), QueryOptions())

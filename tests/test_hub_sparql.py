@@ -342,3 +342,33 @@ def test_fork_runner_on_an_on_disk_index(tmp_path):
         assert [row["n"]["value"] for row in outcome.rows] == ["Auf Platte"]
     hub.add_contribution(actor(GUETERSLOH), practice(GUETERSLOH, "disk2", name="Zweite"))
     assert hub.count() == 2
+
+
+def test_a_forked_child_stuck_before_it_can_read_is_replaced(tmp_path, monkeypatch):
+    # A child that copied a RocksDB lock held by one of our background threads at the
+    # moment of the fork never gets it: simulated by a first child that never reports.
+    import node.hub.query_runner as query_runner
+
+    original = query_runner._child_main
+    marker = tmp_path / "first-child-started"
+
+    def first_child_hangs(*args):
+        if not marker.exists():
+            marker.touch()
+            time.sleep(60)
+        original(*args)
+
+    monkeypatch.setattr(query_runner, "_child_main", first_child_hangs)
+    runner = ForkRunner()
+    hub = make_index(runner, path=tmp_path / "index")
+    hub.add_contribution(actor(GUETERSLOH), practice(GUETERSLOH, "a", name="A"))
+    started = time.monotonic()
+    outcome = hub.query("ASK { ?s ?p ?o }", timeout=10, max_rows=1, reuse=False)
+    assert outcome.value is True and marker.exists()
+    assert runner.restarts >= 1  # more if a child is slow to start on a busy machine
+    assert query_runner.READY_WAIT_S <= time.monotonic() - started < 8
+    for _ in range(50):  # the answering child exits by itself, the stuck one was killed
+        if not multiprocessing.active_children():
+            break
+        time.sleep(0.1)
+    assert multiprocessing.active_children() == []

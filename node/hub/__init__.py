@@ -7,7 +7,11 @@ Library, with no web or database dependencies (the tests run them without a serv
 
 - ``contribution``: a typed, read-only view of a member contribution document
 - ``index``: the RDF index (one named graph per member) in an embedded Oxigraph store
+- ``jsonld_quads``: member documents → RDF quads, offline (``known_context``: the
+  known-context fast path, documents → N-Quads text without a JSON-LD processor)
 - ``query_runner``: running a read-only SPARQL query under a time and a row limit
+- ``query_cache``: answers kept until the index's next write; ``warm_answers`` makes
+  the example queries' answers ready once the index is quiet
 - ``sparql``: the read-only SPARQL endpoint function and the example queries
 - ``search``: German full-text search over contributions, in memory
 - ``structure``: chapters and sections of the handbook

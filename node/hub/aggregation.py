@@ -26,6 +26,7 @@ from node.hub.contribution import ContributionFormatError, ContributionView, vie
 from node.hub.index import HubIndex, IndexInputError, RebuildReport
 from node.hub.search_backends import SearchBackend
 from node.hub.tables import HubIndexState, HubMember, MemberState
+from node.hub.warm_answers import QUIET_SECONDS, AnswerWarmer
 from node.storage.models import RemoteObject
 
 log = logging.getLogger("praxisnetz.hub.aggregation")
@@ -101,6 +102,7 @@ class Aggregator:
         index: HubIndex | None,
         search: SearchBackend,
         clock: Callable[[], datetime],
+        warm_after: float | None = QUIET_SECONDS,
     ) -> None:
         self._sessions = sessions
         self.index = index
@@ -110,6 +112,9 @@ class Aggregator:
         self._since: datetime | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        # The example queries' answers, made ready once the index is quiet (warm_answers).
+        self._warmer = AnswerWarmer(quiet_seconds=warm_after) if warm_after is not None else None
+        self._warming: asyncio.Future[int] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -121,7 +126,8 @@ class Aggregator:
             self._members = set(await session.scalars(
                 select(HubMember.actor_uri).where(HubMember.state == MemberState.APPROVED.value)))
         rebuild_index = self.index is not None and self.index.is_empty()
-        _, documents = await self._refill(rebuild_index=rebuild_index)
+        # An empty index stays untouched while SQL has nothing for it either.
+        _, documents = await self._refill(rebuild_index=rebuild_index, even_if_empty=False)
         if self.index is None or (rebuild_index and documents):
             await self._save_watermark(started - OVERLAP)  # all of SQL is in now
         await self.sync()
@@ -130,23 +136,26 @@ class Aggregator:
         """Both indexes afresh from SQL; the watermark moves to now."""
         async with self._lock:
             started = self._clock()
-            report, _ = await self._refill(rebuild_index=self.index is not None)
+            report, _ = await self._refill(rebuild_index=self.index is not None, even_if_empty=True)
             await self._save_watermark(started - OVERLAP)
         return report
 
-    async def _refill(self, *, rebuild_index: bool) -> tuple[RebuildReport, int]:
+    async def _refill(self, *, rebuild_index: bool, even_if_empty: bool) -> tuple[RebuildReport, int]:
         """Search, and the RDF index if asked, afresh from SQL, reading a page at a time
         (a national hub's documents do not fit in memory at once); the report and the
         number of documents read."""
         views: list[ContributionView] = []
         read = 0
-        rebuild = await asyncio.to_thread(self.index.start_rebuild) \
-            if rebuild_index and self.index is not None else None
+        index = self.index if rebuild_index else None
+        rebuild = await asyncio.to_thread(index.start_rebuild) \
+            if index is not None and even_if_empty else None
         try:
             async with self._sessions() as session:
                 async for page in member_document_pages(session):
                     read += len(page)
                     views.extend(_views(page))
+                    if index is not None and rebuild is None:
+                        rebuild = await asyncio.to_thread(index.start_rebuild)
                     if rebuild is not None:
                         await asyncio.to_thread(rebuild.add, page)
         finally:
@@ -266,16 +275,31 @@ class Aggregator:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sync whenever woken, and every ``POLL_SECONDS`` (backfill has no hook)."""
-        while not stop.is_set():
-            try:
-                await self.sync()
-            except Exception:  # noqa: BLE001 - the index must outlive one failed round
-                log.exception("hub index sync failed")
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-            try:
-                await asyncio.wait(waiters, timeout=POLL_SECONDS,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
-            self._wake.clear()
+        try:
+            while not stop.is_set():
+                try:
+                    await self.sync()
+                except Exception:  # noqa: BLE001 - the index must outlive one failed round
+                    log.exception("hub index sync failed")
+                self._warm_if_due()
+                waiters = [asyncio.ensure_future(stop.wait()),
+                           asyncio.ensure_future(self._wake.wait())]
+                try:
+                    await asyncio.wait(waiters, timeout=POLL_SECONDS,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiter in waiters:
+                        waiter.cancel()
+                self._wake.clear()
+        finally:
+            if self._warmer is not None:
+                self._warmer.stop.set()  # a warm-up under way starts no further query
+
+    def _warm_if_due(self) -> None:
+        """Start warming the example answers in a thread (one warm-up at a time)."""
+        index = self.index
+        if index is None or self._warmer is None or (
+                self._warming is not None and not self._warming.done()):
+            return
+        if self._warmer.due(index):
+            self._warming = asyncio.ensure_future(asyncio.to_thread(self._warmer.warm, index))

@@ -1,28 +1,19 @@
 """The hub's RDF index: member contributions in an embedded Oxigraph store.
 
 One named graph per member, named by the member's actor IRI. SQL stays the source
-of truth; this index is derived and can be rebuilt from it (``rebuild``).
-
-Conversion takes the fast path measured in LINKED-DATA-NOTES.md: known context
-URLs are replaced by the bundled context documents and Oxigraph's own JSON-LD
-parser does the rest, no network and no pyld. It gives the same RDF as vocab's
-pyld path (tested). Processing the bundled contexts costs ~0.8 ms, so a rebuild
-parses up to ``BATCH_SIZE`` documents with the same context as one ``@graph``
-(~0.3 ms per document instead of ~1.1 ms). A document naming a context we do not
-bundle goes to the ``fallback`` converter (vocab's pyld path, returning N-Quads)
-when one is given, and is refused otherwise.
-
-The ``proof`` is left out of the index: it is an ``@graph`` container and would
-become a separate blank-node graph outside the member's graph. The signed
-original is kept in SQL and in edition dumps, where proofs are verified.
+of truth; this index is derived and can be rebuilt from it (``rebuild``, or
+``start_rebuild`` for callers that read SQL a page at a time). Documents become quads
+in ``jsonld_quads`` (the known-context fast path first); a rebuild bulk-loads the fast
+path's N-Quads text. Every write moves the index's ``generation`` on, and answers to
+queries are kept for one generation (``query_cache``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +23,13 @@ import pyoxigraph as ox
 import rdflib
 from oxrdflib import OxigraphStore
 
-from node.hub.known_context import KnownContextConverter
+from node.hub.jsonld_quads import (
+    BATCH_SIZE,
+    FallbackConverter,
+    IndexInputError,
+    JsonLdToQuads,
+    _json,
+)
 from node.hub.query_cache import AnswerCache, cache_key
 from node.hub.query_runner import (
     ForkRunner,
@@ -43,26 +40,13 @@ from node.hub.query_runner import (
     ThreadRunner,
 )
 
+__all__ = ["HubIndex", "IndexInputError", "IndexRebuild", "JsonLdToQuads", "RebuildReport",
+           "SkippedDocument"]
+
 AS_NS = "https://www.w3.org/ns/activitystreams#"
 ATTRIBUTED_TO = ox.NamedNode(AS_NS + "attributedTo")
 BULK_DOCUMENTS = 2_000  # documents of one member taken together during a rebuild
 BULK_LOAD_DOCUMENTS = 10_000  # documents per bulk load of N-Quads (~35 MB of text)
-BATCH_SIZE = 200  # documents parsed together (one context processing per batch)
-MAX_CACHED_CONTEXTS = 64
-# The proof is an @graph container (a separate blank-node graph): see the module docstring.
-_NOT_INDEXED = frozenset({"proof", "@context"})
-
-# The JSON-LD fallback: a document in, N-Quads (default graph) out.
-FallbackConverter = Callable[[Mapping[str, Any]], str]
-
-
-class IndexInputError(ValueError):
-    """A document cannot be indexed; ``field`` names what is wrong with it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -79,156 +63,13 @@ class RebuildReport:
     skipped: tuple[SkippedDocument, ...]
 
 
-class JsonLdToQuads:
-    """Compacted JSON-LD documents → quads in a given graph, without network access.
+@dataclass
+class RebuildSeconds:
+    """Where a rebuild's time went (wall clock, for benchmarks and logs)."""
 
-    Several documents with the same ``@context`` are parsed as one ``@graph``, so the
-    (large) contexts are processed once per batch instead of once per document.
-    Relative IRIs are not resolved against a guessed base on this path: they are
-    dropped, as JSON-LD does without a base (ActivityPub ids are absolute anyway).
-    """
-
-    def __init__(
-        self, contexts: Mapping[str, Any], fallback: FallbackConverter | None = None
-    ) -> None:
-        # URL -> the value of "@context" in the bundled document
-        self._contexts = {url: _context_value(url, doc) for url, doc in contexts.items()}
-        self._fallback = fallback
-        self._inlined: dict[str, str] = {}  # context as written -> inlined JSON text
-        self._known = KnownContextConverter(lambda url: contexts[url])
-
-    def known_nquads(self, document: Mapping[str, Any], graph: str) -> str | None:
-        """The known-context fast path: N-Quads text, or None where it does not apply."""
-        return self._known.nquads(document, graph)
-
-    def quads(self, document: Mapping[str, Any], graph: ox.NamedNode | ox.DefaultGraph) -> list[ox.Quad]:
-        text = self._known.nquads(document, _graph_iri(graph))
-        if text is not None:
-            try:
-                return list(ox.parse(text, format=ox.RdfFormat.N_QUADS))
-            except SyntaxError:
-                pass  # not expected (IRIs are checked); the general path says what is wrong
-        data = self._batch_data([document])
-        if data is None:
-            return self._via_fallback(document, graph)
-        return _parse_into(data, ox.RdfFormat.JSON_LD, None, graph)
-
-    def batch_quads(
-        self, documents: Sequence[Mapping[str, Any]], graph: ox.NamedNode
-    ) -> list[ox.Quad]:
-        """Convert documents that all carry the same ``@context`` as the first one."""
-        known = [self._known.nquads(document, _graph_iri(graph)) for document in documents]
-        if all(text is not None for text in known):
-            try:
-                return list(ox.parse("".join(known), format=ox.RdfFormat.N_QUADS))  # type: ignore[arg-type]
-            except SyntaxError:
-                return [quad for document in documents for quad in self.quads(document, graph)]
-        data = self._batch_data(documents)
-        if data is None:
-            return [quad for document in documents for quad in self.quads(document, graph)]
-        return _parse_into(data, ox.RdfFormat.JSON_LD, None, graph)
-
-    def load_batch(
-        self, store: ox.Store, documents: Sequence[Mapping[str, Any]], graph: ox.NamedNode
-    ) -> bool:
-        """Load documents with the same ``@context`` straight into ``store`` in one
-        transaction, without making Python quads (1.5x faster); False if they must be
-        converted one by one instead."""
-        data = self._batch_data(documents)
-        if data is None:
-            return False
-        try:
-            store.load(data, format=ox.RdfFormat.JSON_LD, to_graph=graph)
-        except SyntaxError as exc:
-            raise IndexInputError("document", f"is not valid JSON-LD: {exc}") from exc
-        return True
-
-    def _batch_data(self, documents: Sequence[Mapping[str, Any]]) -> str | None:
-        """One JSON-LD document holding ``documents`` in an ``@graph``, or None where the
-        fallback converter or one parse per document is needed."""
-        try:
-            context_json = self._inlined_context(documents[0].get("@context"))
-        except _UnknownContext as unknown:
-            if self._fallback is None:
-                raise IndexInputError(
-                    "@context", f"{unknown.url} is not a bundled context"
-                ) from None
-            return None
-        bodies = [
-            _json({key: value for key, value in document.items() if key not in _NOT_INDEXED})
-            for document in documents
-        ]
-        # Blank node labels written in documents ("_:b0") would meet within one parse.
-        if len(bodies) > 1 and any('"_:' in body for body in bodies):
-            return None
-        return '{"@context":' + context_json + ',"@graph":[' + ",".join(bodies) + "]}"
-
-    def _via_fallback(self, document: Mapping[str, Any], graph: ox.NamedNode) -> list[ox.Quad]:
-        assert self._fallback is not None
-        body = {key: value for key, value in document.items() if key != "proof"}
-        return _parse_into(self._fallback(body), ox.RdfFormat.N_QUADS, document.get("id"), graph)
-
-    def _inlined_context(self, context: Any) -> str:
-        key = _json(context)
-        cached = self._inlined.get(key)
-        if cached is None:
-            cached = _json(self._inline(context))
-            if len(self._inlined) < MAX_CACHED_CONTEXTS:
-                self._inlined[key] = cached
-        return cached
-
-    def _inline(self, context: Any) -> list[Any]:
-        if context is None:
-            raise IndexInputError("@context", "is missing")
-        entries = context if isinstance(context, list) else [context]
-        inlined: list[Any] = []
-        for entry in entries:
-            if isinstance(entry, str):
-                if entry not in self._contexts:
-                    raise _UnknownContext(entry)
-                inlined.extend(self._inline(self._contexts[entry]))
-            elif isinstance(entry, Mapping):
-                inlined.append(entry)
-            else:
-                raise IndexInputError("@context", "entries must be URLs or objects")
-        return inlined
-
-
-def _graph_iri(graph: Any) -> str | None:
-    return graph.value if isinstance(graph, ox.NamedNode) else None
-
-
-def _json(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise IndexInputError("document", f"is not plain JSON: {exc}") from exc
-
-
-class _UnknownContext(Exception):
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.url = url
-
-
-def _context_value(url: str, document: Any) -> Any:
-    if isinstance(document, Mapping) and "@context" in document:
-        return document["@context"]
-    raise ValueError(f"bundled context {url} has no @context")
-
-
-def _parse_into(
-    data: str, rdf_format: ox.RdfFormat, base: Any, graph: ox.NamedNode
-) -> list[ox.Quad]:
-    base_iri = base if isinstance(base, str) else None
-    try:
-        return [
-            ox.Quad(quad.subject, quad.predicate, quad.object, graph)
-            # Labels written in a document ("_:b0") must not meet the same label elsewhere.
-            for quad in ox.parse(data, format=rdf_format, base_iri=base_iri, rename_blank_nodes=True)
-        ]
-    except SyntaxError as exc:
-        raise IndexInputError("document", f"is not valid JSON-LD: {exc}") from exc
+    convert: float = 0.0  # checks, fast path to N-Quads text, general path
+    bulk_load: float = 0.0  # Oxigraph bulk loads of the text
+    optimize: float = 0.0  # the compaction at the end
 
 
 def _require_iri(value: Any, field: str) -> str:
@@ -564,9 +405,11 @@ class IndexRebuild:
         self._texts: list[str] = []
         self._pending: list[tuple[str, Mapping[str, Any]]] = []
         self._finished = False
+        self.seconds = RebuildSeconds()
 
     def add(self, contributions: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
         for member, documents in _runs_by_member(contributions, BULK_DOCUMENTS):
+            started = time.perf_counter()
             general: list[Mapping[str, Any]] = []
             for document in documents:
                 try:
@@ -585,6 +428,7 @@ class IndexRebuild:
                     self._pending.append((member, document))
             if general:
                 self._take(self._index._convert_member(member, general, set(), sink=self._store))
+            self.seconds.convert += time.perf_counter() - started
             if len(self._pending) >= BULK_LOAD_DOCUMENTS:
                 self._load_pending()
 
@@ -595,11 +439,14 @@ class IndexRebuild:
         self._finished = True
         try:
             self._load_pending()
-            # Bulk loads leave RocksDB work running in background threads; a query forked
-            # while one of them holds the database mutex hangs in the child until it is
-            # killed (6 of 20 small rebuilds without this, 0 of 20 with it). optimize()
-            # returns when that work is done, in milliseconds here.
+            # Bulk loads leave compaction work for RocksDB's background threads: do it
+            # now (queries read fewer files after it) rather than under the first
+            # queries. It also makes a forked query less likely to copy a lock in use
+            # (ForkRunner restarts such a child). 15 s at 1.3 million quads on a busy
+            # machine, 4.6 s of it CPU.
+            started = time.perf_counter()
             self._store.optimize()
+            self.seconds.optimize += time.perf_counter() - started
         finally:
             self._index._end_rebuild()
         return RebuildReport(self._indexed, tuple(self._skipped))
@@ -609,9 +456,11 @@ class IndexRebuild:
             return
         pending, data = self._pending, "".join(self._texts).encode("utf-8")
         self._pending, self._texts = [], []
+        started = time.perf_counter()
         try:
             # lenient: the fast path checked every IRI and language tag already
             self._store.bulk_load(data, format=ox.RdfFormat.N_QUADS, lenient=True)
+            self.seconds.bulk_load += time.perf_counter() - started
         except SyntaxError:
             for member, document in pending:
                 self._index._remove_locked(document["id"])

@@ -35,8 +35,12 @@ MAX_TRIPLE_TEXT = 1 << 20
 
 
 def cache_key(text: str, options: QueryOptions) -> Hashable:
+    """The query and its options; CRLF line ends (a browser's form) count as LF except
+    where a long string literal could hold them."""
+    if '"""' not in text and "'''" not in text:
+        text = text.replace("\r\n", "\n")
     prefixes: Mapping[str, str] = options.prefixes
-    return (text, options.use_default_graph_as_union, tuple(sorted(prefixes.items())))
+    return (text.strip(), options.use_default_graph_as_union, tuple(sorted(prefixes.items())))
 
 
 def _size(outcome: QueryOutcome) -> int:

@@ -30,6 +30,8 @@ import enum
 import faulthandler
 import gc
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.process
 import os
 import queue
 import re
@@ -42,6 +44,11 @@ from dataclasses import dataclass, field
 import pyoxigraph as ox
 
 SYNTAX_MESSAGE_LIMIT = 300
+READY = "ready"  # a forked child's first message: it could read the store
+# A child not ready by then is taken to be stuck on a RocksDB lock that a background
+# thread of ours held at the fork (it waits forever): it is killed and we fork again.
+READY_WAIT_S = 1.0
+MAX_STARTS = 4
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes a forked query may allocate
 RUNAWAY_NICENESS = 19
 
@@ -297,6 +304,11 @@ def _child_main(
     if memory_budget is not None:
         _limit_address_space(memory_budget)
     try:
+        try:
+            next(iter(store.quads_for_pattern(None, None, None, None)), None)  # takes its locks
+        except OSError as exc:
+            raise QueryError(QueryErrorKind.FAILED, f"the query failed: {exc}") from exc
+        conn.send(READY)
         conn.send(evaluate(store, text, deadline=deadline, limits=limits, options=options))
     except QueryError as exc:
         conn.send(exc)
@@ -331,6 +343,7 @@ class ForkRunner:
         self._memory_budget = memory_budget
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self._context = multiprocessing.get_context("fork")
+        self.restarts = 0  # children killed as stuck before they could read, forked again
         # Held by the index while it writes: a fork never copies a half-done write.
         self._fork_lock = threading.Lock()
 
@@ -352,7 +365,44 @@ class ForkRunner:
     def _run_child(
         self, store: ox.Store, text: str, limits: QueryLimits, options: QueryOptions
     ) -> QueryOutcome:
+        """Fork, and fork again (up to ``MAX_STARTS`` times) while a child is not ready
+        within ``READY_WAIT_S``: RocksDB's background threads (busy after a bulk load)
+        may hold a lock at the moment of the fork, which the child then never gets."""
         deadline = time.monotonic() + limits.timeout_s
+        for start in range(1, MAX_STARTS + 1):
+            child, receiver = self._start_child(store, text, limits, options, deadline)
+            answered = False
+            try:
+                ready_by = deadline if start == MAX_STARTS else \
+                    min(deadline, time.monotonic() + READY_WAIT_S)
+                if not receiver.poll(max(0.0, ready_by - time.monotonic())):
+                    if time.monotonic() >= deadline:
+                        raise timeout_error(limits)
+                    self.restarts += 1
+                    continue  # stuck before it could read: killed below, forked again
+                answer = receiver.recv()
+                if answer == READY:
+                    if not receiver.poll(max(0.0, deadline - time.monotonic())):
+                        raise timeout_error(limits)
+                    answer = receiver.recv()
+                answered = True
+            except EOFError:
+                raise QueryError(
+                    QueryErrorKind.FAILED,
+                    "the query needed more memory than a query may use, or its process failed",
+                ) from None
+            finally:
+                receiver.close()
+                _end_child(child, answered)
+            if isinstance(answer, QueryError):
+                raise answer
+            return answer
+        raise timeout_error(limits)  # not reached: the last start waits until the deadline
+
+    def _start_child(
+        self, store: ox.Store, text: str, limits: QueryLimits, options: QueryOptions,
+        deadline: float,
+    ) -> tuple[multiprocessing.process.BaseProcess, multiprocessing.connection.Connection]:
         receiver, sender = self._context.Pipe(duplex=False)
         child = self._context.Process(
             target=_child_main,
@@ -360,36 +410,26 @@ class ForkRunner:
             name="sparql-query",
             daemon=True,
         )
-        if not self._fork_lock.acquire(timeout=limits.timeout_s):
+        if not self._fork_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            receiver.close()
+            sender.close()
             raise QueryError(QueryErrorKind.BUSY, "the index is being rebuilt; try again shortly")
         try:
             child.start()
         finally:
             self._fork_lock.release()
         sender.close()
-        answered = False
-        try:
-            if not receiver.poll(max(0.0, deadline - time.monotonic())):
-                raise timeout_error(limits)
-            answer = receiver.recv()
-            answered = True
-        except EOFError:
-            raise QueryError(
-                QueryErrorKind.FAILED,
-                "the query needed more memory than a query may use, or its process failed",
-            ) from None
-        finally:
-            receiver.close()
-            if answered:
-                # The child exits by itself; tearing down its copy of our address space
-                # takes milliseconds, which the caller need not wait for.
-                threading.Thread(target=child.join, name="sparql-reaper", daemon=True).start()
-            else:
-                child.kill()
-                child.join()  # a stopped query is gone before the caller hears of it
-        if isinstance(answer, QueryError):
-            raise answer
-        return answer
+        return child, receiver
+
+
+def _end_child(child: multiprocessing.process.BaseProcess, answered: bool) -> None:
+    if answered:
+        # The child exits by itself; tearing down its copy of our address space
+        # takes milliseconds, which the caller need not wait for.
+        threading.Thread(target=child.join, name="sparql-reaper", daemon=True).start()
+    else:
+        child.kill()
+        child.join()  # a stopped query is gone before the caller hears of it
 
 
 QueryRunner = ThreadRunner | ForkRunner

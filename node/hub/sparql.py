@@ -49,6 +49,8 @@ PREFIXES = {
     "dcterms": "http://purl.org/dc/terms/",
     "xsd": "http://www.w3.org/2001/XMLSchema#",
 }
+# What execute_sparql passes: a kept answer is found only under the same options.
+QUERY_OPTIONS = QueryOptions(prefixes=PREFIXES)
 
 
 class ResultFormat(enum.Enum):
@@ -90,7 +92,7 @@ def execute_sparql(
         query,
         timeout=limits.timeout_s,
         max_rows=limits.max_rows,
-        options=QueryOptions(prefixes=PREFIXES),
+        options=QUERY_OPTIONS,
     )
     return serialise(outcome, result_format)
 
