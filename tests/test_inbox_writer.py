@@ -156,3 +156,19 @@ async def test_an_unexpected_error_fails_the_batch_and_the_writer_carries_on(eng
         assert await writer.store(row(3)) is True
     finally:
         await writer.close()
+
+
+async def test_on_sqlite_each_commit_is_synced_to_disk(tmp_path) -> None:
+    """The 202 must outlive a power cut: synchronous=FULL (2) on the writer's connections,
+    while the node's other connections keep NORMAL (1)."""
+    async for engine in database_engine("sqlite", tmp_path):
+        await migrate(engine)
+        writer = InboxWriter(engine, queue_limit=10)
+        try:
+            assert await writer.store(row(1)) is True
+            with writer.statement_engine.connect() as connection:
+                assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+            async with engine.connect() as connection:
+                assert (await connection.exec_driver_sql("PRAGMA synchronous")).scalar() == 1
+        finally:
+            await writer.close()

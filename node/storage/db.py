@@ -76,16 +76,29 @@ def create_engine(
     return create_async_engine(url, connect_args=args, **kwargs)
 
 
-def sync_sqlite_engine(url: str) -> Engine:
+def _synchronous_full(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
+def sync_sqlite_engine(url: str, *, fsync_each_commit: bool = False) -> Engine:
     """A synchronous engine (the stdlib driver) on the same SQLite file, configured like
     the async one, for work that runs on a thread of its own in one go: one hand-off to
-    that thread per transaction instead of one per driver call (the inbox writer)."""
+    that thread per transaction instead of one per driver call (the inbox writer).
+
+    ``fsync_each_commit``: ``synchronous=FULL`` on its connections. In WAL mode NORMAL
+    (the default here) keeps a commit across a crash of the process but not of the
+    machine (the WAL is synced only at checkpoints); FULL syncs it at every commit.
+    """
     sync_url = make_url(url).set(drivername="sqlite")
     if sync_url.database in (None, "", ":memory:"):
         raise ValueError("an in-memory SQLite database is not shared with a second engine")
     engine = create_sync_engine(sync_url, connect_args={
         "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
     event.listen(engine, "connect", _configure_sqlite)
+    if fsync_each_commit:
+        event.listen(engine, "connect", _synchronous_full)  # after _configure_sqlite
     event.listen(engine, "begin", _begin_immediate)
     return engine
 
