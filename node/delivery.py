@@ -208,9 +208,10 @@ class DeliveryWorker:
         self._running: set[asyncio.Task[None]] = set()  # claimed and not yet finished
         self._busy_hosts: Counter[str] = Counter()  # hosts with deliveries in _running
         self._room = asyncio.Event()  # set when _running falls below the refill mark
-        # Claim the next batch while this many are still running, so the connections
-        # never wait for the database between batches.
-        self._refill_below = max(1, tuning.global_concurrency)
+        # Claim the next batch while this many are still waiting or running, so the
+        # connections never wait for the database between batches (a claim is several
+        # hand-offs to the database thread; on a busy machine each may wait its turn).
+        self._refill_below = max(1, tuning.global_concurrency, tuning.claim_batch_size)
 
     async def run_once(self) -> int:
         """Claim one batch and deliver it; returns how many deliveries were claimed."""
@@ -230,10 +231,10 @@ class DeliveryWorker:
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
         """Deliver until ``stop`` is set; sleep between empty polls unless woken.
 
-        Batches overlap: the next one is claimed as soon as fewer than
-        ``global_concurrency`` claimed deliveries are left. On ``stop`` the claimed
-        deliveries are finished; if the caller cancels meanwhile, they are cancelled and
-        ``release`` hands them back.
+        Batches overlap: the next one is claimed as soon as fewer than a batch (or
+        ``global_concurrency``, if larger) of claimed deliveries are left. On ``stop``
+        the claimed deliveries are finished; if the caller cancels meanwhile, they are
+        cancelled and ``release`` hands them back.
         """
         poll = self._tuning.poll_interval_seconds
         try:
