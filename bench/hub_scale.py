@@ -188,13 +188,13 @@ def sparql_rows(index: HubIndex, repeats: int, evaluated_repeats: int) -> list[R
     for example in example_queries():
         times = [_timed_ms(index, example.sparql, reuse=True) for _ in range(repeats)]
         evaluated = [_timed_ms(index, example.sparql, reuse=False) for _ in range(evaluated_repeats)]
-        p50 = statistics.median(times)
-        rows.append(Row(f"SPARQL {example.slug} p50", p50, "ms",
-                        f"< 100 ms: {'met' if p50 < 100 else 'NOT met'}"))
+        p50, evaluated_p50 = statistics.median(times), statistics.median(evaluated)
+        met = "NOT met" if p50 >= 100 else "met" if evaluated_p50 < 100 else "met by kept answers"
+        rows.append(Row(f"SPARQL {example.slug} p50", p50, "ms", f"< 100 ms: {met}"))
         rows.append(Row(f"SPARQL {example.slug} p95", _percentile(times, 0.95), "ms", "-"))
         rows.append(Row(f"SPARQL {example.slug} first run", times[0], "ms", "-"))
-        rows.append(Row(f"SPARQL {example.slug} evaluated p50", statistics.median(evaluated), "ms",
-                        "-"))
+        rows.append(Row(f"SPARQL {example.slug} evaluated p50", evaluated_p50, "ms",
+                        f"< 100 ms: {'met' if evaluated_p50 < 100 else 'NOT met'}"))
     return rows
 
 
@@ -234,7 +234,7 @@ def _contexts() -> dict[str, Any]:
 
 
 def run(members: int = 11_000, practices: int = 20, repeats: int = 20,
-        edition_size: int = EDITION_SIZE, evaluated_repeats: int = 5) -> list[Row]:
+        edition_size: int = EDITION_SIZE, evaluated_repeats: int = 3) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench-hub-") as tmp:
         database_url = f"sqlite+aiosqlite:///{Path(tmp) / 'hub.db'}"
         cpu_started = time.process_time()  # all threads of this process (RocksDB's too)
@@ -274,7 +274,7 @@ def main() -> None:
     args = parser.parse_args()
     members = 200 if args.quick else args.members
     print(format_table(run(members, args.practices, repeats=5 if args.quick else 20,
-                           evaluated_repeats=3 if args.quick else 5)))
+                           evaluated_repeats=3)))
 
 
 if __name__ == "__main__":
