@@ -59,6 +59,7 @@ CAVAGE_COVERED = ("(request-target)", "host", "date")
 RFC9421_COVERED = ("@method", "@target-uri", "@authority", "date")
 _RFC9421_PREFERRED = frozenset({"@method", "@authority"})
 _DIGEST_CHECKS = (("Digest", check_digest), ("Content-Digest", check_content_digest))
+_VERIFIED_WITH = {algorithm: f"verified with {algorithm.value}" for algorithm in SignatureAlgorithm}
 
 
 def detect_scheme(request: RequestParts) -> SignatureScheme | None:
@@ -266,5 +267,5 @@ def _judge(
         return result(V.UNSUPPORTED_ALGORITHM, str(exc))
     for algorithm in candidates:
         if signature_matches(key.public_key, algorithm, parsed.signature, parsed.signature_base):
-            return result(V.OK, f"verified with {algorithm.value}")
+            return result(V.OK, _VERIFIED_WITH[algorithm])
     return result(V.BAD_SIGNATURE, "the signature does not verify with the key")

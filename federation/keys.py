@@ -12,6 +12,7 @@ import enum
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -104,6 +105,15 @@ def public_key_pem(key: PublicKey) -> str:
 
 
 def load_public_key_pem(pem: str) -> PublicKey:
+    """The key object of a PEM text; the same text gives the same (immutable) object.
+
+    Loading an RSA key costs tens of microseconds, and actors on one server often share
+    a key (or a document is read again): the last 1,024 texts are kept."""
+    return _load_public_key_pem(pem)
+
+
+@lru_cache(maxsize=1024)  # bounded: the texts come from remote documents
+def _load_public_key_pem(pem: str) -> PublicKey:
     try:
         key = serialization.load_pem_public_key(pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError, TypeError) as exc:
