@@ -214,3 +214,33 @@ async def test_leaving_and_applying_again_at_once_keeps_the_member(tmp_path, ord
     finally:
         for node in (member, hub):
             await node.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("undo_first", [True, False])
+async def test_a_member_that_leaves_and_applies_again_needs_no_new_approval(tmp_path,
+                                                                          undo_first) -> None:
+    # An editor approved it once; whichever of Undo and new Follow arrives first, it ends
+    # approved (before, the Undo-first order left it pending for an editor).
+    config = node_config(tmp_path, "kochbuch", is_hub=True, name="Kochbuch-Redaktion")
+    write_settings(config.data_dir, auto_accept_hosts=(), auto_accept_loopback=False)
+    hub = await start_node(config, start_workers=False)
+    member = await start_node(node_config(tmp_path, "dueren"), start_workers=False)
+    try:
+        processor = build_workers(hub.app).processor
+        first = _activity(member.actor, "Follow", hub.actor)
+        await processor.process(first)
+        assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "pending"
+        async with aiohttp.ClientSession() as http:
+            api = HubApi(http, hub, await issue_token(hub))
+            [applicant] = await hub.rows(HubMember, HubMember.actor_uri == member.actor)
+            status, body = await api.call("POST", f"/api/hub/members/{applicant.id}/approve")
+            assert status == 200, body
+        churn = [_activity(member.actor, "Undo", first), _activity(member.actor, "Follow", hub.actor)]
+        for item in churn if undo_first else reversed(churn):
+            assert (await processor.process(item)).state is InboxState.DONE
+        assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "approved"
+        assert await _state(hub, Follower, Follower.actor_uri, member.actor) == "accepted"
+    finally:
+        for node in (member, hub):
+            await node.stop()

@@ -122,6 +122,11 @@ async def record_application(
     member.name = actor.name or actor.preferred_username or actor.uri
     member.kind, member.ags = actor.kind, ags_of(actor.document or {})
     member.follow_activity_uri = follow_activity_uri
+    if member.state == MemberState.LEFT.value:
+        # An editor approved it before and leaving is no refusal. Without this, a member
+        # that leaves and applies again at once would stay approved if the Follow arrives
+        # first, but wait for an editor if the Undo does.
+        member.state = MemberState.APPROVED.value
     follower = await session.scalar(select(Follower).where(Follower.actor_uri == actor.uri))
     if follower is None:
         follower = Follower(actor_uri=actor.uri, created_at=now,
