@@ -59,16 +59,17 @@ class CavageParams:
 
 def _split_params(value: str) -> dict[str, str]:
     params: dict[str, str] = {}
-    position = 0
-    while position < len(value):
+    position, length = 0, len(value)
+    while position < length:
         match = _PARAM.match(value, position)
-        if match is None or match.end() == position:
+        end = -1 if match is None else match.end()
+        if match is None or end == position:
             raise SignatureFormatError(f"Signature: cannot parse near {value[position:][:40]!r}")
-        name = match.group(1)
+        name, quoted, number = match.groups()  # one call instead of three
         if name in params:
             raise SignatureFormatError(f"Signature: parameter {name!r} given twice")
-        params[name] = match.group(2) if match.group(2) is not None else match.group(3)
-        position = match.end()
+        params[name] = quoted if quoted is not None else number
+        position = end
     return params
 
 
