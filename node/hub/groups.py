@@ -27,13 +27,14 @@ from typing import Any
 import rdflib
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from rdflib.namespace import SKOS
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import vocab
 from federation.activities import accept, announce
 from federation.keys import SigningKey, actor_key_properties
 from federation.proofs import sign_document
+from node import incoming_follows
 from node.appkeys import NodeKeys
 from node.config import NodeConfig
 from node.hub.tables import TopicFollower
@@ -144,9 +145,16 @@ class TopicGroups:
 async def add_topic_follower(
     session: AsyncSession, groups: TopicGroups, keys: NodeKeys, slug: str, *,
     follow: Mapping[str, Any], inbox: str, shared_inbox: str | None, now: datetime,
-) -> None:
-    """Record the follower and enqueue the group's Accept (groups accept everyone)."""
+) -> bool:
+    """Record the follower and enqueue the group's Accept (groups accept everyone).
+
+    False, and nothing changes, when this Follow's Undo arrived first (``node.incoming_follows``:
+    a member's leave and rejoin are separate deliveries that may overtake each other).
+    """
     actor = str(follow["actor"])
+    group = groups.url(slug)
+    if not await incoming_follows.record_follow(session, actor, str(follow["id"]), group, now=now):
+        return False
     row = await session.scalar(select(TopicFollower).where(
         TopicFollower.topic == slug, TopicFollower.actor_uri == actor))
     if row is None:
@@ -154,17 +162,32 @@ async def add_topic_follower(
         session.add(row)
     row.inbox, row.shared_inbox = inbox, shared_inbox
     row.follow_activity_uri = str(follow["id"])
-    group = groups.url(slug)
     answer = accept(group, {"id": follow["id"], "type": "Follow", "actor": actor, "object": group},
                     activity_id=f"{group}/activities/{uuid.uuid4()}", published=now)
     signed = sign_document(answer, groups.signing_key(slug, keys), created=now)
     await record_local_activity(session, signed, [inbox], now=now)
+    return True
 
 
-async def remove_topic_follower(session: AsyncSession, slug: str, actor: str) -> int:
-    result = await session.execute(delete(TopicFollower).where(
+async def remove_topic_follower(session: AsyncSession, groups: TopicGroups, slug: str, *,
+                                actor: str, undo_id: str, follow_id: str, now: datetime) -> bool:
+    """Apply ``actor``'s Undo of ``follow_id``; True if it no longer follows the topic.
+
+    The follower row stays while another of its Follows of this group is not undone,
+    whatever order the Follows and Undos arrived in (``node.incoming_follows``).
+    """
+    await incoming_follows.record_undo(session, actor, undo_id, follow_id, now=now)
+    row = await session.scalar(select(TopicFollower).where(
         TopicFollower.topic == slug, TopicFollower.actor_uri == actor))
-    return result.rowcount or 0
+    if row is None:
+        return True
+    standing = await incoming_follows.standing_follow(session, actor, groups.url(slug),
+                                                      row.follow_activity_uri)
+    if standing is not None:
+        row.follow_activity_uri = standing
+        return False
+    await session.delete(row)
+    return True
 
 
 def announce_id(group_url: str, activity_id: str) -> str:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from sqlalchemy import select
 
+from federation.origin import same_origin
 from federation.webfinger import JRD_MEDIA_TYPE, WEBFINGER_PATH, webfinger_document
 from node import appkeys
 from node.config import NodeConfig
@@ -157,16 +158,28 @@ class HubInboxHook:
         app = self._app
         remote = await directory.actor(activity.actor)
         async with app[appkeys.SESSION_MAKER]() as session, session.begin():
-            await add_topic_follower(session, app[HUB].groups, app[appkeys.NODE_KEYS], slug,
-                                     follow=activity.raw, inbox=remote.inbox,
-                                     shared_inbox=remote.shared_inbox, now=app[appkeys.CLOCK]())
+            followed = await add_topic_follower(
+                session, app[HUB].groups, app[appkeys.NODE_KEYS], slug, follow=activity.raw,
+                inbox=remote.inbox, shared_inbox=remote.shared_inbox, now=app[appkeys.CLOCK]())
+        if not followed:
+            return done(f"Follow {activity.id} of topic {slug} was undone before it arrived; ignored")
         _wake_delivery(app)
         return done(f"{activity.actor} follows topic {slug}")
 
     async def _topic_unfollow(self, slug: str, activity: Incoming) -> Verdict:
-        async with self._app[appkeys.SESSION_MAKER]() as session, session.begin():
-            removed = await remove_topic_follower(session, slug, activity.actor)
-        return done(f"{activity.actor} left topic {slug} ({removed} removed)")
+        follow_id = activity.object_id
+        if follow_id is None:
+            return rejected("Undo of a topic Follow without the Follow's id")
+        if not same_origin(follow_id, activity.actor):
+            return rejected(f"{activity.actor} may not undo {follow_id}: foreign origin")
+        app = self._app
+        async with app[appkeys.SESSION_MAKER]() as session, session.begin():
+            left = await remove_topic_follower(
+                session, app[HUB].groups, slug, actor=activity.actor, undo_id=activity.id,
+                follow_id=follow_id, now=app[appkeys.CLOCK]())
+        if not left:
+            return done(f"undo of {follow_id}; {activity.actor} still follows topic {slug}")
+        return done(f"{activity.actor} left topic {slug}")
 
     async def processed(self, activity: Incoming, verdict: Verdict) -> None:
         """After a member's object changed: wake the indexer, relay to the topic groups."""
