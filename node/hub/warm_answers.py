@@ -4,8 +4,8 @@ The index keeps an answer until its next write (``query_cache``); the first visi
 after a change would pay for a full evaluation, which for the examples that sort or
 group every practice takes seconds at the size of a national hub. So once the index
 has been quiet for ``quiet_seconds`` after a change, the ``AnswerWarmer`` runs the
-example queries itself, with the options and limits the endpoint uses, and their
-answers are kept for the visitors. A write during the warm-up makes those answers
+example queries itself, with the options and row limit the endpoint uses (and a longer
+time limit, ``WARM_TIMEOUT_S``), and their answers are kept for the visitors. A write during the warm-up makes those answers
 stale as any other; the next quiet period warms again. On a hub that never goes
 quiet for that long, nothing is warmed and queries are evaluated as they come.
 """
@@ -24,6 +24,9 @@ from node.hub.sparql import DEFAULT_LIMITS, QUERY_OPTIONS, example_queries
 log = logging.getLogger("praxisnetz.hub.warm_answers")
 
 QUIET_SECONDS = 30.0
+# Longer than a visitor's limit: at 11,000 members an example can take 20 s to evaluate
+# on a busy machine, past the endpoint's 10 s; warmed, its answer is still served.
+WARM_TIMEOUT_S = 60.0
 
 
 class AnswerWarmer:
@@ -62,7 +65,7 @@ class AnswerWarmer:
             if self.stop.is_set():
                 break
             try:
-                index.query(example.sparql, timeout=DEFAULT_LIMITS.timeout_s,
+                index.query(example.sparql, timeout=WARM_TIMEOUT_S,
                                   max_rows=DEFAULT_LIMITS.max_rows, options=QUERY_OPTIONS)
                 answered += 1
             except QueryError as exc:
