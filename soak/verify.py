@@ -213,39 +213,46 @@ def check_follow_churn(cluster: Cluster, report: SoakReport) -> None:
                                 "(both ends agree)")
 
 
-_COUNT_INDEX = """
+_LIST_INDEX = """
 import sys
+import pyoxigraph as ox
 from node.config import load_config
+from node.hub.index import ATTRIBUTED_TO
 from node.hub.runtime import bundled_contexts
 from node.hub.wiring import open_index
 index = open_index(load_config(sys.argv[1]), bundled_contexts())
-print(index.count())
+for quad in index.store.quads_for_pattern(None, ATTRIBUTED_TO, None, None):
+    if isinstance(quad.subject, ox.NamedNode) and quad.object == quad.graph_name:
+        print(quad.subject.value)
 """
 
 
-def _index_count(hub: SoakNode) -> int:
-    done = subprocess.run([sys.executable, "-c", _COUNT_INDEX, str(hub.data_dir)],
+def _indexed(hub: SoakNode) -> set[str]:
+    """The contributions in the hub's index (as ``HubIndex.count`` counts them)."""
+    done = subprocess.run([sys.executable, "-c", _LIST_INDEX, str(hub.data_dir)],
                           capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
-        raise RuntimeError(f"counting the hub index failed: {done.stderr}")
-    return int(done.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"reading the hub index failed: {done.stderr}")
+    return {line.strip() for line in done.stdout.splitlines() if line.strip()}
 
 
 def check_hub_index(cluster: Cluster, report: SoakReport) -> None:
     """The hub stopped: its index holds what a rebuild from SQL holds (``hub reindex``)."""
     hub = cluster.hub
     cluster.stop(hub)
-    before = _index_count(hub)
+    before = _indexed(hub)
     done = subprocess.run(_cli("hub", "reindex", "--data-dir", str(hub.data_dir)),
                           capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         report.problem(f"praxisnetz hub reindex failed: {done.stderr or done.stdout}")
         return
-    after = _index_count(hub)
-    report.notes.append(f"hub index: {before} contributions live, {after} after rebuilding "
-                        f"from SQL ({done.stdout.strip()})")
-    if before != after:
-        report.problem(f"the hub index held {before} contributions, SQL rebuilds {after}")
+    after = _indexed(hub)
+    report.notes.append(f"hub index: {len(before)} contributions live, {len(after)} after "
+                        f"rebuilding from SQL ({done.stdout.strip()})")
+    for uri in sorted(after - before):
+        report.problem(f"the hub index lacked {uri}, which a rebuild from SQL holds")
+    for uri in sorted(before - after):
+        report.problem(f"the hub index held {uri}, which a rebuild from SQL does not")
 
 
 def verify(cluster: Cluster, ledger: LoadLedger, report: SoakReport,
