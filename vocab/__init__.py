@@ -5,8 +5,9 @@ bundled third-party contexts, the offline document loader, and validation.
     from vocab.validate import validate
     report = validate(document)
 
-(``from vocab import validate`` works too, but once the submodule ``vocab.validate`` has
-been imported, the attribute ``vocab.validate`` is that submodule.)
+(``vocab.validate`` is the submodule, never the function: the package exports its
+names lazily, and a lazily exported ``validate`` would be the function or the submodule
+depending on what had been imported before.)
 
 Command line: `python -m vocab FILE...` validates JSON-LD files and prints the result.
 """
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
         TOPICS_NAMESPACE,
         topic_iri,
     )
-    from vocab.validate import Problem, Severity, ValidationReport, validate, validate_files
+    from vocab.validate import Problem, Severity, ValidationReport, validate_files
 
 # Why lazy: the namespace constants need rdflib and validation needs pyld and rdflib
 # (~0.3 s of imports); a node that only reads activities in the known contexts needs
@@ -51,7 +52,7 @@ _LAZY_EXPORTS = {
         "vocab.namespace",
     ),
     **dict.fromkeys(
-        ("Problem", "Severity", "ValidationReport", "validate", "validate_files"),
+        ("Problem", "Severity", "ValidationReport", "validate_files"),
         "vocab.validate",
     ),
 }  # fmt: skip
@@ -62,7 +63,7 @@ def __getattr__(name: str) -> object:
     if module is None:
         raise AttributeError(f"module 'vocab' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # importing vocab.validate bound the submodule to this name
+    globals()[name] = value
     return value
 
 
@@ -87,6 +88,5 @@ __all__ = [
     "offline_document_loader",
     "pyld_options",
     "topic_iri",
-    "validate",
     "validate_files",
 ]
