@@ -4,7 +4,7 @@ only with confirmation, editions immutable; SPARQL and search limits and errors.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -29,7 +29,8 @@ MEMBER = "https://dueren.example/actor"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
-async def _seed(hub: RunningNode, key: SigningKey, documents: list[dict[str, Any]]) -> list[str]:
+async def _seed(hub: RunningNode, key: SigningKey, documents: list[dict[str, Any]], *,
+                received_at: datetime = NOW) -> list[str]:
     """An approved member and its signed documents, as the inbox would have stored them."""
     async with hub.sessions()() as session, session.begin():
         if not await hub.rows(HubMember, HubMember.actor_uri == MEMBER):
@@ -40,7 +41,7 @@ async def _seed(hub: RunningNode, key: SigningKey, documents: list[dict[str, Any
             kind = "Stance" if "Stance" in document["type"] else "Practice"
             session.add(RemoteObject(uri=document["id"], kind=kind, attributed_to=MEMBER,
                                      about=document.get("about"), document=signed,
-                                     deleted=False, received_at=NOW, updated=NOW))
+                                     deleted=False, received_at=received_at, updated=NOW))
     return [document["id"] for document in documents]
 
 
@@ -363,3 +364,31 @@ async def test_comments_and_stances_about_a_section_are_counted(setup) -> None:
     assert document["id"] == section and document["feedback"]["partly"] == 1
     status, problem = await api.call("GET", "/api/hub/feedback")
     assert status == 400 and problem["field"] == "target"
+
+
+async def test_an_object_committed_after_a_later_sync_is_still_indexed(setup) -> None:
+    """The soak's finding: an object stamped while its inbox item was processed, committed
+    after a sync that began later (a slow transaction, or the clock stepped on meanwhile),
+    was never indexed — the watermark had passed its stamp."""
+    from node.hub.aggregation import Aggregator
+    from node.hub.search_backends import MemorySearch
+    from node.storage.models import InboxItem
+
+    hub, _, key = setup
+    await _seed(hub, key, [])  # the member, approved before the worker starts
+    clock = [NOW + timedelta(hours=1)]  # the clock stepped on while the item was processed
+    async with hub.sessions()() as session, session.begin():  # claimed before the step
+        session.add(InboxItem(activity_uri="https://dueren.example/activities/1", inbox="shared",
+                              actor=MEMBER, remote_host="dueren.example", raw={},
+                              received_at=NOW, state="processing"))
+    worker = Aggregator(sessions=hub.sessions(), index=None, search=MemorySearch(),
+                        clock=lambda: clock[0], warm_after=None)
+    await worker.start()
+    await worker.sync()  # nothing committed yet
+    [uri] = await _seed(hub, key, [_practice("e-akte", "E-Akte im Bauamt")],
+                        received_at=NOW + timedelta(seconds=1))  # stamped then, committed now
+    async with hub.sessions()() as session, session.begin():
+        await session.execute(update(InboxItem).values(state="done"))
+    clock[0] += timedelta(minutes=1)
+    await worker.sync()
+    assert [hit.uri for hit in await worker.search.search("Bauamt")] == [uri]

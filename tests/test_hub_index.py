@@ -195,3 +195,17 @@ def test_replace_member_writes_nothing_when_a_document_is_bad():
         index.replace_member(actor(GUETERSLOH), [practice(GUETERSLOH, "new", name="Neu"), practice(DUEREN, "x", name="X")])
     assert caught.value.field == "attributedTo"
     assert graphs_of(index, f"https://{GUETERSLOH}/practices/old") == {actor(GUETERSLOH)}
+
+
+def test_the_watermark_stays_below_items_in_flight_and_never_moves_back() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from node.hub.aggregation import OVERLAP, next_watermark
+
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    assert next_watermark(now, None, None) == now - OVERLAP
+    hour_ago = now - timedelta(hours=1)
+    assert next_watermark(now, hour_ago, None) < hour_ago  # strictly below: received_at > since
+    assert next_watermark(now, now, None) == now - OVERLAP  # a fresh item holds nothing back
+    earlier = now - timedelta(days=1)
+    assert next_watermark(now, earlier - timedelta(days=1), earlier) == earlier  # not back

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node.hub.contribution import ContributionFormatError, ContributionView, view_of
@@ -27,7 +27,7 @@ from node.hub.index import HubIndex, IndexInputError, RebuildReport
 from node.hub.search_backends import SearchBackend
 from node.hub.tables import HubIndexState, HubMember, MemberState
 from node.hub.warm_answers import QUIET_SECONDS, AnswerWarmer
-from node.storage.models import RemoteObject
+from node.storage.models import InboxItem, InboxState, RemoteObject
 
 log = logging.getLogger("praxisnetz.hub.aggregation")
 
@@ -35,6 +35,8 @@ POLL_SECONDS = 2.0
 PAGE_SIZE = 5_000  # documents read from SQL at a time during a rebuild
 # Transactions that commit a little after the watermark was taken still get seen.
 OVERLAP = timedelta(seconds=5)
+# received_at comparisons are strict; one tick below an in-flight item's time keeps it in.
+TICK = timedelta(microseconds=1)
 STATE_ROW = 1
 
 
@@ -44,6 +46,28 @@ class SyncReport:
     removed: int
     skipped: int
     new_members: int
+
+
+def next_watermark(started: datetime, oldest_in_flight: datetime | None,
+                   previous: datetime | None) -> datetime:
+    """Where the next sync starts reading ``received_at`` from.
+
+    An object is stamped while its inbox item is being processed and committed a moment
+    later; a sync that ran in between did not see it, and a watermark past the stamp would
+    skip it for good (a slow transaction, or a clock step: the soak's one missing
+    contribution). So the watermark stays below every item still being processed — each
+    such item's object will be stamped no earlier than the item arrived — and never moves
+    back: an item claimed after this sync read the items is stamped after that, too.
+    """
+    until = started - OVERLAP
+    if oldest_in_flight is not None and oldest_in_flight - TICK < until:
+        until = oldest_in_flight - TICK
+    return until if previous is None or until > previous else previous
+
+
+async def _oldest_in_flight(session: AsyncSession) -> datetime | None:
+    return await session.scalar(select(func.min(InboxItem.received_at)).where(
+        InboxItem.state == InboxState.PROCESSING.value))
 
 
 def _approved_objects() -> Any:
@@ -125,19 +149,23 @@ class Aggregator:
         async with self._sessions() as session:
             self._members = set(await session.scalars(
                 select(HubMember.actor_uri).where(HubMember.state == MemberState.APPROVED.value)))
+            in_flight = await _oldest_in_flight(session)
         rebuild_index = self.index is not None and self.index.is_empty()
         # An empty index stays untouched while SQL has nothing for it either.
         _, documents = await self._refill(rebuild_index=rebuild_index, even_if_empty=False)
         if self.index is None or (rebuild_index and documents):
-            await self._save_watermark(started - OVERLAP)  # all of SQL is in now
+            # All of SQL is in now, but for objects still being committed.
+            await self._save_watermark(next_watermark(started, in_flight, None))
         await self.sync()
 
     async def rebuild(self) -> RebuildReport:
         """Both indexes afresh from SQL; the watermark moves to now."""
         async with self._lock:
             started = self._clock()
+            async with self._sessions() as session:
+                in_flight = await _oldest_in_flight(session)
             report, _ = await self._refill(rebuild_index=self.index is not None, even_if_empty=True)
-            await self._save_watermark(started - OVERLAP)
+            await self._save_watermark(next_watermark(started, in_flight, None))
         return report
 
     async def _refill(self, *, rebuild_index: bool, even_if_empty: bool) -> tuple[RebuildReport, int]:
@@ -172,6 +200,7 @@ class Aggregator:
             started = self._clock()
             async with self._sessions() as session:
                 since = await self._watermark(session)
+                in_flight = await _oldest_in_flight(session)
                 approved = set(await session.scalars(select(HubMember.actor_uri).where(
                     HubMember.state == MemberState.APPROVED.value)))
                 new_members = approved - self._members
@@ -188,7 +217,7 @@ class Aggregator:
             report = await self._apply(changed, history, len(new_members))
             await self._drop_members(former, dropped)
             self._members = approved
-            await self._save_watermark(started - OVERLAP)
+            await self._save_watermark(next_watermark(started, in_flight, since))
         if report.indexed or report.removed:
             log.info("hub index synced indexed=%s removed=%s skipped=%s new_members=%s",
                      report.indexed, report.removed, report.skipped, report.new_members)
