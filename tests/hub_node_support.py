@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,3 +64,27 @@ async def key_lookup_for(http: aiohttp.ClientSession, actors: list[str]) -> dict
         for info in parse_actor_keys(document):
             keys[info.key_id] = info
     return keys
+
+
+def unsigned_activity(actor: str, kind: str, obj: object) -> dict[str, Any]:
+    """An activity as the inbox worker gets it once the door has checked it (an id on the
+    actor's origin), for feeding ``InboxProcessor.process`` directly."""
+    base = actor.rsplit("/", 1)[0]
+    return {"@context": "https://www.w3.org/ns/activitystreams", "type": kind,
+            "id": f"{base}/activities/{uuid.uuid4()}", "actor": actor, "object": obj}
+
+
+# Orders of arrival of Undo(F1), F2, Undo(F2), F3: an actor that left and followed again
+# twice, its deliveries side by side. "overtaken": F3 before F2, and Undo(F2) after F2.
+CHURN_ORDERS = {"in order": (0, 1, 2, 3), "follows first": (3, 1, 0, 2),
+                "overtaken": (3, 1, 2, 0), "undos first": (2, 0, 3, 1)}
+
+
+async def hub_and_member_without_workers(tmp_path: Path) -> tuple[RunningNode, RunningNode]:
+    """A hub (auto-accepting loopback) and a member whose inboxes nobody processes: the
+    test feeds the hub's processor itself, in the order it wants."""
+    config = node_config(tmp_path, "kochbuch", is_hub=True, name="Kochbuch-Redaktion")
+    write_settings(config.data_dir, auto_accept_hosts=(), auto_accept_loopback=True)
+    hub = await start_node(config, start_workers=False)
+    member = await start_node(node_config(tmp_path, "dueren"), start_workers=False)
+    return hub, member

@@ -4,8 +4,6 @@ members' contributions are relayed."""
 
 from __future__ import annotations
 
-import uuid
-
 import aiohttp
 import pytest
 
@@ -15,7 +13,6 @@ from node.appkeys import NodeKeys
 from node.config import NodeConfig
 from node.hub.groups import TopicGroups, announce_id, load_topics, topic_slugs_of
 from node.hub.runtime import HUB
-from node.hub.settings import write_settings
 from node.hub.tables import TopicFollower
 from node.inbox_processing import carried_object
 from node.storage.models import Activity, Following, InboxItem, InboxState
@@ -28,7 +25,12 @@ from tests.engine_support import (
     publish,
     start_node,
 )
-from tests.hub_node_support import start_hub
+from tests.hub_node_support import (
+    CHURN_ORDERS,
+    hub_and_member_without_workers,
+    start_hub,
+    unsigned_activity,
+)
 
 TOPIC = vocab.TOPICS_NAMESPACE
 
@@ -65,7 +67,7 @@ def test_topics_of_a_contribution() -> None:
     assert topic_slugs_of({}) == [] and topic_slugs_of({"topic": TOPIC + "e-akte"}) == ["e-akte"]
 
 
-def test_announce_ids_are_stable_per_group_and_activity() -> None:
+def test_announce_ids_are_stable_per_group_andunsigned_activity() -> None:
     one = announce_id("https://hub.example/topics/e-akte", "https://a.example/activities/1")
     assert one == announce_id("https://hub.example/topics/e-akte", "https://a.example/activities/1")
     assert one != announce_id("https://hub.example/topics/e-akte", "https://a.example/activities/2")
@@ -164,17 +166,7 @@ async def _processed(node, activity_uri: str) -> bool:
     return bool(rows) and rows[0].state in ("done", "rejected")
 
 
-def _activity(actor: str, kind: str, obj: object) -> dict:
-    base = actor.rsplit("/", 1)[0]
-    return {"@context": "https://www.w3.org/ns/activitystreams", "type": kind,
-            "id": f"{base}/activities/{uuid.uuid4()}", "actor": actor, "object": obj}
-
-
-# Arrival orders at the hub of: Undo(F1), F2, Undo(F2), F3 — a member that left a topic
-# and joined it again twice, its deliveries side by side. Before the Follow receipts,
-# "overtaken" (F3 before F2, then Undo(F2)) lost the topic follower.
-TOPIC_CHURN_ORDERS = {"in order": (0, 1, 2, 3), "follows first": (3, 1, 0, 2),
-                      "overtaken": (3, 1, 2, 0), "undos first": (2, 0, 3, 1)}
+# CHURN_ORDERS of a topic's Follows: before the receipts, "overtaken" lost the follower.
 
 
 async def _topic_followers(hub, actor: str) -> list[TopicFollower]:
@@ -182,27 +174,24 @@ async def _topic_followers(hub, actor: str) -> list[TopicFollower]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("order", list(TOPIC_CHURN_ORDERS))
+@pytest.mark.parametrize("order", list(CHURN_ORDERS))
 async def test_leaving_and_joining_a_topic_again_at_once_keeps_the_follower(tmp_path, order) -> None:
-    config = node_config(tmp_path, "kochbuch", is_hub=True, name="Kochbuch-Redaktion")
-    write_settings(config.data_dir, auto_accept_hosts=(), auto_accept_loopback=True)
-    hub = await start_node(config, start_workers=False)
-    member = await start_node(node_config(tmp_path, "dueren"), start_workers=False)
+    hub, member = await hub_and_member_without_workers(tmp_path)
     try:
         processor = build_workers(hub.app).processor  # with the hub's inbox hook
         group = hub.app[HUB].groups.url("e-akte")
-        first = _activity(member.actor, "Follow", group)
+        first = unsigned_activity(member.actor, "Follow", group)
         assert (await processor.process(first)).state is InboxState.DONE
-        again, last = (_activity(member.actor, "Follow", group) for _ in range(2))
-        churn = [_activity(member.actor, "Undo", first), again,
-                 _activity(member.actor, "Undo", again), last]
-        for index in TOPIC_CHURN_ORDERS[order]:
+        again, last = (unsigned_activity(member.actor, "Follow", group) for _ in range(2))
+        churn = [unsigned_activity(member.actor, "Undo", first), again,
+                 unsigned_activity(member.actor, "Undo", again), last]
+        for index in CHURN_ORDERS[order]:
             verdict = await processor.process(churn[index])
             assert verdict.state is InboxState.DONE, verdict.reason
         [row] = await _topic_followers(hub, member.actor)
         assert row.topic == "e-akte" and row.follow_activity_uri == last["id"]
 
-        await processor.process(_activity(member.actor, "Undo", last))  # now it leaves
+        await processor.process(unsigned_activity(member.actor, "Undo", last))  # now it leaves
         assert await _topic_followers(hub, member.actor) == []
         late = await processor.process(last)  # its Follow, delivered again, changes nothing
         assert "undone before it arrived" in late.reason
@@ -214,17 +203,14 @@ async def test_leaving_and_joining_a_topic_again_at_once_keeps_the_follower(tmp_
 
 @pytest.mark.slow
 async def test_an_undo_of_another_actors_topic_follow_is_refused(tmp_path) -> None:
-    config = node_config(tmp_path, "kochbuch", is_hub=True, name="Kochbuch-Redaktion")
-    write_settings(config.data_dir, auto_accept_hosts=(), auto_accept_loopback=True)
-    hub = await start_node(config, start_workers=False)
-    member = await start_node(node_config(tmp_path, "dueren"), start_workers=False)
+    hub, member = await hub_and_member_without_workers(tmp_path)
     try:
         processor = build_workers(hub.app).processor
         group = hub.app[HUB].groups.url("e-akte")
-        follow_of_member = _activity(member.actor, "Follow", group)
+        follow_of_member = unsigned_activity(member.actor, "Follow", group)
         assert (await processor.process(follow_of_member)).state is InboxState.DONE
         # Someone else claims to undo the member's Follow (an object on another origin).
-        forged = _activity("http://127.0.0.9:1/actor", "Undo", follow_of_member)
+        forged = unsigned_activity("http://127.0.0.9:1/actor", "Undo", follow_of_member)
         verdict = await processor.process(forged)
         assert verdict.state is InboxState.REJECTED and "foreign origin" in verdict.reason
         assert len(await _topic_followers(hub, member.actor)) == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import uuid
 
 import aiohttp
 import pytest
@@ -27,7 +26,14 @@ from tests.engine_support import (
     start_node,
     unfollow,
 )
-from tests.hub_node_support import HubApi, issue_token, start_hub
+from tests.hub_node_support import (
+    CHURN_ORDERS,
+    HubApi,
+    hub_and_member_without_workers,
+    issue_token,
+    start_hub,
+    unsigned_activity,
+)
 
 
 def _config(tmp_path, *, private: bool) -> NodeConfig:
@@ -170,34 +176,21 @@ async def test_a_hub_that_limits_followers_to_hosts_refuses_other_applicants(tmp
             await node.stop()
 
 
-def _activity(actor: str, kind: str, obj: object) -> dict:
-    base = actor.rsplit("/", 1)[0]
-    return {"@context": "https://www.w3.org/ns/activitystreams", "type": kind,
-            "id": f"{base}/activities/{uuid.uuid4()}", "actor": actor, "object": obj}
-
-
-# Orders of arrival at the hub of: Undo(F1), F2, Undo(F2), F3 (a member that left and
-# applied again twice, its deliveries side by side). "overtaken": F3 before F2, and
-# Undo(F2) after F2 — before the receipts, the hub then lost the member.
-CHURN_ORDERS = {"in order": (0, 1, 2, 3), "follows first": (3, 1, 0, 2),
-                "overtaken": (3, 1, 2, 0), "undos first": (2, 0, 3, 1)}
+# CHURN_ORDERS at the hub: before the receipts, "overtaken" lost the member.
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("order", list(CHURN_ORDERS))
 async def test_leaving_and_applying_again_at_once_keeps_the_member(tmp_path, order) -> None:
-    config = node_config(tmp_path, "kochbuch", is_hub=True, name="Kochbuch-Redaktion")
-    write_settings(config.data_dir, auto_accept_hosts=(), auto_accept_loopback=True)
-    hub = await start_node(config, start_workers=False)
-    member = await start_node(node_config(tmp_path, "dueren"), start_workers=False)
+    hub, member = await hub_and_member_without_workers(tmp_path)
     try:
         processor = build_workers(hub.app).processor  # with the hub's inbox hook
-        first = _activity(member.actor, "Follow", hub.actor)
+        first = unsigned_activity(member.actor, "Follow", hub.actor)
         assert (await processor.process(first)).state is InboxState.DONE
         assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "approved"
-        again, last = (_activity(member.actor, "Follow", hub.actor) for _ in range(2))
-        churn = [_activity(member.actor, "Undo", first), again,
-                 _activity(member.actor, "Undo", again), last]
+        again, last = (unsigned_activity(member.actor, "Follow", hub.actor) for _ in range(2))
+        churn = [unsigned_activity(member.actor, "Undo", first), again,
+                 unsigned_activity(member.actor, "Undo", again), last]
         for index in CHURN_ORDERS[order]:
             verdict = await processor.process(churn[index])
             assert verdict.state is InboxState.DONE, verdict.reason
@@ -205,7 +198,7 @@ async def test_leaving_and_applying_again_at_once_keeps_the_member(tmp_path, ord
         assert follower.state == "accepted" and follower.follow_activity_uri == last["id"]
         assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "approved"
 
-        await processor.process(_activity(member.actor, "Undo", last))  # now it leaves
+        await processor.process(unsigned_activity(member.actor, "Undo", last))  # now it leaves
         assert await hub.rows(Follower, Follower.actor_uri == member.actor) == []
         assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "left"
         late = await processor.process(last)  # its Follow, delivered again, changes nothing
@@ -228,7 +221,7 @@ async def test_a_member_that_leaves_and_applies_again_needs_no_new_approval(tmp_
     member = await start_node(node_config(tmp_path, "dueren"), start_workers=False)
     try:
         processor = build_workers(hub.app).processor
-        first = _activity(member.actor, "Follow", hub.actor)
+        first = unsigned_activity(member.actor, "Follow", hub.actor)
         await processor.process(first)
         assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "pending"
         async with aiohttp.ClientSession() as http:
@@ -236,7 +229,8 @@ async def test_a_member_that_leaves_and_applies_again_needs_no_new_approval(tmp_
             [applicant] = await hub.rows(HubMember, HubMember.actor_uri == member.actor)
             status, body = await api.call("POST", f"/api/hub/members/{applicant.id}/approve")
             assert status == 200, body
-        churn = [_activity(member.actor, "Undo", first), _activity(member.actor, "Follow", hub.actor)]
+        churn = [unsigned_activity(member.actor, "Undo", first),
+                 unsigned_activity(member.actor, "Follow", hub.actor)]
         for item in churn if undo_first else reversed(churn):
             assert (await processor.process(item)).state is InboxState.DONE
         assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "approved"
