@@ -246,6 +246,32 @@ def test_runaway_query_is_killed_at_the_time_limit():
     assert outcome.rows[0]["n"]["value"] == "2000"
 
 
+def test_stopping_the_queries_ends_a_running_one_at_once_and_refuses_new_ones():
+    """Shutdown must not wait for a query's time limit (a warm-up allows 60 s; `make demo`
+    then hung on Ctrl-C)."""
+    hub = crowded_index(ForkRunner())
+    errors: list[QueryError] = []
+
+    def ask() -> None:
+        try:
+            hub.query(RUNAWAY, timeout=30, max_rows=100)
+        except QueryError as exc:
+            errors.append(exc)
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    time.sleep(0.5)  # the child is evaluating
+    started = time.monotonic()
+    hub.stop_queries()
+    asker.join(timeout=10)
+    assert not asker.is_alive() and time.monotonic() - started < 5
+    assert len(errors) == 1 and errors[0].kind is not QueryErrorKind.TIMEOUT
+    assert multiprocessing.active_children() == []
+    with pytest.raises(QueryError) as refused:
+        hub.query("SELECT * WHERE { ?s ?p ?o } LIMIT 1", timeout=5, max_rows=10, reuse=False)
+    assert refused.value.kind is QueryErrorKind.BUSY and "stopping" in refused.value.message
+
+
 def test_an_on_disk_index_kills_runaways_by_default(tmp_path):
     hub = crowded_index(None, path=tmp_path / "index")
     with pytest.raises(QueryError) as caught:

@@ -307,6 +307,10 @@ class HubIndex:
             self._answers.put(key, generation, self._generation, outcome)
         return outcome
 
+    def stop_queries(self) -> None:
+        """Kill the queries under way and refuse new ones (the hub is shutting down)."""
+        self._runner.stop_all()
+
     def rdflib_dataset(self) -> rdflib.Dataset:
         """The same store behind the rdflib API (oxrdflib), for callers that want rdflib."""
         return rdflib.Dataset(store=OxigraphStore(store=self._store))

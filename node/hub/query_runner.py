@@ -247,6 +247,10 @@ class ThreadRunner:
     def __init__(self, max_concurrent: int = 2) -> None:
         self._slots = threading.BoundedSemaphore(max_concurrent)
 
+    def stop_all(self) -> None:
+        """Nothing to stop: a thread cannot be killed, and each caller's wait already
+        ends at its time limit (only small in-memory indexes use this runner)."""
+
     def run(
         self, store: ox.Store, text: str, limits: QueryLimits, options: QueryOptions
     ) -> QueryOutcome:
@@ -346,6 +350,19 @@ class ForkRunner:
         self.restarts = 0  # children killed as stuck before they could read, forked again
         # Held by the index while it writes: a fork never copies a half-done write.
         self._fork_lock = threading.Lock()
+        self._children: set[multiprocessing.process.BaseProcess] = set()
+        self._children_lock = threading.Lock()
+        self._stopped = False
+
+    def stop_all(self) -> None:
+        """Kill every running query and start no more (shutdown): a warm-up or a visitor's
+        query must not hold the hub's exit for its time limit. The waiting callers get
+        a ``QueryError``."""
+        with self._children_lock:
+            self._stopped = True
+            children = list(self._children)
+        for child in children:
+            child.kill()
 
     def exclude_forks_during(self, write_lock: threading.Lock) -> None:
         """Fork only while ``write_lock`` is free (the index passes its write lock)."""
@@ -393,6 +410,7 @@ class ForkRunner:
                 ) from None
             finally:
                 receiver.close()
+                self._forget(child)
                 _end_child(child, answered)
             if isinstance(answer, QueryError):
                 raise answer
@@ -415,11 +433,21 @@ class ForkRunner:
             sender.close()
             raise QueryError(QueryErrorKind.BUSY, "the index is being rebuilt; try again shortly")
         try:
-            child.start()
+            with self._children_lock:
+                if self._stopped:
+                    receiver.close()
+                    sender.close()
+                    raise QueryError(QueryErrorKind.BUSY, "the hub is stopping")
+                child.start()
+                self._children.add(child)
         finally:
             self._fork_lock.release()
         sender.close()
         return child, receiver
+
+    def _forget(self, child: multiprocessing.process.BaseProcess) -> None:
+        with self._children_lock:
+            self._children.discard(child)
 
 
 def _end_child(child: multiprocessing.process.BaseProcess, answered: bool) -> None:

@@ -87,6 +87,9 @@ async def _hub_resources(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         runtime.stop.set()
+        if index is not None:
+            # Queries under way (a warm-up allows 60 s) must not hold the exit.
+            index.stop_queries()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         if index is not None:
