@@ -58,12 +58,9 @@ async def _decide_member(request: web.Request, approve: bool) -> web.Response:
     now = app[appkeys.CLOCK]()
     try:
         async with app[appkeys.SESSION_MAKER]() as session, session.begin():
-            member = await membership.find_member(session, request.match_info["member"])
-            if approve:
-                await membership.approve(session, member, app[appkeys.CONFIG],
-                                         app[appkeys.NODE_KEYS], now=now)
-            else:
-                await membership.reject(session, member, now=now)
+            member = await membership.decide(
+                session, request.match_info["member"], approved=approve,
+                config=app[appkeys.CONFIG], keys=app[appkeys.NODE_KEYS], now=now)
             view = membership.MemberView.of(member)
     except membership.MembershipError as exc:
         raise _problem(exc) from exc

@@ -67,12 +67,9 @@ def _decide(approve: bool) -> Callable[[argparse.Namespace], int]:
             from node.identity import load_node_keys
 
             async with open_store(config) as sessions, sessions.begin() as session:
-                member = await membership.find_member(session, args.member)
-                if approve:
-                    await membership.approve(session, member, config, load_node_keys(config),
-                                             now=utc_now())
-                else:
-                    await membership.reject(session, member, now=utc_now())
+                member = await membership.decide(
+                    session, args.member, approved=approve, config=config,
+                    keys=load_node_keys(config), now=utc_now())
                 return membership.MemberView.of(member)
 
         try:

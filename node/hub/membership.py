@@ -187,6 +187,20 @@ async def approve(
     return await follows.follow(session, config, keys, info, now=now)
 
 
+async def decide(
+    session: AsyncSession, ref: str, *, approved: bool, config: NodeConfig, keys: NodeKeys,
+    now: datetime,
+) -> HubMember:
+    """An editor's decision on the member ``ref`` names (``find_member``): approve or refuse.
+    The API, the editor's page and the CLI all decide through here."""
+    member = await find_member(session, ref)
+    if approved:
+        await approve(session, member, config, keys, now=now)
+    else:
+        await reject(session, member, now=now)
+    return member
+
+
 async def reject(session: AsyncSession, member: HubMember, *, now: datetime) -> None:
     """Refuse an application; the member's follower row goes, nothing is delivered to it."""
     member.state, member.decided_at = MemberState.REJECTED.value, now

@@ -237,12 +237,9 @@ async def decide_member(request: web.Request) -> web.Response:
     now = app[appkeys.CLOCK]()
     try:
         async with app[appkeys.SESSION_MAKER]() as session, session.begin():
-            member = await membership.find_member(session, request.match_info["member"])
-            if approve:
-                await membership.approve(session, member, app[appkeys.CONFIG],
-                                         app[appkeys.NODE_KEYS], now=now)
-            else:
-                await membership.reject(session, member, now=now)
+            await membership.decide(
+                session, request.match_info["member"], approved=approve,
+                config=app[appkeys.CONFIG], keys=app[appkeys.NODE_KEYS], now=now)
     except membership.MembershipError as exc:
         refusal = web.HTTPNotFound if exc.status == 404 else web.HTTPConflict
         raise refusal(text=f"{exc.field}: {exc.message}\n") from exc
