@@ -17,10 +17,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
-
-import tomli_w
 
 from node.config import DeliveryTuning, InboxTuning, NodeConfig, write_config
 from node.identity import create_node_keys
@@ -43,24 +41,8 @@ def make_node_dir(root: Path, slug: str, port: int, **changes: object) -> NodeCo
                         inbox=InboxTuning(), delivery=DeliveryTuning())
     config = replace(config, **changes) if changes else config  # type: ignore[arg-type]
     create_node_keys(config)
-    write_config(config)
-    _append_tuning(config)
+    write_config(config)  # with the [inbox]/[delivery] tuning a benchmark set
     return config
-
-
-def _append_tuning(config: NodeConfig) -> None:
-    """``write_config`` leaves out the [inbox] and [delivery] tables; a benchmark that
-    changes them writes the changed values itself (``load_config`` reads them)."""
-    tables: dict[str, dict[str, object]] = {}
-    for name, tuning, default in (("inbox", config.inbox, InboxTuning()),
-                                  ("delivery", config.delivery, DeliveryTuning())):
-        changed = {f.name: getattr(tuning, f.name) for f in fields(tuning)
-                   if getattr(tuning, f.name) != getattr(default, f.name)}
-        if changed:
-            tables[name] = changed
-    if tables:
-        with config.config_path.open("a", encoding="utf-8") as out:
-            out.write("\n" + tomli_w.dumps(tables))
 
 
 class Children:

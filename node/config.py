@@ -386,7 +386,19 @@ def config_to_mapping(config: NodeConfig) -> dict[str, object]:
         raw["port"] = config.port
     if config.database_url != default_database_url(config.data_dir):
         raw["database_url"] = config.database_url
+    # Only the settings that differ from the defaults: a new release's defaults then
+    # reach every node whose operator did not choose otherwise.
+    for section, tuning in (("inbox", config.inbox), ("delivery", config.delivery)):
+        changed = _changed_settings(tuning)
+        if changed:
+            raw[section] = changed
     return raw
+
+
+def _changed_settings(tuning: InboxTuning | DeliveryTuning) -> dict[str, object]:
+    default = type(tuning)()
+    return {f.name: getattr(tuning, f.name) for f in fields(tuning)
+            if getattr(tuning, f.name) != getattr(default, f.name)}
 
 
 def write_config(config: NodeConfig) -> Path:

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from sqlalchemy import func, select
 
 from node.app import create_app
 from node.authoring import Author, create_contribution
-from node.config import NodeConfig
+from node.config import DeliveryTuning, NodeConfig, write_config
 from node.contribution_input import ContributionInput
 from node.identity import load_node_keys
 from node.storage.db import create_engine, migrate, session_maker
@@ -44,8 +45,8 @@ PRAXISNETZ = Path(sys.executable).with_name("praxisnetz")
 
 def fast_worker_settings(config: NodeConfig) -> None:
     # A short lease so the restarted node reclaims what the killed one held.
-    with config.config_path.open("a", encoding="utf-8") as handle:
-        handle.write("\n[delivery]\nclaim_seconds = 2\npoll_interval_seconds = 0.1\n")
+    write_config(replace(config, delivery=DeliveryTuning(claim_seconds=2,
+                                                         poll_interval_seconds=0.1)))
 
 
 async def fill_queue(a: NodeConfig, b: NodeConfig) -> None:

@@ -59,7 +59,8 @@ async def test_toml_values_reach_the_worker(tmp_path) -> None:
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    written = node_config(tmp_path, "sender")
+    # default tuning, so write_config writes no [delivery] table of its own
+    written = node_config(tmp_path, "sender", delivery=DeliveryTuning())
     with written.config_path.open("a", encoding="utf-8") as toml:
         toml.write(DELIVERY_TABLE)
     config = load_config(written.data_dir, env={})

@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from node.config import write_config
+from node.config import DeliveryTuning, write_config
 from node.storage.db import create_engine, migrate, session_maker
 from node.storage.models import Activity, Delivery
 from tests.engine_support import eventually, free_port, node_config
@@ -124,10 +125,8 @@ def start_worker(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
 async def test_two_workers_drain_2000_deliveries_exactly_once(tmp_path, database_url) -> None:
     config = node_config(tmp_path, "hub", **({"database_url": database_url} if database_url
                                              else {}))
-    write_config(config)
-    with config.config_path.open("a", encoding="utf-8") as handle:
-        handle.write("\n[delivery]\nper_host_concurrency = 16\nclaim_batch_size = 100\n"
-                     "poll_interval_seconds = 0.1\n")
+    write_config(replace(config, delivery=DeliveryTuning(
+        per_host_concurrency=16, claim_batch_size=100, poll_interval_seconds=0.1)))
     receiver = Receiver()
     app = web.Application()
     app.router.add_post("/inbox/{n}", receiver.handle)
