@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from hub_support import actor, practice
 
-from node.hub.contribution import document_hash
+from node.hub.contribution import document_hash, stance_reason_of
 from node.hub.editions import EditionManifest, IncludedContribution, ManifestSection
 from node.hub.render import (
     EditionRenderer,
@@ -120,3 +121,50 @@ def test_pdf_text_shows_sections_and_attribution():
     for text in ("Handbuch, Ausgabe 3", "1. E-Akte", "1.1 Scannen", "E-Akte im Bauamt",
                  "Stadt G\xfctersloh", "Zustimmung: 4", "2. B\xfcrgerportal"):
         assert text in data, text
+
+
+def _reasons_context() -> RenderContext:
+    practice_uri = f"https://{GUETERSLOH}/practices/e-akte"
+    objection = stance_reason_of(f"https://{EVIL}/stances/1", actor(EVIL), {
+        "position": "disagree", "reason": f"Zu teuer {HOSTILE}", "url": "javascript:steal()"})
+    support = stance_reason_of(f"https://{GUETERSLOH}/stances/2", actor(GUETERSLOH), {
+        "position": "agree", "reason": "Bewährt", "url": f"https://{GUETERSLOH}/s/2"})
+    about_section = stance_reason_of(f"https://{GUETERSLOH}/stances/3", actor(GUETERSLOH), {
+        "position": "partly", "reason": "Kapitel zu knapp"})
+    return RenderContext(members=CONTEXT.members, stances=CONTEXT.stances,
+                         reasons={practice_uri: (objection, support)},
+                         section_reasons={"portal": (about_section,)})
+
+
+def test_reasons_are_shown_escaped_named_and_linked():
+    pages = EditionRenderer().pages(manifest(), _reasons_context())
+    everything = pages["all.html"]
+    assert f"evil.example</a>: Zu teuer {HOSTILE.replace('<', '&lt;').replace('>', '&gt;')}" in (
+        everything.replace("&#34;", '"'))
+    # a javascript: url is no link: the stance's id is linked instead
+    assert '<a href="https://evil.example/stances/1">Widerspruch</a>' in everything
+    assert '<a href="https://guetersloh.example/s/2">Zustimmung</a>' in everything
+    assert "Stadt Gütersloh</a>: Bewährt" in everything
+    assert '<a href="https://guetersloh.example/stances/3">Teilweise</a>' in everything
+    assert "Kapitel zu knapp" in pages["kapitel/portal.html"]
+    assert "Kapitel zu knapp" not in pages["kapitel/e-akte.html"]
+    for html in pages.values():
+        assert "<script" not in html
+    english = EditionRenderer().single_page(manifest(), replace(_reasons_context(), language="en"))
+    assert ">Disagree</a>" in english and ">Partly</a>" in english
+
+
+def test_pdf_text_shows_the_reasons():
+    data = render_pdf(manifest(), _reasons_context(), font_path=None, compress=False)
+    text = data.decode("latin-1")
+    assert "Widerspruch - evil.example: Zu teuer" in text
+    assert "Teilweise - Stadt G\xfctersloh: Kapitel zu knapp" in text
+
+
+def test_a_stance_without_reason_or_known_position_has_no_reason_line():
+    assert stance_reason_of("https://a.example/s/1", "a", {"position": "agree"}) is None
+    assert stance_reason_of("https://a.example/s/1", "a", {"position": "agree", "reason": " "}) is None
+    assert stance_reason_of("https://a.example/s/1", "a", {"position": "maybe", "reason": "x"}) is None
+    reason = stance_reason_of("https://a.example/s/1", "a", {"position": "partly", "reason": " x ",
+                                                              "url": {"href": 5}})
+    assert reason is not None and (reason.reason, reason.link) == ("x", "https://a.example/s/1")

@@ -276,3 +276,49 @@ async def test_approving_and_rejecting_applicants(hub) -> None:
     response = await hub.get("/members", headers={"Accept": "text/html"})
     assert "Stadt Aachen" in await response.text()
     assert response.headers["Cache-Control"] == "no-store"  # it carries the sign-out token
+
+
+async def _add_stance(app: Any, document: dict[str, Any], author: str) -> None:
+    key = SigningKey(f"{author}#ed25519-key", generate_ed25519_key())
+    async with app[appkeys.SESSION_MAKER].begin() as session:
+        session.add(RemoteObject(uri=document["id"], kind="Stance", attributed_to=author,
+                                 about=document["about"],
+                                 document=sign_document(document, key, created=NOW),
+                                 deleted=False, received_at=NOW, updated=NOW))
+
+
+async def test_reasons_stand_beside_the_practice_and_the_section(hub) -> None:
+    """Who disagrees and why: on the editor's preview, the draft, the handbook and the
+    rendered edition, each reason with its member's name and a link to the stance."""
+    section_url = "http://kochbuch.example/handbook/sections/e-akte-einfuehrung"
+    agree = stance("dueren.example", "dafuer", about=PRACTICE_URI, position="agree",
+                   reason="Spart Wege <script>alert(1)</script>")
+    agree["url"] = "javascript:alert(2)"  # never a link: the stance's id is linked instead
+    await _add_stance(hub.server.app, agree, MEMBER)
+    await _add_stance(hub.server.app, stance("cochem.example", "kapitel", about=section_url,
+                                             position="partly", reason="Erst die Schulung"),
+                      "https://cochem.example/actor")
+    token = await _editor(hub)
+    assert (await _place(hub, token)).status == 303
+
+    async def html(path: str) -> str:
+        return await (await hub.get(path, headers={"Accept": "text/html"})).text()
+
+    pages = {path: await html(path) for path in ("/hub/editor/preview", "/handbook/draft")}
+    frozen = await hub.post("/hub/editor/freeze", data={
+        "csrf_token": token, "confirm": "freeze", "publish": "yes"}, allow_redirects=False)
+    assert frozen.status == 303
+    for path in ("/handbook", "/handbook/editions/1/all.html"):
+        pages[path] = await html(path)
+    for path, text in pages.items():
+        _no_live_script(text)
+        assert "javascript:" not in text, path
+        # the objection first, named by the member directory (escaped), linked to the stance
+        objection = text.index('href="https://dueren.example/stances/zu-e-akte">Widerspruch</a>')
+        assert text.index('href="https://dueren.example/stances/dafuer">Zustimmung</a>') > objection
+        assert "Stadt Düren &lt;b&gt;</a>: Zu teuer" in text, path
+        # a stance about the section itself, by a stranger named by its host
+        assert 'href="https://cochem.example/stances/kapitel">Teilweise</a>' in text, path
+        assert "cochem.example</a>: Erst die Schulung" in text, path
+    english = await html("/handbook?lang=en")
+    assert ">Disagree</a>" in english and ">Partly</a>" in english

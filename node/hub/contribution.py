@@ -82,6 +82,41 @@ class ContributionView:
         return key
 
 
+# The order an editor reads stances in: objections first.
+STANCE_POSITIONS = ("disagree", "partly", "agree")
+
+
+@dataclass(frozen=True)
+class StanceReason:
+    """One stance with the reason its author gave (``pn:reason``)."""
+
+    uri: str
+    author: str  # the actor who took the stance
+    position: str  # one of STANCE_POSITIONS
+    reason: str  # plain text, escaped by whoever shows it
+    link: str  # where a person reads the stance: its ``url``, else its id
+
+
+def stance_reason_of(uri: str, author: str, document: Mapping[str, Any]) -> StanceReason | None:
+    """The reason of a stance document; None when it has no known position or no reason."""
+    position = document.get("position")
+    reason = document.get("reason")
+    if position not in STANCE_POSITIONS or not isinstance(reason, str) or not reason.strip():
+        return None
+    try:
+        url = _first_iri(document.get("url"), "url")
+    except ContributionFormatError:
+        url = None  # a malformed url costs the stance its page link, not its reason
+    # pages link to it: a member's "javascript:" url must not become a link
+    link = url if url is not None and url.startswith(("https://", "http://")) else uri
+    return StanceReason(uri, author, position, reason.strip(), link)
+
+
+def by_position(reasons: Sequence[StanceReason]) -> tuple[StanceReason, ...]:
+    """Objections first, then partly, then agreement; stable within each."""
+    return tuple(sorted(reasons, key=lambda r: STANCE_POSITIONS.index(r.position)))
+
+
 def document_hash(document: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of the RFC 8785 canonical form: identifies one exact signed version."""
     try:

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node.hub.editions import EditionDraft
+from node.hub.contribution import StanceReason, by_position, stance_reason_of
+from node.hub.editions import EditionDraft, EditionManifest
 from node.hub.groups import topic_slugs_of
 from node.hub.structure import HandbookStructure, Section, StructureError, default_structure
 from node.hub.tables import Decision, HubDecision, HubMember, HubPlacement, HubSection, MemberState
@@ -158,6 +159,7 @@ class Feedback:
     partly: int = 0
     comments: int = 0
     items: list[str] = field(default_factory=list)
+    reasons: list[StanceReason] = field(default_factory=list)  # stances that give one
 
     def to_json(self) -> dict[str, Any]:
         return {"agree": self.agree, "disagree": self.disagree, "partly": self.partly,
@@ -172,7 +174,8 @@ async def feedback_for(session: AsyncSession, targets: Iterable[str]) -> dict[st
         return result
     rows = await session.scalars(select(RemoteObject).where(
         RemoteObject.deleted.is_(False), RemoteObject.kind.in_(FEEDBACK_KINDS),
-        or_(RemoteObject.about.in_(wanted), RemoteObject.in_reply_to.in_(wanted))))
+        or_(RemoteObject.about.in_(wanted), RemoteObject.in_reply_to.in_(wanted)))
+        .order_by(RemoteObject.id))
     for row in rows:
         target = row.about if row.about in result else row.in_reply_to
         entry = result[target]
@@ -180,8 +183,13 @@ async def feedback_for(session: AsyncSession, targets: Iterable[str]) -> dict[st
         position = (row.document or {}).get("position")
         if row.kind == "Stance" and position in ("agree", "disagree", "partly"):
             setattr(entry, position, getattr(entry, position) + 1)
+            reason = stance_reason_of(row.uri, row.attributed_to or "", row.document or {})
+            if reason is not None:
+                entry.reasons.append(reason)
         else:
             entry.comments += 1
+    for entry in result.values():
+        entry.reasons = list(by_position(entry.reasons))
     return result
 
 
@@ -345,6 +353,11 @@ def editions_url(base_url: str) -> str:
 
 def section_url(base_url: str, slug: str) -> str:
     return f"{base_url}/handbook/sections/{slug}"
+
+
+def section_urls(base_url: str, manifest: EditionManifest) -> dict[str, str]:
+    """Each of the manifest's sections by slug: the URL stances about it name."""
+    return {s.section.slug: section_url(base_url, s.section.slug) for s in manifest.sections}
 
 
 async def draft(session: AsyncSession, *, hub_actor: str, base_url: str) -> EditionDraft:

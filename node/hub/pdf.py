@@ -2,7 +2,8 @@
 
 Called through ``render.render_pdf``, which prepares the chapters; this module only
 lays them out: title page, contents, then chapters, sections and contributions
-with their municipality, a link to the original and the stance counts.
+with their municipality, a link to the original, the stance counts and the reasons
+given with the stances.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from fpdf import FPDF
 
 from node.hub.contribution import html_to_text
 from node.hub.editions import EditionManifest
-from node.hub.render import RenderedChapter, RenderedContribution, RenderedSection
+from node.hub.render import (
+    ReasonLine,
+    RenderedChapter,
+    RenderedContribution,
+    RenderedSection,
+    position_label,
+)
 
 FAMILY = "HandbookSans"
 LINE = 5.5
@@ -129,6 +136,7 @@ def write_pdf(
 def _section(pdf: _EditionPdf, section: RenderedSection, number: str, size: int) -> None:
     pdf.heading(f"{number} {section.section.title_de}", size)
     pdf.paragraph(html_to_text(str(section.editorial)))
+    _reasons(pdf, section.reasons)
     for contribution in section.contributions:
         _contribution(pdf, contribution)
 
@@ -146,3 +154,11 @@ def _contribution(pdf: _EditionPdf, contribution: RenderedContribution) -> None:
     pdf.paragraph(
         f"Zustimmung: {counts.agree} · Widerspruch: {counts.disagree} · Teilweise: {counts.partly}", 8
     )
+    _reasons(pdf, contribution.reasons)
+
+
+def _reasons(pdf: _EditionPdf, reasons: Sequence[ReasonLine]) -> None:
+    for line in reasons:
+        stance = line.stance
+        pdf.paragraph(f"{position_label(stance.position)} – {line.member.name}: {stance.reason} "
+                      f"({stance.link})", 8)

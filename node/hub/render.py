@@ -3,7 +3,8 @@
 HTML: a table of contents, one page per chapter and a single page with everything;
 ``lang="de"``, headings in order (h1 edition, h2 chapter, h3 section or
 contribution of a chapter, h4 contribution of a section), every contribution
-attributed to its municipality with a link to the original and its stance counts.
+attributed to its municipality with a link to the original, its stance counts and
+the reasons members gave with their stances (beside the contribution or section).
 Nothing from members or editors reaches the page unescaped: templates autoescape,
 member HTML is sanitised again here (the hub does not trust the member's
 sanitiser) and editorial Markdown is rendered without raw HTML, then sanitised.
@@ -27,7 +28,12 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from node.hub.changelog import Changelog, render_html
-from node.hub.contribution import ContributionFormatError, ContributionView, view_of
+from node.hub.contribution import (
+    ContributionFormatError,
+    ContributionView,
+    StanceReason,
+    view_of,
+)
 from node.hub.editions import EditionManifest, IncludedContribution
 from node.hub.structure import Section
 
@@ -62,11 +68,22 @@ class MemberInfo:
 
 
 @dataclass(frozen=True)
+class ReasonLine:
+    """A stance's reason with the member who gave it, as a page shows it."""
+
+    stance: StanceReason
+    member: MemberInfo
+
+
+@dataclass(frozen=True)
 class RenderContext:
-    """What the edition itself does not carry: names of members and current stance counts."""
+    """What the edition itself does not carry: names of members, current stance counts and
+    the reasons given with the stances (by contribution URI, and by section slug)."""
 
     members: Mapping[str, MemberInfo] = field(default_factory=dict)
     stances: Mapping[str, StanceCounts] = field(default_factory=dict)
+    reasons: Mapping[str, Sequence[StanceReason]] = field(default_factory=dict)
+    section_reasons: Mapping[str, Sequence[StanceReason]] = field(default_factory=dict)
     language: str = "de"
     changelog: Changelog | None = None
     manifest_hash: str | None = None  # None for a draft preview
@@ -80,6 +97,7 @@ class RenderedContribution:
     counts: StanceCounts
     content: Markup
     document_hash: str
+    reasons: tuple[ReasonLine, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,7 @@ class RenderedSection:
     section: Section
     editorial: Markup
     contributions: tuple[RenderedContribution, ...]
+    reasons: tuple[ReasonLine, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,9 +122,30 @@ STATUS_LABELS = {
 }
 
 
+POSITION_LABELS = {
+    "agree": ("Zustimmung", "Agree"),
+    "disagree": ("Widerspruch", "Disagree"),
+    "partly": ("Teilweise", "Partly"),
+}
+
+
 def status_label(status: str, language: str = "de") -> str:
     german, english = STATUS_LABELS.get(status, (status, status))
     return english if language == "en" else german
+
+
+def position_label(position: str, language: str = "de") -> str:
+    german, english = POSITION_LABELS.get(position, (position, position))
+    return english if language == "en" else german
+
+
+def member_info(actor: str, members: Mapping[str, MemberInfo], ags: str | None = None) -> MemberInfo:
+    """The member directory's entry for an actor; for a stranger, its host as the name."""
+    return members.get(actor) or MemberInfo(actor, _host_of(actor), ags)
+
+
+def reason_lines(reasons: Sequence[StanceReason], members: Mapping[str, MemberInfo]) -> tuple[ReasonLine, ...]:
+    return tuple(ReasonLine(reason, member_info(reason.author, members)) for reason in reasons)
 
 
 def http_url(value: object) -> str:
@@ -137,6 +177,7 @@ class EditionRenderer:
         )
         self._environment.filters["http_url"] = http_url
         self._environment.filters["status_label"] = status_label
+        self._environment.filters["position_label"] = position_label
 
     def single_page(self, manifest: EditionManifest, context: RenderContext | None = None) -> str:
         """The whole edition on one page."""
@@ -202,6 +243,7 @@ def _rendered_section(
         section,
         markdown_to_html(section.text),
         tuple(_rendered_contribution(c, context) for c in contributions),
+        reason_lines(context.section_reasons.get(section.slug, ()), context.members),
     )
 
 
@@ -211,7 +253,7 @@ def _rendered_contribution(included: IncludedContribution, context: RenderContex
     except ContributionFormatError:
         view = None
     author = view.author if view else ""
-    member = context.members.get(author) or MemberInfo(author, _host_of(author), view.ags if view else None)
+    member = member_info(author, context.members, view.ags if view else None)
     content = included.document.get("content")
     return RenderedContribution(
         uri=included.uri,
@@ -220,6 +262,7 @@ def _rendered_contribution(included: IncludedContribution, context: RenderContex
         counts=context.stances.get(included.uri, StanceCounts()),
         content=sanitise_content(content) if isinstance(content, str) else Markup(""),
         document_hash=included.document_hash,
+        reasons=reason_lines(context.reasons.get(included.uri, ()), context.members),
     )
 
 

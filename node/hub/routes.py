@@ -162,16 +162,22 @@ async def _edition(request: web.Request) -> edition_store.StoredEdition:
     return stored
 
 
-async def render_context(request: web.Request, stored: edition_store.StoredEdition | None,
-                         uris: list[str]) -> RenderContext:
+async def render_context(request: web.Request,
+                         stored: edition_store.StoredEdition) -> RenderContext:
+    """Members' names, and the stances on the edition's contributions and sections."""
+    manifest = stored.edition.manifest
+    uris = [c.uri for c in manifest.contributions()]
+    section_urls = editorial.section_urls(request.app[appkeys.CONFIG].base_url, manifest)
     async with request.app[appkeys.SESSION_MAKER]() as session:
         views = await membership.list_members(session)
-        feedback = await editorial.feedback_for(session, uris)
-        log = await edition_store.changelog_of(session, stored.number) if stored else None
+        feedback = await editorial.feedback_for(session, [*uris, *section_urls.values()])
+        log = await edition_store.changelog_of(session, stored.number)
     return RenderContext(
         members={m.actor: MemberInfo(m.actor, m.name, m.ags) for m in views},
         stances={uri: StanceCounts(f.agree, f.disagree, f.partly) for uri, f in feedback.items()},
-        changelog=log, manifest_hash=stored.edition.manifest_hash if stored else None)
+        reasons={uri: feedback[uri].reasons for uri in uris},
+        section_reasons={slug: feedback[url].reasons for slug, url in section_urls.items()},
+        changelog=log, manifest_hash=stored.edition.manifest_hash)
 
 
 PERMANENT = {"Cache-Control": "public, max-age=31536000, immutable"}
@@ -193,7 +199,7 @@ async def edition_page(request: web.Request) -> web.Response:
     stored = await _edition(request)
     manifest = stored.edition.manifest
     page = request.match_info.get("page") or "index.html"
-    context = await render_context(request, stored, [c.uri for c in manifest.contributions()])
+    context = await render_context(request, stored)
     pages = _runtime(request).renderer.pages(manifest, context)
     if page not in pages:
         raise web.HTTPNotFound(text="page: not part of this edition\n")
@@ -223,7 +229,7 @@ async def edition_pdf(request: web.Request) -> web.Response:
     path = request.app[appkeys.CONFIG].data_dir / "editions" / f"{stored.number}.pdf"
     if not path.is_file():  # editions never change, so the first rendering is kept
         manifest = stored.edition.manifest
-        context = await render_context(request, stored, [c.uri for c in manifest.contributions()])
+        context = await render_context(request, stored)
         try:
             data = await asyncio.to_thread(render_pdf, manifest, context,
                                            font_path=find_unicode_font())

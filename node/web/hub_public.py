@@ -20,7 +20,7 @@ from node.hub.changelog import Changelog, render_html
 from node.hub.contribution import ContributionKind
 from node.hub.editions import EditionManifest
 from node.hub.membership import MemberView, list_members
-from node.hub.render import markdown_to_html
+from node.hub.render import MemberInfo, ReasonLine, markdown_to_html, reason_lines
 from node.hub.runtime import HUB
 from node.hub.search import SearchFilters, SearchHit
 from node.hub.sparql import example_queries
@@ -36,7 +36,8 @@ MAX_QUERY_LENGTH = 500
 
 @dataclass(frozen=True)
 class ContributionLine:
-    """One contribution as a page lists it: title, link to the original, author, stances."""
+    """One contribution as a page lists it: title, link to the original, author, stances
+    and the reasons given with them."""
 
     uri: str
     title: str
@@ -44,6 +45,7 @@ class ContributionLine:
     agree: int = 0
     disagree: int = 0
     partly: int = 0
+    reasons: tuple[ReasonLine, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,15 +55,18 @@ class SectionBlock:
     is_chapter: bool
     contributions: tuple[ContributionLine, ...]
     text: Markup  # the editorial text, Markdown rendered without raw HTML
+    reasons: tuple[ReasonLine, ...] = ()  # stances about the section itself
 
 
 async def sections_of(request: web.Request, manifest: EditionManifest) -> list[SectionBlock]:
-    """The manifest's sections with their contributions, authors by member name."""
+    """The manifest's sections with their contributions, authors by member name, and
+    the stances' reasons beside each contribution and section."""
     language = language_of(request).value
     uris = [c.uri for c in manifest.contributions()]
+    section_urls = editorial.section_urls(request.app[appkeys.CONFIG].base_url, manifest)
     async with request.app[appkeys.SESSION_MAKER]() as session:
-        names = {m.actor: m.name for m in await list_members(session)}
-        feedback = await editorial.feedback_for(session, uris)
+        members = {m.actor: MemberInfo(m.actor, m.name, m.ags) for m in await list_members(session)}
+        feedback = await editorial.feedback_for(session, [*uris, *section_urls.values()])
     blocks = []
     for part in manifest.sections:
         lines = []
@@ -70,10 +75,14 @@ async def sections_of(request: web.Request, manifest: EditionManifest) -> list[S
             counts = feedback.get(included.uri) or editorial.Feedback()
             lines.append(ContributionLine(
                 included.uri, str(included.document.get("name") or included.uri),
-                names.get(author, author), counts.agree, counts.disagree, counts.partly))
+                members[author].name if author in members else author,
+                counts.agree, counts.disagree, counts.partly,
+                reason_lines(counts.reasons, members)))
+        about_section = feedback[section_urls[part.section.slug]].reasons
         blocks.append(SectionBlock(part.section.slug, part.section.title(language),
                                    part.section.parent is None, tuple(lines),
-                                   markdown_to_html(part.section.text)))
+                                   markdown_to_html(part.section.text),
+                                   reason_lines(about_section, members)))
     return blocks
 
 

@@ -154,3 +154,4 @@ async def test_practice_to_edition_with_disagreement(
     assert "Digitale Bauakte" in content
     assert guetersloh.config.name in content
     assert "Widerspruch: 1" in content
+    assert REASON in content  # the reason beside the practice, not only the count
