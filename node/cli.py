@@ -112,7 +112,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from node.app import create_app
+    from node.app import access_log_options, create_app
     from node.logs import configure_logging
 
     config = load_config(args.data_dir)
@@ -122,8 +122,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config = with_overrides(config, port=args.port)
     configure_logging()
     clock = shifted_clock(os.environ.get(CLOCK_OFFSET_FILE_ENV))
-    web.run_app(create_app(config, clock=clock), host=config.host, port=config.listen_port,
-                access_log=None)
+    if config.server.processes > 1 and not args.acceptor:
+        from node.serve_processes import supervise
+
+        return supervise(config, config.host, config.listen_port)
+    # An acceptor (node.serve_processes) shares the port with its siblings; the worker
+    # process of its supervisor runs the workers.
+    web.run_app(create_app(config, clock=clock, start_workers=not args.acceptor),
+                host=config.host, port=config.listen_port, reuse_port=args.acceptor or None,
+                **access_log_options())
     return 0
 
 
@@ -340,11 +347,26 @@ async def _rotate_keys(config: NodeConfig) -> int:
     return len(recipients)
 
 
+# A running node reads its keys once, at start: the HTTP client, the delivery workers
+# (also in separate `praxisnetz worker` processes) and the actor document each hold them.
+# Swapping them live would reach into all of these, so a restart finishes the rotation.
+KEYS_ROTATE_DESCRIPTION = (
+    "Writes a new RSA key (the old one stays as keys/rsa.pem.old) and queues an actor Update "
+    "with the new public key for every follower. The running node keeps signing with, and "
+    "serving, the old key until it restarts: restart `praxisnetz serve` and every "
+    "`praxisnetz worker` of this node right after this command. In between, a server that "
+    "already applied the Update may refuse the old key's signatures until it fetches the "
+    "actor again (Praxisnetz nodes do so when a signature fails); refused deliveries are "
+    "retried."
+)
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     config = load_config(args.data_dir)
     count = asyncio.run(_rotate_keys(config))
     print(f"new RSA key in {config.rsa_key_path}; actor Update queued for {count} inbox(es)")
-    print("restart the server so it signs with the new key")
+    print("now restart `praxisnetz serve` and every `praxisnetz worker` of this node: "
+          "until then they sign with, and serve, the old key")
     return 0
 
 
@@ -394,6 +416,8 @@ def _add_server_commands(commands: argparse._SubParsersAction) -> None:
     _data_dir(serve)
     serve.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="default: the base URL's port")
+    # one of the processes of [server] processes = N, started by node.serve_processes
+    serve.add_argument("--acceptor", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(handler=cmd_serve)
     worker = commands.add_parser("worker", help="run delivery/inbox workers only (no HTTP)")
     _data_dir(worker)
@@ -429,7 +453,9 @@ def _add_admin_commands(commands: argparse._SubParsersAction) -> None:
     token.set_defaults(handler=cmd_token)
     keys = commands.add_parser("keys", help="key management")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    rotate = key_commands.add_parser("rotate", help="new RSA key, announced with an actor Update")
+    rotate = key_commands.add_parser(
+        "rotate", help="new RSA key, announced with an actor Update; restart the node after it",
+        description=KEYS_ROTATE_DESCRIPTION)
     _data_dir(rotate)
     keys.set_defaults(handler=cmd_keys)
 

@@ -147,6 +147,8 @@ def test_keys_rotate_replaces_the_rsa_key_and_queues_an_actor_update(tmp_path, c
 
     asyncio.run(add_follower())
     assert main(["keys", "rotate", "--data-dir", str(data_dir)]) == 0
+    # the running node reads its keys only at start: the command says to restart it
+    assert "restart `praxisnetz serve` and every `praxisnetz worker`" in capsys.readouterr().out
     assert config.rsa_key_path.read_bytes() != old_pem
     assert stat.S_IMODE(config.rsa_key_path.stat().st_mode) == 0o600
     rows = asyncio.run(_query(config, select(Activity.document, Delivery.inbox_url).join(Delivery)))
@@ -158,6 +160,14 @@ def test_keys_rotate_replaces_the_rsa_key_and_queues_an_actor_update(tmp_path, c
     from federation.keys import public_key_pem
 
     assert document["object"]["publicKey"]["publicKeyPem"] == public_key_pem(new_public)
+
+
+def test_keys_rotate_help_says_a_restart_finishes_the_rotation(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["keys", "rotate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "keeps signing with, and serving, the old key until it restarts" in text
+    assert "every `praxisnetz worker`" in text
 
 
 def test_commands_on_a_missing_node_fail_naming_data_dir(tmp_path, capsys) -> None:
