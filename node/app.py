@@ -8,11 +8,12 @@ client session with its safe fetcher and key cache, then the background workers.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 import node.web
 from node import api, appkeys, routes
@@ -28,31 +29,31 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@web.middleware
-async def access_log(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """One structured line per request (key=value pairs, see ``node.logs``)."""
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": status,
-                "ms": round((time.perf_counter() - started) * 1000, 1),
-                "remote": request.remote,
-            },
+class AccessLogger(AbstractAccessLogger):
+    """One structured line per request (key=value pairs, see ``node.logs``), written by
+    aiohttp after the response went out.
+
+    Leaner than a middleware: no coroutine layer around every handler, and the record
+    is made directly (``Logger.info`` would walk the stack to find its caller). The
+    status is the one sent, also for an exception aiohttp turned into a response.
+    """
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        record = self.logger.makeRecord(
+            self.logger.name, logging.INFO, __file__, 0, "request", None, None,
+            extra={"method": request.method, "path": request.path, "status": response.status,
+                   "ms": round(time * 1000, 1), "remote": request.remote, "pid": os.getpid()},
         )
+        self.logger.handle(record)
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+
+def access_log_options() -> dict[str, object]:
+    """``web.run_app``'s arguments for the node's access log."""
+    return {"access_log": log, "access_log_class": AccessLogger}
 
 
 async def _identity(app: web.Application) -> AsyncIterator[None]:
@@ -100,7 +101,7 @@ def create_app(
     start_workers: bool = True,
 ) -> web.Application:
     """The node's web application; nothing is opened until the app starts."""
-    app = web.Application(middlewares=[access_log], client_max_size=config.inbox.max_body_bytes)
+    app = web.Application(client_max_size=config.inbox.max_body_bytes)
     app[appkeys.CONFIG] = config
     app[appkeys.CLOCK] = clock or utc_now
     app.cleanup_ctx.extend([_identity, _database, _http_client])

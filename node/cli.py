@@ -112,7 +112,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from node.app import create_app
+    from node.app import access_log_options, create_app
     from node.logs import configure_logging
 
     config = load_config(args.data_dir)
@@ -122,8 +122,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config = with_overrides(config, port=args.port)
     configure_logging()
     clock = shifted_clock(os.environ.get(CLOCK_OFFSET_FILE_ENV))
-    web.run_app(create_app(config, clock=clock), host=config.host, port=config.listen_port,
-                access_log=None)
+    if config.server.processes > 1 and not args.acceptor:
+        from node.serve_processes import supervise
+
+        return supervise(config, config.host, config.listen_port)
+    # An acceptor (node.serve_processes) shares the port with its siblings; the worker
+    # process of its supervisor runs the workers.
+    web.run_app(create_app(config, clock=clock, start_workers=not args.acceptor),
+                host=config.host, port=config.listen_port, reuse_port=args.acceptor or None,
+                **access_log_options())
     return 0
 
 
@@ -409,6 +416,8 @@ def _add_server_commands(commands: argparse._SubParsersAction) -> None:
     _data_dir(serve)
     serve.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="default: the base URL's port")
+    # one of the processes of [server] processes = N, started by node.serve_processes
+    serve.add_argument("--acceptor", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(handler=cmd_serve)
     worker = commands.add_parser("worker", help="run delivery/inbox workers only (no HTTP)")
     _data_dir(worker)

@@ -87,6 +87,19 @@ class DeliveryTuning:
 
 
 @dataclass(frozen=True)
+class ServerTuning:
+    # ``praxisnetz serve`` processes that accept requests on the one port (SO_REUSEPORT);
+    # above 1 the workers run in one more process of their own (node.serve_processes)
+    processes: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.processes, int) or isinstance(self.processes, bool):
+            raise ConfigError("server.processes", "must be a whole number")
+        if not 1 <= self.processes <= 64:
+            raise ConfigError("server.processes", "must be between 1 and 64")
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     data_dir: Path
     base_url: str
@@ -103,6 +116,7 @@ class NodeConfig:
     follow_allow_hosts: tuple[str, ...] = ()
     inbox: InboxTuning = field(default_factory=InboxTuning)
     delivery: DeliveryTuning = field(default_factory=DeliveryTuning)
+    server: ServerTuning = field(default_factory=ServerTuning)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
@@ -305,6 +319,7 @@ def config_from_mapping(data_dir: Path, raw: Mapping[str, object]) -> NodeConfig
         follow_allow_hosts=tuple(allow_hosts),
         inbox=_tuning_from(InboxTuning, raw.get("inbox"), "inbox"),  # type: ignore[arg-type]
         delivery=_tuning_from(DeliveryTuning, raw.get("delivery"), "delivery"),  # type: ignore[arg-type]
+        server=_tuning_from(ServerTuning, raw.get("server"), "server"),  # type: ignore[arg-type]
     )
 
 
@@ -388,14 +403,15 @@ def config_to_mapping(config: NodeConfig) -> dict[str, object]:
         raw["database_url"] = config.database_url
     # Only the settings that differ from the defaults: a new release's defaults then
     # reach every node whose operator did not choose otherwise.
-    for section, tuning in (("inbox", config.inbox), ("delivery", config.delivery)):
+    for section, tuning in (("inbox", config.inbox), ("delivery", config.delivery),
+                            ("server", config.server)):
         changed = _changed_settings(tuning)
         if changed:
             raw[section] = changed
     return raw
 
 
-def _changed_settings(tuning: InboxTuning | DeliveryTuning) -> dict[str, object]:
+def _changed_settings(tuning: InboxTuning | DeliveryTuning | ServerTuning) -> dict[str, object]:
     default = type(tuning)()
     return {f.name: getattr(tuning, f.name) for f in fields(tuning)
             if getattr(tuning, f.name) != getattr(default, f.name)}

@@ -101,11 +101,18 @@ class InboxRateLimiter:
     client IP, a client claiming another host's key id spends only its own budget; the
     real host, sending from its own address, keeps its own. The IP bucket bounds what
     one address sends in total, whatever hosts it claims.
+
+    With ``processes`` acceptor processes (``[server] processes``) each keeps its own
+    buckets with 1/``processes`` of the configured budget (rounded up), so all of them
+    together never let more through than configured.
     """
 
-    def __init__(self, tuning: InboxTuning, *, monotonic: Callable[[], float] = time.monotonic):
-        self._by_ip = HostRateLimiter(tuning.requests_per_ip_per_minute, monotonic=monotonic)
-        self._by_host = HostRateLimiter(tuning.requests_per_host_per_minute, monotonic=monotonic)
+    def __init__(self, tuning: InboxTuning, *, processes: int = 1,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self._by_ip = HostRateLimiter(-(-tuning.requests_per_ip_per_minute // processes),
+                                      monotonic=monotonic)
+        self._by_host = HostRateLimiter(-(-tuning.requests_per_host_per_minute // processes),
+                                        monotonic=monotonic)
 
     def take(self, claimed_host: str | None, client_ip: str) -> RateDecision:
         by_ip = self._by_ip.take(client_ip)
@@ -346,7 +353,7 @@ async def _install_key_cache(app: web.Application) -> None:
 def add_routes(app: web.Application) -> None:
     """Register ``POST /actor/inbox`` and ``POST /inbox`` and the inbox's rate limiter."""
     config: NodeConfig = app[appkeys.CONFIG]
-    app[INBOX_RATE_LIMITER] = InboxRateLimiter(config.inbox)
+    app[INBOX_RATE_LIMITER] = InboxRateLimiter(config.inbox, processes=config.server.processes)
     app.cleanup_ctx.append(_inbox_writer)
     app.on_startup.append(_install_key_cache)
     app.router.add_post("/actor/inbox", actor_inbox)
