@@ -156,7 +156,9 @@ def _xml_term(term: TermJson) -> str:
 def results_delimited(outcome: SelectOutcome | AskOutcome, *, tsv: bool) -> str:
     """CSV (plain values) or TSV (terms in SPARQL syntax), SPARQL 1.1 CSV/TSV Results."""
     if isinstance(outcome, AskOutcome):
-        return ("?_askResult\n" if tsv else "_askResult\r\n") + ("true" if outcome.value else "false")
+        return ("?_askResult\n" if tsv else "_askResult\r\n") + (
+            "true" if outcome.value else "false"
+        )
     if tsv:
         lines = ["\t".join(f"?{name}" for name in outcome.variables)]
         for row in outcome.rows:
@@ -225,34 +227,92 @@ class ExampleQuery:
 _PROLOGUE = "\n".join(f"PREFIX {name}: <{iri}>" for name, iri in PREFIXES.items()) + "\n"
 
 
-def _example(slug: str, title_de: str, title_en: str, description_de: str, body: str) -> ExampleQuery:
+def _example(
+    slug: str, title_de: str, title_en: str, description_de: str, body: str
+) -> ExampleQuery:
     return ExampleQuery(slug, title_de, title_en, description_de, _PROLOGUE + body.strip() + "\n")
 
 
 # The examples are data: the SPARQL page lists them, the benchmark times them.
+#
+# They are written for Oxigraph's evaluator, which at hub scale (tens of thousands of
+# matching rows, on disk) spends its time on two things that the plain forms of these
+# questions trigger (docs/performance.md, section 3):
+#
+# - For a join of triple patterns it looks up each next pattern once per row (a RocksDB
+#   read each); a pattern inside ``{ SELECT … WHERE { … } }`` is instead read once in
+#   full and joined through a hash table. A subquery that projects all of its pattern's
+#   variables has the same solutions as the pattern (no DISTINCT), so the answer is the
+#   same.
+# - ``ORDER BY ?x`` reads the strings of both terms from the store for every comparison.
+#   The examples sort first on a key bound once per row, which Oxigraph keeps in memory
+#   because the store does not hold it: ``CONCAT(?name, "\u0000")`` for names, and for
+#   IRIs (``sort_key_iri``) "1" + the IRI + U+0000, "" for blank nodes, "2" for literals
+#   (bnode < IRI < literal, as Oxigraph orders terms). Appending the smallest code point
+#   keeps the order of the strings (a prefix still sorts first). Where keys are equal
+#   or unbound (a name that is not a string, a literal where an IRI was expected), the
+#   original variable follows as the next key and decides as before. So the order is
+#   the plain ``ORDER BY``'s wherever that one is a total order; it differs only among
+#   names Oxigraph cannot compare (strings in different languages, a number and a
+#   string), whose order it leaves undefined. tests/test_hub_sparql_forms.py compares
+#   the answers with the plain forms'.
+SORT_KEY_NAME = (
+    "# ?nameKey sorts as ?name does, but Oxigraph compares it in memory\n"
+    '  BIND(CONCAT(?name, "\\u0000") AS ?nameKey)'
+)
+
+
+def sort_key_iri(variable: str, key: str) -> str:
+    """The BIND of an in-memory sort key for ``?variable`` (usually an IRI); see above."""
+    return (
+        f"# ?{key} sorts as ?{variable} does, but Oxigraph compares it in memory\n"
+        f'  BIND(IF(isIRI(?{variable}), CONCAT("1", STR(?{variable}), "\\u0000"), '
+        f'IF(isLITERAL(?{variable}), "2", "")) AS ?{key})'
+    )
+
+
+def _alone(variables: str, pattern: str, *, graph: bool = False) -> str:
+    """``pattern`` as a subquery projecting all its variables: read once, hash-joined.
+    With ``graph`` it matches in each member's graph and projects ``?member`` too."""
+    if graph:
+        return f"{{ SELECT {variables} ?member WHERE {{ GRAPH ?member {{ {pattern} }} }} }}"
+    return f"{{ SELECT {variables} WHERE {{ {pattern} }} }}"
+
+
+_E_FILE = "?practice pn:topic topics:e-akte"
+_PRACTICE = "?practice a pn:Practice"
+_IN_OPERATION = "?practice pn:status pn:inOperation"
+_NAME = "?practice as:name ?name"
+_KEY_OF_CONTRIBUTION = "?contribution pn:municipalityKey ?municipalityKey"
+
 EXAMPLE_QUERIES: tuple[ExampleQuery, ...] = (
     _example(
         "practices-by-topic",
         "Praktiken zum Thema E-Akte",
         "Practices on the e-file",
         "Alle Praktiken mit dem Thema E-Akte, mit Titel und Mitglied.",
-        """
-SELECT ?practice ?name ?member WHERE {
-  GRAPH ?member {
-?practice a pn:Practice ; pn:topic topics:e-akte ; as:name ?name .
-  }
-} ORDER BY ?name ?practice LIMIT 200""",
+        f"""
+SELECT ?practice ?name ?member WHERE {{
+  {_alone("?practice", _E_FILE, graph=True)}
+  {_alone("?practice", _PRACTICE, graph=True)}
+  {_alone("?practice ?name", _NAME, graph=True)}
+  {SORT_KEY_NAME}
+}} ORDER BY ?nameKey ?name ?practice ?member LIMIT 200""",
     ),
     _example(
         "e-file-in-operation",
         "E-Akte-Praktiken im Betrieb",
         "E-file practices in operation",
         "Praktiken zur E-Akte, die bereits im Betrieb sind, mit Gemeindeschlüssel.",
-        """
-SELECT ?practice ?name ?municipalityKey WHERE {
-  ?practice a pn:Practice ; pn:topic topics:e-akte ; pn:status pn:inOperation ; as:name ?name .
-  OPTIONAL { ?practice pn:municipalityKey ?municipalityKey }
-} ORDER BY ?name ?practice LIMIT 200""",
+        f"""
+SELECT ?practice ?name ?municipalityKey WHERE {{
+  {_alone("?practice", _E_FILE)}
+  {_alone("?practice", _IN_OPERATION)}
+  {_alone("?practice", _PRACTICE)}
+  {_alone("?practice ?name", _NAME)}
+  OPTIONAL {{ ?practice pn:municipalityKey ?municipalityKey }}
+  {SORT_KEY_NAME}
+}} ORDER BY ?nameKey ?name ?practice LIMIT 200""",
     ),
     _example(
         "e-file-by-districts-in-operation",
@@ -263,14 +323,18 @@ SELECT ?practice ?name ?municipalityKey WHERE {
         "Abfrage daher am Kreisschlüssel …/politicalGeocoding/districtKey/{5 Ziffern}, den "
         "die Formregeln (vocab/shapes.ttl) für Kreise vorsehen. Ein AGS auf 000 wäre "
         "mehrdeutig: kreisfreie Städte enden ebenso.",
-        """
-SELECT ?practice ?name ?districtKey ?member WHERE {
-  GRAPH ?member {
-?practice a pn:Practice ; pn:topic topics:e-akte ; pn:status pn:inOperation ;
-          as:name ?name ; pn:municipalityKey ?districtKey .
-  }
-  FILTER(STRSTARTS(STR(?districtKey), "http://dcat-ap.de/def/politicalGeocoding/districtKey/"))
-} ORDER BY ?name ?practice LIMIT 200""",
+        f"""
+SELECT ?practice ?name ?districtKey ?member WHERE {{
+  {_alone("?practice", _E_FILE, graph=True)}
+  {_alone("?practice", _IN_OPERATION, graph=True)}
+  {_alone("?practice", _PRACTICE, graph=True)}
+  GRAPH ?member {{
+    ?practice pn:municipalityKey ?districtKey .
+    FILTER(STRSTARTS(STR(?districtKey), "http://dcat-ap.de/def/politicalGeocoding/districtKey/"))
+    ?practice as:name ?name .
+  }}
+  {SORT_KEY_NAME}
+}} ORDER BY ?nameKey ?name ?practice ?member LIMIT 200""",
     ),
     _example(
         "experiences-disagreeing-with-section",
@@ -294,21 +358,28 @@ OPTIONAL { ?stance pn:reason ?reason }
         "Widerspruch je Praxis",
         "Disagreement by practice",
         "Praktiken, denen andere Kommunen widersprechen, mit der Zahl der Widersprüche.",
-        """
-SELECT ?practice ?name (COUNT(DISTINCT ?stance) AS ?disagreements) WHERE {
-  ?practice a pn:Practice ; as:name ?name .
-  ?stance a pn:Stance ; pn:position pn:disagree ; pn:about ?practice .
-} GROUP BY ?practice ?name ORDER BY DESC(?disagreements) ?practice LIMIT 200""",
+        f"""
+SELECT ?practice ?name ?disagreements WHERE {{
+  {{ SELECT ?practice ?name (COUNT(DISTINCT ?stance) AS ?disagreements) WHERE {{
+      ?practice a pn:Practice ; as:name ?name .
+      ?stance a pn:Stance ; pn:position pn:disagree ; pn:about ?practice .
+    }} GROUP BY ?practice ?name }}
+  {sort_key_iri("practice", "practiceKey")}
+}} ORDER BY DESC(?disagreements) ?practiceKey ?practice LIMIT 200""",
     ),
     _example(
         "contributions-by-municipality",
         "Beiträge je Gemeindeschlüssel",
         "Contributions by municipality key",
         "Wie viele Beiträge jede Kommune (nach Amtlichem Gemeindeschlüssel) beigetragen hat.",
-        """
-SELECT ?municipalityKey (COUNT(DISTINCT ?contribution) AS ?contributions) WHERE {
-  GRAPH ?member { ?contribution as:attributedTo ?member ; pn:municipalityKey ?municipalityKey . }
-} GROUP BY ?municipalityKey ORDER BY DESC(?contributions) ?municipalityKey LIMIT 500""",
+        f"""
+SELECT ?municipalityKey ?contributions WHERE {{
+  {{ SELECT ?municipalityKey (COUNT(DISTINCT ?contribution) AS ?contributions) WHERE {{
+      {_alone("?contribution", "?contribution as:attributedTo ?member", graph=True)}
+      {_alone("?contribution ?municipalityKey", _KEY_OF_CONTRIBUTION, graph=True)}
+    }} GROUP BY ?municipalityKey }}
+  {sort_key_iri("municipalityKey", "municipalityOrder")}
+}} ORDER BY DESC(?contributions) ?municipalityOrder ?municipalityKey LIMIT 500""",
     ),
 )
 
