@@ -6,13 +6,14 @@ from typing import Any
 
 from node.contribution_input import FieldProblem
 
-# Why the vocab imports are in the functions: they pull in rdflib and pyld (~0.3 s), which
-# a node needs only when something is published, not to start.
+# Why the vocab imports are in the functions: validation reads the compiled shapes and the
+# term table (and pyld/rdflib for documents outside our contexts), which a node needs only
+# when something is published, not to start.
 
 
 def known_topic_slugs() -> frozenset[str]:
     """Topic slugs of the SKOS scheme shipped in ``vocab/topics.ttl``."""
-    from vocab.namespace import TOPIC_SLUGS
+    from vocab.topic_slugs import TOPIC_SLUGS
 
     return frozenset(TOPIC_SLUGS)
 

@@ -52,6 +52,44 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
+# The first contribution published through the API, in a fresh interpreter: Markdown and
+# validation are imported then, but validation of our own documents goes through the
+# compiled shapes and term table (vocab.compiled), never pyld, rdflib or requests.
+NOT_FOR_PUBLISHING = (
+    "pyld", "requests", "urllib3", "lxml", "rdflib", "html5rdf", "pyoxigraph", "oxrdflib",
+    "vocab.rdf", "vocab.namespace", "vocab.shapes_turtle", "node.hub",
+)  # fmt: skip
+FIRST_PUBLISH = """
+import asyncio, json, sys
+from aiohttp.test_utils import TestClient, TestServer
+from node import appkeys
+from node.app import create_app
+from node.config import load_config
+from node.identity import create_node_keys
+from node.storage.tokens import create_token
+
+async def main():
+    config = load_config(sys.argv[1])
+    create_node_keys(config)
+    app = create_app(config, start_workers=False)
+    async with TestClient(TestServer(app)) as client:
+        async with app[appkeys.SESSION_MAKER].begin() as session:
+            token = (await create_token(session, "t", now=app[appkeys.CLOCK]())).token
+        practice = {"kind": "practice", "slug": "e-akte", "title": "E-Akte im Bauamt",
+                    "summary": "Wie.", "topics": ["e-akte"], "status": "in-operation",
+                    "steps": ["Pilot"], "body": "Wir haben **umgestellt**."}
+        response = await client.post("/api/contributions", json=practice,
+                                     headers={"Authorization": f"Bearer {token}"})
+        assert response.status == 201, await response.text()
+        refused = await client.post("/api/contributions", json={**practice, "slug": "b",
+                                    "status": "running"}, headers={"Authorization": f"Bearer {token}"})
+        assert refused.status == 422, await refused.text()
+
+asyncio.run(main())
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
 def _modules_after(script: str, *args: str) -> set[str]:
     done = subprocess.run(
         [sys.executable, "-c", script, *args], cwd=REPO, capture_output=True, text=True,
@@ -75,6 +113,12 @@ def test_serve_imports_none_of_the_heavy_optional_modules(tmp_path: Path) -> Non
     modules = _modules_after(SERVE_IMPORTS, str(_node_dir(tmp_path)))
     assert "node.app" in modules and "sqlalchemy" in modules  # the script did import the app
     assert [name for name in NOT_FOR_SERVE if _loaded(modules, name)] == []
+
+
+def test_the_first_publish_validates_without_pyld_or_rdflib(tmp_path: Path) -> None:
+    modules = _modules_after(FIRST_PUBLISH, str(_node_dir(tmp_path)))
+    assert "vocab.validate" in modules and "markdown_it" in modules  # it did publish
+    assert [name for name in NOT_FOR_PUBLISHING if _loaded(modules, name)] == []
 
 
 def test_a_hub_still_gets_its_modules(tmp_path: Path) -> None:
@@ -128,7 +172,7 @@ async def test_migrate_still_upgrades_a_database_that_is_behind(tmp_path: Path) 
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'node.db'}")
     try:
         await migrate(engine)
-        await downgrade(engine, "-2")  # before the hub tables (0005 is PostgreSQL-only)
+        await downgrade(engine, "-3")  # before the hub tables (0004), with 0005 and 0006 above
         async with engine.connect() as connection:
             behind = await connection.run_sync(current_revisions)
         assert behind and behind != script_heads()

@@ -18,7 +18,7 @@ from vocab.loader import (
     load_bundled_document,
 )
 from vocab.namespace import PN, PN_NAMESPACE, TOPIC_SCHEME, TOPIC_SLUGS, TOPICS, TOPICS_NAMESPACE
-from vocab.shacl import SH
+from vocab.shapes_turtle import SH
 from vocab.validate import collect_context_terms
 
 TURTLE_FILES = ("ontology.ttl", "topics.ttl", "shapes.ttl")

@@ -16,7 +16,8 @@ from rdflib import Graph, URIRef
 
 from vocab.loader import DEFAULT_CONTEXT
 from vocab.rdf import to_graph
-from vocab.shacl import SH, ShapesError, ShapeSet
+from vocab.shacl import ShapesError, ShapeSet
+from vocab.shapes_turtle import SH
 from vocab.validate import (
     Severity,
     ValidationReport,

@@ -42,15 +42,17 @@ if TYPE_CHECKING:
     )
     from vocab.validate import Problem, Severity, ValidationReport, validate_files
 
-# Why lazy: the namespace constants need rdflib and validation needs pyld and rdflib
-# (~0.3 s of imports); a node that only reads activities in the known contexts needs
-# neither. The names are imported on first use (PEP 562).
+# Why lazy: the namespace constants need rdflib, and validation reads its compiled shapes
+# and term table on first use (pyld and rdflib only for documents outside our contexts);
+# a node that only reads activities in the known contexts needs none of it. The names
+# are imported on first use (PEP 562).
 _LAZY_EXPORTS = {
     **dict.fromkeys(
-        ("ONTOLOGY_IRI", "PN", "PN_NAMESPACE", "TOPIC_SCHEME", "TOPIC_SLUGS", "TOPICS",
-         "TOPICS_NAMESPACE", "topic_iri"),
+        ("ONTOLOGY_IRI", "PN", "PN_NAMESPACE", "TOPIC_SCHEME", "TOPICS", "TOPICS_NAMESPACE",
+         "topic_iri"),
         "vocab.namespace",
     ),
+    "TOPIC_SLUGS": "vocab.topic_slugs",
     **dict.fromkeys(
         ("Problem", "Severity", "ValidationReport", "validate_files"),
         "vocab.validate",

@@ -11,6 +11,8 @@ from types import MappingProxyType
 from rdflib import Namespace, URIRef
 from rdflib.namespace import DefinedNamespace
 
+from vocab.topic_slugs import TOPIC_SLUGS
+
 PN_NAMESPACE = "https://w3id.org/praxisnetz#"
 TOPICS_NAMESPACE = "https://w3id.org/praxisnetz/topics#"
 TOPIC_SCHEME = "https://w3id.org/praxisnetz/topics"
@@ -89,28 +91,6 @@ class PN(DefinedNamespace):
     signedManifest: URIRef
     signedDocument: URIRef
     verificationKeys: URIRef
-
-
-# Slugs of the topic scheme; the same strings end the topic IRIs (topics#e-akte).
-TOPIC_SLUGS: tuple[str, ...] = (
-    "strategie",
-    "organisation-personal",
-    "prozessmanagement",
-    "e-akte",
-    "elektronische-kommunikation",
-    "buergerportal-online-dienste",
-    "e-payment",
-    "recht",
-    "it-infrastruktur-sicherheit",
-    "interkommunale-zusammenarbeit",
-    "foerderung",
-    "breitband-laendlicher-raum",
-    "open-data",
-    "evaluation",
-    "barrierefreiheit",
-    "geodaten",
-    "e-partizipation",
-)
 
 
 class TOPICS(DefinedNamespace):

@@ -5,8 +5,11 @@
         for problem in report.problems:
             print(problem.field, problem.message_de)
 
-The document goes through pyld (offline, bundled contexts) into triples; the shapes are
-evaluated by `vocab.shacl`. Every problem names the field as it is spelled in the compact
+The document becomes triples through the known-context fast path (`vocab.known_triples`:
+our own context list, looked up in a precompiled term table) or, for any other document,
+through pyld (offline, bundled contexts); both give the same triples. The shapes, compiled
+from `shapes.ttl` (`vocab.compiled`), are evaluated by `vocab.shacl`. Validating a
+document in our contexts imports neither pyld nor rdflib. Every problem names the field as it is spelled in the compact
 JSON ("status", "topic", "attributedTo"), never a stack trace. Malformed JSON-LD and
 unbundled contexts are reported as problems too.
 
@@ -21,13 +24,12 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyld import jsonld
-from rdflib import Graph
-
+from vocab.compiled import known_context_triples, load_shapes
+from vocab.context_table import expand_compact
+from vocab.known_triples import KnownContextTriples
 from vocab.loader import (
     DEFAULT_CONTEXT,
     MULTIKEY_V1_CONTEXT_URL,
@@ -35,8 +37,13 @@ from vocab.loader import (
     load_bundled_document,
     pyld_options,
 )
-from vocab.rdf import JsonLdProcessingError, RawDataset, raw_dataset
 from vocab.shacl import RDF_TYPE, DataGraph, Evaluator, Finding, Severity, ShapeSet, Term
+
+if TYPE_CHECKING:
+    from vocab.rdf import JsonLdProcessingError, RawDataset
+
+# Why vocab.rdf (pyld, rdflib) is imported in the functions: only documents outside the
+# known contexts need it; a node validating its own documents never loads it.
 
 # Used only when a document has no absolute `id` to resolve relative IRIs against; the
 # .invalid top-level domain (RFC 2606) can never be a real node.
@@ -109,13 +116,6 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def _term_iri(value: str, prefixes: Mapping[str, str]) -> str:
-    prefix, sep, rest = value.partition(":")
-    if sep and not rest.startswith("//") and prefix in prefixes:
-        return prefixes[prefix] + rest
-    return value
-
-
 def collect_context_terms(
     context: Mapping[str, Any], into: dict[str, str], inherited: Mapping[str, str] | None = None
 ) -> None:
@@ -139,7 +139,7 @@ def collect_context_terms(
                 collect_context_terms(scoped, into, prefixes)
         else:
             continue
-        full = _term_iri(iri, prefixes)
+        full = expand_compact(iri, prefixes)
         if full.startswith("@") or full in prefixes.values():
             continue
         if language_bound:  # contentMap, titleDe: the plain term names the field
@@ -226,19 +226,30 @@ def _processing_problem(error: JsonLdProcessingError) -> Problem:
 class Validator:
     """Shapes parsed once, field names derived once; `validate` is then pure and fast."""
 
-    def __init__(self, shapes: ShapeSet, field_names: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        shapes: ShapeSet,
+        field_names: Mapping[str, str],
+        known: KnownContextTriples | None = None,
+    ) -> None:
         self._evaluator = Evaluator(shapes)
         self._field_names = dict(field_names)
+        self._known = known  # None: every document goes through pyld
 
     @classmethod
-    def from_shapes_text(cls, turtle: str) -> Validator:
+    def from_shapes_text(cls, turtle: str, *, fast_path: bool = True) -> Validator:
+        """Shapes from Turtle (rdflib; for tests and tools), with the shipped fast path."""
+        from rdflib import Graph
+
         graph = Graph().parse(data=turtle, format="turtle")
-        return cls(ShapeSet.from_graph(graph), context_field_names())
+        known = known_context_triples() if fast_path else None
+        return cls(ShapeSet.from_graph(graph), context_field_names(), known)
 
     @classmethod
-    def bundled(cls) -> Validator:
-        text = resources.files("vocab").joinpath("shapes.ttl").read_text(encoding="utf-8")
-        return cls.from_shapes_text(text)
+    def bundled(cls, *, fast_path: bool = True) -> Validator:
+        """The compiled shapes of `shapes.ttl` (no rdflib), with or without the fast path."""
+        known = known_context_triples() if fast_path else None
+        return cls(load_shapes(), context_field_names(), known)
 
     def field_name(self, iri: str) -> str:
         return self._field_names.get(iri, iri)
@@ -256,11 +267,13 @@ class Validator:
                 ),
             )
         base = base or _base_for(document)
-        try:
-            raw = raw_dataset_generalized(document, base)
-        except JsonLdProcessingError as error:
-            return ValidationReport(valid=False, problems=(_processing_problem(error),))
-        data, undefined = _data_graph(raw)
+        data = self._known.data_graph(document) if self._known is not None else None
+        undefined = False  # the fast path takes no document with undefined terms
+        if data is None:
+            converted = _data_graph_by_pyld(document, base)
+            if isinstance(converted, Problem):
+                return ValidationReport(valid=False, problems=(converted,))
+            data, undefined = converted
         findings = self._evaluator.run(data)
         locations = self._locations(data, document) if findings else {}
         problems = [self._problem(f, document, locations) for f in findings]
@@ -318,6 +331,8 @@ class Validator:
         )
 
     def _undefined_term_problems(self, document: Mapping[str, Any], base: str) -> list[Problem]:
+        from pyld import jsonld
+
         try:
             expanded = jsonld.expand(dict(document), pyld_options(base))
         except jsonld.JsonLdError:
@@ -382,7 +397,20 @@ def _written_value(document: Mapping[str, Any], focus: Term, field: str) -> str 
 
 def raw_dataset_generalized(document: Mapping[str, Any], base: str) -> RawDataset:
     """Like `vocab.rdf.raw_dataset`, but keeps undefined terms so they can be reported."""
+    from vocab.rdf import raw_dataset
+
     return raw_dataset(document, base, generalized=True)
+
+
+def _data_graph_by_pyld(document: Mapping[str, Any], base: str) -> tuple[DataGraph, bool] | Problem:
+    """The general path: pyld's triples and whether undefined terms occurred, or the
+    problem that kept the document from being processed as JSON-LD."""
+    from vocab.rdf import JsonLdProcessingError
+
+    try:
+        return _data_graph(raw_dataset_generalized(document, base))
+    except JsonLdProcessingError as error:
+        return _processing_problem(error)
 
 
 def _nothing_checked() -> Problem:

@@ -3,8 +3,9 @@
 JSON-LD → RDF through a JSON-LD processor (Oxigraph's parser, or pyld) spends most
 of its time on context processing and expansion that come out the same for every
 document carrying our bundled contexts. Here the ``@context`` is processed once (by
-pyld, offline, from the bundled documents) into a table of terms, and each document
-is turned into N-Quads lines by looking its keys up in that table.
+pyld, offline, from the bundled documents) into a table of terms (``vocab.context_table``,
+shared with the validator's fast path), and each document is turned into N-Quads lines
+by looking its keys up in that table.
 
 Only the shapes whose RDF is unambiguous are handled: terms mapping to an IRI with
 ``@type`` ``@id``, ``@vocab`` (a string value), a datatype, or a fixed ``@language``;
@@ -21,58 +22,27 @@ these lines never fails to load because of one document.
 
 from __future__ import annotations
 
-import enum
 import itertools
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pyoxigraph as ox
 from pyld import jsonld
+
+from vocab.context_table import ABSOLUTE as _ABSOLUTE
+from vocab.context_table import ContextLoader, NotOnFastPath, build_table
+from vocab.context_table import TableTerm as _Term
+from vocab.context_table import TermKind as _Kind
+from vocab.context_table import TermTable as _Table
+from vocab.context_table import expand_compact as _expand_compact
 
 RDF_TYPE = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"
 XSD = "http://www.w3.org/2001/XMLSchema#"
 MAX_SAFE_INTEGER = 10**21  # JSON-LD writes larger numbers as xsd:double
 # JSON string syntax (\" \\ \n \r \t \b \f \u00XX) is valid N-Quads string syntax too.
 _quoted: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
-_ABSOLUTE = ("http://", "https://")
-
-
-class _Kind(enum.Enum):
-    ID_ALIAS = "id"
-    TYPE_ALIAS = "type"
-    IRI = "iri"  # "@type": "@id"
-    VOCAB = "vocab"  # "@type": "@vocab"
-    TYPED = "typed"  # "@type": a datatype IRI
-    PLAIN = "plain"  # no coercion (strings, numbers, booleans, node objects)
-    LANGUAGE_MAP = "language-map"
-
-
-class NotOnFastPath(Exception):
-    """The document uses something this path does not handle: take the general path."""
-
-
-@dataclass(frozen=True)
-class _Term:
-    kind: _Kind
-    predicate: str = ""  # "<iri>"
-    datatype: str | None = None  # for TYPED
-    language: str | None = None  # for PLAIN strings with a fixed "@language"
-    values: Mapping[str, str] = field(default_factory=dict)  # VOCAB: value term -> "<iri>"
-    scoped: bool = False  # a property-scoped context: node values are not handled
-
-
-@dataclass(frozen=True)
-class _Table:
-    terms: Mapping[str, _Term]
-    types: Mapping[str, str]  # type term or compact IRI prefix -> "<iri>" (vocab-relative)
-    prefixes: Mapping[str, str]  # prefix term -> namespace IRI
-    type_scoped: Mapping[str, _Table]  # type term with a scoped context -> its table
-
-
-ContextLoader = Callable[[str], Any]  # context URL -> the bundled document
 
 
 class KnownContextConverter:
@@ -270,83 +240,8 @@ def _check_iri(iri: str) -> str:
     return iri
 
 
-def _expand_compact(value: str, prefixes: Mapping[str, str]) -> str:
-    prefix, colon, suffix = value.partition(":")
-    if colon and not suffix.startswith("//") and prefix in prefixes:
-        return prefixes[prefix] + suffix
-    return value
-
-
 def _build_table(context: Any, load_context: ContextLoader) -> _Table:
-    processor = jsonld.JsonLdProcessor()
-
-    def loader(url: str, options: Any = None) -> dict[str, Any]:
-        return {"contextUrl": None, "documentUrl": url, "document": load_context(url)}
-
-    options = {"base": "", "documentLoader": loader, "processingMode": "json-ld-1.1"}
-    options["contextResolver"] = jsonld.ContextResolver({}, loader)
-    active = processor.process_context(processor._get_initial_context(options), context, options)
-    if active.get("@language") is not None or active.get("@direction") is not None or active.get("@base"):
-        raise NotOnFastPath("a default language, direction or base")
-    base = _table_of(processor, active, options)
-    type_scoped = {
-        term: _table_of(processor, processor.process_context(active, definition["@context"], options), options)
-        for term, definition in active["mappings"].items()
-        if definition and definition.get("@context") is not None
-    }
-    return _Table(base.terms, base.types, base.prefixes, type_scoped)
-
-
-def _table_of(processor: jsonld.JsonLdProcessor, active: Any, options: dict[str, Any]) -> _Table:
-    terms: dict[str, _Term] = {}
-    types: dict[str, str] = {}
-    prefixes: dict[str, str] = {}
-    for name, definition in active["mappings"].items():
-        if not definition:
-            continue
-        iri = definition.get("@id")
-        if definition.get("_prefix") and isinstance(iri, str):
-            prefixes[name] = iri
-        if isinstance(iri, str) and iri.startswith(_ABSOLUTE):
-            _check_iri(iri)
-            types[name] = f"<{iri}>"
-        term = _term_of(processor, active, definition, options)
-        if term is not None:
-            terms[name] = term
-    return _Table(terms, types, prefixes, {})
-
-
-def _term_of(processor: jsonld.JsonLdProcessor, active: Any, definition: Mapping[str, Any],
-             options: dict[str, Any]) -> _Term | None:
-    """The term's handling, or None where the fast path does not handle it."""
-    iri = definition.get("@id")
-    if iri == "@id":
-        return _Term(_Kind.ID_ALIAS)
-    if iri == "@type":
-        return _Term(_Kind.TYPE_ALIAS)
-    if definition.get("reverse") or not isinstance(iri, str) or not iri.startswith(_ABSOLUTE):
-        return None
-    container = [c for c in definition.get("@container", []) if c != "@set"]
-    if "@direction" in definition or "@nest" in definition or "@index" in definition:
-        return None
-    predicate, coercion = f"<{iri}>", definition.get("@type")
-    scoped = definition.get("@context") is not None
-    if container == ["@language"] and coercion is None:
-        return _Term(_Kind.LANGUAGE_MAP, predicate)
-    if container:
-        return None
-    if coercion == "@id":
-        return _Term(_Kind.IRI, predicate, scoped=scoped)
-    if coercion == "@vocab":
-        scope = processor.process_context(active, definition["@context"], options) if scoped else active
-        values = {name: f"<{_check_iri(value['@id'])}>" for name, value in scope["mappings"].items()
-                  if value and isinstance(value.get("@id"), str) and value["@id"].startswith(_ABSOLUTE)}
-        return _Term(_Kind.VOCAB, predicate, values=values, scoped=True)
-    if isinstance(coercion, str) and coercion.startswith(_ABSOLUTE):
-        return _Term(_Kind.TYPED, predicate, datatype=_check_iri(coercion), scoped=scoped)
-    if coercion is not None:
-        return None  # @json, @none
-    language = definition.get("@language")
-    if language is not None:
-        return _Term(_Kind.PLAIN, predicate, language=_checked_language(language.lower()), scoped=scoped)
-    return _Term(_Kind.PLAIN, predicate, scoped=scoped)
+    # IRIs and language tags of the context are checked by Oxigraph, as the documents' are.
+    return build_table(
+        context, load_context, check_iri=_check_iri, check_language=_checked_language
+    )
