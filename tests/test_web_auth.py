@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import io
 import re
+from unittest import mock
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, make_mocked_request
 from sqlalchemy import func, select
 from yarl import URL
 
@@ -16,6 +17,7 @@ from node.cli import main as cli_main
 from node.storage.models import Contribution, User, WebSession
 from node.storage.users import LOCK_DURATION, MAX_FAILED_ATTEMPTS, SESSION_LIFETIME
 from node.web.session import safe_next
+from node.web.staff import client_address
 from tests.node_support import make_node
 from tests.web_support import (
     PASSWORD,
@@ -272,3 +274,37 @@ async def test_public_pages_set_no_cookie_unless_asked_for_a_language(client: Te
     assert "Set-Cookie" not in (await client.get("/")).headers
     assert "pn_lang=en" in (await client.get("/?lang=en")).headers["Set-Cookie"]
     assert "pn_csrf=" in (await client.get("/signin")).headers["Set-Cookie"]
+
+
+async def test_a_stranger_cannot_lock_a_staff_member_out(client: TestClient) -> None:
+    """Behind the reverse proxy on this host (loopback peer), the address is the last
+    X-Forwarded-For entry: the proxy's own, which the client cannot forge."""
+    stranger = {"X-Forwarded-For": "203.0.113.9"}
+    for _ in range(MAX_FAILED_ATTEMPTS):
+        status, page = await sign_in(client, password="falsches-passwort-1", headers=stranger)
+    assert status == 401 and "gesperrt" in page
+    assert (await sign_in(client, headers=stranger))[0] == 401  # the right password, too
+    # a forged entry before the proxy's changes nothing
+    forged = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9"}
+    status, page = await sign_in(client, headers=forged)
+    assert status == 401 and "gesperrt" in page
+    assert await _count(client, WebSession) == 0
+    # the staff member, from her own address, is not locked out
+    status, page = await sign_in(client, headers={"X-Forwarded-For": "198.51.100.7"})
+    assert status == 200 and "Übersicht" in page
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "address"), [
+    ("127.0.0.1", "203.0.113.9", "203.0.113.9"),
+    ("::1", "10.0.0.1, 2001:db8::7", "2001:db8::7"),
+    ("127.0.0.1", "", "127.0.0.1"),
+    ("127.0.0.1", "kein-ip", "127.0.0.1"),
+    ("192.0.2.44", "203.0.113.9", "192.0.2.44"),  # not our proxy: its header is not believed
+])
+def test_client_address(peer: str, forwarded: str, address: str) -> None:
+    transport = mock.Mock()
+    transport.get_extra_info.side_effect = lambda name, default=None: (
+        (peer, 40000) if name == "peername" else default)
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    request = make_mocked_request("POST", "/signin", headers=headers, transport=transport)
+    assert client_address(request) == address

@@ -42,13 +42,15 @@ async def form_token(client: TestClient, path: str) -> str:
 
 
 async def sign_in(
-    client: TestClient, username: str = USERNAME, password: str = PASSWORD
+    client: TestClient, username: str = USERNAME, password: str = PASSWORD,
+    *, headers: dict[str, str] | None = None,
 ) -> tuple[int, str]:
     """Post the sign-in form; returns (status, page text after redirects)."""
     token = await form_token(client, "/signin")
     response = await client.post(
         "/signin",
         data={"csrf_token": token, "username": username, "password": password, "next": ""},
+        headers=headers,
     )
     return response.status, await response.text()
 

@@ -295,6 +295,22 @@ class User(Base):
     created_at: Mapped[datetime]
 
 
+class SignInAddress(Base):
+    """Sign-in attempts of one account from one client address (node.storage.users): failures
+    in a row lock that address out of that account; a past success marks it as known."""
+
+    __tablename__ = "sign_in_addresses"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+
+
 class WebSession(Base):
     """A signed-in browser: only the SHA-256 of the cookie value is stored."""
 

@@ -128,8 +128,8 @@ TEXTS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "signin.submit": ("Anmelden", "Sign in"),
         "signin.wrong": ("Benutzername oder Passwort ist falsch.", "Wrong user name or password."),
         "signin.locked": (
-            "Zu viele Fehlversuche. Das Konto ist bis {until} UTC gesperrt.",
-            "Too many failed attempts. The account is locked until {until} UTC.",
+            "Zu viele Fehlversuche. Die Anmeldung ist von hier aus bis {until} UTC gesperrt.",
+            "Too many failed attempts. Signing in from here is locked until {until} UTC.",
         ),
         "csrf.refused": (
             "Das Formular ist abgelaufen oder stammt nicht von dieser Seite. Bitte erneut senden.",

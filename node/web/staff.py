@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -73,12 +74,27 @@ async def signin_form(request: web.Request) -> web.Response:
     return page(request, "signin.html.j2", context)
 
 
+def client_address(request: web.Request) -> str:
+    """The browser's address, for the sign-in lock-out. Behind a reverse proxy on this host
+    (the peer is a loopback address) it is the last ``X-Forwarded-For`` entry: the one the
+    proxy appended (nginx, Caddy), which a client cannot forge. Otherwise the peer."""
+    peer = request.remote or "unknown"
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    try:
+        if not forwarded or not ipaddress.ip_address(peer).is_loopback:
+            return peer
+        return str(ipaddress.ip_address(forwarded.rsplit(",", 1)[-1].strip()))
+    except ValueError:  # a peer that is no IP (a Unix socket) or a garbled header
+        return peer
+
+
 async def signin(request: web.Request) -> web.Response:
     t = translator(request)
     username, password = _form_text(request, "username"), _form_text(request, "password")
     now = request.app[appkeys.CLOCK]()
     async with request.app[appkeys.SESSION_MAKER].begin() as session:
-        result = await authenticate(session, username, password, now=now)
+        result = await authenticate(session, username, password,
+                                    address=client_address(request), now=now)
         issued = None
         if result.outcome is SignInOutcome.OK and result.user_id is not None:
             await close_session(session, request.cookies.get(SESSION_COOKIE, ""))
