@@ -201,3 +201,13 @@ print(json.dumps(sorted(sys.modules)))
     heavy = ("pyld", "rdflib", "requests", "lxml", "pyoxigraph", "vocab.rdf")
     assert "vocab.validate" in modules
     assert sorted(m for m in modules if m.split(".")[0] in heavy or m in heavy) == []
+
+
+def test_the_compiled_files_are_package_data() -> None:
+    import fnmatch
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = project["tool"]["setuptools"]["package-data"]["vocab"]
+    for name in (SHAPES_FILE, TABLES_FILE):  # a wheel without them could not validate
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name

@@ -7,7 +7,7 @@ what it publishes. So they are made once, by
 
     python -m vocab.compiled
 
-which writes `vocab/compiled/shapes.json` and `vocab/compiled/context-tables.json`;
+which writes `vocab/precompiled/shapes.json` and `vocab/precompiled/context-tables.json`;
 a node reads those with `json`. `shapes.ttl` and the bundled contexts stay the single
 source: a test fails when a shipped file differs from a fresh compile.
 """
@@ -29,8 +29,8 @@ from vocab.loader import DEFAULT_CONTEXT, load_bundled_document
 from vocab.shacl import ShapeSet
 from vocab.shapes_json import shape_set_from_json, shape_set_to_json
 
-SHAPES_FILE = "compiled/shapes.json"
-TABLES_FILE = "compiled/context-tables.json"
+SHAPES_FILE = "precompiled/shapes.json"
+TABLES_FILE = "precompiled/context-tables.json"
 # The @context values that get a table: the list our own documents carry.
 TABLE_CONTEXTS: tuple[list[str], ...] = (list(DEFAULT_CONTEXT),)
 

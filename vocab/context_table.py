@@ -9,7 +9,7 @@ turn a document into RDF by looking its keys up; a key the table does not cover 
 "take the general JSON-LD path" (``NotOnFastPath``).
 
 Tables are plain data: ``table_to_json`` / ``table_from_json`` ship the table of our own
-context list precompiled in ``vocab/compiled/`` (``python -m vocab.compile``), so a node
+context list precompiled in ``vocab/precompiled/`` (``python -m vocab.compiled``), so a node
 reads its own documents without importing pyld.
 
 Only these terms are recorded: ``@id``/``@type`` aliases; terms mapping to an absolute

@@ -1,7 +1,7 @@
 """`vocab.shacl.ShapeSet` ⇄ plain JSON data, for the compiled shapes a node loads.
 
-`shapes.ttl` is the source; `python -m vocab.compile` writes what `shape_set_from_graph`
-made of it as JSON (`vocab/compiled/shapes.json`), and reading that back needs neither
+`shapes.ttl` is the source; `python -m vocab.compiled` writes what `shape_set_from_graph`
+made of it as JSON (`vocab/precompiled/shapes.json`), and reading that back needs neither
 rdflib nor a Turtle parser. A test checks that the shipped file equals a fresh compile.
 """
 

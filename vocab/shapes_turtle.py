@@ -1,6 +1,6 @@
 """Shapes graph (rdflib) → `vocab.shacl.ShapeSet`: how `shapes.ttl` is read.
 
-Only `python -m vocab.compile` (which writes `vocab/compiled/shapes.json`) and the tests
+Only `python -m vocab.compiled` (which writes `vocab/precompiled/shapes.json`) and the tests
 read Turtle; a node loads the compiled file, so rdflib is not imported to validate.
 Any SHACL feature outside the subset `vocab.shacl` evaluates is refused here, so nothing
 is silently ignored.
