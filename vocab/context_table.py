@@ -21,6 +21,7 @@ IRI with ``@type`` ``@id``, ``@vocab`` (a string value), a datatype, or a fixed
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -198,17 +199,35 @@ def _term_to_json(term: TableTerm) -> dict[str, Any]:
     return data
 
 
-def table_from_json(data: Mapping[str, Any]) -> TermTable:
-    terms = {
-        name: TableTerm(
-            kind=TermKind(term["kind"]),
-            predicate=term.get("predicate", ""),
-            datatype=term.get("datatype"),
-            language=term.get("language"),
-            values=dict(term.get("values", {})),
-            scoped=bool(term.get("scoped", False)),
-        )
-        for name, term in data["terms"].items()
+def table_from_json(data: Mapping[str, Any], *, _shared: dict[str, Any] | None = None) -> TermTable:
+    """The table back from `table_to_json`. A type-scoped table repeats most of its
+    parent's terms; equal terms and maps are made once (the small node keeps the tables
+    for its lifetime, and the type-scoped copies were most of their memory)."""
+    shared: dict[str, Any] = {} if _shared is None else _shared
+
+    def once(value: Any, make: Callable[[], Any]) -> Any:
+        key = json.dumps(value, sort_keys=True)
+        if key not in shared:
+            shared[key] = make()
+        return shared[key]
+
+    terms = {name: once(term, lambda term=term: _term_from_json(term))
+             for name, term in data["terms"].items()}  # fmt: skip
+    type_scoped = {
+        name: table_from_json(scoped, _shared=shared)
+        for name, scoped in data["type_scoped"].items()
     }
-    type_scoped = {name: table_from_json(scoped) for name, scoped in data["type_scoped"].items()}
-    return TermTable(terms, dict(data["types"]), dict(data["prefixes"]), type_scoped)
+    types = once({"types": data["types"]}, lambda: dict(data["types"]))
+    prefixes = once({"prefixes": data["prefixes"]}, lambda: dict(data["prefixes"]))
+    return TermTable(terms, types, prefixes, type_scoped)
+
+
+def _term_from_json(term: Mapping[str, Any]) -> TableTerm:
+    return TableTerm(
+        kind=TermKind(term["kind"]),
+        predicate=term.get("predicate", ""),
+        datatype=term.get("datatype"),
+        language=term.get("language"),
+        values=dict(term.get("values", {})),
+        scoped=bool(term.get("scoped", False)),
+    )
