@@ -35,6 +35,7 @@ from yarl import URL
 
 from federation.httpsig import RequestParts
 from federation.origin import fetched_id_matches
+from federation.post_connections import AnswerError, PostConnections, request_head
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -47,8 +48,7 @@ AP_ACCEPT = f'{AP_MEDIA_TYPE}, application/ld+json; profile="{AS_PROFILE}"'
 JSON_MEDIA_TYPES = frozenset({"application/json", "application/jrd+json"})
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_REPORTED_POST_HEADERS = ("Retry-After", "Accept-Signature")
-_POST_EXCERPT_BYTES = 512
+_REPORTED_POST_HEADERS = (("Retry-After", "retry-after"), ("Accept-Signature", "accept-signature"))
 _CHUNK_BYTES = 64 * 1024
 # A host may resolve to many addresses; trying a few covers IPv6/IPv4 fallback.
 _MAX_ADDRESSES_TRIED = 4
@@ -346,6 +346,7 @@ class SafeFetcher:
         timeout: float = 10.0,
         max_redirects: int = 3,
         user_agent: str = "Praxisnetz/0.1",
+        connections: PostConnections | None = None,
     ) -> None:
         if max_bytes < 1 or timeout <= 0 or max_redirects < 0:
             raise ValueError("max_bytes and timeout must be positive, max_redirects not negative")
@@ -357,6 +358,8 @@ class SafeFetcher:
         self._timeout = timeout
         self._max_redirects = max_redirects
         self._user_agent = user_agent
+        # Deliveries do not go through the session: see federation.post_connections.
+        self._connections = connections or PostConnections()
 
     @property
     def policy(self) -> AddressPolicy:
@@ -409,18 +412,45 @@ class SafeFetcher:
         )
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> PostOutcome:
-        """Deliver ``body``; redirects are reported, not followed. The caller signs."""
+        """Deliver ``body``; redirects are reported, not followed. The caller signs.
+
+        Sent on a kept-alive connection (``federation.post_connections``): DNS and the
+        address policy are checked whenever a connection is opened, and only then.
+        """
         target = parse_fetch_url(url)
-        response = await self._within_time_limit(
-            url, self._exchange("POST", target, headers, body, signed=False)
-        )
+        try:
+            head = request_head(
+                target,
+                headers,
+                host=target.host_port_subcomponent or "",
+                user_agent=self._user_agent,
+                length=len(body),
+            )
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise FetchError(FetchFailure.BAD_URL, url, detail=str(exc)) from exc
+        try:
+            async with asyncio.timeout(self._timeout):
+                answer = await self._connections.post(target, head, body, self._checked_addresses)
+        except TimeoutError as exc:  # before OSError: TimeoutError is one
+            raise FetchError(
+                FetchFailure.TIMEOUT, url, detail=f"no complete answer within {self._timeout} s"
+            ) from exc
+        except (OSError, AnswerError) as exc:
+            raise FetchError(
+                FetchFailure.CONNECTION_FAILED, url, detail=f"{type(exc).__name__}: {exc}"
+            ) from exc
         reported = {
-            name: response.headers[name]
-            for name in _REPORTED_POST_HEADERS
-            if name in response.headers
+            name: answer.headers[lowered]
+            for name, lowered in _REPORTED_POST_HEADERS
+            if lowered in answer.headers
         }
-        excerpt = response.body.decode("utf-8", errors="replace")
-        return PostOutcome(response.status, reported, excerpt)
+        return PostOutcome(
+            answer.status, reported, answer.excerpt.decode("utf-8", errors="replace")
+        )
+
+    def close(self) -> None:
+        """Close the kept delivery connections (the session is its owner's to close)."""
+        self._connections.close()
 
     # --- internals ---
 
@@ -533,8 +563,6 @@ class SafeFetcher:
             ) from exc
 
     async def _read_payload(self, method: str, url: URL, response: aiohttp.ClientResponse) -> bytes:
-        if method == "POST":
-            return await response.content.read(_POST_EXCERPT_BYTES)
         if not 200 <= response.status < 300:
             return b""  # redirects and errors: the body is never looked at
         declared = response.content_length
