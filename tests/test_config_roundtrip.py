@@ -4,7 +4,7 @@ write and a load unchanged."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import fields, replace
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,11 +14,12 @@ from node.config import (
     InboxTuning,
     NodeConfig,
     NodeKind,
+    ServerTuning,
     load_config,
     write_config,
 )
 
-Tuning = TypeVar("Tuning", InboxTuning, DeliveryTuning)
+Tuning = TypeVar("Tuning", InboxTuning, DeliveryTuning, ServerTuning)
 
 
 def _tuned(tuning: Tuning) -> Tuning:
@@ -49,6 +50,7 @@ def _everything_changed(data_dir: Path) -> NodeConfig:
         follow_allow_hosts=("hub.example", "dueren.example"),
         inbox=_tuned(InboxTuning()),
         delivery=_tuned(DeliveryTuning()),
+        server=_tuned(ServerTuning()),
     )
 
 
@@ -59,7 +61,13 @@ def test_every_setting_differs_from_its_default(tmp_path) -> None:
     for item in fields(NodeConfig):
         if item.name != "data_dir":
             assert getattr(config, item.name) != getattr(default, item.name), item.name
-    for tuning in (config.inbox, config.delivery):
+    tables = [
+        getattr(config, item.name)
+        for item in fields(NodeConfig)
+        if is_dataclass(getattr(config, item.name))
+    ]  # [inbox], [delivery], ...
+    assert len(tables) >= 3
+    for tuning in tables:
         for item in fields(tuning):
             assert getattr(tuning, item.name) != getattr(type(tuning)(), item.name), item.name
 
