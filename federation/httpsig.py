@@ -58,18 +58,26 @@ V = SignatureVerdict
 CAVAGE_COVERED = ("(request-target)", "host", "date")
 RFC9421_COVERED = ("@method", "@target-uri", "@authority", "date")
 _RFC9421_PREFERRED = frozenset({"@method", "@authority"})
+# Covering all of these meets _missing_components' rules whether or not there is a body.
+_CAVAGE_COMPLETE = frozenset({"(request-target)", "host", "date", "digest"})
+_RFC9421_COMPLETE = frozenset({"@method", "@authority", "@target-uri", "content-digest", "date"})
 _DIGEST_CHECKS = (("Digest", check_digest), ("Content-Digest", check_content_digest))
 _VERIFIED_WITH = {algorithm: f"verified with {algorithm.value}" for algorithm in SignatureAlgorithm}
+# Enum members the per-request path compares against, bound once: ``SignatureScheme.CAVAGE``
+# goes through EnumType.__getattr__ on every read (about 30 reads per verification).
+_CAVAGE, _RFC9421 = SignatureScheme.CAVAGE, SignatureScheme.RFC9421
+_OK, _BAD_SIGNATURE = V.OK, V.BAD_SIGNATURE
+_DIGEST_OK, _DIGEST_MISMATCH = DigestCheck.OK, DigestCheck.MISMATCH
 
 
 def detect_scheme(request: RequestParts) -> SignatureScheme | None:
     if request.header("Signature-Input") is not None:
-        return SignatureScheme.RFC9421
+        return _RFC9421
     if request.header("Signature") is not None:
-        return SignatureScheme.CAVAGE
+        return _CAVAGE
     authorization = request.header("Authorization") or ""
     if authorization[:10].lower() == "signature ":
-        return SignatureScheme.CAVAGE
+        return _CAVAGE
     return None
 
 
@@ -138,10 +146,19 @@ async def verify_request(
         return VerificationResult(verdict, scheme, parsed.key_id, detail=detail)
     if expected_actor is not None and not _same_host(parsed.key_id, expected_actor):
         return VerificationResult(
-            V.ACTOR_MISMATCH, scheme, parsed.key_id,
+            V.ACTOR_MISMATCH,
+            scheme,
+            parsed.key_id,
             detail=f"key {parsed.key_id} is not on the host of {expected_actor}",
         )
-    return await _check_signature(parsed, resolve_key, expected_actor)
+    # Awaited here rather than in a helper coroutine: one coroutine less per request.
+    lookup = await resolve_key(parsed.key_id)
+    if lookup.key is None:
+        return _no_key(parsed, lookup)
+    outcome = _judge(parsed, lookup.key, expected_actor)
+    if outcome.verdict is not _BAD_SIGNATURE:
+        return outcome
+    return await _judge_with_refreshed_key(parsed, resolve_key, expected_actor, outcome)
 
 
 def _require_aware(now: datetime) -> None:
@@ -150,7 +167,7 @@ def _require_aware(now: datetime) -> None:
 
 
 def _parse(request: RequestParts, scheme: SignatureScheme) -> ParsedSignature:
-    if scheme is SignatureScheme.CAVAGE:
+    if scheme is _CAVAGE:
         return httpsig_cavage.parse_request(request)
     return httpsig_rfc9421.parse_request(request, prefer_covering=_RFC9421_PREFERRED)
 
@@ -166,8 +183,12 @@ def _check_message(
 
 
 def _missing_components(parsed: ParsedSignature, has_body: bool) -> list[str]:
+    # What Mastodon-style and our own signers cover satisfies every rule below at once.
+    complete = _CAVAGE_COMPLETE if parsed.scheme is _CAVAGE else _RFC9421_COMPLETE
+    if complete.issubset(parsed.covered):
+        return []
     covered = set(parsed.covered)
-    if parsed.scheme is SignatureScheme.CAVAGE:
+    if parsed.scheme is _CAVAGE:
         required = ["(request-target)", "host"]
         # Some cavage signers (bovine) cover the RFC 9530 Content-Digest instead.
         if has_body and not covered & {"digest", "content-digest"}:
@@ -192,7 +213,9 @@ def _check_digests(
         if value is None:
             continue
         outcome = check(value, request.body)
-        if outcome is DigestCheck.MISMATCH:
+        if outcome is _DIGEST_OK:
+            continue
+        if outcome is _DIGEST_MISMATCH:
             return V.DIGEST_MISMATCH, f"{header} does not match the body"
         if outcome is DigestCheck.MALFORMED:
             return V.MALFORMED, f"{header} cannot be parsed"
@@ -204,21 +227,31 @@ def _check_digests(
 def _check_clock(
     request: RequestParts, parsed: ParsedSignature, now: datetime, window: TimeWindow
 ) -> tuple[SignatureVerdict, str] | None:
-    moments: list[tuple[str, datetime]] = []
     if "date" in parsed.covered:
         try:
-            moments.append(("Date", parse_http_date(request.header("Date") or "")))
+            date = parse_http_date(request.header("Date") or "")
         except SignatureFormatError as exc:
             return V.MALFORMED, str(exc)
+        problem = _outside_window("Date", date, now, window)
+        if problem is not None:
+            return problem
     if parsed.created is not None:
-        moments.append(("created", parsed.created))
-    for name, moment in moments:
-        if now - moment > window.max_age:
-            return V.TOO_OLD, f"{name} {moment.isoformat()} is older than {window.max_age}"
-        if moment - now > window.max_future:
-            return V.IN_FUTURE, f"{name} {moment.isoformat()} lies in the future"
+        problem = _outside_window("created", parsed.created, now, window)
+        if problem is not None:
+            return problem
     if parsed.expires is not None and parsed.expires < now:
         return V.TOO_OLD, f"the signature expired at {parsed.expires.isoformat()}"
+    return None
+
+
+def _outside_window(
+    name: str, moment: datetime, now: datetime, window: TimeWindow
+) -> tuple[SignatureVerdict, str] | None:
+    age = now - moment
+    if age > window.max_age:
+        return V.TOO_OLD, f"{name} {moment.isoformat()} is older than {window.max_age}"
+    if -age > window.max_future:
+        return V.IN_FUTURE, f"{name} {moment.isoformat()} lies in the future"
     return None
 
 
@@ -229,16 +262,13 @@ def _same_host(key_id: str, actor: str) -> bool:
         return False
 
 
-async def _check_signature(
-    parsed: ParsedSignature, resolve_key: KeyResolver, expected_actor: str | None
+async def _judge_with_refreshed_key(
+    parsed: ParsedSignature,
+    resolve_key: KeyResolver,
+    expected_actor: str | None,
+    outcome: VerificationResult,
 ) -> VerificationResult:
-    lookup = await resolve_key(parsed.key_id)
-    if lookup.key is None:
-        return _no_key(parsed, lookup)
-    outcome = _judge(parsed, lookup.key, expected_actor)
-    if outcome.verdict is not V.BAD_SIGNATURE:
-        return outcome
-    # The key may have been rotated since we cached it: fetch it again, once.
+    """The key may have been rotated since we cached it: fetch it again, once."""
     refreshed = await resolve_key(parsed.key_id, refresh=True)
     if refreshed.key is None:
         return outcome
@@ -255,17 +285,23 @@ def _no_key(parsed: ParsedSignature, lookup: KeyLookup) -> VerificationResult:
 def _judge(
     parsed: ParsedSignature, key: PublicKeyInfo, expected_actor: str | None
 ) -> VerificationResult:
-    def result(verdict: SignatureVerdict, detail: str) -> VerificationResult:
-        return VerificationResult(verdict, parsed.scheme, parsed.key_id, key.owner, detail)
-
-    if expected_actor is not None and key.owner != expected_actor:
-        return result(V.ACTOR_MISMATCH, f"the key belongs to {key.owner}, not {expected_actor}")
-    module = httpsig_cavage if parsed.scheme is SignatureScheme.CAVAGE else httpsig_rfc9421
+    scheme, key_id, owner = parsed.scheme, parsed.key_id, key.owner
+    if expected_actor is not None and owner != expected_actor:
+        return VerificationResult(
+            V.ACTOR_MISMATCH,
+            scheme,
+            key_id,
+            owner,
+            f"the key belongs to {owner}, not {expected_actor}",
+        )
+    module = httpsig_cavage if scheme is _CAVAGE else httpsig_rfc9421
     try:
         candidates = module.algorithms_for(parsed.algorithm, key.algorithm)
     except UnsupportedAlgorithmError as exc:
-        return result(V.UNSUPPORTED_ALGORITHM, str(exc))
+        return VerificationResult(V.UNSUPPORTED_ALGORITHM, scheme, key_id, owner, str(exc))
     for algorithm in candidates:
         if signature_matches(key.public_key, algorithm, parsed.signature, parsed.signature_base):
-            return result(V.OK, _VERIFIED_WITH[algorithm])
-    return result(V.BAD_SIGNATURE, "the signature does not verify with the key")
+            return VerificationResult(_OK, scheme, key_id, owner, _VERIFIED_WITH[algorithm])
+    return VerificationResult(
+        V.BAD_SIGNATURE, scheme, key_id, owner, "the signature does not verify with the key"
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from federation.httpsig_common import (
     ComponentMissingError,
@@ -40,30 +40,51 @@ from federation.structured_fields import (
 )
 
 DEFAULT_LABEL = "sig1"
+_RFC9421 = SignatureScheme.RFC9421  # read once: each read goes through EnumType.__getattr__
 _FIELD_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+\Z")
 _ALGORITHMS = {alg.value: alg for alg in SignatureAlgorithm}
+_DERIVED_NAMES = (
+    "@method",
+    "@target-uri",
+    "@authority",
+    "@scheme",
+    "@request-target",
+    "@path",
+    "@query",
+)
 
 
 def derived_components(request: RequestParts) -> dict[str, str]:
     """The values of the request-derived components (RFC 9421 section 2.2)."""
     parts = urlsplit(request.url)
+    return {name: _derived(request, name, parts) or "" for name in _DERIVED_NAMES}
+
+
+def _derived(request: RequestParts, name: str, parts: SplitResult) -> str | None:
+    """One derived component's value, None for a name we do not support."""
+    if name == "@method":
+        return request.method
+    if name == "@target-uri":
+        return request.url
+    if name == "@authority":
+        return authority_from_parts(parts, request.url)
+    if name == "@scheme":
+        return parts.scheme.lower()
     path, query = parts.path or "/", parts.query
-    return {
-        "@method": request.method,
-        "@target-uri": request.url,
-        "@authority": authority_from_parts(parts, request.url),
-        "@scheme": parts.scheme.lower(),
-        "@request-target": path + ("?" + query if query else ""),
-        "@path": path,
-        "@query": "?" + query,
-    }
+    if name == "@request-target":
+        return path + ("?" + query if query else "")
+    if name == "@path":
+        return path
+    if name == "@query":
+        return "?" + query
+    return None
 
 
-def component_value(
-    request: RequestParts, name: str, derived: dict[str, str] | None = None
-) -> str:
+def component_value(request: RequestParts, name: str, parts: SplitResult | None = None) -> str:
+    """A covered component's value; ``parts`` is ``urlsplit(request.url)`` if the caller
+    has it already."""
     if name.startswith("@"):
-        value = (derived if derived is not None else derived_components(request)).get(name)
+        value = _derived(request, name, urlsplit(request.url) if parts is None else parts)
         if value is None:
             raise SignatureFormatError(f"Signature-Input: unsupported derived component {name!r}")
         return value
@@ -78,8 +99,9 @@ def component_value(
 def signature_base(request: RequestParts, components: Sequence[str], serialised: str) -> bytes:
     if len(set(components)) != len(components):
         raise SignatureFormatError("Signature-Input: a component is listed twice")
-    derived = derived_components(request) if any(n.startswith("@") for n in components) else {}
-    lines = [f'"{name}": {component_value(request, name, derived)}' for name in components]
+    # Only the derived components a signature covers are worked out, from one urlsplit.
+    parts = urlsplit(request.url) if any(n.startswith("@") for n in components) else None
+    lines = [f'"{name}": {component_value(request, name, parts)}' for name in components]
     lines.append(f'"@signature-params": {serialised}')
     return encode_base("\n".join(lines), "Signature-Input")
 
@@ -122,8 +144,11 @@ def parse_request(
         signatures = parse_byte_sequences("Signature", signature_header)
     except StructuredFieldError as exc:
         raise SignatureFormatError(str(exc)) from exc
-    inputs = {label: member for label, member in parse_signature_inputs(input_header).items()
-              if label in signatures}
+    inputs = {
+        label: member
+        for label, member in parse_signature_inputs(input_header).items()
+        if label in signatures
+    }
     if not inputs:
         raise SignatureFormatError("no Signature-Input label has a matching Signature")
     label = _choose(inputs, prefer_covering)
@@ -134,7 +159,7 @@ def parse_request(
     if algorithm is not None and not isinstance(algorithm, str):
         raise SignatureFormatError("Signature-Input: alg is not a string")
     return ParsedSignature(
-        scheme=SignatureScheme.RFC9421,
+        scheme=_RFC9421,
         key_id=key_id,
         algorithm=algorithm,
         covered=chosen.items,
@@ -156,7 +181,9 @@ def algorithms_for(
     if algorithm is None:
         raise UnsupportedAlgorithmError(f"alg {declared!r} is not supported")
     if not key_fits(algorithm, key_algorithm):
-        raise UnsupportedAlgorithmError(f"alg {declared!r} does not fit a {key_algorithm.value} key")
+        raise UnsupportedAlgorithmError(
+            f"alg {declared!r} does not fit a {key_algorithm.value} key"
+        )
     return (algorithm,)
 
 

@@ -12,7 +12,7 @@ import enum
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -43,7 +43,9 @@ class PublicKeyInfo:
     owner: str
     public_key: PublicKey
 
-    @property
+    # Cached (in the instance dict, which a frozen dataclass still has): the type check
+    # behind it is an ABC isinstance, and a cached key is asked for it on every request.
+    @cached_property
     def algorithm(self) -> KeyAlgorithm:
         return algorithm_of(self.public_key)
 
@@ -55,7 +57,7 @@ class SigningKey:
     key_id: str
     private_key: PrivateKey
 
-    @property
+    @cached_property  # as PublicKeyInfo.algorithm
     def algorithm(self) -> KeyAlgorithm:
         return algorithm_of(self.private_key)
 
@@ -199,7 +201,11 @@ def parse_actor_keys(actor: Mapping[str, object]) -> list[PublicKeyInfo]:
     for entry in _as_list(actor.get("publicKey")):
         if not isinstance(entry, Mapping):
             continue
-        key_id, owner, pem = entry.get("id"), entry.get("owner", actor_id), entry.get("publicKeyPem")
+        key_id, owner, pem = (
+            entry.get("id"),
+            entry.get("owner", actor_id),
+            entry.get("publicKeyPem"),
+        )
         if not (isinstance(key_id, str) and isinstance(pem, str)) or owner != actor_id:
             continue
         try:
