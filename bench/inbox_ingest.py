@@ -7,6 +7,11 @@ aiohttp POST handler in its own process (the machine's bare rate), then to the i
 real ``praxisnetz serve`` node on SQLite, whose inbox worker runs as in production. The
 node fetches each actor's key once (key cache); "persisted" counts the node's
 ``inbox_items`` rows afterwards. Target: the node's rate is at least 50% of the bare rate.
+
+``--processes N`` sets the node's ``[server] processes``: N acceptor processes on the one
+port plus one worker process (``node.serve_processes``); the ``node_processes`` column
+says what ran, and the node's CPU figures add up all its processes. The baseline is
+always one trivial aiohttp process.
 Run: ``python -m bench inbox_ingest`` or ``python -m bench.inbox_ingest [--quick]``.
 """
 
@@ -36,7 +41,7 @@ from bench._support import (
     start_sink,
     wait_for,
 )
-from node.config import InboxTuning, NodeConfig
+from node.config import InboxTuning, NodeConfig, ServerTuning
 from node.storage.db import create_engine, session_maker
 from node.storage.models import InboxItem, InboxState
 
@@ -68,6 +73,9 @@ class Row:
     client_cpu_ms_node: float = 0.0
     processed_after_s: float = 0.0  # after the load ended, until no item waited any more
     database: str = "sqlite"
+    node_processes: str = "1"  # "1", or "N+1" for N acceptors and the worker process
+    # of node_cpu_ms, what the worker process spent (a multi-process node only)
+    worker_cpu_ms: float = 0.0
 
 
 async def _count(config: NodeConfig, *, waiting_only: bool = False) -> int:
@@ -83,9 +91,32 @@ async def _count(config: NodeConfig, *, waiting_only: bool = False) -> int:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process so far (Linux /proc)."""
+    """User + system CPU time so far of a running process and of its running children
+    (the acceptors and the worker of a multi-process node; Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(_cpu_seconds(int(child)) for child in children)
+
+
+def _wait_idle(pid: int, timeout: float = 60.0) -> None:
+    """Until the node's processes stop using CPU (a multi-process node's worker process
+    is still starting when the acceptors already answer)."""
+    started, last = time.perf_counter(), _cpu_seconds(pid)
+    while time.perf_counter() - started < timeout:
+        time.sleep(0.5)
+        now = _cpu_seconds(pid)
+        if now - last < 0.05:
+            return
+        last = now
+
+
+def _worker_cpu_seconds(pid: int) -> float:
+    """CPU time so far of the worker process among ``pid``'s children (0.0 if none)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    workers = [int(child) for child in children
+               if b"worker" in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")]
+    return sum(_cpu_seconds(child) for child in workers)
 
 
 def _wait_processed(config: NodeConfig, timeout: float = 600.0) -> float:
@@ -122,17 +153,20 @@ def _scratch_postgres(url: str | None) -> Iterator[dict[str, str]]:
 
 
 def run(activities: int = 2000, actors: int = 100, concurrency: int = 32,
-        profile: Path | None = None, postgres: str | None = None) -> list[Row]:
+        profile: Path | None = None, postgres: str | None = None, processes: int = 1) -> list[Row]:
     with (tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, children() as group,
           _scratch_postgres(postgres) as database):
         root = Path(tmp)
         node_port, sink_port, actor_port = free_port(), free_port(), free_port()
-        config = make_node_dir(root, "ingest", node_port, inbox=BENCH_INBOX, **database)
+        config = make_node_dir(root, "ingest", node_port, inbox=BENCH_INBOX,
+                               server=ServerTuning(processes=processes), **database)
         sink = start_sink(group, sink_port)
         node = serve_node(group, config, root / "node.log", profile=profile)
         wait_for(f"http://127.0.0.1:{sink_port}/count", process=sink)
         wait_for(f"{config.base_url}/.well-known/nodeinfo", process=node)
+        _wait_idle(node.pid)
         node_cpu, sink_cpu = _cpu_seconds(node.pid), _cpu_seconds(sink.pid)
+        worker_cpu = _worker_cpu_seconds(node.pid)
         load = subprocess.run(
             [PYTHON, "-m", "bench.load_client", "ingest", "--target", config.inbox_url,
              "--baseline", f"http://127.0.0.1:{sink_port}/inbox",
@@ -141,6 +175,7 @@ def run(activities: int = 2000, actors: int = 100, concurrency: int = 32,
             capture_output=True, text=True, timeout=900, check=True,
         )  # fmt: skip
         node_cpu_load = _cpu_seconds(node.pid) - node_cpu
+        worker_cpu = _worker_cpu_seconds(node.pid) - worker_cpu
         sink_cpu = _cpu_seconds(sink.pid) - sink_cpu
         result = json.loads(load.stdout.strip().splitlines()[-1])
         persisted = asyncio.run(_count(config))
@@ -155,7 +190,8 @@ def run(activities: int = 2000, actors: int = 100, concurrency: int = 32,
                 node_cpu_load * per_activity_ms, node_cpu_all * per_activity_ms,
                 sink_cpu * per_activity_ms, result["client_cpu_ms_baseline"],
                 result["client_cpu_ms_node"], processed_after,
-                "postgresql" if postgres else "sqlite")]
+                "postgresql" if postgres else "sqlite",
+                "1" if processes == 1 else f"{processes}+1", worker_cpu * per_activity_ms)]
 
 
 def main() -> None:
@@ -166,6 +202,9 @@ def main() -> None:
     parser.add_argument("--activities", type=int, default=2000)
     parser.add_argument("--actors", type=int, default=100)
     parser.add_argument("--profile", type=Path, help="write a cProfile of the node here")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="the node's [server] processes: acceptor processes on the port "
+                             "(above 1, plus one worker process)")
     parser.add_argument("--postgres", metavar="URL",
                         help="run the node on a scratch database of this PostgreSQL server "
                              "(postgresql+asyncpg://…) instead of SQLite")
@@ -173,7 +212,7 @@ def main() -> None:
     if args.quick:
         args.activities, args.actors = 300, 30
     print(format_table(run(args.activities, args.actors, profile=args.profile,
-                           postgres=args.postgres)))
+                           postgres=args.postgres, processes=args.processes)))
 
 
 if __name__ == "__main__":

@@ -7,11 +7,14 @@ that died is processed again once the lease runs out.
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node.storage.models import InboxItem, InboxState
@@ -123,3 +126,29 @@ async def finish_item(
     """Record the result of processing one item (see ``finish_items``)."""
     [stored] = await finish_items(session_maker, [Outcome(item, state, error)], now=now)
     return stored
+
+
+class QueueWatch:
+    """How long ago any process last added an item, as a worker process without an inbox
+    of its own can tell: by polling the newest item's id (one indexed read a poll).
+
+    Unknown before the second poll (infinite: the first poll cannot tell when the
+    newest item came); then the time since a poll first saw a newer id.
+    """
+
+    def __init__(self, session_maker: async_sessionmaker[AsyncSession], *,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._sessions = session_maker
+        self._monotonic = monotonic
+        self._newest: int | None = None
+        self._polled = False
+        self._changed_at = -math.inf
+
+    async def idle_for(self) -> float:
+        async with self._sessions() as session:
+            newest = await session.scalar(select(func.max(InboxItem.id)))
+        now = self._monotonic()
+        if self._polled and newest != self._newest:
+            self._changed_at = now
+        self._newest, self._polled = newest, True
+        return now - self._changed_at

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,8 +26,7 @@ from node.config import NodeConfig
 from node.delivery import DeliveryWorker, new_worker_id, sleep_until
 from node.inbox import INBOX_WAKER, INBOX_WRITER
 from node.inbox_processing import InboxProcessor, Verdict
-from node.inbox_queue import ClaimedItem, Outcome, claim_items, finish_items
-from node.inbox_writer import InboxWriter
+from node.inbox_queue import ClaimedItem, Outcome, QueueWatch, claim_items, finish_items
 from node.remote import install_key_cache
 from node.storage.models import InboxState
 
@@ -40,6 +39,10 @@ BACKFILL_POLL_SECONDS = 2.0
 INGEST_QUIET_SECONDS = 0.05
 INGEST_FIRST_AT_MOST_SECONDS = 1.0
 STOP_GRACE_SECONDS = 5.0
+# Set by run_standalone: the inbox takes requests in other processes (praxisnetz serve,
+# or the acceptors of [server] processes = N), so the worker watches the queue's table.
+INGEST_ELSEWHERE = web.AppKey("ingest_elsewhere", bool)
+IdleFor = Callable[[], Awaitable[float]]  # seconds since the inbox last stored a row
 
 @dataclass
 class Workers:
@@ -74,11 +77,11 @@ def build_workers(app: web.Application) -> Workers:
 
 async def run_inbox(workers: Workers, sessions: async_sessionmaker[AsyncSession],
                     clock: Callable[[], datetime], config: NodeConfig,
-                    inbox_writer: Callable[[], InboxWriter | None] = lambda: None) -> None:
+                    ingest: Callable[[], IdleFor | None] = lambda: None) -> None:
     while not workers.stop.is_set():
-        writer = inbox_writer()  # started after the workers (cleanup_ctx order)
-        if writer is not None:
-            await let_ingest_go_first(writer, workers.stop)
+        idle_for = ingest()
+        if idle_for is not None:
+            await let_ingest_go_first(idle_for, workers.stop)
         try:
             handled = await process_inbox_batch(workers.processor, sessions, clock,
                                                 config.inbox.worker_batch_size)
@@ -92,10 +95,31 @@ async def run_inbox(workers: Workers, sessions: async_sessionmaker[AsyncSession]
                               config.inbox.poll_interval_seconds)
 
 
-async def let_ingest_go_first(writer: InboxWriter, stop: asyncio.Event, *,
+def ingest_watch(app: web.Application) -> Callable[[], IdleFor | None]:
+    """How the inbox worker tells the inbox is busy: this process's writer (started after
+    the workers, so asked for each time), or, in a worker process of its own, the queue's
+    table (``node.inbox_queue.QueueWatch``)."""
+    if app.get(INGEST_ELSEWHERE):
+        watch = QueueWatch(app[appkeys.SESSION_MAKER]).idle_for
+        return lambda: watch
+
+    def local() -> IdleFor | None:
+        writer = app.get(INBOX_WRITER)
+        if writer is None:
+            return None
+
+        async def idle_for() -> float:
+            return writer.seconds_since_last_store()
+
+        return idle_for
+
+    return local
+
+
+async def let_ingest_go_first(idle_for: IdleFor, stop: asyncio.Event, *,
                               quiet: float = INGEST_QUIET_SECONDS,
                               longest: float = INGEST_FIRST_AT_MOST_SECONDS) -> float:
-    """Wait while this process's inbox is taking requests, at most ``longest`` seconds.
+    """Wait while the inbox is taking requests, at most ``longest`` seconds.
 
     Processing can wait and a sender cannot: during a burst the inbox answers first
     (its 202 needs only the verified row committed), and the worker still takes one
@@ -104,7 +128,7 @@ async def let_ingest_go_first(writer: InboxWriter, stop: asyncio.Event, *,
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
-    while (not stop.is_set() and writer.seconds_since_last_store() < quiet
+    while (not stop.is_set() and await idle_for() < quiet
            and loop.time() - started < longest):
         await asyncio.sleep(quiet)
     return loop.time() - started
@@ -171,7 +195,7 @@ async def start_workers(app: web.Application) -> AsyncIterator[Workers]:
         asyncio.create_task(workers.delivery.run(workers.stop, workers.delivery_wake),
                             name="delivery-worker"),
         asyncio.create_task(run_inbox(workers, sessions, clock, config,
-                                      lambda: app.get(INBOX_WRITER)), name="inbox-worker"),
+                                      ingest_watch(app)), name="inbox-worker"),
         asyncio.create_task(run_backfill(workers), name="backfill-worker"),
     ]
     app[appkeys.WORKERS] = workers
@@ -201,6 +225,7 @@ async def run_standalone(config: NodeConfig) -> None:
     from node.app import create_app
 
     app = create_app(config, start_workers=True)
+    app[INGEST_ELSEWHERE] = True
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     stopped = asyncio.Event()

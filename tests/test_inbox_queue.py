@@ -13,6 +13,7 @@ from node.inbox_processing import Verdict, done
 from node.inbox_queue import (
     MAX_ATTEMPTS,
     Outcome,
+    QueueWatch,
     claim_items,
     finish_item,
     finish_items,
@@ -128,18 +129,34 @@ async def test_a_batch_of_results_is_recorded_in_one_transaction(sessions) -> No
     assert (rejected.state, rejected.error) == ("rejected", "not for us")
 
 
-class _Writer:
-    def __init__(self, idle_for: float) -> None:
-        self.idle_for = idle_for
+def idle_for(seconds: float):  # noqa: ANN201 - a node.workers.IdleFor
+    async def idle() -> float:
+        return seconds
 
-    def seconds_since_last_store(self) -> float:
-        return self.idle_for
+    return idle
 
 
 async def test_the_worker_lets_a_busy_inbox_go_first_but_not_for_ever() -> None:
     stop = asyncio.Event()
-    assert await let_ingest_go_first(_Writer(math.inf), stop) < 0.05  # idle inbox: at once
-    waited = await let_ingest_go_first(_Writer(0.0), stop, quiet=0.02, longest=0.2)
+    assert await let_ingest_go_first(idle_for(math.inf), stop) < 0.05  # idle inbox: at once
+    waited = await let_ingest_go_first(idle_for(0.0), stop, quiet=0.02, longest=0.2)
     assert 0.2 <= waited < 1.0  # busy all the time: one batch at least every `longest`
     stop.set()
-    assert await let_ingest_go_first(_Writer(0.0), stop, quiet=0.02, longest=5.0) < 0.05
+    assert await let_ingest_go_first(idle_for(0.0), stop, quiet=0.02, longest=5.0) < 0.05
+
+
+async def test_a_worker_process_sees_other_processes_store_items(sessions) -> None:
+    """``praxisnetz worker`` (and the worker process of ``[server] processes = N``) has no
+    inbox of its own: it watches the newest item's id to let a busy inbox go first."""
+    clock = [100.0]
+    watch = QueueWatch(sessions, monotonic=lambda: clock[0])
+    assert await watch.idle_for() == math.inf  # the first look cannot tell
+    clock[0] += 1.0
+    assert await watch.idle_for() == math.inf  # nothing came since
+    await receive(sessions, 2, datetime.now(UTC))
+    clock[0] += 0.5
+    assert await watch.idle_for() == 0.0  # seen now
+    clock[0] += 0.25
+    assert await watch.idle_for() == 0.25
+    waited = await let_ingest_go_first(watch.idle_for, asyncio.Event(), quiet=1.0, longest=0.1)
+    assert waited >= 0.1  # busy by this watch: the worker waited

@@ -77,17 +77,18 @@ def running(pid: int) -> bool:
     return state != "Z"  # a zombie has ended; only its exit status is left
 
 
-async def wait_until_serving(config: NodeConfig, supervisor: subprocess.Popen[bytes]) -> set[int]:
-    """The supervisor's children once the node answers (3: two acceptors, one worker)."""
+async def wait_until_serving(
+    config: NodeConfig, supervisor: subprocess.Popen[bytes], log: Path
+) -> set[int]:
+    """The supervisor's children (two acceptors, one worker) once both acceptors listen
+    (aiohttp prints a line when its site is up) and the node answers."""
     async with aiohttp.ClientSession() as session:
         for _ in range(600):
             assert supervisor.poll() is None, "the supervisor ended early"
-            try:
+            if log.read_text().count("Running on http://127.0.0.1") == 2:
                 async with session.get(f"{config.base_url}/.well-known/nodeinfo") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientConnectionError:
-                pass
+                    assert response.status == 200
+                    break
             await asyncio.sleep(0.1)
     children = child_pids(supervisor.pid)
     assert len(children) == 3
@@ -159,7 +160,7 @@ async def test_two_acceptors_persist_every_activity_and_stop_on_a_signal(
     log = tmp_path / "serve.log"
     supervisor = start_supervisor(config, log)
     try:
-        children = await wait_until_serving(config, supervisor)
+        children = await wait_until_serving(config, supervisor, log)
         accepted = await post_each_on_a_new_connection(config, actors)
         rows = await stored(config)
         assert sorted(rows) == sorted(accepted) and len(accepted) == ACTIVITIES
@@ -185,7 +186,7 @@ async def test_a_child_that_dies_stops_the_node(tmp_path) -> None:
     log = tmp_path / "serve.log"
     supervisor = start_supervisor(config, log)
     try:
-        children = await wait_until_serving(config, supervisor)
+        children = await wait_until_serving(config, supervisor, log)
         victim = min(children)
         os.kill(victim, signal.SIGKILL)
         assert await exits_with(supervisor) == 1
