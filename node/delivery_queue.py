@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, func, or_, select, update
+from sqlalchemy import Row, and_, bindparam, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node.delivery_state import DeliveryEvent, DeliveryState, next_state
@@ -51,9 +51,16 @@ class DeliveryOutcome:
 _deliveries = Delivery.__table__
 _activities = Activity.__table__
 # Built once: a claim then costs no statement building (the ids are an expanding list).
-_CLAIMED_COLUMNS = (Delivery.id, Delivery.activity_id, Delivery.inbox_url, Delivery.host,
-                    Delivery.attempts, Delivery.first_attempt_at, Delivery.created_at,
-                    Delivery.next_attempt_at)
+_CLAIMED_COLUMNS = (
+    Delivery.id,
+    Delivery.activity_id,
+    Delivery.inbox_url,
+    Delivery.host,
+    Delivery.attempts,
+    Delivery.first_attempt_at,
+    Delivery.created_at,
+    Delivery.next_attempt_at,
+)
 _ACTIVITY_BODIES = select(
     _activities.c.id, _activities.c.uri, _activities.c.actor, _activities.c.document
 ).where(_activities.c.id.in_(bindparam("ids", expanding=True)))
@@ -63,35 +70,70 @@ def serialise_activity(document: dict[str, object]) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def _pending_due(now: datetime):  # noqa: ANN202 - a SQLAlchemy boolean clause
+    return and_(Delivery.state == DeliveryState.PENDING.value, Delivery.next_attempt_at <= now)
+
+
+def _lease_expired(now: datetime):  # noqa: ANN202 - a SQLAlchemy boolean clause
+    return and_(Delivery.state == DeliveryState.IN_FLIGHT.value, Delivery.claimed_until < now)
+
+
 def _claimable(now: datetime):  # noqa: ANN202 - a SQLAlchemy boolean clause
-    return or_(
-        and_(Delivery.state == DeliveryState.PENDING.value, Delivery.next_attempt_at <= now),
-        and_(Delivery.state == DeliveryState.IN_FLIGHT.value, Delivery.claimed_until < now),
-    )
+    return or_(_pending_due(now), _lease_expired(now))
 
 
-async def _claim_rows(session: AsyncSession, *, worker_id: str, now: datetime,
-                      until: datetime, limit: int) -> list[Row[Any]]:
+def _first_claimable_ids(now: datetime, limit: int):  # noqa: ANN202 - a scalar subquery
+    """The ids of the first ``limit`` claimable rows in due order, for SQLite.
+
+    One ``WHERE pending … OR expired … ORDER BY … LIMIT`` makes SQLite collect every due
+    row and sort them all for each claim (a temporary B-tree: ~11 ms for 20,000 pending
+    rows, ~110 µs per claimed delivery). Each branch alone walks the
+    ``(state, next_attempt_at)`` index in order and stops after ``limit`` rows; the first
+    ``limit`` of both branches together are the same rows the single query chooses.
+    """
+    branches = []
+    for condition in (_pending_due(now), _lease_expired(now)):
+        branch = (
+            select(Delivery.id, Delivery.next_attempt_at)
+            .where(condition)
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+            .limit(limit)
+            .subquery()
+        )
+        branches.append(select(branch.c.id, branch.c.next_attempt_at))
+    both = union_all(*branches).subquery()
+    return (
+        select(both.c.id).order_by(both.c.next_attempt_at, both.c.id).limit(limit)
+    ).scalar_subquery()
+
+
+async def _claim_rows(
+    session: AsyncSession, *, worker_id: str, now: datetime, until: datetime, limit: int
+) -> list[Row[Any]]:
     """Mark up to ``limit`` claimable rows as ours; what is needed to send them, in
     due order (the UPDATE returns it: no second query)."""
-    choose = (
-        select(Delivery.id)
-        .where(_claimable(now))
-        .order_by(Delivery.next_attempt_at, Delivery.id)
-        .limit(limit)
-    )
     if session.bind.dialect.name == "postgresql":
         # Lock the chosen rows first: PostgreSQL may run a LIMIT subquery inside an
         # UPDATE more than once, and with SKIP LOCKED each run picks other rows.
-        locked = await session.execute(choose.with_for_update(skip_locked=True))
-        chosen: object = [row_id for (row_id,) in locked]
+        choose = (
+            select(Delivery.id)
+            .where(_claimable(now))
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        chosen = [row_id for (row_id,) in await session.execute(choose)]
+        where = (Delivery.id.in_(chosen), _claimable(now))  # chosen by an earlier statement
     else:
-        chosen = choose.scalar_subquery()
+        # One statement, and SQLite has one writer: the chosen rows are still claimable.
+        # (Repeating the condition here made SQLite walk every due row through the state
+        # index instead of looking up the chosen ids.)
+        where = (Delivery.id.in_(_first_claimable_ids(now, limit)),)
     # Pending rows are claimed, expired in-flight rows reclaimed: both end in flight.
     claimed = next_state(DeliveryState.PENDING, DeliveryEvent.CLAIM)
     result = await session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(chosen), _claimable(now))
+        .where(*where)
         .values(state=claimed.value, claimed_by=worker_id, claimed_until=until)
         .returning(*_CLAIMED_COLUMNS)
         .execution_options(synchronize_session=False)
@@ -115,23 +157,33 @@ async def claim_due(
     """
     until = now + lease
     async with session_maker() as session, session.begin():
-        rows = await _claim_rows(session, worker_id=worker_id, now=now, until=until,
-                                 limit=limit)
+        rows = await _claim_rows(session, worker_id=worker_id, now=now, until=until, limit=limit)
         if not rows:
             return []
         activity_ids = sorted({row.activity_id for row in rows})
         bodies = {
             activity_id: (uri, actor, serialise_activity(document))
             for activity_id, uri, actor, document in await session.execute(
-                _ACTIVITY_BODIES, {"ids": activity_ids})
+                _ACTIVITY_BODIES, {"ids": activity_ids}
+            )
         }
     due = []
     for row in rows:
         uri, actor, body = bodies[row.activity_id]
-        due.append(DueDelivery(id=row.id, activity_uri=uri, inbox_url=row.inbox_url,
-                               host=row.host, attempts=row.attempts,
-                               first_attempt_at=row.first_attempt_at, body=body, actor=actor,
-                               lease_until=until, created_at=row.created_at))
+        due.append(
+            DueDelivery(
+                id=row.id,
+                activity_uri=uri,
+                inbox_url=row.inbox_url,
+                host=row.host,
+                attempts=row.attempts,
+                first_attempt_at=row.first_attempt_at,
+                body=body,
+                actor=actor,
+                lease_until=until,
+                created_at=row.created_at,
+            )
+        )
     return due
 
 
@@ -143,8 +195,9 @@ async def release_claims(
     async with session_maker() as session, session.begin():
         result = await session.execute(
             update(Delivery)
-            .where(Delivery.state == DeliveryState.IN_FLIGHT.value,
-                   Delivery.claimed_by == worker_id)
+            .where(
+                Delivery.state == DeliveryState.IN_FLIGHT.value, Delivery.claimed_by == worker_id
+            )
             .values(state=back.value, claimed_by=None, claimed_until=None, next_attempt_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -169,10 +222,12 @@ _WRITE_TRANSITIONS = (
         last_error=bindparam("b_error"),
         attempts=_deliveries.c.attempts + bindparam("b_increment"),
         # The first attempt's moment is kept; NULL (not attempted) changes nothing.
-        first_attempt_at=func.coalesce(_deliveries.c.first_attempt_at,
-                                       bindparam("b_first", type_=UTCDateTime())),
-        next_attempt_at=func.coalesce(bindparam("b_next", type_=UTCDateTime()),
-                                      _deliveries.c.next_attempt_at),
+        first_attempt_at=func.coalesce(
+            _deliveries.c.first_attempt_at, bindparam("b_first", type_=UTCDateTime())
+        ),
+        next_attempt_at=func.coalesce(
+            bindparam("b_next", type_=UTCDateTime()), _deliveries.c.next_attempt_at
+        ),
         finished_at=bindparam("b_finished", type_=UTCDateTime()),
     )
     .returning(_deliveries.c.id)
@@ -184,13 +239,18 @@ def _transition_values(outcome: DeliveryOutcome, *, now: datetime) -> tuple[obje
     target = next_state(DeliveryState.IN_FLIGHT, outcome.event)
     attempted = outcome.counts_as_attempt
     back_in_queue = target is DeliveryState.PENDING
-    return (target.value, outcome.status, outcome.error, 1 if attempted else 0,
-            now if attempted else None, (outcome.next_attempt_at or now) if back_in_queue else None,
-            None if back_in_queue else now)
+    return (
+        target.value,
+        outcome.status,
+        outcome.error,
+        1 if attempted else 0,
+        now if attempted else None,
+        (outcome.next_attempt_at or now) if back_in_queue else None,
+        None if back_in_queue else now,
+    )
 
 
-_VALUE_NAMES = ("b_state", "b_status", "b_error", "b_increment", "b_first", "b_next",
-                "b_finished")
+_VALUE_NAMES = ("b_state", "b_status", "b_error", "b_increment", "b_first", "b_next", "b_finished")
 
 
 async def record_outcomes(
@@ -225,14 +285,13 @@ async def record_outcome(
     now: datetime,
 ) -> bool:
     """Write one transition; False if the row is no longer ours (lease lost)."""
-    [written] = await record_outcomes(session_maker, [(delivery, outcome)],
-                                      worker_id=worker_id, now=now)
+    [written] = await record_outcomes(
+        session_maker, [(delivery, outcome)], worker_id=worker_id, now=now
+    )
     return written
 
 
-async def requeue(
-    session: AsyncSession, delivery_id: int, *, now: datetime
-) -> DeliveryState:
+async def requeue(session: AsyncSession, delivery_id: int, *, now: datetime) -> DeliveryState:
     """Operator action: send a failed or given-up delivery again.
 
     The delivery starts a fresh round: attempts back to 0 (the backoff starts over) and

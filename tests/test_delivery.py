@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp import web
+from sqlalchemy import event
 
 from node import appkeys
 from node.config import DeliveryTuning
@@ -40,10 +41,17 @@ def test_declared_transitions() -> None:
     assert next_state("gave_up", "requeue") is DeliveryState.PENDING
 
 
-@pytest.mark.parametrize("state,event", [
-    ("delivered", "claim"), ("delivered", "retry_later"), ("pending", "succeeded"),
-    ("failed", "claim"), ("pending", "reclaim"), ("delivered", "requeue"),
-])
+@pytest.mark.parametrize(
+    "state,event",
+    [
+        ("delivered", "claim"),
+        ("delivered", "retry_later"),
+        ("pending", "succeeded"),
+        ("failed", "claim"),
+        ("pending", "reclaim"),
+        ("delivered", "requeue"),
+    ],
+)
 def test_undeclared_transitions_raise(state: str, event: str) -> None:
     with pytest.raises(IllegalTransition) as raised:
         next_state(state, event)
@@ -127,21 +135,32 @@ class Clock:
 
 
 async def enqueue(node: RunningNode, inboxes: list[str], now: datetime) -> list[int]:
-    document = {"@context": "https://www.w3.org/ns/activitystreams",
-                "id": f"{node.url}/activities/{uuid.uuid4()}", "type": "Create",
-                "actor": node.actor, "object": {"id": f"{node.url}/x", "type": "Note"}}
+    document = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": f"{node.url}/activities/{uuid.uuid4()}",
+        "type": "Create",
+        "actor": node.actor,
+        "object": {"id": f"{node.url}/x", "type": "Note"},
+    }
     async with node.sessions()() as session, session.begin():
         activity = await record_local_activity(session, document, inboxes, now=now)
         rows = await session.execute(
-            Delivery.__table__.select().where(Delivery.activity_id == activity.id)
-            .order_by(Delivery.id))
+            Delivery.__table__.select()
+            .where(Delivery.activity_id == activity.id)
+            .order_by(Delivery.id)
+        )
         return [row.id for row in rows]  # in the order of ``inboxes``
 
 
 def worker_for(node: RunningNode, clock: Clock, **tuning: object) -> DeliveryWorker:
-    return DeliveryWorker(session_maker=node.sessions(), fetcher=node.app[appkeys.FETCHER],
-                          keys=node.keys, clock=clock,
-                          tuning=replace(DeliveryTuning(), **tuning), random_fraction=lambda: 0.0)
+    return DeliveryWorker(
+        session_maker=node.sessions(),
+        fetcher=node.app[appkeys.FETCHER],
+        keys=node.keys,
+        clock=clock,
+        tuning=replace(DeliveryTuning(), **tuning),
+        random_fraction=lambda: 0.0,
+    )
 
 
 async def delivery(node: RunningNode, row_id: int) -> Delivery:
@@ -162,7 +181,8 @@ async def test_success_is_recorded_with_the_scheme_that_worked(sender, receiver)
 
 async def test_double_knock_falls_back_to_cavage_and_remembers(sender, receiver) -> None:
     receiver.answer = lambda request: web.Response(
-        status=401 if "Signature-Input" in request.headers else 202)
+        status=401 if "Signature-Input" in request.headers else 202
+    )
     clock = Clock()
     [first] = await enqueue(sender, [receiver.url], clock())
     await worker_for(sender, clock).run_once()
@@ -238,12 +258,14 @@ async def open_breaker(node: RunningNode, dead: Receiver, clock: Clock) -> list[
 
 
 async def test_a_host_dead_before_the_activity_existed_is_given_up_without_a_probe(
-        sender, receiver, dead_receiver) -> None:
+    sender, receiver, dead_receiver
+) -> None:
     clock = Clock()
     old = await open_breaker(sender, dead_receiver, clock)
     clock.now += timedelta(minutes=1)
-    new = await enqueue(sender, [f"{dead_receiver.url}?new={n}" for n in range(3)]
-                        + [receiver.url], clock())
+    new = await enqueue(
+        sender, [f"{dead_receiver.url}?new={n}" for n in range(3)] + [receiver.url], clock()
+    )
     await worker_for(sender, clock).run_once()
     held = [await delivery(sender, r) for r in new[:3]]
     assert {(d.state, d.attempts, d.first_attempt_at) for d in held} == {("pending", 0, None)}
@@ -260,7 +282,8 @@ async def test_a_host_dead_before_the_activity_existed_is_given_up_without_a_pro
 
 
 async def test_held_back_deliveries_reach_give_up_while_others_flow(
-        sender, receiver, dead_receiver) -> None:
+    sender, receiver, dead_receiver
+) -> None:
     give_up = timedelta(hours=6)
     clock, step = Clock(), timedelta(minutes=10)
     await open_breaker(sender, dead_receiver, clock)
@@ -269,8 +292,14 @@ async def test_held_back_deliveries_reach_give_up_while_others_flow(
     live: list[int] = []
     while clock.now < started + 2 * give_up:
         clock.now += step
-        rows = await enqueue(sender, [f"{dead_receiver.url}?at={clock.now.timestamp()}",
-                                      f"{receiver.url}?at={clock.now.timestamp()}"], clock())
+        rows = await enqueue(
+            sender,
+            [
+                f"{dead_receiver.url}?at={clock.now.timestamp()}",
+                f"{receiver.url}?at={clock.now.timestamp()}",
+            ],
+            clock(),
+        )
         live.append(rows[1])
         while await worker.run_once():
             pass
@@ -286,8 +315,9 @@ async def test_held_back_deliveries_reach_give_up_while_others_flow(
 
 async def test_forbidden_address_fails_before_connecting(tmp_path, receiver) -> None:
     # Without --allow-private-network, loopback inboxes are refused by the SSRF guard.
-    node = await start_node(node_config(tmp_path, "strict", allow_private_network=False),
-                            start_workers=False)
+    node = await start_node(
+        node_config(tmp_path, "strict", allow_private_network=False), start_workers=False
+    )
     try:
         clock = Clock()
         [row_id] = await enqueue(node, [receiver.url], clock())
@@ -312,7 +342,8 @@ async def test_several_in_flight_per_host_within_limits(sender, receiver) -> Non
 
 
 async def test_run_claims_the_next_batch_while_deliveries_are_in_flight(
-        sender, receiver, monkeypatch) -> None:
+    sender, receiver, monkeypatch
+) -> None:
     receiver.delay = 0.02
     clock = Clock()
     rows = await enqueue(sender, [f"{receiver.url}?n={n}" for n in range(120)], clock())
@@ -323,8 +354,9 @@ async def test_run_claims_the_next_batch_while_deliveries_are_in_flight(
         return await claim_due(*args, **kwargs)
 
     monkeypatch.setattr("node.delivery.claim_due", watched_claim)
-    worker = worker_for(sender, clock, claim_batch_size=25, global_concurrency=8,
-                        per_host_concurrency=8)
+    worker = worker_for(
+        sender, clock, claim_batch_size=25, global_concurrency=8, per_host_concurrency=8
+    )
     stop = asyncio.Event()
     running = asyncio.create_task(worker.run(stop))
     await eventually(lambda: _all_in_state(sender, rows, "delivered"), timeout=30)
@@ -366,10 +398,12 @@ async def test_concurrent_claims_never_overlap(sender) -> None:
     clock = Clock()
     await enqueue(sender, [f"http://127.0.0.1:9/inbox?n={n}" for n in range(60)], clock())
     lease = timedelta(seconds=30)
-    batches = await asyncio.gather(*(
-        claim_due(sender.sessions(), worker_id=f"w{n}", now=clock(), lease=lease, limit=25)
-        for n in range(4)
-    ))
+    batches = await asyncio.gather(
+        *(
+            claim_due(sender.sessions(), worker_id=f"w{n}", now=clock(), lease=lease, limit=25)
+            for n in range(4)
+        )
+    )
     ids = [d.id for batch in batches for d in batch]
     assert len(ids) == len(set(ids)) == 60
 
@@ -379,22 +413,86 @@ async def test_expired_lease_is_reclaimed_and_the_old_owner_cannot_write(sender)
     [row_id] = await enqueue(sender, ["http://127.0.0.1:9/inbox"], clock())
     lease = timedelta(seconds=30)
     [dead] = await claim_due(sender.sessions(), worker_id="dead", now=clock(), lease=lease, limit=5)
-    assert await claim_due(sender.sessions(), worker_id="other", now=clock(), lease=lease,
-                           limit=5) == []
+    assert (
+        await claim_due(sender.sessions(), worker_id="other", now=clock(), lease=lease, limit=5)
+        == []
+    )
     clock.now += timedelta(seconds=31)
-    [again] = await claim_due(sender.sessions(), worker_id="other", now=clock(), lease=lease,
-                              limit=5)
+    [again] = await claim_due(
+        sender.sessions(), worker_id="other", now=clock(), lease=lease, limit=5
+    )
     assert again.id == row_id
-    late_write = await record_outcome(sender.sessions(), dead,
-                                      DeliveryOutcome(DeliveryEvent.SUCCEEDED, status=202),
-                                      worker_id="dead", now=clock())
+    late_write = await record_outcome(
+        sender.sessions(),
+        dead,
+        DeliveryOutcome(DeliveryEvent.SUCCEEDED, status=202),
+        worker_id="dead",
+        now=clock(),
+    )
     assert late_write is False
     assert (await delivery(sender, row_id)).claimed_by == "other"
 
 
+async def test_a_claim_takes_due_and_expired_rows_together_in_due_order(sender) -> None:
+    clock = Clock()
+    ids = await enqueue(sender, [f"http://127.0.0.1:9/inbox?n={n}" for n in range(6)], clock())
+    lease = timedelta(seconds=30)
+    async with sender.sessions()() as session, session.begin():
+        for row_id, due_in in zip(ids, (10, 40, 20, 3600, 50, 35), strict=True):
+            row = await session.get(Delivery, row_id)
+            row.next_attempt_at = clock() + timedelta(seconds=due_in)
+    clock.now += timedelta(seconds=25)  # ids[0] (due at 10 s) and ids[2] (20 s) are due
+    assert [
+        d.id
+        for d in await claim_due(
+            sender.sessions(), worker_id="dead", now=clock(), lease=lease, limit=5
+        )
+    ] == [ids[0], ids[2]]
+    clock.now += timedelta(seconds=31)  # their lease ran out; ids[1], [5], [4] are due now
+    claimed = await claim_due(
+        sender.sessions(), worker_id="next", now=clock(), lease=lease, limit=4
+    )
+    # Both kinds in one due order (next_attempt_at, id), cut at the limit; never the future one.
+    assert [d.id for d in claimed] == [ids[0], ids[2], ids[5], ids[1]]
+    [last] = await claim_due(sender.sessions(), worker_id="next", now=clock(), lease=lease, limit=4)
+    assert last.id == ids[4]
+
+
+async def test_a_claim_on_sqlite_finds_its_rows_through_the_index(sender) -> None:
+    # A claim must not collect and sort every due row (it did, through SQLite's MULTI-INDEX
+    # OR and a temporary B-tree: ~110 µs per claimed delivery with 20,000 queued).
+    engine = sender.sessions().kw["bind"]
+    statements: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        if statement.lstrip().upper().startswith("UPDATE DELIVERIES"):
+            statements.append((statement, parameters))
+
+    clock = Clock()
+    await enqueue(sender, [f"http://127.0.0.1:9/inbox?n={n}" for n in range(3)], clock())
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await claim_due(
+            sender.sessions(), worker_id="w", now=clock(), lease=timedelta(seconds=30), limit=2
+        )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    [(sql, parameters)] = statements
+    async with engine.connect() as connection:
+        plan = [
+            row[3]
+            for row in await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters)
+        ]
+    assert not any(
+        "MULTI-INDEX OR" in step or step.startswith("SCAN deliveries") for step in plan
+    ), plan
+    assert sum("INDEX ix_deliveries_state_next_attempt" in step for step in plan) == 2, plan
+
+
 async def test_knock_memory_is_kept_per_host(sender, receiver) -> None:
     receiver.answer = lambda request: web.Response(
-        status=401 if "Signature-Input" in request.headers else 202)
+        status=401 if "Signature-Input" in request.headers else 202
+    )
     clock = Clock()
     await enqueue(sender, [receiver.url], clock())
     await worker_for(sender, clock).run_once()
@@ -406,14 +504,20 @@ async def test_no_attempt_late_in_the_lease(sender, receiver) -> None:
     clock = Clock()
     [row_id] = await enqueue(sender, [receiver.url], clock())
     worker = worker_for(sender, clock, claim_seconds=60)
-    [claimed] = await claim_due(sender.sessions(), worker_id=worker.worker_id, now=clock(),
-                                lease=timedelta(seconds=60), limit=1)
+    [claimed] = await claim_due(
+        sender.sessions(),
+        worker_id=worker.worker_id,
+        now=clock(),
+        lease=timedelta(seconds=60),
+        limit=1,
+    )
     clock.now += timedelta(seconds=45)  # less than half the lease left
     outcome = await worker.attempt(claimed)
     assert outcome.event is DeliveryEvent.DEFER and not outcome.counts_as_attempt
     assert receiver.seen == []
-    assert await record_outcome(sender.sessions(), claimed, outcome, worker_id=worker.worker_id,
-                                now=clock())
+    assert await record_outcome(
+        sender.sessions(), claimed, outcome, worker_id=worker.worker_id, now=clock()
+    )
     row = await delivery(sender, row_id)
     assert (row.state, row.attempts) == ("pending", 0)
 
@@ -422,8 +526,13 @@ async def test_a_stopping_worker_hands_its_claims_back(sender) -> None:
     clock = Clock()
     rows = await enqueue(sender, [f"http://127.0.0.1:9/inbox?n={n}" for n in range(3)], clock())
     worker = worker_for(sender, clock)
-    await claim_due(sender.sessions(), worker_id=worker.worker_id, now=clock(),
-                    lease=timedelta(minutes=2), limit=10)
+    await claim_due(
+        sender.sessions(),
+        worker_id=worker.worker_id,
+        now=clock(),
+        lease=timedelta(minutes=2),
+        limit=10,
+    )
     assert await worker.release() == 3
     states = [(await delivery(sender, r)) for r in rows]
     assert {(d.state, d.claimed_by) for d in states} == {("pending", None)}
