@@ -100,8 +100,11 @@ def signature_base(request: RequestParts, components: Sequence[str], serialised:
     if len(set(components)) != len(components):
         raise SignatureFormatError("Signature-Input: a component is listed twice")
     # Only the derived components a signature covers are worked out, from one urlsplit.
-    parts = urlsplit(request.url) if any(n.startswith("@") for n in components) else None
-    lines = [f'"{name}": {component_value(request, name, parts)}' for name in components]
+    parts, lines = None, []
+    for name in components:
+        if parts is None and name[:1] == "@":
+            parts = urlsplit(request.url)
+        lines.append(f'"{name}": {component_value(request, name, parts)}')
     lines.append(f'"@signature-params": {serialised}')
     return encode_base("\n".join(lines), "Signature-Input")
 

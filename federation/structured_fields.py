@@ -35,6 +35,7 @@ _ITEM = re.compile(_STRING)
 _PARAM = re.compile(rf";({_KEY})=({_INTEGER}|{_STRING})")
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*\Z")
 _KEY_ONLY = re.compile(rf"^{_KEY}\Z")
+_PARAMS_ONLY = re.compile(rf"{_PARAMS}\Z")
 
 
 class StructuredFieldError(ValueError):
@@ -92,8 +93,38 @@ def _fast_inner_lists(value: str) -> dict[str, InnerList] | None:
     return result or None
 
 
+def _single_inner_list(value: str) -> dict[str, InnerList] | None:
+    """``label=("a" "b");k=v``, the one-signature ``Signature-Input`` nearly every request
+    carries, read with few calls; None for anything else (more members, other spellings),
+    which the general path then reads. What this accepts it reads as that path does."""
+    label, separator, serialised = value.strip(" \t").partition("=")
+    if not separator or serialised[:1] != "(" or _KEY_ONLY.match(label) is None:
+        return None
+    listed, separator, params_text = serialised[1:].partition(")")
+    if not separator or _PARAMS_ONLY.match(params_text) is None:
+        return None
+    items: list[str] = []
+    if listed:
+        # '" "' can only stand between two strings, as a string holds no '"'; the count
+        # of '"' then tells that no piece holds one.
+        items = listed[1:-1].split('" "')
+        if (len(listed) < 2 or listed[0] != '"' or listed[-1] != '"'
+                or listed.count('"') != 2 * len(items) or "\\" in listed
+                or not (listed.isascii() and listed.isprintable())):  # fmt: skip
+            return None
+    pairs = _PARAM.findall(params_text)
+    params = {key: raw[1:-1] if raw[0] == '"' else int(raw) for key, raw in pairs}
+    if len(params) != len(pairs):
+        return None  # a repeated parameter: the general path decides about it
+    return {label: InnerList(tuple(items), params, serialised)}
+
+
 def parse_inner_lists(header: str, value: str) -> dict[str, InnerList]:
     """A dictionary whose members are inner lists of strings (``Signature-Input``)."""
+    return _single_inner_list(value) or _inner_lists(header, value)
+
+
+def _inner_lists(header: str, value: str) -> dict[str, InnerList]:
     fast = _fast_inner_lists(value)
     if fast is not None:
         return fast
@@ -137,9 +168,10 @@ def _single_byte_sequence(value: str) -> dict[str, bytes] | None:
 
 def parse_byte_sequences(header: str, value: str) -> dict[str, bytes]:
     """A dictionary whose members are byte sequences (``Signature``)."""
-    single = _single_byte_sequence(value)
-    if single is not None:
-        return single
+    return _single_byte_sequence(value) or _byte_sequences(header, value)
+
+
+def _byte_sequences(header: str, value: str) -> dict[str, bytes]:
     fast = _fast_members(_BYTES_MEMBER, value)
     if fast is not None:
         try:
