@@ -14,7 +14,8 @@ reads its own documents without importing pyld.
 
 Only these terms are recorded: ``@id``/``@type`` aliases; terms mapping to an absolute
 IRI with ``@type`` ``@id``, ``@vocab`` (a string value), a datatype, or a fixed
-``@language``; ``@language`` maps; ``@set`` or no container. Predicates, types and
+``@language``; ``@language`` maps; ``@set`` or no container. Terms with a plain
+``@graph`` container (``proof``) are listed apart (``graphs``). Predicates, types and
 ``@vocab`` values are kept as ``"<iri>"`` (the N-Quads spelling).
 """
 
@@ -62,6 +63,10 @@ class TermTable:
     types: Mapping[str, str]  # type term or compact IRI prefix -> "<iri>" (vocab-relative)
     prefixes: Mapping[str, str]  # prefix term -> namespace IRI
     type_scoped: Mapping[str, TermTable]  # type term with a scoped context -> its table
+    # Terms with an @graph container (``proof``): term -> "<iri>". Kept apart from
+    # ``terms``: a reader that does not know graph containers (the hub's N-Quads writer)
+    # must not mistake them for plain properties.
+    graphs: Mapping[str, str] = field(default_factory=dict)
 
 
 def expand_compact(value: str, prefixes: Mapping[str, str]) -> str:
@@ -105,13 +110,14 @@ def build_table(
         for term, definition in active["mappings"].items()
         if definition and definition.get("@context") is not None
     }
-    return TermTable(base.terms, base.types, base.prefixes, type_scoped)
+    return TermTable(base.terms, base.types, base.prefixes, type_scoped, base.graphs)
 
 
 def _table_of(build: _Build, active: Any) -> TermTable:
     terms: dict[str, TableTerm] = {}
     types: dict[str, str] = {}
     prefixes: dict[str, str] = {}
+    graphs: dict[str, str] = {}
     for name, definition in active["mappings"].items():
         if not definition:
             continue
@@ -124,7 +130,22 @@ def _table_of(build: _Build, active: Any) -> TermTable:
         term = _term_of(build, active, definition)
         if term is not None:
             terms[name] = term
-    return TermTable(terms, types, prefixes, {})
+        elif _is_graph_container(definition):
+            graphs[name] = f"<{build.check_iri(iri)}>"
+    return TermTable(terms, types, prefixes, {}, graphs)
+
+
+def _is_graph_container(definition: Mapping[str, Any]) -> bool:
+    """A plain ``@graph`` container (each value its own blank-node graph), nothing else."""
+    iri = definition.get("@id")
+    container = [c for c in definition.get("@container", []) if c != "@set"]
+    return (
+        container == ["@graph"]
+        and isinstance(iri, str)
+        and iri.startswith(ABSOLUTE)
+        and not definition.get("reverse")
+        and definition.get("@context") is None
+    )
 
 
 def _term_of(build: _Build, active: Any, definition: Mapping[str, Any]) -> TableTerm | None:
@@ -182,6 +203,7 @@ def table_to_json(table: TermTable) -> dict[str, Any]:
         "type_scoped": {
             name: table_to_json(scoped) for name, scoped in sorted(table.type_scoped.items())
         },
+        "graphs": dict(sorted(table.graphs.items())),
     }
 
 
@@ -219,7 +241,7 @@ def table_from_json(data: Mapping[str, Any], *, _shared: dict[str, Any] | None =
     }
     types = once({"types": data["types"]}, lambda: dict(data["types"]))
     prefixes = once({"prefixes": data["prefixes"]}, lambda: dict(data["prefixes"]))
-    return TermTable(terms, types, prefixes, type_scoped)
+    return TermTable(terms, types, prefixes, type_scoped, dict(data["graphs"]))
 
 
 def _term_from_json(term: Mapping[str, Any]) -> TableTerm:

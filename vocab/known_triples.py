@@ -3,8 +3,9 @@
 What pyld's `to_rdf` (with the bundled contexts) would give for the default graph, made
 by looking the document's keys up in a precompiled term table (`vocab.context_table`)
 instead of processing the contexts: a node validating its own documents never imports
-pyld. Anything the table does not cover — an unknown key (also ``proof``: an ``@graph``
-container), a list, a value object, a float, a relative IRI — raises
+pyld. A ``proof`` (an ``@graph`` container) becomes a blank node naming a graph of its
+own, as in pyld; only the default graph is returned. Anything the table does not cover —
+an unknown key, a list, a value object, a float, a relative IRI — raises
 `NotOnFastPath`, and the caller takes pyld's path.
 
 The triples are the same as pyld's *and in the same order* with the same blank node
@@ -67,14 +68,18 @@ class KnownContextTriples:
 class _Writer:
     def __init__(self, base: TermTable) -> None:
         self._base = base
-        self._nodes: dict[Term, dict[str, list[Term]]] = {}
-        self._seen: set[tuple[Term, str, tuple[Any, ...]]] = set()  # pyld's duplicate test
+        # graph name -> subject -> predicate -> objects; "@default" is what is validated,
+        # the blank-node graphs of @graph containers (a proof) only take their labels
+        self._graphs: dict[str, dict[Term, dict[str, list[Term]]]] = {"@default": {}}
+        self._graph = "@default"
+        self._seen: set[tuple[str, Term, str, tuple[Any, ...]]] = set()  # pyld's duplicates
         self._labels = 0
 
     def triples(self, document: Mapping[str, Any]) -> Iterator[Triple]:
         self._node(document, top=True)
-        for subject in sorted(self._nodes, key=lambda term: term.value):
-            properties = self._nodes[subject]
+        nodes = self._graphs["@default"]
+        for subject in sorted(nodes, key=lambda term: term.value):
+            properties = nodes[subject]
             for key in sorted(properties):
                 predicate = RDF_TYPE if key == _TYPE else key
                 for obj in properties[key]:
@@ -105,17 +110,25 @@ class _Writer:
             self._add(subject, _TYPE, type_iri, ("id", type_iri.value))
         for predicate, values in self._grouped(node, table, top):
             for term, value in values:
-                self._property(subject, predicate, term, value, table)
+                if term is None:
+                    self._graph_value(subject, predicate, value)
+                else:
+                    self._property(subject, predicate, term, value, table)
 
     def _grouped(
         self, node: Mapping[str, Any], table: TermTable, top: bool
-    ) -> list[tuple[str, list[tuple[TableTerm, Any]]]]:
-        """Values by predicate IRI, sorted by IRI; within one, keys in sorted order."""
-        grouped: dict[str, list[tuple[TableTerm, Any]]] = {}
+    ) -> list[tuple[str, list[tuple[TableTerm | None, Any]]]]:
+        """Values by predicate IRI, sorted by IRI; within one, keys in sorted order.
+        The term is None for an @graph container."""
+        grouped: dict[str, list[tuple[TableTerm | None, Any]]] = {}
         for key in sorted(node):
             if top and key == "@context":
                 continue
             term = table.terms.get(key)
+            if term is None and key in table.graphs:
+                graph_values = grouped.setdefault(table.graphs[key][1:-1], [])
+                graph_values.extend((None, item) for item in _as_list(node[key]))
+                continue
             if term is None:
                 raise NotOnFastPath(f"unknown key {key}")
             if term.kind in (TermKind.ID_ALIAS, TermKind.TYPE_ALIAS):
@@ -135,10 +148,14 @@ class _Writer:
         elif not node:
             raise NotOnFastPath("empty node object")
         else:
-            subject = Term("bnode", f"_:b{self._labels}")
-            self._labels += 1
-        self._nodes.setdefault(subject, {})
+            subject = self._blank()
+        self._graphs[self._graph].setdefault(subject, {})
         return subject
+
+    def _blank(self) -> Term:
+        label = Term("bnode", f"_:b{self._labels}")
+        self._labels += 1
+        return label
 
     def _type_iri(self, value: Any) -> Term:
         if not isinstance(value, str):
@@ -149,10 +166,22 @@ class _Writer:
         return Term("iri", _iri(value, self._base.prefixes))
 
     def _add(self, subject: Term, predicate: str, obj: Term, key: tuple[Any, ...]) -> None:
-        if (subject, predicate, key) in self._seen:
+        if (self._graph, subject, predicate, key) in self._seen:
             return
-        self._seen.add((subject, predicate, key))
-        self._nodes[subject].setdefault(predicate, []).append(obj)
+        self._seen.add((self._graph, subject, predicate, key))
+        self._graphs[self._graph][subject].setdefault(predicate, []).append(obj)
+
+    def _graph_value(self, subject: Term, predicate: str, value: Any) -> None:
+        """A value of an @graph container: a blank node naming a graph of its own, which
+        holds the value's triples (pyld labels it, then what is in it, in this order)."""
+        if not isinstance(value, Mapping):
+            raise NotOnFastPath("an @graph container value that is not an object")
+        name = self._blank()
+        self._add(subject, predicate, name, ("id", name.value))
+        outer, self._graph = self._graph, name.value
+        self._graphs[name.value] = {}
+        self._node(value)
+        self._graph = outer
 
     def _property(
         self, subject: Term, predicate: str, term: TableTerm, value: Any, table: TermTable
