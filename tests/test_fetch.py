@@ -16,7 +16,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 
@@ -24,11 +24,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from fetch_support import FakeDNS, Traced, traced_session
+from fetch_support import FakeDNS, Traced, self_signed_certificate, traced_session
 from yarl import URL
 
 from federation.fetch import (
@@ -753,35 +749,6 @@ async def test_client_session_factory_keeps_no_cookies() -> None:
 # --- TLS: the connection goes to the checked IP, the certificate is checked for the name
 
 
-def _certificate(directory: Path, name: str) -> tuple[Path, Path]:
-    """A self-signed certificate for ``name`` (and its key), written as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 @dataclass
 class TlsOrigin:
     port: int
@@ -790,7 +757,7 @@ class TlsOrigin:
 
 @pytest.fixture
 async def tls_server(aiohttp_server, tmp_path: Path) -> AsyncIterator[TlsOrigin]:
-    cert_path, key_path = _certificate(tmp_path, "allowed.test")
+    cert_path, key_path = self_signed_certificate(tmp_path, "allowed.test")
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert_path, key_path)
     running = await aiohttp_server(
