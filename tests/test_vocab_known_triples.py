@@ -131,6 +131,27 @@ def test_what_the_fast_path_does_not_cover_goes_to_pyld(change: dict[str, Any]) 
     assert FAST.validate(document) == BY_PYLD.validate(document)
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"type": "Note", "content": "innen"}
+    for _ in range(depth):
+        node = {"type": "Note", "inReplyTo": node}
+    return node
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"@context": [*DEFAULT_CONTEXT[:2], {DEFAULT_CONTEXT[2]}]}, {"about": _nested(5000)}],
+    ids=["context-not-json", "nested-5000-deep"],
+)
+def test_documents_the_fast_path_cannot_walk_are_reported_not_raised(
+    change: dict[str, Any],
+) -> None:
+    document = {**_practice(), **change}
+    assert known_context_triples().data_graph(document) is None
+    report = FAST.validate(document)
+    assert not report.valid and report.problems[0].field == "@context"
+
+
 def test_undefined_terms_are_still_named_in_warnings() -> None:
     document = {**_practice(), "colour": "blue", "statusx": "planned"}
     report = FAST.validate(document)

@@ -52,12 +52,15 @@ class KnownContextTriples:
 
     def data_graph(self, document: Mapping[str, Any]) -> DataGraph | None:
         """The default graph's triples as pyld would give them, or None where pyld must."""
-        table = self._tables.get(context_key(document.get("@context")))
+        try:
+            table = self._tables.get(context_key(document.get("@context")))
+        except (TypeError, ValueError):  # not JSON (a document built in Python): pyld says why
+            return None
         if table is None:
             return None
         try:
             triples = list(_Writer(table).triples(document))
-        except NotOnFastPath:
+        except (NotOnFastPath, RecursionError):  # pyld reports a too deeply nested document
             return None
         data = DataGraph()
         for subject, predicate, obj in triples:
