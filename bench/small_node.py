@@ -8,7 +8,8 @@ imports Markdown and validation), and after N contributions in all were publishe
 ``POST /api/contributions`` (the rest 8 in flight; the node has no followers, so no
 deliveries are queued), each time after 2 s to settle. Targets: start-up under 1.5 s, memory
 under 100 MiB. The restart's CPU time (user + system, from /proc) is printed beside
-its wall time: on a loaded machine the wall time mostly measures the other processes. Run: ``python -m bench small_node`` or ``python -m bench.small_node [--quick]``.
+its wall time: on a loaded machine the wall time mostly measures the other processes.
+Run: ``python -m bench small_node`` or ``python -m bench.small_node [--quick]``.
 """
 
 from __future__ import annotations

@@ -81,8 +81,9 @@ async def main():
         response = await client.post("/api/contributions", json=practice,
                                      headers={"Authorization": f"Bearer {token}"})
         assert response.status == 201, await response.text()
-        refused = await client.post("/api/contributions", json={**practice, "slug": "b",
-                                    "status": "running"}, headers={"Authorization": f"Bearer {token}"})
+        refused = await client.post("/api/contributions",
+                                    json={**practice, "slug": "b", "status": "running"},
+                                    headers={"Authorization": f"Bearer {token}"})
         assert refused.status == 422, await refused.text()
 
 asyncio.run(main())

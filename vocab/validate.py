@@ -9,8 +9,9 @@ The document becomes triples through the known-context fast path (`vocab.known_t
 our own context list, looked up in a precompiled term table) or, for any other document,
 through pyld (offline, bundled contexts); both give the same triples. The shapes, compiled
 from `shapes.ttl` (`vocab.compiled`), are evaluated by `vocab.shacl`. Validating a
-document in our contexts imports neither pyld nor rdflib. Every problem names the field as it is spelled in the compact
-JSON ("status", "topic", "attributedTo"), never a stack trace. Malformed JSON-LD and
+document in our contexts imports neither pyld nor rdflib. Every problem names the field
+as it is spelled in the compact JSON ("status", "topic", "attributedTo"), never a stack
+trace. Malformed JSON-LD and
 unbundled contexts are reported as problems too.
 
 Command line: `python -m vocab FILE...` (or `python -m vocab.validate FILE...`) prints
