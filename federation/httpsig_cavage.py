@@ -127,13 +127,14 @@ def parse_signature_header(value: str) -> CavageParams:
     if not covered:
         raise SignatureFormatError("Signature: headers is empty")
     algorithm = params.get("algorithm")
+    # Positional: keyword arguments to a dataclass cost a dict per call.
     return CavageParams(
-        key_id=key_id,
-        signature=raw_signature,
-        headers=covered,
-        algorithm=algorithm.lower() if algorithm else None,
-        created=_int_param(params, "created"),
-        expires=_int_param(params, "expires"),
+        key_id,
+        raw_signature,
+        covered,
+        algorithm.lower() if algorithm else None,
+        _int_param(params, "created") if "created" in params else None,
+        _int_param(params, "expires") if "expires" in params else None,
     )
 
 
@@ -178,17 +179,16 @@ def parse_request(request: RequestParts) -> ParsedSignature:
     if header is None:
         raise SignatureFormatError("no Signature header")
     params = parse_signature_header(header)
-    return ParsedSignature(
-        scheme=_CAVAGE,
-        key_id=params.key_id,
-        algorithm=params.algorithm,
-        covered=params.headers,
-        signature=params.signature,
-        signature_base=signing_string(
-            request, params.headers, created=params.created, expires=params.expires
-        ),
-        created=_timestamp(params.created, "created"),
-        expires=_timestamp(params.expires, "expires"),
+    created, expires = params.created, params.expires
+    return ParsedSignature(  # positional: keyword arguments cost a dict per call
+        _CAVAGE,
+        params.key_id,
+        params.algorithm,
+        params.headers,
+        params.signature,
+        signing_string(request, params.headers, created=created, expires=expires),
+        None if created is None else _timestamp(created, "created"),
+        None if expires is None else _timestamp(expires, "expires"),
     )
 
 

@@ -199,7 +199,7 @@ class ParsedSignature:
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTH_NUMBERS = {name: number for number, name in enumerate(_MONTHS, start=1)}
+_MONTH_DIGITS = {name: f"{number:02d}" for number, name in enumerate(_MONTHS, start=1)}
 # IMF-fixdate, the one form RFC 9110 lets senders use; its fields sit at fixed offsets.
 _IMF_FIXDATE = re.compile(
     r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct"
@@ -219,17 +219,12 @@ def http_date(moment: datetime) -> str:
 def parse_http_date(value: str) -> datetime:
     """Parse an HTTP date; the usual IMF-fixdate form quickly, the obsolete ones too."""
     if _IMF_FIXDATE.fullmatch(value) is not None:
-        # "Sun, 06 Nov 1994 08:49:37 GMT": sliced rather than read through groups
+        # "Sun, 06 Nov 1994 08:49:37 GMT" -> "1994-11-06T08:49:37+00:00": the fields sit at
+        # fixed offsets and fromisoformat (C) checks the ranges, for a third of what six
+        # int() calls and the constructor cost; "+00:00" gives the UTC singleton.
+        iso = f"{value[12:16]}-{_MONTH_DIGITS[value[8:11]]}-{value[5:7]}T{value[17:25]}+00:00"
         try:
-            return datetime(
-                int(value[12:16]),
-                _MONTH_NUMBERS[value[8:11]],
-                int(value[5:7]),
-                int(value[17:19]),
-                int(value[20:22]),
-                int(value[23:25]),
-                tzinfo=UTC,
-            )
+            return datetime.fromisoformat(iso)
         except ValueError as exc:
             raise SignatureFormatError(f"Date header is not a valid date: {value!r}") from exc
     try:

@@ -161,15 +161,15 @@ def parse_request(
         raise SignatureFormatError(f"Signature-Input: {label} has no keyid string")
     if algorithm is not None and not isinstance(algorithm, str):
         raise SignatureFormatError("Signature-Input: alg is not a string")
-    return ParsedSignature(
-        scheme=_RFC9421,
-        key_id=key_id,
-        algorithm=algorithm,
-        covered=chosen.items,
-        signature=signatures[label],
-        signature_base=signature_base(request, chosen.items, chosen.serialised),
-        created=_timestamp(chosen.params, "created"),
-        expires=_timestamp(chosen.params, "expires"),
+    return ParsedSignature(  # positional: keyword arguments cost a dict per call
+        _RFC9421,
+        key_id,
+        algorithm,
+        chosen.items,
+        signatures[label],
+        signature_base(request, chosen.items, chosen.serialised),
+        _timestamp(chosen.params, "created"),
+        _timestamp(chosen.params, "expires"),
     )
 
 
