@@ -5,8 +5,9 @@ after a change would pay for a full evaluation, which for the examples that sort
 group every practice takes seconds at the size of a national hub. So once the index
 has been quiet for ``quiet_seconds`` after a change, the ``AnswerWarmer`` runs the
 example queries itself, with the options and row limit the endpoint uses (and a longer
-time limit, ``WARM_TIMEOUT_S``), and their answers are kept for the visitors. A write during the warm-up makes those answers
-stale as any other; the next quiet period warms again. On a hub that never goes
+time limit, ``WARM_TIMEOUT_S``), and their answers are kept for the visitors. A write
+during the warm-up makes those answers stale as any other; the next quiet period warms
+again. On a hub that never goes
 quiet for that long, nothing is warmed and queries are evaluated as they come.
 """
 
@@ -24,8 +25,10 @@ from node.hub.sparql import DEFAULT_LIMITS, QUERY_OPTIONS, example_queries
 log = logging.getLogger("praxisnetz.hub.warm_answers")
 
 QUIET_SECONDS = 30.0
-# Longer than a visitor's limit: at 11,000 members an example can take 20 s to evaluate
-# on a busy machine, past the endpoint's 10 s; warmed, its answer is still served.
+# Longer than a visitor's limit: at 11,000 members the examples took up to 18 s to
+# evaluate on a busy machine in their plain forms and up to 2.6 s as now written
+# (docs/performance.md, section 3); a busier hub may pass the endpoint's 10 s, and
+# warmed, the answer is still served.
 WARM_TIMEOUT_S = 60.0
 
 
@@ -54,8 +57,11 @@ class AnswerWarmer:
         if generation != self._seen_generation:
             self._seen_generation, self._changed_at = generation, now
             return False
-        return (generation % 2 == 0 and generation != self._warmed_generation
-                and now - self._changed_at >= self._quiet_seconds)
+        return (
+            generation % 2 == 0
+            and generation != self._warmed_generation
+            and now - self._changed_at >= self._quiet_seconds
+        )
 
     def warm(self, index: HubIndex) -> int:
         """Run every example once (kept answers are reused); how many were answered."""
@@ -65,8 +71,12 @@ class AnswerWarmer:
             if self.stop.is_set():
                 break
             try:
-                index.query(example.sparql, timeout=WARM_TIMEOUT_S,
-                                  max_rows=DEFAULT_LIMITS.max_rows, options=QUERY_OPTIONS)
+                index.query(
+                    example.sparql,
+                    timeout=WARM_TIMEOUT_S,
+                    max_rows=DEFAULT_LIMITS.max_rows,
+                    options=QUERY_OPTIONS,
+                )
                 answered += 1
             except QueryError as exc:
                 log.warning("example %s not warmed: %s", example.slug, exc.message)
