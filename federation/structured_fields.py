@@ -33,7 +33,6 @@ _BYTES_MEMBER = re.compile(
 )
 _ITEM = re.compile(_STRING)
 _PARAM = re.compile(rf";({_KEY})=({_INTEGER}|{_STRING})")
-_PRINTABLE = re.compile(r"^[\x20-\x7e]*\Z")
 _KEY_ONLY = re.compile(rf"^{_KEY}\Z")
 _PARAMS_ONLY = re.compile(rf"{_PARAMS}\Z")
 
@@ -187,7 +186,7 @@ def _byte_sequences(header: str, value: str) -> dict[str, bytes]:
 
 
 def serialise_string(value: str) -> str:
-    if not _PRINTABLE.match(value):
+    if not (value.isascii() and value.isprintable()):  # exactly \x20-\x7e, without a regex
         raise StructuredFieldError(f"{value!r} cannot be a structured-field string")
     if '"' in value or "\\" in value:
         value = value.replace("\\", "\\\\").replace('"', '\\"')

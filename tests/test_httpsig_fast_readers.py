@@ -195,3 +195,15 @@ def test_http_dates_read_as_the_email_parser_reads_them(value: str) -> None:
 def test_impossible_http_dates_are_refused(value: str) -> None:
     with pytest.raises(SignatureFormatError):
         parse_http_date(value)
+
+
+def test_structured_strings_take_printable_ascii_only() -> None:
+    for code in range(0x100):
+        char = chr(code)
+        if 0x20 <= code <= 0x7E:
+            expected = '"' + char.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            assert structured_fields.serialise_string(char) == expected
+        else:
+            with pytest.raises(StructuredFieldError):
+                structured_fields.serialise_string("a" + char)
+    assert structured_fields.serialise_string("") == '""'
