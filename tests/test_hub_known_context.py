@@ -86,6 +86,8 @@ NOT_HANDLED = {
     "relative IRI": {"url": "/practices/p"},
     "invalid IRI": {"url": "https://exa mple.org/p"},
     "upper-case language tag": {"contentMap": {"de-DE": "Text"}},
+    # JSON-LD reads the items of an array given for a language map as node objects
+    "array for a language map": {"contentMap": [{"name": "s1"}]},
     "status the context does not define": {"status": "pilot"},
     "written blank node id": {"step": [{"id": "_:b0", "type": "HowToStep", "text": "x"}]},
     "lone surrogate": {"name": "kaputt \ud800"},

@@ -125,6 +125,9 @@ class _Writer:
                 for type_value in _as_list(value):
                     self._emit(subject, RDF_TYPE, self._type_iri(type_value))
                 continue
+            if term.kind is _Kind.LANGUAGE_MAP and isinstance(value, list):
+                # JSON-LD reads an array's items here as node objects, not language maps
+                raise NotOnFastPath("an array given for a language map")
             for item in _as_list(value):
                 self._property(subject, term, item, table)
         return subject
