@@ -185,7 +185,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     config = load_config(args.data_dir)
     configure_logging()
-    asyncio.run(workers.run_standalone(config))
+    # the same clock as serve's (the worker process of [server] processes = N included)
+    asyncio.run(workers.run_standalone(config, shifted_clock(os.environ.get(CLOCK_OFFSET_FILE_ENV))))
     return 0
 
 

@@ -220,11 +220,12 @@ def wake_delivery(app: web.Application) -> None:
         workers.delivery_wake.set()
 
 
-async def run_standalone(config: NodeConfig) -> None:
+async def run_standalone(config: NodeConfig,
+                         clock: Callable[[], datetime] | None = None) -> None:
     """``praxisnetz worker``: the app's resources and workers without a listening socket."""
     from node.app import create_app
 
-    app = create_app(config, start_workers=True)
+    app = create_app(config, clock=clock, start_workers=True)
     app[INGEST_ELSEWHERE] = True
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()

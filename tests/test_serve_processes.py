@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import signal
@@ -221,3 +222,27 @@ def test_each_process_takes_its_share_of_the_rate_limit() -> None:
     halves = InboxRateLimiter(tuning, processes=2, monotonic=lambda: now[0])
     assert sum(single.take("a.example", "192.0.2.1").allowed for _ in range(20)) == 10
     assert sum(halves.take("a.example", "192.0.2.1").allowed for _ in range(20)) == 5
+
+
+def test_the_worker_process_keeps_the_shifted_clock(tmp_path, monkeypatch) -> None:
+    """The worker process of ``processes = N`` is ``praxisnetz worker``: it must read the
+    same clock offset file as the acceptors (``serve``) do."""
+    from datetime import UTC, datetime, timedelta
+
+    from node import cli, workers
+
+    config = node_config(tmp_path, "uhr")
+    offset = tmp_path / "offset"
+    offset.write_text("86400")
+    monkeypatch.setenv(cli.CLOCK_OFFSET_FILE_ENV, str(offset))
+    seen = []
+
+    async def run_standalone(config: NodeConfig, clock=None) -> None:  # noqa: ANN001
+        seen.append(clock)
+
+    monkeypatch.setattr(workers, "run_standalone", run_standalone)
+    root = logging.getLogger()  # the command configures logging: undone after the test
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    assert cli.main(["worker", "--data-dir", str(config.data_dir)]) == 0
+    assert seen[0]() - datetime.now(UTC) > timedelta(hours=23)
