@@ -76,16 +76,18 @@ def _decode(value: str) -> bytes | None:
 
 
 def _judge(pairs: list[tuple[str, str]], body: bytes) -> DigestCheck:
-    supported = [(name, value) for name, value in pairs if name in _HASHES]
-    if not supported:
-        return DigestCheck.UNSUPPORTED
-    for name, value in supported:
+    checked = False
+    for name, value in pairs:  # unsupported algorithms are passed over
+        hash_body = _HASHES.get(name)
+        if hash_body is None:
+            continue
         claimed = _decode(value)
         if claimed is None:
             return DigestCheck.MALFORMED
-        if not hmac.compare_digest(claimed, _HASHES[name](body)):
+        if not hmac.compare_digest(claimed, hash_body(body)):
             return DigestCheck.MISMATCH
-    return _OK
+        checked = True
+    return _OK if checked else DigestCheck.UNSUPPORTED
 
 
 def check_digest(header_value: str, body: bytes) -> DigestCheck:

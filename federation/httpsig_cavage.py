@@ -166,7 +166,13 @@ def signing_string(
     created: int | None = None,
     expires: int | None = None,
 ) -> bytes:
-    lines = [_line(request, name.lower(), created, expires) for name in covered]
+    lines = []
+    for name in covered:
+        name = name.lower()
+        # Plain headers, the usual case, looked up here; the rest by _line.
+        value = None if name[:1] == "(" else request.header(name)
+        lines.append(f"{name}: {value.strip()}" if value is not None else
+                     _line(request, name, created, expires))  # fmt: skip
     return encode_base("\n".join(lines), "Signature")
 
 
