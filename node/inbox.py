@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -136,10 +137,15 @@ def claimed_key_host(headers: dict[str, str] | web.BaseRequest) -> str | None:
             continue
         match = _KEY_ID.search(value)
         if match:
-            host = urlsplit(match.group(1)).netloc.lower()
+            host = _host_of(match.group(1))
             if host:
                 return host
     return None
+
+
+@lru_cache(maxsize=4096)  # pure; the same senders' key ids come back with every request
+def _host_of(key_id: str) -> str:
+    return urlsplit(key_id).netloc.lower()
 
 
 # --- HTTP problems ---------------------------------------------------------------------
@@ -239,24 +245,18 @@ def parse_body(body: bytes) -> tuple[dict[str, object], Activity]:
     return document, activity
 
 
-def _signed_headers(request: web.Request, config: NodeConfig) -> dict[str, str]:
-    """The request's headers with ``Host`` set to this node's public host: a request
-    signed for another server (cavage covers the Host header) does not verify here."""
-    headers = {name: ", ".join(request.headers.getall(name))
-               for name in request.headers if name.lower() != "host"}
-    headers["Host"] = config.domain
-    return headers
+def signed_parts(request: web.Request, config: NodeConfig, body: bytes) -> RequestParts:
+    """The request as its signature covers it, built once for the scheme check and the
+    verification: the URL the sender addressed (our public base URL, not whatever a
+    proxy says) and ``Host`` set to this node's public host, so a request signed for
+    another server (cavage covers the Host header) does not verify here. Repeated
+    headers are joined by ``RequestParts``."""
+    parts = RequestParts(request.method, config.base_url + request.path_qs, request.headers, body)
+    return parts.with_headers({"Host": config.domain})
 
 
-async def check_signature(request: web.Request, body: bytes, actor: str) -> None:
+async def check_signature(request: web.Request, parts: RequestParts, actor: str) -> None:
     config: NodeConfig = request.app[appkeys.CONFIG]
-    parts = RequestParts(
-        method=request.method,
-        # The URL the sender addressed: our public base URL, not whatever a proxy says.
-        url=config.base_url + request.path_qs,
-        headers=_signed_headers(request, config),
-        body=body,
-    )
     window = TimeWindow(max_age=timedelta(seconds=config.inbox.clock_skew_seconds),
                         max_future=timedelta(hours=1))
     result = await verify_request(parts, request.app[appkeys.KEY_CACHE],
@@ -304,11 +304,11 @@ async def receive(request: web.Request, inbox: str) -> web.Response:
     try:
         host = check_rate(request)
         body = await read_limited_body(request, config.inbox.max_body_bytes)
-        # the URL is not looked at here, and request.url fails on a Host that is not UTF-8
-        if detect_scheme(RequestParts(request.method, config.base_url, request.headers)) is None:
+        parts = signed_parts(request, config, body)  # not request.url: fails on a bad Host
+        if detect_scheme(parts) is None:
             return problem(401, "Unauthorized", "the request is not signed (no Signature header)")
         document, activity = parse_body(body)
-        await check_signature(request, body, activity.actor)
+        await check_signature(request, parts, activity.actor)
         refused = origin_problem(activity)
         if refused is not None:
             return problem(403, "Forbidden", refused, field="object")
