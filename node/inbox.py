@@ -340,7 +340,9 @@ async def shared_inbox(request: web.Request) -> web.Response:
 
 async def _inbox_writer(app: web.Application) -> AsyncIterator[None]:
     # After the database (cleanup_ctx order); closed first, writing what is queued.
-    async with running_writer(app[appkeys.DB_ENGINE], app[appkeys.CONFIG].inbox.queue_limit) as writer:
+    config: NodeConfig = app[appkeys.CONFIG]
+    async with running_writer(app[appkeys.DB_ENGINE], config.inbox.queue_limit,
+                              config.server.processes) as writer:
         app[INBOX_WRITER] = writer
         yield
 

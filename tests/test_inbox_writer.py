@@ -12,7 +12,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from node.inbox_writer import InboxQueueFull, InboxRow, InboxWriter, InboxWriterClosed
+from node.inbox_writer import (
+    MAX_BATCH,
+    InboxQueueFull,
+    InboxRow,
+    InboxWriter,
+    InboxWriterClosed,
+    QueueDepth,
+)
 from node.storage.db import migrate
 from node.storage.models import InboxItem, InboxState
 from tests.node_support import database_engine
@@ -172,3 +179,45 @@ async def test_on_sqlite_each_commit_is_synced_to_disk(tmp_path) -> None:
                 assert (await connection.exec_driver_sql("PRAGMA synchronous")).scalar() == 1
         finally:
             await writer.close()
+
+
+class _Counted:
+    """A connection whose only statement is the count of waiting items."""
+
+    def __init__(self, waiting: int) -> None:
+        self.waiting = waiting
+
+    def execute(self, _statement):  # noqa: ANN001, ANN202
+        waiting = self.waiting
+
+        class _Result:
+            def scalar_one(self) -> int:
+                return waiting
+
+        return _Result()
+
+
+def test_the_waiting_items_are_counted_only_when_the_limit_is_near() -> None:
+    clock = [0.0]
+    depth = QueueDepth(10_000, monotonic=lambda: clock[0])
+    connection = _Counted(waiting=100)
+    assert depth.room(connection, 10) == 9_900 and depth.counts == 1
+    depth.added(10)
+    connection.waiting = 50  # the worker processed some meanwhile
+    assert depth.room(connection, 10) == 9_890 and depth.counts == 1  # estimated, never lower
+    clock[0] += QueueDepth.RECOUNT_SECONDS
+    assert depth.room(connection, 10) == 9_950 and depth.counts == 2  # counted again
+    depth.added(8_950)  # close to the limit: every batch is counted
+    connection.waiting = 9_000
+    assert depth.room(connection, 10) == 1_000 and depth.counts == 3
+    assert depth.room(connection, 10) == 1_000 and depth.counts == 4
+
+
+def test_the_estimate_counts_the_other_acceptors_rows_too() -> None:
+    clock = [0.0]
+    depth = QueueDepth(10_000, processes=2, monotonic=lambda: clock[0])
+    assert depth.room(_Counted(waiting=0), 1) == 10_000
+    depth.added(4_000)  # this acceptor's; the other's are presumed as many
+    assert depth.room(_Counted(waiting=0), MAX_BATCH) == 2_000 and depth.counts == 1
+    depth.added(500)  # 9,000 presumed: within a tenth of the limit, so counted
+    assert depth.room(_Counted(waiting=9_500), 1) == 500 and depth.counts == 2
