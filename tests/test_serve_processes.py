@@ -8,6 +8,7 @@ child's death stops every process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -96,6 +97,21 @@ async def wait_until_serving(
     return children
 
 
+@contextlib.asynccontextmanager
+async def serving(
+    config: NodeConfig, log: Path
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], set[int]]]:
+    """A running supervisor and its children; killed afterwards if a test left it running
+    (its children then get SIGTERM from the kernel, see node.serve_processes)."""
+    supervisor = start_supervisor(config, log)
+    try:
+        yield supervisor, await wait_until_serving(config, supervisor, log)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+
+
 async def exits_with(process: subprocess.Popen[bytes], timeout: float = 60.0) -> int:
     return await asyncio.to_thread(process.wait, timeout)
 
@@ -159,9 +175,7 @@ async def test_two_acceptors_persist_every_activity_and_stop_on_a_signal(
 ) -> None:
     config = two_process_node(tmp_path)
     log = tmp_path / "serve.log"
-    supervisor = start_supervisor(config, log)
-    try:
-        children = await wait_until_serving(config, supervisor, log)
+    async with serving(config, log) as (supervisor, children):
         accepted = await post_each_on_a_new_connection(config, actors)
         rows = await stored(config)
         assert sorted(rows) == sorted(accepted) and len(accepted) == ACTIVITIES
@@ -174,10 +188,6 @@ async def test_two_acceptors_persist_every_activity_and_stop_on_a_signal(
         await eventually(processed, timeout=60)  # by the worker process
         supervisor.send_signal(stop_signal)
         assert await exits_with(supervisor) == 0
-    finally:
-        if supervisor.poll() is None:
-            supervisor.kill()
-            supervisor.wait()
     assert not any(running(pid) for pid in children)
     assert "stopped exit_codes=[0, 0, 0]" in log.read_text()
 
@@ -185,16 +195,10 @@ async def test_two_acceptors_persist_every_activity_and_stop_on_a_signal(
 async def test_a_child_that_dies_stops_the_node(tmp_path) -> None:
     config = two_process_node(tmp_path)
     log = tmp_path / "serve.log"
-    supervisor = start_supervisor(config, log)
-    try:
-        children = await wait_until_serving(config, supervisor, log)
+    async with serving(config, log) as (supervisor, children):
         victim = min(children)
         os.kill(victim, signal.SIGKILL)
         assert await exits_with(supervisor) == 1
-    finally:
-        if supervisor.poll() is None:
-            supervisor.kill()
-            supervisor.wait()
     assert not any(running(pid) for pid in children)
     assert f"a child process ended by itself; stopped the others pid={victim}" in log.read_text()
 
