@@ -50,9 +50,7 @@ from node.storage.upsert import insert_for
 
 log = logging.getLogger("praxisnetz.delivery")
 
-ACTIVITY_CONTENT_TYPE = (
-    'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
-)
+ACTIVITY_CONTENT_TYPE = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 # A failure of ours, not of the receiver: retrying cannot help.
 _FINAL_FETCH_FAILURES = frozenset({FetchFailure.BAD_URL, FetchFailure.FORBIDDEN_ADDRESS})
 # Outcomes that finish within this window are written in one transaction. Every commit
@@ -99,8 +97,14 @@ class HostRecord:
     def snapshot(self, breaker: CircuitBreaker, now: datetime) -> tuple[object, ...]:
         """The parts worth writing down; successes in a row do not change it."""
         health = self.health
-        return (self.knock.scheme, self.knock.wants_rfc9421, breaker.state(health, now),
-                health.consecutive_failures, health.opened_at, health.failure_days)
+        return (
+            self.knock.scheme,
+            self.knock.wants_rfc9421,
+            breaker.state(health, now),
+            health.consecutive_failures,
+            health.opened_at,
+            health.failure_days,
+        )
 
 
 def _knock_from(row: Host) -> KnockMemory:
@@ -117,17 +121,25 @@ def _health_from(row: Host) -> HostHealth:
         return HostHealth()
 
 
-async def load_hosts(session_maker: async_sessionmaker[AsyncSession],
-                     hosts: set[str]) -> dict[str, HostRecord]:
+async def load_hosts(
+    session_maker: async_sessionmaker[AsyncSession], hosts: set[str]
+) -> dict[str, HostRecord]:
     async with session_maker() as session:
         rows = (await session.execute(select(Host).where(Host.host.in_(hosts)))).scalars()
-        known = {row.host: HostRecord(_knock_from(row), _health_from(row), saved_at=row.updated_at)
-                 for row in rows}
+        known = {
+            row.host: HostRecord(_knock_from(row), _health_from(row), saved_at=row.updated_at)
+            for row in rows
+        }
     return {host: known.get(host) or HostRecord(KnockMemory(host)) for host in hosts}
 
 
-async def save_host(session_maker: async_sessionmaker[AsyncSession], host: str,
-                    record: HostRecord, breaker: CircuitBreaker, now: datetime) -> None:
+async def save_host(
+    session_maker: async_sessionmaker[AsyncSession],
+    host: str,
+    record: HostRecord,
+    breaker: CircuitBreaker,
+    now: datetime,
+) -> None:
     health = record.health
     values: dict[str, Any] = {
         "signature_scheme": record.knock.scheme.value if record.knock.scheme else None,
@@ -159,15 +171,19 @@ async def save_host(session_maker: async_sessionmaker[AsyncSession], host: str,
 
 def retry_policy(tuning: DeliveryTuning) -> RetryPolicy:
     """The retry schedule the operator set in ``[delivery]``."""
-    return RetryPolicy(first_delay=timedelta(seconds=tuning.retry_first_delay_seconds),
-                       ceiling=timedelta(seconds=tuning.retry_ceiling_seconds),
-                       give_up_after=timedelta(days=tuning.give_up_after_days))
+    return RetryPolicy(
+        first_delay=timedelta(seconds=tuning.retry_first_delay_seconds),
+        ceiling=timedelta(seconds=tuning.retry_ceiling_seconds),
+        give_up_after=timedelta(days=tuning.give_up_after_days),
+    )
 
 
 def circuit_breaker(tuning: DeliveryTuning) -> CircuitBreaker:
     """The per-host breaker the operator set in ``[delivery]``."""
-    return CircuitBreaker(failure_threshold=tuning.breaker_failure_threshold,
-                          cool_down=timedelta(seconds=tuning.breaker_cool_down_seconds))
+    return CircuitBreaker(
+        failure_threshold=tuning.breaker_failure_threshold,
+        cool_down=timedelta(seconds=tuning.breaker_cool_down_seconds),
+    )
 
 
 class DeliveryWorker:
@@ -196,8 +212,9 @@ class DeliveryWorker:
         self._breaker = breaker or circuit_breaker(tuning)
         self._knock = KnockPolicy()
         # Start an attempt only with time left for two knocks (capped at half the lease).
-        self._attempt_budget = timedelta(seconds=min(2 * tuning.request_timeout_seconds,
-                                                     tuning.claim_seconds / 2))
+        self._attempt_budget = timedelta(
+            seconds=min(2 * tuning.request_timeout_seconds, tuning.claim_seconds / 2)
+        )
         self._random = random_fraction
         self._global = asyncio.Semaphore(tuning.global_concurrency)
         self._per_host: dict[str, asyncio.Semaphore] = {}
@@ -227,8 +244,7 @@ class DeliveryWorker:
         """Hand unfinished claims back (on shutdown); returns how many."""
         await self._settle()
         async with self._db_turn:
-            return await release_claims(self._sessions, worker_id=self.worker_id,
-                                        now=self._clock())
+            return await release_claims(self._sessions, worker_id=self.worker_id, now=self._clock())
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
         """Deliver until ``stop`` is set; sleep between empty polls unless woken.
@@ -270,7 +286,9 @@ class DeliveryWorker:
         """Claim a batch, refresh what is stored about its idle hosts, start delivering."""
         async with self._db_turn:
             batch = await claim_due(
-                self._sessions, worker_id=self.worker_id, now=self._clock(),
+                self._sessions,
+                worker_id=self.worker_id,
+                now=self._clock(),
                 lease=timedelta(seconds=self._tuning.claim_seconds),
                 limit=self._tuning.claim_batch_size,
             )
@@ -310,8 +328,10 @@ class DeliveryWorker:
                 except Exception as exc:  # noqa: BLE001 - one bug must not lose the rest
                     log.exception("delivery crashed id=%s", delivery.id)
                     outcome = DeliveryOutcome(
-                        DeliveryEvent.RETRY_LATER, error=f"internal error: {exc!r}",
-                        next_attempt_at=self._clock() + timedelta(minutes=5))
+                        DeliveryEvent.RETRY_LATER,
+                        error=f"internal error: {exc!r}",
+                        next_attempt_at=self._clock() + timedelta(minutes=5),
+                    )
         finally:
             self._busy_hosts[delivery.host] -= 1
             if not self._busy_hosts[delivery.host]:
@@ -328,19 +348,22 @@ class DeliveryWorker:
             async with self._db_turn:
                 results, self._finished = self._finished, []
                 try:
-                    written = await record_outcomes(self._sessions, results,
-                                                    worker_id=self.worker_id, now=self._clock())
+                    written = await record_outcomes(
+                        self._sessions, results, worker_id=self.worker_id, now=self._clock()
+                    )
                 except SQLAlchemyError as exc:
                     # Kept for the next flush; if none comes, the lease runs out and the
                     # rows are sent again (receivers deduplicate by activity id).
                     self._finished[:0] = results
-                    log.warning("delivery outcomes not written count=%s error=%r",
-                                len(results), exc)
+                    log.warning(
+                        "delivery outcomes not written count=%s error=%r", len(results), exc
+                    )
                     return
             self._log_outcomes(results, written)
 
-    def _log_outcomes(self, results: list[tuple[DueDelivery, DeliveryOutcome]],
-                      written: list[bool]) -> None:
+    def _log_outcomes(
+        self, results: list[tuple[DueDelivery, DeliveryOutcome]], written: list[bool]
+    ) -> None:
         """One line per delivery that did not simply succeed; successes, the bulk of a
         fan-out, as one line per flush (a line each cost ~4% of the worker's CPU)."""
         succeeded: list[int] = []
@@ -348,12 +371,23 @@ class DeliveryWorker:
             if mine and outcome.event is DeliveryEvent.SUCCEEDED:
                 succeeded.append(delivery.id)
                 continue
-            log.info("delivery id=%s inbox=%s event=%s status=%s recorded=%s error=%s worker=%s",
-                     delivery.id, delivery.inbox_url, outcome.event.value, outcome.status,
-                     mine, outcome.error, self.worker_id)
+            log.info(
+                "delivery id=%s inbox=%s event=%s status=%s recorded=%s error=%s worker=%s",
+                delivery.id,
+                delivery.inbox_url,
+                outcome.event.value,
+                outcome.status,
+                mine,
+                outcome.error,
+                self.worker_id,
+            )
         if succeeded:
-            log.info("deliveries event=succeeded count=%d ids=%s worker=%s", len(succeeded),
-                     ",".join(map(str, succeeded)), self.worker_id)
+            log.info(
+                "deliveries event=succeeded count=%d ids=%s worker=%s",
+                len(succeeded),
+                ",".join(map(str, succeeded)),
+                self.worker_id,
+            )
 
     async def attempt(self, delivery: DueDelivery) -> DeliveryOutcome:
         """One attempt: breaker check, signed POST (double-knock), retry decision."""
@@ -361,8 +395,12 @@ class DeliveryWorker:
         now = self._clock()
         if delivery.lease_until is not None and now + self._attempt_budget > delivery.lease_until:
             # Too late in our lease to finish: another worker may take the row meanwhile.
-            return DeliveryOutcome(DeliveryEvent.DEFER, error="lease nearly over; not attempted",
-                                   next_attempt_at=now, counts_as_attempt=False)
+            return DeliveryOutcome(
+                DeliveryEvent.DEFER,
+                error="lease nearly over; not attempted",
+                next_attempt_at=now,
+                counts_as_attempt=False,
+            )
         state = self._breaker.state(record.health, now)
         if state is not BreakerState.CLOSED:
             held = self._held_back(delivery, record, state, now)
@@ -379,17 +417,23 @@ class DeliveryWorker:
         decision = self._policy.decide(
             attempts=delivery.attempts + 1,
             first_attempt_at=delivery.first_attempt_at or now,
-            now=now, status=result.status, retry_after=result.retry_after,
+            now=now,
+            status=result.status,
+            retry_after=result.retry_after,
             random_fraction=self._random(),
         )
         await self._update_health(delivery.host, record, result.status, now)
         delivered = decision.outcome is RetryOutcome.DELIVERED
-        return DeliveryOutcome(_EVENT_FOR[decision.outcome], status=result.status,
-                               error=None if delivered else (result.error or decision.reason),
-                               next_attempt_at=decision.next_attempt_at)
+        return DeliveryOutcome(
+            _EVENT_FOR[decision.outcome],
+            status=result.status,
+            error=None if delivered else (result.error or decision.reason),
+            next_attempt_at=decision.next_attempt_at,
+        )
 
-    def _held_back(self, delivery: DueDelivery, record: HostRecord, state: BreakerState,
-                   now: datetime) -> DeliveryOutcome | None:
+    def _held_back(
+        self, delivery: DueDelivery, record: HostRecord, state: BreakerState, now: datetime
+    ) -> DeliveryOutcome | None:
         """The outcome for a delivery the breaker holds back; None if it may be sent (as
         the half-open probe). Past its deadline it is given up without being sent."""
         probe_free = state is BreakerState.HALF_OPEN and not record.probing
@@ -397,17 +441,25 @@ class DeliveryWorker:
         decision = self._policy.decide_held_back(
             first_attempt_at=delivery.first_attempt_at,
             created_at=delivery.created_at or now,
-            now=now, resume_at=max(until, now + timedelta(seconds=5)))
+            now=now,
+            resume_at=max(until, now + timedelta(seconds=5)),
+        )
         if decision.outcome is RetryOutcome.GAVE_UP:
-            return DeliveryOutcome(DeliveryEvent.GAVE_UP, error=decision.reason,
-                                   counts_as_attempt=False)
+            return DeliveryOutcome(
+                DeliveryEvent.GAVE_UP, error=decision.reason, counts_as_attempt=False
+            )
         if probe_free:
             return None
-        return DeliveryOutcome(DeliveryEvent.DEFER, error=f"circuit open for {delivery.host}",
-                               next_attempt_at=decision.next_attempt_at, counts_as_attempt=False)
+        return DeliveryOutcome(
+            DeliveryEvent.DEFER,
+            error=f"circuit open for {delivery.host}",
+            next_attempt_at=decision.next_attempt_at,
+            counts_as_attempt=False,
+        )
 
-    async def _update_health(self, host: str, record: HostRecord, status: int | None,
-                             now: datetime) -> None:
+    async def _update_health(
+        self, host: str, record: HostRecord, status: int | None, now: datetime
+    ) -> None:
         # Any answer below 500 (except 429) shows the host is up, even a 404.
         host_is_up = status is not None and status < 500 and status != 429
         if host_is_up:
@@ -437,13 +489,24 @@ class DeliveryWorker:
             try:
                 outcome = await self._post(delivery, scheme)
             except FetchError as exc:
-                return AttemptResult(None, error=f"{exc.failure.value}: {exc.detail}",
-                                     final=exc.failure in _FINAL_FETCH_FAILURES)
-            result = AttemptResult(outcome.status, outcome.headers.get("Retry-After"),
-                                   f"HTTP {outcome.status}: {outcome.body_excerpt[:200]}")
+                return AttemptResult(
+                    None,
+                    error=f"{exc.failure.value}: {exc.detail}",
+                    final=exc.failure in _FINAL_FETCH_FAILURES,
+                )
+            result = AttemptResult(
+                outcome.status,
+                outcome.headers.get("Retry-After"),
+                f"HTTP {outcome.status}: {outcome.body_excerpt[:200]}",
+            )
             step = self._knock.after_response(
-                record.knock, scheme, outcome.status, now=self._clock(),
-                accept_signature=outcome.headers.get("Accept-Signature"), retried=retried)
+                record.knock,
+                scheme,
+                outcome.status,
+                now=self._clock(),
+                accept_signature=outcome.headers.get("Accept-Signature"),
+                retried=retried,
+            )
             record.knock = step.memory
             if step.action is not KnockAction.RETRY_OTHER or step.scheme is None:
                 break
