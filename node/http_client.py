@@ -44,12 +44,12 @@ def get_signer(keys: NodeKeys, clock: Clock) -> Callable[[RequestParts], Mapping
 async def open_http_client(app: web.Application) -> AsyncIterator[HttpClient]:
     config = app[appkeys.CONFIG]
     session = make_client_session(limit_per_host=config.delivery.per_host_concurrency * 2)
+    fetcher = SafeFetcher(
+        session,
+        address_policy(config),
+        sign=get_signer(app[appkeys.NODE_KEYS], app[appkeys.CLOCK]),
+    )
     try:
-        fetcher = SafeFetcher(
-            session,
-            address_policy(config),
-            sign=get_signer(app[appkeys.NODE_KEYS], app[appkeys.CLOCK]),
-        )
 
         async def fetch_document(url: str) -> Mapping[str, object]:
             return (await fetcher.get_document(url)).document
@@ -57,4 +57,6 @@ async def open_http_client(app: web.Application) -> AsyncIterator[HttpClient]:
         key_cache = KeyCache(fetch_document, clock=app[appkeys.CLOCK])
         yield HttpClient(session, fetcher, key_cache)
     finally:
+        # the delivery POSTs' kept connections are the fetcher's, not the session's
+        fetcher.close()
         await session.close()
