@@ -392,3 +392,31 @@ async def test_an_object_committed_after_a_later_sync_is_still_indexed(setup) ->
     clock[0] += timedelta(minutes=1)
     await worker.sync()
     assert [hit.uri for hit in await worker.search.search("Bauamt")] == [uri]
+
+
+async def test_a_member_dropped_from_the_index_and_approved_again_before_a_restart_is_reloaded(
+    setup,
+) -> None:
+    # The soak's case: a sync drops a member that left; it is approved again, and the
+    # process dies before a sync notices. After the restart SQL says "approved", but
+    # the index holds nothing of the member: the start must load its history again.
+    from node.hub.aggregation import Aggregator
+    from node.hub.search_backends import MemorySearch
+
+    hub, api, key = setup
+    aggregator = hub.app[HUB].aggregator
+    hub.app[HUB].stop.set()  # no background rounds in between
+    [uri] = await _seed(hub, key, [_practice("e-akte", "E-Akte im Bauamt")])
+    await aggregator.sync()
+    index = aggregator.index
+    assert index is not None and MEMBER in index.members()
+    stranger = "https://stranger.example/actor"  # in the index, not approved in SQL
+    index.add_contribution(stranger, {**_practice("fremd", "Fremd"),
+                                      "id": "https://stranger.example/practices/fremd",
+                                      "attributedTo": stranger})
+    index.replace_member(MEMBER, [])  # what the sync after the member left did
+    restarted = Aggregator(sessions=hub.sessions(), index=index, search=MemorySearch(),
+                           clock=aggregator._clock, warm_after=None)
+    await restarted.start()
+    assert list(index.store.quads_for_pattern(pyoxigraph.NamedNode(uri), None, None))
+    assert index.members() == [MEMBER]  # and the stranger's graph is gone

@@ -147,10 +147,17 @@ class Aggregator:
         """Fill the search index; rebuild the RDF index if it is empty, else catch up."""
         started = self._clock()
         async with self._sessions() as session:
-            self._members = set(await session.scalars(
+            approved = set(await session.scalars(
                 select(HubMember.actor_uri).where(HubMember.state == MemberState.APPROVED.value)))
             in_flight = await _oldest_in_flight(session)
         rebuild_index = self.index is not None and self.index.is_empty()
+        # The members are those the index holds, not those SQL approves: a member dropped
+        # from the index and approved again before a sync saw it (or before a crash) is
+        # new to the first sync, which loads its history again; one still in the index
+        # but no longer approved is dropped by it.
+        index = self.index
+        self._members = set(await asyncio.to_thread(index.members)) \
+            if index is not None and not rebuild_index else approved
         # An empty index stays untouched while SQL has nothing for it either.
         _, documents = await self._refill(rebuild_index=rebuild_index, even_if_empty=False)
         if self.index is None or (rebuild_index and documents):
