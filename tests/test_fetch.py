@@ -27,6 +27,7 @@ from aiohttp.typedefs import Handler
 from fetch_support import FakeDNS, Traced, self_signed_certificate, traced_session
 from yarl import URL
 
+from federation.addresses import is_public_unicast
 from federation.fetch import (
     AP_MEDIA_TYPE,
     AS_PROFILE,
@@ -35,7 +36,6 @@ from federation.fetch import (
     FetchFailure,
     SafeFetcher,
     is_activitypub_media_type,
-    is_public_unicast,
     make_client_session,
     redirect_target,
     system_resolve,
