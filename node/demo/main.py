@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import shutil
 import sys
 import time
@@ -23,7 +22,13 @@ from node.demo.common import (
     DemoNode,
     DemoReport,
 )
-from node.demo.processes import plan_nodes, prepare_nodes, running_servers
+from node.demo.processes import (
+    interrupt_flag,
+    plan_nodes,
+    prepare_nodes,
+    running_servers,
+    wait_until_stopped,
+)
 from node.demo.story import run_story
 
 
@@ -72,10 +77,9 @@ def main(args: argparse.Namespace) -> int:
             if args.check:
                 return 0 if report.ok else 1
             # Ctrl-C from here on is the normal way to stop, even while the welcome prints.
-            with contextlib.suppress(KeyboardInterrupt):
+            with interrupt_flag() as interrupted:
                 print_welcome(nodes, tokens, data_dir, report)
-                while all(process.poll() is None for process in processes):
-                    time.sleep(0.5)
+                wait_until_stopped(processes, interrupted)
             print("\nStopping …", flush=True)
             return 0
     except DemoError as exc:
