@@ -22,7 +22,7 @@ def test_ctrl_c_ends_the_wait_without_raising_and_the_nodes_can_still_be_reaped(
         timer.start()
         with interrupt_flag() as interrupted:
             wait_until_stopped([node], interrupted)  # a KeyboardInterrupt would fail the test
-        assert interrupted.is_set()
+        assert interrupted.is_set
         assert node.poll() is None  # still running: the caller stops the nodes
     finally:
         node.kill()
@@ -36,7 +36,7 @@ def test_the_wait_ends_when_a_node_ends() -> None:
     try:
         with interrupt_flag() as interrupted:
             wait_until_stopped([node, quick], interrupted)
-        assert not interrupted.is_set()
+        assert not interrupted.is_set
         assert quick.poll() == 0
     finally:
         node.kill()

@@ -9,7 +9,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,26 +118,37 @@ def running_servers(nodes: list[DemoNode]) -> Iterator[list[subprocess.Popen[byt
                 process.wait()
 
 
+class Interrupted:
+    """Set by Ctrl-C; a plain flag, because the handler runs in the thread it interrupts
+    (a threading.Event's lock, held by that thread's own wait, would deadlock it)."""
+
+    def __init__(self) -> None:
+        self.is_set = False
+
+    def set(self, _signum: int = 0, _frame: object = None) -> None:
+        self.is_set = True
+
+
 @contextlib.contextmanager
-def interrupt_flag() -> Iterator[threading.Event]:
-    """Ctrl-C (SIGINT) sets the event instead of raising KeyboardInterrupt.
+def interrupt_flag() -> Iterator[Interrupted]:
+    """Ctrl-C (SIGINT) sets the flag instead of raising KeyboardInterrupt.
 
     Raised inside ``Popen.poll`` between taking and releasing the process's internal
     lock, KeyboardInterrupt leaves the lock taken, and the next ``wait`` on that
     process hangs for ever: the demo printed "Stopping …" and never exited (twice in
     test_demo, with every node already gone)."""
-    interrupted = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: interrupted.set())
+    interrupted = Interrupted()
+    previous = signal.signal(signal.SIGINT, interrupted.set)
     try:
         yield interrupted
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
-def wait_until_stopped(processes: list[subprocess.Popen[bytes]], interrupted: threading.Event) -> None:
+def wait_until_stopped(processes: list[subprocess.Popen[bytes]], interrupted: Interrupted) -> None:
     """Until Ctrl-C (see ``interrupt_flag``) or until one of the nodes ends."""
-    while not interrupted.is_set() and all(process.poll() is None for process in processes):
-        interrupted.wait(0.5)
+    while not interrupted.is_set and all(process.poll() is None for process in processes):
+        time.sleep(0.2)
 
 
 async def wait_until_ready(client: aiohttp.ClientSession, nodes: list[DemoNode]) -> None:
