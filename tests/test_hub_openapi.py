@@ -84,3 +84,38 @@ def test_the_freeze_body_demands_confirmation() -> None:
         "const": True, "description": "freezing is permanent"}
     placement = openapi_document("https://x.example", hub=True)["components"]["schemas"]["HubPlacement"]
     assert placement["properties"]["decision"]["enum"] == ["accept", "defer", "decline"]
+
+
+def test_the_feedback_answer_is_described_as_it_is_served() -> None:
+    """Its parameters with their bounds, and the answer's and a stance's fields exactly
+    as ``node.hub.api`` writes them."""
+    from datetime import UTC, datetime
+
+    from node.hub.api import _feedback_json
+    from node.hub.feedback import (
+        MAX_LIMIT,
+        FeedbackCounts,
+        FeedbackPage,
+        FeedbackQuery,
+        StanceEntry,
+    )
+
+    spec = openapi_document("https://kochbuch.example", hub=True)
+    op = spec["paths"]["/api/hub/feedback"]["get"]
+    params = {p["name"]: p for p in op["parameters"]}
+    assert params["target"]["required"] and params["limit"]["schema"]["maximum"] == MAX_LIMIT
+    assert params["position"]["schema"]["items"]["enum"] == ["disagree", "partly", "agree"]
+    assert "400" in op["responses"] and "422" not in op["responses"]
+    assert op["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/HubFeedback"}
+    entry = StanceEntry("https://d.example/s/1", "https://d.example/actor", "Düren", None,
+                        "partly", "weil", datetime(2026, 11, 1, tzinfo=UTC), None,
+                        "https://d.example/s/1")
+    served = _feedback_json(FeedbackPage("https://d.example/p", FeedbackCounts(partly=2),
+                                         FeedbackQuery(limit=1), 2, (entry,)))
+    schemas = spec["components"]["schemas"]
+    assert set(served) == set(schemas["HubFeedback"]["properties"]) == set(
+        schemas["HubFeedback"]["required"])
+    assert set(served["stances"][0]) == set(schemas["HubStance"]["properties"])
+    assert served["next"] == ("/api/hub/feedback?target=https%3A%2F%2Fd.example%2Fp"
+                              "&limit=1&offset=1")

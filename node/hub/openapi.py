@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from node.api.openapi import operation
+from node.hub.contribution import STANCE_POSITIONS
+from node.hub.feedback import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from node.hub.tables import Decision, MemberState
 
 _TEXT = {"type": "string"}
@@ -59,6 +61,69 @@ def _placement_schema() -> dict[str, Any]:
     }
 
 
+def _feedback_schemas() -> dict[str, Any]:
+    count = {"type": "integer", "minimum": 0}
+    time = {"type": ["string", "null"], "format": "date-time"}
+    return {
+        "HubStance": {
+            "type": "object",
+            "required": ["id", "actor", "municipality", "position", "reason", "url"],
+            "properties": {
+                "id": {"type": "string", "format": "uri"},
+                "actor": {"type": "string", "format": "uri",
+                          "description": "the municipality that took the stance"},
+                "municipality": {"type": "string",
+                                 "description": "the member's name; a non-member's host"},
+                "ags": {"type": ["string", "null"], "description": "the member's AGS"},
+                "position": {"enum": list(STANCE_POSITIONS)},
+                "reason": {"type": "string",
+                           "description": "plain text (escape it to show it); empty if none"},
+                "published": time,
+                "updated": {**time, "description": "the current version's time"},
+                "url": {"type": "string", "format": "uri",
+                        "description": "where the stance is read (http(s) only)"},
+            },
+        },
+        "HubFeedback": {
+            "type": "object",
+            "required": ["target", "agree", "disagree", "partly", "comments", "total",
+                         "limit", "offset", "next", "stances"],
+            "properties": {
+                "target": {"type": "string", "format": "uri"},
+                "agree": count, "disagree": count, "partly": count, "comments": count,
+                "total": {**count, "description": "stances in the asked positions, all pages"},
+                "limit": {"type": "integer"}, "offset": {"type": "integer"},
+                "next": {"type": ["string", "null"],
+                         "description": "the next page's path and query; null on the last"},
+                "stances": {"type": "array", "description": "newest first (updated, else "
+                            "published); deleted ones are gone, updated ones current",
+                            "items": {"$ref": "#/components/schemas/HubStance"}},
+            },
+        },
+    }
+
+
+def _feedback_operation() -> dict[str, Any]:
+    op = _with_query(
+        operation("Stance and comment counts about a contribution or a section, and the "
+                  "stances with their reasons, newest first, a page at a time"),
+        _query_param("target", "a contribution URL or a section slug", _TEXT, required=True),
+        _query_param("limit", "stances per page", {"type": "integer", "minimum": 1,
+                                                   "maximum": MAX_LIMIT,
+                                                   "default": DEFAULT_LIMIT}),
+        _query_param("offset", "stances to skip", {"type": "integer", "minimum": 0,
+                                                   "maximum": MAX_OFFSET, "default": 0}),
+        {**_query_param("position", "only these positions (repeat it; default all)",
+                        {"type": "array", "items": {"enum": list(STANCE_POSITIONS)}}),
+         "style": "form", "explode": True})
+    responses = op["responses"]
+    problem = responses.pop("422")  # it reads no body: a bad parameter is a 400
+    schema = {"$ref": "#/components/schemas/HubFeedback"}
+    responses["200"] = {**responses["200"], "content": {"application/json": {"schema": schema}}}
+    responses["400"] = {**problem, "description": "a bad query parameter (named in field)"}
+    return op
+
+
 def hub_schemas() -> dict[str, Any]:
     """The request bodies of the editorial API, by schema name."""
     return {
@@ -74,6 +139,7 @@ def hub_schemas() -> dict[str, Any]:
             "properties": {"confirm": {"const": True, "description": "freezing is permanent"},
                            "publish": {"type": "boolean", "default": False}},
         },
+        **_feedback_schemas(),
     }
 
 
@@ -107,9 +173,7 @@ def hub_paths() -> dict[str, Any]:
             _query_param("deferred", "include deferred ones (default true)", {"type": "boolean"}))},
         "/api/hub/placements": {"post": operation(
             "Accept (into sections), defer or decline a contribution", body="HubPlacement")},
-        "/api/hub/feedback": {"get": _with_query(
-            operation("Stances and comments about a contribution or a section"),
-            _query_param("target", "a contribution URL or a section slug", _TEXT, required=True))},
+        "/api/hub/feedback": {"get": _feedback_operation()},
         "/api/hub/draft": {"get": operation("The next edition as it would be frozen now")},
         "/api/hub/editions": {
             "get": operation("Frozen editions"),

@@ -1,0 +1,169 @@
+"""The stances about one contribution or section, with their reasons, for the editors.
+
+``/api/hub/feedback`` and ``praxisnetz hub feedback`` read them here: the counts, and a
+page of stances newest first (by their version time: ``updated``, else ``published``),
+each with the municipality that took it and the reason it gave. The rows are the
+current state the inbox worker keeps: an Update replaced the document (and its
+reason), a Delete marked the row deleted, so neither shows an old reason.
+
+The work is bounded by the page: the counts read two short columns per stance (kind
+and the position out of the JSON document), and only the page's documents are loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node.hub.contribution import STANCE_POSITIONS, stance_reason_of
+from node.hub.editorial import FEEDBACK_KINDS, EditorialError
+from node.hub.tables import HubMember
+from node.storage.models import RemoteObject
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+MAX_OFFSET = 1_000_000  # far past any real list; keeps the number a database takes sane
+
+
+@dataclass(frozen=True)
+class FeedbackQuery:
+    """What a caller asked for: which positions, and which page."""
+
+    positions: tuple[str, ...] = STANCE_POSITIONS
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+
+
+def _bounded_int(text: str | None, name: str, *, default: int, low: int, high: int) -> int:
+    if text is None or text == "":
+        return default
+    stripped = text.strip()
+    if not stripped.isdigit() or not low <= int(stripped) <= high:
+        raise EditorialError(name, f"must be a whole number from {low} to {high}", status=400)
+    return int(stripped)
+
+
+def read_query(limit: str | None = None, offset: str | None = None,
+               positions: Sequence[str] = ()) -> FeedbackQuery:
+    """The query's parameters checked; a bad one is refused with 400, naming it."""
+    wanted = tuple(dict.fromkeys(p.strip() for p in positions if p.strip()))
+    unknown = [p for p in wanted if p not in STANCE_POSITIONS]
+    if unknown:
+        raise EditorialError("position", "must be agree, disagree or partly", status=400)
+    return FeedbackQuery(
+        positions=wanted or STANCE_POSITIONS,
+        limit=_bounded_int(limit, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT),
+        offset=_bounded_int(offset, "offset", default=0, low=0, high=MAX_OFFSET))
+
+
+@dataclass(frozen=True)
+class FeedbackCounts:
+    agree: int = 0
+    disagree: int = 0
+    partly: int = 0
+    comments: int = 0
+
+    def of(self, positions: Sequence[str]) -> int:
+        return sum(getattr(self, position) for position in positions)
+
+
+@dataclass(frozen=True)
+class StanceEntry:
+    """One stance as an editor reads it: who, which position, why, when, where."""
+
+    uri: str
+    actor: str
+    municipality: str  # the member's name; a non-member's host
+    ags: str | None
+    position: str
+    reason: str  # "" when the stance gives none; plain text, escaped by whoever shows it
+    published: datetime | None
+    updated: datetime | None
+    link: str  # the stance's page (its http(s) url), else its id
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.uri, "actor": self.actor, "municipality": self.municipality,
+                "ags": self.ags, "position": self.position, "reason": self.reason,
+                "published": _iso(self.published), "updated": _iso(self.updated),
+                "url": self.link}
+
+
+@dataclass(frozen=True)
+class FeedbackPage:
+    target: str
+    counts: FeedbackCounts
+    query: FeedbackQuery
+    total: int  # stances in the asked positions, over all pages
+    stances: tuple[StanceEntry, ...]
+
+    @property
+    def has_more(self) -> bool:
+        return self.query.offset + len(self.stances) < self.total
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def host_of(actor: str) -> str:
+    return urlsplit(actor).hostname or actor
+
+
+def _about(target: str) -> ColumnElement[bool]:
+    return or_(RemoteObject.about == target, RemoteObject.in_reply_to == target)
+
+
+def _position() -> ColumnElement[str]:
+    # JSON_EXTRACT on SQLite, ->> on PostgreSQL: the position without loading the document
+    return RemoteObject.document["position"].as_string()
+
+
+async def count_feedback(session: AsyncSession, target: str) -> FeedbackCounts:
+    """Counted as ``editorial.feedback_for`` counts: a stance without a known position is a
+    comment."""
+    rows = await session.execute(
+        select(RemoteObject.kind, _position())
+        .where(RemoteObject.deleted.is_(False), RemoteObject.kind.in_(FEEDBACK_KINDS),
+               _about(target)))
+    counts = dict.fromkeys((*STANCE_POSITIONS, "comments"), 0)
+    for kind, position in rows:
+        key = position if kind == "Stance" and position in STANCE_POSITIONS else "comments"
+        counts[key] += 1
+    return FeedbackCounts(**counts)
+
+
+async def stances_about(session: AsyncSession, target: str,
+                        query: FeedbackQuery = FeedbackQuery()) -> FeedbackPage:
+    """The counts, and one page of the stances about ``target``, newest first."""
+    counts = await count_feedback(session, target)
+    version = func.coalesce(RemoteObject.updated, RemoteObject.published, RemoteObject.received_at)
+    rows = await session.execute(
+        select(RemoteObject, HubMember.name, HubMember.ags)
+        .outerjoin(HubMember, HubMember.actor_uri == RemoteObject.attributed_to)
+        .where(RemoteObject.deleted.is_(False), RemoteObject.kind == "Stance", _about(target),
+               _position().in_(query.positions))
+        .order_by(version.desc(), RemoteObject.id.desc())
+        .limit(query.limit).offset(query.offset))
+    stances = tuple(_entry(row, name, ags) for row, name, ags in rows)
+    return FeedbackPage(target, counts, query, counts.of(query.positions), stances)
+
+
+def _entry(row: RemoteObject, name: str | None, ags: str | None) -> StanceEntry:
+    document: Mapping[str, Any] = row.document or {}
+    actor = row.attributed_to or ""
+    given = stance_reason_of(row.uri, actor, document)
+    return StanceEntry(row.uri, actor, name or host_of(actor), ags, str(document["position"]),
+                       given.reason if given is not None else "", row.published,
+                       row.updated, given.link if given is not None else _link(row.uri, document))
+
+
+def _link(uri: str, document: Mapping[str, Any]) -> str:
+    """Where a stance without a reason is read: as ``stance_reason_of`` links, http(s) only."""
+    url = document.get("url")
+    return url if isinstance(url, str) and url.startswith(("https://", "http://")) else uri
