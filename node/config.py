@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import tomli_w
 
+from node.client_address import DEFAULT_TRUSTED_PROXIES, parse_network
+
 CONFIG_FILE_NAME = "praxisnetz.toml"
 KEYS_DIR_NAME = "keys"
 RSA_KEY_FILE = "rsa.pem"
@@ -91,12 +93,31 @@ class ServerTuning:
     # ``praxisnetz serve`` processes that accept requests on the one port (SO_REUSEPORT);
     # above 1 the workers run in one more process of their own (node.serve_processes)
     processes: int = 1
+    # reverse proxies whose X-Forwarded-For is believed (CIDR), node.client_address;
+    # the default, loopback only, fits a proxy on the same host
+    trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
 
     def __post_init__(self) -> None:
         if not isinstance(self.processes, int) or isinstance(self.processes, bool):
             raise ConfigError("server.processes", "must be a whole number")
         if not 1 <= self.processes <= 64:
             raise ConfigError("server.processes", "must be between 1 and 64")
+        object.__setattr__(self, "trusted_proxies", parse_trusted_proxies(self.trusted_proxies))
+
+
+def parse_trusted_proxies(values: object) -> tuple[str, ...]:
+    """The CIDR list in canonical spelling (so a written config loads back equal)."""
+    if isinstance(values, str) or not isinstance(values, list | tuple):
+        raise ConfigError("server.trusted_proxies", 'must be a list such as ["127.0.0.1/32"]')
+    networks: list[str] = []
+    for value in values:
+        try:
+            networks.append(str(parse_network(value)))
+        except (ValueError, TypeError, AttributeError):
+            raise ConfigError("server.trusted_proxies",
+                              f"{value!r} is no address or network in CIDR notation "
+                              "(e.g. 172.30.0.0/24, without host bits)") from None
+    return tuple(networks)
 
 
 @dataclass(frozen=True)
@@ -263,6 +284,9 @@ def _tuning_from(cls: type, raw: object, section: str) -> object:
     for key, value in raw.items():
         if key not in known:
             raise ConfigError(f"{section}.{key}", "unknown setting")
+        if isinstance(known[key].default, tuple):  # a list setting, checked by its class
+            values[key] = value
+            continue
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{section}.{key}", "must be a positive number")
         values[key] = value
@@ -379,7 +403,24 @@ def load_config(
     for suffix, (key, convert) in _ENV_OVERRIDES.items():
         if f"{ENV_PREFIX}{suffix}" in env:
             raw[key] = convert(env[f"{ENV_PREFIX}{suffix}"])
+    _apply_table_overrides(raw, env)
     return config_from_mapping(directory, raw)
+
+
+# Environment variable -> (table, key) for list settings: addresses separated by commas
+# or spaces; the value replaces the file's list (say loopback again if it is wanted).
+_ENV_TABLE_LISTS = {"TRUSTED_PROXIES": ("server", "trusted_proxies")}
+
+
+def _apply_table_overrides(raw: dict[str, object], env: Mapping[str, str]) -> None:
+    for suffix, (table, key) in _ENV_TABLE_LISTS.items():
+        if f"{ENV_PREFIX}{suffix}" not in env:
+            continue
+        current = raw.get(table, {})
+        if not isinstance(current, Mapping):
+            raise ConfigError(table, "must be a table")
+        value = env[f"{ENV_PREFIX}{suffix}"].replace(",", " ").split()
+        raw[table] = {**current, key: value}
 
 
 def config_to_mapping(config: NodeConfig) -> dict[str, object]:
@@ -413,8 +454,10 @@ def config_to_mapping(config: NodeConfig) -> dict[str, object]:
 
 def _changed_settings(tuning: InboxTuning | DeliveryTuning | ServerTuning) -> dict[str, object]:
     default = type(tuning)()
-    return {f.name: getattr(tuning, f.name) for f in fields(tuning)
-            if getattr(tuning, f.name) != getattr(default, f.name)}
+    changed = {f.name: getattr(tuning, f.name) for f in fields(tuning)
+               if getattr(tuning, f.name) != getattr(default, f.name)}
+    return {name: list(value) if isinstance(value, tuple) else value
+            for name, value in changed.items()}
 
 
 def write_config(config: NodeConfig) -> Path:

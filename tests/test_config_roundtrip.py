@@ -22,15 +22,17 @@ from node.config import (
 Tuning = TypeVar("Tuning", InboxTuning, DeliveryTuning, ServerTuning)
 
 
+def _changed(value: object) -> object:
+    if isinstance(value, tuple):  # a list setting: trusted_proxies
+        return ("172.30.0.0/24", "2001:db8::/64")
+    if isinstance(value, int):
+        return value * 2 + 1
+    return value * 1.5  # type: ignore[operator]
+
+
 def _tuned(tuning: Tuning) -> Tuning:
     """Every setting changed; the ratios keep the ceiling above the first retry delay."""
-    changes = {
-        f.name: getattr(tuning, f.name) * 2 + 1
-        if isinstance(getattr(tuning, f.name), int)
-        else getattr(tuning, f.name) * 1.5
-        for f in fields(tuning)
-    }
-    return replace(tuning, **changes)
+    return replace(tuning, **{f.name: _changed(getattr(tuning, f.name)) for f in fields(tuning)})
 
 
 def _everything_changed(data_dir: Path) -> NodeConfig:
@@ -99,3 +101,26 @@ def test_a_default_config_writes_no_tuning_tables(tmp_path) -> None:
     config = NodeConfig(data_dir=tmp_path, base_url="https://n.example", name="N", slug="n")
     raw = tomllib.loads(write_config(config).read_text(encoding="utf-8"))
     assert "inbox" not in raw and "delivery" not in raw
+
+
+def test_trusted_proxies_are_written_as_a_list_and_read_back(tmp_path) -> None:
+    config = NodeConfig(data_dir=tmp_path, base_url="https://n.example", name="N", slug="n",
+                        server=ServerTuning(trusted_proxies=("172.30.0.2", "fd00::/8")))
+    # canonical spelling, so the loaded config equals the written one
+    assert config.server.trusted_proxies == ("172.30.0.2/32", "fd00::/8")
+    raw = tomllib.loads(write_config(config).read_text(encoding="utf-8"))
+    assert raw["server"] == {"trusted_proxies": ["172.30.0.2/32", "fd00::/8"]}
+    assert load_config(tmp_path, env={}) == config
+    # an empty list (trust no proxy) differs from the default and survives too
+    nothing = replace(config, server=ServerTuning(trusted_proxies=()))
+    write_config(nothing)
+    assert load_config(tmp_path, env={}).server.trusted_proxies == ()
+
+
+def test_the_environment_replaces_the_trusted_proxies(tmp_path) -> None:
+    write_config(NodeConfig(data_dir=tmp_path, base_url="https://n.example", name="N", slug="n",
+                            server=ServerTuning(processes=2)))
+    env = {"PRAXISNETZ_TRUSTED_PROXIES": "172.30.0.2/32, ::1/128 127.0.0.1"}
+    loaded = load_config(tmp_path, env=env)
+    assert loaded.server.trusted_proxies == ("172.30.0.2/32", "::1/128", "127.0.0.1/32")
+    assert loaded.server.processes == 2  # the rest of [server] stays

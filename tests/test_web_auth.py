@@ -8,12 +8,14 @@ import re
 from unittest import mock
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 from sqlalchemy import func, select
 from yarl import URL
 
 from node import appkeys
 from node.cli import main as cli_main
+from node.config import ServerTuning
 from node.storage.models import Contribution, User, WebSession
 from node.storage.users import LOCK_DURATION, MAX_FAILED_ATTEMPTS, SESSION_LIFETIME
 from node.web.session import safe_next
@@ -294,17 +296,51 @@ async def test_a_stranger_cannot_lock_a_staff_member_out(client: TestClient) -> 
     assert status == 200 and "Übersicht" in page
 
 
+async def test_a_spoofed_header_from_an_untrusted_peer_cannot_dodge_the_lock(
+        aiohttp_client, tmp_path) -> None:
+    """A node whose proxy is elsewhere (the test client's 127.0.0.1 is not trusted): every
+    attempt counts for the peer, whatever X-Forwarded-For each one claims."""
+    app = web_app(tmp_path, server=ServerTuning(trusted_proxies=("172.30.0.2/32",)))
+    client = await aiohttp_client(app)
+    await add_staff(app)
+    for attempt in range(MAX_FAILED_ATTEMPTS):
+        spoofed = {"X-Forwarded-For": f"198.51.100.{attempt}"}
+        status, page = await sign_in(client, password="falsch-passwort-1", headers=spoofed)
+    assert status == 401 and "gesperrt" in page
+    status, page = await sign_in(client, headers={"X-Forwarded-For": "198.51.100.200"})
+    assert status == 401 and "gesperrt" in page
+
+
+def _request_from(peer: str, forwarded: str, app: web.Application):
+    transport = mock.Mock()
+    transport.get_extra_info.side_effect = lambda name, default=None: (
+        (peer, 40000) if name == "peername" else default)
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    return make_mocked_request("POST", "/signin", headers=headers, transport=transport, app=app)
+
+
 @pytest.mark.parametrize(("peer", "forwarded", "address"), [
     ("127.0.0.1", "203.0.113.9", "203.0.113.9"),
     ("::1", "10.0.0.1, 2001:db8::7", "2001:db8::7"),
     ("127.0.0.1", "", "127.0.0.1"),
     ("127.0.0.1", "kein-ip", "127.0.0.1"),
     ("192.0.2.44", "203.0.113.9", "192.0.2.44"),  # not our proxy: its header is not believed
+    ("172.30.0.2", "203.0.113.9", "172.30.0.2"),  # the compose proxy, not trusted by default
 ])
-def test_client_address(peer: str, forwarded: str, address: str) -> None:
-    transport = mock.Mock()
-    transport.get_extra_info.side_effect = lambda name, default=None: (
-        (peer, 40000) if name == "peername" else default)
-    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
-    request = make_mocked_request("POST", "/signin", headers=headers, transport=transport)
-    assert client_address(request) == address
+def test_client_address_by_default_trusts_loopback(peer, forwarded, address, tmp_path) -> None:
+    app = web.Application()
+    app[appkeys.CONFIG] = make_node(tmp_path)
+    assert client_address(_request_from(peer, forwarded, app)) == address
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "address"), [
+    ("172.30.0.2", "203.0.113.9", "203.0.113.9"),
+    ("172.30.0.2", "127.0.0.1, 203.0.113.9", "203.0.113.9"),  # spoofed left part
+    ("172.30.0.9", "203.0.113.9", "172.30.0.9"),  # another container of the network
+    ("127.0.0.1", "203.0.113.9", "127.0.0.1"),  # loopback no longer listed
+])
+def test_client_address_behind_a_configured_proxy(peer, forwarded, address, tmp_path) -> None:
+    app = web.Application()
+    app[appkeys.CONFIG] = make_node(
+        tmp_path, server=ServerTuning(trusted_proxies=("172.30.0.2/32",)))
+    assert client_address(_request_from(peer, forwarded, app)) == address

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from aiohttp import web
 from sqlalchemy import func, select
 
 from node import appkeys
+from node.client_address import of_request, trusted_proxies
 from node.storage.models import Activity, Contribution, Delivery, DeliveryState
 from node.storage.users import (
     SignInOutcome,
@@ -75,17 +75,11 @@ async def signin_form(request: web.Request) -> web.Response:
 
 
 def client_address(request: web.Request) -> str:
-    """The browser's address, for the sign-in lock-out. Behind a reverse proxy on this host
-    (the peer is a loopback address) it is the last ``X-Forwarded-For`` entry: the one the
-    proxy appended (nginx, Caddy), which a client cannot forge. Otherwise the peer."""
-    peer = request.remote or "unknown"
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    try:
-        if not forwarded or not ipaddress.ip_address(peer).is_loopback:
-            return peer
-        return str(ipaddress.ip_address(forwarded.rsplit(",", 1)[-1].strip()))
-    except ValueError:  # a peer that is no IP (a Unix socket) or a garbled header
-        return peer
+    """The browser's address, for the sign-in lock-out: behind the proxies in
+    ``[server] trusted_proxies`` the rightmost X-Forwarded-For entry that is none of them
+    (which a client cannot forge), otherwise the peer (node.client_address)."""
+    trusted = trusted_proxies(request.app[appkeys.CONFIG].server.trusted_proxies)
+    return of_request(request, trusted).address
 
 
 async def signin(request: web.Request) -> web.Response:
