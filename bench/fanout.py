@@ -5,8 +5,11 @@ row per follower, ``record_local_activity`` adds one pending ``deliveries`` row 
 follower inbox; the shared inbox is not used: every follower has its own inbox), then
 starts ``praxisnetz worker`` processes (the production delivery worker, default tuning;
 two by default, one per core, sharing the one SQLite queue) and waits until every row
-is ``delivered``. The followers' inboxes live on a few trivial loopback receiver
-processes (``bench.load_client sink``) that answer 202 without verifying. Every
+is ``delivered``. The followers' inboxes live on a few loopback receiver processes
+that answer 202 without verifying: by default ``bench.lean_sink`` (an asyncio protocol
+that frames requests by Content-Length and checks each POST is signed and complete, so
+the receivers take little of the two cores the workers need), or with
+``--receiver aiohttp`` the aiohttp sink of ``bench.load_client``. Every
 delivery is an RSA-2048 signed POST (RFC 9421 first; the receivers accept it, so no
 second knock). The rate is counted from the first to the last finished delivery
 (worker start-up is left out) and set against this machine's bare RSA-2048 signing
@@ -18,7 +21,7 @@ time the workers and the receivers spent per delivery (``/proc/PID/stat``), the 
 time of one bare signature and its share of a delivery's worker CPU, the rate one
 fully used core would give at that cost, an estimate for the two cores with nothing
 else running, and the 1-minute load average.
-Run: ``python -m bench fanout`` or ``python -m bench.fanout [--quick] [--workers N]``.
+Run: ``python -m bench fanout`` or ``python -m bench.fanout [--quick] [--workers N] [--receiver lean|aiohttp]``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pathlib import Path
 
 from bench._support import (
     PYTHON,
+    Children,
     children,
     free_port,
     get_json,
@@ -77,6 +81,9 @@ class Row:
     # What the two cores would deliver with nothing else running: 2 CPU-seconds per second
     # over the measured worker + receiver CPU per delivery (an estimate, not a measurement).
     idle_machine_estimate_per_s: float = 0.0
+    receiver: str = "lean"  # bench.lean_sink, or "aiohttp" (bench.load_client sink)
+    # POSTs the receivers found unsigned or badly framed ("-": the aiohttp sink does not look)
+    malformed: str = "-"
 
 
 @dataclass(frozen=True)
@@ -180,8 +187,29 @@ def _wait_until_delivered(config: NodeConfig, total: int, timeout: float,
     raise TimeoutError(f"only {_delivered(config)} of {total} delivered")
 
 
+RECEIVERS = ("lean", "aiohttp")
+
+
+def _start_receivers(group: Children, ports: list[int], receiver: str) -> list[subprocess.Popen[bytes]]:
+    if receiver == "aiohttp":
+        return [start_sink(group, port) for port in ports]
+    if receiver != "lean":
+        raise ValueError(f"receiver must be one of {RECEIVERS}, not {receiver!r}")
+    return [group.start([PYTHON, "-m", "bench.lean_sink", "--port", str(port)]) for port in ports]
+
+
+def _received(bases: list[str], receiver: str) -> tuple[int, str]:
+    """POSTs the receivers counted, and the malformed ones ("-" if not looked at)."""
+    counts = [get_json(f"{base}/count") for base in bases]
+    posts = sum(int(count["posts"]) for count in counts)  # type: ignore[index]
+    if receiver == "aiohttp":
+        return posts, "-"
+    return posts, str(sum(int(count["malformed"]) for count in counts))  # type: ignore[index]
+
+
 def run(activities: int = 500, followers: int = 100, receivers: int = 4,
-        sign_seconds: float = 1.0, profile: Path | None = None, workers: int = 2) -> list[Row]:
+        sign_seconds: float = 1.0, profile: Path | None = None, workers: int = 2,
+        receiver: str = "lean") -> list[Row]:
     signing_before = rsa_sign_rate(sign_seconds)
     total = activities * followers
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp, children() as group:
@@ -190,7 +218,7 @@ def run(activities: int = 500, followers: int = 100, receivers: int = 4,
         ports = [free_port() for _ in range(receivers)]
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         asyncio.run(fill_queue(config, activities, bases, followers))
-        sinks = [start_sink(group, port) for port in ports]
+        sinks = _start_receivers(group, ports, receiver)
         for base, sink in zip(bases, sinks, strict=True):
             wait_for(f"{base}/count", process=sink)
         profiler = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
@@ -202,7 +230,7 @@ def run(activities: int = 500, followers: int = 100, receivers: int = 4,
         drained = _wait_until_delivered(config, total, timeout=max(120.0, total / 50),
                                         groups=[worker_processes, sinks])
         load = load_average()
-        received = sum(int(get_json(f"{base}/count")["posts"]) for base in bases)  # type: ignore[index]
+        received, malformed = _received(bases, receiver)
     # Signing measured before and after the run: the machine's load moves meanwhile.
     signing = _mean_rate(signing_before, rsa_sign_rate(sign_seconds))
     rate = drained.per_s
@@ -213,7 +241,7 @@ def run(activities: int = 500, followers: int = 100, receivers: int = 4,
                 rate / signing.per_s * 100.0, received, f">= {TARGET_PER_S:,.0f}/s: {met}",
                 workers, worker_cpu, receiver_cpu, _per_s(worker_cpu), load, signing.cpu_ms,
                 100.0 * signing.cpu_ms / worker_cpu if worker_cpu else 0.0,
-                2 * _per_s(worker_cpu + receiver_cpu))]
+                2 * _per_s(worker_cpu + receiver_cpu), receiver, malformed)]
 
 
 def _per_s(cpu_ms: float) -> float:
@@ -229,6 +257,9 @@ def main() -> None:
     parser.add_argument("--followers", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2,
                         help="worker processes (default 2: one per core)")
+    parser.add_argument("--receiver", choices=RECEIVERS, default="lean",
+                        help="the followers' servers: bench.lean_sink (default) or the "
+                             "aiohttp sink of bench.load_client")
     parser.add_argument("--profile", type=Path,
                         help="write a cProfile of the (first) worker here")
     args = parser.parse_args()
@@ -237,7 +268,7 @@ def main() -> None:
     if args.workers < 1:
         parser.error("--workers: must be at least 1")
     print(format_table(run(args.activities, args.followers, profile=args.profile,
-                           workers=args.workers)))
+                           workers=args.workers, receiver=args.receiver)))
 
 
 if __name__ == "__main__":

@@ -75,9 +75,10 @@ def test_fanout_delivers_every_row_to_the_receivers() -> None:
                               "received", "target", "workers", "worker_cpu_ms_per_delivery",
                               "receiver_cpu_ms_per_delivery", "per_worker_core_s", "load_1m",
                               "rsa_sign_cpu_ms", "signing_share_of_worker_cpu_pct",
-                              "idle_machine_estimate_per_s"]
+                              "idle_machine_estimate_per_s", "receiver", "malformed"]
     (row,) = rows
     assert row.deliveries == 20 and row.received >= 20  # a lease may resend, never lose
+    assert row.receiver == "lean" and row.malformed == "0"  # every POST signed and whole
     assert row.rsa_sign_per_s > 0
     assert set(_children_of_this_process()) <= before
     _assert_table(rows)
