@@ -322,3 +322,38 @@ async def test_reasons_stand_beside_the_practice_and_the_section(hub) -> None:
         assert "cochem.example</a>: Erst die Schulung" in text, path
     english = await html("/handbook?lang=en")
     assert ">Disagree</a>" in english and ">Partly</a>" in english
+
+
+async def test_triage_shows_the_objections_reasons_escaped_and_long_ones_collapsed(hub) -> None:
+    """Beside each contribution the editor reads why members disagree or agree only partly
+    (not the agreements' reasons), in both languages; member HTML stays text, a long
+    reason is collapsed to its beginning and past three the rest is behind "n more"."""
+    app = hub.server.app
+    long_reason = "Die Schulung fehlt noch. " * 20
+    extra = [("dafuer", "agree", "Spart Wege"),
+             ("bild", "partly", '<img src=x onerror="alert(3)"> erst später'),
+             ("lang", "partly", long_reason), ("vierte", "disagree", "Kein Personal")]
+    for slug, position, reason in extra:
+        await _add_stance(app, stance("dueren.example", slug, about=PRACTICE_URI,
+                                      position=position, reason=reason), MEMBER)
+    await _add_stance(app, stance("cochem.example", "fremd", about=PRACTICE_URI,
+                                  position="disagree", reason="Nicht bei uns"),
+                      "https://cochem.example/actor")
+    await _editor(hub)
+    text = await (await hub.get("/hub/editor")).text()
+    assert "&lt;img src=x onerror=&#34;alert(3)&#34;&gt; erst später" in text
+    assert "<img src=x" not in text and "Spart Wege" not in text  # agreement: counted only
+    objections = text.index('aria-label="Begründungen von Widerspruch')
+    for shown in ('href="https://dueren.example/stances/zu-e-akte">Widerspruch</a> – '
+                  "Stadt Düren &lt;b&gt;: Zu teuer",
+                  'href="https://cochem.example/stances/fremd">Widerspruch</a> – cochem.example',
+                  'href="https://dueren.example/stances/vierte">Widerspruch</a>'):
+        assert text.index(shown) > objections, shown
+    more = text.index("<summary>2 weitere Begründungen</summary>")
+    assert text.index("stances/bild") > more and text.index("stances/lang") > more
+    collapsed = text[text.index('<details class="reason-long">'):]
+    assert collapsed.index("<summary>Die Schulung fehlt noch.") < collapsed.index(
+        "(ganze Begründung anzeigen)") < collapsed.index(f"<p>{long_reason.strip()}</p>")
+    english = await (await hub.get("/hub/editor?lang=en")).text()
+    assert "<summary>2 more reasons</summary>" in english and ">Partly</a>" in english
+    assert "(show the whole reason)" in english

@@ -12,7 +12,7 @@ and the position out of the JSON document), and only the page's documents are lo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -113,6 +113,17 @@ def _iso(value: datetime | None) -> str | None:
 
 def host_of(actor: str) -> str:
     return urlsplit(actor).hostname or actor
+
+
+async def municipality_names(session: AsyncSession, actors: Iterable[str]) -> dict[str, str]:
+    """Each actor's member name; a non-member's host."""
+    wanted = set(actors)
+    names = {actor: host_of(actor) for actor in wanted}
+    if wanted:
+        rows = await session.execute(select(HubMember.actor_uri, HubMember.name)
+                                     .where(HubMember.actor_uri.in_(wanted)))
+        names.update({actor: name for actor, name in rows})
+    return names
 
 
 def _about(target: str) -> ColumnElement[bool]:

@@ -1,4 +1,5 @@
-"""The hub editors' screens (signed-in staff of the hub): triage, placing a contribution,
+"""The hub editors' screens (signed-in staff of the hub): triage (with the reasons of the
+disagreeing and partly agreeing stances), placing a contribution,
 the section editor, the edition preview with its changelog, freezing with a
 confirmation step, and membership approvals.
 
@@ -14,10 +15,11 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from node import appkeys
 from node.api.common import wake_delivery
-from node.hub import edition_store, editorial, membership
+from node.hub import edition_store, editorial, feedback, membership
 from node.hub.changelog import changelog, render_html
 from node.hub.runtime import HUB
 from node.hub.structure import Section
@@ -30,6 +32,10 @@ from node.web.session import FORM, SESSION
 CONFIRM_FIELD = "confirm"
 CONFIRM_VALUE = "freeze"
 NOTICES = ("placed", "saved", "approved", "rejected")
+OBJECTIONS = ("disagree", "partly")  # the stances whose reasons an editor weighs in triage
+LONG_REASON = 280  # characters; a longer reason is collapsed to its beginning
+PREVIEW_LENGTH = 160
+SHOWN_REASONS = 3  # per contribution; the rest behind "n more"
 
 
 def _field(request: web.Request, name: str) -> str:
@@ -53,12 +59,44 @@ def _optional_int(text: str, field: str) -> int | None:
 # --- triage and placing ----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TriageReason:
+    """An objection (disagree or partly) with its reason, as the triage table shows it."""
+
+    position: str
+    municipality: str
+    link: str  # http(s) only: stance_reason_of keeps no other url, ids are fetched ones
+    text: str  # escaped by the template
+    preview: str | None  # the beginning of a long reason, shown while it is collapsed
+
+
+def _preview(text: str) -> str | None:
+    if len(text) <= LONG_REASON:
+        return None
+    cut = text[:PREVIEW_LENGTH]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ,.;:") + " …"
+
+
+async def _objections(session: AsyncSession, items: list[editorial.TriageItem],
+                      ) -> dict[str, tuple[TriageReason, ...]]:
+    """Each item's disagreeing and partly agreeing stances that give a reason."""
+    picked = {item.uri: [r for r in item.feedback.reasons if r.position in OBJECTIONS]
+              for item in items}
+    names = await feedback.municipality_names(
+        session, {reason.author for reasons in picked.values() for reason in reasons})
+    return {uri: tuple(TriageReason(r.position, names[r.author], r.link, r.reason,
+                                    _preview(r.reason)) for r in reasons)
+            for uri, reasons in picked.items()}
+
+
 async def triage(request: web.Request) -> web.Response:
     async with request.app[appkeys.SESSION_MAKER]() as session:
         items = await editorial.triage(session)
+        objections = await _objections(session, items)
     done = request.query.get("done", "")
-    return page(request, "hub_triage.html.j2", {"items": items,
-                                                "done": done if done in NOTICES else ""})
+    return page(request, "hub_triage.html.j2", {
+        "items": items, "objections": objections, "shown_reasons": SHOWN_REASONS,
+        "done": done if done in NOTICES else ""})
 
 
 async def _placement_form(request: web.Request, values: dict[str, Any],
