@@ -91,3 +91,51 @@ async def test_reindex_rebuilds_from_sql_and_refuses_while_the_hub_runs(tmp_path
     gc.collect()  # the stopped hub's store goes with its last reference
     assert await asyncio.to_thread(main, ["hub", "reindex", "--data-dir", data_dir]) == 0
     assert "1 contributions, 0 skipped" in capsys.readouterr().out
+
+
+def test_feedback_prints_the_stances_with_their_reasons_newest_first(tmp_path, capsys) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from node.cli import open_store
+    from node.config import load_config
+    from node.hub.tables import HubMember
+    from node.storage.models import RemoteObject
+    from tests.hub_support import stance
+
+    data_dir = _init(tmp_path, capsys)
+    about = "https://dueren.example/practices/e-akte"
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+    async def seed() -> None:
+        async with open_store(load_config(tmp_path / "hub")) as sessions, sessions.begin() as session:
+            session.add(HubMember(actor_uri="https://dueren.example/actor", name="Stadt Düren",
+                                  state="approved", applied_at=now))
+            for hours, slug, position, reason in ((1, "alt", "disagree", "Zu\tteuer,\nleider."),
+                                                  (2, "neu", "partly", "Erst schulen.")):
+                document = stance("dueren.example", slug, about=about, position=position,
+                                  reason=reason)
+                session.add(RemoteObject(uri=document["id"], kind="Stance", deleted=False,
+                                         attributed_to=document["attributedTo"], about=about,
+                                         document=document, received_at=now,
+                                         updated=now + timedelta(hours=hours)))
+
+    asyncio.run(seed())
+    assert main(["hub", "feedback", about, "--data-dir", data_dir]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{about}\t+0/-1/~1\t0 comments\t2 of 2 stances (offset 0)"
+    assert lines[1:] == [
+        "partly\tStadt Düren\t2026-11-22T14:00:00+00:00\tErst schulen.\t"
+        "https://dueren.example/stances/neu",
+        "disagree\tStadt Düren\t2026-11-22T13:00:00+00:00\tZu teuer, leider.\t"
+        "https://dueren.example/stances/alt"]
+    assert main(["hub", "feedback", about, "--json", "--limit", "1", "--position", "disagree",
+                 "--data-dir", data_dir]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert [s["reason"] for s in answer["stances"]] == ["Zu\tteuer,\nleider."]
+    assert answer["total"] == 1 and answer["next"] is None
+    assert main(["hub", "feedback", "e-akte", "--data-dir", data_dir]) == 0  # a section slug
+    assert "https://hub.example/handbook/sections/e-akte\t+0/-0/~0" in capsys.readouterr().out
+    for argv, field in (([about, "--limit", "0"], "limit"), ([about, "--offset", "x"], "offset"),
+                        ([""], "target")):
+        assert main(["hub", "feedback", *argv, "--data-dir", data_dir]) == 2, argv
+        assert f"error: {field}:" in capsys.readouterr().err, argv

@@ -88,10 +88,9 @@ def test_the_freeze_body_demands_confirmation() -> None:
 
 def test_the_feedback_answer_is_described_as_it_is_served() -> None:
     """Its parameters with their bounds, and the answer's and a stance's fields exactly
-    as ``node.hub.api`` writes them."""
+    as ``node.hub.api`` serves them (``FeedbackPage.to_json``)."""
     from datetime import UTC, datetime
 
-    from node.hub.api import _feedback_json
     from node.hub.feedback import (
         MAX_LIMIT,
         FeedbackCounts,
@@ -111,8 +110,8 @@ def test_the_feedback_answer_is_described_as_it_is_served() -> None:
     entry = StanceEntry("https://d.example/s/1", "https://d.example/actor", "Düren", None,
                         "partly", "weil", datetime(2026, 11, 1, tzinfo=UTC), None,
                         "https://d.example/s/1")
-    served = _feedback_json(FeedbackPage("https://d.example/p", FeedbackCounts(partly=2),
-                                         FeedbackQuery(limit=1), 2, (entry,)))
+    served = FeedbackPage("https://d.example/p", FeedbackCounts(partly=2),
+                          FeedbackQuery(limit=1), 2, (entry,)).to_json()
     schemas = spec["components"]["schemas"]
     assert set(served) == set(schemas["HubFeedback"]["properties"]) == set(
         schemas["HubFeedback"]["required"])

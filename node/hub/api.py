@@ -10,7 +10,6 @@ and rebuilding the index.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -19,7 +18,6 @@ from node.api.auth import TOKEN
 from node.api.common import read_json_object, wake_delivery
 from node.api.problems import ProblemError, field_error
 from node.hub import edition_store, editorial, feedback, membership
-from node.hub.contribution import STANCE_POSITIONS
 from node.hub.editions import EditionError, manifest_document
 from node.hub.runtime import HUB
 from node.hub.tables import MemberState
@@ -167,34 +165,16 @@ async def post_placement(request: web.Request) -> web.Response:
 
 async def get_feedback(request: web.Request) -> web.Response:
     """The counts and a page of the stances with their reasons, newest first."""
-    config = request.app[appkeys.CONFIG]
-    target = request.query.get("target") or ""
-    if not target:
-        raise field_error("target", "give a contribution URL or a section slug", status=400)
-    if not target.startswith(("http://", "https://")):
-        target = editorial.section_url(config.base_url, target)
     try:
+        target = feedback.target_url(request.app[appkeys.CONFIG].base_url,
+                                     request.query.get("target"))
         query = feedback.read_query(request.query.get("limit"), request.query.get("offset"),
                                     request.query.getall("position", []))
     except editorial.EditorialError as exc:
         raise _problem(exc) from exc
     async with request.app[appkeys.SESSION_MAKER]() as session:
         found = await feedback.stances_about(session, target, query)
-    return _ok(_feedback_json(found))
-
-
-def _feedback_json(found: feedback.FeedbackPage) -> dict[str, Any]:
-    query, counts = found.query, found.counts
-    following = None
-    if found.has_more:
-        positions = [] if query.positions == STANCE_POSITIONS else list(query.positions)
-        following = "/api/hub/feedback?" + urlencode(
-            [("target", found.target), *(("position", p) for p in positions),
-             ("limit", query.limit), ("offset", query.offset + query.limit)])
-    return {"target": found.target, "agree": counts.agree, "disagree": counts.disagree,
-            "partly": counts.partly, "comments": counts.comments, "total": found.total,
-            "limit": query.limit, "offset": query.offset, "next": following,
-            "stances": [entry.to_json() for entry in found.stances]}
+    return _ok(found.to_json())
 
 
 # --- draft and editions ----------------------------------------------------------------

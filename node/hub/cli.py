@@ -1,7 +1,9 @@
 """``praxisnetz hub …``: the editorial actions from the command line.
 
 ``members [--pending]``, ``approve``/``reject HANDLE_OR_URL``, ``triage [--json]``,
-``sections [--json]``, ``section add SLUG TITLE [--parent] [--text-file] [--order]``,
+``feedback URL_OR_SLUG [--position] [--limit] [--offset] [--json]`` (the stances with
+their reasons, newest first), ``sections [--json]``,
+``section add SLUG TITLE [--parent] [--text-file] [--order]``,
 ``place CONTRIBUTION_URL SECTION_SLUG [--decline|--defer] [--note]``,
 ``freeze [--publish]`` and ``reindex``. They work on the database; the running hub's
 workers send what they enqueue (Accepts, Follows, announcements) and its indexer
@@ -18,8 +20,9 @@ from pathlib import Path
 
 from node.cli import CliError, open_store, utc_now
 from node.config import NodeConfig, load_config
-from node.hub import edition_store, editorial, membership
+from node.hub import edition_store, editorial, feedback, membership
 from node.hub.aggregation import Aggregator
+from node.hub.contribution import STANCE_POSITIONS
 from node.hub.search_backends import search_backend_for
 from node.hub.settings import write_settings
 from node.hub.structure import Section
@@ -95,6 +98,34 @@ def cmd_triage(args: argparse.Namespace) -> int:
         feedback = item.feedback
         print(f"{item.decision or 'new'}\t{item.kind}\t{item.title}\t{item.member}\t"
               f"+{feedback.agree}/-{feedback.disagree}/~{feedback.partly}\t{item.uri}")
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    config = _hub_config(args)
+    try:
+        target = feedback.target_url(config.base_url, args.target)
+        query = feedback.read_query(args.limit, args.offset, args.position or ())
+    except editorial.EditorialError as exc:
+        raise CliError(exc.field, exc.message) from exc
+
+    async def run() -> feedback.FeedbackPage:
+        async with open_store(config) as sessions, sessions() as session:
+            return await feedback.stances_about(session, target, query)
+
+    found = asyncio.run(run())
+    if args.json:
+        print(json.dumps(found.to_json(), indent=2, ensure_ascii=False))
+        return 0
+    counts = found.counts
+    print(f"{found.target}\t+{counts.agree}/-{counts.disagree}/~{counts.partly}\t"
+          f"{counts.comments} comments\t{len(found.stances)} of {found.total} stances "
+          f"(offset {query.offset})")
+    for entry in found.stances:
+        when = entry.updated or entry.published
+        # one line per stance: a reason's own line breaks and tabs become spaces
+        print(f"{entry.position}\t{entry.municipality}\t{when.isoformat() if when else '-'}\t"
+              f"{' '.join(entry.reason.split()) or '-'}\t{entry.link}")
     return 0
 
 
@@ -217,6 +248,16 @@ def add_hub_commands(commands: argparse._SubParsersAction,
     triage = sub.add_parser("triage", help="contributions not yet decided")
     triage.add_argument("--json", action="store_true")
     triage.set_defaults(handler=cmd_triage)
+    stances = sub.add_parser("feedback", help="the stances about a contribution or section, "
+                             "with their reasons, newest first")
+    stances.add_argument("target", metavar="CONTRIBUTION_URL_OR_SECTION_SLUG")
+    stances.add_argument("--position", action="append", choices=STANCE_POSITIONS,
+                         help="only this position (repeat it for more)")
+    stances.add_argument("--limit", help=f"stances per page (1 to {feedback.MAX_LIMIT}, "
+                         f"default {feedback.DEFAULT_LIMIT})")
+    stances.add_argument("--offset", help="stances to skip (default 0)")
+    stances.add_argument("--json", action="store_true", help="as /api/hub/feedback answers")
+    stances.set_defaults(handler=cmd_feedback)
     sections = sub.add_parser("sections", help="the handbook's chapters and sections")
     sections.add_argument("--json", action="store_true")
     sections.set_defaults(handler=cmd_sections)
@@ -242,6 +283,6 @@ def add_hub_commands(commands: argparse._SubParsersAction,
     freeze.set_defaults(handler=cmd_freeze)
     reindex = sub.add_parser("reindex", help="rebuild the RDF index from SQL (hub stopped)")
     reindex.set_defaults(handler=cmd_reindex)
-    for parser in (members, triage, sections, add, place, freeze, reindex,
+    for parser in (members, triage, stances, sections, add, place, freeze, reindex,
                    *(sub.choices[name] for name in ("approve", "reject"))):
         data_dir(parser)

@@ -16,16 +16,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.hub.contribution import STANCE_POSITIONS, stance_reason_of
-from node.hub.editorial import FEEDBACK_KINDS, EditorialError
+from node.hub.editorial import FEEDBACK_KINDS, EditorialError, section_url
 from node.hub.tables import HubMember
 from node.storage.models import RemoteObject
 
+API_PATH = "/api/hub/feedback"
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_OFFSET = 1_000_000  # far past any real list; keeps the number a database takes sane
@@ -47,6 +48,13 @@ def _bounded_int(text: str | None, name: str, *, default: int, low: int, high: i
     if not stripped.isdigit() or not low <= int(stripped) <= high:
         raise EditorialError(name, f"must be a whole number from {low} to {high}", status=400)
     return int(stripped)
+
+
+def target_url(base_url: str, text: str | None) -> str:
+    """A contribution URL as given; a section slug as its section's URL."""
+    if not text:
+        raise EditorialError("target", "give a contribution URL or a section slug", status=400)
+    return text if text.startswith(("http://", "https://")) else section_url(base_url, text)
 
 
 def read_query(limit: str | None = None, offset: str | None = None,
@@ -105,6 +113,23 @@ class FeedbackPage:
     @property
     def has_more(self) -> bool:
         return self.query.offset + len(self.stances) < self.total
+
+    def next_path(self) -> str | None:
+        """The API path of the next page; None on the last."""
+        if not self.has_more:
+            return None
+        query = self.query
+        positions = () if query.positions == STANCE_POSITIONS else query.positions
+        return f"{API_PATH}?" + urlencode(
+            [("target", self.target), *(("position", p) for p in positions),
+             ("limit", query.limit), ("offset", query.offset + query.limit)])
+
+    def to_json(self) -> dict[str, Any]:
+        counts, query = self.counts, self.query
+        return {"target": self.target, "agree": counts.agree, "disagree": counts.disagree,
+                "partly": counts.partly, "comments": counts.comments, "total": self.total,
+                "limit": query.limit, "offset": query.offset, "next": self.next_path(),
+                "stances": [entry.to_json() for entry in self.stances]}
 
 
 def _iso(value: datetime | None) -> str | None:
