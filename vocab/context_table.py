@@ -25,6 +25,7 @@ import enum
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 ABSOLUTE = ("http://", "https://")
@@ -67,6 +68,18 @@ class TermTable:
     # ``terms``: a reader that does not know graph containers (the hub's N-Quads writer)
     # must not mistake them for plain properties.
     graphs: Mapping[str, str] = field(default_factory=dict)
+
+    # Why: a walker looks these few keys up in a node, instead of every key of the node
+    # up in the table, to find its id and types before the type-scoped table is known.
+    @cached_property
+    def id_keys(self) -> tuple[str, ...]:
+        """The terms aliasing ``@id``."""
+        return tuple(name for name, term in self.terms.items() if term.kind is TermKind.ID_ALIAS)
+
+    @cached_property
+    def type_keys(self) -> tuple[str, ...]:
+        """The terms aliasing ``@type``."""
+        return tuple(name for name, term in self.terms.items() if term.kind is TermKind.TYPE_ALIAS)
 
 
 def expand_compact(value: str, prefixes: Mapping[str, str]) -> str:

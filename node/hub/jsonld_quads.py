@@ -23,12 +23,10 @@ from typing import Any
 
 import pyoxigraph as ox
 
-from node.hub.known_context import KnownContextConverter
+from node.hub.known_context import NOT_INDEXED, KnownContextConverter
 
 BATCH_SIZE = 200  # documents parsed together (one context processing per batch)
 MAX_CACHED_CONTEXTS = 64
-# The proof is an @graph container (a separate blank-node graph): see the module docstring.
-_NOT_INDEXED = frozenset({"proof", "@context"})
 
 # The JSON-LD fallback: a document in, N-Quads (default graph) out.
 FallbackConverter = Callable[[Mapping[str, Any]], str]
@@ -119,7 +117,7 @@ class JsonLdToQuads:
                 ) from None
             return None
         bodies = [
-            _json({key: value for key, value in document.items() if key not in _NOT_INDEXED})
+            _json({key: value for key, value in document.items() if key not in NOT_INDEXED})
             for document in documents
         ]
         # Blank node labels written in documents ("_:b0") would meet within one parse.

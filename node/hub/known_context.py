@@ -26,6 +26,7 @@ import itertools
 import json
 import os
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pyoxigraph as ox
@@ -33,14 +34,15 @@ from pyld import jsonld
 
 from vocab.context_table import ABSOLUTE as _ABSOLUTE
 from vocab.context_table import ContextLoader, NotOnFastPath, build_table
-from vocab.context_table import TableTerm as _Term
-from vocab.context_table import TermKind as _Kind
 from vocab.context_table import TermTable as _Table
-from vocab.context_table import expand_compact as _expand_compact
+from vocab.context_walk import WalkRules, walk
 
 RDF_TYPE = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"
 XSD = "http://www.w3.org/2001/XMLSchema#"
-MAX_SAFE_INTEGER = 10**21  # JSON-LD writes larger numbers as xsd:double
+_TRUE, _FALSE = f'"true"^^<{XSD}boolean>', f'"false"^^<{XSD}boolean>'
+# Keys of a document the index leaves out: the proof is an @graph container (a graph of
+# its own, outside the member's graph); the signed original is kept in SQL.
+NOT_INDEXED = frozenset({"proof", "@context"})
 # JSON string syntax (\" \\ \n \r \t \b \f \u00XX) is valid N-Quads string syntax too.
 _quoted: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
@@ -64,7 +66,7 @@ class KnownContextConverter:
         lines: list[str] = []
         try:
             tail = " .\n" if graph is None else f" <{self._iri(graph)}> .\n"
-            _Writer(self, table, lines, tail).node(document, top=True)
+            walk(document, table, _NQuadsEmitter(self, lines, tail), HUB_RULES)
             text = "".join(lines)
             text.encode("utf-8")  # lone surrogates from JSON cannot be written
         except (NotOnFastPath, UnicodeEncodeError):
@@ -96,126 +98,64 @@ class KnownContextConverter:
         return self._tables[key]
 
 
-class _Writer:
-    def __init__(self, converter: KnownContextConverter, base: _Table, lines: list[str], tail: str) -> None:
+# The hub's walk: document order (N-Quads need none), nulls left out as JSON-LD leaves
+# them out, ids as written, the proof not indexed.
+HUB_RULES = WalkRules(
+    pyld_order=False, refuse_nulls=False, expand_compact_ids=False, skipped_at_top=NOT_INDEXED
+)
+
+
+class _NQuadsEmitter:
+    """N-Quads lines into ``lines``; terms are their N-Quads spelling."""
+
+    __slots__ = ("_converter", "_lines", "_tail")
+
+    def __init__(self, converter: KnownContextConverter, lines: list[str], tail: str) -> None:
         self._converter = converter
-        self._base = base
         self._lines = lines
         self._tail = tail  # " <graph> .\n"
 
-    def node(self, node: Mapping[str, Any], *, top: bool = False) -> str:
-        """Write a node object's quads; its subject term."""
-        table = self._base
-        types = [t for key in _keys_of(node, table, _Kind.TYPE_ALIAS) for t in _as_list(node[key])]
-        for type_term in sorted(t for t in types if isinstance(t, str)):
-            if type_term in table.type_scoped:
-                if len(types) > 1:
-                    raise NotOnFastPath("several types with a scoped context")
-                table = table.type_scoped[type_term]
-        subject = self._subject(node, table)
-        for key, value in node.items():
-            if top and key in ("@context", "proof"):
-                continue  # the proof is an @graph container: not indexed
-            term = table.terms.get(key)
-            if term is None:
-                raise NotOnFastPath(f"unknown key {key}")
-            if term.kind is _Kind.ID_ALIAS:
-                continue
-            if term.kind is _Kind.TYPE_ALIAS:
-                for type_value in _as_list(value):
-                    self._emit(subject, RDF_TYPE, self._type_iri(type_value))
-                continue
-            if term.kind is _Kind.LANGUAGE_MAP and isinstance(value, list):
-                # JSON-LD reads an array's items here as node objects, not language maps
-                raise NotOnFastPath("an array given for a language map")
-            for item in _as_list(value):
-                self._property(subject, term, item, table)
-        return subject
+    def check_iri(self, iri: str) -> str:
+        return self._converter._iri(iri)
 
-    def _subject(self, node: Mapping[str, Any], table: _Table) -> str:
-        ids = _keys_of(node, table, _Kind.ID_ALIAS)
-        if len(ids) > 1:
-            raise NotOnFastPath("several ids")
-        if ids:
-            return f"<{self._converter._iri(node[ids[0]])}>"
-        if not node:
-            raise NotOnFastPath("empty node object")
+    def check_language(self, tag: str) -> str:
+        return _checked_language(tag)
+
+    def named(self, iri: str) -> str:
+        return iri
+
+    def blank(self) -> str:
         return self._converter.blank()
 
-    def _type_iri(self, value: Any) -> str:
-        if not isinstance(value, str):
-            raise NotOnFastPath("type is not a string")
-        known = self._base.types.get(value)
-        if known is not None:
-            return known
-        return f"<{self._converter._iri(_expand_compact(value, self._base.prefixes))}>"
+    def node_object(self, subject: str) -> str:
+        return subject
 
-    def _property(self, subject: str, term: _Term, value: Any, table: _Table) -> None:
-        if value is None:
-            return
-        if isinstance(value, list):
-            raise NotOnFastPath("nested array")
-        if term.kind is _Kind.LANGUAGE_MAP:
-            self._language_map(subject, term, value)
-            return
-        if isinstance(value, Mapping):
-            if term.scoped or any(key.startswith("@") and key not in ("@id", "@type") for key in value):
-                raise NotOnFastPath("value object or scoped node")
-            self._emit(subject, term.predicate, self.node(value))
-            return
-        self._emit(subject, term.predicate, self._object(term, value, table))
+    def iri_object(self, iri: str) -> str:
+        return iri
 
-    def _object(self, term: _Term, value: Any, table: _Table) -> str:
-        if term.kind is _Kind.IRI:
-            if not isinstance(value, str):
-                raise NotOnFastPath("IRI value is not a string")
-            return f"<{self._converter._iri(value)}>"
-        if term.kind is _Kind.VOCAB:
-            if not isinstance(value, str):
-                raise NotOnFastPath("vocab value is not a string")
-            known = term.values.get(value)
-            return known or f"<{self._converter._iri(_expand_compact(value, table.prefixes))}>"
-        if isinstance(value, bool):
-            if term.datatype is not None:
-                raise NotOnFastPath("coerced boolean")
-            return f'"{"true" if value else "false"}"^^<{XSD}boolean>'
-        if isinstance(value, int):
-            if abs(value) >= MAX_SAFE_INTEGER or term.datatype == f"{XSD}double":
-                raise NotOnFastPath("number written as a double")
-            return f'"{value}"^^<{term.datatype or XSD + "integer"}>'
-        if not isinstance(value, str):
-            raise NotOnFastPath("float or other value")
-        literal = _quoted(value)
-        if term.datatype is not None:
-            return f"{literal}^^<{term.datatype}>"
-        if term.language is not None:
-            return f"{literal}@{term.language}"
-        return literal
+    def string(self, value: str, datatype: str | None, language: str | None) -> str:
+        if datatype is not None:
+            return f"{_quoted(value)}^^<{datatype}>"
+        if language is not None:
+            return f"{_quoted(value)}@{language}"
+        return _quoted(value)
 
-    def _language_map(self, subject: str, term: _Term, value: Any) -> None:
-        if not isinstance(value, Mapping):
-            raise NotOnFastPath("language map is not an object")
-        for language, texts in value.items():
-            tag = _checked_language(language)
-            for text in _as_list(texts):
-                if text is None:
-                    continue
-                if not isinstance(text, str):
-                    raise NotOnFastPath("language map value is not a string")
-                self._emit(subject, term.predicate, _quoted(text) + "@" + tag)
+    def integer(self, value: int, datatype: str | None) -> str:
+        return f'"{value}"^^<{datatype or XSD + "integer"}>'
 
-    def _emit(self, subject: str, predicate: str, obj: str) -> None:
+    def boolean(self, value: bool) -> str:
+        return _TRUE if value else _FALSE
+
+    def add(self, subject: str, predicate: str, obj: str) -> None:
         self._lines.append(f"{subject} {predicate} {obj}{self._tail}")
 
+    def add_type(self, subject: str, type_iri: str) -> None:
+        self._lines.append(f"{subject} {RDF_TYPE} {type_iri}{self._tail}")
 
-def _keys_of(node: Mapping[str, Any], table: _Table, kind: _Kind) -> list[str]:
-    return [key for key in node if (term := table.terms.get(key)) is not None and term.kind is kind]
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
+    def graph(self, name: str) -> AbstractContextManager[None]:
+        # The index holds one graph per member: a proof is left out at the top
+        # (HUB_RULES), and an @graph container anywhere else takes the general path.
+        raise NotOnFastPath("an @graph container below the top")
 
 
 _LANGUAGES: dict[str, str] = {}
