@@ -357,3 +357,6 @@ async def test_triage_shows_the_objections_reasons_escaped_and_long_ones_collaps
     english = await (await hub.get("/hub/editor?lang=en")).text()
     assert "<summary>2 more reasons</summary>" in english and ">Partly</a>" in english
     assert "(show the whole reason)" in english
+    placing = await (await hub.get(f"/hub/editor/place?contribution={PRACTICE_URI}")).text()
+    assert "cochem.example: Nicht bei uns" in placing  # where the decision is taken, too
+    assert "&lt;img src=x onerror=&#34;alert(3)&#34;&gt;" in placing and "<img" not in placing

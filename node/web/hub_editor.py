@@ -105,11 +105,14 @@ async def _placement_form(request: web.Request, values: dict[str, Any],
     async with request.app[appkeys.SESSION_MAKER]() as session:
         structure = await editorial.load_structure(session)
         items = {item.uri: item for item in await editorial.triage(session)}
+        item = items.get(values["contribution"])
+        objections = await _objections(session, [item] if item else [])
     sections = [(s.slug, s.title(language), s.parent is not None)
                 for s in structure.reading_order()]
     return page(request, "hub_place.html.j2", {
-        "values": values, "sections": sections, "item": items.get(values["contribution"]),
-        "problem": problem}, status=problem.status if problem else 200)
+        "values": values, "sections": sections, "item": item, "problem": problem,
+        "reasons": objections.get(values["contribution"], ()), "shown_reasons": SHOWN_REASONS},
+        status=problem.status if problem else 200)
 
 
 async def place_form(request: web.Request) -> web.Response:
