@@ -62,6 +62,14 @@ class InboxTuning:
     worker_batch_size: int = 50
     poll_interval_seconds: float = 0.5
     clock_skew_seconds: int = 12 * 3600
+    # processed inbox items (the duplicate check) and settled Follow/Undo receipts are
+    # deleted this long after they arrived (node.pruning); longer than any sender retries
+    receipt_retention_days: float = 14.0
+
+    def __post_init__(self) -> None:
+        # below a day even a quick sender's retries would be processed twice: a typo
+        if self.receipt_retention_days < 1:
+            raise ConfigError("inbox.receipt_retention_days", "must be at least 1 (days)")
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,18 @@ same whatever the order: **an actor follows while one of its received Follows is
 undone**. A Follow whose Undo came first is never applied; an Undo of one Follow leaves
 the follower row alone while another Follow of that actor stands.
 
+Receipts are kept for ``[inbox] receipt_retention_days`` and then pruned in settled
+pairs (``prune_receipts``, run by ``node.pruning``).
+
 Nothing here commits: the caller owns the transaction.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.storage.models import Activity
@@ -83,3 +87,38 @@ async def standing_follow(session: AsyncSession, actor: str, followed: str,
                                           Activity.type == UNDO, Activity.actor == actor,
                                           Activity.is_local.is_(False))))
     return next((uri for uri in candidates if uri not in undone), None)
+
+
+@dataclass(frozen=True)
+class ReceiptsPruned:
+    undos: int  # Undo receipts past the window
+    follows: int  # the Follow receipts they undid
+
+
+async def prune_receipts(session: AsyncSession, cutoff: datetime, limit: int) -> ReceiptsPruned:
+    """Forget settled pairs: Undo receipts received before ``cutoff`` (at most ``limit``)
+    together with the Follow receipts they undid.
+
+    A receipt matters only while a delivery it must be ordered against may still come;
+    the sender's retries end long before ``cutoff`` (``[inbox] receipt_retention_days``).
+    The Undo goes together with its Follow, never alone: without it the Follow would
+    stand again. (A Follow is recorded only before its Undo, so it is older still.)
+    Follow receipts that are not undone stay whatever their age: one of them may be the
+    Follow that stands, for a follower of this node, a hub member or a topic group.
+    """
+    undos = (await session.execute(
+        select(Activity.id, Activity.actor, Activity.object_uri)
+        .where(Activity.is_local.is_(False), Activity.type == UNDO, Activity.created_at < cutoff)
+        .limit(limit))).all()
+    if not undos:
+        return ReceiptsPruned(undos=0, follows=0)
+    undone = {(actor, follow_id) for _, actor, follow_id in undos}
+    follows = (await session.execute(
+        select(Activity.id, Activity.actor, Activity.uri)
+        .where(Activity.is_local.is_(False), Activity.type == FOLLOW,
+               Activity.uri.in_([follow_id for _, follow_id in undone])))).all()
+    # only the undoing actor's own Follow (an Undo by someone else never undid it)
+    follow_ids = [row_id for row_id, actor, uri in follows if (actor, uri) in undone]
+    await session.execute(delete(Activity).where(
+        Activity.id.in_([row_id for row_id, _, _ in undos] + follow_ids)))
+    return ReceiptsPruned(undos=len(undos), follows=len(follow_ids))

@@ -1,0 +1,115 @@
+"""Pruning what every received activity leaves behind, once nobody can need it any more.
+
+Two tables grow with each delivery to the inbox and were never emptied:
+
+- ``inbox_items``: one row per received activity, with its full JSON (up to the inbox's
+  1 MiB limit). After processing (``done`` or ``rejected``) the row is only the inbox's
+  duplicate check: a sender that did not see our 202 sends the same activity id again, and
+  the unique ``activity_uri`` turns that retry away. Senders retry for days (Mastodon about
+  two, this node's own delivery three: ``[delivery] give_up_after_days``), so the row is
+  kept for ``[inbox] receipt_retention_days`` after it arrived, then deleted. Items still
+  waiting or being retried are never touched.
+- Follow/Undo receipts in ``activities`` (``node.incoming_follows``): settled pairs older
+  than the same window. Follow receipts that are not undone stay (they decide who follows).
+
+What stays for good: the node's own activities (its outbox), received Likes, tombstones
+of deleted remote objects (``remote_objects.deleted``: a late Create must not bring one
+back) and the node's outgoing ``deliveries`` (the dashboard counts them).
+
+``run_pruner`` is the worker loop; ``prune_once`` one pass, in small transactions so the
+inbox writer is never held up for long (SQLite has one writer at a time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from node import incoming_follows
+from node.config import InboxTuning
+from node.delivery import sleep_until
+from node.storage.models import InboxItem, InboxState
+
+log = logging.getLogger("praxisnetz.pruning")
+
+PRUNE_INTERVAL_SECONDS = 3600.0  # the window is days long: once an hour is plenty
+BATCH = 500  # rows per transaction
+FINISHED = (InboxState.DONE.value, InboxState.REJECTED.value)
+
+
+@dataclass(frozen=True)
+class Pruned:
+    inbox_items: int = 0
+    undo_receipts: int = 0
+    follow_receipts: int = 0
+
+    def __add__(self, other: Pruned) -> Pruned:
+        return Pruned(self.inbox_items + other.inbox_items,
+                      self.undo_receipts + other.undo_receipts,
+                      self.follow_receipts + other.follow_receipts)
+
+    @property
+    def total(self) -> int:
+        return self.inbox_items + self.undo_receipts + self.follow_receipts
+
+
+def retention_of(tuning: InboxTuning) -> timedelta:
+    return timedelta(days=tuning.receipt_retention_days)
+
+
+async def prune_inbox_items(session: AsyncSession, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` processed items received before ``cutoff`` (the index on
+    state and received_at finds them)."""
+    chosen = list(await session.scalars(
+        select(InboxItem.id)
+        .where(InboxItem.state.in_(FINISHED), InboxItem.received_at < cutoff)
+        .limit(limit)))  # no ORDER BY: it would sort every match again for each batch
+    if chosen:
+        await session.execute(delete(InboxItem).where(InboxItem.id.in_(chosen)))
+    return len(chosen)
+
+
+async def _prune_batch(sessions: async_sessionmaker[AsyncSession], cutoff: datetime,
+                       limit: int) -> Pruned:
+    async with sessions() as session, session.begin():
+        items = await prune_inbox_items(session, cutoff, limit)
+        receipts = await incoming_follows.prune_receipts(session, cutoff, limit)
+    return Pruned(items, receipts.undos, receipts.follows)
+
+
+async def prune_once(sessions: async_sessionmaker[AsyncSession], *, now: datetime,
+                     retention: timedelta, batch: int = BATCH,
+                     stop: asyncio.Event | None = None) -> Pruned:
+    """Prune everything older than ``retention``, batch by batch, until nothing is left
+    (or ``stop`` is set after a batch). Returns how many rows went."""
+    cutoff = now - retention
+    pruned = Pruned()
+    while True:  # at least one batch, also when asked to stop meanwhile
+        step = await _prune_batch(sessions, cutoff, batch)
+        pruned += step
+        if max(step.inbox_items, step.undo_receipts) < batch or (stop and stop.is_set()):
+            return pruned
+        await asyncio.sleep(0)  # let the inbox writer and the requests in between
+
+
+async def run_pruner(stop: asyncio.Event, sessions: async_sessionmaker[AsyncSession],
+                     clock: Callable[[], datetime], tuning: InboxTuning,
+                     interval: float = PRUNE_INTERVAL_SECONDS) -> None:
+    """The worker loop: a pass at start, then one every ``interval`` seconds."""
+    while not stop.is_set():
+        try:
+            pruned = await prune_once(sessions, now=clock(), retention=retention_of(tuning),
+                                      stop=stop)
+        except Exception:  # noqa: BLE001 - logged; the next pass tries again
+            log.exception("pruning failed")
+        else:
+            if pruned.total:
+                log.info("pruned inbox_items=%s undo_receipts=%s follow_receipts=%s",
+                         pruned.inbox_items, pruned.undo_receipts, pruned.follow_receipts)
+        await sleep_until(stop, None, interval)
