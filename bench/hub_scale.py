@@ -325,7 +325,8 @@ def run(
             ),
             Row("documents not indexed", float(len(report.skipped)), "docs", "0"),
             Row("index: convert (checks, fast path, general path)", split.convert, "s", "-"),
-            Row("index: bulk load of N-Quads", split.bulk_load, "s", "-"),
+            Row("index: bulk load of N-Quads (loader thread)", split.bulk_load, "s", "-"),
+            Row("index: waiting for the loader (not overlapped)", split.waiting, "s", "-"),
             Row("index: optimize (compaction)", split.optimize, "s", "-"),
             Row("ingest + read + index, CPU time of this process", cpu_s, "s", "-"),
         ]

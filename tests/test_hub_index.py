@@ -209,3 +209,22 @@ def test_the_watermark_stays_below_items_in_flight_and_never_moves_back() -> Non
     assert next_watermark(now, now, None) == now - OVERLAP  # a fresh item holds nothing back
     earlier = now - timedelta(days=1)
     assert next_watermark(now, earlier - timedelta(days=1), earlier) == earlier  # not back
+
+
+def test_a_failed_bulk_load_in_the_loader_thread_reaches_the_caller_and_releases_the_index(
+    monkeypatch,
+):
+    from node.hub import index as index_module
+
+    def broken(self, data):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(index_module, "BULK_LOAD_DOCUMENTS", 2)  # a load while adding
+    monkeypatch.setattr(index_module.IndexRebuild, "_bulk_load", broken)
+    index = make_index(ThreadRunner())
+    documents = [practice(GUETERSLOH, f"p{n}", name=f"P{n}") for n in range(5)]
+    with pytest.raises(OSError, match="disk full"):
+        index.rebuild([(actor(GUETERSLOH), document) for document in documents])
+    assert index.generation % 2 == 0  # no write under way any more
+    index.add_contribution(actor(GUETERSLOH), documents[0])  # the lock is free
+    assert index.count() == 1

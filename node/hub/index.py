@@ -14,6 +14,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,8 @@ class RebuildSeconds:
     """Where a rebuild's time went (wall clock, for benchmarks and logs)."""
 
     convert: float = 0.0  # checks, fast path to N-Quads text, general path
-    bulk_load: float = 0.0  # Oxigraph bulk loads of the text
+    bulk_load: float = 0.0  # Oxigraph bulk loads of the text (in the loader thread)
+    waiting: float = 0.0  # the caller waiting for the loader thread (bulk load not overlapped)
     optimize: float = 0.0  # the compaction at the end
 
 
@@ -397,6 +399,10 @@ class IndexRebuild:
     Python quads); the rest take the general path, a member's run at a time. If a
     bulk load refuses its text (not expected: IRIs and language tags are checked
     first), its documents are removed again and converted one by one.
+
+    The bulk loads run in a thread of their own: pyoxigraph releases the GIL while it
+    loads, so the caller converts the next documents (Python) on the other core
+    meanwhile. One load at a time is in flight, so at most two batches of text are held.
     """
 
     def __init__(self, index: HubIndex, converter: JsonLdToQuads, store: ox.Store) -> None:
@@ -408,6 +414,8 @@ class IndexRebuild:
         self._indexed = 0
         self._texts: list[str] = []
         self._pending: list[tuple[str, Mapping[str, Any]]] = []
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-index-load")
+        self._loading: tuple[Future[float], list[tuple[str, Mapping[str, Any]]]] | None = None
         self._finished = False
         self.seconds = RebuildSeconds()
 
@@ -443,6 +451,7 @@ class IndexRebuild:
         self._finished = True
         try:
             self._load_pending()
+            self._wait_for_load()
             # Bulk loads leave compaction work for RocksDB's background threads: do it
             # now (queries read fewer files after it) rather than under the first
             # queries. It also makes a forked query less likely to copy a lock in use
@@ -452,24 +461,42 @@ class IndexRebuild:
             self._store.optimize()
             self.seconds.optimize += time.perf_counter() - started
         finally:
+            self._loader.shutdown(wait=True)  # no load may outlive the write lock
             self._index._end_rebuild()
         return RebuildReport(self._indexed, tuple(self._skipped))
 
     def _load_pending(self) -> None:
+        """Hand the pending text to the loader thread (after the load before it)."""
         if not self._pending:
             return
         pending, data = self._pending, "".join(self._texts).encode("utf-8")
         self._pending, self._texts = [], []
+        self._wait_for_load()
+        self._loading = (self._loader.submit(self._bulk_load, data), pending)
+
+    def _bulk_load(self, data: bytes) -> float:
+        """In the loader thread: load one batch of text; its seconds."""
+        started = time.perf_counter()
+        # lenient: the fast path checked every IRI and language tag already
+        self._store.bulk_load(data, format=ox.RdfFormat.N_QUADS, lenient=True)
+        return time.perf_counter() - started
+
+    def _wait_for_load(self) -> None:
+        """Wait for the load in flight; if it refused its text, index its documents singly."""
+        if self._loading is None:
+            return
+        future, pending = self._loading
+        self._loading = None
         started = time.perf_counter()
         try:
-            # lenient: the fast path checked every IRI and language tag already
-            self._store.bulk_load(data, format=ox.RdfFormat.N_QUADS, lenient=True)
-            self.seconds.bulk_load += time.perf_counter() - started
+            self.seconds.bulk_load += future.result()
         except SyntaxError:
             for member, document in pending:
                 self._index._remove_locked(document["id"])
                 self._take(self._index._convert_member(member, [document], set(), sink=self._store))
             return
+        finally:
+            self.seconds.waiting += time.perf_counter() - started
         self._indexed += len(pending)
 
     def _take(self, converted: _Converted) -> None:
