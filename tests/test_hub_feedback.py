@@ -120,7 +120,8 @@ async def test_feedback_pages_the_stances_newest_first_with_their_reasons(any_da
 
 @pytest.mark.parametrize("query, field", [
     ("limit=0", "limit"), ("limit=101", "limit"), ("limit=zehn", "limit"), ("limit=-1", "limit"),
-    ("offset=-5", "offset"), ("offset=1.5", "offset"), ("position=maybe", "position"),
+    ("limit=%C2%B2", "limit"), ("offset=-5", "offset"), ("offset=1.5", "offset"),
+    ("offset=" + "9" * 5000, "offset"), ("position=maybe", "position"),
 ])
 async def test_a_bad_parameter_is_refused_by_name(api, query, field) -> None:
     status, problem = await api.call("GET", f"/api/hub/feedback?target={PRACTICE}&{query}")

@@ -12,6 +12,7 @@ and the position out of the JSON document), and only the page's documents are lo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +31,7 @@ API_PATH = "/api/hub/feedback"
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_OFFSET = 1_000_000  # far past any real list; keeps the number a database takes sane
+_DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ def _bounded_int(text: str | None, name: str, *, default: int, low: int, high: i
     if text is None or text == "":
         return default
     stripped = text.strip()
-    if not stripped.isdigit() or not low <= int(stripped) <= high:
+    # ASCII digits only: str.isdigit() passes "²", which int() refuses
+    if not _DIGITS.fullmatch(stripped) or not low <= int(stripped) <= high:
         raise EditorialError(name, f"must be a whole number from {low} to {high}", status=400)
     return int(stripped)
 
