@@ -17,6 +17,7 @@ from hub_support import actor, bundled_contexts, make_index, practice, stance
 
 from node.hub import index as index_module
 from node.hub.index import HubIndex, JsonLdToQuads
+from node.hub.known_context import MAX_TABLES as KNOWN_CONTEXT_TABLES
 from node.hub.known_context import KnownContextConverter
 from node.hub.query_runner import ForkRunner, ThreadRunner
 from vocab import loader
@@ -128,6 +129,28 @@ def test_blank_nodes_of_two_conversions_never_share_a_label():
     assert blanks[0] and blanks[1] and not blanks[0] & blanks[1]
     other = converter().nquads(document, GRAPH)  # another converter (another process, say)
     assert not {q.object for q in ox.parse(other, format=ox.RdfFormat.N_QUADS)} & blanks[0]
+
+
+def test_deeply_nested_documents_and_proofs_below_the_top_go_to_the_general_path():
+    node = {"type": "Note", "content": "innen"}
+    for _ in range(5000):  # deeper than the walk may recurse
+        node = {"type": "Note", "inReplyTo": node}
+    deep = {**practice(HOST, "d", name="D"), "about": node}
+    assert converter().nquads(deep, GRAPH) is None
+    signed_actor = {"id": GRAPH, "type": "Organization", "name": "Kreis",
+                    "proof": {"type": "DataIntegrityProof", "proofValue": "z1"}}
+    nested_proof = {**practice(HOST, "n", name="N"), "attributedTo": signed_actor}
+    assert converter().nquads(nested_proof, GRAPH) is None  # one graph per member
+
+
+def test_a_converter_keeps_a_bounded_number_of_context_tables():
+    fast = converter()
+    for number in range(KNOWN_CONTEXT_TABLES + 6):  # contexts it cannot load: no tables
+        document = {**practice(HOST, "c", name="C"), "@context": [f"https://c{number}.example/"]}
+        assert fast.nquads(document, GRAPH) is None
+    assert converter().nquads(practice(HOST, "p", name="P"), GRAPH) is not None
+    assert len(fast._tables) <= KNOWN_CONTEXT_TABLES
+    assert len(fast._tables_by_urls) <= KNOWN_CONTEXT_TABLES
 
 
 def many_documents(count: int) -> list[tuple[str, dict]]:
