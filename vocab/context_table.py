@@ -4,9 +4,9 @@ A JSON-LD processor spends most of its time on context processing and expansion 
 out the same for every document carrying our bundled contexts. A term table is that work
 done once: pyld processes the ``@context`` (offline, bundled documents) and every term
 whose RDF is unambiguous is recorded (its predicate, its coercion, its type-scoped
-context). Readers of the table (the hub's N-Quads fast path, the validator's triples)
-turn a document into RDF by looking its keys up; a key the table does not cover means
-"take the general JSON-LD path" (``NotOnFastPath``).
+context). The walker (``vocab.context_walk``) turns a document into RDF by looking its
+keys up, for the hub's N-Quads fast path and the validator's triples; a key the table
+does not cover means "take the general JSON-LD path" (``NotOnFastPath``).
 
 Tables are plain data: ``table_to_json`` / ``table_from_json`` ship the table of our own
 context list precompiled in ``vocab/precompiled/`` (``python -m vocab.compiled``), so a node
@@ -65,8 +65,7 @@ class TermTable:
     prefixes: Mapping[str, str]  # prefix term -> namespace IRI
     type_scoped: Mapping[str, TermTable]  # type term with a scoped context -> its table
     # Terms with an @graph container (``proof``): term -> "<iri>". Kept apart from
-    # ``terms``: a reader that does not know graph containers (the hub's N-Quads writer)
-    # must not mistake them for plain properties.
+    # ``terms``: their values are graphs of their own, not plain property values.
     graphs: Mapping[str, str] = field(default_factory=dict)
 
     # Why: a walker looks these few keys up in a node, instead of every key of the node

@@ -1,12 +1,12 @@
 """The validator's fast path: a compacted document in a known ``@context`` → its triples.
 
 What pyld's `to_rdf` (with the bundled contexts) would give for the default graph, made
-by looking the document's keys up in a precompiled term table (`vocab.context_table`)
-instead of processing the contexts: a node validating its own documents never imports
-pyld. A ``proof`` (an ``@graph`` container) becomes a blank node naming a graph of its
-own, as in pyld; only the default graph is returned. Anything the table does not cover —
-an unknown key, a list, a value object, a float, a relative IRI — raises
-`NotOnFastPath`, and the caller takes pyld's path.
+by walking the document through a precompiled term table (`vocab.context_walk` with
+``PYLD_RULES``, over `vocab.context_table`) instead of processing the contexts: a node
+validating its own documents never imports pyld. A ``proof`` (an ``@graph`` container)
+becomes a blank node naming a graph of its own, as in pyld; only the default graph is
+returned. Anything the table does not cover — an unknown key, a list, a value object, a
+float, a relative IRI, a null — raises `NotOnFastPath`, and the caller takes pyld's path.
 
 The triples are the same as pyld's *and in the same order* with the same blank node
 labels (pyld numbers blank nodes ``_:b0, _:b1, …`` depth first, properties sorted by

@@ -3,18 +3,18 @@
 JSON-LD → RDF through a JSON-LD processor (Oxigraph's parser, or pyld) spends most
 of its time on context processing and expansion that come out the same for every
 document carrying our bundled contexts. Here the ``@context`` is processed once (by
-pyld, offline, from the bundled documents) into a table of terms (``vocab.context_table``,
-shared with the validator's fast path), and each document is turned into N-Quads lines
-by looking its keys up in that table.
+pyld, offline, from the bundled documents) into a table of terms (``vocab.context_table``),
+and each document is walked through that table by the walker the validator's fast path
+uses too (``vocab.context_walk``, with ``HUB_RULES``) into N-Quads lines (``_NQuadsEmitter``).
 
 Only the shapes whose RDF is unambiguous are handled: terms mapping to an IRI with
 ``@type`` ``@id``, ``@vocab`` (a string value), a datatype, or a fixed ``@language``;
 ``@language`` maps; ``@set`` or no container; nested node objects (blank nodes, or
 IRIs when they carry an ``id``) with their type-scoped contexts; strings, integers and
 booleans. Anything else — an unknown key, ``@list``, a value object, a float, a
-relative IRI, a property-scoped context on a node value, a default ``@language`` — makes
-``nquads`` return None, and the caller takes the general JSON-LD path. Tests compare
-the output with Oxigraph's JSON-LD parser on the same documents.
+relative IRI, a property-scoped context on a node value, a default ``@language``, an
+``@graph`` container below the top — makes ``nquads`` return None, and the caller takes
+the general JSON-LD path. Tests compare the output with pyld's on the same documents.
 
 IRIs and language tags are checked with Oxigraph's own constructors, so a chunk of
 these lines never fails to load because of one document.
