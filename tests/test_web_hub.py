@@ -360,3 +360,19 @@ async def test_triage_shows_the_objections_reasons_escaped_and_long_ones_collaps
     placing = await (await hub.get(f"/hub/editor/place?contribution={PRACTICE_URI}")).text()
     assert "cochem.example: Nicht bei uns" in placing  # where the decision is taken, too
     assert "&lt;img src=x onerror=&#34;alert(3)&#34;&gt;" in placing and "<img" not in placing
+
+
+def test_every_text_the_hub_templates_name_exists_in_both_languages() -> None:
+    """A mistyped key would show itself ("hub.objectons") instead of a text."""
+    import re
+    from pathlib import Path
+
+    from node.web.i18n import TEXTS
+
+    templates = Path(__file__).parents[1] / "node" / "templates" / "web"
+    keys = {key for path in templates.glob("hub_*.j2")
+            for key in re.findall(r"\bt\('([a-z_.]+)'", path.read_text(encoding="utf-8"))
+            if not key.endswith(".")}  # a prefix: 'hub.decision.' ~ decision
+    assert {"hub.objections", "hub.reason_full", "hub.more_reasons"} <= keys
+    assert sorted(key for key in keys if key not in TEXTS) == []
+    assert all(all(TEXTS[key]) for key in keys)
