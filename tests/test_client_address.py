@@ -11,11 +11,14 @@ from multidict import CIMultiDict
 from node.client_address import (
     DEFAULT_TRUSTED_PROXIES,
     MAX_HOPS,
+    SEEN_LIMIT,
     AddressSource,
     ClientAddress,
+    TrustedProxies,
     client_address,
     of_request,
     parse_address,
+    parse_network,
     trusted_proxies,
 )
 
@@ -138,3 +141,15 @@ def test_of_request_joins_every_header_line():
     assert of_request(request, LOOPBACK) == forwarded("198.51.100.7")
     bare = SimpleNamespace(remote="127.0.0.1", headers=CIMultiDict())
     assert of_request(bare, LOOPBACK) == peer("127.0.0.1")
+
+
+def test_the_remembered_hops_stay_bounded_and_right() -> None:
+    trusted = TrustedProxies((parse_network("10.0.0.0/8"),))
+    for n in range(SEEN_LIMIT + 10):
+        text = f"192.0.{n // 256}.{n % 256}"
+        assert client_address("10.0.0.1", text, trusted) == forwarded(text)
+        assert len(trusted._seen) <= SEEN_LIMIT
+    # asked again after the memory was cleared, and for garbage: the same answers
+    assert client_address("10.0.0.1", "192.0.0.0", trusted) == forwarded("192.0.0.0")
+    assert client_address("10.0.0.1", "x", trusted).malformed
+    assert client_address("10.0.0.1", "x", trusted).malformed
