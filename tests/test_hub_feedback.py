@@ -177,7 +177,9 @@ async def test_an_update_replaces_the_reason_and_a_delete_removes_it(tmp_path) -
             assert await _triage_reasons(hub) == ["Erst nach der Schulung."]
             status, body = await api.call("GET", f"/api/hub/feedback?target={about}")
             assert (body["disagree"], body["partly"]) == (0, 1)
-            assert body["stances"][0]["updated"] > body["stances"][0]["published"]
+            times = {name: datetime.fromisoformat(body["stances"][0][name])
+                     for name in ("published", "updated")}
+            assert times["updated"] > times["published"]  # the Update's version
 
             await delete_contribution(member, "einwand")
             await _deliver(hub, member, uri, "Delete")
