@@ -1,7 +1,7 @@
-"""The hub editors' screens (signed-in staff of the hub): triage (with the reasons of the
-disagreeing and partly agreeing stances), placing a contribution,
-the section editor, the edition preview with its changelog, freezing with a
-confirmation step, and membership approvals.
+"""The hub editors' screens (signed-in staff of the hub): triage and placing a
+contribution (both with the reasons of its disagreeing and partly agreeing stances), the
+section editor, the edition preview with its changelog, freezing with a confirmation
+step, and membership approvals.
 
 Every route is ``web.staff.hub.*``: the session middleware sends signed-out browsers to
 sign in and refuses any POST without the CSRF token. Input is read by the editorial
