@@ -37,7 +37,7 @@ from node.inbox_writer import (
     InboxWriterClosed,
     running_writer,
 )
-from node.remote import install_key_cache
+from node.remote import SQLITE_WORK, SqliteWork, install_key_cache
 
 log = logging.getLogger("praxisnetz.inbox")
 
@@ -344,7 +344,12 @@ async def _inbox_writer(app: web.Application) -> AsyncIterator[None]:
     async with running_writer(app[appkeys.DB_ENGINE], config.inbox.queue_limit,
                               config.server.processes) as writer:
         app[INBOX_WRITER] = writer
-        yield
+        work = app[SQLITE_WORK]
+        work.runner = writer.run_sync if writer.runs_sqlite else None
+        try:
+            yield
+        finally:
+            work.runner = None  # before the writer's thread stops: sessions again
 
 
 async def _install_key_cache(app: web.Application) -> None:
@@ -356,6 +361,7 @@ def add_routes(app: web.Application) -> None:
     """Register ``POST /actor/inbox`` and ``POST /inbox`` and the inbox's rate limiter."""
     config: NodeConfig = app[appkeys.CONFIG]
     app[INBOX_RATE_LIMITER] = InboxRateLimiter(config.inbox, processes=config.server.processes)
+    app[SQLITE_WORK] = SqliteWork()  # the key cache's table work, on the writer's thread
     app.cleanup_ctx.append(_inbox_writer)
     app.on_startup.append(_install_key_cache)
     app.router.add_post("/actor/inbox", actor_inbox)

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
@@ -35,6 +36,7 @@ log = logging.getLogger("praxisnetz.inbox")
 
 MAX_BATCH = 256  # rows per transaction: 8 columns each stay far below SQLite's bind limit
 _WAITING = (InboxState.RECEIVED.value, InboxState.RETRY.value, InboxState.PROCESSING.value)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,20 @@ class InboxWriter:
     def seconds_since_last_store(self) -> float:
         """How long ago a request last handed in a row (infinite if none ever did)."""
         return time.monotonic() - self._last_store
+
+    @property
+    def runs_sqlite(self) -> bool:
+        """Whether ``run_sync`` is available (SQLite: the writer has a thread of its own)."""
+        return self._sqlite is not None and not self._closed
+
+    async def run_sync(self, work: Callable[[Engine], T]) -> T:
+        """Run ``work`` with the writer's synchronous SQLite engine on the writer's thread,
+        between two batches: a whole small transaction in one hand-off (the key cache's
+        actor lookups and upserts), and never competing with the group commit for the
+        write lock. SQLite only (see ``runs_sqlite``)."""
+        if self._sqlite is None or self._thread is None or self._closed:
+            raise InboxWriterClosed("no SQLite writer thread")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work, self._sqlite)
 
     @property
     def statement_engine(self) -> Engine:
