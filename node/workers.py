@@ -27,6 +27,7 @@ from node.delivery import DeliveryWorker, new_worker_id, sleep_until
 from node.inbox import INBOX_WAKER, INBOX_WRITER
 from node.inbox_processing import InboxProcessor, Verdict
 from node.inbox_queue import ClaimedItem, Outcome, QueueWatch, claim_items, finish_items
+from node.pruning import run_pruner
 from node.remote import install_key_cache
 from node.storage.models import InboxState
 
@@ -197,6 +198,8 @@ async def start_workers(app: web.Application) -> AsyncIterator[Workers]:
         asyncio.create_task(run_inbox(workers, sessions, clock, config,
                                       ingest_watch(app)), name="inbox-worker"),
         asyncio.create_task(run_backfill(workers), name="backfill-worker"),
+        asyncio.create_task(run_pruner(workers.stop, sessions, clock, config.inbox),
+                            name="pruner"),
     ]
     app[appkeys.WORKERS] = workers
     app[INBOX_WAKER] = workers.inbox_wake.set
