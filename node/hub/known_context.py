@@ -191,7 +191,8 @@ def _checked_language(tag: Any) -> str:
             ox.Literal("", language=tag)
         except ValueError:
             raise NotOnFastPath("invalid language tag") from None
-        _LANGUAGES[tag] = tag
+        if len(_LANGUAGES) < 10_000:  # tags come from documents: the cache stays bounded
+            _LANGUAGES[tag] = tag
     return tag
 
 
