@@ -9,14 +9,20 @@ document when a bulk load refuses its text.
 
 from __future__ import annotations
 
+import copy
+import json
 import threading
+from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
 from hub_support import actor, bundled_contexts, make_index, practice, stance
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from node.hub import index as index_module
 from node.hub.index import HubIndex, JsonLdToQuads
+from node.hub.jsonld_quads import IndexInputError
 from node.hub.known_context import MAX_TABLES as KNOWN_CONTEXT_TABLES
 from node.hub.known_context import KnownContextConverter
 from node.hub.query_runner import ForkRunner, ThreadRunner
@@ -143,6 +149,15 @@ def test_deeply_nested_documents_and_proofs_below_the_top_go_to_the_general_path
     assert converter().nquads(nested_proof, GRAPH) is None  # one graph per member
 
 
+@pytest.mark.parametrize("change", [{"type": None}, {"about": {"type": None, "name": "n"}}],
+                         ids=["top", "nested"])  # fmt: skip
+def test_a_null_type_is_refused_as_the_general_path_refuses_it(change):
+    document = {**practice(HOST, "t", name="T"), **change}
+    assert converter().nquads(document, GRAPH) is None  # it used to be indexed without a type
+    with pytest.raises(IndexInputError):
+        JsonLdToQuads(bundled_contexts()).quads(document, ox.NamedNode(GRAPH))
+
+
 def test_a_converter_keeps_a_bounded_number_of_context_tables():
     fast = converter()
     for number in range(KNOWN_CONTEXT_TABLES + 6):  # contexts it cannot load: no tables
@@ -151,6 +166,51 @@ def test_a_converter_keeps_a_bounded_number_of_context_tables():
     assert converter().nquads(practice(HOST, "p", name="P"), GRAPH) is not None
     assert len(fast._tables) <= KNOWN_CONTEXT_TABLES
     assert len(fast._tables_by_urls) <= KNOWN_CONTEXT_TABLES
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples/documents").glob("*/*.json"))
+_EXAMPLE_DOCUMENTS = [json.loads(path.read_text(encoding="utf-8")) for path in EXAMPLES]
+_PROOF = next(document["proof"] for document in _EXAMPLE_DOCUMENTS if "proof" in document)
+_VALUES = st.sampled_from(
+    [
+        None, True, 0, 7, 10**22, 1.5, "", "x", "planned", "in-operation", "pn:planned",
+        "https://a.example/x", "urn:x:y", "pn:Practice", "relative", "https://exa mple.org/p",
+        {"de": "a", "en": ["b", None]}, {"DE": "a"}, {"type": "Note", "content": "c"},
+        {"id": "https://a.example/n", "name": "n"}, {"id": "pn:n"}, {"type": None, "name": "n"},
+        {}, ["a", "a", 1], [{"name": "s1"}, {"name": "s2"}], [None, "z"], [[1]], {"@value": "v"},
+        {"@id": "https://a.example/q"}, ["Note", "Article"], "HowToStep", _PROOF, [_PROOF],
+        {"type": "HowToStep", "position": 2, "text": "t", "proof": _PROOF}, "kaputt \ud800",
+    ]
+)  # fmt: skip
+_KEYS = st.sampled_from(
+    [
+        "name", "nameMap", "content", "contentMap", "summary", "topic", "status", "type", "id",
+        "about", "step", "attributedTo", "sectionNumber", "position", "published", "url", "x",
+        "proof", "to", "effort", "lessonsLearned", "inReplyTo", "@context", "@id",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@given(
+    base=st.sampled_from(_EXAMPLE_DOCUMENTS),
+    changes=st.lists(st.tuples(_KEYS, _VALUES, st.booleans()), min_size=1, max_size=4),
+)
+def test_changed_examples_give_pyld_rdf_or_no_answer(base, changes):
+    document = copy.deepcopy(base)
+    for key, value, delete in changes:
+        if delete:
+            document.pop(key, None)
+        else:
+            document[key] = copy.deepcopy(value)
+    text = converter().nquads(document, None)
+    if text is None:
+        return
+    body = {key: value for key, value in document.items() if key != "proof"}
+    base_iri = document["id"] if isinstance(document.get("id"), str) else "https://base.example/"
+    by_pyld = ox.parse(to_nquads(body, base_iri), format=ox.RdfFormat.N_QUADS)
+    assert canonical(list(ox.parse(text, format=ox.RdfFormat.N_QUADS))) == canonical(list(by_pyld))
 
 
 def many_documents(count: int) -> list[tuple[str, dict]]:

@@ -155,10 +155,11 @@ class Walker(Generic[SubjectT, ObjectT]):
         type_keys = [key for key in table.type_keys if key in node]
         if len(type_keys) > 1 and self._rules.pyld_order:
             raise NotOnFastPath("several type keys")
-        types = [t for key in type_keys for t in _as_list(node[key])]
+        # not _as_list: a null type is invalid JSON-LD (pyld and Oxigraph refuse it)
+        types = [t for key in type_keys for t in _listed(node[key])]
         for type_term in types:
             if not isinstance(type_term, str):
-                raise NotOnFastPath("a type that is not a string")
+                raise NotOnFastPath("a type that is not a string, or null")
             if type_term in self._base.type_scoped:
                 if len(types) > 1:
                     raise NotOnFastPath("several types with a scoped context")
@@ -265,6 +266,10 @@ class Walker(Generic[SubjectT, ObjectT]):
 
 def _by_iri(entry: tuple[str, TableTerm | None, Any]) -> str:
     return entry[0][1:-1]  # "<a#b>" sorts before "<a>", but "a" before "a#b", as in pyld
+
+
+def _listed(value: Any) -> list[Any] | tuple[Any, ...]:
+    return value if isinstance(value, list) else (value,)
 
 
 def _as_list(value: Any) -> list[Any] | tuple[Any, ...]:
