@@ -75,6 +75,8 @@ class RebuildSeconds:
 
 
 def _require_iri(value: Any, field: str) -> str:
+    if isinstance(value, str) and value.startswith(("http:", "https:")):
+        return value  # the common case, without urlsplit (which would find the same scheme)
     if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
         raise IndexInputError(field, "must be an http(s) IRI")
     return value
