@@ -41,6 +41,7 @@ from bench._support import (
     start_sink,
     wait_for,
 )
+from bench.load_client import PHASE_END, PHASE_NODE
 from node.config import InboxTuning, NodeConfig, ServerTuning
 from node.storage.db import create_engine, session_maker
 from node.storage.models import InboxItem, InboxState
@@ -63,9 +64,9 @@ class Row:
     refused: str
     target: str
     # CPU milliseconds per activity (from /proc and the load process's own clock), to
-    # tell which process bounds a rate: the node while the load ran (its inbox worker
-    # included), the node until every item was processed, the sink, and the load client
-    # in each phase
+    # tell which process bounds a rate: the node while the load client posted to it (its
+    # inbox worker included), the node from the load client's start until every item was
+    # processed, the sink, and the load client in each phase
     node_cpu_ms: float = 0.0
     node_cpu_ms_to_processed: float = 0.0
     sink_cpu_ms: float = 0.0
@@ -119,6 +120,27 @@ def _worker_cpu_seconds(pid: int) -> float:
     return sum(_cpu_seconds(child) for child in workers)
 
 
+def _post_load(argv: list[str], node_pid: int) -> tuple[list[str], float]:
+    """Run the load client; its stdout lines, and the node's CPU seconds between the
+    client's "posting to the node" and "posted" lines: only the node's own phase (before
+    it, the client generates keys, signs every post and loads the baseline, while the
+    node's workers poll an idle database)."""
+    load = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    started = ended = 0.0
+    assert load.stdout is not None
+    for line in load.stdout:
+        if line.strip() == PHASE_NODE:
+            started = _cpu_seconds(node_pid)
+        elif line.strip() == PHASE_END:
+            ended = _cpu_seconds(node_pid)
+        lines.append(line.strip())
+    _, errors = load.communicate(timeout=900)
+    if load.returncode != 0:
+        raise subprocess.CalledProcessError(load.returncode, argv, "\n".join(lines), errors)
+    return lines, ended - started
+
+
 def _wait_processed(config: NodeConfig, timeout: float = 600.0) -> float:
     started = time.perf_counter()
     while asyncio.run(_count(config, waiting_only=True)) and time.perf_counter() - started < timeout:
@@ -167,17 +189,15 @@ def run(activities: int = 2000, actors: int = 100, concurrency: int = 32,
         _wait_idle(node.pid)
         node_cpu, sink_cpu = _cpu_seconds(node.pid), _cpu_seconds(sink.pid)
         worker_cpu = _worker_cpu_seconds(node.pid)
-        load = subprocess.run(
+        output, node_cpu_load = _post_load(
             [PYTHON, "-m", "bench.load_client", "ingest", "--target", config.inbox_url,
              "--baseline", f"http://127.0.0.1:{sink_port}/inbox",
              "--actor-port", str(actor_port), "--actors", str(actors),
              "--activities", str(activities), "--concurrency", str(concurrency)],
-            capture_output=True, text=True, timeout=900, check=True,
-        )  # fmt: skip
-        node_cpu_load = _cpu_seconds(node.pid) - node_cpu
+            node.pid)  # fmt: skip
         worker_cpu = _worker_cpu_seconds(node.pid) - worker_cpu
         sink_cpu = _cpu_seconds(sink.pid) - sink_cpu
-        result = json.loads(load.stdout.strip().splitlines()[-1])
+        result = json.loads(output[-1])
         persisted = asyncio.run(_count(config))
         processed_after = _wait_processed(config)
         node_cpu_all = _cpu_seconds(node.pid) - node_cpu

@@ -31,6 +31,9 @@ from federation.keys import SigningKey, generate_rsa_key, public_key_pem
 ACTIVITY_JSON = "application/activity+json"
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 COUNT = web.AppKey("count", list)
+# Lines on stdout before and after the posts to the node (the result is the last line).
+PHASE_NODE = "phase: posting to the node"
+PHASE_END = "phase: posted to the node"
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,9 @@ async def run_ingest(args: argparse.Namespace) -> IngestResult:
         cpu_started = time.process_time()
         baseline_rate, _ = await post_all(args.baseline, baseline_posts, args.concurrency)
         cpu_baseline = time.process_time()
+        print(PHASE_NODE, flush=True)  # the parent reads the node's CPU time now ...
         node_rate, statuses = await post_all(args.target, node_posts, args.concurrency)
+        print(PHASE_END, flush=True)  # ... and now
         cpu_node = time.process_time()
     finally:
         await runner.cleanup()
