@@ -5,11 +5,12 @@ row per follower, ``record_local_activity`` adds one pending ``deliveries`` row 
 follower inbox; the shared inbox is not used: every follower has its own inbox), then
 starts ``praxisnetz worker`` processes (the production delivery worker, default tuning;
 two by default, one per core, sharing the one SQLite queue) and waits until every row
-is ``delivered``. The followers' inboxes live on a few loopback receiver processes
-that answer 202 without verifying: by default ``bench.lean_sink`` (an asyncio protocol
-that frames requests by Content-Length and checks each POST is signed and complete, so
-the receivers take little of the two cores the workers need), or with
-``--receiver aiohttp`` the aiohttp sink of ``bench.load_client``. Every
+is ``delivered``. The followers' inboxes live on a few loopback receiving servers (one
+port each) that answer 202 without verifying: by default ``bench.lean_sink``, one
+process serving every port (an asyncio protocol that frames requests by Content-Length
+and checks each POST is signed and complete, so the receivers take little of the two
+cores the workers need), or with ``--receiver aiohttp`` one aiohttp sink process
+(``bench.load_client sink``) per port. Every
 delivery is an RSA-2048 signed POST (RFC 9421 first; the receivers accept it, so no
 second knock). The rate is counted from the first to the last finished delivery
 (worker start-up is left out) and set against this machine's bare RSA-2048 signing
@@ -72,11 +73,12 @@ class Row:
     received: int
     target: str
     workers: int = 1
-    worker_cpu_ms_per_delivery: float = 0.0
-    receiver_cpu_ms_per_delivery: float = 0.0
+    # in µs: the table prints one decimal, and 0.1 ms hid the receivers' differences
+    worker_cpu_us_per_delivery: float = 0.0
+    receiver_cpu_us_per_delivery: float = 0.0
     per_worker_core_s: float = 0.0  # deliveries per second one fully used core would give
     load_1m: float = 0.0
-    rsa_sign_cpu_ms: float = 0.0  # CPU time of one bare signature, same run
+    rsa_sign_cpu_us: float = 0.0  # CPU time of one bare signature, same run
     signing_share_of_worker_cpu_pct: float = 0.0
     # What the two cores would deliver with nothing else running: 2 CPU-seconds per second
     # over the measured worker + receiver CPU per delivery (an estimate, not a measurement).
@@ -191,11 +193,14 @@ RECEIVERS = ("lean", "aiohttp")
 
 
 def _start_receivers(group: Children, ports: list[int], receiver: str) -> list[subprocess.Popen[bytes]]:
+    """One aiohttp sink per port, or one lean process serving every port (see
+    ``bench.lean_sink``: each port is still a host of its own to the worker)."""
     if receiver == "aiohttp":
         return [start_sink(group, port) for port in ports]
     if receiver != "lean":
         raise ValueError(f"receiver must be one of {RECEIVERS}, not {receiver!r}")
-    return [group.start([PYTHON, "-m", "bench.lean_sink", "--port", str(port)]) for port in ports]
+    ports_argv = [part for port in ports for part in ("--port", str(port))]
+    return [group.start([PYTHON, "-m", "bench.lean_sink", *ports_argv])]
 
 
 def _received(bases: list[str], receiver: str) -> tuple[int, str]:
@@ -219,8 +224,8 @@ def run(activities: int = 500, followers: int = 100, receivers: int = 4,
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         asyncio.run(fill_queue(config, activities, bases, followers))
         sinks = _start_receivers(group, ports, receiver)
-        for base, sink in zip(bases, sinks, strict=True):
-            wait_for(f"{base}/count", process=sink)
+        for number, base in enumerate(bases):
+            wait_for(f"{base}/count", process=sinks[number % len(sinks)])
         profiler = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
         worker_processes = [
             group.start([PYTHON, *(profiler if n == 0 else []), "-m", "node.cli", "worker",
@@ -235,17 +240,18 @@ def run(activities: int = 500, followers: int = 100, receivers: int = 4,
     signing = _mean_rate(signing_before, rsa_sign_rate(sign_seconds))
     rate = drained.per_s
     met = "met" if rate >= TARGET_PER_S else "NOT met"
-    worker_cpu, receiver_cpu = (1000.0 * cpu / max(drained.deliveries, 1)
+    worker_cpu, receiver_cpu = (1e6 * cpu / max(drained.deliveries, 1)
                                 for cpu in drained.cpu_seconds)
+    sign_cpu = 1000.0 * signing.cpu_ms
     return [Row(activities, followers, total, receivers, rate, signing.per_s,
                 rate / signing.per_s * 100.0, received, f">= {TARGET_PER_S:,.0f}/s: {met}",
-                workers, worker_cpu, receiver_cpu, _per_s(worker_cpu), load, signing.cpu_ms,
-                100.0 * signing.cpu_ms / worker_cpu if worker_cpu else 0.0,
+                workers, worker_cpu, receiver_cpu, _per_s(worker_cpu), load, sign_cpu,
+                100.0 * sign_cpu / worker_cpu if worker_cpu else 0.0,
                 2 * _per_s(worker_cpu + receiver_cpu), receiver, malformed)]
 
 
-def _per_s(cpu_ms: float) -> float:
-    return 1000.0 / cpu_ms if cpu_ms else 0.0
+def _per_s(cpu_us: float) -> float:
+    return 1e6 / cpu_us if cpu_us else 0.0
 
 
 def main() -> None:

@@ -72,9 +72,9 @@ def test_fanout_delivers_every_row_to_the_receivers() -> None:
     rows = fanout.run(activities=4, followers=5, receivers=2, sign_seconds=0.05)
     assert _columns(rows) == ["activities", "followers", "deliveries", "receivers",
                               "deliveries_per_s", "rsa_sign_per_s", "share_of_signing_pct",
-                              "received", "target", "workers", "worker_cpu_ms_per_delivery",
-                              "receiver_cpu_ms_per_delivery", "per_worker_core_s", "load_1m",
-                              "rsa_sign_cpu_ms", "signing_share_of_worker_cpu_pct",
+                              "received", "target", "workers", "worker_cpu_us_per_delivery",
+                              "receiver_cpu_us_per_delivery", "per_worker_core_s", "load_1m",
+                              "rsa_sign_cpu_us", "signing_share_of_worker_cpu_pct",
                               "idle_machine_estimate_per_s", "receiver", "malformed"]
     (row,) = rows
     assert row.deliveries == 20 and row.received >= 20  # a lease may resend, never lose
