@@ -151,27 +151,39 @@ class Walker(Generic[SubjectT, ObjectT]):
 
     def _scope(self, node: Mapping[str, Any]) -> tuple[TermTable, list[Any]]:
         """The node's types, and the table its keys are read in (a type-scoped one)."""
-        table = self._base
-        type_keys = [key for key in table.type_keys if key in node]
-        if len(type_keys) > 1 and self._rules.pyld_order:
+        base = self._base
+        types: list[Any] = []
+        type_keys = 0
+        for key in base.type_keys:  # loops, not comprehensions: this runs for every node
+            if key in node:
+                type_keys += 1
+                value = node[key]
+                # not _as_list: a null type is invalid JSON-LD (pyld and Oxigraph refuse it)
+                if isinstance(value, list):
+                    types.extend(value)
+                else:
+                    types.append(value)
+        if type_keys > 1 and self._rules.pyld_order:
             raise NotOnFastPath("several type keys")
-        # not _as_list: a null type is invalid JSON-LD (pyld and Oxigraph refuse it)
-        types = [t for key in type_keys for t in _listed(node[key])]
+        table = base
         for type_term in types:
             if not isinstance(type_term, str):
                 raise NotOnFastPath("a type that is not a string, or null")
-            if type_term in self._base.type_scoped:
+            if type_term in base.type_scoped:
                 if len(types) > 1:
                     raise NotOnFastPath("several types with a scoped context")
-                table = self._base.type_scoped[type_term]
+                table = base.type_scoped[type_term]
         return table, types
 
     def _subject(self, node: Mapping[str, Any], table: TermTable) -> SubjectT:
-        ids = [key for key in table.id_keys if key in node]
-        if len(ids) > 1:
-            raise NotOnFastPath("several ids")
-        if ids:
-            return self._emit.named(self._iri(node[ids[0]], table, self._rules.expand_compact_ids))
+        id_key = None
+        for key in table.id_keys:
+            if key in node:
+                if id_key is not None:
+                    raise NotOnFastPath("several ids")
+                id_key = key
+        if id_key is not None:
+            return self._emit.named(self._iri(node[id_key], table, self._rules.expand_compact_ids))
         if not node:
             raise NotOnFastPath("empty node object")
         return self._emit.blank()
@@ -266,10 +278,6 @@ class Walker(Generic[SubjectT, ObjectT]):
 
 def _by_iri(entry: tuple[str, TableTerm | None, Any]) -> str:
     return entry[0][1:-1]  # "<a#b>" sorts before "<a>", but "a" before "a#b", as in pyld
-
-
-def _listed(value: Any) -> list[Any] | tuple[Any, ...]:
-    return value if isinstance(value, list) else (value,)
 
 
 def _as_list(value: Any) -> list[Any] | tuple[Any, ...]:
