@@ -10,6 +10,11 @@ same whatever the order: **an actor follows while one of its received Follows is
 undone**. A Follow whose Undo came first is never applied; an Undo of one Follow leaves
 the follower row alone while another Follow of that actor stands.
 
+A relation can also end without an Undo: the follower's actor is deleted, or we refuse
+its Follow. The follower never undoes such a Follow, so its receipt would stand for ever
+and keep the actor following after its next Follow and Undo. ``end_follows`` therefore
+records the end itself, as an Undo receipt of every Follow received until then.
+
 Receipts are kept for ``[inbox] receipt_retention_days`` and then pruned in settled
 pairs (``prune_receipts``, run by ``node.pruning``).
 
@@ -18,6 +23,7 @@ Nothing here commits: the caller owns the transaction.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -87,6 +93,34 @@ async def standing_follow(session: AsyncSession, actor: str, followed: str,
                                           Activity.type == UNDO, Activity.actor == actor,
                                           Activity.is_local.is_(False))))
     return next((uri for uri in candidates if uri not in undone), None)
+
+
+async def end_follows(session: AsyncSession, actor: str, followed: str | None,
+                      *, now: datetime) -> int:
+    """The relation of ``actor`` to ``followed`` (None: to anything) ended without an Undo:
+    its actor was deleted, or we refused it. Every received Follow of it that still stands
+    is marked undone; returns how many.
+
+    Marked, not deleted: the same Follow delivered again is then ignored like one whose
+    Undo came first, and the pruner forgets the pair after the retention window. Follows
+    that arrive later are new and count as usual.
+    """
+    query = select(Activity.uri).where(
+        Activity.actor == actor, Activity.type == FOLLOW, Activity.is_local.is_(False))
+    if followed is not None:
+        query = query.where(Activity.object_uri == followed)
+    received = list(await session.scalars(query))
+    if not received:
+        return 0
+    undone = set(await session.scalars(
+        select(Activity.object_uri).where(Activity.object_uri.in_(received),
+                                          Activity.type == UNDO, Activity.actor == actor,
+                                          Activity.is_local.is_(False))))
+    standing = [uri for uri in received if uri not in undone]
+    for follow_id in standing:
+        # Our own id for a receipt no one sent: it cannot meet an id the actor chooses.
+        await record_undo(session, actor, f"urn:uuid:{uuid.uuid4()}", follow_id, now=now)
+    return len(standing)
 
 
 @dataclass(frozen=True)

@@ -197,13 +197,20 @@ async def decide(
     if approved:
         await approve(session, member, config, keys, now=now)
     else:
-        await reject(session, member, now=now)
+        await reject(session, member, followed=config.actor_url, now=now)
     return member
 
 
-async def reject(session: AsyncSession, member: HubMember, *, now: datetime) -> None:
-    """Refuse an application; the member's follower row goes, nothing is delivered to it."""
+async def reject(session: AsyncSession, member: HubMember, *, followed: str,
+                 now: datetime) -> None:
+    """Refuse an application; its follower row is marked refused, nothing is delivered to it.
+
+    Its Follows so far end here (``incoming_follows.end_follows``): the applicant never
+    undoes them, and one left standing would keep it a member after it applies again,
+    is approved and leaves.
+    """
     member.state, member.decided_at = MemberState.REJECTED.value, now
+    await incoming_follows.end_follows(session, member.actor_uri, followed, now=now)
     follower = await session.scalar(select(Follower).where(Follower.actor_uri == member.actor_uri))
     if follower is not None:
         follower.state = FollowerState.REJECTED.value

@@ -17,11 +17,11 @@ from functools import partial
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from federation.origin import same_origin
 from federation.webfinger import JRD_MEDIA_TYPE, WEBFINGER_PATH, webfinger_document
-from node import appkeys
+from node import appkeys, incoming_follows
 from node.config import NodeConfig
 from node.hub import api, membership, routes
 from node.hub.aggregation import Aggregator
@@ -39,7 +39,7 @@ from node.hub.render import EditionRenderer
 from node.hub.runtime import HUB, HubRuntime, bundled_contexts
 from node.hub.search_backends import search_backend_for
 from node.hub.settings import load_settings
-from node.hub.tables import HubMember, MemberState
+from node.hub.tables import HubMember, MemberState, TopicFollower
 from node.inbox_processing import Incoming, Verdict, done, rejected
 from node.remote import RemoteDirectory
 from node.remote_objects import reference
@@ -192,6 +192,8 @@ class HubInboxHook:
         if activity.type == "Undo":
             await self._maybe_left(activity)
             return
+        if activity.type == "Delete" and activity.object_id == activity.actor:
+            await self._actor_deleted(activity.actor)
         if activity.type not in ("Create", "Update", "Delete", "Announce"):
             return
         runtime.aggregator.wake()
@@ -211,6 +213,16 @@ class HubInboxHook:
                                                  activity.raw, now=app[appkeys.CLOCK]())
         if announced:
             _wake_delivery(app)
+
+    async def _actor_deleted(self, actor: str) -> None:
+        """A deleted actor follows no topic group and is no member (the node removed its
+        follower row). It undoes none of its Follows, so they end here: a later Follow and
+        Undo by the same actor URL must not find one standing (``end_follows``)."""
+        now = self._app[appkeys.CLOCK]()
+        async with self._app[appkeys.SESSION_MAKER]() as session, session.begin():
+            await incoming_follows.end_follows(session, actor, None, now=now)
+            await session.execute(delete(TopicFollower).where(TopicFollower.actor_uri == actor))
+            await membership.member_left(session, actor, now=now)
 
     async def _maybe_left(self, activity: Incoming) -> None:
         inner = activity.object
