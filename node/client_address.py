@@ -120,6 +120,25 @@ def parse_address(text: str) -> IPAddress | None:
     return address
 
 
+IPV6_LOCKOUT_PREFIX = 64  # one subscriber's (or one server's) IPv6 allocation, at least
+
+
+def lockout_key(address: str) -> str:
+    """What the sign-in lock-out counts failures per: an IPv4 address as it is, an IPv6
+    address by its /64 (``2001:db8:1:2::/64``), IPv4-mapped IPv6 as its IPv4 address;
+    text that is no address unchanged.
+
+    A /64 is the smallest block a provider hands out, and its holder may use any of its
+    2^64 addresses (privacy extensions rotate them by themselves), so per address a
+    guesser would get ``MAX_FAILED_ATTEMPTS`` tries per address without end."""
+    parsed = parse_address(address)
+    if parsed is None:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((parsed, IPV6_LOCKOUT_PREFIX), strict=False))
+    return str(parsed)
+
+
 def client_address(peer: str | None, forwarded_for: str | None,
                    trusted: TrustedProxies) -> ClientAddress:
     """The client's address: the rightmost ``X-Forwarded-For`` entry that is not a trusted

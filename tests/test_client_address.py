@@ -16,6 +16,7 @@ from node.client_address import (
     ClientAddress,
     TrustedProxies,
     client_address,
+    lockout_key,
     of_request,
     parse_address,
     parse_network,
@@ -153,3 +154,15 @@ def test_the_remembered_hops_stay_bounded_and_right() -> None:
     assert client_address("10.0.0.1", "192.0.0.0", trusted) == forwarded("192.0.0.0")
     assert client_address("10.0.0.1", "x", trusted).malformed
     assert client_address("10.0.0.1", "x", trusted).malformed
+
+
+@pytest.mark.parametrize(("address", "key"), [
+    ("203.0.113.9", "203.0.113.9"),  # IPv4: per address
+    ("::ffff:203.0.113.9", "203.0.113.9"),  # IPv4-mapped (dual-stack socket): the same
+    ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+    ("2001:0db8:0001:0002:ffff:ffff:ffff:fffe", "2001:db8:1:2::/64"),  # same /64, spelled out
+    ("[2001:db8:1:3::1]:443", "2001:db8:1:3::/64"),  # the next /64 is another key
+    ("unknown", "unknown"),  # no address: kept as the text it was
+])
+def test_the_lockout_counts_ipv6_per_64(address, key):
+    assert lockout_key(address) == key

@@ -296,6 +296,37 @@ async def test_a_stranger_cannot_lock_a_staff_member_out(client: TestClient) -> 
     assert status == 200 and "Übersicht" in page
 
 
+async def test_rotating_ipv6_addresses_inside_one_64_does_not_dodge_the_lock(
+        client: TestClient) -> None:
+    """One /64 is one holder's (privacy extensions rotate inside it by themselves): a
+    guesser with a fresh address per attempt is locked after MAX_FAILED_ATTEMPTS all
+    the same, and stays locked whichever address of the /64 it tries next."""
+    for attempt in range(MAX_FAILED_ATTEMPTS):
+        rotated = {"X-Forwarded-For": f"2001:db8:1:2:{attempt + 1:x}::{attempt + 7:x}"}
+        status, page = await sign_in(client, password="falsches-passwort-1", headers=rotated)
+    assert status == 401 and "gesperrt" in page
+    fresh = {"X-Forwarded-For": "2001:db8:1:2:ffff:ffff:ffff:fffe"}
+    status, page = await sign_in(client, headers=fresh)  # the right password, too
+    assert status == 401 and "gesperrt" in page
+    # written in its IPv4-mapped form, an IPv4 address is the same address
+    for _ in range(MAX_FAILED_ATTEMPTS):
+        await sign_in(client, password="falsches-passwort-1",
+                      headers={"X-Forwarded-For": "::ffff:203.0.113.9"})
+    status, page = await sign_in(client, headers={"X-Forwarded-For": "203.0.113.9"})
+    assert status == 401 and "gesperrt" in page
+    assert await _count(client, WebSession) == 0
+
+
+async def test_two_ipv6_64s_are_locked_independently(client: TestClient) -> None:
+    for _ in range(MAX_FAILED_ATTEMPTS):
+        await sign_in(client, password="falsches-passwort-1",
+                      headers={"X-Forwarded-For": "2001:db8:1:2::1"})
+    assert (await sign_in(client, headers={"X-Forwarded-For": "2001:db8:1:2::99"}))[0] == 401
+    # the neighbouring /64 (another subscriber) signs in
+    status, page = await sign_in(client, headers={"X-Forwarded-For": "2001:db8:1:3::1"})
+    assert status == 200 and "Übersicht" in page
+
+
 async def test_a_spoofed_header_from_an_untrusted_peer_cannot_dodge_the_lock(
         aiohttp_client, tmp_path) -> None:
     """A node whose proxy is elsewhere (the test client's 127.0.0.1 is not trusted): every

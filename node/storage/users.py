@@ -6,7 +6,9 @@ guessing is bounded but a stranger who knows a user name cannot lock its owner o
 - Per account and client address: after ``MAX_FAILED_ATTEMPTS`` wrong passwords in a
   row from one address, that address is locked out of that account for
   ``LOCK_DURATION``; while locked, even the right password is refused from there, so
-  guessing cannot continue in the background. Other addresses are not affected.
+  guessing cannot continue in the background. Other addresses are not affected. An IPv6
+  address counts as its whole /64 (``node.client_address.lockout_key``): one holder
+  has all of them.
 - Per account: after ``ACCOUNT_MAX_FAILED_ATTEMPTS`` wrong passwords from any
   addresses (a guesser with many addresses), the account refuses every address for
   ``LOCK_DURATION`` except those it was signed in from within ``KNOWN_ADDRESS_DAYS``.
@@ -29,6 +31,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from node.client_address import lockout_key
 from node.storage.models import SignInAddress, User, WebSession
 from node.storage.upsert import insert_for
 
@@ -202,7 +205,7 @@ async def authenticate(
     if user is None:
         hash_password(password)  # the same cost as a real check: timing reveals no names
         return SignInResult(SignInOutcome.WRONG)
-    address = address[:MAX_ADDRESS_LENGTH]
+    address = lockout_key(address)[:MAX_ADDRESS_LENGTH]
     await _forget_stale(session, user, now)
     known = await session.get(SignInAddress, (user.id, address))
     if _is_locked(user.locked_until, now) and not (known is not None and _is_known(known, now)):
