@@ -248,6 +248,11 @@ class InboxProcessor:
             if not await incoming_follows.record_follow(session, activity.actor, activity.id,
                                                         self._config.actor_url, now=self._clock()):
                 return done(f"Follow {activity.id} was undone before it arrived; ignored")
+            if state is FollowerState.REJECTED:
+                # refused: the follower undoes none of its Follows, so they end here (else
+                # one would stand after its next Follow and Undo: node.incoming_follows)
+                await incoming_follows.end_follows(session, activity.actor,
+                                                   self._config.actor_url, now=self._clock())
             row = (await session.execute(
                 select(Follower).where(Follower.actor_uri == activity.actor))).scalar_one_or_none()
             if row is None:
@@ -396,6 +401,8 @@ class InboxProcessor:
 
     async def _actor_deleted(self, activity: Incoming) -> Verdict:
         async with self._sessions() as session, session.begin():
+            # its Follows are never undone now; they end with it (node.incoming_follows)
+            await incoming_follows.end_follows(session, activity.actor, None, now=self._clock())
             await session.execute(delete(Follower).where(Follower.actor_uri == activity.actor))
             await session.execute(delete(Following).where(Following.target_uri == activity.actor))
         return done(f"actor {activity.actor} deleted; follow relations removed")

@@ -15,7 +15,6 @@ import uuid
 from dataclasses import replace
 
 import aiohttp
-import pytest
 
 from node import appkeys
 from node.hub import membership
@@ -78,17 +77,12 @@ async def delivered_to(node: RunningNode, target: RunningNode, slug: str) -> boo
                if row.id not in before)
 
 
-PENDING_INBOX = pytest.mark.xfail(
-    strict=True, reason="needs end_follows in node/inbox_processing.py (asked of helper inbox)")
-
-
 async def two_nodes(tmp_path) -> tuple[RunningNode, RunningNode]:
     a = await start_node(node_config(tmp_path, "a"), start_workers=False)
     b = await start_node(node_config(tmp_path, "b"), start_workers=False)
     return a, b
 
 
-@PENDING_INBOX
 async def test_an_actor_deleted_and_back_leaves_with_its_undo(tmp_path) -> None:
     a, b = await two_nodes(tmp_path)
     try:
@@ -111,7 +105,6 @@ async def test_an_actor_deleted_and_back_leaves_with_its_undo(tmp_path) -> None:
         await b.stop()
 
 
-@PENDING_INBOX
 async def test_a_refused_follow_does_not_stand_after_the_next_one_is_undone(tmp_path) -> None:
     a, b = await two_nodes(tmp_path)
     try:
