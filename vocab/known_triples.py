@@ -44,13 +44,18 @@ class KnownContextTriples:
 
     def __init__(self, tables: Mapping[str, TermTable]) -> None:
         self._tables = dict(tables)  # context_key -> table
+        # The same tables by their list of context URLs: looking a document's list up as a
+        # tuple is cheaper than its context_key (json.dumps) per document.
+        self._by_urls = {
+            tuple(context): table
+            for key, table in self._tables.items()
+            if isinstance(context := json.loads(key), list)
+            and all(isinstance(url, str) for url in context)
+        }
 
     def data_graph(self, document: Mapping[str, Any]) -> DataGraph | None:
         """The default graph's triples as pyld would give them, or None where pyld must."""
-        try:
-            table = self._tables.get(context_key(document.get("@context")))
-        except (TypeError, ValueError):  # not JSON (a document built in Python): pyld says why
-            return None
+        table = self._table(document.get("@context"))
         if table is None:
             return None
         try:
@@ -63,6 +68,17 @@ class KnownContextTriples:
         for subject, predicate, obj in triples:
             data.add(subject, predicate, obj)
         return data
+
+    def _table(self, context: Any) -> TermTable | None:
+        if isinstance(context, list):
+            try:
+                return self._by_urls[tuple(context)]
+            except (KeyError, TypeError):  # another list, or one with an object (unhashable)
+                pass
+        try:
+            return self._tables.get(context_key(context))
+        except (TypeError, ValueError):  # not JSON (a document built in Python): pyld says why
+            return None
 
 
 # What pyld compares to drop a repeated value of one subject and predicate: ("id", iri)
