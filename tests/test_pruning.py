@@ -134,6 +134,32 @@ async def test_an_undo_by_another_actor_takes_no_follow_receipt_along(sessions) 
     assert await _uris(sessions, Activity, Activity.uri) == {"F6"}
 
 
+async def test_ended_follows_stand_no_more_and_are_pruned_as_settled_pairs(sessions) -> None:
+    # A refusal or the actor's deletion ends its Follows without any Undo from it.
+    group = f"{US}/topics/e-akte"
+    await _follow(sessions, ALICE, "F7", OLD - timedelta(days=2))
+    await _follow(sessions, ALICE, "F8", OLD - timedelta(days=1))
+    await _undo(sessions, ALICE, "U8", "F8", OLD - timedelta(days=1))  # already undone
+    async with sessions() as session, session.begin():
+        session.add(Activity(uri="G1", type="Follow", actor=ALICE, object_uri=group,
+                             document={}, is_local=False, created_at=OLD))
+        assert await incoming_follows.end_follows(session, ALICE, US, now=OLD) == 1  # F7
+    async with sessions() as session:
+        assert await incoming_follows.standing_follow(session, ALICE, US, "F7") is None
+        assert await incoming_follows.standing_follow(session, ALICE, group, None) == "G1"
+    assert await _follow(sessions, ALICE, "F7", NOW) is False  # delivered again: ignored
+    assert await _follow(sessions, ALICE, "F9", NOW) is True  # a new Follow counts
+    async with sessions() as session, session.begin():
+        assert await incoming_follows.end_follows(session, ALICE, None, now=RECENT) == 2
+    pruned = await prune_once(sessions, now=NOW, retention=WINDOW)
+    # F7 and F8 settled before the window; G1 and F9 ended inside it, their marks stay
+    assert pruned == Pruned(undo_receipts=2, follow_receipts=2)
+    async with sessions() as session:
+        left = set(await session.scalars(select(Activity.object_uri).where(
+            Activity.type == "Undo")))
+    assert left == {"G1", "F9"}
+
+
 async def test_likes_and_local_activities_stay(sessions) -> None:
     like = Activity(uri="L1", type="Like", actor=ALICE, object_uri="x", document={},
                     is_local=False, created_at=OLD)
