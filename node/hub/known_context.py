@@ -43,7 +43,7 @@ _TRUE, _FALSE = f'"true"^^<{XSD}boolean>', f'"false"^^<{XSD}boolean>'
 # Keys of a document the index leaves out: the proof is an @graph container (a graph of
 # its own, outside the member's graph); the signed original is kept in SQL.
 NOT_INDEXED = frozenset({"proof", "@context"})
-MAX_TABLES = 64  # @context values (as JSON) a converter keeps a table, or its absence, for
+MAX_TABLES = 64  # @context values a converter remembers (their table, or that there is none)
 # JSON string syntax (\" \\ \n \r \t \b \f \u00XX) is valid N-Quads string syntax too.
 _quoted: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
@@ -72,7 +72,7 @@ class KnownContextConverter:
             text = "".join(lines)
             _check_encodable(text)
         except (NotOnFastPath, UnicodeEncodeError, RecursionError):
-            return None  # RecursionError: nested too deeply for this walk; the general path says
+            return None  # RecursionError: nested deeper than the walk recurses; general path
         return text
 
     def blank(self) -> str:
