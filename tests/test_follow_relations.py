@@ -130,7 +130,7 @@ async def test_a_refused_follow_does_not_stand_after_the_next_one_is_undone(tmp_
         await b.stop()
 
 
-async def test_a_follow_that_stands_is_kept_when_an_older_one_is_refused_again(tmp_path) -> None:
+async def test_the_undo_of_an_older_follow_still_leaves_the_newer_one_standing(tmp_path) -> None:
     # The guard the receipts exist for still holds: F1 accepted, F2 accepted, Undo(F1)
     # leaves the follower. Ending a relation only touches Follows received until then.
     a, b = await two_nodes(tmp_path)
