@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
@@ -44,6 +45,22 @@ _TRUE, _FALSE = f'"true"^^<{XSD}boolean>', f'"false"^^<{XSD}boolean>'
 # its own, outside the member's graph); the signed original is kept in SQL.
 NOT_INDEXED = frozenset({"proof", "@context"})
 MAX_TABLES = 64  # @context values a converter remembers (their table, or that there is none)
+
+
+class _Recent(OrderedDict[Any, "_Table | None"]):
+    """At most MAX_TABLES entries, the least recently used dropped first: documents with
+    many other contexts (a member can send any inline context) must neither grow the
+    converter nor crowd our own context off the fast path."""
+
+    def get_recent(self, key: Any) -> _Table | None:
+        value = self[key]  # KeyError: not kept
+        self.move_to_end(key)
+        return value
+
+    def keep(self, key: Any, value: _Table | None) -> None:
+        self[key] = value
+        if len(self) > MAX_TABLES:
+            self.popitem(last=False)
 # JSON string syntax (\" \\ \n \r \t \b \f \u00XX) is valid N-Quads string syntax too.
 _quoted: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
@@ -53,8 +70,8 @@ class KnownContextConverter:
 
     def __init__(self, load_context: ContextLoader) -> None:
         self._load_context = load_context
-        self._tables: dict[str, _Table | None] = {}  # context as JSON -> its table
-        self._tables_by_urls: dict[tuple[str, ...], _Table | None] = {}
+        self._tables = _Recent()  # context as JSON -> its table
+        self._tables_by_urls = _Recent()  # a list of context URLs, as a tuple -> its table
         self._blank_prefix = f"k{os.urandom(6).hex()}n"  # unique across loads into one store
         self._blank_counter = itertools.count()
         self._checked_iris: set[str] = set()
@@ -95,28 +112,26 @@ class KnownContextConverter:
         # the JSON key was about 5% of the fast path's time per document.
         if isinstance(context, list):
             try:
-                return self._tables_by_urls[tuple(context)]
+                return self._tables_by_urls.get_recent(tuple(context))
             except (KeyError, TypeError):  # not seen yet, or an inline context (unhashable)
                 pass
         table = self._table_by_json(context)
-        if (
-            isinstance(context, list)
-            and all(type(url) is str for url in context)
-            and len(self._tables_by_urls) < MAX_TABLES
-        ):
-            self._tables_by_urls[tuple(context)] = table
+        if isinstance(context, list) and all(type(url) is str for url in context):
+            self._tables_by_urls.keep(tuple(context), table)
         return table
 
     def _table_by_json(self, context: Any) -> _Table | None:
         key = json.dumps(context, sort_keys=True)
-        if key not in self._tables:
-            if len(self._tables) >= MAX_TABLES:
-                return None  # not kept: other contexts must not grow the converter for ever
-            try:
-                self._tables[key] = _build_table(context, self._load_context)
-            except (jsonld.JsonLdError, NotOnFastPath, KeyError, TypeError, ValueError):
-                self._tables[key] = None
-        return self._tables[key]
+        try:
+            return self._tables.get_recent(key)
+        except KeyError:
+            pass
+        try:
+            table: _Table | None = _build_table(context, self._load_context)
+        except (jsonld.JsonLdError, NotOnFastPath, KeyError, TypeError, ValueError):
+            table = None
+        self._tables.keep(key, table)
+        return table
 
 
 # The hub's walk: document order (N-Quads need none), nulls left out as JSON-LD leaves
