@@ -46,12 +46,17 @@ def test_refusals_name_the_field_and_exit_2(tmp_path, capsys) -> None:
         (["hub", "approve", "https://x.example/actor"], "member:"),
         (["hub", "place", "ftp://x.example/p", "e-akte"], "contribution:"),
         (["hub", "place", "https://x.example/p", "e-akte", "--defer"], "contribution:"),
+        (["hub", "triage", "--limit", "0"], "limit:"),
+        (["hub", "triage", "--offset", "-1"], "offset:"),
     ]
     for argv, field in cases:
         assert main([*argv, "--data-dir", data_dir]) == 2, argv
         assert f"error: {field}" in capsys.readouterr().err, argv
     assert main(["hub", "members", "--pending", "--data-dir", data_dir]) == 0
     assert capsys.readouterr().out == ""
+    assert main(["hub", "triage", "--json", "--limit", "5", "--data-dir", data_dir]) == 0
+    waiting = json.loads(capsys.readouterr().out)  # a page, as /api/hub/triage answers
+    assert (waiting["total"], waiting["limit"], waiting["items"]) == (0, 5, [])
 
 
 def test_hub_commands_refuse_a_node_that_is_not_a_hub(tmp_path, capsys) -> None:

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from node.hub import editorial, feedback
+from node.hub import editorial, feedback, triage
 from node.hub.tables import HubMember
 from node.storage.models import Activity, InboxState, RemoteObject
 from node.workers import build_workers
@@ -150,9 +150,11 @@ async def _reasons(api: HubApi, target: str) -> list[tuple[str, str]]:
 
 
 async def _triage_reasons(hub: RunningNode) -> list[str]:
+    """The reasons the triage page shows beside the one waiting contribution."""
     async with hub.sessions()() as session:
-        [item] = await editorial.triage(session)
-    return [reason.reason for reason in item.feedback.reasons]
+        [item] = (await triage.triage_page(session)).items
+        reasons = await feedback.reasons_about(session, [item.uri])
+    return [reason.reason for reason in reasons[item.uri]]
 
 
 async def test_an_update_replaces_the_reason_and_a_delete_removes_it(tmp_path) -> None:

@@ -26,7 +26,8 @@ load aiohttp only through the node's shared modules, such as ``node.appkeys``):
 
 - ``tables``: the hub's tables (members, sections, decisions, placements, editions, …)
 - ``membership``: applying, approving, refusing and leaving
-- ``editorial``: structure, triage, placements and feedback counts in SQL
+- ``editorial``: structure, placements and feedback counts in SQL
+- ``triage``: the contributions waiting for a decision, a page at a time, with counts
 - ``feedback``: the stances about a contribution or section with their reasons, newest
   first, a page at a time (for ``/api/hub/feedback`` and ``praxisnetz hub feedback``)
 - ``edition_store``: freezing, storing and publishing editions; their RDF dumps

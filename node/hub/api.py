@@ -1,7 +1,7 @@
 """The editorial JSON API under ``/api/hub/`` (bearer token, RFC 9457 problems).
 
 Members: list, approve, reject. Structure: read, replace, add/change/remove one
-section. Triage, placements (accept/defer/decline with note and order), feedback
+section. Triage (a page at a time, with counts), placements (accept/defer/decline with note and order), feedback
 (counts, and the stances with their reasons, newest first, a page at a time), the
 draft of the next edition, freezing (``{"confirm": true}``) and publishing editions,
 and rebuilding the index.
@@ -17,7 +17,7 @@ from node import appkeys
 from node.api.auth import TOKEN
 from node.api.common import read_json_object, wake_delivery
 from node.api.problems import ProblemError, field_error
-from node.hub import edition_store, editorial, feedback, membership
+from node.hub import edition_store, editorial, feedback, membership, triage
 from node.hub.editions import EditionError, manifest_document
 from node.hub.runtime import HUB
 from node.hub.tables import MemberState
@@ -145,10 +145,15 @@ def _section_json(section: Any) -> dict[str, Any]:
 
 
 async def get_triage(request: web.Request) -> web.Response:
-    deferred = request.query.get("deferred", "true").lower() not in ("0", "false", "no")
+    """A page of the contributions waiting for a decision, with their counts."""
+    try:
+        query = triage.read_query(request.query.get("limit"), request.query.get("offset"),
+                                  request.query.get("deferred"))
+    except editorial.EditorialError as exc:
+        raise _problem(exc) from exc
     async with request.app[appkeys.SESSION_MAKER]() as session:
-        items = await editorial.triage(session, include_deferred=deferred)
-    return _ok({"total": len(items), "items": [item.to_json() for item in items]})
+        found = await triage.triage_page(session, query)
+    return _ok(found.to_json())
 
 
 async def post_placement(request: web.Request) -> web.Response:

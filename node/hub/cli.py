@@ -1,6 +1,8 @@
 """``praxisnetz hub …``: the editorial actions from the command line.
 
-``members [--pending]``, ``approve``/``reject HANDLE_OR_URL``, ``triage [--json]``,
+``members [--pending]``, ``approve``/``reject HANDLE_OR_URL``,
+``triage [--limit] [--offset] [--json]`` (a page of the contributions waiting, with
+their counts),
 ``feedback URL_OR_SLUG [--position] [--limit] [--offset] [--json]`` (the stances with
 their reasons, newest first), ``sections [--json]``,
 ``section add SLUG TITLE [--parent] [--text-file] [--order]``,
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from node.cli import CliError, open_store, utc_now
 from node.config import NodeConfig, load_config
-from node.hub import edition_store, editorial, feedback, membership
+from node.hub import edition_store, editorial, feedback, membership, triage
 from node.hub.aggregation import Aggregator
 from node.hub.contribution import STANCE_POSITIONS
 from node.hub.search_backends import search_backend_for
@@ -86,18 +88,26 @@ def _decide(approve: bool) -> Callable[[argparse.Namespace], int]:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
-    async def run() -> list[editorial.TriageItem]:
-        async with open_store(_hub_config(args)) as sessions, sessions() as session:
-            return await editorial.triage(session)
+    try:
+        query = triage.read_query(args.limit, args.offset)
+    except editorial.EditorialError as exc:
+        raise CliError(exc.field, exc.message) from exc
 
-    items = asyncio.run(run())
+    async def run() -> triage.TriagePage:
+        async with open_store(_hub_config(args)) as sessions, sessions() as session:
+            return await triage.triage_page(session, query)
+
+    found = asyncio.run(run())
     if args.json:
-        print(json.dumps([item.to_json() for item in items], indent=2, ensure_ascii=False))
+        print(json.dumps(found.to_json(), indent=2, ensure_ascii=False))
         return 0
-    for item in items:
-        feedback = item.feedback
+    for item in found.items:
+        counts = item.feedback
         print(f"{item.decision or 'new'}\t{item.kind}\t{item.title}\t{item.member}\t"
-              f"+{feedback.agree}/-{feedback.disagree}/~{feedback.partly}\t{item.uri}")
+              f"+{counts.agree}/-{counts.disagree}/~{counts.partly}\t{item.uri}")
+    shown = f"{query.offset + 1}-{query.offset + len(found.items)}" if found.items else "none"
+    print(f"{shown} of {found.total}"
+          + (f"; next: --offset {found.next_offset()}" if found.next_offset() is not None else ""))
     return 0
 
 
@@ -245,9 +255,12 @@ def add_hub_commands(commands: argparse._SubParsersAction,
         decide = sub.add_parser(name, help=f"{name} an applicant (id, actor URL or handle)")
         decide.add_argument("member", metavar="HANDLE_OR_URL")
         decide.set_defaults(handler=_decide(approve))
-    triage = sub.add_parser("triage", help="contributions not yet decided")
-    triage.add_argument("--json", action="store_true")
-    triage.set_defaults(handler=cmd_triage)
+    waiting = sub.add_parser("triage", help="contributions not yet decided, a page at a time")
+    waiting.add_argument("--limit", help=f"contributions per page (1 to {triage.MAX_LIMIT}, "
+                         f"default {triage.DEFAULT_LIMIT})")
+    waiting.add_argument("--offset", help="contributions to skip (default 0)")
+    waiting.add_argument("--json", action="store_true", help="as /api/hub/triage answers")
+    waiting.set_defaults(handler=cmd_triage)
     stances = sub.add_parser("feedback", help="the stances about a contribution or section, "
                              "with their reasons, newest first")
     stances.add_argument("target", metavar="CONTRIBUTION_URL_OR_SECTION_SLUG")
@@ -283,6 +296,6 @@ def add_hub_commands(commands: argparse._SubParsersAction,
     freeze.set_defaults(handler=cmd_freeze)
     reindex = sub.add_parser("reindex", help="rebuild the RDF index from SQL (hub stopped)")
     reindex.set_defaults(handler=cmd_reindex)
-    for parser in (members, triage, stances, sections, add, place, freeze, reindex,
+    for parser in (members, waiting, stances, sections, add, place, freeze, reindex,
                    *(sub.choices[name] for name in ("approve", "reject"))):
         data_dir(parser)

@@ -1,5 +1,5 @@
-"""The editorial workflow over SQL: handbook structure, triage, placements, feedback,
-and the draft of the next edition.
+"""The editorial workflow over SQL: handbook structure, placements, feedback (the
+counts and reasons public pages show), and the draft of the next edition.
 
 Input from the API and the CLI is read here into typed values (``SectionInput``,
 ``PlacementInput``); every refusal is an ``EditorialError`` naming the field.
@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.hub.contribution import StanceReason, by_position, stance_reason_of
 from node.hub.editions import EditionDraft, EditionManifest
-from node.hub.groups import topic_slugs_of
 from node.hub.structure import HandbookStructure, Section, StructureError, default_structure
 from node.hub.tables import Decision, HubDecision, HubMember, HubPlacement, HubSection, MemberState
 from node.storage.models import RemoteObject
@@ -193,55 +192,7 @@ async def feedback_for(session: AsyncSession, targets: Iterable[str]) -> dict[st
     return result
 
 
-# --- triage and placements -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TriageItem:
-    uri: str
-    kind: str | None
-    title: str
-    author: str
-    member: str
-    topics: tuple[str, ...]
-    received: datetime
-    decision: str | None  # None, or "defer" for a deferred one
-    note: str
-    feedback: Feedback
-
-    def to_json(self) -> dict[str, Any]:
-        return {"uri": self.uri, "kind": self.kind, "title": self.title, "author": self.author,
-                "member": self.member, "topics": list(self.topics),
-                "received": self.received.isoformat(), "decision": self.decision,
-                "note": self.note, "feedback": self.feedback.to_json()}
-
-
-def _topics(document: Mapping[str, Any]) -> tuple[str, ...]:
-    return tuple(topic_slugs_of(document))
-
-
-async def triage(session: AsyncSession, *, include_deferred: bool = True) -> list[TriageItem]:
-    """Approved members' contributions without a decision (and the deferred ones)."""
-    query = (
-        select(RemoteObject, HubMember.name, HubDecision)
-        .join(HubMember, HubMember.actor_uri == RemoteObject.attributed_to)
-        .outerjoin(HubDecision, HubDecision.contribution_uri == RemoteObject.uri)
-        .where(HubMember.state == MemberState.APPROVED.value, RemoteObject.deleted.is_(False),
-               RemoteObject.kind.in_(CONTRIBUTION_KINDS))
-        .order_by(RemoteObject.received_at, RemoteObject.id)
-    )
-    undecided = [HubDecision.contribution_uri.is_(None)]
-    if include_deferred:
-        undecided.append(HubDecision.decision == Decision.DEFER.value)
-    rows = list(await session.execute(query.where(or_(*undecided))))
-    feedback = await feedback_for(session, [row.uri for row, _, _ in rows])
-    return [
-        TriageItem(row.uri, row.kind, str((row.document or {}).get("name") or row.uri),
-                   row.attributed_to or "", name, _topics(row.document or {}), row.received_at,
-                   decision.decision if decision else None, decision.note if decision else "",
-                   feedback[row.uri])
-        for row, name, decision in rows
-    ]
+# --- placements (triage: node.hub.triage) ----------------------------------------------
 
 
 @dataclass(frozen=True)

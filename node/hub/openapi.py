@@ -10,6 +10,7 @@ from typing import Any
 
 from node.api.openapi import operation
 from node.hub.contribution import STANCE_POSITIONS
+from node.hub import triage
 from node.hub.feedback import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from node.hub.tables import Decision, MemberState
 
@@ -103,8 +104,18 @@ def _feedback_schemas() -> dict[str, Any]:
     }
 
 
+def _json_operation(op: dict[str, Any], schema_name: str) -> dict[str, Any]:
+    """An operation that reads no body: a bad query parameter is a 400, not a 422."""
+    responses = op["responses"]
+    problem = responses.pop("422")
+    schema = {"$ref": f"#/components/schemas/{schema_name}"}
+    responses["200"] = {**responses["200"], "content": {"application/json": {"schema": schema}}}
+    responses["400"] = {**problem, "description": "a bad query parameter (named in field)"}
+    return op
+
+
 def _feedback_operation() -> dict[str, Any]:
-    op = _with_query(
+    return _json_operation(_with_query(
         operation("Stance and comment counts about a contribution or a section, and the "
                   "stances with their reasons, newest first, a page at a time"),
         _query_param("target", "a contribution URL or a section slug", _TEXT, required=True),
@@ -115,13 +126,51 @@ def _feedback_operation() -> dict[str, Any]:
                                                    "maximum": MAX_OFFSET, "default": 0}),
         {**_query_param("position", "only these positions (repeat it; default all)",
                         {"type": "array", "items": {"enum": list(STANCE_POSITIONS)}}),
-         "style": "form", "explode": True})
-    responses = op["responses"]
-    problem = responses.pop("422")  # it reads no body: a bad parameter is a 400
-    schema = {"$ref": "#/components/schemas/HubFeedback"}
-    responses["200"] = {**responses["200"], "content": {"application/json": {"schema": schema}}}
-    responses["400"] = {**problem, "description": "a bad query parameter (named in field)"}
-    return op
+         "style": "form", "explode": True}), "HubFeedback")
+
+
+def _triage_operation() -> dict[str, Any]:
+    return _json_operation(_with_query(
+        operation("Contributions not yet decided, oldest first, a page at a time, with "
+                  "stance and comment counts and a link to their stances"),
+        _query_param("deferred", "include deferred ones (default true)", {"type": "boolean"}),
+        _query_param("limit", "contributions per page", {
+            "type": "integer", "minimum": 1, "maximum": triage.MAX_LIMIT,
+            "default": triage.DEFAULT_LIMIT}),
+        _query_param("offset", "contributions to skip", {"type": "integer", "minimum": 0,
+                                                         "maximum": MAX_OFFSET, "default": 0})),
+        "HubTriage")
+
+
+def _triage_schemas() -> dict[str, Any]:
+    count = {"type": "integer", "minimum": 0}
+    page_link = {"type": ["string", "null"],
+                 "description": "that page's path and query; null where there is none"}
+    feedback = {
+        "type": "object", "required": ["agree", "disagree", "partly", "comments", "stances"],
+        "properties": {"agree": count, "disagree": count, "partly": count, "comments": count,
+                       "stances": {"type": "string", "description": "the /api/hub/feedback "
+                                   "path that pages this contribution's stances"}}}
+    item = {
+        "type": "object",
+        "required": ["uri", "kind", "title", "author", "member", "topics", "received",
+                     "decision", "note", "feedback"],
+        "properties": {
+            "uri": {"type": "string", "format": "uri"}, "kind": {"type": ["string", "null"]},
+            "title": _TEXT, "author": {"type": "string", "format": "uri"},
+            "member": {"type": "string", "description": "the member's name"},
+            "topics": {"type": "array", "items": _SLUG},
+            "received": {"type": "string", "format": "date-time"},
+            "decision": {"enum": [None, Decision.DEFER.value]}, "note": _TEXT,
+            "feedback": feedback}}
+    return {"HubTriage": {
+        "type": "object",
+        "required": ["total", "limit", "offset", "next", "previous", "items"],
+        "properties": {
+            "total": {**count, "description": "contributions waiting, all pages"},
+            "limit": {"type": "integer"}, "offset": {"type": "integer"},
+            "next": page_link, "previous": page_link,
+            "items": {"type": "array", "items": item}}}}
 
 
 def hub_schemas() -> dict[str, Any]:
@@ -140,6 +189,7 @@ def hub_schemas() -> dict[str, Any]:
                            "publish": {"type": "boolean", "default": False}},
         },
         **_feedback_schemas(),
+        **_triage_schemas(),
     }
 
 
@@ -168,9 +218,7 @@ def hub_paths() -> dict[str, Any]:
             "patch": operation("Change a chapter or section", body="HubSection"),
             "put": operation("Change a chapter or section", body="HubSection"),
             "delete": operation("Remove a chapter or section", ok="204")},
-        "/api/hub/triage": {"get": _with_query(
-            operation("Contributions not yet decided, with stance and comment counts"),
-            _query_param("deferred", "include deferred ones (default true)", {"type": "boolean"}))},
+        "/api/hub/triage": {"get": _triage_operation()},
         "/api/hub/placements": {"post": operation(
             "Accept (into sections), defer or decline a contribution", body="HubPlacement")},
         "/api/hub/feedback": {"get": _feedback_operation()},

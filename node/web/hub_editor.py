@@ -1,6 +1,6 @@
-"""The hub editors' screens (signed-in staff of the hub): triage and placing a
-contribution (both with the reasons of its disagreeing and partly agreeing stances), the
-section editor, the edition preview with its changelog, freezing with a confirmation
+"""The hub editors' screens (signed-in staff of the hub): triage (a page at a time)
+and placing a contribution (both with the reasons of its disagreeing and partly
+agreeing stances), the section editor, the edition preview with its changelog, freezing with a confirmation
 step, and membership approvals.
 
 Every route is ``web.staff.hub.*``: the session middleware sends signed-out browsers to
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from node import appkeys
 from node.api.common import wake_delivery
-from node.hub import edition_store, editorial, feedback, membership
+from node.hub import edition_store, editorial, feedback, membership, triage
 from node.hub.changelog import changelog, render_html
 from node.hub.runtime import HUB
 from node.hub.structure import Section
@@ -77,11 +77,11 @@ def _preview(text: str) -> str | None:
     return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ,.;:") + " …"
 
 
-async def _objections(session: AsyncSession, items: list[editorial.TriageItem],
+async def _objections(session: AsyncSession, uris: list[str],
                       ) -> dict[str, tuple[TriageReason, ...]]:
-    """Each item's disagreeing and partly agreeing stances that give a reason."""
-    picked = {item.uri: [r for r in item.feedback.reasons if r.position in OBJECTIONS]
-              for item in items}
+    """Each contribution's disagreeing and partly agreeing stances that give a reason:
+    only the stances of the given (shown) contributions are loaded."""
+    picked = await feedback.reasons_about(session, uris, OBJECTIONS)
     names = await feedback.municipality_names(
         session, {reason.author for reasons in picked.values() for reason in reasons})
     return {uri: tuple(TriageReason(r.position, names[r.author], r.link, r.reason,
@@ -89,14 +89,43 @@ async def _objections(session: AsyncSession, items: list[editorial.TriageItem],
             for uri, reasons in picked.items()}
 
 
-async def triage(request: web.Request) -> web.Response:
+@dataclass(frozen=True)
+class PageLinks:
+    """Where the triage table's neighbouring pages are, and which rows this one shows."""
+
+    first: int
+    last: int
+    total: int
+    previous: str | None
+    next: str | None
+
+    @classmethod
+    def of(cls, found: triage.TriagePage) -> PageLinks:
+        query = found.query
+        limit = "" if query.limit == triage.DEFAULT_LIMIT else f"&limit={query.limit}"
+
+        def link(offset: int | None) -> str | None:
+            return None if offset is None else f"/hub/editor?offset={offset}{limit}"
+
+        return cls(query.offset + 1, query.offset + len(found.items), found.total,
+                   link(found.previous_offset()), link(found.next_offset()))
+
+
+async def triage_page(request: web.Request) -> web.Response:
+    """One page of the contributions waiting, with the objections' reasons beside each."""
+    try:
+        query = triage.read_query(request.query.get("limit"), request.query.get("offset"))
+    except editorial.EditorialError as exc:
+        return page(request, "hub_triage.html.j2", {"items": (), "problem": exc, "pages": None,
+                                                       "done": ""}, status=400)
     async with request.app[appkeys.SESSION_MAKER]() as session:
-        items = await editorial.triage(session)
-        objections = await _objections(session, items)
+        found = await triage.triage_page(session, query)
+        objections = await _objections(session, [item.uri for item in found.items])
     done = request.query.get("done", "")
     return page(request, "hub_triage.html.j2", {
-        "items": items, "objections": objections, "shown_reasons": SHOWN_REASONS,
-        "done": done if done in NOTICES else ""})
+        "items": found.items, "objections": objections, "shown_reasons": SHOWN_REASONS,
+        "max_reasons": feedback.MAX_REASONS,
+        "pages": PageLinks.of(found), "problem": None, "done": done if done in NOTICES else ""})
 
 
 async def _placement_form(request: web.Request, values: dict[str, Any],
@@ -104,14 +133,14 @@ async def _placement_form(request: web.Request, values: dict[str, Any],
     language = language_of(request).value
     async with request.app[appkeys.SESSION_MAKER]() as session:
         structure = await editorial.load_structure(session)
-        items = {item.uri: item for item in await editorial.triage(session)}
-        item = items.get(values["contribution"])
-        objections = await _objections(session, [item] if item else [])
+        item = await triage.waiting_item(session, values["contribution"])
+        objections = await _objections(session, [item.uri] if item else [])
     sections = [(s.slug, s.title(language), s.parent is not None)
                 for s in structure.reading_order()]
     return page(request, "hub_place.html.j2", {
         "values": values, "sections": sections, "item": item, "problem": problem,
-        "reasons": objections.get(values["contribution"], ()), "shown_reasons": SHOWN_REASONS},
+        "reasons": objections.get(values["contribution"], ()), "shown_reasons": SHOWN_REASONS,
+        "max_reasons": feedback.MAX_REASONS},
         status=problem.status if problem else 200)
 
 
@@ -291,7 +320,7 @@ async def decide_member(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     router = app.router
-    router.add_get("/hub/editor", triage, name="web.staff.hub.triage")
+    router.add_get("/hub/editor", triage_page, name="web.staff.hub.triage")
     router.add_get("/hub/editor/place", place_form, name="web.staff.hub.place_form")
     router.add_post("/hub/editor/place", place, name="web.staff.hub.place")
     router.add_get("/hub/editor/sections", sections, name="web.staff.hub.sections")

@@ -263,6 +263,10 @@ TEXTS: Mapping[str, tuple[str, str]] = MappingProxyType(
                            "Reasons given with disagreement and partial agreement"),
         "hub.reason_full": ("(ganze Begründung anzeigen)", "(show the whole reason)"),
         "hub.more_reasons": ("{count} weitere Begründungen", "{count} more reasons"),
+        "hub.reasons_capped": ("Hier stehen die ersten {count} Begründungen; alle liefert "
+                               "/api/hub/feedback.",
+                               "The first {count} reasons are shown here; /api/hub/feedback "
+                               "gives all of them."),
         "hub.position.agree": ("Zustimmung", "Agree"),
         "hub.position.disagree": ("Widerspruch", "Disagree"),
         "hub.position.partly": ("Teilweise", "Partly"),
@@ -324,6 +328,11 @@ TEXTS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "hub.editor_nav": ("Redaktion", "Editors"),
         "hub.triage": ("Eingang", "Triage"),
         "hub.triage_empty": ("Alles entschieden.", "Everything is decided."),
+        "hub.triage_range": ("Beiträge {first} bis {last} von {total}",
+                             "Contributions {first} to {last} of {total}"),
+        "hub.pages": ("Seiten", "Pages"),
+        "hub.page_previous": ("Vorherige Seite", "Previous page"),
+        "hub.page_next": ("Nächste Seite", "Next page"),
         "hub.sections": ("Abschnitte", "Sections"),
         "hub.preview": ("Vorschau der Ausgabe", "Edition preview"),
         "hub.preview_title": ("Vorschau der Ausgabe {number}", "Preview of edition {number}"),
@@ -409,6 +418,8 @@ GERMAN_PROBLEMS: Mapping[str, str] = MappingProxyType({
 # Messages with a variable part: (pattern, German with the groups put back).
 GERMAN_PROBLEM_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^at most (\d+) characters$"), r"Höchstens \1 Zeichen."),
+    (re.compile(r"^must be a whole number from (\d+) to (\d+)$"),
+     r"Bitte eine ganze Zahl von \1 bis \2 angeben."),
     (re.compile(r"^must be one of (.+)$"), r"Bitte einen dieser Werte wählen: \1."),
     (re.compile(r"^a (stance|comment) needs the URL of what it is about$"),
      "Bitte die Adresse (URL) des Beitrags angeben, auf den Sie sich beziehen."),
