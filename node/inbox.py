@@ -29,6 +29,7 @@ from federation.activities import Activity, ActivityError, parse_activity
 from federation.httpsig import RequestParts, TimeWindow, detect_scheme, verify_request
 from federation.origin import OriginVerdict, may_act_on
 from node import appkeys
+from node.client_address import TrustedProxies, of_request, trusted_proxies
 from node.config import InboxTuning, NodeConfig
 from node.inbox_writer import (
     InboxQueueFull,
@@ -196,9 +197,13 @@ async def read_limited_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def check_rate(request: web.Request) -> str:
-    """Take a token from the client IP's and the claimed host's buckets; returns the host."""
-    client_ip = request.remote or "unknown"
+def check_rate(request: web.Request, trusted: TrustedProxies) -> str:
+    """Take a token from the client IP's and the claimed host's buckets; returns the host.
+
+    The client IP is the sender's, also behind the node's reverse proxy
+    (``node.client_address``: ``X-Forwarded-For`` counts only from a trusted proxy; before,
+    every sender behind a proxy shared the proxy's one bucket)."""
+    client_ip = of_request(request, trusted).address
     claimed = claimed_key_host(request)
     decision = request.app[INBOX_RATE_LIMITER].take(claimed, client_ip)
     if not decision.allowed:
@@ -302,7 +307,7 @@ async def persist_once(request: web.Request, row: InboxRow) -> bool:
 async def receive(request: web.Request, inbox: str) -> web.Response:
     config: NodeConfig = request.app[appkeys.CONFIG]
     try:
-        host = check_rate(request)
+        host = check_rate(request, trusted_proxies(config.server.trusted_proxies))
         body = await read_limited_body(request, config.inbox.max_body_bytes)
         parts = signed_parts(request, config, body)  # not request.url: fails on a bad Host
         if detect_scheme(parts) is None:

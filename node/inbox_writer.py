@@ -22,13 +22,14 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from node.storage.db import sync_sqlite_engine
+from node.storage.db import SQLITE_BUSY_TIMEOUT_MS, sync_sqlite_engine
 from node.storage.models import InboxItem, InboxState
 from node.storage.upsert import insert_for
 
@@ -135,10 +136,46 @@ def store_rows(connection: Connection, rows: list[dict[str, object]],
     return len(taken), {uri for (uri,) in connection.execute(statement, taken)}
 
 
+# The writer's own wait for SQLite's write lock (its connections have no busy timeout):
+# SQLite's busy handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms between
+# tries, so a writer that found the lock taken by a short transaction of the inbox
+# worker slept 25–100 ms more, every request of its batch waiting for its 202 (measured
+# 3.6 s of BEGIN IMMEDIATE waits in a 10 s ingest run). Retrying every millisecond, the
+# writer takes the lock soon after it is free, ahead of the worker's sleeping sessions:
+# answering senders goes first, processing can wait.
+LOCK_RETRY_SECONDS = 0.001
+LOCK_WAIT_SECONDS = SQLITE_BUSY_TIMEOUT_MS / 1000
+
+
+def _no_busy_timeout(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")  # after sync_sqlite_engine's own settings
+    cursor.close()
+
+
+def _is_locked(exc: OperationalError) -> bool:
+    return "database is locked" in str(exc.orig) or "database is busy" in str(exc.orig)
+
+
+def in_transaction(engine: Engine, work: Callable[[Connection], T], *,
+                   wait: float = LOCK_WAIT_SECONDS) -> T:
+    """``work`` in a transaction of its own on the writer's engine, tried again while
+    another connection holds the write lock (at most ``wait`` seconds, as the busy
+    timeout elsewhere). Safe to repeat: a failed try is rolled back whole."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with engine.begin() as connection:
+                return work(connection)
+        except OperationalError as exc:
+            if not _is_locked(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(LOCK_RETRY_SECONDS)
+
+
 def _store_in_own_transaction(engine: Engine, rows: list[dict[str, object]],
                               depth: QueueDepth) -> tuple[int, set[str]]:
-    with engine.begin() as connection:
-        return store_rows(connection, rows, depth)
+    return in_transaction(engine, lambda connection: store_rows(connection, rows, depth))
 
 
 class InboxWriter:
@@ -159,6 +196,7 @@ class InboxWriter:
             # row: in the same runs FULL and NORMAL measured alike (docs/performance.md).
             self._sqlite = sync_sqlite_engine(engine.url.render_as_string(hide_password=False),
                                               fsync_each_commit=True)
+            event.listen(self._sqlite, "connect", _no_busy_timeout)
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-writer")
         self.depth = QueueDepth(queue_limit, processes=processes)
         self._max_batch = max_batch
@@ -191,14 +229,15 @@ class InboxWriter:
         """Whether ``run_sync`` is available (SQLite: the writer has a thread of its own)."""
         return self._sqlite is not None and not self._closed
 
-    async def run_sync(self, work: Callable[[Engine], T]) -> T:
-        """Run ``work`` with the writer's synchronous SQLite engine on the writer's thread,
-        between two batches: a whole small transaction in one hand-off (the key cache's
-        actor lookups and upserts), and never competing with the group commit for the
-        write lock. SQLite only (see ``runs_sqlite``)."""
+    async def run_sync(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in a transaction of its own (``in_transaction``) on the writer's
+        thread, between two batches: a whole small transaction in one hand-off (the key
+        cache's actor lookups and upserts), and never competing with the group commit
+        for the write lock. SQLite only (see ``runs_sqlite``)."""
         if self._sqlite is None or self._thread is None or self._closed:
             raise InboxWriterClosed("no SQLite writer thread")
-        return await asyncio.get_running_loop().run_in_executor(self._thread, work, self._sqlite)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, in_transaction, self._sqlite, work)
 
     @property
     def statement_engine(self) -> Engine:

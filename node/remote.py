@@ -20,7 +20,7 @@ from urllib.parse import urldefrag
 
 from aiohttp import web
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -44,7 +44,7 @@ DEFINITIVE_FAILURES = frozenset({
 
 
 T = TypeVar("T")
-SqliteRunner = Callable[[Callable[[Engine], T]], Awaitable[T]]
+SqliteRunner = Callable[[Callable[[Connection], T]], Awaitable[T]]
 
 
 class SqliteWork:
@@ -65,23 +65,22 @@ class SqliteWork:
 SQLITE_WORK = web.AppKey("sqlite_work", SqliteWork)
 
 
-def _stored_actor(uri: str, engine: Engine) -> tuple[dict[str, Any], datetime] | None:
-    """The stored document of actor ``uri`` and when it was fetched (on a sync engine)."""
+def _stored_actor(uri: str, connection: Connection) -> tuple[dict[str, Any], datetime] | None:
+    """The stored document of actor ``uri`` and when it was fetched (sync, in the
+    caller's transaction)."""
     statement = select(RemoteActor.document, RemoteActor.fetched_at).where(RemoteActor.uri == uri)
-    with engine.begin() as connection:
-        row = connection.execute(statement).first()
+    row = connection.execute(statement).first()
     return None if row is None else (row[0], row[1])
 
 
-def _upsert_actor(row: RemoteActor, engine: Engine) -> None:
-    """``upsert_remote_actor`` on a sync engine, in a transaction of its own."""
+def _upsert_actor(row: RemoteActor, connection: Connection) -> None:
+    """``upsert_remote_actor`` on a sync connection, in the caller's transaction."""
     values = {"uri": row.uri, **{column: getattr(row, column) for column in REFRESHED_COLUMNS}}
-    statement = insert_for(engine.dialect.name, RemoteActor).values(values)
+    statement = insert_for(connection.dialect.name, RemoteActor).values(values)
     statement = statement.on_conflict_do_update(
         index_elements=[RemoteActor.uri],
         set_={column: statement.excluded[column] for column in REFRESHED_COLUMNS})
-    with engine.begin() as connection:
-        connection.execute(statement)
+    connection.execute(statement)
 
 
 class RemoteError(DocumentUnavailable):

@@ -107,4 +107,4 @@ async def test_the_writer_thread_refuses_work_once_closed(engine) -> None:
     await writer.close()
     assert not writer.runs_sqlite
     with pytest.raises(InboxWriterClosed):
-        await writer.run_sync(lambda _engine: None)
+        await writer.run_sync(lambda _connection: None)

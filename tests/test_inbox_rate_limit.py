@@ -12,12 +12,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from node.client_address import DEFAULT_TRUSTED_PROXIES, trusted_proxies
 from node.config import InboxTuning
 from node.inbox import INBOX_RATE_LIMITER, InboxRateLimiter, InboxRejected, check_rate
 
 VICTIM = "victim.example"
 VICTIM_IP = "198.51.100.7"
 SPOOFER_IP = "203.0.113.66"
+LOOPBACK_PROXY = trusted_proxies(DEFAULT_TRUSTED_PROXIES)
 
 
 def limiter(per_host: int = 5, per_ip: int = 20) -> InboxRateLimiter:
@@ -25,12 +27,15 @@ def limiter(per_host: int = 5, per_ip: int = 20) -> InboxRateLimiter:
     return InboxRateLimiter(tuning, monotonic=lambda: 0.0)  # the clock stands: no refill
 
 
-def signed_request(app: web.Application, key_host: str, client_ip: str) -> web.Request:
+def signed_request(app: web.Application, key_host: str, client_ip: str,
+                   forwarded_for: str | None = None) -> web.Request:
     transport = mock.Mock()
     transport.get_extra_info.side_effect = (
         lambda name, default=None: (client_ip, 44321) if name == "peername" else default
     )
     headers = {"Signature": f'keyId="https://{key_host}/actor#main-key",signature="AAAA"'}
+    if forwarded_for is not None:
+        headers["X-Forwarded-For"] = forwarded_for
     return make_mocked_request("POST", "/inbox", headers=headers, app=app, transport=transport)
 
 
@@ -60,11 +65,38 @@ def test_check_rate_answers_429_to_the_spoofer_and_not_to_the_host() -> None:
     app = web.Application()
     app[INBOX_RATE_LIMITER] = limiter(per_host=3)
     for _ in range(3):
-        assert check_rate(signed_request(app, VICTIM, SPOOFER_IP)) == VICTIM
+        assert check_rate(signed_request(app, VICTIM, SPOOFER_IP), LOOPBACK_PROXY) == VICTIM
     with pytest.raises(InboxRejected) as refused:
-        check_rate(signed_request(app, VICTIM, SPOOFER_IP))
+        check_rate(signed_request(app, VICTIM, SPOOFER_IP), LOOPBACK_PROXY)
     assert refused.value.response.status == 429
     assert "Retry-After" in refused.value.response.headers
     assert SPOOFER_IP in refused.value.response.text
     for _ in range(3):  # the victim's own deliveries still pass
-        assert check_rate(signed_request(app, VICTIM, VICTIM_IP)) == VICTIM
+        assert check_rate(signed_request(app, VICTIM, VICTIM_IP), LOOPBACK_PROXY) == VICTIM
+
+
+def test_behind_a_trusted_proxy_each_sender_has_its_own_ip_bucket() -> None:
+    """The node behind its reverse proxy (the peer is 127.0.0.1): the per-IP budget is the
+    sender's from X-Forwarded-For, not one bucket for everyone the proxy forwards."""
+    app = web.Application()
+    app[INBOX_RATE_LIMITER] = limiter(per_host=100, per_ip=2)
+    for _ in range(2):
+        check_rate(signed_request(app, f"h{_}.example", "127.0.0.1", SPOOFER_IP), LOOPBACK_PROXY)
+    with pytest.raises(InboxRejected) as refused:
+        check_rate(signed_request(app, "h9.example", "127.0.0.1", SPOOFER_IP), LOOPBACK_PROXY)
+    assert SPOOFER_IP in refused.value.response.text
+    # another sender through the same proxy still has its whole budget
+    assert check_rate(signed_request(app, "h9.example", "127.0.0.1", VICTIM_IP),
+                      LOOPBACK_PROXY) == "h9.example"
+
+
+def test_a_forwarded_for_header_from_an_untrusted_peer_is_ignored() -> None:
+    """A sender cannot pick its bucket by writing X-Forwarded-For itself."""
+    app = web.Application()
+    app[INBOX_RATE_LIMITER] = limiter(per_host=100, per_ip=2)
+    for number in range(2):  # a fresh forged address each time: still the peer's bucket
+        check_rate(signed_request(app, "h.example", SPOOFER_IP, f"198.51.100.{number}"),
+                   LOOPBACK_PROXY)
+    with pytest.raises(InboxRejected) as refused:
+        check_rate(signed_request(app, "h.example", SPOOFER_IP, "198.51.100.99"), LOOPBACK_PROXY)
+    assert SPOOFER_IP in refused.value.response.text

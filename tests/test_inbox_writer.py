@@ -4,6 +4,8 @@ request hears "stored" before its row is committed. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from datetime import UTC, datetime
 
 import pytest
@@ -19,6 +21,7 @@ from node.inbox_writer import (
     InboxWriter,
     InboxWriterClosed,
     QueueDepth,
+    in_transaction,
 )
 from node.storage.db import migrate
 from node.storage.models import InboxItem, InboxState
@@ -179,6 +182,58 @@ async def test_on_sqlite_each_commit_is_synced_to_disk(tmp_path) -> None:
                 assert (await connection.exec_driver_sql("PRAGMA synchronous")).scalar() == 1
         finally:
             await writer.close()
+
+
+async def test_on_sqlite_the_writer_waits_for_the_write_lock_by_its_own_retries(tmp_path) -> None:
+    """Its connections have no busy timeout (SQLite's handler sleeps up to 100 ms between
+    tries); the writer retries itself until the other transaction ends, then commits."""
+    async for engine in database_engine("sqlite", tmp_path):
+        await migrate(engine)
+        writer = InboxWriter(engine, queue_limit=10)
+        other = sqlite3.connect(str(tmp_path / "test.db"), isolation_level=None)
+        try:
+            with writer.statement_engine.connect() as connection:
+                assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 0
+            other.execute("BEGIN IMMEDIATE")  # holds the write lock
+            stored = asyncio.create_task(writer.store(row(1)))
+            await asyncio.sleep(0.2)
+            assert not stored.done()  # still waiting, not failed
+            other.execute("COMMIT")
+            assert await asyncio.wait_for(stored, 10) is True
+            assert await stored_uris(engine) == [row(1).activity_uri]
+        finally:
+            other.close()
+            await writer.close()
+
+
+def test_a_transaction_is_tried_again_only_while_the_database_is_locked() -> None:
+    tries: list[int] = []
+
+    class Engine:
+        @contextlib.contextmanager
+        def begin(self):  # noqa: ANN202
+            yield None
+
+    def locked(_connection: None) -> int:
+        tries.append(1)
+        if len(tries) < 3:
+            raise OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
+        return len(tries)
+
+    assert in_transaction(Engine(), locked) == 3  # type: ignore[arg-type]
+    tries.clear()
+    with pytest.raises(OperationalError):
+        in_transaction(Engine(), locked, wait=0.0)  # type: ignore[arg-type]
+    assert len(tries) == 1
+
+    def full(_connection: None) -> int:
+        tries.append(1)
+        raise OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+
+    tries.clear()
+    with pytest.raises(OperationalError):
+        in_transaction(Engine(), full)  # type: ignore[arg-type]
+    assert len(tries) == 1  # not a lock: at once
 
 
 class _Counted:
