@@ -24,11 +24,43 @@ Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
-class NodeKeys:
-    """The node's private keys: RSA signs HTTP requests, Ed25519 signs proofs."""
+class KeyPair:
+    """The node's two private keys as read at one moment."""
 
     rsa: SigningKey
     ed25519: SigningKey
+
+
+# Given the keys in use, the keys to use now (the same object while nothing changed).
+KeyRefresh = Callable[[KeyPair], KeyPair]
+
+
+class NodeKeys:
+    """The node's private keys: RSA signs HTTP requests, Ed25519 signs proofs.
+
+    Every process holds one ``NodeKeys`` for its life; with a ``refresh``
+    (``node.identity.KeyFiles``) each access to ``rsa`` or ``ed25519`` lets it switch to
+    keys rotated on disk by ``praxisnetz keys rotate``, so nobody has to restart.
+    """
+
+    __slots__ = ("_pair", "_refresh")
+
+    def __init__(self, rsa: SigningKey, ed25519: SigningKey, refresh: KeyRefresh | None = None):
+        self._pair = KeyPair(rsa, ed25519)
+        self._refresh = refresh
+
+    def _current(self) -> KeyPair:
+        if self._refresh is not None:
+            self._pair = self._refresh(self._pair)
+        return self._pair
+
+    @property
+    def rsa(self) -> SigningKey:
+        return self._current().rsa
+
+    @property
+    def ed25519(self) -> SigningKey:
+        return self._current().ed25519
 
     def rsa_for(self, actor_url: str) -> SigningKey:
         """The RSA key under the key id of a local actor (``{actor}#main-key``).
@@ -36,9 +68,10 @@ class NodeKeys:
         Other local actors (the hub's topic groups) publish the node's RSA key under
         their own key id, so that a receiver sees the key owned by the activity's actor.
         """
-        if not actor_url or self.rsa.key_id.startswith(f"{actor_url}#"):
-            return self.rsa
-        return SigningKey(f"{actor_url}#main-key", self.rsa.private_key)
+        rsa = self.rsa
+        if not actor_url or rsa.key_id.startswith(f"{actor_url}#"):
+            return rsa
+        return SigningKey(f"{actor_url}#main-key", rsa.private_key)
 
 
 CONFIG = web.AppKey("config", NodeConfig)

@@ -332,11 +332,23 @@ def cmd_token(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
-async def _rotate_keys(config: NodeConfig) -> int:
-    from node.identity import actor_update_activity, rotate_rsa_key
+async def _rotate_keys(config: NodeConfig, kind_name: str) -> int:
+    from node.identity import (
+        KEY_SWITCH_WAIT_SECONDS,
+        KeyKind,
+        actor_update_activity,
+        rotate_node_key,
+    )
     from node.outbox import recipients_for, record_local_activity
 
-    keys = rotate_rsa_key(config)
+    keys = rotate_node_key(config, KeyKind(kind_name))
+    # Switch first, announce after: every running process takes the new key file within
+    # KEY_CHECK_SECONDS, so once the Update is queued every signature (the Update's own
+    # delivery included) is made with the new key and the served actor shows it. In the
+    # second before, a peer holding the old key sees a new-key signature, fetches the actor
+    # again and finds the new key; the reverse order would leave peers that applied the
+    # Update refusing old-key signatures.
+    await asyncio.sleep(KEY_SWITCH_WAIT_SECONDS)
     now = utc_now()
     async with open_store(config) as sessions, sessions.begin() as session:
         recipients = await recipients_for(
@@ -348,26 +360,23 @@ async def _rotate_keys(config: NodeConfig) -> int:
     return len(recipients)
 
 
-# A running node reads its keys once, at start: the HTTP client, the delivery workers
-# (also in separate `praxisnetz worker` processes) and the actor document each hold them.
-# Swapping them live would reach into all of these, so a restart finishes the rotation.
 KEYS_ROTATE_DESCRIPTION = (
-    "Writes a new RSA key (the old one stays as keys/rsa.pem.old) and queues an actor Update "
-    "with the new public key for every follower. The running node keeps signing with, and "
-    "serving, the old key until it restarts: restart `praxisnetz serve` and every "
-    "`praxisnetz worker` of this node right after this command. In between, a server that "
-    "already applied the Update may refuse the old key's signatures until it fetches the "
-    "actor again (Praxisnetz nodes do so when a signature fails); refused deliveries are "
-    "retried."
+    "Writes a new RSA key (or, with --kind ed25519, a new Ed25519 key for object proofs; "
+    "the old one stays as keys/<kind>.pem.old) and queues an actor Update with the new "
+    "public key for every follower. No restart: the running `praxisnetz serve` and "
+    "`praxisnetz worker` processes of this node sign with, and serve, the new key about a "
+    "second after the file is replaced; the command waits that long before it queues the Update."
 )
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
+    from node.identity import KeyKind, key_path
+
     config = load_config(args.data_dir)
-    count = asyncio.run(_rotate_keys(config))
-    print(f"new RSA key in {config.rsa_key_path}; actor Update queued for {count} inbox(es)")
-    print("now restart `praxisnetz serve` and every `praxisnetz worker` of this node: "
-          "until then they sign with, and serve, the old key")
+    count = asyncio.run(_rotate_keys(config, args.kind))
+    path = key_path(config, KeyKind(args.kind))
+    print(f"new {args.kind} key in {path}; the running node uses it now; "
+          f"actor Update queued for {count} inbox(es)")
     return 0
 
 
@@ -455,8 +464,10 @@ def _add_admin_commands(commands: argparse._SubParsersAction) -> None:
     keys = commands.add_parser("keys", help="key management")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     rotate = key_commands.add_parser(
-        "rotate", help="new RSA key, announced with an actor Update; restart the node after it",
+        "rotate", help="new RSA or Ed25519 key, used at once and announced with an actor Update",
         description=KEYS_ROTATE_DESCRIPTION)
+    rotate.add_argument("--kind", choices=("rsa", "ed25519"), default="rsa",
+                        help="which key to replace (default: rsa, the HTTP signature key)")
     _data_dir(rotate)
     keys.set_defaults(handler=cmd_keys)
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import enum
+import logging
+import os
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from federation import activities
@@ -20,7 +28,7 @@ from federation.keys import (
     save_private_key,
 )
 from federation.proofs import sign_document
-from node.appkeys import NodeKeys
+from node.appkeys import KeyPair, NodeKeys
 from node.config import NodeConfig
 
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
@@ -29,6 +37,133 @@ DATA_INTEGRITY_CONTEXT = "https://w3id.org/security/data-integrity/v2"
 MULTIKEY_CONTEXT = "https://w3id.org/security/multikey/v1"
 PRAXISNETZ_CONTEXT = "https://w3id.org/praxisnetz/context.jsonld"
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+
+
+log = logging.getLogger(__name__)
+
+# How often a process looks at its key files: a rotation reaches every process this
+# long after the rename at the latest (the check runs when a key is taken, so an idle
+# process costs nothing). `keys rotate` waits this long (plus a margin) before it
+# queues the actor Update.
+KEY_CHECK_SECONDS = 1.0
+KEY_SWITCH_WAIT_SECONDS = KEY_CHECK_SECONDS + 0.5
+
+
+class KeyKind(enum.Enum):
+    RSA = "rsa"
+    ED25519 = "ed25519"
+
+
+def key_path(config: NodeConfig, kind: KeyKind) -> Path:
+    return config.rsa_key_path if kind is KeyKind.RSA else config.ed25519_key_path
+
+
+def private_key_pem(key: PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` by write, fsync and rename: a reader sees all of it or none.
+
+    The temporary file is created 0600 (a private key is never readable by others) and
+    exclusively (two concurrent rotations do not write into one file).
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    # the rename itself survives a crash only once the directory is on disk too
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+# What identifies one version of a key file: a rename gives a new inode, an in-place
+# write a new mtime/ctime or size.
+FileStamp = tuple[int, int, int, int]
+
+
+def _stamp(path: Path) -> FileStamp | None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return (info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size)
+
+
+def _expect(key: PrivateKey, expected: type, name: str) -> PrivateKey:
+    if not isinstance(key, expected):
+        raise KeyFormatError(f"{name} does not hold the expected key type")
+    return key
+
+
+class KeyFiles:
+    """The node's key files, read again when they change on disk (the ``NodeKeys`` refresh).
+
+    Called on every access to a key; looks at the files (one ``stat`` each) at most once
+    per ``KEY_CHECK_SECONDS``. A file that cannot be read as a complete key of its kind
+    (missing, half written by some other tool, wrong type) is not used: the keys in use
+    stay until a complete new file is there, and the problem is logged once per version.
+    """
+
+    def __init__(
+        self, config: NodeConfig, *, interval: float = KEY_CHECK_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._interval = interval
+        self._monotonic = monotonic
+        self._next_check = monotonic() + interval
+        self._lock = threading.Lock()  # signing may happen in executor threads
+        self._stamps = self._current_stamps()
+
+    def _current_stamps(self) -> tuple[FileStamp | None, FileStamp | None]:
+        return _stamp(self._config.rsa_key_path), _stamp(self._config.ed25519_key_path)
+
+    def read(self) -> KeyPair:
+        """Both keys from disk (raises OSError/ValueError on a bad file)."""
+        config = self._config
+        rsa_key = _expect(load_private_key(config.rsa_key_path), rsa.RSAPrivateKey, "keys/rsa.pem")
+        ed_key = _expect(load_private_key(config.ed25519_key_path), ed25519.Ed25519PrivateKey,
+                         "keys/ed25519.pem")
+        return KeyPair(SigningKey(config.rsa_key_id, rsa_key), SigningKey(config.ed25519_key_id, ed_key))
+
+    def __call__(self, current: KeyPair) -> KeyPair:
+        now = self._monotonic()
+        if now < self._next_check:
+            return current
+        with self._lock:
+            if now < self._next_check:  # another thread checked meanwhile
+                return current
+            self._next_check = now + self._interval
+            stamps = self._current_stamps()
+            if stamps == self._stamps:
+                return current
+            self._stamps = stamps  # a bad version is tried (and logged) once
+            try:
+                fresh = self.read()
+            except (OSError, ValueError) as exc:  # KeyFormatError and PEM errors are ValueErrors
+                log.error("key files changed but cannot be used, keeping the keys in use: %s", exc)
+                return current
+        _log_switch(current, fresh)
+        return fresh
+
+
+def _log_switch(old: KeyPair, new: KeyPair) -> None:
+    for name, before, after in (("RSA", old.rsa, new.rsa), ("Ed25519", old.ed25519, new.ed25519)):
+        if private_key_pem(before.private_key) != private_key_pem(after.private_key):
+            log.warning("now signing with the rotated %s key from the key files", name)
 
 
 def create_node_keys(config: NodeConfig) -> NodeKeys:
@@ -45,28 +180,25 @@ def create_node_keys(config: NodeConfig) -> NodeKeys:
     )
 
 
-def _expect(key: PrivateKey, expected: type, name: str) -> PrivateKey:
-    if not isinstance(key, expected):
-        raise KeyFormatError(f"{name} does not hold the expected key type")
-    return key
-
-
 def load_node_keys(config: NodeConfig) -> NodeKeys:
-    rsa_key = _expect(load_private_key(config.rsa_key_path), rsa.RSAPrivateKey, "keys/rsa.pem")
-    ed_key = _expect(
-        load_private_key(config.ed25519_key_path), ed25519.Ed25519PrivateKey, "keys/ed25519.pem"
-    )
-    return NodeKeys(
-        SigningKey(config.rsa_key_id, rsa_key), SigningKey(config.ed25519_key_id, ed_key)
-    )
+    """The node's keys, following the key files: a rotation on disk reaches every process."""
+    files = KeyFiles(config)
+    pair = files.read()
+    return NodeKeys(pair.rsa, pair.ed25519, refresh=files)
 
 
-def rotate_rsa_key(config: NodeConfig) -> NodeKeys:
-    """Replace the RSA key file (the old one is kept as rsa.pem.old) and return the new keys."""
-    old = config.rsa_key_path
-    if old.exists():
-        old.replace(old.with_suffix(".pem.old"))
-    save_private_key(config.rsa_key_path, generate_rsa_key())
+def rotate_node_key(config: NodeConfig, kind: KeyKind) -> NodeKeys:
+    """Replace one key file with a new key; the old one is kept as ``<name>.pem.old``.
+
+    Both files are replaced by rename, so a process reading them (``KeyFiles``) sees
+    either the old complete key or the new complete one, and the key file never
+    goes missing in between.
+    """
+    path = key_path(config, kind)
+    key = generate_rsa_key() if kind is KeyKind.RSA else generate_ed25519_key()
+    if path.exists():
+        write_atomically(path.with_suffix(".pem.old"), path.read_bytes())
+    write_atomically(path, private_key_pem(key))
     return load_node_keys(config)
 
 

@@ -147,8 +147,9 @@ def test_keys_rotate_replaces_the_rsa_key_and_queues_an_actor_update(tmp_path, c
 
     asyncio.run(add_follower())
     assert main(["keys", "rotate", "--data-dir", str(data_dir)]) == 0
-    # the running node reads its keys only at start: the command says to restart it
-    assert "restart `praxisnetz serve` and every `praxisnetz worker`" in capsys.readouterr().out
+    # the running node follows the key file: nothing to restart
+    out = capsys.readouterr().out
+    assert "the running node uses it now" in out and "restart" not in out
     assert config.rsa_key_path.read_bytes() != old_pem
     assert stat.S_IMODE(config.rsa_key_path.stat().st_mode) == 0o600
     rows = asyncio.run(_query(config, select(Activity.document, Delivery.inbox_url).join(Delivery)))
@@ -162,12 +163,12 @@ def test_keys_rotate_replaces_the_rsa_key_and_queues_an_actor_update(tmp_path, c
     assert document["object"]["publicKey"]["publicKeyPem"] == public_key_pem(new_public)
 
 
-def test_keys_rotate_help_says_a_restart_finishes_the_rotation(capsys) -> None:
+def test_keys_rotate_help_says_no_restart_is_needed_and_offers_ed25519(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["keys", "rotate", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "keeps signing with, and serving, the old key until it restarts" in text
-    assert "every `praxisnetz worker`" in text
+    assert "No restart" in text and "restart the" not in text
+    assert "--kind {rsa,ed25519}" in text
 
 
 def test_commands_on_a_missing_node_fail_naming_data_dir(tmp_path, capsys) -> None:
