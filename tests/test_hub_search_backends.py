@@ -1,20 +1,24 @@
-"""Search backends: the same German word forms and filters in memory (SQLite hubs) and in
-PostgreSQL's ``german`` configuration (hub_search, migration 0005)."""
+"""Search backends: the same German word forms, compounds and filters in memory (SQLite
+hubs) and in PostgreSQL's ``german`` configuration (hub_search, migrations 0005, 0007)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
+import sqlalchemy as sa
 from hub_support import practice, stance
 from sqlalchemy import inspect
 
 from node.hub.contribution import ContributionKind, view_of
 from node.hub.search import SearchFilters
 from node.hub.search_backends import (
+    MAX_COMPOUND,
+    MAX_PARTS_CHARS,
     MemorySearch,
     PostgresSearch,
     SearchBackend,
+    compound_parts,
     search_backend_for,
 )
 from node.storage.db import migrate, session_maker
@@ -190,3 +194,79 @@ async def test_search_route_on_a_postgresql_hub(tmp_path) -> None:
                 assert (await search(q="", status="piloting"))["total"] == 1
         finally:
             await hub.stop()
+
+
+async def test_inside_compounds(backend: SearchBackend) -> None:
+    await backend.add([view_of(practice(GT, "bau", name="Digitales Bauantragsverfahren",
+                                        summary="Personalakte und Posteingang"))])
+    assert slugs(await backend.search("Bearbeitung")) == {"post"}
+    assert slugs(await backend.search("Bearbeitungen")) == {"post"}
+    assert slugs(await backend.search("Antrag")) == {"bau"}
+    assert slugs(await backend.search("Verfahren digital")) == {"bau"}  # inside + prefix
+    assert slugs(await backend.search("Bearbeitung zentral")) == {"post"}  # inside + exact
+    assert slugs(await backend.search("Bearbeitung Bauamt")) == set()  # every word counts
+    assert slugs(await backend.search("Eingangsbearbeitung")) == {"post"}
+    # stems under MIN_INFIX letters stay whole words: "Akte" is no part of "Personalakte"
+    assert slugs(await backend.search("Akte")) == {"e-akte", "s1"}
+
+
+async def test_stem_matches_rank_above_inside_compound_matches(backend: SearchBackend) -> None:
+    await backend.add([view_of(practice(GT, "text", name="Hinweise",
+                                        content="<p>Zur Bearbeitung bitte melden.</p>"))])
+    hits = await backend.search("Bearbeitung")
+    # the text match (weight of the body) ranks above the title's inside-compound match
+    assert [hit.uri.rsplit("/", 1)[1] for hit in hits] == ["text", "post"]
+    assert hits[0].score > hits[1].score
+
+
+async def test_websearch_syntax_beside_compound_words(backend: SearchBackend) -> None:
+    if not isinstance(backend, PostgresSearch):
+        pytest.skip("the memory index has no query syntax")
+    assert slugs(await backend.search("Bearbeitung -zentral")) == set()
+    assert slugs(await backend.search('Bearbeitung "Posteingangsbearbeitung zentral"')) \
+        == {"post"}
+    # "or" leaves the query to websearch_to_tsquery: stems and prefixes only
+    assert slugs(await backend.search("Bearbeitung or Kontakt")) == {"kontakt"}
+
+
+def test_compound_parts_are_the_word_endings_of_infix_length() -> None:
+    parts = compound_parts("Posteingangsbearbeitung", "Bauantrag", "Bürgerportale x" * 3)
+    lexemes = dict(item.split(":") for item in parts.split(" "))
+    assert lexemes["'bearbeitung'"] == "1A" and lexemes["'ingangsbearbeitung'"] == "1A"
+    assert lexemes["'ergerportal'"] == lexemes["'portal'"] == "1D"
+    assert "'posteingangsbearbeitung'" not in lexemes  # the whole word is in ``search``
+    assert min(len(lexeme) - 2 for lexeme in lexemes) == 6
+    assert "'bauantrag'" not in lexemes and "'uantrag'" in lexemes
+    assert compound_parts("x" * (MAX_COMPOUND + 1), "", "") == ""
+    many = " ".join(f"wort{n:06d}abcdefgh" for n in range(40_000))
+    assert MAX_PARTS_CHARS < len(compound_parts("", "", many)) < MAX_PARTS_CHARS + 1_000
+
+
+async def test_migration_0007_fills_compound_parts_of_existing_rows(tmp_path) -> None:
+    from node.storage.db import create_engine
+    from tests.node_support import fresh_postgres_database
+
+    async with fresh_postgres_database() as url:
+        engine = create_engine(url)
+        try:
+            await migrate(engine, "0006")
+            async with engine.begin() as connection:
+                await connection.execute(sa.text(
+                    "INSERT INTO hub_search (uri, kind, title, summary, content_text, author, "
+                    "topics) VALUES ('https://a.example/p', 'practice', 'Posteingangsbearbeitung', "
+                    "'', 'Bauantragsverfahren', 'https://a.example/actor', '{}')"))
+            await migrate(engine)
+            search = PostgresSearch(session_maker(engine))
+            assert slugs(await search.search("Bearbeitung")) == {"p"}
+            assert slugs(await search.search("Antrag")) == {"p"}
+            async with engine.connect() as connection:
+                stored = (await connection.execute(sa.text(
+                    "SELECT compound_parts = CAST(:parts AS tsvector) FROM hub_search"),
+                    {"parts": compound_parts("Posteingangsbearbeitung", "",
+                                             "Bauantragsverfahren")})).scalar_one()
+                indexes = await connection.run_sync(
+                    lambda sync: inspect(sync).get_indexes("hub_search"))
+            assert stored is True
+            assert "ix_hub_search_compound_parts" in {index["name"] for index in indexes}
+        finally:
+            await engine.dispose()

@@ -12,16 +12,29 @@
   in ``fold`` here), because the ``german`` snowball stemmer keeps "buerger" and
   "bürger" apart. All processes of a hub share the table; writes are idempotent.
 
-Both find "E-Akte" for "Akten" and "Bürgerportal" for "Bürgerportale", and both treat
-a stem of ``MIN_PREFIX`` letters or more as a prefix ("Kontakte" finds
-"Kontaktformular"); only the memory index also matches inside compounds ("Bearbeitung"
-finds "Posteingangsbearbeitung"). Scores are each backend's own (weights title >
-summary > text in both).
+  Compounds: a second, Python-computed tsvector ``compound_parts`` (migration 0007,
+  GIN-indexed) holds the inner parts of every word the memory index would index: each
+  ending of ``MIN_INFIX`` letters or more of its stems ("posteingangsbearbeitung" ->
+  "osteingangsbearbeitung" … "arbeitung"), so a prefix query ``'bearbeitung':*`` there
+  is the memory index's ``term in word``. No extension (pg_trgm) is needed.
+
+Both find "E-Akte" for "Akten" and "Bürgerportal" for "Bürgerportale", both treat a
+stem of ``MIN_PREFIX`` letters or more as a prefix ("Kontakte" finds
+"Kontaktformular"), and both match a query stem of ``MIN_INFIX`` letters or more inside
+compounds ("Bearbeitung" finds "Posteingangsbearbeitung", "Antrag" finds
+"Bauantragsverfahren"; "Akte" is too short to find "Personalakte" in either). Scores
+are each backend's own (weights title > summary > text in both); in both a
+contribution matching every word by stem or prefix ranks above one that needs an
+inside-compound match. On PostgreSQL the compound path is taken for plain words only: a
+query with ``or`` is left to ``websearch_to_tsquery`` alone, and quoted phrases and
+``-word`` are kept as conditions beside the words.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -29,12 +42,28 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node.hub.contribution import ContributionKind, ContributionView
-from node.hub.search import MIN_PREFIX, SearchFilters, SearchHit, SearchIndex, fold
+from node.hub.search import (
+    INFIX,
+    MIN_INFIX,
+    MIN_PREFIX,
+    SearchFilters,
+    SearchHit,
+    SearchIndex,
+    fold,
+    terms,
+)
 
 SEARCH_TABLE = "hub_search"
 INSERT_BATCH = 500
 # A quoted lexeme without spaces or hyphens (hyphenated ones head a phrase of their parts).
 _LONG_LEXEME = f"'([^' -]{{{MIN_PREFIX},}})'"
+# Longer "words" are hashes or encoded data, not compounds; their endings would only
+# bloat the vector (a word of n letters has n - MIN_INFIX of them).
+MAX_COMPOUND = 64
+# PostgreSQL refuses a tsvector over 1 MB; the parts stop here (title and summary first).
+MAX_PARTS_CHARS = 400_000
+_TOKEN_RE = re.compile(r'"[^"]*"?|\S+')
+_LEXEME_RE = re.compile(r"[0-9a-z]+")
 
 
 class SearchBackend(Protocol):
@@ -76,6 +105,37 @@ class MemorySearch:
         return self.index.search(query, filters, limit=limit)
 
 
+def compound_parts(title: str, summary: str, content_text: str) -> str:
+    """The ``compound_parts`` tsvector (as its text form) of a contribution: every ending
+    of ``MIN_INFIX`` letters or more of every stem ``node.hub.search.terms`` finds, once,
+    with the weight of the best field it occurs in (title A, summary B, text D)."""
+    weight_of: dict[str, str] = {}
+    size = 0
+    for text, weight in ((title, "A"), (summary, "B"), (content_text, "D")):
+        for word in dict.fromkeys(terms(text)):
+            if size > MAX_PARTS_CHARS:
+                break
+            if not MIN_INFIX < len(word) <= MAX_COMPOUND:
+                continue
+            for start in range(1, len(word) - MIN_INFIX + 1):
+                part = word[start:]
+                if part not in weight_of:
+                    weight_of[part] = weight
+                    size += len(part) + 6  # as written below: 'part':1A and a space
+    # The stems hold only [0-9a-z] (folded), so quoting them needs no escapes.
+    return " ".join(f"'{part}':1{weight}" for part, weight in weight_of.items())
+
+
+class _TsVectorText(sa.types.TypeDecorator[str]):
+    """A tsvector written from its text form (the cast happens in the statement)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def bind_expression(self, bindvalue: sa.BindParameter[str]) -> sa.ColumnElement[str]:
+        return sa.cast(bindvalue, postgresql.TSVECTOR)
+
+
 _metadata = sa.MetaData()
 # The data columns; the generated ``search`` tsvector column is left to the database.
 search_rows = sa.Table(
@@ -93,8 +153,10 @@ search_rows = sa.Table(
     sa.Column("published", sa.String(64)),
     sa.Column("updated", sa.String(64)),
     sa.Column("url", sa.String(2048)),
+    sa.Column("compound_parts", _TsVectorText),
 )
 _DATA_COLUMNS = [column.name for column in search_rows.columns]
+_READ_COLUMNS = [column for column in search_rows.columns if column.name != "compound_parts"]
 
 
 def _row(view: ContributionView) -> dict[str, object]:
@@ -103,6 +165,7 @@ def _row(view: ContributionView) -> dict[str, object]:
         "content_text": view.content_text, "author": view.author, "topics": list(view.topics),
         "municipality_key": view.municipality_key, "ags": view.ags, "status": view.status,
         "published": view.published, "updated": view.updated, "url": view.url,
+        "compound_parts": compound_parts(view.title, view.summary, view.content_text),
     }
 
 
@@ -145,18 +208,20 @@ class PostgresSearch:
         self, query: str, filters: SearchFilters | None = None, *, limit: int = 50
     ) -> list[SearchHit]:
         filters = filters or SearchFilters()
-        statement = sa.select(*search_rows.columns)
-        folded = fold(query).strip()
-        if folded:
-            tsquery = _prefix_query(folded)
-            vector = sa.literal_column("search")
-            score = sa.func.ts_rank(vector, tsquery)
-            statement = statement.add_columns(score.label("score")).where(vector.op("@@")(tsquery))
-        else:
-            statement = statement.add_columns(sa.literal(0.0).label("score"))
-        statement = _filtered(statement, filters).order_by(
-            sa.literal_column("score").desc(), search_rows.c.title, search_rows.c.uri).limit(limit)
+        statement = sa.select(*_READ_COLUMNS)
+        plan = _plan(fold(query).strip())
         async with self._sessions() as session:
+            if plan is None:
+                statement = statement.add_columns(sa.literal(0.0).label("score"))
+            else:
+                matching = await _matching(session, plan)
+                if matching is None:
+                    return []  # nothing but stop words: websearch_to_tsquery finds nothing either
+                statement = statement.add_columns(matching.score.label("score")).where(
+                    *matching.conditions)
+            statement = _filtered(statement, filters).order_by(
+                sa.literal_column("score").desc(), search_rows.c.title, search_rows.c.uri,
+            ).limit(limit)
             rows = (await session.execute(statement)).all()
         return [SearchHit(row.uri, float(row.score), _view(row)) for row in rows]
 
@@ -169,6 +234,80 @@ class PostgresSearch:
                 index_elements=["uri"],
                 set_={name: statement.excluded[name] for name in _DATA_COLUMNS if name != "uri"})
             await session.execute(statement, [_row(v) for v in unique[start:start + INSERT_BATCH]])
+
+
+@dataclass(frozen=True)
+class _Word:
+    """A plain query word that may also match inside compounds."""
+
+    text: str  # folded, as typed: for websearch_to_tsquery
+    parts_query: str  # its stems as prefixes of compound_parts, all required
+
+
+@dataclass(frozen=True)
+class _QueryPlan:
+    whole: str  # the folded query
+    words: tuple[_Word, ...]  # empty: websearch_to_tsquery alone decides
+    rest: str  # phrases, -words and short words: stem and prefix matches only
+
+
+@dataclass(frozen=True)
+class _Matching:
+    conditions: list[sa.ColumnElement[bool]]
+    score: sa.ColumnElement[float]
+
+
+def _plan(folded: str) -> _QueryPlan | None:
+    """Which words of a non-empty query may match inside compounds (None: no query)."""
+    if not folded:
+        return None
+    tokens = _TOKEN_RE.findall(folded)
+    if "or" in tokens:  # "or" binds its neighbours; splitting the query would lose that
+        return _QueryPlan(folded, (), folded)
+    words: list[_Word] = []
+    rest: list[str] = []
+    for token in tokens:
+        stems = list(dict.fromkeys(terms(token))) if token[0] not in '"-' else []
+        if stems and all(len(s) >= MIN_INFIX and _LEXEME_RE.fullmatch(s) for s in stems):
+            words.append(_Word(token, " & ".join(f"'{s}':*" for s in stems)))
+        else:
+            rest.append(token)
+    return _QueryPlan(folded, tuple(words), " ".join(rest))
+
+
+async def _matching(session: AsyncSession, plan: _QueryPlan) -> _Matching | None:
+    """Every word by stem or prefix in ``search`` or inside a compound in
+    ``compound_parts``; the rest in ``search``. Scores: 1 + ts_rank/(1 + ts_rank) when
+    the whole query matches ``search``, below 1 when some word matched only inside a
+    compound (so stem and prefix matches come first, as in the memory index)."""
+    vector, parts = sa.literal_column("search"), sa.literal_column("compound_parts")
+    if not plan.words:  # as before compounds: one statement
+        tsquery = _prefix_query(plan.whole)
+        rank = sa.func.ts_rank(vector, tsquery)
+        return _Matching([vector.op("@@")(tsquery)], 1.0 + rank / (1.0 + rank))
+    texts = [word.text for word in plan.words] + [plan.rest, plan.whole]
+    # The German parse of each piece first (one round trip), so that the statement gets
+    # constant tsqueries the planner can take to the GIN indexes, and stop words drop out.
+    parsed = (await session.execute(
+        sa.select(*(sa.cast(_prefix_query(text), sa.Text) for text in texts)))).one()
+    *word_queries, rest, whole = (str(text) for text in parsed)
+    if not whole:
+        return None
+    conditions = [
+        sa.or_(vector.op("@@")(_tsquery(main)), parts.op("@@")(_tsquery(word.parts_query)))
+        for word, main in zip(plan.words, word_queries, strict=True) if main]
+    if rest:
+        conditions.append(vector.op("@@")(_tsquery(rest)))
+    rank = sa.func.ts_rank(vector, _tsquery(whole))
+    any_part = " | ".join(f"({word.parts_query})" for word in plan.words)
+    inner = rank + INFIX * sa.func.ts_rank(parts, _tsquery(any_part))
+    score = sa.case((vector.op("@@")(_tsquery(whole)), 1.0 + rank / (1.0 + rank)),
+                    else_=inner / (1.0 + inner))
+    return _Matching(conditions, score)
+
+
+def _tsquery(text: str) -> sa.ColumnElement[object]:
+    return sa.cast(sa.literal(text), postgresql.TSQUERY)
 
 
 def _prefix_query(folded: str) -> sa.ColumnElement[object]:
