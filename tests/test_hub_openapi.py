@@ -118,3 +118,30 @@ def test_the_feedback_answer_is_described_as_it_is_served() -> None:
     assert set(served["stances"][0]) == set(schemas["HubStance"]["properties"])
     assert served["next"] == ("/api/hub/feedback?target=https%3A%2F%2Fd.example%2Fp"
                               "&limit=1&offset=1")
+
+
+def test_the_triage_page_is_described_as_served() -> None:
+    """Its bounds, and the page's and an item's fields exactly as ``TriagePage.to_json``
+    serves them: counts and a link to the stances, no list of stance addresses."""
+    from datetime import UTC, datetime
+
+    from node.hub.feedback import FeedbackCounts
+    from node.hub.triage import MAX_LIMIT, TriageItem, TriagePage, TriageQuery
+
+    spec = openapi_document("https://kochbuch.example", hub=True)
+    op = spec["paths"]["/api/hub/triage"]["get"]
+    params = {p["name"]: p for p in op["parameters"]}
+    assert params["limit"]["schema"]["maximum"] == MAX_LIMIT and "offset" in params
+    assert "400" in op["responses"] and "422" not in op["responses"]
+    item = TriageItem("https://d.example/p", "Practice", "P", "https://d.example/actor",
+                      "Düren", ("e-akte",), datetime(2026, 11, 1, tzinfo=UTC), None, "",
+                      FeedbackCounts(disagree=1))
+    served = TriagePage(TriageQuery(limit=1, offset=1), 3, (item,)).to_json()
+    schema = spec["components"]["schemas"]["HubTriage"]
+    assert set(served) == set(schema["properties"]) == set(schema["required"])
+    item_schema = schema["properties"]["items"]["items"]
+    assert set(served["items"][0]) == set(item_schema["properties"])
+    assert set(served["items"][0]["feedback"]) == set(
+        item_schema["properties"]["feedback"]["properties"])
+    assert (served["previous"], served["next"]) == ("/api/hub/triage?limit=1&offset=0",
+                                                    "/api/hub/triage?limit=1&offset=2")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from node.api.openapi import operation
-from node.hub.contribution import STANCE_POSITIONS
 from node.hub import triage
+from node.hub.contribution import STANCE_POSITIONS
 from node.hub.feedback import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from node.hub.tables import Decision, MemberState
 
