@@ -14,7 +14,7 @@ from sqlalchemy import insert
 
 from node import appkeys
 from node.hub import editorial, feedback, triage
-from node.hub.tables import HubMember
+from node.hub.tables import HubDecision, HubMember
 from node.storage.db import create_engine, migrate, session_maker
 from node.storage.models import RemoteObject
 from node.storage.tokens import create_token
@@ -125,6 +125,43 @@ async def test_reasons_are_bounded_per_contribution_objections_first(sessions) -
     async with sessions() as session:
         found = (await feedback.reasons_about(session, [about], per_target=3))[about]
     assert [r.reason for r in found] == ["Grund 5", "Grund 6", "Grund 7"]
+
+
+async def test_pages_on_the_database_oldest_first_deferred_ones_included(sessions) -> None:
+    """The window count and the page's ids (SQLite and PostgreSQL): decided contributions
+    leave the list, deferred ones stay unless asked not to."""
+    await _store(sessions, [_contribution(n) for n in range(9)])
+    async with sessions.begin() as session:
+        for number, decision in ((1, "accept"), (4, "decline"), (6, "defer")):
+            session.add(HubDecision(contribution_uri=f"https://dueren.example/practices/p{number}",
+                                    decision=decision, note="", decided_at=NOW,
+                                    decided_by="test"))
+    async with sessions() as session:
+        first = await triage.triage_page(session, triage.TriageQuery(limit=4))
+        rest = await triage.triage_page(session, triage.TriageQuery(limit=4, offset=4))
+        undeferred = await triage.triage_page(session, triage.TriageQuery(include_deferred=False))
+        beyond = await triage.triage_page(session, triage.TriageQuery(offset=20))
+    assert [i.title for i in first.items] == ["Praxis 0", "Praxis 2", "Praxis 3", "Praxis 5"]
+    assert [(i.title, i.decision) for i in rest.items] == [("Praxis 6", "defer"),
+                                                            ("Praxis 7", None), ("Praxis 8", None)]
+    assert (first.total, rest.total, rest.next_offset(), first.next_offset()) == (7, 7, None, 4)
+    assert undeferred.total == 6 and "Praxis 6" not in [i.title for i in undeferred.items]
+    assert (beyond.total, beyond.items) == (7, ())
+
+
+async def test_the_page_loads_reasons_for_its_contributions_only(hub, monkeypatch) -> None:
+    asked: list[list[str]] = []
+    reasons_about = feedback.reasons_about
+
+    async def recording(session, targets, *args, **kwargs):
+        asked.append(list(targets))
+        return await reasons_about(session, targets, *args, **kwargs)
+
+    monkeypatch.setattr(feedback, "reasons_about", recording)
+    await sign_in(hub)
+    asked.clear()
+    assert (await hub.get("/hub/editor?limit=2&offset=4")).status == 200
+    assert asked == [["https://dueren.example/practices/p4", "https://dueren.example/practices/p5"]]
 
 
 @pytest.fixture
