@@ -4,7 +4,6 @@ request hears "stored" before its row is committed. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from datetime import UTC, datetime
 
@@ -21,8 +20,9 @@ from node.inbox_writer import (
     InboxWriter,
     InboxWriterClosed,
     QueueDepth,
-    in_transaction,
+    begin_immediate_waiting,
 )
+from node.inbox_writer import _begin as writer_begin
 from node.storage.db import migrate
 from node.storage.models import InboxItem, InboxState
 from tests.node_support import database_engine
@@ -206,34 +206,44 @@ async def test_on_sqlite_the_writer_waits_for_the_write_lock_by_its_own_retries(
             await writer.close()
 
 
-def test_a_transaction_is_tried_again_only_while_the_database_is_locked() -> None:
-    tries: list[int] = []
+def test_begin_is_tried_again_only_while_the_database_is_locked() -> None:
+    class Raw:
+        def __init__(self, errors: list[str]) -> None:
+            self.errors = errors
+            self.tries = 0
 
-    class Engine:
-        @contextlib.contextmanager
-        def begin(self):  # noqa: ANN202
-            yield None
+        def execute(self, statement: str) -> None:
+            assert statement == "BEGIN IMMEDIATE"
+            self.tries += 1
+            if self.errors:
+                raise sqlite3.OperationalError(self.errors.pop(0))
 
-    def locked(_connection: None) -> int:
-        tries.append(1)
-        if len(tries) < 3:
-            raise OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
-        return len(tries)
+    locked_twice = Raw(["database is locked", "database is locked"])
+    begin_immediate_waiting(locked_twice)
+    assert locked_twice.tries == 3
+    still_locked = Raw(["database is locked"] * 5)
+    with pytest.raises(sqlite3.OperationalError):
+        begin_immediate_waiting(still_locked, wait=0.0)
+    assert still_locked.tries == 1
+    full = Raw(["database or disk is full", "database is locked"])
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        begin_immediate_waiting(full)  # not a lock: at once
+    assert full.tries == 1
 
-    assert in_transaction(Engine(), locked) == 3  # type: ignore[arg-type]
-    tries.clear()
-    with pytest.raises(OperationalError):
-        in_transaction(Engine(), locked, wait=0.0)  # type: ignore[arg-type]
-    assert len(tries) == 1
 
-    def full(_connection: None) -> int:
-        tries.append(1)
-        raise OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+def test_a_failed_begin_is_the_database_error_the_inbox_answers_503_to() -> None:
+    class Raw:
+        def execute(self, _statement: str) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
 
-    tries.clear()
-    with pytest.raises(OperationalError):
-        in_transaction(Engine(), full)  # type: ignore[arg-type]
-    assert len(tries) == 1  # not a lock: at once
+    class Fairy:
+        dbapi_connection = Raw()
+
+    class Connection:
+        connection = Fairy()
+
+    with pytest.raises(OperationalError, match="disk I/O error"):  # SQLAlchemy's, as before
+        writer_begin(Connection())  # type: ignore[arg-type]
 
 
 class _Counted:
