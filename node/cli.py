@@ -357,7 +357,11 @@ async def _rotate_keys(config: NodeConfig, kind_name: str) -> int:
         await record_local_activity(
             session, actor_update_activity(config, keys, now), recipients, now=now
         )
-    return len(recipients)
+        if not config.is_hub:
+            return len(recipients)
+        from node.hub.key_rotation import queue_group_updates
+
+        return len(recipients) + await queue_group_updates(session, config, keys, now=now)
 
 
 KEYS_ROTATE_DESCRIPTION = (

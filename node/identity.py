@@ -236,14 +236,22 @@ def actor_document(config: NodeConfig, keys: NodeKeys) -> dict[str, Any]:
 
 def actor_update_activity(config: NodeConfig, keys: NodeKeys, now: datetime) -> dict[str, Any]:
     """``Update`` of the actor (after a key rotation), signed with the Ed25519 key."""
-    actor = actor_document(config, keys)
-    embedded = {key: value for key, value in actor.items() if key != "@context"}
+    return update_of_actor(actor_document(config, keys), keys.ed25519,
+                           activity_id=f"{config.base_url}/activities/{uuid.uuid4()}",
+                           followers=config.followers_url, now=now)
+
+
+def update_of_actor(
+    actor: dict[str, Any], key: SigningKey, *, activity_id: str, followers: str, now: datetime
+) -> dict[str, Any]:
+    """``Update`` of a local actor document (the node's or a hub topic group's), signed."""
+    embedded = {name: value for name, value in actor.items() if name != "@context"}
     activity = activities.update(
-        config.actor_url,
-        {**embedded, "to": [PUBLIC], "cc": [config.followers_url]},
-        activity_id=f"{config.base_url}/activities/{uuid.uuid4()}",
+        str(actor["id"]),
+        {**embedded, "to": [PUBLIC], "cc": [followers]},
+        activity_id=activity_id,
         published=now,
     )
     # The key terms (publicKey, Multikey) need the actor's contexts, not only ours.
     activity["@context"] = [*actor["@context"], DATA_INTEGRITY_CONTEXT]
-    return sign_document(activity, keys.ed25519, created=now)
+    return sign_document(activity, key, created=now)

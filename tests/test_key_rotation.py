@@ -203,3 +203,48 @@ def test_keys_rotate_ed25519_announces_the_new_multikey_signed_with_it(tmp_path,
     multikeys = [m for m in update["object"]["assertionMethod"] if m["type"] == "Multikey"]
     assert [m["publicKeyMultibase"] for m in multikeys] == [new_multibase]
     assert verify_document(update, published[config.ed25519_key_id]).verdict is ProofVerdict.OK
+
+
+def test_on_a_hub_each_followed_topic_group_announces_its_new_key(tmp_path, capsys) -> None:
+    from node.hub.groups import load_topics
+    from node.hub.tables import TopicFollower
+
+    data_dir = tmp_path / "hub"
+    assert main(["init", "--data-dir", str(data_dir), "--name", "Hub", "--slug", "hub", "--hub",
+                 "--base-url", "https://hub.example"]) == 0
+    config = load_config(data_dir)
+    followed, unfollowed = (topic.slug for topic in load_topics()[:2])
+
+    async def add() -> None:
+        engine = create_engine(config.database_url)
+        async with session_maker(engine).begin() as session:
+            for number, inbox in enumerate(("https://a.example/inbox", "https://b.example/inbox")):
+                session.add(TopicFollower(topic=followed, actor_uri=f"https://m{number}.example/actor",
+                                          inbox=inbox, shared_inbox=None,
+                                          follow_activity_uri=f"https://m{number}.example/f",
+                                          created_at=datetime.now(UTC)))
+        await engine.dispose()
+
+    asyncio.run(add())
+    assert main(["keys", "rotate", "--data-dir", str(data_dir)]) == 0
+    assert "actor Update queued for 2 inbox(es)" in capsys.readouterr().out
+
+    async def query() -> list:
+        engine = create_engine(config.database_url)
+        async with session_maker(engine)() as session:
+            rows = (await session.execute(select(Activity.document, Delivery.inbox_url)
+                                          .join(Delivery))).all()
+        await engine.dispose()
+        return [tuple(row) for row in rows]
+
+    rows = asyncio.run(query())
+    group = f"{config.base_url}/topics/{followed}"
+    assert sorted(inbox for _, inbox in rows) == ["https://a.example/inbox", "https://b.example/inbox"]
+    update = rows[0][0]
+    assert update["type"] == "Update" and update["actor"] == group and update["object"]["id"] == group
+    new_rsa = public_key_pem(load_private_key(config.rsa_key_path).public_key())
+    assert update["object"]["publicKey"] == {"id": f"{group}#main-key", "owner": group,
+                                             "publicKeyPem": new_rsa}
+    published = {info.key_id: info for info in parse_actor_keys(update["object"])}
+    assert verify_document(update, published[f"{group}#ed25519-key"]).verdict is ProofVerdict.OK
+    assert all(f"/topics/{unfollowed}" not in document["id"] for document, _ in rows)
