@@ -6,8 +6,11 @@ each with the municipality that took it and the reason it gave. The rows are the
 current state the inbox worker keeps: an Update replaced the document (and its
 reason), a Delete marked the row deleted, so neither shows an old reason.
 
-The work is bounded by the page: the counts read two short columns per stance (kind
-and the position out of the JSON document), and only the page's documents are loaded.
+The work is bounded by the page: the counts are grouped in SQL by kind and the
+position out of the JSON document (no document is loaded; ``count_feedback_of`` counts
+a page of targets in one query, for triage), and only the page's documents are loaded.
+``reasons_about`` gives the reasons beside the contributions an editor's page shows, a
+bounded number each.
 """
 
 from __future__ import annotations
