@@ -64,15 +64,20 @@ def private_key_pem(key: PrivateKey) -> bytes:
     )
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, *, owner_of: Path | None = None) -> None:
     """Write ``data`` to ``path`` by write, fsync and rename: a reader sees all of it or none.
 
     The temporary file is created 0600 (a private key is never readable by others) and
-    exclusively (two concurrent rotations do not write into one file).
+    exclusively (two concurrent rotations do not write into one file). Run as root, the
+    new file gets the owner of ``owner_of`` (default: the file it replaces), so the
+    service user can still read it.
     """
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    replaced = _stat_or_none(owner_of or path)
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
+        if replaced is not None and os.geteuid() == 0:
+            os.fchown(fd, replaced.st_uid, replaced.st_gid)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -94,10 +99,16 @@ def write_atomically(path: Path, data: bytes) -> None:
 FileStamp = tuple[int, int, int, int]
 
 
-def _stamp(path: Path) -> FileStamp | None:
+def _stat_or_none(path: Path) -> os.stat_result | None:
     try:
-        info = path.stat()
+        return path.stat()
     except FileNotFoundError:
+        return None
+
+
+def _stamp(path: Path) -> FileStamp | None:
+    info = _stat_or_none(path)
+    if info is None:
         return None
     return (info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size)
 
@@ -197,7 +208,7 @@ def rotate_node_key(config: NodeConfig, kind: KeyKind) -> NodeKeys:
     path = key_path(config, kind)
     key = generate_rsa_key() if kind is KeyKind.RSA else generate_ed25519_key()
     if path.exists():
-        write_atomically(path.with_suffix(".pem.old"), path.read_bytes())
+        write_atomically(path.with_suffix(".pem.old"), path.read_bytes(), owner_of=path)
     write_atomically(path, private_key_pem(key))
     return load_node_keys(config)
 

@@ -248,3 +248,13 @@ def test_on_a_hub_each_followed_topic_group_announces_its_new_key(tmp_path, caps
     published = {info.key_id: info for info in parse_actor_keys(update["object"])}
     assert verify_document(update, published[f"{group}#ed25519-key"]).verdict is ProofVerdict.OK
     assert all(f"/topics/{unfollowed}" not in document["id"] for document, _ in rows)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_a_rotation_run_as_root_keeps_the_service_user_as_owner(tmp_path) -> None:
+    config = node_config(tmp_path, "a")
+    os.chown(config.rsa_key_path, 10001, 10001)  # the container's service user
+    rotate_node_key(config, KeyKind.RSA)
+    for path in (config.rsa_key_path, config.rsa_key_path.with_suffix(".pem.old")):
+        info = path.stat()
+        assert (info.st_uid, info.st_gid) == (10001, 10001), path.name
