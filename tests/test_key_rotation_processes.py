@@ -102,12 +102,19 @@ async def rotate(config: NodeConfig, kind: str) -> None:
     assert process.returncode == 0, output.decode()
 
 
-async def served_actor(config: NodeConfig) -> dict:
-    async with aiohttp.ClientSession() as session, session.get(
-        config.actor_url, headers={"Accept": "application/activity+json"}
-    ) as response:
-        assert response.status == 200
-        return await response.json(content_type=None)
+async def served_actor(config: NodeConfig, times: int = 8) -> dict:
+    """The actor as served, asked on a new connection each time so that the kernel spreads
+    the requests over both acceptors; every answer must be the same."""
+    answers = []
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for _ in range(times):
+            async with session.get(config.actor_url,
+                                   headers={"Accept": "application/activity+json"}) as response:
+                assert response.status == 200
+                answers.append(await response.json(content_type=None))
+    assert all(answer == answers[0] for answer in answers), "the acceptors disagree"
+    return answers[0]
 
 
 async def test_a_running_node_signs_and_serves_the_rotated_keys_without_restart(
