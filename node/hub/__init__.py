@@ -32,6 +32,7 @@ load aiohttp only through the node's shared modules, such as ``node.appkeys``):
   first, a page at a time (for ``/api/hub/feedback`` and ``praxisnetz hub feedback``)
 - ``edition_store``: freezing, storing and publishing editions; their RDF dumps
 - ``groups``: the topic ``Group`` actors and their followers
+- ``key_rotation``: after ``keys rotate``, an actor Update for every topic group with followers
 - ``search_backends``: search chosen by the database (in memory, or PostgreSQL's
   ``german`` configuration)
 - ``aggregation``: keeps the RDF index and search current with SQL
