@@ -270,3 +270,17 @@ async def test_migration_0007_fills_compound_parts_of_existing_rows(tmp_path) ->
             assert "ix_hub_search_compound_parts" in {index["name"] for index in indexes}
         finally:
             await engine.dispose()
+
+
+async def test_the_search_benchmark_measures_writing_and_every_query(capsys) -> None:
+    import os
+
+    from bench.hub_search import QUERIES, URL_ENV, compare
+
+    url = os.environ.get(URL_ENV)
+    if not url:
+        pytest.skip(f"{URL_ENV} is not set")
+    await compare(url, 60, None, pairs=1, repeats=1)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 + 2 * len(QUERIES)
+    assert all(line.startswith("1\tafter\t") and "\tload " in line for line in lines)

@@ -1,0 +1,179 @@
+"""Hub search on PostgreSQL: writing and asking ``hub_search`` for N German contributions.
+
+Not part of ``python -m bench`` (it needs a PostgreSQL server): run
+``python -m bench.hub_search [--contributions 20000] [--before REV] [--pairs 2]`` with
+PRAXISNETZ_TEST_POSTGRES_URL set. Each variant gets a fresh database. ``--before REV``
+also measures ``node/hub/search_backends.py`` as it was at git revision REV (schema at
+migration 0006), alternating before/after. CPU seconds are this process's and the
+PostgreSQL backend's (read from /proc: the server must run on this machine); the
+1-minute load average is printed beside each figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from node.hub.contribution import ContributionKind, ContributionView
+from node.storage.db import create_engine, migrate, session_maker
+
+URL_ENV = "PRAXISNETZ_TEST_POSTGRES_URL"
+QUERIES = ("Bearbeitung", "Antrag", "Akte", "Bürgerportal", "Posteingang digital",
+           "Verfahren Kommune", "Anmeldung -Kita", "xyzzy")
+PARTS = ("Bau", "Antrag", "Verfahren", "Post", "Eingang", "Bearbeitung", "Personal", "Akte",
+         "Bürger", "Portal", "Dienst", "Gewerbe", "Anmeldung", "Melde", "Register", "Kita",
+         "Platz", "Vergabe", "Wohn", "Geld", "Steuer", "Bescheid", "Rechnung", "Eingangs",
+         "Zuständigkeit", "Termin", "Verwaltung", "Leistung", "Führerschein", "Ausweis")
+WORDS = ("die", "der", "und", "wir", "haben", "digital", "elektronisch", "eingeführt",
+         "Kommune", "Stadt", "Landkreis", "Papier", "online", "schneller", "Mitarbeitende",
+         "Prozess", "Schulung", "zentral", "E-Akte", "Ablauf", "Formular", "Fachverfahren")
+
+
+@dataclass(frozen=True)
+class Figure:
+    variant: str
+    measure: str
+    value: float
+    unit: str
+    load: str
+
+
+def _compound(rng: random.Random) -> str:
+    parts = rng.sample(PARTS, rng.choice((2, 2, 3)))
+    return parts[0] + "".join(part.lower() for part in parts[1:])
+
+
+def _words(rng: random.Random, count: int) -> str:
+    return " ".join(_compound(rng) if rng.random() < 0.3 else rng.choice(WORDS)
+                    for _ in range(count))
+
+
+def contributions(count: int) -> list[ContributionView]:
+    rng = random.Random(20261123)
+    return [ContributionView(
+        uri=f"https://m{n % 500}.example/practices/p{n}", kind=ContributionKind.PRACTICE,
+        title=_words(rng, 4), summary=_words(rng, 15), content_text=_words(rng, 150),
+        author=f"https://m{n % 500}.example/actor", topics=("e-akte",),
+        municipality_key=f"{5_000_000 + n % 500:08d}", status="in-operation",
+        published="2026-11-01T10:00:00Z", updated=None, url=None) for n in range(count)]
+
+
+def _load() -> str:
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _old_backends(revision: str) -> ModuleType:
+    source = subprocess.run(["git", "show", f"{revision}:node/hub/search_backends.py"],
+                            check=True, capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp(prefix="bench-search-")) / "old_search_backends.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("old_search_backends", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def _measure(engine: AsyncEngine, backends: ModuleType, variant: str,
+                   views: list[ContributionView], repeats: int) -> list[Figure]:
+    search = backends.PostgresSearch(session_maker(engine))
+    async with engine.connect() as connection:  # the pool's one connection: one backend
+        backend_pid = (await connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+    figures: list[Figure] = []
+    wall, client, server = time.perf_counter(), time.process_time(), _cpu_seconds(backend_pid)
+    await search.replace_all(views)
+    figures += [
+        Figure(variant, "write all (replace_all), wall", time.perf_counter() - wall, "s", _load()),
+        Figure(variant, "write all, CPU of this process", time.process_time() - client, "s",
+               _load()),
+        Figure(variant, "write all, CPU of the PostgreSQL backend",
+               _cpu_seconds(backend_pid) - server, "s", _load())]
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execute(sa.text("VACUUM ANALYZE hub_search"))
+        size = (await connection.execute(sa.text(
+            "SELECT pg_total_relation_size('hub_search')"))).scalar_one()
+    figures.append(Figure(variant, "hub_search with indexes and TOAST", size / 2**20, "MiB",
+                          _load()))
+    for query in QUERIES:
+        times, server = [], _cpu_seconds(backend_pid)
+        for _ in range(repeats):
+            started = time.perf_counter()
+            hits = await search.search(query, limit=50)
+            times.append(time.perf_counter() - started)
+        figures.append(Figure(variant, f"query {query!r} ({len(hits)} hits), wall p50",
+                              statistics.median(times) * 1000, "ms", _load()))
+        figures.append(Figure(variant, f"query {query!r}, backend CPU per query",
+                              (_cpu_seconds(backend_pid) - server) / repeats * 1000, "ms",
+                              _load()))
+    return figures
+
+
+async def _variant(url: str, backends: ModuleType, variant: str, revision: str,
+                   views: list[ContributionView], repeats: int) -> list[Figure]:
+    import asyncpg
+
+    name = f"praxisnetz_bench_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        engine = create_engine(url.rsplit("/", 1)[0] + f"/{name}", pool_size=1, max_overflow=0)
+        try:
+            await migrate(engine, revision)
+            return await _measure(engine, backends, variant, views, repeats)
+        finally:
+            await engine.dispose()
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def compare(url: str, count: int, before: str | None, pairs: int, repeats: int) -> None:
+    import node.hub.search_backends as current
+
+    views = contributions(count)
+    variants = [("after", current, "head")]
+    if before is not None:
+        variants.insert(0, (f"before ({before})", _old_backends(before), "0006"))
+    for pair in range(pairs):
+        for variant, backends, revision in variants:
+            for figure in await _variant(url, backends, variant, revision, views, repeats):
+                print(f"{pair + 1}\t{figure.variant}\t{figure.measure}\t"
+                      f"{figure.value:.2f} {figure.unit}\tload {figure.load}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.hub_search", description=__doc__)
+    parser.add_argument("--contributions", type=int, default=20_000)
+    parser.add_argument("--before", help="a git revision to compare with (schema 0006)")
+    parser.add_argument("--pairs", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=20, help="runs of each query")
+    args = parser.parse_args()
+    url = os.environ.get(URL_ENV)
+    if not url:
+        sys.exit(f"{URL_ENV} is not set")
+    asyncio.run(compare(url, args.contributions, args.before, args.pairs, args.repeats))
+
+
+if __name__ == "__main__":
+    main()
