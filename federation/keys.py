@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -161,24 +161,50 @@ def multibase_to_ed25519(value: str) -> ed25519.Ed25519PublicKey:
     return ed25519.Ed25519PublicKey.from_public_bytes(decoded[2:])
 
 
+def ed25519_key_id(actor_id: str, version: int = 1) -> str:
+    """The id of an actor's Ed25519 key of one version.
+
+    The first key keeps ``#ed25519-key`` (proofs made before versioning stay valid);
+    every rotation gets a new id (``#ed25519-key-2``, ``-3``, ...), so a proof names the
+    key it was made with and earlier proofs keep verifying while that key is published.
+    """
+    return f"{actor_id}#ed25519-key" if version <= 1 else f"{actor_id}#ed25519-key-{version}"
+
+
+@dataclass(frozen=True)
+class Ed25519Version:
+    """An Ed25519 public key with its version (the number in its key id)."""
+
+    version: int
+    public_key: ed25519.Ed25519PublicKey
+
+
+def _multikey(actor_id: str, key: Ed25519Version) -> dict[str, str]:
+    return {
+        "id": ed25519_key_id(actor_id, key.version),
+        "type": "Multikey",
+        "controller": actor_id,
+        "publicKeyMultibase": ed25519_to_multibase(key.public_key),
+    }
+
+
 def actor_key_properties(
-    actor_id: str, rsa_public: rsa.RSAPublicKey, ed25519_public: ed25519.Ed25519PublicKey
+    actor_id: str, rsa_public: rsa.RSAPublicKey, ed25519_public: ed25519.Ed25519PublicKey,
+    *, ed25519_version: int = 1, retired: Sequence[Ed25519Version] = (),
 ) -> dict[str, object]:
-    """The ``publicKey`` and ``assertionMethod`` members of an actor document."""
+    """The ``publicKey`` and ``assertionMethod`` members of an actor document.
+
+    ``assertionMethod`` lists the current Multikey first (what new proofs name), then the
+    earlier keys still published (FEP-521a allows several), which earlier proofs name.
+    """
+    current = Ed25519Version(ed25519_version, ed25519_public)
     return {
         "publicKey": {
             "id": f"{actor_id}#main-key",
             "owner": actor_id,
             "publicKeyPem": public_key_pem(rsa_public),
         },
-        "assertionMethod": [
-            {
-                "id": f"{actor_id}#ed25519-key",
-                "type": "Multikey",
-                "controller": actor_id,
-                "publicKeyMultibase": ed25519_to_multibase(ed25519_public),
-            }
-        ],
+        "assertionMethod": [_multikey(actor_id, key) for key in (current, *retired)],
     }
 
 

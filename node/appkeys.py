@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from federation.fetch import SafeFetcher
 from federation.keycache import KeyCache
-from federation.keys import SigningKey
+from federation.keys import Ed25519Version, SigningKey
 from node.config import NodeConfig
 
 Clock = Callable[[], datetime]
@@ -25,10 +25,16 @@ Clock = Callable[[], datetime]
 
 @dataclass(frozen=True)
 class KeyPair:
-    """The node's two private keys as read at one moment."""
+    """The node's two private keys as read at one moment.
+
+    ``ed25519_version`` is the number in the Ed25519 key id (``federation.keys.ed25519_key_id``);
+    ``ed25519_retired`` are the earlier Ed25519 public keys still published, newest first.
+    """
 
     rsa: SigningKey
     ed25519: SigningKey
+    ed25519_version: int = 1
+    ed25519_retired: tuple[Ed25519Version, ...] = ()
 
 
 # Given the keys in use, the keys to use now (the same object while nothing changed).
@@ -49,18 +55,25 @@ class NodeKeys:
         self._pair = KeyPair(rsa, ed25519)
         self._refresh = refresh
 
-    def _current(self) -> KeyPair:
+    @classmethod
+    def from_pair(cls, pair: KeyPair, refresh: KeyRefresh | None = None) -> NodeKeys:
+        keys = cls(pair.rsa, pair.ed25519, refresh)
+        keys._pair = pair
+        return keys
+
+    def current(self) -> KeyPair:
+        """All keys as of now, in one piece (an actor document must not mix two versions)."""
         if self._refresh is not None:
             self._pair = self._refresh(self._pair)
         return self._pair
 
     @property
     def rsa(self) -> SigningKey:
-        return self._current().rsa
+        return self.current().rsa
 
     @property
     def ed25519(self) -> SigningKey:
-        return self._current().ed25519
+        return self.current().ed25519
 
     def rsa_for(self, actor_url: str) -> SigningKey:
         """The RSA key under the key id of a local actor (``{actor}#main-key``).

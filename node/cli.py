@@ -332,7 +332,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
-async def _rotate_keys(config: NodeConfig, kind_name: str) -> int:
+async def _rotate_keys(config: NodeConfig, kind_name: str, *, revoke: bool = False) -> int:
     from node.identity import (
         KEY_SWITCH_WAIT_SECONDS,
         KeyKind,
@@ -341,7 +341,7 @@ async def _rotate_keys(config: NodeConfig, kind_name: str) -> int:
     )
     from node.outbox import recipients_for, record_local_activity
 
-    keys = rotate_node_key(config, KeyKind(kind_name))
+    keys = rotate_node_key(config, KeyKind(kind_name), revoke=revoke)
     # Switch first, announce after: every running process takes the new key file within
     # KEY_CHECK_SECONDS, so once the Update is queued every signature (the Update's own
     # delivery included) is made with the new key and the served actor shows it. In the
@@ -369,7 +369,11 @@ KEYS_ROTATE_DESCRIPTION = (
     "the old one stays as keys/<kind>.pem.old) and queues an actor Update with the new "
     "public key for every follower. No restart: the running `praxisnetz serve` and "
     "`praxisnetz worker` processes of this node sign with, and serve, the new key about a "
-    "second after the file is replaced; the command waits that long before it queues the Update."
+    "second after the file is replaced; the command waits that long before it queues the Update. "
+    "An Ed25519 key gets a new key id (#ed25519-key-2, -3, ...); the earlier public keys stay "
+    "in the actor document, so proofs made before the rotation keep verifying. With --revoke "
+    "(for a compromised key) the earlier Ed25519 keys are no longer published: every proof "
+    "made with them, earlier contributions included, then fails verification on purpose."
 )
 
 
@@ -377,7 +381,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from node.identity import KeyKind, key_path
 
     config = load_config(args.data_dir)
-    count = asyncio.run(_rotate_keys(config, args.kind))
+    if args.revoke and args.kind != "ed25519":
+        print("--revoke applies to --kind ed25519 only (RSA signatures are not stored)",
+              file=sys.stderr)
+        return 2
+    count = asyncio.run(_rotate_keys(config, args.kind, revoke=args.revoke))
     path = key_path(config, KeyKind(args.kind))
     print(f"new {args.kind} key in {path}; the running node uses it now; "
           f"actor Update queued for {count} inbox(es)")
@@ -472,6 +480,9 @@ def _add_admin_commands(commands: argparse._SubParsersAction) -> None:
         description=KEYS_ROTATE_DESCRIPTION)
     rotate.add_argument("--kind", choices=("rsa", "ed25519"), default="rsa",
                         help="which key to replace (default: rsa, the HTTP signature key)")
+    rotate.add_argument("--revoke", action="store_true",
+                        help="with --kind ed25519: stop publishing the earlier Ed25519 keys "
+                             "(compromised key); proofs made with them then fail on purpose")
     _data_dir(rotate)
     keys.set_defaults(handler=cmd_keys)
 

@@ -22,6 +22,7 @@ from federation.keys import (
     PrivateKey,
     SigningKey,
     actor_key_properties,
+    ed25519_key_id,
     generate_ed25519_key,
     generate_rsa_key,
     load_private_key,
@@ -30,6 +31,7 @@ from federation.keys import (
 from federation.proofs import sign_document
 from node.appkeys import KeyPair, NodeKeys
 from node.config import NodeConfig
+from node.key_versions import read_versions, versions_path
 
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 SECURITY_V1_CONTEXT = "https://w3id.org/security/v1"
@@ -139,16 +141,14 @@ class KeyFiles:
         self._lock = threading.Lock()  # signing may happen in executor threads
         self._stamps = self._current_stamps()
 
-    def _current_stamps(self) -> tuple[FileStamp | None, FileStamp | None]:
-        return _stamp(self._config.rsa_key_path), _stamp(self._config.ed25519_key_path)
+    def _current_stamps(self) -> tuple[FileStamp | None, ...]:
+        config = self._config
+        return tuple(_stamp(path) for path in (
+            config.rsa_key_path, config.ed25519_key_path, versions_path(config.keys_dir)))
 
     def read(self) -> KeyPair:
         """Both keys from disk (raises OSError/ValueError on a bad file)."""
-        config = self._config
-        rsa_key = _expect(load_private_key(config.rsa_key_path), rsa.RSAPrivateKey, "keys/rsa.pem")
-        ed_key = _expect(load_private_key(config.ed25519_key_path), ed25519.Ed25519PrivateKey,
-                         "keys/ed25519.pem")
-        return KeyPair(SigningKey(config.rsa_key_id, rsa_key), SigningKey(config.ed25519_key_id, ed_key))
+        return read_key_pair(self._config)
 
     def __call__(self, current: KeyPair) -> KeyPair:
         now = self._monotonic()
@@ -169,6 +169,22 @@ class KeyFiles:
                 return current
         _log_switch(current, fresh)
         return fresh
+
+
+def read_key_pair(config: NodeConfig) -> KeyPair:
+    """Both keys, the Ed25519 key's version and the earlier Ed25519 keys still published."""
+    rsa_key = _expect(load_private_key(config.rsa_key_path), rsa.RSAPrivateKey, "keys/rsa.pem")
+    ed_key = _expect(load_private_key(config.ed25519_key_path), ed25519.Ed25519PrivateKey,
+                     "keys/ed25519.pem")
+    assert isinstance(ed_key, ed25519.Ed25519PrivateKey)
+    versions = read_versions(versions_path(config.keys_dir))
+    version = versions.version_of(ed_key.public_key())
+    return KeyPair(
+        SigningKey(config.rsa_key_id, rsa_key),
+        SigningKey(ed25519_key_id(config.actor_url, version), ed_key),
+        ed25519_version=version,
+        ed25519_retired=versions.retired(version),
+    )
 
 
 def _log_switch(old: KeyPair, new: KeyPair) -> None:
@@ -194,28 +210,44 @@ def create_node_keys(config: NodeConfig) -> NodeKeys:
 def load_node_keys(config: NodeConfig) -> NodeKeys:
     """The node's keys, following the key files: a rotation on disk reaches every process."""
     files = KeyFiles(config)
-    pair = files.read()
-    return NodeKeys(pair.rsa, pair.ed25519, refresh=files)
+    return NodeKeys.from_pair(files.read(), refresh=files)
 
 
-def rotate_node_key(config: NodeConfig, kind: KeyKind) -> NodeKeys:
+def rotate_node_key(config: NodeConfig, kind: KeyKind, *, revoke: bool = False) -> NodeKeys:
     """Replace one key file with a new key; the old one is kept as ``<name>.pem.old``.
 
     Both files are replaced by rename, so a process reading them (``KeyFiles``) sees
     either the old complete key or the new complete one, and the key file never
-    goes missing in between.
+    goes missing in between. An Ed25519 key gets the next version (key id); the old
+    public key stays published unless ``revoke`` (then no earlier key is published).
     """
     path = key_path(config, kind)
     key = generate_rsa_key() if kind is KeyKind.RSA else generate_ed25519_key()
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        _record_ed25519_version(config, key.public_key(), revoke=revoke)
     if path.exists():
         write_atomically(path.with_suffix(".pem.old"), path.read_bytes(), owner_of=path)
     write_atomically(path, private_key_pem(key))
     return load_node_keys(config)
 
 
+def _record_ed25519_version(
+    config: NodeConfig, new: ed25519.Ed25519PublicKey, *, revoke: bool
+) -> None:
+    """Write the versions file listing the new key, before the key file is replaced."""
+    path = config.ed25519_key_path
+    old = load_private_key(path) if path.exists() else None
+    old_public = old.public_key() if isinstance(old, ed25519.Ed25519PrivateKey) else None
+    target = versions_path(config.keys_dir)
+    versions = read_versions(target).rotated(old_public, new, revoke=revoke)
+    write_atomically(target, versions.to_json(), owner_of=path if path.exists() else None)
+
+
 def actor_document(config: NodeConfig, keys: NodeKeys) -> dict[str, Any]:
-    """The ``Organization`` actor: RSA ``publicKey`` and Ed25519 ``Multikey``."""
-    rsa_key, ed_key = keys.rsa.private_key, keys.ed25519.private_key
+    """The ``Organization`` actor: RSA ``publicKey`` and Ed25519 ``Multikey`` (current first,
+    then the earlier ones still published)."""
+    pair = keys.current()
+    rsa_key, ed_key = pair.rsa.private_key, pair.ed25519.private_key
     assert isinstance(rsa_key, rsa.RSAPrivateKey) and isinstance(ed_key, ed25519.Ed25519PrivateKey)
     document: dict[str, Any] = {
         "@context": [
@@ -240,7 +272,8 @@ def actor_document(config: NodeConfig, keys: NodeKeys) -> dict[str, Any]:
     if config.municipality_key_uri:
         document["municipalityKey"] = config.municipality_key_uri
     document.update(
-        actor_key_properties(config.actor_url, rsa_key.public_key(), ed_key.public_key())
+        actor_key_properties(config.actor_url, rsa_key.public_key(), ed_key.public_key(),
+                             ed25519_version=pair.ed25519_version, retired=pair.ed25519_retired)
     )
     return document
 

@@ -217,3 +217,20 @@ async def test_an_undo_of_another_actors_topic_follow_is_refused(tmp_path) -> No
     finally:
         for node in (member, hub):
             await node.stop()
+
+
+def test_group_documents_follow_the_hub_ed25519_key_versions(groups) -> None:
+    from federation.keys import Ed25519Version
+    from node.appkeys import KeyPair
+
+    hub = "https://hub.example:8443/actor"
+    old, new = generate_ed25519_key(), generate_ed25519_key()
+    keys = NodeKeys.from_pair(KeyPair(
+        SigningKey(f"{hub}#main-key", generate_rsa_key()), SigningKey(f"{hub}#ed25519-key-2", new),
+        ed25519_version=2, ed25519_retired=(Ed25519Version(1, old.public_key()),)))
+    url = groups.url("e-akte")
+    document = groups.actor_document("e-akte", keys)
+    assert [entry["id"] for entry in document["assertionMethod"]] == [
+        f"{url}#ed25519-key-2", f"{url}#ed25519-key"]
+    assert groups.signing_key("e-akte", keys).key_id == f"{url}#ed25519-key-2"
+    assert groups.signing_key("e-akte", keys).private_key is new

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from federation.keys import (
+    ed25519_key_id,
     ed25519_to_multibase,
     generate_ed25519_key,
     generate_rsa_key,
@@ -58,8 +59,7 @@ def _public_pem(keys_rsa) -> str:  # noqa: ANN001 - a SigningKey
 
 def _live_keys(config: NodeConfig, clock: FakeMonotonic) -> identity.NodeKeys:
     files = KeyFiles(config, monotonic=clock)
-    pair = files.read()
-    return identity.NodeKeys(pair.rsa, pair.ed25519, refresh=files)
+    return identity.NodeKeys.from_pair(files.read(), refresh=files)
 
 
 def test_a_rotated_key_is_taken_after_the_check_interval_not_before(tmp_path) -> None:
@@ -197,12 +197,14 @@ def test_keys_rotate_ed25519_announces_the_new_multikey_signed_with_it(tmp_path,
     assert new_multibase != old_multibase
     served = actor_document(config, load_node_keys(config))
     published = {info.key_id: info for info in parse_actor_keys(served)}
-    assert ed25519_to_multibase(published[config.ed25519_key_id].public_key) == new_multibase
+    new_id = ed25519_key_id(config.actor_url, 2)  # a new key id; the first key keeps its own
+    assert ed25519_to_multibase(published[new_id].public_key) == new_multibase
+    assert ed25519_to_multibase(published[config.ed25519_key_id].public_key) == old_multibase
     update = _queued_update(config)
     assert update["type"] == "Update"
     multikeys = [m for m in update["object"]["assertionMethod"] if m["type"] == "Multikey"]
-    assert [m["publicKeyMultibase"] for m in multikeys] == [new_multibase]
-    assert verify_document(update, published[config.ed25519_key_id]).verdict is ProofVerdict.OK
+    assert [m["publicKeyMultibase"] for m in multikeys] == [new_multibase, old_multibase]
+    assert verify_document(update, published[new_id]).verdict is ProofVerdict.OK
 
 
 def test_on_a_hub_each_followed_topic_group_announces_its_new_key(tmp_path, capsys) -> None:

@@ -26,7 +26,6 @@ from federation.httpsig import RequestParts, verify_request
 from federation.httpsig_common import KeyLookup
 from federation.keys import (
     PublicKeyInfo,
-    actor_key_properties,
     ed25519_to_multibase,
     load_private_key,
     parse_actor_keys,
@@ -34,6 +33,7 @@ from federation.keys import (
 )
 from federation.proofs import ProofVerdict, verify_document
 from node.config import NodeConfig, ServerTuning
+from node.identity import actor_document, load_node_keys
 from node.storage.db import create_engine, migrate, session_maker
 from node.storage.models import Follower
 from tests.engine_support import eventually, free_port, node_config
@@ -79,10 +79,8 @@ async def add_follower(config: NodeConfig, inbox: str) -> None:
 
 
 def published_keys(config: NodeConfig) -> dict[str, PublicKeyInfo]:
-    """The keys as they are in the key files now."""
-    rsa_public = load_private_key(config.rsa_key_path).public_key()
-    ed_public = load_private_key(config.ed25519_key_path).public_key()
-    actor = {"id": config.actor_url, **actor_key_properties(config.actor_url, rsa_public, ed_public)}
+    """The keys as they are in the key files now (with the key versions file)."""
+    actor = actor_document(config, load_node_keys(config))
     return {info.key_id: info for info in parse_actor_keys(actor)}
 
 
@@ -138,11 +136,12 @@ async def test_a_running_node_signs_and_serves_the_rotated_keys_without_restart(
         old_ed = ed25519_to_multibase(load_private_key(config.ed25519_key_path).public_key())
         await rotate(config, "ed25519")
         keys = published_keys(config)
-        new_ed = keys[config.ed25519_key_id]
+        new_ed = keys[f"{config.actor_url}#ed25519-key-2"]
         assert ed25519_to_multibase(new_ed.public_key) != old_ed
         served = await served_actor(config)
+        # the earlier key stays published after the new one: earlier proofs keep verifying
         assert [m["publicKeyMultibase"] for m in served["assertionMethod"]] == [
-            ed25519_to_multibase(new_ed.public_key)
+            ed25519_to_multibase(new_ed.public_key), old_ed
         ]
         await eventually(lambda: _at_least(receiver, 2), timeout=30)
         second = receiver.requests[1]

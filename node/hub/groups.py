@@ -8,7 +8,9 @@ member's own ``eddsa-jcs-2022`` proof travels with it, so followers verify the a
 without fetching anything.
 
 Keys: the groups publish the hub's own RSA and Ed25519 public keys under their own
-key ids (``{group}#main-key``, ``{group}#ed25519-key``). A receiver checks that the
+key ids (``{group}#main-key``, ``{group}#ed25519-key``; after an Ed25519 rotation the
+same version suffix as the hub's, ``#ed25519-key-2``, with the earlier keys still
+published listed after it). A receiver checks that the
 signing key belongs to the activity's actor, so each group needs its own key id; a
 key pair of their own would add nothing, since the same operator holds all of them,
 and it would multiply what a key rotation has to touch.
@@ -32,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import vocab
 from federation.activities import accept, announce
-from federation.keys import SigningKey, actor_key_properties
+from federation.keys import SigningKey, actor_key_properties, ed25519_key_id
 from federation.proofs import sign_document
 from node import incoming_follows
 from node.appkeys import NodeKeys
@@ -115,11 +117,14 @@ class TopicGroups:
         return self.slug_of(value)
 
     def signing_key(self, slug: str, keys: NodeKeys) -> SigningKey:
-        return SigningKey(f"{self.url(slug)}#ed25519-key", keys.ed25519.private_key)
+        pair = keys.current()  # key and version from one moment
+        return SigningKey(ed25519_key_id(self.url(slug), pair.ed25519_version),
+                          pair.ed25519.private_key)
 
     def actor_document(self, slug: str, keys: NodeKeys) -> dict[str, Any]:
         topic, url = self._by_slug[slug], self.url(slug)
-        rsa_key, ed_key = keys.rsa.private_key, keys.ed25519.private_key
+        pair = keys.current()
+        rsa_key, ed_key = pair.rsa.private_key, pair.ed25519.private_key
         assert isinstance(rsa_key, rsa.RSAPrivateKey)
         assert isinstance(ed_key, ed25519.Ed25519PrivateKey)
         document: dict[str, Any] = {
@@ -138,7 +143,9 @@ class TopicGroups:
             "attributedTo": self._config.actor_url,
             "manuallyApprovesFollowers": False,
         }
-        document.update(actor_key_properties(url, rsa_key.public_key(), ed_key.public_key()))
+        document.update(actor_key_properties(
+            url, rsa_key.public_key(), ed_key.public_key(),
+            ed25519_version=pair.ed25519_version, retired=pair.ed25519_retired))
         return document
 
 

@@ -1,0 +1,109 @@
+"""Ed25519 key versions: a rotation must not break proofs made before it.
+
+Each rotation gives the new key a new key id (``#ed25519-key-2``, ``-3``, ...) and the
+served actor document keeps the earlier public keys after the current one, so a
+contribution published (and later backfilled) before the rotation still verifies.
+``revoke`` stops publishing the earlier keys: their proofs then fail on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+
+from federation.keys import ed25519_key_id, ed25519_to_multibase, parse_actor_keys
+from federation.proofs import ProofVerdict, proof_method, verify_document
+from node import identity
+from node.identity import KeyKind, rotate_node_key
+from node.key_versions import read_versions, versions_path
+from tests.engine_support import RunningNode, node_config, publish, start_node
+
+AP_JSON = "application/activity+json"
+
+
+async def _get(url: str) -> dict:
+    async with aiohttp.ClientSession() as session, session.get(
+        url, headers={"Accept": AP_JSON}
+    ) as response:
+        assert response.status == 200, url
+        return json.loads(await response.text())
+
+
+def _verdict(document: dict, actor: dict) -> ProofVerdict | None:
+    """The proof's verdict against the actor document, None if it lists no such key."""
+    method = proof_method(document)
+    key = next((key for key in parse_actor_keys(actor) if key.key_id == method), None)
+    return None if key is None else verify_document(document, key).verdict
+
+
+async def _rotate(node: RunningNode, *, revoke: bool = False) -> None:
+    rotate_node_key(node.config, KeyKind.ED25519, revoke=revoke)
+    await asyncio.sleep(identity.KEY_SWITCH_WAIT_SECONDS)  # the running node switches alone
+
+
+def _multikey_ids(actor: dict) -> list[str]:
+    return [entry["id"] for entry in actor["assertionMethod"]]
+
+
+async def test_earlier_proofs_verify_after_rotations_until_revoked(tmp_path) -> None:
+    config = node_config(tmp_path, "a")
+    node = await start_node(config, start_workers=False)
+    try:
+        actor_url = config.actor_url
+        first = await _get(await publish(node, "practice", "erste", "Erste Praxis", body="Text."))
+        assert proof_method(first) == ed25519_key_id(actor_url, 1) == f"{actor_url}#ed25519-key"
+
+        await _rotate(node)
+        second = await _get(await publish(node, "practice", "zweite", "Zweite Praxis", body="Text."))
+        actor = await _get(actor_url)
+        assert proof_method(second) == f"{actor_url}#ed25519-key-2"
+        assert _multikey_ids(actor) == [f"{actor_url}#ed25519-key-2", f"{actor_url}#ed25519-key"]
+        assert _verdict(first, actor) is ProofVerdict.OK
+        assert _verdict(second, actor) is ProofVerdict.OK
+
+        await _rotate(node)
+        third = await _get(await publish(node, "practice", "dritte", "Dritte Praxis", body="Text."))
+        actor = await _get(actor_url)
+        assert _multikey_ids(actor) == [ed25519_key_id(actor_url, n) for n in (3, 2, 1)]
+        assert [_verdict(doc, actor) for doc in (first, second, third)] == [ProofVerdict.OK] * 3
+        # the RSA key is untouched by all this
+        assert actor["publicKey"]["id"] == f"{actor_url}#main-key"
+
+        await _rotate(node, revoke=True)
+        fourth = await _get(await publish(node, "practice", "vierte", "Vierte Praxis", body="Text."))
+        actor = await _get(actor_url)
+        assert _multikey_ids(actor) == [ed25519_key_id(actor_url, 4)]
+        assert [_verdict(doc, actor) for doc in (first, second, third)] == [None] * 3
+        assert _verdict(fourth, actor) is ProofVerdict.OK
+    finally:
+        await node.stop()
+
+
+def test_the_versions_file_holds_public_keys_only_and_numbers_are_never_reused(tmp_path) -> None:
+    config = node_config(tmp_path, "a")
+    assert not versions_path(config.keys_dir).exists()  # a fresh node: one key, version 1
+    keys = rotate_node_key(config, KeyKind.ED25519, revoke=True)
+    assert keys.current().ed25519_version == 2 and keys.current().ed25519_retired == ()
+    keys = rotate_node_key(config, KeyKind.ED25519)
+    pair = keys.current()
+    assert pair.ed25519.key_id == ed25519_key_id(config.actor_url, 3)
+    assert [key.version for key in pair.ed25519_retired] == [2]  # 1 stays revoked
+    text = versions_path(config.keys_dir).read_text()
+    assert "PRIVATE" not in text
+    entries = read_versions(versions_path(config.keys_dir)).entries
+    assert [(e.version, e.published) for e in entries] == [(1, False), (2, True), (3, True)]
+    assert entries[2].multibase == ed25519_to_multibase(pair.ed25519.private_key.public_key())
+
+
+def test_a_key_file_not_in_the_versions_file_is_refused(tmp_path) -> None:
+    from federation.keys import KeyFormatError, generate_ed25519_key
+
+    config = node_config(tmp_path, "a")
+    rotate_node_key(config, KeyKind.ED25519)
+    identity.write_atomically(config.ed25519_key_path,
+                              identity.private_key_pem(generate_ed25519_key()))
+    with pytest.raises(KeyFormatError):
+        identity.load_node_keys(config)
