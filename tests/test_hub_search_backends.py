@@ -124,6 +124,28 @@ async def test_replace_all_starts_afresh(backend: SearchBackend) -> None:
     assert slugs(await backend.search("")) == {"post"}
 
 
+async def test_replace_all_rewrites_only_what_changed(backend: SearchBackend) -> None:
+    async def row_versions() -> dict[str, str]:  # PostgreSQL's xmin changes with every write
+        if not isinstance(backend, PostgresSearch):
+            return {}
+        async with backend._sessions() as session:
+            rows = await session.execute(sa.text("SELECT uri, xmin::text FROM hub_search"))
+            return {uri.rsplit("/", 1)[1]: xmin for uri, xmin in rows}
+
+    before = await row_versions()
+    changed = practice(DN, "post", name="Postausgangsbearbeitung", topics=("prozessmanagement",))
+    await backend.replace_all([view_of(documents()[3]), view_of(changed)])
+    assert slugs(await backend.search("")) == {"kontakt", "post"}
+    assert slugs(await backend.search("Ausgang")) == {"post"}  # inside the new title
+    assert slugs(await backend.search("Posteingang")) == set()
+    [hit] = await backend.search("Kontakt")
+    assert hit.view == view_of(documents()[3])
+    after = await row_versions()
+    if isinstance(backend, PostgresSearch):
+        assert set(after) == {"kontakt", "post"}
+        assert after["kontakt"] == before["kontakt"] and after["post"] != before["post"]
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 async def test_the_migration_adds_the_search_table_only_on_postgres(kind: str, tmp_path) -> None:
     async for engine in database_engine(kind, tmp_path):
