@@ -20,6 +20,7 @@ from node import identity
 from node.identity import KeyKind, rotate_node_key
 from node.key_versions import read_versions, versions_path
 from tests.engine_support import RunningNode, node_config, publish, start_node
+from tests.test_interop_pasture import pasture  # noqa: F401 - the fixture
 
 AP_JSON = "application/activity+json"
 
@@ -107,3 +108,29 @@ def test_a_key_file_not_in_the_versions_file_is_refused(tmp_path) -> None:
                               identity.private_key_pem(generate_ed25519_key()))
     with pytest.raises(KeyFormatError):
         identity.load_node_keys(config)
+
+
+@pytest.mark.interop
+async def test_pasture_accepts_an_actor_with_earlier_ed25519_keys(tmp_path, pasture) -> None:  # noqa: F811
+    """fediverse-pasture's verify_actor reads the actor after two Ed25519 rotations
+    (three Multikeys under assertionMethod) as it reads a fresh one."""
+    from fediverse_pasture.server.verify_actor import ActorVerifier
+    from fediverse_pasture.types import Message
+
+    actors, domain = pasture
+    config = node_config(tmp_path, "guetersloh")
+    rotate_node_key(config, KeyKind.ED25519)
+    rotate_node_key(config, KeyKind.ED25519)
+    node = await start_node(config)
+    try:
+        assert len((await _get(config.actor_url))["assertionMethod"]) == 3
+        message = Message()
+        verifier = ActorVerifier(actor_list=actors, remote_uri=node.actor, message=message,
+                                 domain=domain, timeout=10)
+        result = await verifier.verify(only={"alice": False, "bob": True, "claire": False,
+                                             "dean": False, "emily": False, "frank": False})
+        steps = "\n".join(map(str, message.steps))
+        assert result["bob"] == {"get_actor": True, "post_inbox": True}, steps
+        assert result["webfinger"] is True, steps
+    finally:
+        await node.stop()
