@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 
+from federation.keycache import KeyCache
 from federation.keys import ed25519_key_id, ed25519_to_multibase, parse_actor_keys
 from federation.proofs import ProofVerdict, proof_method, verify_document
 from node import identity
@@ -45,6 +47,14 @@ async def _rotate(node: RunningNode, *, revoke: bool = False) -> None:
     await asyncio.sleep(identity.KEY_SWITCH_WAIT_SECONDS)  # the running node switches alone
 
 
+async def _receiver_verdict(document: dict) -> ProofVerdict | None:
+    """The verdict of a receiver that has not seen the actor yet: its KeyCache fetches the
+    served actor and picks the proof's key by id among all assertionMethod entries."""
+    cache = KeyCache(_get, clock=lambda: datetime.now(UTC))
+    lookup = await cache(str(proof_method(document)))
+    return None if lookup.key is None else verify_document(document, lookup.key).verdict
+
+
 def _multikey_ids(actor: dict) -> list[str]:
     return [entry["id"] for entry in actor["assertionMethod"]]
 
@@ -64,6 +74,8 @@ async def test_earlier_proofs_verify_after_rotations_until_revoked(tmp_path) -> 
         assert _multikey_ids(actor) == [f"{actor_url}#ed25519-key-2", f"{actor_url}#ed25519-key"]
         assert _verdict(first, actor) is ProofVerdict.OK
         assert _verdict(second, actor) is ProofVerdict.OK
+        assert await _receiver_verdict(first) is ProofVerdict.OK  # e.g. a backfilling follower
+        assert await _receiver_verdict(second) is ProofVerdict.OK
 
         await _rotate(node)
         third = await _get(await publish(node, "practice", "dritte", "Dritte Praxis", body="Text."))
@@ -79,6 +91,8 @@ async def test_earlier_proofs_verify_after_rotations_until_revoked(tmp_path) -> 
         assert _multikey_ids(actor) == [ed25519_key_id(actor_url, 4)]
         assert [_verdict(doc, actor) for doc in (first, second, third)] == [None] * 3
         assert _verdict(fourth, actor) is ProofVerdict.OK
+        assert await _receiver_verdict(first) is None
+        assert await _receiver_verdict(fourth) is ProofVerdict.OK
     finally:
         await node.stop()
 
@@ -134,3 +148,24 @@ async def test_pasture_accepts_an_actor_with_earlier_ed25519_keys(tmp_path, past
         assert result["webfinger"] is True, steps
     finally:
         await node.stop()
+
+
+def test_keys_rotate_revoke_drops_the_earlier_keys_and_refuses_rsa(tmp_path, capsys) -> None:
+    from node.cli import main
+    from node.config import load_config
+
+    data_dir = tmp_path / "node"
+    assert main(["init", "--data-dir", str(data_dir), "--name", "Testkommune",
+                 "--slug", "a", "--base-url", "https://a.example"]) == 0
+    config = load_config(data_dir)
+    rsa_before = config.rsa_key_path.read_bytes()
+    assert main(["keys", "rotate", "--revoke", "--data-dir", str(data_dir)]) == 2
+    assert "--kind ed25519 only" in capsys.readouterr().err
+    assert config.rsa_key_path.read_bytes() == rsa_before  # refused before anything changed
+    assert main(["keys", "rotate", "--kind", "ed25519", "--data-dir", str(data_dir)]) == 0
+    assert main(["keys", "rotate", "--kind", "ed25519", "--revoke",
+                 "--data-dir", str(data_dir)]) == 0
+    actor = identity.actor_document(config, identity.load_node_keys(config))
+    assert _multikey_ids(actor) == [ed25519_key_id(config.actor_url, 3)]
+    entries = read_versions(versions_path(config.keys_dir)).entries
+    assert [(e.version, e.published) for e in entries] == [(1, False), (2, False), (3, True)]
