@@ -157,6 +157,15 @@ async def _claim_rows(
     return sorted(result.all(), key=lambda row: (row.next_attempt_at, row.id))
 
 
+@dataclass(frozen=True)
+class ClaimedBatch:
+    """What one claiming transaction did: the rows claimed, and for each outcome it
+    wrote on the way whether the row was still ours (False: lease lost)."""
+
+    deliveries: list[DueDelivery]
+    written: list[bool]
+
+
 async def claim_due(
     session_maker: async_sessionmaker[AsyncSession],
     *,
@@ -165,16 +174,34 @@ async def claim_due(
     lease: timedelta,
     limit: int,
 ) -> list[DueDelivery]:
-    """Claim up to ``limit`` due deliveries for ``worker_id`` until ``now + lease``.
+    """Claim up to ``limit`` due deliveries for ``worker_id`` until ``now + lease``."""
+    claimed = await claim_due_writing(
+        session_maker, [], worker_id=worker_id, now=now, lease=lease, limit=limit
+    )
+    return claimed.deliveries
+
+
+async def claim_due_writing(
+    session_maker: async_sessionmaker[AsyncSession],
+    results: list[tuple[DueDelivery, DeliveryOutcome]],
+    *,
+    worker_id: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+) -> ClaimedBatch:
+    """Write ``results`` (as ``record_outcomes``) and claim the next batch, in one
+    transaction: a worker's claim then never waits for a separate outcome flush.
 
     Each activity's document is read and serialised once per batch, however many of
     its deliveries the batch holds (a fan-out batch is mostly one or two activities).
     """
     until = now + lease
     async with session_maker() as session, session.begin():
+        written = await _write_outcomes(session, results, worker_id=worker_id, now=now)
         rows = await _claim_rows(session, worker_id=worker_id, now=now, until=until, limit=limit)
         if not rows:
-            return []
+            return ClaimedBatch([], written)
         activity_ids = sorted({row.activity_id for row in rows})
         bodies = {
             activity_id: (uri, actor, serialise_activity(document))
@@ -182,6 +209,12 @@ async def claim_due(
                 _ACTIVITY_BODIES, {"ids": activity_ids}
             )
         }
+    return ClaimedBatch(_due_deliveries(rows, bodies, until), written)
+
+
+def _due_deliveries(
+    rows: list[Row[Any]], bodies: dict[int, tuple[str, str, bytes]], until: datetime
+) -> list[DueDelivery]:
     due = []
     for row in rows:
         uri, actor, body = bodies[row.activity_id]
@@ -279,15 +312,25 @@ async def record_outcomes(
 
     Each entry is True if written, False if the row is no longer ours (lease lost).
     """
+    async with session_maker() as session, session.begin():
+        return await _write_outcomes(session, results, worker_id=worker_id, now=now)
+
+
+async def _write_outcomes(
+    session: AsyncSession,
+    results: list[tuple[DueDelivery, DeliveryOutcome]],
+    *,
+    worker_id: str,
+    now: datetime,
+) -> list[bool]:
     groups: dict[tuple[object, ...], list[int]] = {}
     for delivery, outcome in results:
         groups.setdefault(_transition_values(outcome, now=now), []).append(delivery.id)
     written: set[int] = set()
-    async with session_maker() as session, session.begin():
-        for values, ids in groups.items():
-            parameters = dict(zip(_VALUE_NAMES, values, strict=True))
-            parameters.update(b_ids=ids, b_worker=worker_id)
-            written.update((await session.execute(_WRITE_TRANSITIONS, parameters)).scalars())
+    for values, ids in groups.items():
+        parameters = dict(zip(_VALUE_NAMES, values, strict=True))
+        parameters.update(b_ids=ids, b_worker=worker_id)
+        written.update((await session.execute(_WRITE_TRANSITIONS, parameters)).scalars())
     return [delivery.id in written for delivery, _ in results]
 
 

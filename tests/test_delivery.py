@@ -16,7 +16,14 @@ from sqlalchemy import event
 from node import appkeys
 from node.config import DeliveryTuning
 from node.delivery import DeliveryWorker
-from node.delivery_queue import DeliveryOutcome, DueDelivery, claim_due, record_outcome, requeue
+from node.delivery_queue import (
+    ClaimedBatch,
+    DeliveryOutcome,
+    claim_due,
+    claim_due_writing,
+    record_outcome,
+    requeue,
+)
 from node.delivery_state import (
     TERMINAL_STATES,
     DeliveryEvent,
@@ -349,11 +356,11 @@ async def test_run_claims_the_next_batch_while_deliveries_are_in_flight(
     rows = await enqueue(sender, [f"{receiver.url}?n={n}" for n in range(120)], clock())
     in_flight_at_claim: list[int] = []
 
-    async def watched_claim(*args: object, **kwargs: object) -> list[DueDelivery]:
+    async def watched_claim(*args: object, **kwargs: object) -> ClaimedBatch:
         in_flight_at_claim.append(receiver.in_flight)
-        return await claim_due(*args, **kwargs)
+        return await claim_due_writing(*args, **kwargs)
 
-    monkeypatch.setattr("node.delivery.claim_due", watched_claim)
+    monkeypatch.setattr("node.delivery.claim_due_writing", watched_claim)
     worker = worker_for(
         sender, clock, claim_batch_size=25, global_concurrency=8, per_host_concurrency=8
     )
@@ -431,6 +438,28 @@ async def test_expired_lease_is_reclaimed_and_the_old_owner_cannot_write(sender)
     )
     assert late_write is False
     assert (await delivery(sender, row_id)).claimed_by == "other"
+
+
+async def test_a_claim_writes_the_finished_outcomes_in_its_transaction(sender) -> None:
+    clock = Clock()
+    ids = await enqueue(sender, [f"http://127.0.0.1:9/inbox?n={n}" for n in range(5)], clock())
+    lease = timedelta(seconds=30)
+    first = await claim_due(sender.sessions(), worker_id="w", now=clock(), lease=lease, limit=2)
+    [stolen] = await claim_due(sender.sessions(), worker_id="x", now=clock(), lease=lease, limit=1)
+    done = DeliveryOutcome(DeliveryEvent.SUCCEEDED, status=202)
+    claimed = await claim_due_writing(
+        sender.sessions(),
+        [(first[0], done), (first[1], done), (stolen, done)],  # the last one is not w's
+        worker_id="w",
+        now=clock(),
+        lease=lease,
+        limit=10,
+    )
+    assert claimed.written == [True, True, False]
+    assert [d.id for d in claimed.deliveries] == ids[3:]
+    states = [(await delivery(sender, row_id)).state for row_id in ids]
+    assert states == ["delivered", "delivered", "in_flight", "in_flight", "in_flight"]
+    assert (await delivery(sender, stolen.id)).claimed_by == "x"
 
 
 async def test_a_claim_takes_due_and_expired_rows_together_in_due_order(sender) -> None:
