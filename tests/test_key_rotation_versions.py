@@ -169,3 +169,28 @@ def test_keys_rotate_revoke_drops_the_earlier_keys_and_refuses_rsa(tmp_path, cap
     assert _multikey_ids(actor) == [ed25519_key_id(config.actor_url, 3)]
     entries = read_versions(versions_path(config.keys_dir)).entries
     assert [(e.version, e.published) for e in entries] == [(1, False), (2, False), (3, True)]
+
+
+def test_a_hub_edition_frozen_before_a_rotation_verifies_against_the_rotated_actor(tmp_path) -> None:
+    from node.hub.editions import EditionDraft, EditionProblemKind, freeze, verify_edition
+    from node.hub.structure import HandbookStructure, Section
+
+    config = node_config(tmp_path, "hub")  # only its keys and actor matter here
+    structure = HandbookStructure((Section("e-akte", "E-Akte", "E-file", 10),))
+    draft = EditionDraft.from_structure(config.actor_url, f"{config.base_url}/handbook/editions/",
+                                        structure, {})
+    edition = freeze(draft, None, clock=lambda: datetime(2026, 12, 1, tzinfo=UTC),
+                     key=identity.load_node_keys(config).ed25519)
+
+    def lookup_in(actor: dict):  # noqa: ANN202 - the KeyLookup of editions
+        keys = {key.key_id: key for key in parse_actor_keys(actor)}
+        return keys.get
+
+    def served() -> dict:
+        return identity.actor_document(config, identity.load_node_keys(config))
+
+    rotate_node_key(config, KeyKind.ED25519)
+    assert verify_edition(edition.document, lookup_in(served())).ok
+    rotate_node_key(config, KeyKind.ED25519, revoke=True)
+    problems = verify_edition(edition.document, lookup_in(served())).problems
+    assert [problem.kind for problem in problems] == [EditionProblemKind.UNKNOWN_KEY]
