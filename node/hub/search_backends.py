@@ -23,9 +23,11 @@ stem of ``MIN_PREFIX`` letters or more as a prefix ("Kontakte" finds
 "Kontaktformular"), and both match a query stem of ``MIN_INFIX`` letters or more inside
 compounds ("Bearbeitung" finds "Posteingangsbearbeitung", "Antrag" finds
 "Bauantragsverfahren"; "Akte" is too short to find "Personalakte" in either). Scores
-are each backend's own (weights title > summary > text in both); in both a
-contribution matching every word by stem or prefix ranks above one that needs an
-inside-compound match. On PostgreSQL the compound path is taken for plain words only: a
+are each backend's own (weights title > summary > text in both). For a one-word query
+both rank a stem match above every inside-compound match; PostgreSQL also keeps every
+contribution matching all words by stem or prefix (score 1 or more) above those that
+need an inside-compound match (below 1), where the memory index sums per-word scores
+(a title match inside a compound outweighs a prefix match in the text). On PostgreSQL the compound path is taken for plain words only: a
 query with ``or`` is left to ``websearch_to_tsquery`` alone, and quoted phrases and
 ``-word`` are kept as conditions beside the words.
 """
