@@ -193,6 +193,8 @@ class NodeConfig:
 
     @property
     def ed25519_key_id(self) -> str:
+        """The id of the node's first Ed25519 key; after a rotation the key in use has a
+        versioned id (``federation.keys.ed25519_key_id``, ``NodeKeys.ed25519.key_id``)."""
         return f"{self.actor_url}#ed25519-key"
 
     @property
