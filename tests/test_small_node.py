@@ -173,7 +173,7 @@ async def test_migrate_still_upgrades_a_database_that_is_behind(tmp_path: Path) 
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'node.db'}")
     try:
         await migrate(engine)
-        await downgrade(engine, "-3")  # before the hub tables (0004), with 0005 and 0006 above
+        await downgrade(engine, "0003")  # before the hub tables (0004) and every revision above
         async with engine.connect() as connection:
             behind = await connection.run_sync(current_revisions)
         assert behind and behind != script_heads()
