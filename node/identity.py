@@ -280,7 +280,8 @@ def actor_document(config: NodeConfig, keys: NodeKeys) -> dict[str, Any]:
 
 def actor_update_activity(config: NodeConfig, keys: NodeKeys, now: datetime) -> dict[str, Any]:
     """``Update`` of the actor (after a key rotation), signed with the Ed25519 key."""
-    return update_of_actor(actor_document(config, keys), keys.ed25519,
+    pair = keys.current()  # the document and the signature from the same key files
+    return update_of_actor(actor_document(config, NodeKeys.from_pair(pair)), pair.ed25519,
                            activity_id=f"{config.base_url}/activities/{uuid.uuid4()}",
                            followers=config.followers_url, now=now)
 
