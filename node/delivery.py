@@ -45,6 +45,7 @@ from node.delivery_queue import (
     release_claims,
 )
 from node.delivery_state import DeliveryEvent
+from node.delivery_transactions import QueueTransactions
 from node.storage.models import Host
 from node.storage.upsert import insert_for
 
@@ -203,6 +204,8 @@ class DeliveryWorker:
         random_fraction: Callable[[], float] = random.random,
     ) -> None:
         self._sessions = session_maker
+        # Claims and outcome flushes: on SQLite each one whole on a thread of its own.
+        self._transactions = QueueTransactions(session_maker)
         self._fetcher = fetcher
         self._keys = keys
         self._clock = clock
@@ -245,6 +248,7 @@ class DeliveryWorker:
         """Hand unfinished claims back (on shutdown); returns how many."""
         await self._settle()
         async with self._db_turn:
+            self._transactions.close()
             return await release_claims(self._sessions, worker_id=self.worker_id, now=self._clock())
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
@@ -290,7 +294,7 @@ class DeliveryWorker:
             results, self._finished = self._finished, []
             try:
                 claimed = await claim_due_writing(
-                    self._sessions,
+                    self._transactions,
                     results,
                     worker_id=self.worker_id,
                     now=self._clock(),
@@ -374,7 +378,7 @@ class DeliveryWorker:
                 results, self._finished = self._finished, []
                 try:
                     written = await record_outcomes(
-                        self._sessions, results, worker_id=self.worker_id, now=self._clock()
+                        self._transactions, results, worker_id=self.worker_id, now=self._clock()
                     )
                 except SQLAlchemyError as exc:
                     # Kept for the next flush; if none comes, the lease runs out and the

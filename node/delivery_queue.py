@@ -15,9 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, Row, and_, bindparam, func, or_, select, union_all, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node.delivery_state import DeliveryEvent, DeliveryState, next_state
+from node.delivery_transactions import QueueTransactions
 from node.storage.models import Activity, Delivery, UTCDateTime
 
 
@@ -136,8 +138,8 @@ _CLAIM_CHOSEN = (
 )
 
 
-async def _claim_rows(
-    session: AsyncSession, *, worker_id: str, now: datetime, until: datetime, limit: int
+def _claim_rows(
+    connection: Connection, *, worker_id: str, now: datetime, until: datetime, limit: int
 ) -> list[Row[Any]]:
     """Mark up to ``limit`` claimable rows as ours; what is needed to send them, in
     due order (the UPDATE returns it: no second query)."""
@@ -147,12 +149,12 @@ async def _claim_rows(
         "c_worker": worker_id,
         "c_until": until,
     }
-    if session.bind.dialect.name == "postgresql":
-        locked = await session.execute(_CHOOSE_LOCKED, parameters)
+    if connection.dialect.name == "postgresql":
+        locked = connection.execute(_CHOOSE_LOCKED, parameters)
         parameters["c_ids"] = [row_id for (row_id,) in locked]
-        result = await session.execute(_CLAIM_CHOSEN, parameters)
+        result = connection.execute(_CLAIM_CHOSEN, parameters)
     else:
-        result = await session.execute(_CLAIM_SQLITE, parameters)
+        result = connection.execute(_CLAIM_SQLITE, parameters)
     # RETURNING gives no order; sort as the claim chose.
     return sorted(result.all(), key=lambda row: (row.next_attempt_at, row.id))
 
@@ -166,8 +168,20 @@ class ClaimedBatch:
     written: list[bool]
 
 
+# Where the queue's transactions run: a worker passes its ``QueueTransactions`` (on
+# SQLite a thread of its own); a plain session maker (operators, tests) runs them
+# through its sessions.
+Transactions = QueueTransactions | async_sessionmaker[AsyncSession]
+
+
+def _runner(target: Transactions) -> QueueTransactions:
+    if isinstance(target, QueueTransactions):
+        return target
+    return QueueTransactions(target, own_thread=False)
+
+
 async def claim_due(
-    session_maker: async_sessionmaker[AsyncSession],
+    target: Transactions,
     *,
     worker_id: str,
     now: datetime,
@@ -176,13 +190,13 @@ async def claim_due(
 ) -> list[DueDelivery]:
     """Claim up to ``limit`` due deliveries for ``worker_id`` until ``now + lease``."""
     claimed = await claim_due_writing(
-        session_maker, [], worker_id=worker_id, now=now, lease=lease, limit=limit
+        target, [], worker_id=worker_id, now=now, lease=lease, limit=limit
     )
     return claimed.deliveries
 
 
 async def claim_due_writing(
-    session_maker: async_sessionmaker[AsyncSession],
+    target: Transactions,
     results: list[tuple[DueDelivery, DeliveryOutcome]],
     *,
     worker_id: str,
@@ -197,19 +211,22 @@ async def claim_due_writing(
     its deliveries the batch holds (a fan-out batch is mostly one or two activities).
     """
     until = now + lease
-    async with session_maker() as session, session.begin():
-        written = await _write_outcomes(session, results, worker_id=worker_id, now=now)
-        rows = await _claim_rows(session, worker_id=worker_id, now=now, until=until, limit=limit)
+
+    def work(connection: Connection) -> ClaimedBatch:
+        written = _write_outcomes(connection, results, worker_id=worker_id, now=now)
+        rows = _claim_rows(connection, worker_id=worker_id, now=now, until=until, limit=limit)
         if not rows:
             return ClaimedBatch([], written)
         activity_ids = sorted({row.activity_id for row in rows})
         bodies = {
             activity_id: (uri, actor, serialise_activity(document))
-            for activity_id, uri, actor, document in await session.execute(
+            for activity_id, uri, actor, document in connection.execute(
                 _ACTIVITY_BODIES, {"ids": activity_ids}
             )
         }
-    return ClaimedBatch(_due_deliveries(rows, bodies, until), written)
+        return ClaimedBatch(_due_deliveries(rows, bodies, until), written)
+
+    return await _runner(target).run(work)
 
 
 def _due_deliveries(
@@ -302,7 +319,7 @@ _VALUE_NAMES = ("b_state", "b_status", "b_error", "b_increment", "b_first", "b_n
 
 
 async def record_outcomes(
-    session_maker: async_sessionmaker[AsyncSession],
+    target: Transactions,
     results: list[tuple[DueDelivery, DeliveryOutcome]],
     *,
     worker_id: str,
@@ -312,12 +329,13 @@ async def record_outcomes(
 
     Each entry is True if written, False if the row is no longer ours (lease lost).
     """
-    async with session_maker() as session, session.begin():
-        return await _write_outcomes(session, results, worker_id=worker_id, now=now)
+    return await _runner(target).run(
+        lambda connection: _write_outcomes(connection, results, worker_id=worker_id, now=now)
+    )
 
 
-async def _write_outcomes(
-    session: AsyncSession,
+def _write_outcomes(
+    connection: Connection,
     results: list[tuple[DueDelivery, DeliveryOutcome]],
     *,
     worker_id: str,
@@ -330,12 +348,12 @@ async def _write_outcomes(
     for values, ids in groups.items():
         parameters = dict(zip(_VALUE_NAMES, values, strict=True))
         parameters.update(b_ids=ids, b_worker=worker_id)
-        written.update((await session.execute(_WRITE_TRANSITIONS, parameters)).scalars())
+        written.update(connection.execute(_WRITE_TRANSITIONS, parameters).scalars())
     return [delivery.id in written for delivery, _ in results]
 
 
 async def record_outcome(
-    session_maker: async_sessionmaker[AsyncSession],
+    target: Transactions,
     delivery: DueDelivery,
     outcome: DeliveryOutcome,
     *,
@@ -344,7 +362,7 @@ async def record_outcome(
 ) -> bool:
     """Write one transition; False if the row is no longer ours (lease lost)."""
     [written] = await record_outcomes(
-        session_maker, [(delivery, outcome)], worker_id=worker_id, now=now
+        target, [(delivery, outcome)], worker_id=worker_id, now=now
     )
     return written
 
