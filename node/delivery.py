@@ -54,11 +54,10 @@ log = logging.getLogger("praxisnetz.delivery")
 ACTIVITY_CONTENT_TYPE = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 # A failure of ours, not of the receiver: retrying cannot help.
 _FINAL_FETCH_FAILURES = frozenset({FetchFailure.BAD_URL, FetchFailure.FORBIDDEN_ADDRESS})
-# Outcomes that finish within this window are written in one transaction. Every commit
-# costs several hand-offs to the database thread (on a busy machine, a context switch
-# each): ~1.5 ms per flush besides ~30 µs per row, so 64 µs per outcome in flushes of 50,
-# 42 µs in flushes of 125 (measured on SQLite). An outcome lost with its process is only
-# sent again, and receivers deduplicate.
+# Outcomes that finish within this window are written in one transaction: a commit has
+# a fixed cost besides ~30 µs per row (through aiosqlite ~1.5 ms per flush, so 64 µs per
+# outcome in flushes of 50, 42 µs in flushes of 125). An outcome lost with its process
+# is only sent again, and receivers deduplicate.
 FLUSH_DELAY_SECONDS = 0.25
 # Host health is written when it changes, and at least this often while deliveries flow.
 HOST_SAVE_INTERVAL = timedelta(seconds=60)
@@ -226,14 +225,14 @@ class DeliveryWorker:
         self._flusher: asyncio.Task[None] | None = None
         self._claims = 0  # claiming transactions so far (each also writes finished outcomes)
         # This worker's own transactions take turns: on SQLite a second writer of the
-        # same process would only sleep in the busy handler.
+        # same process would only wait for the write lock.
         self._db_turn = asyncio.Lock()
         self._running: set[asyncio.Task[None]] = set()  # claimed and not yet finished
         self._busy_hosts: Counter[str] = Counter()  # hosts with deliveries in _running
         self._room = asyncio.Event()  # set when _running falls below the refill mark
         # Claim the next batch while this many are still waiting or running, so the
-        # connections never wait for the database between batches (a claim is several
-        # hand-offs to the database thread; on a busy machine each may wait its turn).
+        # connections never wait for the database between batches (a claim may wait for
+        # the write lock, which another worker process holds now and then).
         self._refill_below = max(1, tuning.global_concurrency, tuning.claim_batch_size)
 
     async def run_once(self) -> int:
@@ -363,9 +362,9 @@ class DeliveryWorker:
 
         With ``delay``, only once a whole delay passed without a claim: while batches
         flow, each claim writes the finished outcomes in its own transaction. A separate
-        flush held the worker's database turn for 100-300 ms on a busy event loop (each
-        statement waits for the loop, which is signing) and the next claim waited behind
-        it while the claimed deliveries ran out (docs/performance.md, section 2).
+        flush held the worker's database turn for 100-300 ms when its statements ran
+        through aiosqlite on a busy event loop, and the next claim waited behind it while
+        the claimed deliveries ran out (docs/performance.md, section 2).
         """
         if delay:
             while True:
