@@ -241,9 +241,9 @@ async def test_stem_matches_rank_above_inside_compound_matches(backend: SearchBa
     assert hits[0].score > hits[1].score
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # memory: no query syntax
 async def test_websearch_syntax_beside_compound_words(backend: SearchBackend) -> None:
-    if not isinstance(backend, PostgresSearch):
-        pytest.skip("the memory index has no query syntax")
+    assert isinstance(backend, PostgresSearch)
     assert slugs(await backend.search("Bearbeitung -zentral")) == set()
     assert slugs(await backend.search('Bearbeitung "Posteingangsbearbeitung zentral"')) \
         == {"post"}
