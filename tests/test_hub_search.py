@@ -6,7 +6,7 @@ import pytest
 from hub_support import practice, stance
 
 from node.hub.contribution import ContributionKind, view_of
-from node.hub.search import SearchFilters, SearchIndex, fold, stem, terms
+from node.hub.search import QueryAlternative, SearchFilters, SearchIndex, fold, parse_query, stem, terms
 
 GT, DN = "guetersloh.example", "dueren.example"
 
@@ -88,3 +88,26 @@ def test_normaliser_pieces():
     assert terms("E-Akte, Bürgerportale!") == ["e", "akt", "buergerportal"]
     assert stem("akten") == stem("akte") == "akt"
     assert stem("ern") == "ern"  # too short to strip
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("Akten -Bauamt", {"s1"}),  # the practice names the Bauamt, the stance does not
+        ("Akte -Wege", {"e-akte"}),
+        ('"E-Akte im Bauamt"', {"e-akte"}),
+        ("Kontakt or Posteingang", {"kontakt", "post"}),
+        ("Kontakt OR Bürgerportal -online", {"kontakt"}),
+        ("-Akte", {"portal", "post", "kontakt"}),
+        ("Akte -", {"e-akte", "s1"}),  # a lone minus is no word
+    ],
+)
+def test_web_search_syntax(query, expected):
+    assert set(uris(build().search(query))) == expected
+
+
+def test_the_query_syntax_is_read_into_alternatives():
+    assert parse_query('Akten -"Bauamt" or Portal') == [
+        QueryAlternative(("akt",), ("bauamt",)), QueryAlternative(("portal",), ())]
+    assert parse_query("  ") == [QueryAlternative((), ())]
+    assert parse_query("or or") == [QueryAlternative((), ())]

@@ -54,6 +54,34 @@ def terms(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class QueryAlternative:
+    """One side of an ``or``: stems every hit must match, stems no hit may contain."""
+
+    required: tuple[str, ...]
+    excluded: tuple[str, ...]
+
+
+_TOKEN_RE = re.compile(r'-?"[^"]*"?|\S+')
+
+
+def parse_query(query: str) -> list[QueryAlternative]:
+    """The web-search syntax PostgreSQL's ``websearch_to_tsquery`` reads, for the memory
+    index: ``or`` between alternatives, ``-word`` (or ``-"…"``) excludes, and a quoted
+    phrase needs its words (anywhere: the memory index keeps no word positions)."""
+    groups: list[tuple[list[str], list[str]]] = [([], [])]
+    for token in _TOKEN_RE.findall(query):
+        if token.lower() == "or":
+            groups.append(([], []))
+            continue
+        required, excluded = groups[-1]
+        negated = token.startswith("-") and len(token) > 1
+        (excluded if negated else required).extend(terms(token[1:] if negated else token))
+    alternatives = [QueryAlternative(tuple(dict.fromkeys(required)), tuple(excluded))
+                    for required, excluded in groups if required or excluded]
+    return alternatives or [QueryAlternative((), ())]
+
+
+@dataclass(frozen=True)
 class SearchFilters:
     topic: str | None = None
     kind: ContributionKind | None = None
@@ -132,11 +160,10 @@ class SearchIndex:
         An empty query lists every contribution the filters admit.
         """
         filters = filters or SearchFilters()
-        query_terms = list(dict.fromkeys(terms(query)))
-        if query_terms:
-            scores = self._match_all(query_terms)
-        else:
-            scores = dict.fromkeys(self._views, 0.0)
+        scores: dict[str, float] = {}
+        for alternative in parse_query(query):
+            for uri, score in self._match_alternative(alternative).items():
+                scores[uri] = max(scores.get(uri, 0.0), score)
         admitted = (
             (-score, view.title, uri)
             for uri, score in scores.items()
@@ -144,6 +171,16 @@ class SearchIndex:
         )
         best = heapq.nsmallest(limit, admitted)  # only the page asked for is sorted
         return [SearchHit(uri, -negated, self._views[uri]) for negated, _, uri in best]
+
+    def _match_alternative(self, alternative: QueryAlternative) -> dict[str, float]:
+        if alternative.required:
+            scores = self._match_all(list(alternative.required))
+        else:
+            scores = dict.fromkeys(self._views, 0.0)
+        for term in alternative.excluded:  # exact stems, as PostgreSQL's ``-word`` is
+            for uri in self._postings.get(term, ()):
+                scores.pop(uri, None)
+        return scores
 
     def _match_all(self, query_terms: list[str]) -> dict[str, float]:
         combined: dict[str, float] | None = None

@@ -29,7 +29,8 @@ contribution matching all words by stem or prefix (score 1 or more) above those 
 need an inside-compound match (below 1), where the memory index sums per-word scores
 (a title match inside a compound outweighs a prefix match in the text). On PostgreSQL the compound path is taken for plain words only: a
 query with ``or`` is left to ``websearch_to_tsquery`` alone, and quoted phrases and
-``-word`` are kept as conditions beside the words.
+``-word`` are kept as conditions beside the words. The memory index reads the same
+syntax (``search.parse_query``), with phrases as their words in any order.
 """
 
 from __future__ import annotations
