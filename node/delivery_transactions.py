@@ -18,44 +18,17 @@ engine) run the same work inside the session's greenlet (``run_sync``).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from node.inbox_writer import begin_immediate_waiting, in_transaction
-from node.storage.db import _begin_immediate, sync_sqlite_engine
+from node.inbox_writer import in_transaction
+from node.storage.db import sync_sqlite_engine
 
 T = TypeVar("T")
-
-
-def _no_busy_timeout(dbapi_connection: Any, _record: object) -> None:
-    # The lock is waited for in _begin_waiting; a busy handler would sleep in steps up to 100 ms.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=0")  # after sync_sqlite_engine's own settings
-    cursor.close()
-
-
-def _begin_waiting(connection: Connection) -> None:
-    try:
-        begin_immediate_waiting(connection.connection.dbapi_connection)
-    except sqlite3.OperationalError as exc:  # as SQLAlchemy wraps its driver's errors
-        raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
-
-
-def waiting_sqlite_engine(url: str) -> Engine:
-    """A stdlib-driver engine on the SQLite file ``url`` whose transactions wait for the
-    write lock by retrying every millisecond. ValueError for an in-memory database."""
-    engine = sync_sqlite_engine(url)
-    event.listen(engine, "connect", _no_busy_timeout)
-    event.remove(engine, "begin", _begin_immediate)
-    event.listen(engine, "begin", _begin_waiting)
-    return engine
 
 
 class QueueTransactions:
@@ -87,7 +60,7 @@ class QueueTransactions:
                 connection = await session.connection()
                 return await connection.run_sync(work)
         if self._engine is None or self._thread is None:
-            self._engine = waiting_sqlite_engine(self._url)
+            self._engine = sync_sqlite_engine(self._url, wait_for_lock=True)
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery-db")
         return await asyncio.get_running_loop().run_in_executor(
             self._thread, in_transaction, self._engine, work

@@ -17,21 +17,18 @@ import asyncio
 import contextlib
 import logging
 import math
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from node.storage.db import SQLITE_BUSY_TIMEOUT_MS, sync_sqlite_engine
-from node.storage.db import _begin_immediate as begin_immediate
+from node.storage.db import sync_sqlite_engine
 from node.storage.models import InboxItem, InboxState
 from node.storage.upsert import insert_for
 
@@ -138,50 +135,6 @@ def store_rows(connection: Connection, rows: list[dict[str, object]],
     return len(taken), {uri for (uri,) in connection.execute(statement, taken)}
 
 
-# The writer's own wait for SQLite's write lock (its connections have no busy timeout):
-# SQLite's busy handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms between
-# tries, so a writer that found the lock taken by a short transaction of the inbox
-# worker slept 25–100 ms more, every request of its batch waiting for its 202 (measured
-# 3.6 s of BEGIN IMMEDIATE waits in a 10 s ingest run). Trying every millisecond, the
-# writer takes the lock soon after it is free, ahead of the worker's sleeping sessions:
-# answering senders goes first, processing can wait. A try is one driver call (a few
-# µs); through SQLAlchemy (a failed begin, its exception, the rollback) it cost ~100 µs.
-LOCK_RETRY_SECONDS = 0.001
-LOCK_WAIT_SECONDS = SQLITE_BUSY_TIMEOUT_MS / 1000
-
-
-def _no_busy_timeout(dbapi_connection: Any, _record: object) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=0")  # after sync_sqlite_engine's own settings
-    cursor.close()
-
-
-def _is_locked(exc: sqlite3.OperationalError) -> bool:
-    return str(exc) in ("database is locked", "database is busy")
-
-
-def begin_immediate_waiting(raw: Any, *, wait: float = LOCK_WAIT_SECONDS) -> None:
-    """``BEGIN IMMEDIATE`` on the stdlib connection ``raw``, tried again every
-    millisecond while another connection holds the write lock, at most ``wait``
-    seconds (the busy timeout elsewhere); then SQLite's error."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            raw.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if not _is_locked(exc) or time.monotonic() >= deadline:
-                raise
-        time.sleep(LOCK_RETRY_SECONDS)
-
-
-def _begin(connection: Connection) -> None:
-    try:
-        begin_immediate_waiting(connection.connection.dbapi_connection)
-    except sqlite3.OperationalError as exc:  # as SQLAlchemy wraps its driver's errors
-        raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
-
-
 def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
     """``work`` in a transaction of its own on the writer's engine."""
     with engine.begin() as connection:
@@ -210,11 +163,11 @@ class InboxWriter:
             # synchronous=FULL: a sender drops its copy on our 202, so the row must outlive
             # a power cut, not only a crash of this process. One fsync per batch, not per
             # row: in the same runs FULL and NORMAL measured alike (docs/performance.md).
+            # wait_for_lock: the writer takes the lock soon after the inbox worker's short
+            # transactions end, ahead of their sleeping sessions (answering senders goes
+            # first, processing can wait).
             self._sqlite = sync_sqlite_engine(engine.url.render_as_string(hide_password=False),
-                                              fsync_each_commit=True)
-            event.listen(self._sqlite, "connect", _no_busy_timeout)
-            event.remove(self._sqlite, "begin", begin_immediate)  # the waiting one instead
-            event.listen(self._sqlite, "begin", _begin)
+                                              fsync_each_commit=True, wait_for_lock=True)
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-writer")
         self.depth = QueueDepth(queue_limit, processes=processes)
         self._max_batch = max_batch

@@ -20,10 +20,9 @@ from node.inbox_writer import (
     InboxWriter,
     InboxWriterClosed,
     QueueDepth,
-    begin_immediate_waiting,
 )
-from node.inbox_writer import _begin as writer_begin
-from node.storage.db import migrate
+from node.storage.db import _begin_immediate_waiting as writer_begin
+from node.storage.db import begin_immediate_waiting, migrate
 from node.storage.models import InboxItem, InboxState
 from tests.node_support import database_engine
 

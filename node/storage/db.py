@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import ast
 import re
+import sqlite3
+import time
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, inspect, make_url, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -82,7 +85,52 @@ def _synchronous_full(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
 
 
-def sync_sqlite_engine(url: str, *, fsync_each_commit: bool = False) -> Engine:
+# A waiting engine's own wait for SQLite's write lock (its connections have no busy
+# timeout): SQLite's busy handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms
+# between tries, so a connection that found the lock taken by a short transaction slept
+# 25–100 ms more (measured: 3.6 s of BEGIN IMMEDIATE waits in a 10 s inbox run; delivery
+# workers idle 25–38% of the time). Trying every millisecond, it takes the lock soon
+# after it is free. A try is one driver call (a few µs); through SQLAlchemy (a failed
+# begin, its exception, the rollback) it cost ~100 µs.
+LOCK_RETRY_SECONDS = 0.001
+LOCK_WAIT_SECONDS = SQLITE_BUSY_TIMEOUT_MS / 1000
+
+
+def _no_busy_timeout(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")  # after _configure_sqlite's
+    cursor.close()
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    return str(exc) in ("database is locked", "database is busy")
+
+
+def begin_immediate_waiting(raw: Any, *, wait: float = LOCK_WAIT_SECONDS) -> None:
+    """``BEGIN IMMEDIATE`` on the stdlib connection ``raw``, tried again every
+    millisecond while another connection holds the write lock, at most ``wait``
+    seconds (the busy timeout elsewhere); then SQLite's error."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(LOCK_RETRY_SECONDS)
+
+
+def _begin_immediate_waiting(connection: Connection) -> None:
+    try:
+        begin_immediate_waiting(connection.connection.dbapi_connection)
+    except sqlite3.OperationalError as exc:  # as SQLAlchemy wraps its driver's errors
+        raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+
+
+def sync_sqlite_engine(
+    url: str, *, fsync_each_commit: bool = False, wait_for_lock: bool = False
+) -> Engine:
     """A synchronous engine (the stdlib driver) on the same SQLite file, configured like
     the async one, for work that runs on a thread of its own in one go: one hand-off to
     that thread per transaction instead of one per driver call (the inbox writer).
@@ -90,6 +138,8 @@ def sync_sqlite_engine(url: str, *, fsync_each_commit: bool = False) -> Engine:
     ``fsync_each_commit``: ``synchronous=FULL`` on its connections. In WAL mode NORMAL
     (the default here) keeps a commit across a crash of the process but not of the
     machine (the WAL is synced only at checkpoints); FULL syncs it at every commit.
+    ``wait_for_lock``: no busy handler; ``BEGIN IMMEDIATE`` is retried every millisecond
+    (see ``LOCK_RETRY_SECONDS``), for a thread whose transactions others wait on.
     """
     sync_url = make_url(url).set(drivername="sqlite")
     if sync_url.database in (None, "", ":memory:"):
@@ -99,7 +149,11 @@ def sync_sqlite_engine(url: str, *, fsync_each_commit: bool = False) -> Engine:
     event.listen(engine, "connect", _configure_sqlite)
     if fsync_each_commit:
         event.listen(engine, "connect", _synchronous_full)  # after _configure_sqlite
-    event.listen(engine, "begin", _begin_immediate)
+    if wait_for_lock:
+        event.listen(engine, "connect", _no_busy_timeout)
+        event.listen(engine, "begin", _begin_immediate_waiting)
+    else:
+        event.listen(engine, "begin", _begin_immediate)
     return engine
 
 
