@@ -14,15 +14,33 @@ branch_labels = None
 depends_on = None
 
 
+def _id_column() -> sa.Column:
+    """The surrogate key every table has (BIGINT, INTEGER on SQLite for its rowid)."""
+    return sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        autoincrement=True,
+        nullable=False,
+    )
+
+
 def upgrade() -> None:
+    _create_activities()
+    _create_api_tokens()
+    _create_contributions()
+    _create_followers()
+    _create_following()
+    _create_hosts()
+    _create_inbox_items()
+    _create_remote_actors()
+    _create_remote_objects()
+    _create_deliveries()
+
+
+def _create_activities() -> None:
     op.create_table(
         "activities",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _id_column(),
         sa.Column("uri", sa.String(length=2048), nullable=False),
         sa.Column("type", sa.String(length=40), nullable=False),
         sa.Column("actor", sa.String(length=2048), nullable=False),
@@ -36,14 +54,11 @@ def upgrade() -> None:
     op.create_index("ix_activities_local_created", "activities", ["is_local", "created_at"])
     op.create_index("ix_activities_object_uri", "activities", ["object_uri"])
 
+
+def _create_api_tokens() -> None:
     op.create_table(
         "api_tokens",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _id_column(),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -51,14 +66,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
     )
+
+
+def _create_contributions() -> None:
     op.create_table(
         "contributions",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _id_column(),
         sa.Column("uri", sa.String(length=2048), nullable=False),
         sa.Column("slug", sa.String(length=100), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
@@ -72,14 +85,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("slug", name=op.f("uq_contributions_slug")),
         sa.UniqueConstraint("uri", name=op.f("uq_contributions_uri")),
     )
+
+
+def _create_followers() -> None:
     op.create_table(
         "followers",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _id_column(),
         sa.Column("actor_uri", sa.String(length=2048), nullable=False),
         sa.Column("inbox", sa.String(length=2048), nullable=False),
         sa.Column("shared_inbox", sa.String(length=2048), nullable=True),
@@ -89,14 +100,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_followers")),
         sa.UniqueConstraint("actor_uri", name=op.f("uq_followers_actor_uri")),
     )
+
+
+def _create_following() -> None:
     op.create_table(
         "following",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _id_column(),
         sa.Column("target_uri", sa.String(length=2048), nullable=False),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("follow_activity_uri", sa.String(length=2048), nullable=True),
@@ -107,6 +116,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_following")),
         sa.UniqueConstraint("target_uri", name=op.f("uq_following_target_uri")),
     )
+
+
+def _create_hosts() -> None:
     op.create_table(
         "hosts",
         sa.Column("host", sa.String(length=255), nullable=False),
@@ -123,14 +135,12 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("host", name=op.f("pk_hosts")),
     )
+
+
+def _create_inbox_items() -> None:
     op.create_table(
         "inbox_items",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _id_column(),
         sa.Column("activity_uri", sa.String(length=2048), nullable=False),
         sa.Column("inbox", sa.String(length=20), nullable=False),
         sa.Column("actor", sa.String(length=2048), nullable=False),
@@ -146,6 +156,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_inbox_items_state_received", "inbox_items", ["state", "received_at"])
 
+
+def _create_remote_actors() -> None:
     op.create_table(
         "remote_actors",
         sa.Column("uri", sa.String(length=2048), nullable=False),
@@ -160,14 +172,12 @@ def upgrade() -> None:
         sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("uri", name=op.f("pk_remote_actors")),
     )
+
+
+def _create_remote_objects() -> None:
     op.create_table(
         "remote_objects",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _id_column(),
         sa.Column("uri", sa.String(length=2048), nullable=False),
         sa.Column("kind", sa.String(length=40), nullable=True),
         sa.Column("attributed_to", sa.String(length=2048), nullable=True),
@@ -185,14 +195,11 @@ def upgrade() -> None:
     op.create_index("ix_remote_objects_attributed_to", "remote_objects", ["attributed_to"])
     op.create_index("ix_remote_objects_in_reply_to", "remote_objects", ["in_reply_to"])
 
+
+def _create_deliveries() -> None:
     op.create_table(
         "deliveries",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _id_column(),
         sa.Column(
             "activity_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),

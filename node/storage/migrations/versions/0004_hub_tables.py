@@ -18,6 +18,16 @@ Stamp = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    _create_hub_members()
+    _create_hub_sections()
+    _create_hub_decisions()
+    _create_hub_placements()
+    _create_hub_editions()
+    _create_hub_topic_followers()
+    _create_hub_index_state()
+
+
+def _create_hub_members() -> None:
     op.create_table(
         "hub_members",
         sa.Column("id", BigId, autoincrement=True, nullable=False),
@@ -32,6 +42,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_hub_members")),
         sa.UniqueConstraint("actor_uri", name=op.f("uq_hub_members_actor_uri")),
     )
+
+
+def _create_hub_sections() -> None:
     op.create_table(
         "hub_sections",
         sa.Column("slug", sa.String(80), nullable=False),
@@ -43,6 +56,9 @@ def upgrade() -> None:
         sa.Column("updated_at", Stamp, nullable=False),
         sa.PrimaryKeyConstraint("slug", name=op.f("pk_hub_sections")),
     )
+
+
+def _create_hub_decisions() -> None:
     op.create_table(
         "hub_decisions",
         sa.Column("contribution_uri", sa.String(2048), nullable=False),
@@ -52,6 +68,9 @@ def upgrade() -> None:
         sa.Column("decided_by", sa.String(100), nullable=False),
         sa.PrimaryKeyConstraint("contribution_uri", name=op.f("pk_hub_decisions")),
     )
+
+
+def _create_hub_placements() -> None:
     op.create_table(
         "hub_placements",
         sa.Column("id", BigId, autoincrement=True, nullable=False),
@@ -67,6 +86,9 @@ def upgrade() -> None:
                             name=op.f("uq_hub_placements_contribution_uri_section_slug")),
     )
     op.create_index(op.f("ix_hub_placements_section_slug"), "hub_placements", ["section_slug"])
+
+
+def _create_hub_editions() -> None:
     op.create_table(
         "hub_editions",
         sa.Column("number", sa.Integer(), autoincrement=False, nullable=False),
@@ -78,6 +100,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("number", name=op.f("pk_hub_editions")),
         sa.UniqueConstraint("manifest_hash", name=op.f("uq_hub_editions_manifest_hash")),
     )
+
+
+def _create_hub_topic_followers() -> None:
     op.create_table(
         "hub_topic_followers",
         sa.Column("id", BigId, autoincrement=True, nullable=False),
@@ -91,6 +116,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("topic", "actor_uri", name=op.f("uq_hub_topic_followers_topic_actor_uri")),
     )
     op.create_index(op.f("ix_hub_topic_followers_topic"), "hub_topic_followers", ["topic"])
+
+
+def _create_hub_index_state() -> None:
     op.create_table(
         "hub_index_state",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
