@@ -6,7 +6,15 @@ import pytest
 from hub_support import practice, stance
 
 from node.hub.contribution import ContributionKind, view_of
-from node.hub.search import QueryAlternative, SearchFilters, SearchIndex, fold, parse_query, stem, terms
+from node.hub.search import (
+    QueryAlternative,
+    SearchFilters,
+    SearchIndex,
+    fold,
+    parse_query,
+    stem,
+    terms,
+)
 
 GT, DN = "guetersloh.example", "dueren.example"
 
