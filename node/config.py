@@ -87,8 +87,14 @@ class DeliveryTuning:
     # per-host circuit breaker (federation.retry.CircuitBreaker)
     breaker_failure_threshold: int = 5
     breaker_cool_down_seconds: float = 30 * 60.0
+    # delivered and given-up rows are deleted this long after they finished (node.pruning);
+    # until then `praxisnetz deliveries list|retry` and the dashboard counts see them
+    settled_retention_days: float = 30.0
 
     def __post_init__(self) -> None:
+        # below a day a given-up delivery would be gone before an operator could retry it
+        if self.settled_retention_days < 1:
+            raise ConfigError("delivery.settled_retention_days", "must be at least 1 (days)")
         if self.retry_ceiling_seconds < self.retry_first_delay_seconds:
             raise ConfigError("delivery.retry_ceiling_seconds",
                               "must not be below retry_first_delay_seconds")

@@ -12,9 +12,17 @@ Two tables grow with each delivery to the inbox and were never emptied:
 - Follow/Undo receipts in ``activities`` (``node.incoming_follows``): settled pairs older
   than the same window. Follow receipts that are not undone stay (they decide who follows).
 
-What stays for good: the node's own activities (its outbox), received Likes, tombstones
-of deleted remote objects (``remote_objects.deleted``: a late Create must not bring one
-back) and the node's outgoing ``deliveries`` (the dashboard counts them).
+- ``deliveries``: one row per outgoing activity and recipient inbox (on a hub one per
+  group follower for every relayed Create). Settled rows (``delivered``, ``gave_up``)
+  are deleted ``[delivery] settled_retention_days`` after they finished. Nothing reads
+  them for correctness: every activity gets its rows once, when it is created
+  (``node.outbox``), so there is no re-enqueue to deduplicate; only the operator views
+  (dashboard counts, ``praxisnetz deliveries list|retry``) see fewer. Pending, in-flight
+  and failed (to be retried) rows are never touched.
+
+What stays for good: the node's own activities (its outbox), received Likes and
+tombstones of deleted remote objects (``remote_objects.deleted``: a late Create must not
+bring one back).
 
 ``run_pruner`` is the worker loop; ``prune_once`` one pass, in small transactions so the
 inbox writer is never held up for long (SQLite has one writer at a time).
@@ -32,9 +40,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node import incoming_follows
-from node.config import InboxTuning
+from node.config import DeliveryTuning, InboxTuning
 from node.delivery import sleep_until
-from node.storage.models import InboxItem, InboxState
+from node.storage.models import Delivery, DeliveryState, InboxItem, InboxState
 
 log = logging.getLogger("praxisnetz.pruning")
 
@@ -46,6 +54,7 @@ PRUNE_INTERVAL_SECONDS = 3600.0  # the window is days long: once an hour is plen
 BATCH = 200
 PAUSE_SECONDS = 0.02
 FINISHED = (InboxState.DONE.value, InboxState.REJECTED.value)
+SETTLED = (DeliveryState.DELIVERED.value, DeliveryState.GAVE_UP.value)
 
 
 @dataclass(frozen=True)
@@ -53,19 +62,25 @@ class Pruned:
     inbox_items: int = 0
     undo_receipts: int = 0
     follow_receipts: int = 0
+    deliveries: int = 0
 
     def __add__(self, other: Pruned) -> Pruned:
         return Pruned(self.inbox_items + other.inbox_items,
                       self.undo_receipts + other.undo_receipts,
-                      self.follow_receipts + other.follow_receipts)
+                      self.follow_receipts + other.follow_receipts,
+                      self.deliveries + other.deliveries)
 
     @property
     def total(self) -> int:
-        return self.inbox_items + self.undo_receipts + self.follow_receipts
+        return self.inbox_items + self.undo_receipts + self.follow_receipts + self.deliveries
 
 
 def retention_of(tuning: InboxTuning) -> timedelta:
     return timedelta(days=tuning.receipt_retention_days)
+
+
+def settled_retention_of(tuning: DeliveryTuning) -> timedelta:
+    return timedelta(days=tuning.settled_retention_days)
 
 
 async def prune_inbox_items(session: AsyncSession, cutoff: datetime, limit: int) -> int:
@@ -78,6 +93,33 @@ async def prune_inbox_items(session: AsyncSession, cutoff: datetime, limit: int)
     if chosen:
         await session.execute(delete(InboxItem).where(InboxItem.id.in_(chosen)))
     return len(chosen)
+
+
+async def prune_deliveries(session: AsyncSession, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` deliveries settled (delivered or given up) before ``cutoff``."""
+    settled = (Delivery.state.in_(SETTLED), Delivery.finished_at < cutoff)
+    chosen = list(await session.scalars(select(Delivery.id).where(*settled).limit(limit)))
+    if not chosen:
+        return 0
+    # the condition again: an operator may have requeued a given-up row meanwhile
+    # (PostgreSQL re-checks it on the locked row; SQLite has one writer anyway)
+    deleted = await session.execute(delete(Delivery).where(Delivery.id.in_(chosen), *settled))
+    return int(deleted.rowcount or 0)
+
+
+async def prune_deliveries_once(sessions: async_sessionmaker[AsyncSession], *, now: datetime,
+                                retention: timedelta, batch: int = BATCH,
+                                stop: asyncio.Event | None = None) -> int:
+    """Prune settled deliveries older than ``retention``, batch by batch (as
+    ``prune_once``). Returns how many rows went."""
+    cutoff, pruned = now - retention, 0
+    while True:
+        async with sessions() as session, session.begin():
+            step = await prune_deliveries(session, cutoff, batch)
+        pruned += step
+        if step < batch or (stop and stop.is_set()):
+            return pruned
+        await asyncio.sleep(PAUSE_SECONDS)
 
 
 async def _prune_batch(sessions: async_sessionmaker[AsyncSession], cutoff: datetime,
@@ -105,16 +147,22 @@ async def prune_once(sessions: async_sessionmaker[AsyncSession], *, now: datetim
 
 async def run_pruner(stop: asyncio.Event, sessions: async_sessionmaker[AsyncSession],
                      clock: Callable[[], datetime], tuning: InboxTuning,
+                     delivery: DeliveryTuning,
                      interval: float = PRUNE_INTERVAL_SECONDS) -> None:
     """The worker loop: a pass at start, then one every ``interval`` seconds."""
     while not stop.is_set():
         try:
-            pruned = await prune_once(sessions, now=clock(), retention=retention_of(tuning),
+            now = clock()
+            pruned = await prune_once(sessions, now=now, retention=retention_of(tuning),
                                       stop=stop)
+            deliveries = await prune_deliveries_once(
+                sessions, now=now, retention=settled_retention_of(delivery), stop=stop)
+            pruned += Pruned(deliveries=deliveries)
         except Exception:  # noqa: BLE001 - logged; the next pass tries again
             log.exception("pruning failed")
         else:
             if pruned.total:
-                log.info("pruned inbox_items=%s undo_receipts=%s follow_receipts=%s",
-                         pruned.inbox_items, pruned.undo_receipts, pruned.follow_receipts)
+                log.info("pruned inbox_items=%s undo_receipts=%s follow_receipts=%s "
+                         "deliveries=%s", pruned.inbox_items, pruned.undo_receipts,
+                         pruned.follow_receipts, pruned.deliveries)
         await sleep_until(stop, None, interval)

@@ -198,7 +198,8 @@ async def start_workers(app: web.Application) -> AsyncIterator[Workers]:
         asyncio.create_task(run_inbox(workers, sessions, clock, config,
                                       ingest_watch(app)), name="inbox-worker"),
         asyncio.create_task(run_backfill(workers), name="backfill-worker"),
-        asyncio.create_task(run_pruner(workers.stop, sessions, clock, config.inbox),
+        asyncio.create_task(run_pruner(workers.stop, sessions, clock, config.inbox,
+                                       config.delivery),
                             name="pruner"),
     ]
     app[appkeys.WORKERS] = workers

@@ -1,6 +1,6 @@
-"""Pruning processed inbox items and settled Follow/Undo receipts after the retention
-window: old rows go, rows inside the window stay, and a sender's retry inside the window
-is still recognised as a duplicate."""
+"""Pruning processed inbox items, settled Follow/Undo receipts and settled outgoing
+deliveries after their retention windows: old rows go, rows inside the window stay, and a
+sender's retry inside the window is still recognised as a duplicate."""
 
 from __future__ import annotations
 
@@ -11,11 +11,20 @@ import pytest
 from sqlalchemy import func, select
 
 from node import incoming_follows
-from node.config import ConfigError, InboxTuning, load_config
+from node.config import ConfigError, DeliveryTuning, InboxTuning, load_config
+from node.delivery_queue import list_deliveries
 from node.inbox_writer import InboxRow, running_writer
-from node.pruning import Pruned, prune_once, retention_of, run_pruner
+from node.pruning import (
+    Pruned,
+    prune_deliveries_once,
+    prune_once,
+    retention_of,
+    run_pruner,
+    settled_retention_of,
+)
+from node.status import node_status
 from node.storage.db import migrate, session_maker
-from node.storage.models import Activity, InboxItem, InboxState
+from node.storage.models import Activity, Delivery, DeliveryState, InboxItem, InboxState
 from tests.node_support import database_engine
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -178,7 +187,7 @@ async def test_the_worker_loop_prunes_then_stops(sessions) -> None:
         stop.set()  # one pass, then the loop sees the stop
         return NOW
 
-    await run_pruner(stop, sessions, clock, InboxTuning(), interval=3600)
+    await run_pruner(stop, sessions, clock, InboxTuning(), DeliveryTuning(), interval=3600)
     assert await _uris(sessions, InboxItem, InboxItem.activity_uri) == set()
 
 
@@ -187,10 +196,103 @@ def test_the_retention_comes_from_the_inbox_settings() -> None:
     assert retention_of(InboxTuning(receipt_retention_days=2.5)) == timedelta(days=2.5)
 
 
-def test_a_retention_below_a_day_is_refused_naming_the_field(tmp_path) -> None:
+@pytest.mark.parametrize("table, setting", [("inbox", "receipt_retention_days"),
+                                            ("delivery", "settled_retention_days")])
+def test_a_retention_below_a_day_is_refused_naming_the_field(tmp_path, table, setting) -> None:
     (tmp_path / "praxisnetz.toml").write_text(
         'base_url = "https://n.example"\nname = "N"\nslug = "n"\n'
-        "[inbox]\nreceipt_retention_days = 0.5\n")
+        f"[{table}]\n{setting} = 0.5\n")
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path, {})
-    assert caught.value.field == "inbox.receipt_retention_days"
+    assert caught.value.field == f"{table}.{setting}"
+
+
+# --- outgoing deliveries: settled rows (delivered, given up) after
+# [delivery] settled_retention_days; waiting rows stay however old, and the operator views
+# then show only what is left
+
+SETTLED_WINDOW = timedelta(days=30)
+SETTLED_OLD = NOW - SETTLED_WINDOW - timedelta(hours=1)
+SETTLED_RECENT = NOW - SETTLED_WINDOW + timedelta(hours=1)
+
+
+async def _deliveries(sessions, *rows: tuple[str, DeliveryState, datetime | None]) -> None:
+    """One local activity with a delivery per (inbox name, state, finished_at)."""
+    async with sessions() as session, session.begin():
+        activity = Activity(uri="https://n.example/a/1", type="Create", actor="https://n.example/actor",
+                            object_uri="https://n.example/c/1", document={}, is_local=True,
+                            created_at=SETTLED_OLD - timedelta(days=5))
+        session.add(activity)
+        await session.flush()
+        session.add_all(
+            Delivery(activity_id=activity.id, inbox_url=f"https://{name}.example/inbox",
+                     host=f"{name}.example", state=state.value, attempts=1,
+                     next_attempt_at=SETTLED_OLD - timedelta(days=5), created_at=SETTLED_OLD - timedelta(days=5),
+                     finished_at=finished)
+            for name, state, finished in rows)
+
+
+async def _hosts_left(sessions) -> set[str]:
+    async with sessions() as session:
+        return set(await session.scalars(select(Delivery.host)))
+
+
+async def test_settled_deliveries_past_the_window_are_deleted(sessions) -> None:
+    await _deliveries(
+        sessions,
+        ("old-delivered", DeliveryState.DELIVERED, SETTLED_OLD),
+        ("old-gaveup", DeliveryState.GAVE_UP, SETTLED_OLD),
+        ("recent-delivered", DeliveryState.DELIVERED, SETTLED_RECENT),
+        ("recent-gaveup", DeliveryState.GAVE_UP, SETTLED_RECENT),
+        # waiting rows are never pruned, however old they are
+        ("pending", DeliveryState.PENDING, None),
+        ("in-flight", DeliveryState.IN_FLIGHT, None),
+        ("failed", DeliveryState.FAILED, None),
+    )
+    assert await prune_deliveries_once(sessions, now=NOW, retention=SETTLED_WINDOW) == 2
+    assert await _hosts_left(sessions) == {
+        "recent-delivered.example", "recent-gaveup.example", "pending.example",
+        "in-flight.example", "failed.example"}
+    assert await prune_deliveries_once(sessions, now=NOW, retention=SETTLED_WINDOW) == 0
+    async with sessions() as session:  # the outgoing activity itself stays (the outbox)
+        assert await session.scalar(select(Activity.uri)) == "https://n.example/a/1"
+
+
+async def test_a_backlog_goes_in_several_batches(sessions) -> None:
+    await _deliveries(sessions, *((f"h{n}", DeliveryState.DELIVERED, SETTLED_OLD) for n in range(7)),
+                      ("recent", DeliveryState.DELIVERED, SETTLED_RECENT))
+    assert await prune_deliveries_once(sessions, now=NOW, retention=SETTLED_WINDOW, batch=3) == 7
+    assert await _hosts_left(sessions) == {"recent.example"}
+
+
+async def test_the_operator_views_show_only_what_is_left(sessions) -> None:
+    await _deliveries(sessions, ("old", DeliveryState.GAVE_UP, SETTLED_OLD),
+                      ("recent", DeliveryState.GAVE_UP, SETTLED_RECENT),
+                      ("done", DeliveryState.DELIVERED, SETTLED_OLD))
+    await prune_deliveries_once(sessions, now=NOW, retention=SETTLED_WINDOW)
+    async with sessions() as session:
+        listed = await list_deliveries(session)  # `praxisnetz deliveries list`
+        status = await node_status(session)
+    assert [row.host for row in listed] == ["recent.example"]
+    # the counts are of the last settled_retention_days, not since the node began
+    assert status.deliveries == {"gave_up": 1}
+
+
+async def test_the_worker_loop_prunes_deliveries(sessions) -> None:
+    await _deliveries(sessions, ("old", DeliveryState.DELIVERED, NOW - timedelta(days=3)),
+                      ("recent", DeliveryState.DELIVERED, NOW - timedelta(hours=12)))
+    stop = asyncio.Event()
+
+    def clock() -> datetime:
+        stop.set()  # one pass, then the loop sees the stop
+        return NOW
+
+    await run_pruner(stop, sessions, clock, InboxTuning(),
+                     DeliveryTuning(settled_retention_days=2), interval=3600)
+    assert await _hosts_left(sessions) == {"recent.example"}
+
+
+def test_the_retention_comes_from_the_delivery_settings() -> None:
+    assert settled_retention_of(DeliveryTuning()) == timedelta(days=30)
+    assert settled_retention_of(DeliveryTuning(settled_retention_days=7)) == timedelta(days=7)
+    assert Pruned(deliveries=3).total == 3
