@@ -87,8 +87,8 @@ class DeliveryTuning:
     # per-host circuit breaker (federation.retry.CircuitBreaker)
     breaker_failure_threshold: int = 5
     breaker_cool_down_seconds: float = 30 * 60.0
-    # delivered and given-up rows are deleted this long after they finished (node.pruning);
-    # until then `praxisnetz deliveries list|retry` and the dashboard counts see them
+    # delivered, failed and given-up rows are deleted this long after they finished
+    # (node.pruning); until then `praxisnetz deliveries list|retry` and the counts see them
     settled_retention_days: float = 30.0
 
     def __post_init__(self) -> None:

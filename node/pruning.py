@@ -13,12 +13,12 @@ Two tables grow with each delivery to the inbox and were never emptied:
   than the same window. Follow receipts that are not undone stay (they decide who follows).
 
 - ``deliveries``: one row per outgoing activity and recipient inbox (on a hub one per
-  group follower for every relayed Create). Settled rows (``delivered``, ``gave_up``)
-  are deleted ``[delivery] settled_retention_days`` after they finished. Nothing reads
+  group follower for every relayed Create). Settled rows (``delivered``, ``failed`` for
+  good, ``gave_up``) are deleted ``[delivery] settled_retention_days`` after they finished. Nothing reads
   them for correctness: every activity gets its rows once, when it is created
   (``node.outbox``), so there is no re-enqueue to deduplicate; only the operator views
   (dashboard counts, ``praxisnetz deliveries list|retry``) see fewer. Pending, in-flight
-  and failed (to be retried) rows are never touched.
+  rows and those waiting for a retry (``pending`` again) are never touched.
 
 What stays for good: the node's own activities (its outbox), received Likes and
 tombstones of deleted remote objects (``remote_objects.deleted``: a late Create must not
@@ -42,7 +42,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from node import incoming_follows
 from node.config import DeliveryTuning, InboxTuning
 from node.delivery import sleep_until
-from node.storage.models import Delivery, DeliveryState, InboxItem, InboxState
+from node.delivery_state import TERMINAL_STATES
+from node.storage.models import Delivery, InboxItem, InboxState
 
 log = logging.getLogger("praxisnetz.pruning")
 
@@ -54,7 +55,7 @@ PRUNE_INTERVAL_SECONDS = 3600.0  # the window is days long: once an hour is plen
 BATCH = 200
 PAUSE_SECONDS = 0.02
 FINISHED = (InboxState.DONE.value, InboxState.REJECTED.value)
-SETTLED = (DeliveryState.DELIVERED.value, DeliveryState.GAVE_UP.value)
+SETTLED = tuple(state.value for state in TERMINAL_STATES)  # delivered, failed, gave_up
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,13 @@ async def prune_inbox_items(session: AsyncSession, cutoff: datetime, limit: int)
 
 
 async def prune_deliveries(session: AsyncSession, cutoff: datetime, limit: int) -> int:
-    """Delete up to ``limit`` deliveries settled (delivered or given up) before ``cutoff``."""
-    settled = (Delivery.state.in_(SETTLED), Delivery.finished_at < cutoff)
+    """Delete up to ``limit`` deliveries settled (delivered, failed for good, given up)
+    before ``cutoff``."""
+    # A row settles only from in_flight, claimed once due, so next_attempt_at <= finished_at:
+    # the condition on it changes nothing but lets the (state, next_attempt_at) index skip
+    # the recent rows instead of reading the whole window under SQLite's write lock.
+    settled = (Delivery.state.in_(SETTLED), Delivery.next_attempt_at < cutoff,
+               Delivery.finished_at < cutoff)
     chosen = list(await session.scalars(select(Delivery.id).where(*settled).limit(limit)))
     if not chosen:
         return 0

@@ -207,7 +207,7 @@ def test_a_retention_below_a_day_is_refused_naming_the_field(tmp_path, table, se
     assert caught.value.field == f"{table}.{setting}"
 
 
-# --- outgoing deliveries: settled rows (delivered, given up) after
+# --- outgoing deliveries: settled rows (delivered, failed for good, given up) after
 # [delivery] settled_retention_days; waiting rows stay however old, and the operator views
 # then show only what is left
 
@@ -242,17 +242,18 @@ async def test_settled_deliveries_past_the_window_are_deleted(sessions) -> None:
         sessions,
         ("old-delivered", DeliveryState.DELIVERED, SETTLED_OLD),
         ("old-gaveup", DeliveryState.GAVE_UP, SETTLED_OLD),
+        ("old-failed", DeliveryState.FAILED, SETTLED_OLD),  # for good (404, 410)
         ("recent-delivered", DeliveryState.DELIVERED, SETTLED_RECENT),
         ("recent-gaveup", DeliveryState.GAVE_UP, SETTLED_RECENT),
-        # waiting rows are never pruned, however old they are
+        ("recent-failed", DeliveryState.FAILED, SETTLED_RECENT),
+        # waiting rows (also a retry or a requeued row) are never pruned, however old
         ("pending", DeliveryState.PENDING, None),
         ("in-flight", DeliveryState.IN_FLIGHT, None),
-        ("failed", DeliveryState.FAILED, None),
     )
-    assert await prune_deliveries_once(sessions, now=NOW, retention=SETTLED_WINDOW) == 2
+    assert await prune_deliveries_once(sessions, now=NOW, retention=SETTLED_WINDOW) == 3
     assert await _hosts_left(sessions) == {
         "recent-delivered.example", "recent-gaveup.example", "pending.example",
-        "in-flight.example", "failed.example"}
+        "in-flight.example", "recent-failed.example"}
     assert await prune_deliveries_once(sessions, now=NOW, retention=SETTLED_WINDOW) == 0
     async with sessions() as session:  # the outgoing activity itself stays (the outbox)
         assert await session.scalar(select(Activity.uri)) == "https://n.example/a/1"
