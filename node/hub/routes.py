@@ -21,6 +21,7 @@ from node.hub.changelog import render_markdown
 from node.hub.contribution import ContributionKind
 from node.hub.editions import EditionManifest
 from node.hub.groups import follower_count
+from node.hub.public_feedback import feedback_items, public_feedback
 from node.hub.query_runner import QueryError, QueryErrorKind, QueryLimits
 from node.hub.render import (
     MemberInfo,
@@ -170,13 +171,14 @@ async def render_context(request: web.Request,
     section_urls = editorial.section_urls(request.app[appkeys.CONFIG].base_url, manifest)
     async with request.app[appkeys.SESSION_MAKER]() as session:
         views = await membership.list_members(session)
-        feedback = await editorial.feedback_for(session, [*uris, *section_urls.values()])
+        feedback = await public_feedback(session, [*uris, *section_urls.values()])
         log = await edition_store.changelog_of(session, stored.number)
     return RenderContext(
         members={m.actor: MemberInfo(m.actor, m.name, m.ags) for m in views},
-        stances={uri: StanceCounts(f.agree, f.disagree, f.partly) for uri, f in feedback.items()},
-        reasons={uri: feedback[uri].reasons for uri in uris},
-        section_reasons={slug: feedback[url].reasons for slug, url in section_urls.items()},
+        stances={uri: StanceCounts(f.agree, f.disagree, f.partly)
+                 for uri, f in feedback.counts.items()},
+        reasons={uri: feedback.reasons_of(uri) for uri in uris},
+        section_reasons={slug: feedback.reasons_of(url) for slug, url in section_urls.items()},
         changelog=log, manifest_hash=stored.edition.manifest_hash)
 
 
@@ -287,7 +289,7 @@ async def section(request: web.Request) -> web.Response:
     async with request.app[appkeys.SESSION_MAKER]() as session:
         found = (await editorial.load_structure(session)).get(slug)
         url = editorial.section_url(config.base_url, slug)
-        feedback = (await editorial.feedback_for(session, [url]))[url]
+        feedback = await feedback_items(session, url)
     if found is None:
         raise web.HTTPNotFound(text="slug: no such section\n")
     document = {"@context": "https://w3id.org/praxisnetz/context.jsonld", "id": url,

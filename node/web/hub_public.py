@@ -20,6 +20,7 @@ from node.hub.changelog import Changelog, render_html
 from node.hub.contribution import ContributionKind
 from node.hub.editions import EditionManifest
 from node.hub.membership import MemberView, list_members
+from node.hub.public_feedback import public_feedback
 from node.hub.render import MemberInfo, ReasonLine, markdown_to_html, reason_lines
 from node.hub.runtime import HUB
 from node.hub.search import SearchFilters, SearchHit
@@ -66,19 +67,19 @@ async def sections_of(request: web.Request, manifest: EditionManifest) -> list[S
     section_urls = editorial.section_urls(request.app[appkeys.CONFIG].base_url, manifest)
     async with request.app[appkeys.SESSION_MAKER]() as session:
         members = {m.actor: MemberInfo(m.actor, m.name, m.ags) for m in await list_members(session)}
-        feedback = await editorial.feedback_for(session, [*uris, *section_urls.values()])
+        feedback = await public_feedback(session, [*uris, *section_urls.values()])
     blocks = []
     for part in manifest.sections:
         lines = []
         for included in part.contributions:
             author = str(included.document.get("attributedTo") or "")
-            counts = feedback.get(included.uri) or editorial.Feedback()
+            counts = feedback.counts_of(included.uri)
             lines.append(ContributionLine(
                 included.uri, str(included.document.get("name") or included.uri),
                 members[author].name if author in members else author,
                 counts.agree, counts.disagree, counts.partly,
-                reason_lines(counts.reasons, members)))
-        about_section = feedback[section_urls[part.section.slug]].reasons
+                reason_lines(feedback.reasons_of(included.uri), members)))
+        about_section = feedback.reasons_of(section_urls[part.section.slug])
         blocks.append(SectionBlock(part.section.slug, part.section.title(language),
                                    part.section.parent is None, tuple(lines),
                                    markdown_to_html(part.section.text),
