@@ -5,8 +5,10 @@
     .venv/bin/python -m bench.public_sections [--contributions 200] [--stances 20]
         [--database-url postgresql+asyncpg://...] [--rounds 5]
 
-Prints the process CPU per page read (SQLite: the database's work included; PostgreSQL:
-the client's only) and the 1-minute load average, old and new alternately.
+Prints the CPU per page read and the 1-minute load average, old and new alternately:
+the process's (with SQLite the database's work is in it) and, on PostgreSQL, the server
+backend's beside it (read from /proc: the server must run on this machine). PostgreSQL
+runs in a throw-away database created beside the given one and dropped afterwards.
 """
 
 from __future__ import annotations
@@ -15,8 +17,14 @@ import argparse
 import asyncio
 import tempfile
 import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+
+import asyncpg
+from sqlalchemy import text
 
 from node.hub import editorial
 from node.hub.public_feedback import public_feedback
@@ -52,31 +60,59 @@ async def _fill(sessions, contributions: int, stances: int) -> list[str]:
     return targets
 
 
-async def _cpu(sessions, targets: list[str], new: bool) -> float:
+def _backend_cpu(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
+
+
+async def _cpu(sessions, targets: list[str], new: bool, postgres: bool) -> tuple[float, float]:
     async with sessions() as session:
-        started = time.process_time()
+        pid = (await session.scalar(text("SELECT pg_backend_pid()"))) if postgres else None
+        started, server = time.process_time(), _backend_cpu(pid)
         if new:
             await public_feedback(session, targets)
         else:
             await editorial.feedback_for(session, targets)
-        return time.process_time() - started
+        return time.process_time() - started, _backend_cpu(pid) - server
+
+
+@asynccontextmanager
+async def _database(given: str, folder: str) -> AsyncIterator[str]:
+    if not given:
+        yield f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
+        return
+    name = f"praxisnetz_bench_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(given.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield given.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 async def main(args: argparse.Namespace) -> None:
+    postgres = bool(args.database_url)
     with tempfile.TemporaryDirectory() as folder:
-        url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
-        engine = create_engine(url)
-        await migrate(engine)
-        sessions = session_maker(engine)
-        targets = await _fill(sessions, args.contributions, args.stances)
-        await _cpu(sessions, targets, True), await _cpu(sessions, targets, False)  # warm
-        for _ in range(args.rounds):
-            old = await _cpu(sessions, targets, False)
-            new = await _cpu(sessions, targets, True)
-            load = Path("/proc/loadavg").read_text().split()[0]
-            print(f"feedback_for {old * 1000:7.1f} ms CPU   public_feedback "
-                  f"{new * 1000:7.1f} ms CPU   load {load}")
-        await engine.dispose()
+        async with _database(args.database_url, folder) as url:
+            engine = create_engine(url)
+            await migrate(engine)
+            sessions = session_maker(engine)
+            targets = await _fill(sessions, args.contributions, args.stances)
+            for new in (True, False):  # warm
+                await _cpu(sessions, targets, new, postgres)
+            for _ in range(args.rounds):
+                old, old_server = await _cpu(sessions, targets, False, postgres)
+                new, new_server = await _cpu(sessions, targets, True, postgres)
+                load = Path("/proc/loadavg").read_text().split()[0]
+                print(f"feedback_for {old * 1000:6.1f} ms CPU (+{old_server * 1000:.0f} server)"
+                      f"   public_feedback {new * 1000:6.1f} ms CPU (+{new_server * 1000:.0f}"
+                      f" server)   load {load}")
+            await engine.dispose()
 
 
 if __name__ == "__main__":
