@@ -199,6 +199,8 @@ class InboxProcessor:
         if handler is None:
             return done(f"{activity.type} is not handled; stored only")
         try:
+            if activity.type == "Follow" and await self._deleted_for_good(activity.actor):
+                return rejected(f"Follow from {activity.actor}, an actor deleted and gone")
             return await self._observed(activity, await handler(activity))
         except RemoteError as exc:
             if exc.permanent:
@@ -403,9 +405,29 @@ class InboxProcessor:
         async with self._sessions() as session, session.begin():
             # its Follows are never undone now; they end with it (node.incoming_follows)
             await incoming_follows.end_follows(session, activity.actor, None, now=self._clock())
+            await incoming_follows.record_actor_deleted(session, activity.actor,
+                                                        now=self._clock())
             await session.execute(delete(Follower).where(Follower.actor_uri == activity.actor))
             await session.execute(delete(Following).where(Following.target_uri == activity.actor))
         return done(f"actor {activity.actor} deleted; follow relations removed")
+
+    async def _deleted_for_good(self, actor: str) -> bool:
+        """Whether ``actor`` deleted itself and is still gone (its document answers 404 or
+        410). A Follow it sent before its Delete may come after it, signed with the key
+        we still hold (node.incoming_follows). An actor that answers again was re-created
+        at its address: its mark goes and its Follow counts."""
+        async with self._sessions() as session:
+            if not await incoming_follows.actor_deleted(session, actor):
+                return False
+        try:
+            await self._directory.actor(actor, refresh=True)
+        except RemoteError as exc:
+            if exc.permanent:
+                return True
+            raise  # unreachable for now: the item is retried
+        async with self._sessions() as session, session.begin():
+            await incoming_follows.forget_actor_deleted(session, actor)
+        return False
 
     async def verify_proof(self, document: Mapping[str, Any]) -> ProofResult | None:
         """The result of checking the document's own proof; None if it carries none."""

@@ -18,11 +18,16 @@ records the end itself, as an Undo receipt of every Follow received until then.
 Receipts are kept for ``[inbox] receipt_retention_days`` and then pruned in settled
 pairs (``prune_receipts``, run by ``node.pruning``).
 
+A deleted actor leaves a mark of its own (``record_actor_deleted``), kept for good like
+the tombstones of deleted objects: a Follow it sent before its Delete may arrive after it
+(a retry), signed with a key this node still holds, and would make it a follower again.
+
 Nothing here commits: the caller owns the transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +39,7 @@ from node.storage.models import Activity
 
 FOLLOW = "Follow"
 UNDO = "Undo"
+DELETE = "Delete"
 RECEIPT_TYPES = (FOLLOW, UNDO)
 
 
@@ -121,6 +127,26 @@ async def end_follows(session: AsyncSession, actor: str, followed: str | None,
         # Our own id for a receipt no one sent: it cannot meet an id the actor chooses.
         await record_undo(session, actor, f"urn:uuid:{uuid.uuid4()}", follow_id, now=now)
     return len(standing)
+
+
+def _deleted_mark(actor: str) -> str:
+    # Our own id, one per actor, so the check is a lookup in the unique uri index (an
+    # actor URL itself may fill the column); not same-origin, so no Undo can remove it.
+    return f"urn:praxisnetz:deleted-actor:{hashlib.sha256(actor.encode()).hexdigest()}"
+
+
+async def record_actor_deleted(session: AsyncSession, actor: str, *, now: datetime) -> None:
+    """Remember that ``actor`` sent a Delete of itself (once, also if it is sent again)."""
+    await _remember(session, _deleted_mark(actor), DELETE, actor, actor, now=now)
+
+
+async def actor_deleted(session: AsyncSession, actor: str) -> bool:
+    return await _exists(session, _deleted_mark(actor))
+
+
+async def forget_actor_deleted(session: AsyncSession, actor: str) -> None:
+    """The actor answers again at its address (re-created): it is no longer deleted."""
+    await session.execute(delete(Activity).where(Activity.uri == _deleted_mark(actor)))
 
 
 @dataclass(frozen=True)
