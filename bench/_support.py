@@ -16,7 +16,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -131,3 +132,28 @@ def rss_mib(pid: int) -> float:
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a running process has used so far (Linux ``/proc``)."""
+    # The command may contain spaces; the fields after its closing parenthesis do not.
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.asynccontextmanager
+async def scratch_postgres_database(url: str) -> AsyncIterator[str]:
+    """The URL of a throw-away database on the PostgreSQL server of ``url`` (an asyncpg
+    URL), dropped afterwards: a benchmark never writes into the database it was given."""
+    import asyncpg  # only the PostgreSQL benchmarks need it
+
+    name = f"praxisnetz_bench_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield url.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import sqlite3
 import subprocess
 import tempfile
@@ -43,6 +42,7 @@ from bench._support import (
     PYTHON,
     Children,
     children,
+    cpu_seconds,
     free_port,
     get_json,
     make_node_dir,
@@ -146,12 +146,6 @@ def _delivered(config: NodeConfig) -> int:
         (count,) = db.execute("SELECT count(*) FROM deliveries WHERE state = ?",
                               (DeliveryState.DELIVERED.value,)).fetchone()
     return int(count)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load_average() -> float:

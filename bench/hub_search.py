@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -29,6 +28,7 @@ from types import ModuleType
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench._support import cpu_seconds, scratch_postgres_database
 from node.hub.contribution import ContributionKind, ContributionView
 from node.storage.db import create_engine, migrate, session_maker
 
@@ -77,11 +77,6 @@ def _load() -> str:
     return Path("/proc/loadavg").read_text().split()[0]
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _old_backends(revision: str) -> ModuleType:
     source = subprocess.run(["git", "show", f"{revision}:node/hub/search_backends.py"],
                             check=True, capture_output=True, text=True).stdout
@@ -100,14 +95,14 @@ async def _measure(engine: AsyncEngine, backends: ModuleType, variant: str,
     async with engine.connect() as connection:  # the pool's one connection: one backend
         backend_pid = (await connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
     figures: list[Figure] = []
-    wall, client, server = time.perf_counter(), time.process_time(), _cpu_seconds(backend_pid)
+    wall, client, server = time.perf_counter(), time.process_time(), cpu_seconds(backend_pid)
     await search.replace_all(views)
     figures += [
         Figure(variant, "write all (replace_all), wall", time.perf_counter() - wall, "s", _load()),
         Figure(variant, "write all, CPU of this process", time.process_time() - client, "s",
                _load()),
         Figure(variant, "write all, CPU of the PostgreSQL backend",
-               _cpu_seconds(backend_pid) - server, "s", _load())]
+               cpu_seconds(backend_pid) - server, "s", _load())]
     async with engine.connect() as connection:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
         await connection.execute(sa.text("VACUUM ANALYZE hub_search"))
@@ -116,7 +111,7 @@ async def _measure(engine: AsyncEngine, backends: ModuleType, variant: str,
     figures.append(Figure(variant, "hub_search with indexes and TOAST", size / 2**20, "MiB",
                           _load()))
     for query in QUERIES:
-        times, server = [], _cpu_seconds(backend_pid)
+        times, server = [], cpu_seconds(backend_pid)
         for _ in range(repeats):
             started = time.perf_counter()
             hits = await search.search(query, limit=50)
@@ -124,28 +119,20 @@ async def _measure(engine: AsyncEngine, backends: ModuleType, variant: str,
         figures.append(Figure(variant, f"query {query!r} ({len(hits)} hits), wall p50",
                               statistics.median(times) * 1000, "ms", _load()))
         figures.append(Figure(variant, f"query {query!r}, backend CPU per query",
-                              (_cpu_seconds(backend_pid) - server) / repeats * 1000, "ms",
+                              (cpu_seconds(backend_pid) - server) / repeats * 1000, "ms",
                               _load()))
     return figures
 
 
 async def _variant(url: str, backends: ModuleType, variant: str, revision: str,
                    views: list[ContributionView], repeats: int) -> list[Figure]:
-    import asyncpg
-
-    name = f"praxisnetz_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        engine = create_engine(url.rsplit("/", 1)[0] + f"/{name}", pool_size=1, max_overflow=0)
+    async with scratch_postgres_database(url) as scratch:
+        engine = create_engine(scratch, pool_size=1, max_overflow=0)
         try:
             await migrate(engine, revision)
             return await _measure(engine, backends, variant, views, repeats)
         finally:
             await engine.dispose()
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def compare(url: str, count: int, before: str | None, pairs: int, repeats: int) -> None:

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -35,6 +34,7 @@ from sqlalchemy import func, make_url, select
 from bench._support import (
     PYTHON,
     children,
+    cpu_seconds,
     free_port,
     make_node_dir,
     serve_node,
@@ -94,8 +94,7 @@ async def _count(config: NodeConfig, *, waiting_only: bool = False) -> int:
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time so far of a running process and of its running children
     (the acceptors and the worker of a multi-process node; Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = cpu_seconds(pid)
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return own + sum(_cpu_seconds(int(child)) for child in children)
 

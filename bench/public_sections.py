@@ -17,15 +17,14 @@ import argparse
 import asyncio
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 from sqlalchemy import text
 
+from bench._support import cpu_seconds, scratch_postgres_database
 from node.hub import editorial
 from node.hub.public_feedback import public_feedback
 from node.storage.db import create_engine, migrate, session_maker
@@ -61,10 +60,7 @@ async def _fill(sessions, contributions: int, stances: int) -> list[str]:
 
 
 def _backend_cpu(pid: int | None) -> float:
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
+    return 0.0 if pid is None else cpu_seconds(pid)
 
 
 async def _cpu(sessions, targets: list[str], new: bool, postgres: bool) -> tuple[float, float]:
@@ -83,16 +79,8 @@ async def _database(given: str, folder: str) -> AsyncIterator[str]:
     if not given:
         yield f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
         return
-    name = f"praxisnetz_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(given.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield given.rsplit("/", 1)[0] + f"/{name}"
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_postgres_database(given) as scratch:
+        yield scratch
 
 
 async def main(args: argparse.Namespace) -> None:

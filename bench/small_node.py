@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import aiohttp
 from bench._support import (
     Children,
     children,
+    cpu_seconds,
     free_port,
     make_node_dir,
     rss_mib,
@@ -96,13 +96,6 @@ async def publish(
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return count / (time.perf_counter() - started)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc/PID/stat)."""
-    # The command may contain spaces; the fields after its closing parenthesis do not.
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _start(group: Children, config: NodeConfig, log: Path) -> tuple[int, float, float]:

@@ -143,18 +143,10 @@ async def database_engine(kind: str, tmp_path: Path) -> AsyncIterator[AsyncEngin
 @asynccontextmanager
 async def fresh_postgres_database() -> AsyncIterator[str]:
     """A throw-away PostgreSQL database (skips when PRAXISNETZ_TEST_POSTGRES_URL is unset)."""
-    import asyncpg
+    from bench._support import scratch_postgres_database
 
     url = os.environ.get(POSTGRES_URL_ENV)
     if not url:
         pytest.skip(f"{POSTGRES_URL_ENV} is not set")
-    name = f"praxisnetz_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield url.rsplit("/", 1)[0] + f"/{name}"
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_postgres_database(url) as scratch:
+        yield scratch
