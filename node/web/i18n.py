@@ -138,6 +138,14 @@ TEXTS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "dash.title": ("Übersicht", "Dashboard"),
         "dash.own": ("Eigene Beiträge", "Own contributions"),
         "dash.none": ("Noch keine eigenen Beiträge.", "No contributions yet."),
+        "dash.delivery_note": (
+            "Abgeschlossene Zustellungen werden nach der Aufbewahrungszeit gelöscht "
+            "([delivery] settled_retention_days, 30 Tage voreingestellt); die Zahlen zeigen, "
+            "was noch gespeichert ist.",
+            "Finished deliveries are deleted after the retention period "
+            "([delivery] settled_retention_days, 30 days by default); the counts show what is "
+            "still stored.",
+        ),
         "dash.title_col": ("Titel", "Title"),
         "dash.kind_col": ("Art", "Kind"),
         "dash.updated_col": ("Geändert", "Updated"),
