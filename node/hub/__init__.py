@@ -30,6 +30,8 @@ load aiohttp only through the node's shared modules, such as ``node.appkeys``):
 - ``triage``: the contributions waiting for a decision, a page at a time, with counts
 - ``feedback``: the stances about a contribution or section with their reasons, newest
   first, a page at a time (for ``/api/hub/feedback`` and ``praxisnetz hub feedback``)
+- ``public_feedback``: the stance counts and reasons of the public handbook, draft and
+  edition pages and the section JSON-LD, without loading every stance document
 - ``edition_store``: freezing, storing and publishing editions; their RDF dumps
 - ``groups``: the topic ``Group`` actors and their followers
 - ``key_rotation``: after ``keys rotate``, an actor Update for every topic group with followers
