@@ -15,10 +15,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,13 +34,13 @@ from node import incoming_follows
 from node.appkeys import NodeKeys
 from node.config import FollowApproval, NodeConfig
 from node.outbox import record_local_activity
-from node.remote import RemoteDirectory, RemoteError, is_actor_document
+from node.remote import RemoteDirectory, RemoteError, SqliteWork, is_actor_document
 from node.remote_objects import (
     ObjectResult,
-    apply_create,
-    apply_delete,
-    apply_update,
+    create_object,
+    delete_object,
     reference,
+    update_object,
     with_context,
 )
 from node.storage.models import (
@@ -87,6 +89,43 @@ def carried_object(relayed: Mapping[str, Any]) -> Mapping[str, Any] | None:
 def from_object_result(result: ObjectResult) -> Verdict:
     text = f"{result.verdict.value} {result.object_id or ''} {result.detail}".strip()
     return done(text) if result.accepted else rejected(text)
+
+
+T = TypeVar("T")
+ObjectOperation = Callable[..., ObjectResult]  # node.remote_objects' create/update/delete
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    """What a handler decided to do to ``remote_objects``: applied later, in a transaction
+    with the other changes of the worker's batch (``InboxProcessor.apply_changes``), where
+    ``node.remote_objects`` checks it against the stored row (origin, author, version,
+    shapes). ``target`` is the object, or the id of the object to delete."""
+
+    operation: ObjectOperation
+    actor: str
+    target: Mapping[str, Any] | str
+
+    def apply(self, connection: Connection, now: datetime) -> Verdict:
+        return from_object_result(self.operation(connection, self.actor, self.target, now=now))
+
+
+Decision = Verdict | ObjectChange
+# The activity types whose handlers may answer with an ObjectChange (an Update or Delete
+# of the actor itself is no object change).
+OBJECT_CHANGE_TYPES = frozenset({"Create", "Update", "Delete", "Announce"})
+
+
+def failed(exc: RemoteError | SQLAlchemyError) -> Verdict:
+    """The verdict when a remote server or the database failed the handler."""
+    if isinstance(exc, RemoteError):
+        if exc.permanent:
+            return rejected(f"remote document unavailable: {exc}")
+        return retry(f"remote server unreachable: {exc}")
+    # Uncaught, the item would stay claimed and come back every lease, for ever.
+    if refused_value(exc):
+        return rejected(f"the database refused a value: {getattr(exc, 'orig', exc)}")
+    return retry(f"database error: {type(exc).__name__}")
 
 
 def refused_value(exc: SQLAlchemyError) -> bool:
@@ -141,7 +180,7 @@ def _context_of_object(activity: ParsedActivity) -> object:
     return list(ACTIVITY_CONTEXT)
 
 
-Handler = Callable[["Incoming"], Awaitable[Verdict]]
+Handler = Callable[["Incoming"], Awaitable[Verdict | ObjectChange]]
 
 
 class InboxHook(Protocol):
@@ -154,7 +193,15 @@ class InboxHook(Protocol):
 
 
 class InboxProcessor:
-    """Applies one received activity at a time to the node's tables."""
+    """Applies received activities to the node's tables.
+
+    ``decide`` runs an activity's handler: follows, answers and likes are applied there,
+    each in a transaction of its own; a change to ``remote_objects`` (Create, Update,
+    Delete, Announce) comes back as an ``ObjectChange``, which ``apply_changes`` applies
+    with the others of the worker's batch in one transaction (on SQLite on the inbox
+    writer's thread, ``in_transaction``); ``observed`` then shows it to the hook.
+    ``process`` does all three for one activity.
+    """
 
     def __init__(
         self,
@@ -167,6 +214,7 @@ class InboxProcessor:
         key_resolver: Any,  # federation.keycache.KeyCache
         on_follow_accepted: Callable[[], None] | None = None,
         hook: InboxHook | None = None,
+        sqlite: SqliteWork | None = None,
     ) -> None:
         self._config = config
         self._sessions = session_maker
@@ -176,7 +224,8 @@ class InboxProcessor:
         self._keys_of = key_resolver
         self._on_follow_accepted = on_follow_accepted
         self._hook = hook
-        self._handlers: dict[str, Callable[[Incoming], Awaitable[Verdict]]] = {
+        self._sqlite = sqlite
+        self._handlers: dict[str, Handler] = {
             "Follow": self.on_follow,
             "Undo": self.on_undo,
             "Accept": self.on_accept,
@@ -189,32 +238,71 @@ class InboxProcessor:
         }
 
     async def process(self, document: Mapping[str, Any]) -> Verdict:
+        """Apply one activity, its object change in a transaction of its own."""
+        activity, decision = await self.decide(document)
+        if not isinstance(decision, ObjectChange):
+            return decision
+        [verdict] = await self.in_transaction(partial(self.apply_changes, [decision]))
+        return await self.observed(activity, verdict)
+
+    async def decide(self, document: Mapping[str, Any]) -> tuple[Incoming | None, Decision]:
+        """The activity as read, and its verdict or the object change it asks for (a
+        verdict was shown to the hook already; a change is shown by ``observed``)."""
         try:
             activity = Incoming.from_activity(parse_activity(document))
         except ActivityError as exc:
-            return rejected(f"malformed activity: {exc}")
+            return None, rejected(f"malformed activity: {exc}")
         handler = self._handlers.get(activity.type)
         if self._hook is not None:
             handler = self._hook.handler_for(activity, self._directory) or handler
         if handler is None:
-            return done(f"{activity.type} is not handled; stored only")
+            return activity, done(f"{activity.type} is not handled; stored only")
         try:
             if activity.type == "Follow" and await self._deleted_for_good(activity.actor):
-                return rejected(f"Follow from {activity.actor}, an actor deleted and gone")
-            return await self._observed(activity, await handler(activity))
-        except RemoteError as exc:
-            if exc.permanent:
-                return rejected(f"remote document unavailable: {exc}")
-            return retry(f"remote server unreachable: {exc}")
-        except SQLAlchemyError as exc:
-            # Uncaught, the item would stay claimed and come back every lease, for ever.
-            if refused_value(exc):
-                return rejected(f"the database refused a value: {getattr(exc, 'orig', exc)}")
-            return retry(f"database error: {type(exc).__name__}")
+                gone = f"Follow from {activity.actor}, an actor deleted and gone"
+                return activity, rejected(gone)
+            decision = await handler(activity)
+            if isinstance(decision, ObjectChange):
+                return activity, decision
+            return activity, await self.observed(activity, decision)
+        except (RemoteError, SQLAlchemyError) as exc:
+            return activity, failed(exc)
 
-    async def _observed(self, activity: Incoming, verdict: Verdict) -> Verdict:
-        if self._hook is not None:
+    def apply_changes(self, changes: list[ObjectChange], connection: Connection) -> list[Verdict]:
+        """Apply the changes in order in the caller's transaction, each under a savepoint:
+        a change the database refuses is undone alone and gets its verdict (rejected, or
+        retry), the others stand."""
+        now, verdicts = self._clock(), []
+        for change in changes:
+            try:
+                with connection.begin_nested():
+                    verdicts.append(change.apply(connection, now))
+            except SQLAlchemyError as exc:
+                verdicts.append(failed(exc))
+            except Exception as exc:  # noqa: BLE001 - logged; one bad item must not spoil the batch
+                log.exception("applying an object change failed actor=%s", change.actor)
+                verdicts.append(retry(f"processing failed: {type(exc).__name__}"))
+        return verdicts
+
+    async def in_transaction(self, work: Callable[[Connection], T]) -> T:
+        """``work`` in a transaction of its own: on SQLite in one hand-off to the inbox
+        writer's thread and its stdlib driver while that runs (``node.remote.SqliteWork``),
+        else through an async session (``run_sync``: PostgreSQL, or no writer)."""
+        runner = self._sqlite.runner if self._sqlite is not None else None
+        if runner is not None:
+            return await runner(work)
+        async with self._sessions() as session, session.begin():
+            return await session.run_sync(lambda sync: work(sync.connection()))
+
+    async def observed(self, activity: Incoming | None, verdict: Verdict) -> Verdict:
+        """Show the hook an activity's verdict (after its changes were committed); a
+        failure of the hook's own work is the item's verdict, as a handler's is."""
+        if self._hook is None or activity is None:
+            return verdict
+        try:
             await self._hook.processed(activity, verdict)
+        except (RemoteError, SQLAlchemyError) as exc:
+            return failed(exc)
         return verdict
 
     # --- local activities we send in answer ------------------------------------------------
@@ -363,23 +451,19 @@ class InboxProcessor:
             return None  # never fetch what the actor may not speak for anyway
         return await self._directory.fetch(activity.object_id)
 
-    async def on_create(self, activity: Incoming) -> Verdict:
+    async def on_create(self, activity: Incoming) -> Decision:
         obj = await self._object_of(activity)
         if obj is None:
             return rejected(f"Create of {activity.object_id}: no usable object")
-        async with self._sessions() as session, session.begin():
-            return from_object_result(
-                await apply_create(session, activity.actor, obj, now=self._clock()))
+        return ObjectChange(create_object, activity.actor, obj)
 
-    async def on_update(self, activity: Incoming) -> Verdict:
+    async def on_update(self, activity: Incoming) -> Decision:
         obj = activity.standalone_object()
         if obj is None:
             return rejected("Update without an embedded object")
         if activity.object_id == activity.actor and is_actor_document(obj):
             return await self._actor_updated(activity)
-        async with self._sessions() as session, session.begin():
-            return from_object_result(
-                await apply_update(session, activity.actor, obj, now=self._clock()))
+        return ObjectChange(update_object, activity.actor, obj)
 
     async def _actor_updated(self, activity: Incoming) -> Verdict:
         # Take the actor (and its keys) from its origin, not from the message.
@@ -392,14 +476,12 @@ class InboxProcessor:
             return rejected(f"actor {activity.actor} publishes unusable keys: {exc}")
         return done(f"actor {activity.actor} refreshed; keys {', '.join(key_ids)}")
 
-    async def on_delete(self, activity: Incoming) -> Verdict:
+    async def on_delete(self, activity: Incoming) -> Decision:
         if activity.object_id is None:
             return rejected("Delete without an object id")
         if activity.object_id == activity.actor:
             return await self._actor_deleted(activity)
-        async with self._sessions() as session, session.begin():
-            return from_object_result(
-                await apply_delete(session, activity.actor, activity.object_id, now=self._clock()))
+        return ObjectChange(delete_object, activity.actor, activity.object_id)
 
     async def _actor_deleted(self, activity: Incoming) -> Verdict:
         async with self._sessions() as session, session.begin():
@@ -451,7 +533,7 @@ class InboxProcessor:
         object_id = obj if isinstance(obj, str) else reference(obj)
         return await self._directory.fetch(object_id) if object_id else None
 
-    async def on_announce(self, activity: Incoming) -> Verdict:
+    async def on_announce(self, activity: Incoming) -> Decision:
         relayed = activity.raw_object if activity.raw_object is not None else activity.object_id
         if relayed is None:
             return rejected("Announce without an object")
@@ -466,8 +548,7 @@ class InboxProcessor:
         author = reference(obj.get("attributedTo"))
         if author is None:
             return rejected(f"relayed object {activity.object_id} names no author")
-        async with self._sessions() as session, session.begin():
-            return from_object_result(await apply_create(session, author, obj, now=self._clock()))
+        return ObjectChange(create_object, author, obj)
 
     async def on_like(self, activity: Incoming) -> Verdict:
         if activity.object_id is None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node.storage.models import InboxItem, InboxState
@@ -100,6 +101,24 @@ def _finished_values(outcome: Outcome, now: datetime) -> dict[str, object]:
     return values
 
 
+_ITEMS = InboxItem.__table__
+
+
+def record_outcomes(connection: Connection, outcomes: list[Outcome], *,
+                    now: datetime) -> list[InboxState]:
+    """Record the results of a batch in the caller's transaction; the states stored, in
+    order. One executemany per shape of row (a retry sets no ``processed_at``)."""
+    rows = [_finished_values(outcome, now) for outcome in outcomes]
+    shapes: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for row in rows:
+        values = {name: value for name, value in row.items() if name != "id"}
+        shapes.setdefault(tuple(sorted(values)), []).append({**values, "item_id": row["id"]})
+    by_id = update(_ITEMS).where(_ITEMS.c.id == bindparam("item_id"))
+    for parameters in shapes.values():
+        connection.execute(by_id, parameters)
+    return [InboxState(row["state"]) for row in rows]
+
+
 async def finish_items(
     session_maker: async_sessionmaker[AsyncSession],
     outcomes: list[Outcome],
@@ -107,12 +126,11 @@ async def finish_items(
     now: datetime,
 ) -> list[InboxState]:
     """Record the results of a batch in one transaction; the states stored, in order."""
-    rows = [_finished_values(outcome, now) for outcome in outcomes]
-    if rows:
-        async with session_maker() as session, session.begin():
-            # ORM bulk UPDATE by primary key: one executemany per shape of row
-            await session.execute(update(InboxItem), rows)
-    return [InboxState(row["state"]) for row in rows]
+    if not outcomes:
+        return []
+    async with session_maker() as session, session.begin():
+        return await session.run_sync(
+            lambda sync: record_outcomes(sync.connection(), outcomes, now=now))
 
 
 async def finish_item(

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.origin import OriginVerdict, may_act_on
@@ -162,13 +163,28 @@ def wins_tie(incoming: Mapping[str, Any], stored: Mapping[str, Any] | None) -> b
     return stored is None or content_hash(incoming) > content_hash(stored)
 
 
-async def find(session: AsyncSession, object_id: str) -> RemoteObject | None:
-    result = await session.execute(select(RemoteObject).where(RemoteObject.uri == object_id))
-    return result.scalar_one_or_none()
+@dataclass(frozen=True)
+class StoredObject:
+    """What the rules read of a stored ``remote_objects`` row."""
+
+    attributed_to: str | None
+    deleted: bool
+    document: dict[str, Any] | None
+    updated: datetime | None
+
+
+_OBJECTS = RemoteObject.__table__
+_FIND = select(_OBJECTS.c.attributed_to, _OBJECTS.c.deleted, _OBJECTS.c.document,
+               _OBJECTS.c.updated).where(_OBJECTS.c.uri == bindparam("uri"))
+
+
+def find(connection: Connection, object_id: str) -> StoredObject | None:
+    row = connection.execute(_FIND, {"uri": object_id}).first()
+    return None if row is None else StoredObject(*row)
 
 
 def _check_author(actor: str, activity_type: str, document: Mapping[str, Any],
-                  stored: RemoteObject | None) -> ObjectResult | None:
+                  stored: StoredObject | None) -> ObjectResult | None:
     object_id = reference(document)
     if object_id is None:
         return ObjectResult(ObjectVerdict.MALFORMED, None, "object has no id")
@@ -190,48 +206,56 @@ def _check_author(actor: str, activity_type: str, document: Mapping[str, Any],
     return None
 
 
-def _fill(row: RemoteObject, actor: str, document: Mapping[str, Any]) -> None:
-    row.kind = object_kind(document)
-    row.attributed_to = reference(document.get("attributedTo")) or actor
-    row.in_reply_to = reference(document.get("inReplyTo"))
-    row.about = reference(document.get("about"))
-    row.document = dict(document)
-    row.published = _timestamp(document, "published")
-    row.updated = version_of(document)
+def _columns(actor: str, document: Mapping[str, Any], now: datetime) -> dict[str, object]:
+    """The row's columns for this version of the object."""
+    return {"kind": object_kind(document),
+            "attributed_to": reference(document.get("attributedTo")) or actor,
+            "in_reply_to": reference(document.get("inReplyTo")),
+            "about": reference(document.get("about")), "document": dict(document),
+            "published": _timestamp(document, "published"), "updated": version_of(document),
+            "received_at": now}
 
 
-async def apply_create(session: AsyncSession, actor: str, document: Mapping[str, Any],
-                       *, now: datetime) -> ObjectResult:
-    """Store a new remote object (a Create, or a trusted relayed or backfilled copy)."""
+def create_object(connection: Connection, actor: str, document: Mapping[str, Any],
+                  *, now: datetime) -> ObjectResult:
+    """Store a new remote object (a Create, or a trusted relayed or backfilled copy), in
+    the caller's transaction (Core statements: no ORM objects, no flush)."""
     object_id = reference(document)
-    stored = await find(session, object_id) if object_id else None
+    stored = find(connection, object_id) if object_id else None
     refused = _check_author(actor, "Create", document, stored)
     if refused is not None:
         return refused
     if stored is not None:
         if stored.deleted:
             return ObjectResult(ObjectVerdict.REFUSED_DELETED, object_id, "deleted before")
-        return await apply_update(session, actor, document, now=now, stored=stored)
+        return _update_stored(connection, actor, document, stored, now=now)
     refused = _refused_shapes(object_id, document)
     if refused is not None:
         return refused
-    row = RemoteObject(uri=object_id, deleted=False, received_at=now)
-    _fill(row, actor, document)
-    session.add(row)
-    await session.flush()
+    connection.execute(insert(_OBJECTS).values(uri=object_id, deleted=False,
+                                               **_columns(actor, document, now)))
     return ObjectResult(ObjectVerdict.STORED, object_id)
 
 
-async def apply_update(session: AsyncSession, actor: str, document: Mapping[str, Any],
-                       *, now: datetime, stored: RemoteObject | None = None) -> ObjectResult:
+def update_object(connection: Connection, actor: str, document: Mapping[str, Any],
+                  *, now: datetime) -> ObjectResult:
+    """Replace a remote object by a newer version (an Update), in the caller's transaction."""
     object_id = reference(document)
-    if stored is None and object_id is not None:
-        stored = await find(session, object_id)
+    stored = find(connection, object_id) if object_id is not None else None
     refused = _check_author(actor, "Update", document, stored)
     if refused is not None:
         return refused
     if stored is None:
-        return await apply_create(session, actor, document, now=now)
+        return create_object(connection, actor, document, now=now)
+    return _update_stored(connection, actor, document, stored, now=now)
+
+
+def _update_stored(connection: Connection, actor: str, document: Mapping[str, Any],
+                   stored: StoredObject, *, now: datetime) -> ObjectResult:
+    object_id = reference(document)
+    refused = _check_author(actor, "Update", document, stored)
+    if refused is not None:
+        return refused
     if stored.deleted:
         return ObjectResult(ObjectVerdict.REFUSED_DELETED, object_id, "deleted before")
     incoming, current = version_of(document), stored.updated
@@ -246,28 +270,45 @@ async def apply_update(session: AsyncSession, actor: str, document: Mapping[str,
     refused = _refused_shapes(object_id, document)
     if refused is not None:
         return refused
-    _fill(stored, actor, document)
-    stored.received_at = now
-    await session.flush()
+    connection.execute(update(_OBJECTS).where(_OBJECTS.c.uri == object_id)
+                       .values(**_columns(actor, document, now)))
     return ObjectResult(ObjectVerdict.UPDATED, object_id)
 
 
-async def apply_delete(session: AsyncSession, actor: str, object_id: str,
-                       *, now: datetime) -> ObjectResult:
+def delete_object(connection: Connection, actor: str, object_id: str,
+                  *, now: datetime) -> ObjectResult:
     """Mark the object deleted; an unknown id gets a tombstone, without any fetch."""
-    stored = await find(session, object_id)
+    stored = find(connection, object_id)
     refused = _check_author(actor, "Delete", {"id": object_id}, stored)
     if refused is not None:
         return refused
     if stored is None:
-        session.add(RemoteObject(uri=object_id, attributed_to=actor, deleted=True,
-                                 document=None, received_at=now, updated=now))
-        await session.flush()
+        connection.execute(insert(_OBJECTS).values(
+            uri=object_id, attributed_to=actor, deleted=True, document=None,
+            received_at=now, updated=now))
         return ObjectResult(ObjectVerdict.TOMBSTONE_RECORDED, object_id)
     if stored.deleted:
         return ObjectResult(ObjectVerdict.DUPLICATE, object_id, "already deleted")
-    stored.deleted = True
-    stored.document = None
-    stored.updated = now
-    await session.flush()
+    connection.execute(update(_OBJECTS).where(_OBJECTS.c.uri == object_id)
+                       .values(deleted=True, document=None, updated=now))
     return ObjectResult(ObjectVerdict.DELETED, object_id)
+
+
+# The same rules in an async session's transaction (backfill): one hand-off to run_sync.
+
+async def apply_create(session: AsyncSession, actor: str, document: Mapping[str, Any],
+                       *, now: datetime) -> ObjectResult:
+    return await session.run_sync(
+        lambda sync: create_object(sync.connection(), actor, document, now=now))
+
+
+async def apply_update(session: AsyncSession, actor: str, document: Mapping[str, Any],
+                       *, now: datetime) -> ObjectResult:
+    return await session.run_sync(
+        lambda sync: update_object(sync.connection(), actor, document, now=now))
+
+
+async def apply_delete(session: AsyncSession, actor: str, object_id: str,
+                       *, now: datetime) -> ObjectResult:
+    return await session.run_sync(
+        lambda sync: delete_object(sync.connection(), actor, object_id, now=now))

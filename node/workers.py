@@ -13,11 +13,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node import appkeys
@@ -25,10 +28,20 @@ from node.backfill import Backfiller
 from node.config import NodeConfig
 from node.delivery import DeliveryWorker, new_worker_id, sleep_until
 from node.inbox import INBOX_WAKER, INBOX_WRITER
-from node.inbox_processing import InboxProcessor, Verdict
-from node.inbox_queue import ClaimedItem, Outcome, QueueWatch, claim_items, finish_items
+from node.inbox_processing import (
+    OBJECT_CHANGE_TYPES,
+    Decision,
+    InboxProcessor,
+    Incoming,
+    ObjectChange,
+    Verdict,
+    failed,
+    retry,
+)
+from node.inbox_queue import ClaimedItem, Outcome, QueueWatch, claim_items, record_outcomes
 from node.pruning import run_pruner
-from node.remote import install_key_cache
+from node.remote import SQLITE_WORK, install_key_cache
+from node.remote_objects import reference
 from node.storage.models import InboxState
 
 log = logging.getLogger("praxisnetz.workers")
@@ -68,6 +81,7 @@ def build_workers(app: web.Application) -> Workers:
         config=config, session_maker=sessions, clock=clock, keys=app[appkeys.NODE_KEYS],
         directory=directory, key_resolver=app[appkeys.KEY_CACHE],
         on_follow_accepted=backfill_wake.set, hook=app.get(appkeys.INBOX_HOOK),
+        sqlite=app.get(SQLITE_WORK),
     )
     delivery = DeliveryWorker(session_maker=sessions, fetcher=app[appkeys.FETCHER],
                               keys=app[appkeys.NODE_KEYS], clock=clock, tuning=config.delivery)
@@ -140,42 +154,108 @@ async def process_inbox_batch(processor: InboxProcessor,
                               clock: Callable[[], datetime], limit: int) -> int:
     """Claim and apply one batch of received activities; record the results together.
 
-    Each actor's activities are applied in arrival order; different actors proceed side
+    Each actor's activities are decided in arrival order; different actors proceed side
     by side, so one slow remote server (a Follow needs its actor fetched) does not hold
-    up everyone else's activities. The batch's results are stored in one transaction
-    (the items stay leased until then; after a crash they are applied again).
+    up everyone else's activities. The object changes (Create, Update, Delete, Announce)
+    are then applied together, in arrival order, in one transaction (a savepoint each),
+    shown to the hook, and the batch's results stored in one more transaction (the items
+    stay leased until then; after a crash they are applied again). An actor's activity
+    that is no object change and comes after one of its changes waits for the next round
+    of the same batch, so it still sees (and the hook still sees) them in order.
     """
     items = await claim_items(sessions, now=clock(), lease=INBOX_LEASE, limit=limit)
     by_actor: dict[str, list[ClaimedItem]] = {}
     for item in items:
         by_actor.setdefault(item.actor, []).append(item)
-    limit_parallel = asyncio.Semaphore(INBOX_PARALLEL_ACTORS)
-    outcomes: list[Outcome] = []
-
-    async def apply_in_order(actor_items: list[ClaimedItem]) -> None:
-        async with limit_parallel:
-            for item in actor_items:
-                outcomes.append(await apply_item(processor, item))
-
-    await asyncio.gather(*(apply_in_order(group) for group in by_actor.values()))
-    states = await finish_items(sessions, outcomes, now=clock())
-    for outcome, state in zip(outcomes, states, strict=True):
-        # one line per item only when it did not simply succeed
-        log.log(logging.DEBUG if state is InboxState.DONE else logging.INFO,
-                "inbox processed activity=%s state=%s reason=%s",
-                outcome.item.activity_uri, state.value, outcome.error)
+    groups = list(by_actor.values())
+    while groups:
+        decided, groups = await _decide_round(processor, groups)
+        outcomes = await _apply_round(processor, decided)
+        now = clock()
+        states = await processor.in_transaction(
+            lambda connection, done=outcomes, now=now: record_outcomes(connection, done, now=now))
+        for outcome, state in zip(outcomes, states, strict=True):
+            # one line per item only when it did not simply succeed
+            log.log(logging.DEBUG if state is InboxState.DONE else logging.INFO,
+                    "inbox processed activity=%s state=%s reason=%s",
+                    outcome.item.activity_uri, state.value, outcome.error)
     return len(items)
 
 
-async def apply_item(processor: InboxProcessor, item: ClaimedItem) -> Outcome:
+@dataclass(frozen=True)
+class Decided:
+    item: ClaimedItem
+    activity: Incoming | None
+    decision: Decision
+
+
+def _may_be_change(raw: Mapping[str, Any]) -> bool:
+    """Whether a claimed item may become an object change (read before parsing it)."""
+    kind = raw.get("type") if isinstance(raw, Mapping) else None
+    return (isinstance(kind, str) and kind in OBJECT_CHANGE_TYPES
+            and reference(raw.get("object")) != raw.get("actor"))
+
+
+async def _decide_round(processor: InboxProcessor, groups: list[list[ClaimedItem]]
+                        ) -> tuple[list[Decided], list[list[ClaimedItem]]]:
+    """Decide each actor's items in order, up to one that must wait for the actor's
+    earlier changes; the decisions in arrival order, and the actors' remaining items."""
+    limit_parallel = asyncio.Semaphore(INBOX_PARALLEL_ACTORS)
+    decided: list[Decided] = []
+    later: list[list[ClaimedItem]] = []
+
+    async def decide_in_order(actor_items: list[ClaimedItem]) -> None:
+        async with limit_parallel:
+            changed = False
+            for index, item in enumerate(actor_items):
+                if changed and not _may_be_change(item.raw):
+                    later.append(actor_items[index:])
+                    return
+                step = await decide_item(processor, item)
+                changed = changed or isinstance(step.decision, ObjectChange)
+                decided.append(step)
+
+    await asyncio.gather(*(decide_in_order(group) for group in groups))
+    return sorted(decided, key=lambda step: step.item.id), later
+
+
+async def _apply_round(processor: InboxProcessor, decided: list[Decided]) -> list[Outcome]:
+    """Apply the round's object changes in one transaction, then show each to the hook."""
+    changes = [step for step in decided if isinstance(step.decision, ObjectChange)]
+    verdicts: dict[int, Verdict] = {}
+    if changes:
+        try:
+            applied = await processor.in_transaction(
+                partial(processor.apply_changes, [step.decision for step in changes]))
+        except SQLAlchemyError as exc:  # the commit failed: nothing of the round stands
+            log.warning("inbox object changes failed items=%d error=%r", len(changes), exc)
+            applied = [failed(exc)] * len(changes)
+        verdicts = {step.item.id: verdict for step, verdict in zip(changes, applied, strict=True)}
+    outcomes = []
+    for step in decided:
+        verdict = step.decision if isinstance(step.decision, Verdict) else \
+            await observe_item(processor, step, verdicts[step.item.id])
+        outcomes.append(Outcome(step.item, verdict.state, verdict.reason))
+    return outcomes
+
+
+async def decide_item(processor: InboxProcessor, item: ClaimedItem) -> Decided:
     try:
-        verdict = await processor.process(item.raw)
+        activity, decision = await processor.decide(item.raw)
     except Exception as exc:  # noqa: BLE001 - logged; one bad item must not hold the batch
         # Uncaught, the item stayed claimed with no attempt counted and came back every
         # lease for ever; as a retry it is counted and given up after MAX_ATTEMPTS.
         log.exception("inbox processing failed activity=%s", item.activity_uri)
-        verdict = Verdict(InboxState.RETRY, f"processing failed: {type(exc).__name__}")
-    return Outcome(item, verdict.state, verdict.reason)
+        return Decided(item, None, retry(f"processing failed: {type(exc).__name__}"))
+    return Decided(item, activity, decision)
+
+
+async def observe_item(processor: InboxProcessor, step: Decided, verdict: Verdict) -> Verdict:
+    try:
+        return await processor.observed(step.activity, verdict)
+    except Exception as exc:  # noqa: BLE001 - as in decide_item
+        log.exception("inbox processing failed activity=%s", step.item.activity_uri)
+        return retry(f"processing failed: {type(exc).__name__}")
 
 
 async def run_backfill(workers: Workers) -> None:

@@ -74,14 +74,19 @@ async def test_retry_waits_longer_each_time_then_gives_up(sessions) -> None:
 class _RecordingProcessor:
     """Stands in for InboxProcessor: one actor's server is slow to answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, sessions) -> None:  # noqa: ANN001
         self.finished: list[tuple[str, int]] = []
+        self._sessions = sessions
 
-    async def process(self, raw: dict) -> Verdict:
+    async def decide(self, raw: dict) -> tuple[None, Verdict]:
         if raw["actor"] == "slow":
             await asyncio.sleep(0.3)
         self.finished.append((raw["actor"], raw["n"]))
-        return done()
+        return None, done()
+
+    async def in_transaction(self, work):  # noqa: ANN001, ANN201
+        async with self._sessions() as session, session.begin():
+            return await session.run_sync(lambda sync: work(sync.connection()))
 
 
 async def test_one_slow_actor_does_not_hold_up_the_others(sessions) -> None:
@@ -92,7 +97,7 @@ async def test_one_slow_actor_does_not_hold_up_the_others(sessions) -> None:
                                   actor=actor, remote_host="x.example",
                                   raw={"actor": actor, "n": n}, received_at=now,
                                   state="received", attempts=0))
-    processor = _RecordingProcessor()
+    processor = _RecordingProcessor(sessions)
     assert await process_inbox_batch(processor, sessions, lambda: now, 10) == 5
     assert processor.finished[:3] == [("fast", 1), ("fast", 3), ("fast", 4)]
     assert [n for actor, n in processor.finished if actor == "slow"] == [0, 2]  # in order

@@ -1,0 +1,134 @@
+"""Inbox processing: received Creates applied by the inbox worker, CPU per item and rate.
+
+The door's work is left out: N verified Creates (Articles from ``--actors`` actors, as
+``bench.inbox_ingest`` posts them) are stored in ``inbox_items`` as the door leaves them,
+then the node's own inbox worker (``node.workers.process_inbox_batch``, the processor of
+``build_workers``) takes batches until none waits. Measured in this one process, which
+is the node: ``time.process_time`` (every thread, the database driver's too) and the
+wall clock. ``--updates`` sends each object's Update after its Create (the same path:
+the origin, author and version rules, then one row rewritten).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import func, insert, select
+
+from bench._support import free_port, make_node_dir
+from node import appkeys
+from node.app import create_app
+from node.inbox_writer import InboxRow
+from node.storage.models import InboxItem, InboxState, RemoteObject
+from node.workers import build_workers, process_inbox_batch
+
+AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
+
+
+@dataclass(frozen=True)
+class Row:
+    items: int
+    actors: int
+    batch: int
+    kind: str
+    processed_per_s: float
+    cpu_ms_per_item: float
+    wall_s: float
+    stored_objects: int
+    database: str = "sqlite"
+
+
+def _activity(actor: str, number: int, kind: str) -> dict[str, object]:
+    note = f"{actor}/practices/{number}"
+    obj: dict[str, object] = {"id": note, "type": "Article", "attributedTo": actor,
+                              "name": f"Praxis {number}",
+                              "content": "Wir haben die Bauakten umgestellt. " * 8,
+                              "published": "2026-11-01T10:00:00Z"}
+    if kind == "Update":
+        obj["updated"] = "2026-11-02T10:00:00Z"
+    return {"@context": AS_CONTEXT, "id": f"{note}/{kind.lower()}", "type": kind,
+            "actor": actor, "to": ["https://www.w3.org/ns/activitystreams#Public"],
+            "object": obj}
+
+
+def received_rows(items: int, actors: int, *, updates: bool,
+                  now: datetime) -> list[dict[str, object]]:
+    """The rows the door stores for ``items`` Creates (and their Updates)."""
+    rows = []
+    kinds = ("Create", "Update") if updates else ("Create",)
+    for kind in kinds:
+        for number in range(items // len(kinds)):
+            actor = f"https://actors.example/users/{number % actors}"
+            document = _activity(actor, number, kind)
+            rows.append(InboxRow(str(document["id"]), "shared", actor, "actors.example",
+                                 document, now).values())
+    return rows
+
+
+async def _measure(app: web.Application, rows: list[dict[str, object]],
+                   batch: int) -> tuple[float, float, int]:
+    sessions, clock = app[appkeys.SESSION_MAKER], app[appkeys.CLOCK]
+    async with sessions() as session, session.begin():
+        await session.execute(insert(InboxItem), rows)
+    processor = build_workers(app).processor
+    cpu, wall = time.process_time(), time.perf_counter()
+    while await process_inbox_batch(processor, sessions, clock, batch):
+        pass
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    async with sessions() as session:
+        stored = await session.scalar(select(func.count()).select_from(RemoteObject))
+        left = await session.scalar(select(func.count()).select_from(InboxItem).where(
+            InboxItem.state != InboxState.DONE.value))
+    if left:
+        raise RuntimeError(f"{left} items were not processed as done")
+    return cpu, wall, int(stored or 0)
+
+
+async def _run_one(root: Path, items: int, actors: int, batch: int, updates: bool) -> Row:
+    config = make_node_dir(root, "processing", free_port())
+    app = create_app(config, start_workers=False)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        rows = received_rows(items, actors, updates=updates, now=datetime.now(UTC))
+        cpu, wall, stored = await _measure(app, rows, batch)
+    finally:
+        await runner.cleanup()
+    return Row(items=len(rows), actors=actors, batch=batch,
+               kind="Create+Update" if updates else "Create",
+               processed_per_s=round(len(rows) / wall, 1),
+               cpu_ms_per_item=round(cpu * 1000 / len(rows), 3), wall_s=round(wall, 2),
+               stored_objects=stored)
+
+
+def run(items: int = 2000, actors: int = 100, batch: int | None = None,
+        updates: bool = False) -> list[Row]:
+    from node.config import InboxTuning
+
+    size = batch or InboxTuning().worker_batch_size
+    with tempfile.TemporaryDirectory(prefix="bench-processing-") as tmp:
+        return [asyncio.run(_run_one(Path(tmp), items, actors, size, updates))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench import format_table
+
+    parser = argparse.ArgumentParser(prog="python -m bench.inbox_processing", description=__doc__)
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--actors", type=int, default=100)
+    parser.add_argument("--batch", type=int, help="items a batch (default: [inbox] worker_batch_size)")
+    parser.add_argument("--updates", action="store_true", help="each Create followed by its Update")
+    args = parser.parse_args(argv)
+    print(format_table(run(args.items, args.actors, args.batch, args.updates)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
