@@ -178,6 +178,12 @@ _FIND = select(_OBJECTS.c.attributed_to, _OBJECTS.c.deleted, _OBJECTS.c.document
                _OBJECTS.c.updated).where(_OBJECTS.c.uri == bindparam("uri"))
 
 
+# Built once: a statement whose values come as parameters is compiled once and cached;
+# ``.values(**columns)`` made a new statement (and cache key) for every row.
+_INSERT = insert(_OBJECTS)
+_UPDATE = update(_OBJECTS).where(_OBJECTS.c.uri == bindparam("object_uri"))
+
+
 def find(connection: Connection, object_id: str) -> StoredObject | None:
     row = connection.execute(_FIND, {"uri": object_id}).first()
     return None if row is None else StoredObject(*row)
@@ -232,8 +238,8 @@ def create_object(connection: Connection, actor: str, document: Mapping[str, Any
     refused = _refused_shapes(object_id, document)
     if refused is not None:
         return refused
-    connection.execute(insert(_OBJECTS).values(uri=object_id, deleted=False,
-                                               **_columns(actor, document, now)))
+    connection.execute(_INSERT, {"uri": object_id, "deleted": False,
+                                 **_columns(actor, document, now)})
     return ObjectResult(ObjectVerdict.STORED, object_id)
 
 
@@ -270,8 +276,7 @@ def _update_stored(connection: Connection, actor: str, document: Mapping[str, An
     refused = _refused_shapes(object_id, document)
     if refused is not None:
         return refused
-    connection.execute(update(_OBJECTS).where(_OBJECTS.c.uri == object_id)
-                       .values(**_columns(actor, document, now)))
+    connection.execute(_UPDATE, {"object_uri": object_id, **_columns(actor, document, now)})
     return ObjectResult(ObjectVerdict.UPDATED, object_id)
 
 
@@ -283,14 +288,13 @@ def delete_object(connection: Connection, actor: str, object_id: str,
     if refused is not None:
         return refused
     if stored is None:
-        connection.execute(insert(_OBJECTS).values(
-            uri=object_id, attributed_to=actor, deleted=True, document=None,
-            received_at=now, updated=now))
+        connection.execute(_INSERT, {"uri": object_id, "attributed_to": actor, "deleted": True,
+                                     "document": None, "received_at": now, "updated": now})
         return ObjectResult(ObjectVerdict.TOMBSTONE_RECORDED, object_id)
     if stored.deleted:
         return ObjectResult(ObjectVerdict.DUPLICATE, object_id, "already deleted")
-    connection.execute(update(_OBJECTS).where(_OBJECTS.c.uri == object_id)
-                       .values(deleted=True, document=None, updated=now))
+    connection.execute(_UPDATE, {"object_uri": object_id, "deleted": True, "document": None,
+                                 "updated": now})
     return ObjectResult(ObjectVerdict.DELETED, object_id)
 
 

@@ -16,7 +16,6 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -225,8 +224,7 @@ async def _apply_round(processor: InboxProcessor, decided: list[Decided]) -> lis
     verdicts: dict[int, Verdict] = {}
     if changes:
         try:
-            applied = await processor.in_transaction(
-                partial(processor.apply_changes, [step.decision for step in changes]))
+            applied = await processor.apply_batch([step.decision for step in changes])
         except SQLAlchemyError as exc:  # the commit failed: nothing of the round stands
             log.warning("inbox object changes failed items=%d error=%r", len(changes), exc)
             applied = [failed(exc)] * len(changes)
