@@ -31,6 +31,7 @@ from node.hub.jsonld_quads import (
     JsonLdToQuads,
     _json,
 )
+from node.hub.maintained_answers import MaintainedAnswers, MaintainedQuery
 from node.hub.query_cache import AnswerCache, cache_key
 from node.hub.query_runner import (
     ForkRunner,
@@ -117,6 +118,7 @@ class HubIndex:
         # Moves on when a write starts and when it ends (odd: a write is under way).
         self._generation = 0
         self._answers = AnswerCache()
+        self._maintained = MaintainedAnswers()
         self._runner = runner or (ForkRunner() if path is not None else ThreadRunner())
         if isinstance(self._runner, ForkRunner):
             self._runner.exclude_forks_during(self._write_lock)
@@ -140,6 +142,16 @@ class HubIndex:
             finally:
                 self._generation += 1
 
+    def maintain(self, queries: Iterable[MaintainedQuery]) -> None:
+        """Keep these queries' answers up to date at every write (``maintained_answers``):
+        a query with the same text and options is then answered from them."""
+        for query in queries:
+            self._maintained.add(cache_key(query.text, query.options), query)
+
+    @property
+    def maintained(self) -> MaintainedAnswers:
+        return self._maintained
+
     def quads_of(self, member_actor: str, document: Mapping[str, Any]) -> list[ox.Quad]:
         """Check a contribution and convert it into quads in its member's graph."""
         _check_contribution(member_actor, document)
@@ -149,12 +161,15 @@ class HubIndex:
         """Index a contribution; an earlier version with the same id is replaced."""
         quads = self.quads_of(member_actor, document)
         with self._writing():
-            self._remove_locked(document["id"])
+            removed = self._remove_locked(document["id"])
             self._store.extend(quads)
+            self._maintained.after_write(self._store, removed + quads)
 
     def remove_contribution(self, uri: str) -> bool:
         with self._writing():
-            return self._remove_locked(uri)
+            removed = self._remove_locked(uri)
+            self._maintained.after_write(self._store, removed)
+        return bool(removed)
 
     def replace_member(
         self, member_actor: str, documents: Iterable[Mapping[str, Any]]
@@ -166,9 +181,12 @@ class HubIndex:
             raise IndexInputError(first.field, f"{first.uri}: {first.message}")
         graph = ox.NamedNode(member_actor)
         with self._writing():
+            removed: list[ox.Quad] = []
             if self._store.contains_named_graph(graph):
+                removed = list(self._store.quads_for_pattern(None, None, None, graph))
                 self._store.remove_graph(graph)
             self._store.extend(converted.quads)
+            self._maintained.after_write(self._store, removed + converted.quads)
         return converted.indexed
 
     def rebuild(self, contributions: Iterable[tuple[str, Mapping[str, Any]]]) -> RebuildReport:
@@ -190,6 +208,7 @@ class HubIndex:
         self._write_lock.acquire()
         self._generation += 1
         try:
+            self._maintained.invalidate()
             self._store.clear()
         except BaseException:
             self._end_rebuild()
@@ -302,6 +321,10 @@ class HubIndex:
         limits = QueryLimits(timeout_s=timeout, max_rows=max_rows)
         options = options or QueryOptions()
         key = cache_key(sparql, options)
+        if reuse and key in self._maintained:
+            maintained = self._maintained.answer(key, self._store, self._write_lock, max_rows)
+            if maintained is not None:
+                return maintained
         generation = self._generation
         kept = self._answers.get(key, generation, max_rows) if reuse else None
         if kept is not None:
@@ -322,7 +345,8 @@ class HubIndex:
     def flush(self) -> None:
         self._store.flush()
 
-    def _remove_locked(self, uri: str) -> bool:
+    def _remove_locked(self, uri: str) -> list[ox.Quad]:
+        """Remove the document ``uri`` from every graph; the quads removed."""
         root = ox.NamedNode(uri)
         graphs = {quad.graph_name for quad in self._store.quads_for_pattern(root, None, None, None)}
         doomed: list[ox.Quad] = []
@@ -330,7 +354,7 @@ class HubIndex:
             doomed.extend(_description(self._store, root, graph))
         for quad in doomed:
             self._store.remove(quad)
-        return bool(doomed)
+        return doomed
 
 
 def _description(store: ox.Store, root: ox.NamedNode, graph: Any) -> list[ox.Quad]:

@@ -26,6 +26,7 @@ from xml.sax.saxutils import escape, quoteattr
 import pyoxigraph as ox
 
 from node.hub.index import HubIndex
+from node.hub.maintained_answers import MaintainedQuery, Upkeep
 from node.hub.query_runner import (
     AskOutcome,
     GraphOutcome,
@@ -222,15 +223,19 @@ class ExampleQuery:
     title_en: str
     description_de: str
     sparql: str
+    # How a write reaches the answer, so that it is kept up to date (maintained_answers).
+    upkeep: Upkeep | None = None
 
 
 _PROLOGUE = "\n".join(f"PREFIX {name}: <{iri}>" for name, iri in PREFIXES.items()) + "\n"
 
 
 def _example(
-    slug: str, title_de: str, title_en: str, description_de: str, body: str
+    slug: str, title_de: str, title_en: str, description_de: str, body: str, upkeep: Upkeep
 ) -> ExampleQuery:
-    return ExampleQuery(slug, title_de, title_en, description_de, _PROLOGUE + body.strip() + "\n")
+    return ExampleQuery(
+        slug, title_de, title_en, description_de, _PROLOGUE + body.strip() + "\n", upkeep
+    )
 
 
 # The examples are data: the SPARQL page lists them, the benchmark times them.
@@ -298,6 +303,14 @@ SELECT ?practice ?name ?member WHERE {{
   {_alone("?practice ?name", _NAME, graph=True)}
   {SORT_KEY_NAME}
 }} ORDER BY ?nameKey ?name ?practice ?member LIMIT 200""",
+        Upkeep(  # the rows of the members whose graphs a write changed
+            key="member",
+            graphs=True,
+            rows="""SELECT ?practice ?name ?member WHERE {
+  GRAPH {key} { ?practice pn:topic topics:e-akte ; a pn:Practice ; as:name ?name . }
+  BIND({key} AS ?member) }""",
+            order=(("name", "name"), ("term", "practice"), ("term", "member")),
+        ),
     ),
     _example(
         "e-file-in-operation",
@@ -313,6 +326,15 @@ SELECT ?practice ?name ?municipalityKey WHERE {{
   OPTIONAL {{ ?practice pn:municipalityKey ?municipalityKey }}
   {SORT_KEY_NAME}
 }} ORDER BY ?nameKey ?name ?practice LIMIT 200""",
+        Upkeep(  # every pattern has ?practice as subject: the subjects a write changed
+            key="practice",
+            subjects=True,
+            anchor=PREFIXES["pn"] + "Practice",
+            rows="""SELECT ?practice ?name ?municipalityKey WHERE { {values}
+  ?practice pn:topic topics:e-akte ; pn:status pn:inOperation ; a pn:Practice ; as:name ?name .
+  OPTIONAL { ?practice pn:municipalityKey ?municipalityKey } }""",
+            order=(("name", "name"), ("term", "practice")),
+        ),
     ),
     _example(
         "e-file-by-districts-in-operation",
@@ -335,6 +357,18 @@ SELECT ?practice ?name ?districtKey ?member WHERE {{
   }}
   {SORT_KEY_NAME}
 }} ORDER BY ?nameKey ?name ?practice ?member LIMIT 200""",
+        Upkeep(
+            key="member",
+            graphs=True,
+            rows="""SELECT ?practice ?name ?districtKey ?member WHERE {
+  GRAPH {key} {
+    ?practice pn:topic topics:e-akte ; pn:status pn:inOperation ; a pn:Practice ;
+              pn:municipalityKey ?districtKey ; as:name ?name .
+    FILTER(STRSTARTS(STR(?districtKey), "http://dcat-ap.de/def/politicalGeocoding/districtKey/"))
+  }
+  BIND({key} AS ?member) }""",
+            order=(("name", "name"), ("term", "practice"), ("term", "member")),
+        ),
     ),
     _example(
         "experiences-disagreeing-with-section",
@@ -352,6 +386,19 @@ OPTIONAL { ?stance pn:reason ?reason }
   }
   FILTER(CONTAINS(STR(?section), "/handbook/sections/"))
 } ORDER BY ?section ?experience LIMIT 200""",
+        Upkeep(
+            key="member",
+            graphs=True,
+            rows="""SELECT ?experience ?name ?section ?reason ?member WHERE {
+  GRAPH {key} {
+?experience a pn:Experience ; as:name ?name ; pn:about ?section .
+?stance a pn:Stance ; pn:position pn:disagree ; pn:about ?section .
+OPTIONAL { ?stance pn:reason ?reason }
+  }
+  FILTER(CONTAINS(STR(?section), "/handbook/sections/"))
+  BIND({key} AS ?member) }""",
+            order=(("term", "section"), ("term", "experience")),
+        ),
     ),
     _example(
         "disagreements-by-practice",
@@ -366,6 +413,17 @@ SELECT ?practice ?name ?disagreements WHERE {{
     }} GROUP BY ?practice ?name }}
   {sort_key_iri("practice", "practiceKey")}
 }} ORDER BY DESC(?disagreements) ?practiceKey ?practice LIMIT 200""",
+        Upkeep(  # a practice's own statements, and those of the stances about it
+            key="practice",
+            subjects=True,
+            via=PREFIXES["pn"] + "about",
+            anchor=PREFIXES["pn"] + "Practice",
+            rows="""SELECT ?practice ?name (COUNT(DISTINCT ?stance) AS ?disagreements) WHERE { {values}
+  ?practice a pn:Practice ; as:name ?name .
+  ?stance a pn:Stance ; pn:position pn:disagree ; pn:about ?practice .
+} GROUP BY ?practice ?name""",
+            order=(("desc-count", "disagreements"), ("iri-key", "practice")),
+        ),
     ),
     _example(
         "contributions-by-municipality",
@@ -380,12 +438,33 @@ SELECT ?municipalityKey ?contributions WHERE {{
     }} GROUP BY ?municipalityKey }}
   {sort_key_iri("municipalityKey", "municipalityOrder")}
 }} ORDER BY DESC(?contributions) ?municipalityOrder ?municipalityKey LIMIT 500""",
+        Upkeep(  # the keys a written document names, before and after the write
+            key="municipalityKey",
+            via=PREFIXES["pn"] + "municipalityKey",
+            rows="""SELECT ?municipalityKey (COUNT(DISTINCT ?contribution) AS ?contributions) WHERE {
+  {values}
+  GRAPH ?member {
+    ?contribution as:attributedTo ?member ; pn:municipalityKey ?municipalityKey .
+  }
+} GROUP BY ?municipalityKey""",
+            order=(("desc-count", "contributions"), ("iri-key", "municipalityKey")),
+        ),
     ),
 )
 
 
 def example_queries() -> tuple[ExampleQuery, ...]:
     return EXAMPLE_QUERIES
+
+
+def maintained_examples() -> tuple[MaintainedQuery, ...]:
+    """The examples as the index maintains them (``HubIndex.maintain``): with the
+    endpoint's options, so that the endpoint's queries find them."""
+    return tuple(
+        MaintainedQuery(example.slug, example.sparql, QUERY_OPTIONS, example.upkeep)
+        for example in example_queries()
+        if example.upkeep is not None
+    )
 
 
 def example_by_slug(slug: str) -> ExampleQuery | None:
