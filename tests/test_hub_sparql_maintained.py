@@ -17,6 +17,7 @@ from test_hub_query_cache import CountingRunner
 from node.hub.maintained_answers import MaintainedQuery
 from node.hub.query_runner import SelectOutcome
 from node.hub.sparql import QUERY_OPTIONS, example_by_slug, maintained_examples
+from node.hub.warm_answers import AnswerWarmer
 
 DISTRICT_KEY = "http://dcat-ap.de/def/politicalGeocoding/districtKey/"
 SECTION = "https://hub.example/handbook/sections/"
@@ -319,3 +320,22 @@ def test_a_statement_about_another_document_reaches_the_rows_it_completes():
     index.add_contribution(actor(MEMBERS[2]), other)
     assert [row["disagreements"]["value"] for row in checker.check()[0].rows] == ["1"]
     assert checker.evaluated_instead == 0
+
+
+def test_the_warmer_builds_maintained_answers_without_waiting_for_quiet():
+    runner = CountingRunner()
+    index = make_index(runner)
+    index.maintain(maintained_examples())
+    index.add_contribution(actor(A), P)
+    now = [0.0]
+    warmer = AnswerWarmer(quiet_seconds=30, monotonic=lambda: now[0])
+    assert warmer.due(index)  # unbuilt: at once, not after 30 s of quiet
+    assert warmer.warm(index) == len(maintained_examples())
+    assert not index.maintained.unbuilt() and runner.evaluated == 0
+    assert not warmer.due(index)
+    index.add_contribution(actor(B), SB)  # kept up to date: nothing to warm
+    assert not warmer.due(index)
+    index.rebuild([(actor(A), P)])
+    assert warmer.due(index)
+    warmer.warm(index)
+    assert not warmer.due(index) and runner.evaluated == 0

@@ -341,6 +341,10 @@ class MaintainedAnswers:
     def __contains__(self, key: Hashable) -> bool:
         return key in self._answers
 
+    def unbuilt(self) -> bool:
+        """Whether a maintained answer waits to be built (by its next query)."""
+        return any(not answer.ready for answer in self._answers.values())
+
     def answer(
         self, key: Hashable, store: ox.Store, write_lock: threading.Lock, max_rows: int
     ) -> SelectOutcome | None:

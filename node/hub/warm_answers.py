@@ -9,6 +9,11 @@ time limit, ``WARM_TIMEOUT_S``), and their answers are kept for the visitors. A 
 during the warm-up makes those answers stale as any other; the next quiet period warms
 again. On a hub that never goes
 quiet for that long, nothing is warmed and queries are evaluated as they come.
+
+Examples the index maintains (``HubIndex.maintain``, ``maintained_answers``) need no
+quiet: their rows are kept up to date at every write once built. So while one of them
+is not built (at start, after a rebuild) the warmer is due at once, once per generation;
+asking the example builds it.
 """
 
 from __future__ import annotations
@@ -52,8 +57,12 @@ class AnswerWarmer:
         self.stop = threading.Event()  # set on shutdown: no further example is started
 
     def due(self, index: HubIndex) -> bool:
-        """True once the index has not changed for ``quiet_seconds`` and is not yet warm."""
+        """True once the index has not changed for ``quiet_seconds`` and is not yet warm,
+        or at once while a maintained answer is not built (once per generation)."""
         generation, now = index.generation, self._monotonic()
+        if generation % 2 == 0 and generation != self._warmed_generation \
+                and index.maintained.unbuilt():
+            return True
         if generation != self._seen_generation:
             self._seen_generation, self._changed_at = generation, now
             return False
