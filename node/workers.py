@@ -51,6 +51,9 @@ BACKFILL_POLL_SECONDS = 2.0
 # The inbox worker waits while rows were stored this recently, at most this long per batch.
 INGEST_QUIET_SECONDS = 0.05
 INGEST_FIRST_AT_MOST_SECONDS = 1.0
+# While the inbox stays busy the worker takes at most this share of the time: after a
+# batch it waits three times as long as the batch took (see ``busy_pause``).
+BUSY_PROCESSING_SHARE = 0.25
 STOP_GRACE_SECONDS = 5.0
 # Set by run_standalone: the inbox takes requests in other processes (praxisnetz serve,
 # or the acceptors of [server] processes = N), so the worker watches the queue's table.
@@ -92,16 +95,20 @@ def build_workers(app: web.Application) -> Workers:
 async def run_inbox(workers: Workers, sessions: async_sessionmaker[AsyncSession],
                     clock: Callable[[], datetime], config: NodeConfig,
                     ingest: Callable[[], IdleFor | None] = lambda: None) -> None:
+    loop = asyncio.get_running_loop()
+    pause = INGEST_QUIET_SECONDS
     while not workers.stop.is_set():
         idle_for = ingest()
         if idle_for is not None:
-            await let_ingest_go_first(idle_for, workers.stop)
+            await let_ingest_go_first(idle_for, workers.stop, longest=pause)
+        started = loop.time()
         try:
             handled = await process_inbox_batch(workers.processor, sessions, clock,
                                                 config.inbox.worker_batch_size)
         except Exception:  # noqa: BLE001 - keep processing after one bad batch
             log.exception("inbox batch failed")
             handled = 0
+        pause = busy_pause(loop.time() - started)
         if handled:
             workers.delivery_wake.set()  # answers (Accept, Reject) may be waiting to go out
         else:
@@ -130,6 +137,20 @@ def ingest_watch(app: web.Application) -> Callable[[], IdleFor | None]:
     return local
 
 
+def busy_pause(batch_seconds: float, *, share: float = BUSY_PROCESSING_SHARE,
+               quiet: float = INGEST_QUIET_SECONDS,
+               longest: float = INGEST_FIRST_AT_MOST_SECONDS) -> float:
+    """How long the worker lets a busy inbox go first after a batch of ``batch_seconds``.
+
+    Processing then takes ``share`` of the time while the inbox stays busy (the rest is
+    the door's), so a long burst is processed as it comes in instead of piling up to the
+    queue limit (with one batch a second, 50 items/s were processed during a burst); at
+    least ``quiet``, at most ``longest``. The batch's wall time counts the door's
+    requests served between its awaits too, so the share is if anything smaller.
+    """
+    return min(longest, max(quiet, batch_seconds * (1 - share) / share))
+
+
 async def let_ingest_go_first(idle_for: IdleFor, stop: asyncio.Event, *,
                               quiet: float = INGEST_QUIET_SECONDS,
                               longest: float = INGEST_FIRST_AT_MOST_SECONDS) -> float:
@@ -137,14 +158,17 @@ async def let_ingest_go_first(idle_for: IdleFor, stop: asyncio.Event, *,
 
     Processing can wait and a sender cannot: during a burst the inbox answers first
     (its 202 needs only the verified row committed), and the worker still takes one
-    batch at least every ``longest`` seconds. A burst longer than the queue limit is
-    answered with 503s, which ends it. Returns the seconds waited.
+    batch at least every ``longest`` seconds (``run_inbox`` passes ``busy_pause``). A
+    burst longer than the queue limit is answered with 503s, which ends it. Returns the
+    seconds waited.
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
-    while (not stop.is_set() and await idle_for() < quiet
-           and loop.time() - started < longest):
-        await asyncio.sleep(quiet)
+    while not stop.is_set() and await idle_for() < quiet:
+        left = longest - (loop.time() - started)
+        if left <= 0:
+            break
+        await asyncio.sleep(min(quiet, left))
     return loop.time() - started
 
 
