@@ -11,7 +11,7 @@ from pathlib import Path
 import node.hub
 
 HUB_DIR = Path(node.hub.__file__).parent
-LIBRARY = ("contribution", "index", "query_runner", "sparql", "search", "structure",
+LIBRARY = ("contribution", "index", "query_runner", "maintained_answers", "sparql", "search", "structure",
            "editions", "changelog", "render", "pdf", "dump", "settings")
 FORBIDDEN = ("aiohttp", "sqlalchemy", "asyncpg", "aiosqlite", "node.storage", "node.app",
              "node.routes", "node.api", "node.web")

@@ -12,6 +12,8 @@ Library, with no web or database dependencies (the tests run them without a serv
 - ``query_runner``: running a read-only SPARQL query under a time and a row limit
 - ``query_cache``: answers kept until the index's next write; ``warm_answers`` makes
   the example queries' answers ready once the index is quiet
+- ``maintained_answers``: the example queries' answers kept up to date at every write
+  (sorted rows in memory; a write re-evaluates only the partitions it reaches)
 - ``sparql``: the read-only SPARQL endpoint function and the example queries
 - ``search``: German full-text search over contributions, in memory
 - ``structure``: chapters and sections of the handbook

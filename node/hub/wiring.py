@@ -39,6 +39,7 @@ from node.hub.render import EditionRenderer
 from node.hub.runtime import HUB, HubRuntime, bundled_contexts
 from node.hub.search_backends import search_backend_for
 from node.hub.settings import load_settings
+from node.hub.sparql import maintained_examples
 from node.hub.tables import HubMember, MemberState, TopicFollower
 from node.inbox_processing import Incoming, Verdict, done, rejected
 from node.remote import RemoteDirectory
@@ -56,11 +57,15 @@ def open_index(config: NodeConfig, contexts: dict[str, object]) -> HubIndex | No
     path = config.data_dir / INDEX_DIR
     path.mkdir(parents=True, exist_ok=True)
     try:
-        return HubIndex(path, contexts=contexts)
+        index = HubIndex(path, contexts=contexts)
     except OSError as exc:
         log.warning("hub index at %s is in use by another process; not indexing here (%s)",
                     path, exc)
         return None
+    # The example queries' answers follow every write (node.hub.maintained_answers):
+    # the first visitor after a member's contribution gets them without a full evaluation.
+    index.maintain(maintained_examples())
+    return index
 
 
 async def _hub_resources(app: web.Application) -> AsyncIterator[None]:
