@@ -339,3 +339,27 @@ def test_the_warmer_builds_maintained_answers_without_waiting_for_quiet():
     assert warmer.due(index)
     warmer.warm(index)
     assert not warmer.due(index) and runner.evaluated == 0
+
+
+def test_a_failed_update_drops_the_answer_and_the_query_is_evaluated(monkeypatch):
+    from node.hub import maintained_answers
+
+    runner = CountingRunner()
+    index = make_index(runner)
+    queries = [q for q in maintained_examples() if q.slug == "practices-by-topic"]
+    index.maintain(queries)
+    checker = Checker(index, runner, queries)
+    index.add_contribution(actor(A), P)
+    checker.check()
+    real = maintained_answers._rows
+
+    def failing(store, text, options):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(maintained_answers, "_rows", failing)
+    index.add_contribution(actor(B), practice(B, "q", name="Neu"))  # the write itself succeeds
+    assert index.maintained.unbuilt()
+    monkeypatch.setattr(maintained_answers, "_rows", real)
+    answer = checker.check()[0]  # built again from the store, with the new row
+    assert [row["name"]["value"] for row in answer.rows] == ["E-Akte Kreis", "Neu"]
+    assert checker.evaluated_instead == 0

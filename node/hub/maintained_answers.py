@@ -33,6 +33,7 @@ from __future__ import annotations
 import bisect
 import logging
 import re
+import sys
 import threading
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -107,7 +108,7 @@ def _term(value: ox.NamedNode | ox.BlankNode | ox.Literal | None) -> Term:
     if value is None:
         return ()
     if isinstance(value, ox.NamedNode):
-        return ("uri", value.value)
+        return ("uri", sys.intern(value.value))  # shared by the rows of every example
     if isinstance(value, ox.BlankNode):
         return ("bnode", value.value)
     if isinstance(value, ox.Literal):
@@ -137,7 +138,8 @@ def _sparql_term(term: Term) -> str:
     return str(ox.Literal(term[1], datatype=ox.NamedNode(term[3])))
 
 
-# Sort-key parts: each returns (part, doubtful); parts of one kind have one shape.
+# Sort-key parts: each returns (part, doubtful); the parts of one kind have one length
+# and one type at each place.
 def _name_part(term: Term) -> tuple[tuple[object, ...], bool]:
     """``?nameKey ?name``: CONCAT(?name, "\\u0000") is bound for strings (with or without a
     language) and compares as the text; unbound (IRIs) sorts first, then by ?name."""
@@ -211,10 +213,13 @@ class _Answer:
         self._name_at = names[0] if names else None
 
     def _entry(self, row: Row) -> tuple[tuple[tuple[object, ...], Row], bool]:
-        parts, doubtful = [], False
+        """The row's sort key (its parts in one flat tuple: each kind of part has one
+        length and one type at each place, so they compare as the nested parts would)."""
+        parts: list[object] = []
+        doubtful = False
         for part, at in self._positions:
             value, odd = part(row[at])
-            parts.append(value)
+            parts.extend(value)
             doubtful = doubtful or odd
         return (tuple(parts), row), doubtful
 
@@ -373,8 +378,8 @@ class MaintainedAnswers:
     def _build(self, answer: _Answer, store: ox.Store) -> None:
         try:
             variables, rows = _rows(store, answer.full_text, answer.query.options)
-        except (SyntaxError, OSError, ValueError) as exc:
-            log.warning("maintained answer not built: %s", exc)
+        except Exception:  # noqa: BLE001 - not built: the query is evaluated instead
+            log.exception("maintained answer %s not built", answer.query.slug)
             return
         with self._lock:
             answer.fill(variables, rows)
@@ -400,8 +405,9 @@ class MaintainedAnswers:
             variables, rows = self._rows_of(store, answer.query, sorted(keys))
             with self._lock:
                 answer.replace(keys, variables, rows)
-        except (SyntaxError, OSError, ValueError, RuntimeError) as exc:
-            log.warning("maintained answer dropped after a failed update: %s", exc)
+        except Exception:  # noqa: BLE001 - whatever failed, the rows may be wrong: drop them
+            log.exception("maintained answer %s dropped after a failed update",
+                          answer.query.slug)
             self._stale(answer)
 
     def _rows_of(
