@@ -22,7 +22,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import func, insert, select
 
-from bench._support import free_port, make_node_dir
+from bench._support import free_port, make_node_dir, scratch_postgres_database
 from node import appkeys
 from node.app import create_app
 from node.inbox_writer import InboxRow
@@ -91,8 +91,17 @@ async def _measure(app: web.Application, rows: list[dict[str, object]],
     return cpu, wall, int(stored or 0)
 
 
-async def _run_one(root: Path, items: int, actors: int, batch: int, updates: bool) -> Row:
-    config = make_node_dir(root, "processing", free_port())
+async def _run_one(root: Path, items: int, actors: int, batch: int, updates: bool,
+                   postgres: str | None) -> Row:
+    if postgres is None:
+        return await _run_on(root, items, actors, batch, updates, {})
+    async with scratch_postgres_database(postgres) as url:
+        return await _run_on(root, items, actors, batch, updates, {"database_url": url})
+
+
+async def _run_on(root: Path, items: int, actors: int, batch: int, updates: bool,
+                  database: dict[str, str]) -> Row:
+    config = make_node_dir(root, "processing", free_port(), **database)
     app = create_app(config, start_workers=False)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -105,16 +114,16 @@ async def _run_one(root: Path, items: int, actors: int, batch: int, updates: boo
                kind="Create+Update" if updates else "Create",
                processed_per_s=round(len(rows) / wall, 1),
                cpu_ms_per_item=round(cpu * 1000 / len(rows), 3), wall_s=round(wall, 2),
-               stored_objects=stored)
+               stored_objects=stored, database="postgresql" if database else "sqlite")
 
 
 def run(items: int = 2000, actors: int = 100, batch: int | None = None,
-        updates: bool = False) -> list[Row]:
+        updates: bool = False, postgres: str | None = None) -> list[Row]:
     from node.config import InboxTuning
 
     size = batch or InboxTuning().worker_batch_size
     with tempfile.TemporaryDirectory(prefix="bench-processing-") as tmp:
-        return [asyncio.run(_run_one(Path(tmp), items, actors, size, updates))]
+        return [asyncio.run(_run_one(Path(tmp), items, actors, size, updates, postgres))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--actors", type=int, default=100)
     parser.add_argument("--batch", type=int, help="items a batch (default: [inbox] worker_batch_size)")
     parser.add_argument("--updates", action="store_true", help="each Create followed by its Update")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="a throw-away database on this PostgreSQL server (asyncpg URL)")
     args = parser.parse_args(argv)
-    print(format_table(run(args.items, args.actors, args.batch, args.updates)))
+    print(format_table(run(args.items, args.actors, args.batch, args.updates, args.postgres)))
     return 0
 
 
