@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -264,10 +265,27 @@ class Following(Base):
     backfill_cursor: Mapped[str | None] = mapped_column(String(2048))
 
 
+# The contributions a hub's editors decide on (``node.hub.editorial.CONTRIBUTION_KINDS``),
+# not deleted: the condition of the partial indexes the triage walks in arrival order and
+# counts per member. SQLite
+# uses a partial index only when the query repeats its terms as written, so
+# ``node.hub.triage`` renders the same condition (kinds as literals; tests/test_hub_triage.py
+# checks both query plans).
+_CONTRIBUTIONS = "kind IN ('Practice', 'Experience', 'Material') AND deleted IS "
+
+
 class RemoteObject(Base):
     """Other nodes' contributions, stances and comments (timeline and replies)."""
 
     __tablename__ = "remote_objects"
+    __table_args__ = (
+        Index("ix_remote_objects_contributions_received", "received_at", "id",
+              sqlite_where=text(_CONTRIBUTIONS + "0"),
+              postgresql_where=text(_CONTRIBUTIONS + "false")),
+        Index("ix_remote_objects_contributions_author", "attributed_to",
+              sqlite_where=text(_CONTRIBUTIONS + "0"),
+              postgresql_where=text(_CONTRIBUTIONS + "false")),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     uri: Mapped[str] = mapped_column(String(2048), unique=True)
