@@ -42,6 +42,7 @@ class Row:
     cpu_ms_per_item: float
     wall_s: float
     stored_objects: int
+    hub: bool = False
     database: str = "sqlite"
 
 
@@ -92,16 +93,17 @@ async def _measure(app: web.Application, rows: list[dict[str, object]],
 
 
 async def _run_one(root: Path, items: int, actors: int, batch: int, updates: bool,
-                   postgres: str | None) -> Row:
+                   postgres: str | None, hub: bool) -> Row:
     if postgres is None:
-        return await _run_on(root, items, actors, batch, updates, {})
+        return await _run_on(root, items, actors, batch, updates, {"is_hub": hub})
     async with scratch_postgres_database(postgres) as url:
-        return await _run_on(root, items, actors, batch, updates, {"database_url": url})
+        return await _run_on(root, items, actors, batch, updates,
+                             {"database_url": url, "is_hub": hub})
 
 
 async def _run_on(root: Path, items: int, actors: int, batch: int, updates: bool,
-                  database: dict[str, str]) -> Row:
-    config = make_node_dir(root, "processing", free_port(), **database)
+                  changes: dict[str, object]) -> Row:
+    config = make_node_dir(root, "processing", free_port(), **changes)
     app = create_app(config, start_workers=False)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -114,16 +116,18 @@ async def _run_on(root: Path, items: int, actors: int, batch: int, updates: bool
                kind="Create+Update" if updates else "Create",
                processed_per_s=round(len(rows) / wall, 1),
                cpu_ms_per_item=round(cpu * 1000 / len(rows), 3), wall_s=round(wall, 2),
-               stored_objects=stored, database="postgresql" if database else "sqlite")
+               stored_objects=stored, hub=config.is_hub,
+               database="postgresql" if "database_url" in changes else "sqlite")
 
 
 def run(items: int = 2000, actors: int = 100, batch: int | None = None,
-        updates: bool = False, postgres: str | None = None) -> list[Row]:
+        updates: bool = False, postgres: str | None = None, hub: bool = False) -> list[Row]:
     from node.config import InboxTuning
 
     size = batch or InboxTuning().worker_batch_size
     with tempfile.TemporaryDirectory(prefix="bench-processing-") as tmp:
-        return [asyncio.run(_run_one(Path(tmp), items, actors, size, updates, postgres))]
+        return [asyncio.run(_run_one(Path(tmp), items, actors, size, updates, postgres,
+                                     hub))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--updates", action="store_true", help="each Create followed by its Update")
     parser.add_argument("--postgres", metavar="URL",
                         help="a throw-away database on this PostgreSQL server (asyncpg URL)")
+    parser.add_argument("--hub", action="store_true",
+                        help="the node is a hub (its inbox hook sees every activity; the "
+                             "senders are no members)")
     args = parser.parse_args(argv)
-    print(format_table(run(args.items, args.actors, args.batch, args.updates, args.postgres)))
+    print(format_table(run(args.items, args.actors, args.batch, args.updates, args.postgres,
+                           args.hub)))
     return 0
 
 
