@@ -44,6 +44,26 @@ def _claimable(now: datetime):  # noqa: ANN202 - a SQLAlchemy boolean clause
     )
 
 
+def claim(connection: Connection, *, now: datetime, lease: timedelta,
+          limit: int) -> list[ClaimedItem]:
+    """Claim the oldest processable items, in the order they arrived (in the caller's
+    transaction)."""
+    items_table = InboxItem.__table__
+    choose = select(items_table.c.id).where(_claimable(now)).order_by(items_table.c.id).limit(limit)
+    if connection.dialect.name == "postgresql":
+        # Lock first (see node.delivery_queue.claim_due for why not in one statement).
+        chosen = list(connection.scalars(choose.with_for_update(skip_locked=True)))
+    else:
+        chosen = choose.scalar_subquery()
+    result = connection.execute(
+        update(items_table)
+        .where(items_table.c.id.in_(chosen), _claimable(now))
+        .values(state=InboxState.PROCESSING.value, claimed_until=now + lease)
+        .returning(items_table.c.id, items_table.c.activity_uri, items_table.c.actor,
+                   items_table.c.raw, items_table.c.attempts))
+    return sorted((ClaimedItem(*row) for row in result), key=lambda item: item.id)
+
+
 async def claim_items(
     session_maker: async_sessionmaker[AsyncSession],
     *,
@@ -51,25 +71,10 @@ async def claim_items(
     lease: timedelta,
     limit: int,
 ) -> list[ClaimedItem]:
-    """Claim the oldest processable items, in the order they arrived."""
+    """``claim`` in a transaction of its own."""
     async with session_maker() as session, session.begin():
-        choose = select(InboxItem.id).where(_claimable(now)).order_by(InboxItem.id).limit(limit)
-        if session.bind.dialect.name == "postgresql":
-            # Lock first (see node.delivery_queue.claim_due for why not in one statement).
-            locked = await session.execute(choose.with_for_update(skip_locked=True))
-            chosen = [row_id for (row_id,) in locked]
-        else:
-            chosen = choose.scalar_subquery()
-        result = await session.execute(
-            update(InboxItem)
-            .where(InboxItem.id.in_(chosen), _claimable(now))
-            .values(state=InboxState.PROCESSING.value, claimed_until=now + lease)
-            .returning(InboxItem.id, InboxItem.activity_uri, InboxItem.actor, InboxItem.raw,
-                       InboxItem.attempts)
-            .execution_options(synchronize_session=False)
-        )
-        items = [ClaimedItem(*row) for row in result]
-    return sorted(items, key=lambda item: item.id)
+        return await session.run_sync(
+            lambda sync: claim(sync.connection(), now=now, lease=lease, limit=limit))
 
 
 def retry_delay(attempts: int) -> timedelta:

@@ -37,7 +37,7 @@ from node.inbox_processing import (
     failed,
     retry,
 )
-from node.inbox_queue import ClaimedItem, Outcome, QueueWatch, claim_items, record_outcomes
+from node.inbox_queue import ClaimedItem, Outcome, QueueWatch, claim, record_outcomes
 from node.pruning import run_pruner
 from node.remote import SQLITE_WORK, install_key_cache
 from node.remote_objects import reference
@@ -186,7 +186,9 @@ async def process_inbox_batch(processor: InboxProcessor,
     that is no object change and comes after one of its changes waits for the next round
     of the same batch, so it still sees (and the hook still sees) them in order.
     """
-    items = await claim_items(sessions, now=clock(), lease=INBOX_LEASE, limit=limit)
+    now = clock()
+    items = await processor.in_transaction(
+        lambda connection: claim(connection, now=now, lease=INBOX_LEASE, limit=limit))
     by_actor: dict[str, list[ClaimedItem]] = {}
     for item in items:
         by_actor.setdefault(item.actor, []).append(item)
