@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import enum
+import fcntl
 import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -213,14 +216,64 @@ def load_node_keys(config: NodeConfig) -> NodeKeys:
     return NodeKeys.from_pair(files.read(), refresh=files)
 
 
-def rotate_node_key(config: NodeConfig, kind: KeyKind, *, revoke: bool = False) -> NodeKeys:
+ROTATION_LOCK_NAME = "rotate.lock"
+
+
+class RotationBusy(Exception):
+    """Another rotation of this node's keys holds the lock file."""
+
+    def __init__(self, lock: Path) -> None:
+        super().__init__(
+            f"another key rotation of this node is running (it holds the lock {lock}); "
+            "run `praxisnetz keys rotate` again when it has finished")
+        self.lock = lock
+
+
+@dataclass(frozen=True)
+class RotationLock:
+    """Proof that the caller holds ``rotation_lock`` (see ``rotate_node_key``)."""
+
+    path: Path
+
+
+@contextmanager
+def rotation_lock(config: NodeConfig) -> Iterator[RotationLock]:
+    """An exclusive ``flock`` on ``keys/rotate.lock`` for the whole of one rotation, or
+    ``RotationBusy`` at once if another process (or thread) holds it. Two rotations at
+    once would each read the versions file and write it back without the other's key
+    (a key file then has no key id) and each keep the other's key as ``.pem.old``.
+
+    The file is opened read-only (a flock needs no write access), so a lock file that
+    root created stays usable by the service user; the kernel drops the lock when the
+    holder exits, however it exits."""
+    path = config.keys_dir / ROTATION_LOCK_NAME
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RotationBusy(path) from None
+        yield RotationLock(path)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def rotate_node_key(config: NodeConfig, kind: KeyKind, *, revoke: bool = False,
+                    lock: RotationLock | None = None) -> NodeKeys:
     """Replace one key file with a new key; the old one is kept as ``<name>.pem.old``.
 
     Both files are replaced by rename, so a process reading them (``KeyFiles``) sees
     either the old complete key or the new complete one, and the key file never
     goes missing in between. An Ed25519 key gets the next version (key id); the old
     public key stays published unless ``revoke`` (then no earlier key is published).
+
+    Under ``rotation_lock``: the caller's (``lock``, held for the whole rotation, the
+    announcement included), else one taken here for the files; ``RotationBusy`` if
+    another rotation holds it.
     """
+    if lock is None:
+        with rotation_lock(config) as held:
+            return rotate_node_key(config, kind, revoke=revoke, lock=held)
     path = key_path(config, kind)
     key = generate_rsa_key() if kind is KeyKind.RSA else generate_ed25519_key()
     if isinstance(key, ed25519.Ed25519PrivateKey):
