@@ -16,13 +16,20 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from federation.timestamps import TimestampError, format_timestamp, parse_timestamp
-from federation.urls import OriginError, origin, same_origin
+from federation.urls import (
+    OriginError,
+    origin,
+    same_origin,
+)
 from vocab import (
     ACTIVITYSTREAMS_CONTEXT_URL,
     DATA_INTEGRITY_V2_CONTEXT_URL,
@@ -44,6 +51,9 @@ MAX_DEPTH = 32
 # The ActivityStreams context compacts the Public collection to "as:Public"; some servers
 # also send the bare "Public". All three mean the same audience.
 _PUBLIC_ALIASES = frozenset({PUBLIC, "as:Public", "Public"})
+# What federation.urls.split_url refuses anywhere in a URL (its _FORBIDDEN_URL_CHARS;
+# a test holds them equal), as one regex search instead of a set lookup per character.
+_FORBIDDEN_URL_CHAR = re.compile(r"[\x00-\x20\\\x7f]")
 # Relative IRIs must not be resolved against anything that could pass as an http(s) URL.
 _NO_BASE = "urn:praxisnetz:no-base"
 # Contexts that add terms after ActivityStreams without redefining its terms: a document
@@ -70,7 +80,7 @@ class ActivityType(enum.StrEnum):
     LIKE = "Like"
 
 
-_TYPE_NAMES = frozenset(kind.value for kind in ActivityType)
+_TYPES_BY_NAME = {kind.value: kind for kind in ActivityType}  # ActivityType(name) costs 1 us
 
 
 @dataclass(frozen=True)
@@ -107,13 +117,16 @@ def parse_activity(
         raise ActivityError("body", "an activity must be a JSON object")
     contexts = _check_shape(raw)
     readable = _in_our_context(raw, contexts)
-    activity_id = _read_url(readable.get("id"), "id")
+    # The id and the object's id are usually on the actor's origin: checked by prefix
+    # (``on_actor_origin``), not parsed, with the same verdicts as parsing gives.
+    prefix = _actor_prefix(readable.get("actor"))
+    activity_id = _read_url(readable.get("id"), "id", prefix)
     kind = _read_type(readable.get("type"))
     actor = _read_reference(readable.get("actor"), "actor")
-    if not same_origin(activity_id, actor):
+    if not (_has_prefix(activity_id, prefix) or same_origin(activity_id, actor)):
         # activities are deduplicated by id: a foreign id could shadow the real activity
         raise ActivityError("id", "an activity's id must be on its actor's origin")
-    object_id, embedded = _read_object(readable.get("object"))
+    object_id, embedded = _read_object(readable.get("object"), prefix)
     return Activity(
         id=activity_id,
         type=kind,
@@ -145,20 +158,28 @@ def _decode(body: bytes | bytearray, max_bytes: int) -> object:
 
 
 def _check_shape(document: Mapping[str, object]) -> list[object]:
-    """Refuse nesting deeper than MAX_DEPTH; return every ``@context`` value, at any depth."""
+    """Refuse nesting deeper than MAX_DEPTH; return every ``@context`` value, at any depth.
+
+    A value at depth MAX_DEPTH + 1 is too deep, whatever it is: so is every non-empty
+    container at depth MAX_DEPTH. Only containers are queued (strings, most of a
+    document, are passed over where they are found)."""
     # iterative, so a hostile mapping cannot exhaust the interpreter stack here
     contexts: list[object] = []
     pending: list[tuple[object, int]] = [(document, 1)]
     while pending:
         value, depth = pending.pop()
-        if depth > MAX_DEPTH:
-            raise ActivityError("body", f"nested deeper than {MAX_DEPTH} levels")
-        if isinstance(value, Mapping):
+        children: Iterable[object]
+        if type(value) is dict or isinstance(value, Mapping):
             if "@context" in value:
                 contexts.append(value["@context"])
-            pending.extend((child, depth + 1) for child in value.values())
+            children = value.values()
         elif isinstance(value, list | tuple):
-            pending.extend((child, depth + 1) for child in value)
+            children = value
+        else:
+            continue
+        if depth >= MAX_DEPTH and children:
+            raise ActivityError("body", f"nested deeper than {MAX_DEPTH} levels")
+        pending.extend((child, depth + 1) for child in children if type(child) is not str)
     return contexts
 
 
@@ -214,14 +235,51 @@ def _describe_jsonld_error(error: jsonld.JsonLdError) -> str:
     return f"invalid JSON-LD ({code}){where}"
 
 
-def _read_url(value: object, field: str) -> str:
+def _read_url(value: object, field: str, prefix: str | None = None) -> str:
     if not isinstance(value, str):
         raise ActivityError(field, "must be a URL string")
+    if _has_prefix(value, prefix):
+        return value  # valid, with the origin of the URL the prefix was made from
     try:
         origin(value)
     except OriginError as exc:
         raise ActivityError(field, f"not an absolute http(s) URL: {exc}") from exc
     return value
+
+
+def on_actor_origin(url: str, actor: str) -> bool:
+    """True if ``url`` is certainly a valid http(s) URL on the origin of the valid URL
+    ``actor``, told without parsing ``url``: it begins with the actor's
+    ``scheme://host[:port]/`` and holds no character ``federation.urls`` refuses. False
+    means "parse both to know" (``federation.urls.origin``), not "foreign"."""
+    return _has_prefix(url, _url_prefix(actor))
+
+
+def _has_prefix(url: str, prefix: str | None) -> bool:
+    # urlsplit takes the authority up to the first "/", so every URL that begins with
+    # the prefix splits into the prefix's scheme and netloc: the same validity checks
+    # and the same origin as the URL the prefix came from. Anything split_url refuses
+    # outside the scheme and netloc is one of the forbidden characters, checked here.
+    return (prefix is not None and url.startswith(prefix)
+            and _FORBIDDEN_URL_CHAR.search(url) is None)
+
+
+def _actor_prefix(value: object) -> str | None:
+    """The ``scheme://netloc/`` of the activity's actor if it names a valid URL."""
+    value = _single(value)
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return _url_prefix(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=4096)  # pure; the same actors send again and again
+def _url_prefix(url: str) -> str | None:
+    try:
+        origin(url)
+    except OriginError:
+        return None
+    parts = urlsplit(url)  # scheme lowercased, netloc as written
+    return f"{parts.scheme}://{parts.netloc}/"
 
 
 def _single(value: object) -> object:
@@ -245,21 +303,22 @@ def _read_type(value: object) -> ActivityType:
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise ActivityError("type", "must be a string or a list of strings")
-    known = [ActivityType(name) for name in names if name in _TYPE_NAMES]
+    known = [_TYPES_BY_NAME[name] for name in names if name in _TYPES_BY_NAME]
     if len(known) != 1:
         raise ActivityError("type", f"unsupported activity type {value!r}")
     return known[0]
 
 
-def _read_object(value: object) -> tuple[str, Mapping[str, object] | None]:
+def _read_object(value: object, prefix: str | None = None
+                 ) -> tuple[str, Mapping[str, object] | None]:
     value = _single(value)
     if isinstance(value, Mapping):
         if "id" not in value:
             raise ActivityError("object", "the embedded object has no id")
-        return _read_url(value["id"], "object"), value
+        return _read_url(value["id"], "object", prefix), value
     if value is None:
         raise ActivityError("object", "missing")
-    return _read_url(value, "object"), None
+    return _read_url(value, "object", prefix), None
 
 
 def _read_audience(value: object, field: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ a typed ``VerificationResult``. Only the web layer turns that into an HTTP statu
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from federation import httpsig_cavage, httpsig_rfc9421
@@ -255,6 +256,7 @@ def _outside_window(
     return None
 
 
+@lru_cache(maxsize=4096)  # pure; a sender's key id and actor come back with every request
 def _same_host(key_id: str, actor: str) -> bool:
     try:
         return bool(urlsplit(key_id).hostname) and authority_of(key_id) == authority_of(actor)

@@ -129,6 +129,16 @@ class RequestParts:
         entry = self.headers._items.get(name.lower())  # type: ignore[attr-defined]
         return None if entry is None else entry[1]
 
+    @classmethod
+    def with_overrides(cls, method: str, url: str, headers: Mapping[str, str], body: bytes,
+                       overrides: Mapping[str, str]) -> RequestParts:
+        """``RequestParts(method, url, headers, body).with_headers(overrides)`` with one
+        copy of the headers instead of two (the inbox builds one for every request)."""
+        merged = _CaseInsensitiveHeaders(headers)
+        for name, value in overrides.items():
+            merged._items[name.lower()] = (name, value)  # noqa: SLF001 - our own copy
+        return cls(method, url, merged, body)
+
     def with_headers(self, extra: Mapping[str, str]) -> RequestParts:
         """A copy with ``extra`` headers set (replacing same-named ones)."""
         headers = self.headers

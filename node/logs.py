@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -15,9 +16,19 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 }
 
 
+# A value is quoted (as a JSON string) if it is empty or holds one of these.
+_NEEDS_QUOTES = re.compile(r'[ "=\n]')
+
+
+def _timestamp(created: float) -> str:
+    """``2026-11-23T04:20:00.123456Z``: ``isoformat`` with the fraction always written
+    (a third of ``strftime``'s cost; the access log writes one per request)."""
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
 def _fields(record: logging.LogRecord) -> dict[str, object]:
     fields: dict[str, object] = {
-        "ts": datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "ts": _timestamp(record.created),
         "level": record.levelname.lower(),
         "logger": record.name,
         "msg": record.getMessage(),
@@ -30,7 +41,7 @@ def _fields(record: logging.LogRecord) -> dict[str, object]:
 
 def _quote(value: object) -> str:
     text = str(value)
-    if not text or any(c in text for c in ' "=\n'):
+    if not text or _NEEDS_QUOTES.search(text):
         return json.dumps(text, ensure_ascii=False)
     return text
 
@@ -50,6 +61,9 @@ def configure_logging(level: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     as_json = os.environ.get("PRAXISNETZ_LOG_JSON", "") in ("1", "true")
     handler.setFormatter(JsonLinesFormatter() if as_json else KeyValueFormatter())
+    # Neither format writes the thread's or process's name or the pid of a record (the
+    # access log gives "pid" itself): not looking them up saves ~2 us a record.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("PRAXISNETZ_LOG_LEVEL", "INFO").upper())
