@@ -146,6 +146,40 @@ async def test_replace_all_rewrites_only_what_changed(backend: SearchBackend) ->
         assert after["kontakt"] == before["kontakt"] and after["post"] != before["post"]
 
 
+async def test_a_refill_takes_pages_and_keeps_exactly_what_they_held(
+        backend: SearchBackend) -> None:
+    """Pages of a refill: a URI in two pages is kept once (the later view), rows no page
+    named are gone, and the search answers from the old contents until the refill ends."""
+    views = [view_of(document) for document in documents()]
+    renamed = view_of(practice(DN, "post", name="Postausgangsbearbeitung",
+                               topics=("prozessmanagement",)))
+    async with backend.refill() as refill:
+        await refill.add([views[0], views[2]])
+        assert slugs(await backend.search("")) == {"e-akte", "portal", "post", "kontakt", "s1"}
+        await refill.add([views[1], renamed])
+        await refill.add([])
+    assert slugs(await backend.search("")) == {"e-akte", "portal", "post"}
+    assert len(await backend.search("")) == 3
+    assert slugs(await backend.search("Ausgang")) == {"post"}
+    assert await backend.search("Kontakt") == []
+
+
+async def test_a_failed_refill_changes_nothing(backend: SearchBackend) -> None:
+    with pytest.raises(RuntimeError, match="SQL went away"):
+        async with backend.refill() as refill:
+            await refill.add([view_of(documents()[3])])
+            raise RuntimeError("SQL went away")
+    assert slugs(await backend.search("")) == {"e-akte", "portal", "post", "kontakt", "s1"}
+
+
+async def test_refills_one_after_another_on_postgres(backend: SearchBackend) -> None:
+    """The temporary table of URIs is dropped with each refill's transaction."""
+    for kept in (documents()[:2], documents()[1:3]):
+        async with backend.refill() as refill:
+            await refill.add([view_of(document) for document in kept])
+        assert slugs(await backend.search("")) == {d["id"].rsplit("/", 1)[1] for d in kept}
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 async def test_the_migration_adds_the_search_table_only_on_postgres(kind: str, tmp_path) -> None:
     async for engine in database_engine(kind, tmp_path):

@@ -36,7 +36,8 @@ syntax (``search.parse_query``), with phrases as their words in any order.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -70,9 +71,19 @@ _TOKEN_RE = re.compile(r'"[^"]*"?|\S+')
 _LEXEME_RE = re.compile(r"[0-9a-z]+")
 
 
+class SearchRefill(Protocol):
+    async def add(self, views: Sequence[ContributionView]) -> None:
+        """One page of the contributions the search holds once the refill ends."""
+
+
 class SearchBackend(Protocol):
+    def refill(self) -> AbstractAsyncContextManager[SearchRefill]:
+        """Start afresh a page at a time: the contributions added inside the block are
+        exactly what the search holds after it (nothing changes if it fails), so a
+        national hub's contributions never need to be in memory at once."""
+
     async def replace_all(self, views: Sequence[ContributionView]) -> None:
-        """Start afresh with exactly these contributions."""
+        """Start afresh with exactly these contributions (one page of ``refill``)."""
 
     async def add(self, views: Sequence[ContributionView]) -> None:
         """Index contributions, replacing earlier versions with the same URI."""
@@ -92,6 +103,12 @@ class MemorySearch:
 
     def __init__(self, index: SearchIndex | None = None) -> None:
         self.index = index if index is not None else SearchIndex()
+
+    @asynccontextmanager
+    async def refill(self) -> AsyncIterator[SearchRefill]:
+        fresh = MemorySearch()
+        yield fresh  # its add() fills the new index; the old one answers meanwhile
+        self.index = fresh.index
 
     async def replace_all(self, views: Sequence[ContributionView]) -> None:
         self.index = SearchIndex(views)
@@ -190,24 +207,22 @@ class PostgresSearch:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def replace_all(self, views: Sequence[ContributionView]) -> None:
-        """Rows equal to their view stay untouched: the hub calls this at every start, and
-        rewriting a row costs its ``compound_parts`` in Python and the GIN inserts."""
-        wanted = {view.uri: view for view in views}
-        stale: list[str] = []
+    @asynccontextmanager
+    async def refill(self) -> AsyncIterator[SearchRefill]:
+        """One transaction: each page's URIs go into a temporary table and only its rows
+        that differ from their view are written (the hub refills at every start, and
+        rewriting a row costs its ``compound_parts`` in Python and the GIN inserts); at
+        the end the rows whose URI no page named are deleted. Memory: one page."""
         async with self._sessions() as session, session.begin():
-            stored = await session.stream(
-                sa.select(*_READ_COLUMNS).execution_options(yield_per=READ_BATCH))
-            async for row in stored:
-                view = wanted.get(row.uri)
-                if view is None:
-                    stale.append(row.uri)
-                elif view == _view(row):
-                    del wanted[row.uri]
-            for start in range(0, len(stale), READ_BATCH):
-                await session.execute(sa.delete(search_rows).where(
-                    search_rows.c.uri.in_(stale[start:start + READ_BATCH])))
-            await self._upsert(session, list(wanted.values()))
+            await session.execute(sa.text(
+                f"CREATE TEMPORARY TABLE {_SEEN} (uri text PRIMARY KEY) ON COMMIT DROP"))
+            yield _PostgresRefill(session)
+            await session.execute(sa.delete(search_rows).where(~sa.exists().where(
+                _seen_rows.c.uri == search_rows.c.uri)))
+
+    async def replace_all(self, views: Sequence[ContributionView]) -> None:
+        async with self.refill() as refill:
+            await refill.add(views)
 
     async def add(self, views: Sequence[ContributionView]) -> None:
         if views:
@@ -352,6 +367,30 @@ def _filtered(statement: sa.Select[tuple[object, ...]],
     if filters.status is not None:
         statement = statement.where(search_rows.c.status == filters.status)
     return statement
+
+
+_SEEN = "hub_search_refill_seen"
+_seen_rows = sa.Table(_SEEN, _metadata, sa.Column("uri", sa.Text, primary_key=True))
+
+
+class _PostgresRefill:
+    """A page of ``PostgresSearch.refill``: writes only what differs from the table."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, views: Sequence[ContributionView]) -> None:
+        wanted = {view.uri: view for view in views}  # one row per URI, the last one
+        uris, session = list(wanted), self._session
+        for start in range(0, len(uris), READ_BATCH):
+            batch = {uri: wanted[uri] for uri in uris[start:start + READ_BATCH]}
+            await session.execute(postgresql.insert(_seen_rows).on_conflict_do_nothing(),
+                                  [{"uri": uri} for uri in batch])
+            for row in await session.execute(sa.select(*_READ_COLUMNS).where(
+                    search_rows.c.uri.in_(list(batch)))):
+                if batch[row.uri] == _view(row):
+                    del batch[row.uri]
+            await PostgresSearch._upsert(session, list(batch.values()))
 
 
 def search_backend_for(sessions: async_sessionmaker[AsyncSession]) -> SearchBackend:
