@@ -15,7 +15,7 @@ from node.config import ConfigError, NodeConfig
 from node.hub.membership import AutoAcceptPolicy, ags_of
 from node.hub.settings import HubSettings, settings_from_mapping, write_settings
 from node.hub.tables import HubMember
-from node.storage.models import Follower, Following, InboxState, RemoteObject
+from node.storage.models import Activity, Follower, Following, InboxState, RemoteObject
 from node.workers import build_workers
 from tests.engine_support import (
     RunningNode,
@@ -209,16 +209,21 @@ async def test_leaving_and_applying_again_at_once_keeps_the_member(tmp_path, ord
             await node.stop()
 
 
+async def _hub_for_editors_and_member(tmp_path) -> tuple[RunningNode, RunningNode]:
+    """A hub that approves no applicant by itself, and a municipality; no workers."""
+    config = node_config(tmp_path, "kochbuch", is_hub=True, name="Kochbuch-Redaktion")
+    write_settings(config.data_dir, auto_accept_hosts=(), auto_accept_loopback=False)
+    hub = await start_node(config, start_workers=False)
+    return hub, await start_node(node_config(tmp_path, "dueren"), start_workers=False)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("undo_first", [True, False])
 async def test_a_member_that_leaves_and_applies_again_needs_no_new_approval(tmp_path,
                                                                           undo_first) -> None:
     # An editor approved it once; whichever of Undo and new Follow arrives first, it ends
     # approved (before, the Undo-first order left it pending for an editor).
-    config = node_config(tmp_path, "kochbuch", is_hub=True, name="Kochbuch-Redaktion")
-    write_settings(config.data_dir, auto_accept_hosts=(), auto_accept_loopback=False)
-    hub = await start_node(config, start_workers=False)
-    member = await start_node(node_config(tmp_path, "dueren"), start_workers=False)
+    hub, member = await _hub_for_editors_and_member(tmp_path)
     try:
         processor = build_workers(hub.app).processor
         first = unsigned_activity(member.actor, "Follow", hub.actor)
@@ -235,6 +240,49 @@ async def test_a_member_that_leaves_and_applies_again_needs_no_new_approval(tmp_
             assert (await processor.process(item)).state is InboxState.DONE
         assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "approved"
         assert await _state(hub, Follower, Follower.actor_uri, member.actor) == "accepted"
+    finally:
+        for node in (member, hub):
+            await node.stop()
+
+
+async def _accepts_of(hub: RunningNode, follow_id: str) -> int:
+    rows = await hub.rows(Activity, Activity.type == "Accept", Activity.is_local.is_(True))
+    return sum(1 for row in rows if (row.document or {}).get("object", {}).get("id") == follow_id)
+
+
+@pytest.mark.slow
+async def test_an_editor_approving_a_refused_applicant_takes_back_the_refusal(tmp_path) -> None:
+    """Refused, then approved without a new Follow: the applicant becomes a member and gets
+    the Accept; its Follow, delivered again, is answered like any member's (another
+    Accept) instead of being ignored as undone by the refusal; its own Undo then ends the
+    membership. While refused, the same Follow delivered again stays ignored."""
+    hub, member = await _hub_for_editors_and_member(tmp_path)
+    try:
+        processor = build_workers(hub.app).processor
+        first = unsigned_activity(member.actor, "Follow", hub.actor)
+        assert (await processor.process(first)).state is InboxState.DONE
+        async with aiohttp.ClientSession() as http:
+            api = HubApi(http, hub, await issue_token(hub))
+            [applicant] = await hub.rows(HubMember, HubMember.actor_uri == member.actor)
+            status, body = await api.call("POST", f"/api/hub/members/{applicant.id}/reject")
+            assert status == 200 and body["state"] == "rejected", body
+            refused = await processor.process(first)
+            assert "undone before it arrived" in refused.reason  # a refusal holds
+            assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "rejected"
+            status, body = await api.call("POST", f"/api/hub/members/{applicant.id}/approve")
+            assert status == 200 and body["state"] == "approved", body
+        assert await _state(hub, Follower, Follower.actor_uri, member.actor) == "accepted"
+        assert await _accepts_of(hub, first["id"]) == 1
+
+        again = await processor.process(first)  # delivered again after the approval
+        assert again.state is InboxState.DONE and "approved" in again.reason, again.reason
+        assert await _accepts_of(hub, first["id"]) == 2
+        assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "approved"
+
+        left = await processor.process(unsigned_activity(member.actor, "Undo", first))
+        assert left.state is InboxState.DONE, left.reason
+        assert await hub.rows(Follower, Follower.actor_uri == member.actor) == []
+        assert await _state(hub, HubMember, HubMember.actor_uri, member.actor) == "left"
     finally:
         for node in (member, hub):
             await node.stop()

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.activities import accept
@@ -28,7 +28,7 @@ from node.appkeys import NodeKeys
 from node.config import NodeConfig
 from node.hub.tables import HubMember, MemberState
 from node.outbox import record_local_activity
-from node.storage.models import Follower, FollowerState, RemoteActor
+from node.storage.models import Activity, Follower, FollowerState, RemoteActor
 
 AGS_URI_PREFIX = "http://dcat-ap.de/def/politicalGeocoding/municipalityKey/"
 
@@ -173,6 +173,8 @@ async def approve(
     actor = await session.get(RemoteActor, member.actor_uri)
     if actor is None:
         raise MembershipError("member", f"{member.actor_uri}: actor document not known yet")
+    if member.state == MemberState.REJECTED.value and member.follow_activity_uri:
+        await _take_back_refusal(session, actor.uri, member.follow_activity_uri)
     member.state, member.decided_at = MemberState.APPROVED.value, now
     follower = await session.scalar(select(Follower).where(Follower.actor_uri == actor.uri))
     if follower is not None:
@@ -185,6 +187,19 @@ async def approve(
                                 [actor.inbox], now=now)
     info = follows.parse_actor_document(actor.document or {})
     return await follows.follow(session, config, keys, info, now=now)
+
+
+async def _take_back_refusal(session: AsyncSession, actor: str, follow_id: str) -> None:
+    """An editor approves an applicant refused before, without a new Follow: the refusal
+    had ended its Follow (``reject``: ``incoming_follows.end_follows`` records an Undo
+    receipt under an id of ours, ``urn:uuid:…``). Those receipts go, so the Follow stands
+    again as for any member: delivered again it is answered with another Accept instead
+    of being ignored as undone, and the member's own Undo of it ends the membership. An
+    Undo the applicant sent itself (its own https id) stays."""
+    await session.execute(delete(Activity).where(
+        Activity.type == incoming_follows.UNDO, Activity.object_uri == follow_id,
+        Activity.actor == actor, Activity.is_local.is_(False),
+        Activity.uri.startswith("urn:uuid:")))
 
 
 async def decide(
