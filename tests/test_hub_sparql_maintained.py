@@ -91,6 +91,18 @@ class Checker:
         return answers
 
 
+def _maintaining(queries=None, slugs=None):
+    """An index maintaining ``queries`` (default: the examples; only ``slugs`` if given),
+    its counting runner, and a checker of those queries."""
+    runner = CountingRunner()
+    index = make_index(runner)
+    chosen = list(maintained_examples() if queries is None else queries)
+    if slugs is not None:
+        chosen = [query for query in chosen if query.slug in slugs]
+    index.maintain(chosen)
+    return index, runner, Checker(index, runner, chosen)
+
+
 def _random_practice(rng: random.Random, host: str, slug: str) -> dict:
     document = practice(
         host, slug,
@@ -171,11 +183,7 @@ def _random_write(rng: random.Random, index, written: dict[str, tuple[str, dict]
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_random_writes_keep_every_answer_equal_to_evaluation(seed):
     rng = random.Random(seed)
-    runner = CountingRunner()
-    index = make_index(runner)
-    queries = _queries()
-    index.maintain(queries)
-    checker = Checker(index, runner, queries)
+    index, _, checker = _maintaining(_queries())
     written: dict[str, tuple[str, dict]] = {}
     most: dict[str, int] = {}
     for _ in range(150):
@@ -192,12 +200,9 @@ def test_random_writes_keep_every_answer_equal_to_evaluation(seed):
 def test_counts_tied_across_the_limit_cut():
     """Six practices with two disagreements each and one with three: the cut at 4 falls
     inside the tie and is decided by ?practiceKey as in the evaluated answer."""
-    runner = CountingRunner()
-    index = make_index(runner)
-    queries = [_with_limit(query, 4) for query in maintained_examples()
-               if query.slug in ("disagreements-by-practice", "contributions-by-municipality")]
-    index.maintain(queries)
-    checker = Checker(index, runner, queries)
+    index, _, checker = _maintaining(
+        [_with_limit(query, 4) for query in maintained_examples()],
+        ("disagreements-by-practice", "contributions-by-municipality"))
     for number in range(7):
         host = MEMBERS[number % 3]
         index.add_contribution(actor(host), practice(host, f"p{number}", name="Gleich",
@@ -263,9 +268,7 @@ def test_every_kind_of_write_reaches_every_example(group, kind):
 
 
 def test_a_rebuild_drops_the_rows_and_the_next_query_builds_them_again():
-    runner = CountingRunner()
-    index = make_index(runner)
-    index.maintain(maintained_examples())
+    index, runner, _ = _maintaining()
     index.add_contribution(actor(A), P)
     query = example_by_slug("practices-by-topic").sparql
     first = index.query(query, timeout=5, max_rows=500, options=QUERY_OPTIONS)
@@ -280,9 +283,7 @@ def test_a_rebuild_drops_the_rows_and_the_next_query_builds_them_again():
 def test_doubtful_orders_and_other_options_are_evaluated():
     """The same text in two languages, and a blank-node practice: Oxigraph's order is its
     own, so the query is evaluated; a query with other options is not the example."""
-    runner = CountingRunner()
-    index = make_index(runner)
-    index.maintain(maintained_examples())
+    index, runner, _ = _maintaining()
     query = example_by_slug("practices-by-topic").sparql
     german = practice(A, "de", name="x")
     del german["name"]
@@ -306,11 +307,7 @@ def test_a_statement_about_another_document_reaches_the_rows_it_completes():
     """A document may state something about another one (a nested object with an id):
     adding it makes a plain note a disagreeing stance in the union graph. The write's
     quads name only the note; its ``pn:about`` target is found in the store."""
-    runner = CountingRunner()
-    index = make_index(runner)
-    queries = [q for q in maintained_examples() if q.slug == "disagreements-by-practice"]
-    index.maintain(queries)
-    checker = Checker(index, runner, queries)
+    index, _, checker = _maintaining(slugs=("disagreements-by-practice",))
     index.add_contribution(actor(A), P)
     note = {**SB, "type": ["Note"]}
     index.add_contribution(actor(B), note)
@@ -323,9 +320,7 @@ def test_a_statement_about_another_document_reaches_the_rows_it_completes():
 
 
 def test_the_warmer_builds_maintained_answers_without_waiting_for_quiet():
-    runner = CountingRunner()
-    index = make_index(runner)
-    index.maintain(maintained_examples())
+    index, runner, _ = _maintaining()
     index.add_contribution(actor(A), P)
     now = [0.0]
     warmer = AnswerWarmer(quiet_seconds=30, monotonic=lambda: now[0])
@@ -344,11 +339,7 @@ def test_the_warmer_builds_maintained_answers_without_waiting_for_quiet():
 def test_a_failed_update_drops_the_answer_and_the_query_is_evaluated(monkeypatch):
     from node.hub import maintained_answers
 
-    runner = CountingRunner()
-    index = make_index(runner)
-    queries = [q for q in maintained_examples() if q.slug == "practices-by-topic"]
-    index.maintain(queries)
-    checker = Checker(index, runner, queries)
+    index, _, checker = _maintaining(slugs=("practices-by-topic",))
     index.add_contribution(actor(A), P)
     checker.check()
     real = maintained_answers._rows
@@ -370,12 +361,7 @@ def test_a_blank_node_practice_is_evaluated_until_it_is_gone():
     blank nodes among themselves, so while one is among the rows the examples that sort
     on ?practice are evaluated; for a union-graph example it cannot be named in VALUES,
     so the write drops the rows (built again by the next query)."""
-    runner = CountingRunner()
-    index = make_index(runner)
-    queries = [q for q in maintained_examples()
-               if q.slug in ("practices-by-topic", "e-file-in-operation")]
-    index.maintain(queries)
-    checker = Checker(index, runner, queries)
+    index, _, checker = _maintaining(slugs=("practices-by-topic", "e-file-in-operation"))
     index.add_contribution(actor(A), P)
     checker.check()
     assert checker.evaluated_instead == 0
