@@ -129,9 +129,11 @@ async def _plans(engine, query: triage.TriageQuery) -> list[tuple[str, Any, str]
     return plans
 
 
-async def test_a_page_walks_the_index_and_the_count_counts_an_index(engine) -> None:
+@pytest.mark.parametrize("include_deferred", [True, False])
+async def test_a_page_walks_the_index_and_the_count_counts_an_index(engine,
+                                                                  include_deferred) -> None:
     await _fill(engine)
-    plans = await _plans(engine, triage.TriageQuery(limit=50, offset=0))
+    plans = await _plans(engine, triage.TriageQuery(include_deferred=include_deferred))
     ids, written, decided = plans[0], plans[1], plans[2]
     assert ids[0].lstrip().startswith("SELECT remote_objects.id \nFROM remote_objects")
     if engine.dialect.name == "sqlite":
