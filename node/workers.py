@@ -101,6 +101,8 @@ async def run_inbox(workers: Workers, sessions: async_sessionmaker[AsyncSession]
         idle_for = ingest()
         if idle_for is not None:
             await let_ingest_go_first(idle_for, workers.stop, longest=pause)
+            if workers.stop.is_set():
+                break  # stopping: no batch begun while waiting
         started = loop.time()
         try:
             handled = await process_inbox_batch(workers.processor, sessions, clock,
