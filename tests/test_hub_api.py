@@ -380,7 +380,10 @@ async def test_an_object_committed_after_a_later_sync_is_still_indexed(setup) ->
     async with hub.sessions()() as session, session.begin():  # claimed before the step
         session.add(InboxItem(activity_uri="https://dueren.example/activities/1", inbox="shared",
                               actor=MEMBER, remote_host="dueren.example", raw={},
-                              received_at=NOW, state="processing"))
+                              received_at=NOW, state="processing",
+                              # leased for long: the hub's own inbox worker must not take
+                              # the item and finish it before the syncs below (it did, at load)
+                              claimed_until=NOW + timedelta(days=3650)))
     worker = Aggregator(sessions=hub.sessions(), index=None, search=MemorySearch(),
                         clock=lambda: clock[0], warm_after=None)
     await worker.start()

@@ -179,16 +179,17 @@ class Aggregator:
         """Search, and the RDF index if asked, afresh from SQL, reading a page at a time
         (a national hub's documents do not fit in memory at once); the report and the
         number of documents read."""
-        views: list[ContributionView] = []
         read = 0
         index = self.index if rebuild_index else None
         rebuild = await asyncio.to_thread(index.start_rebuild) \
             if index is not None and even_if_empty else None
         try:
-            async with self._sessions() as session:
+            # The search takes a page at a time too; what the pages held is what it holds
+            # afterwards, and an error on the way leaves it as it was.
+            async with self._sessions() as session, self.search.refill() as search:
                 async for page in member_document_pages(session):
                     read += len(page)
-                    views.extend(_views(page))
+                    await search.add(_views(page))
                     if index is not None and rebuild is None:
                         rebuild = await asyncio.to_thread(index.start_rebuild)
                     if rebuild is not None:
@@ -198,7 +199,6 @@ class Aggregator:
                 else RebuildReport(0, ())
         for skipped in report.skipped:
             log.warning("not indexed uri=%s field=%s %s", skipped.uri, skipped.field, skipped.message)
-        await self.search.replace_all(views)
         return report, read
 
     async def sync(self) -> SyncReport:
