@@ -39,6 +39,7 @@ from node.remote_objects import (
     ObjectResult,
     create_object,
     delete_object,
+    problems_before_storing,
     reference,
     update_object,
     with_context,
@@ -108,6 +109,23 @@ class ObjectChange:
 
     def apply(self, connection: Connection, now: datetime) -> Verdict:
         return from_object_result(self.operation(connection, self.actor, self.target, now=now))
+
+
+@dataclass(frozen=True)
+class ObjectVersion(ObjectChange):
+    """A create or update, with the object's shape problems found before the
+    transaction (``node.remote_objects.create_object``)."""
+
+    problems: list[str] | None = None
+
+    @classmethod
+    def of(cls, operation: ObjectOperation, actor: str,
+           document: Mapping[str, Any]) -> ObjectVersion:
+        return cls(operation, actor, document, problems_before_storing(actor, document))
+
+    def apply(self, connection: Connection, now: datetime) -> Verdict:
+        return from_object_result(self.operation(connection, self.actor, self.target, now=now,
+                                                 problems=self.problems))
 
 
 Decision = Verdict | ObjectChange
@@ -472,7 +490,7 @@ class InboxProcessor:
         obj = await self._object_of(activity)
         if obj is None:
             return rejected(f"Create of {activity.object_id}: no usable object")
-        return ObjectChange(create_object, activity.actor, obj)
+        return ObjectVersion.of(create_object, activity.actor, obj)
 
     async def on_update(self, activity: Incoming) -> Decision:
         obj = activity.standalone_object()
@@ -480,7 +498,7 @@ class InboxProcessor:
             return rejected("Update without an embedded object")
         if activity.object_id == activity.actor and is_actor_document(obj):
             return await self._actor_updated(activity)
-        return ObjectChange(update_object, activity.actor, obj)
+        return ObjectVersion.of(update_object, activity.actor, obj)
 
     async def _actor_updated(self, activity: Incoming) -> Verdict:
         # Take the actor (and its keys) from its origin, not from the message.
@@ -565,7 +583,7 @@ class InboxProcessor:
         author = reference(obj.get("attributedTo"))
         if author is None:
             return rejected(f"relayed object {activity.object_id} names no author")
-        return ObjectChange(create_object, author, obj)
+        return ObjectVersion.of(create_object, author, obj)
 
     async def on_like(self, activity: Incoming) -> Verdict:
         if activity.object_id is None:

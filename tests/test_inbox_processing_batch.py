@@ -174,3 +174,42 @@ async def test_a_change_is_checked_against_the_row_an_earlier_change_of_the_batc
             RemoteObject.uri == original["object"]["id"]))
     assert name["name"] == "Nr. 1"
     assert (await states(node))[forged["id"]] == InboxState.REJECTED.value
+
+
+async def test_shapes_are_checked_before_the_transaction_and_not_for_a_refused_origin(
+        tmp_path, monkeypatch) -> None:
+    """Validating a contribution (1–2 ms) happens while deciding, on the event loop's
+    thread, not on the inbox writer's while it holds the write lock; an object whose
+    origin refuses it is not validated at all."""
+    import threading
+
+    import vocab.validate
+    from tests.test_inbox_processing import activity, authored_practice
+
+    a = await start_node(node_config(tmp_path, "a"), start_workers=False)
+    b = await start_node(node_config(tmp_path, "b"), start_workers=False)
+    try:
+        practice = await authored_practice(b)
+        stranger = "https://elsewhere.example/users/x"
+        foreign = activity(stranger, "Create", {**practice, "attributedTo": stranger})
+        good = activity(b.actor, "Create", practice)
+        threads: list[str] = []
+        validate = vocab.validate.validate
+
+        def recording(document, uri):  # noqa: ANN001, ANN202
+            threads.append(threading.current_thread().name)
+            return validate(document, uri)
+
+        monkeypatch.setattr(vocab.validate, "validate", recording)
+        now = datetime.now(UTC)
+        await receive(a, [good, foreign], now)
+        processor = build_workers(a.app).processor
+        assert await process_inbox_batch(processor, a.sessions(), lambda: now, 50) == 2
+        assert threads == [threading.main_thread().name]
+        found = await states(a)
+        assert found[good["id"]] == InboxState.DONE.value
+        assert found[foreign["id"]] == InboxState.REJECTED.value
+        assert await stored_uris(a) == {practice["id"]}
+    finally:
+        await a.stop()
+        await b.stop()
