@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,6 +31,9 @@ from node.config import (
     with_overrides,
     write_config,
 )
+
+if TYPE_CHECKING:  # the CLI imports its commands' modules only when they run
+    from node.identity import RotationLock
 
 EXIT_BAD_INPUT = 2
 
@@ -343,7 +347,8 @@ def cmd_token(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
-async def _rotate_keys(config: NodeConfig, kind_name: str, *, revoke: bool = False) -> int:
+async def _rotate_keys(config: NodeConfig, kind_name: str, *, revoke: bool = False,
+                       lock: RotationLock | None = None) -> int:
     from node.identity import (
         KEY_SWITCH_WAIT_SECONDS,
         KeyKind,
@@ -352,7 +357,7 @@ async def _rotate_keys(config: NodeConfig, kind_name: str, *, revoke: bool = Fal
     )
     from node.outbox import recipients_for, record_local_activity
 
-    keys = rotate_node_key(config, KeyKind(kind_name), revoke=revoke)
+    keys = rotate_node_key(config, KeyKind(kind_name), revoke=revoke, lock=lock)
     # Switch first, announce after: every running process takes the new key file within
     # KEY_CHECK_SECONDS, so once the Update is queued every signature (the Update's own
     # delivery included) is made with the new key and the served actor shows it. In the
@@ -389,14 +394,20 @@ KEYS_ROTATE_DESCRIPTION = (
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from node.identity import KeyKind, key_path
+    from node.identity import KeyKind, RotationBusy, key_path, rotation_lock
 
     config = load_config(args.data_dir)
     if args.revoke and args.kind != "ed25519":
         print("--revoke applies to --kind ed25519 only (RSA signatures are not stored)",
               file=sys.stderr)
         return 2
-    count = asyncio.run(_rotate_keys(config, args.kind, revoke=args.revoke))
+    try:
+        # held for the whole rotation: key files, the switch wait and the queued Update
+        with rotation_lock(config) as held:
+            count = asyncio.run(_rotate_keys(config, args.kind, revoke=args.revoke, lock=held))
+    except RotationBusy as exc:
+        print(exc, file=sys.stderr)
+        return 75  # EX_TEMPFAIL: try again later
     path = key_path(config, KeyKind(args.kind))
     print(f"new {args.kind} key in {path}; the running node uses it now; "
           f"actor Update queued for {count} inbox(es)")

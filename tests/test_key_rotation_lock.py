@@ -120,3 +120,14 @@ def test_a_caller_holding_the_lock_rotates_under_it(tmp_path) -> None:
         with pytest.raises(RotationBusy):
             rotate_node_key(config, KeyKind.RSA)
     rotate_node_key(config, KeyKind.RSA)
+
+
+def test_the_command_refuses_while_another_rotation_holds_the_lock(tmp_path, capsys) -> None:
+    from node.cli import main
+
+    config = node_config(tmp_path, "a")
+    before = config.rsa_key_path.read_bytes()
+    with rotation_lock(config):
+        assert main(["keys", "rotate", "--data-dir", str(config.data_dir)]) == 75
+    assert "keys/rotate.lock" in capsys.readouterr().err
+    assert config.rsa_key_path.read_bytes() == before
