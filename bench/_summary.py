@@ -78,6 +78,15 @@ def _signatures(rows: Sequence[Mapping[str, object]]) -> list[Headline]:
     return headlines
 
 
+def _inbox_processing(rows: Sequence[Mapping[str, object]]) -> list[Headline]:
+    # No target of the issue's: what the door accepts, the worker must keep up with.
+    return [Headline("inbox_processing", f"{row['items']:,} received {row['kind']}s processed"
+                     f" ({row['database']}{', hub' if row['hub'] else ''}): CPU per item",
+                     f"{_number(row['cpu_ms_per_item'], 2)} ms"
+                     f" ({_number(row['processed_per_s'], 0)}/s)", "-")
+            for row in rows]
+
+
 def _validation(rows: Sequence[Mapping[str, object]]) -> list[Headline]:
     return [Headline("validation", f"{row['measure']} ({row['document']})",
                      f"{_number(row['us_per_op'], 0)} µs", "-")
@@ -86,6 +95,7 @@ def _validation(rows: Sequence[Mapping[str, object]]) -> list[Headline]:
 
 READERS: dict[str, Callable[[Sequence[Mapping[str, object]]], list[Headline]]] = {
     "inbox_ingest": _inbox_ingest,
+    "inbox_processing": _inbox_processing,
     "fanout": _fanout,
     "hub_scale": _measures_with_targets("hub_scale"),
     "small_node": _measures_with_targets("small_node"),

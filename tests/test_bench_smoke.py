@@ -113,3 +113,15 @@ def test_hub_scale_indexes_everything_and_times_each_example_query() -> None:
         assert f"SPARQL {example.slug} p50" in by_measure
     assert "edition freeze (6 contributions)" in by_measure
     _assert_table(rows)
+
+
+def test_inbox_processing_processes_every_item_and_heads_the_summary() -> None:
+    from bench import _summary, inbox_processing
+
+    rows = inbox_processing.run(items=40, actors=4)
+    (row,) = rows
+    assert row.stored_objects == 40 and row.cpu_ms_per_item > 0 and row.processed_per_s > 0
+    _assert_table(rows)
+    (headline,) = _summary.headlines({"inbox_processing": rows})
+    assert "40 received" in headline.measure and "ms" in headline.value
+
