@@ -6,8 +6,10 @@ of truth; this index is derived and can be rebuilt from it (``rebuild``, or
 in ``jsonld_quads`` (the known-context fast path first); a rebuild bulk-loads the fast
 path's N-Quads text. Every write moves the index's ``generation`` on, and answers to
 queries are kept for one generation (``query_cache``). The answers of the queries given
-to ``maintain`` (the examples) are instead kept up to date by every write, under its
-lock (``maintained_answers``); a rebuild drops them until they are asked for again.
+to ``maintain`` (the examples) are instead kept up to date (``maintained_answers``): each
+write notes, under the write lock, which of their rows it can change, and the next query
+evaluates those rows again under the same lock; a rebuild drops them until they are
+asked for again.
 """
 
 from __future__ import annotations
