@@ -36,10 +36,11 @@ from node.config import FollowApproval, NodeConfig
 from node.outbox import record_local_activity
 from node.remote import RemoteDirectory, RemoteError, SqliteWork, is_actor_document
 from node.remote_objects import (
+    ObjectChange,
     ObjectResult,
+    ObjectVersion,
     create_object,
     delete_object,
-    problems_before_storing,
     reference,
     update_object,
     with_context,
@@ -93,41 +94,6 @@ def from_object_result(result: ObjectResult) -> Verdict:
 
 
 T = TypeVar("T")
-ObjectOperation = Callable[..., ObjectResult]  # node.remote_objects' create/update/delete
-
-
-@dataclass(frozen=True)
-class ObjectChange:
-    """What a handler decided to do to ``remote_objects``: applied later, in a transaction
-    with the other changes of the worker's batch (``InboxProcessor.apply_changes``), where
-    ``node.remote_objects`` checks it against the stored row (origin, author, version,
-    shapes). ``target`` is the object, or the id of the object to delete."""
-
-    operation: ObjectOperation
-    actor: str
-    target: Mapping[str, Any] | str
-
-    def apply(self, connection: Connection, now: datetime) -> Verdict:
-        return from_object_result(self.operation(connection, self.actor, self.target, now=now))
-
-
-@dataclass(frozen=True)
-class ObjectVersion(ObjectChange):
-    """A create or update, with the object's shape problems found before the
-    transaction (``node.remote_objects.create_object``)."""
-
-    problems: list[str] | None = None
-
-    @classmethod
-    def of(cls, operation: ObjectOperation, actor: str,
-           document: Mapping[str, Any]) -> ObjectVersion:
-        return cls(operation, actor, document, problems_before_storing(actor, document))
-
-    def apply(self, connection: Connection, now: datetime) -> Verdict:
-        return from_object_result(self.operation(connection, self.actor, self.target, now=now,
-                                                 problems=self.problems))
-
-
 Decision = Verdict | ObjectChange
 # The activity types whose handlers may answer with an ObjectChange (an Update or Delete
 # of the actor itself is no object change).
@@ -286,23 +252,40 @@ class InboxProcessor:
         except (RemoteError, SQLAlchemyError) as exc:
             return activity, failed(exc)
 
-    async def apply_batch(self, changes: list[ObjectChange]) -> list[Verdict]:
-        """Apply the changes in order in one transaction; their verdicts.
+    async def apply_batch(self, changes: list[ObjectChange],
+                          then: Callable[[Connection, list[Verdict]], None] | None = None
+                          ) -> list[Verdict]:
+        """Apply the changes in order in one transaction; their verdicts. ``then`` runs
+        in the same transaction after them, with their verdicts (the worker records the
+        results there when no hook is to see them first).
 
         First all together; if the database (or a rule) fails one of them, that
         transaction is rolled back and the changes applied again, each under a savepoint
         of its own: the failed one is undone alone and gets its verdict (rejected, or
         retry), the others stand. (A savepoint for every change cost ~10% of a Create.)
         """
+        def work(apply: Callable[[list[ObjectChange], Connection], list[Verdict]],
+                 connection: Connection) -> list[Verdict]:
+            verdicts = apply(changes, connection)
+            if then is not None:
+                then(connection, verdicts)
+            return verdicts
+
         try:
-            return await self.in_transaction(partial(self.apply_changes, changes))
+            return await self.in_transaction(partial(work, self.apply_changes))
         except Exception:  # noqa: BLE001 - the failure is the savepoint pass's to judge
-            return await self.in_transaction(partial(self.apply_changes_apart, changes))
+            return await self.in_transaction(partial(work, self.apply_changes_apart))
+
+    @property
+    def observes(self) -> bool:
+        """Whether a hook sees each verdict (after its changes committed, before the
+        results are recorded)."""
+        return self._hook is not None
 
     def apply_changes(self, changes: list[ObjectChange], connection: Connection) -> list[Verdict]:
         """All the changes in the caller's transaction; raises if any fails."""
         now = self._clock()
-        return [change.apply(connection, now) for change in changes]
+        return [from_object_result(change.apply(connection, now)) for change in changes]
 
     def apply_changes_apart(self, changes: list[ObjectChange],
                             connection: Connection) -> list[Verdict]:
@@ -311,7 +294,7 @@ class InboxProcessor:
         for change in changes:
             try:
                 with connection.begin_nested():
-                    verdicts.append(change.apply(connection, now))
+                    verdicts.append(from_object_result(change.apply(connection, now)))
             except SQLAlchemyError as exc:
                 verdicts.append(failed(exc))
             except Exception as exc:  # noqa: BLE001 - logged; one bad item must not spoil the batch

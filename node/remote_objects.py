@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -334,3 +334,37 @@ async def apply_delete(session: AsyncSession, actor: str, object_id: str,
                        *, now: datetime) -> ObjectResult:
     return await session.run_sync(
         lambda sync: delete_object(sync.connection(), actor, object_id, now=now))
+
+
+ObjectOperation = Callable[..., ObjectResult]  # create_object, update_object, delete_object
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    """What the inbox worker decided to do to ``remote_objects``: applied later, in a
+    transaction with the other changes of its batch, where the rules above check it
+    against the stored row. ``target`` is the object, or the id of the object to delete."""
+
+    operation: ObjectOperation
+    actor: str
+    target: Mapping[str, Any] | str
+
+    def apply(self, connection: Connection, now: datetime) -> ObjectResult:
+        return self.operation(connection, self.actor, self.target, now=now)
+
+
+@dataclass(frozen=True)
+class ObjectVersion(ObjectChange):
+    """A create or update, with the object's shape problems found before the
+    transaction (``problems_before_storing``)."""
+
+    problems: list[str] | None = None
+
+    @classmethod
+    def of(cls, operation: ObjectOperation, actor: str,
+           document: Mapping[str, Any]) -> ObjectVersion:
+        return cls(operation, actor, document, problems_before_storing(actor, document))
+
+    def apply(self, connection: Connection, now: datetime) -> ObjectResult:
+        return self.operation(connection, self.actor, self.target, now=now,
+                              problems=self.problems)

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,7 +33,6 @@ from node.inbox_processing import (
     Decision,
     InboxProcessor,
     Incoming,
-    ObjectChange,
     Verdict,
     failed,
     retry,
@@ -40,7 +40,7 @@ from node.inbox_processing import (
 from node.inbox_queue import ClaimedItem, Outcome, QueueWatch, claim, record_outcomes
 from node.pruning import run_pruner
 from node.remote import SQLITE_WORK, install_key_cache
-from node.remote_objects import reference
+from node.remote_objects import ObjectChange, reference
 from node.storage.models import InboxState
 
 log = logging.getLogger("praxisnetz.workers")
@@ -200,10 +200,7 @@ async def process_inbox_batch(processor: InboxProcessor,
     groups = list(by_actor.values())
     while groups:
         decided, groups = await _decide_round(processor, groups)
-        outcomes = await _apply_round(processor, decided)
-        now = clock()
-        states = await processor.in_transaction(
-            lambda connection, done=outcomes, now=now: record_outcomes(connection, done, now=now))
+        outcomes, states = await _apply_round(processor, decided, clock)
         for outcome, state in zip(outcomes, states, strict=True):
             # one line per item only when it did not simply succeed
             log.log(logging.DEBUG if state is InboxState.DONE else logging.INFO,
@@ -249,21 +246,45 @@ async def _decide_round(processor: InboxProcessor, groups: list[list[ClaimedItem
     return sorted(decided, key=lambda step: step.item.id), later
 
 
-async def _apply_round(processor: InboxProcessor, decided: list[Decided]) -> list[Outcome]:
-    """Apply the round's object changes in one transaction, then show each to the hook."""
+async def _apply_round(processor: InboxProcessor, decided: list[Decided],
+                       clock: Callable[[], datetime]
+                       ) -> tuple[list[Outcome], list[InboxState]]:
+    """Apply the round's object changes in one transaction and record the round's
+    results: in that same transaction when no hook looks, else after the hook saw each
+    change (in a transaction of their own). The outcomes and the states stored."""
     changes = [step for step in decided if isinstance(step.decision, ObjectChange)]
-    verdicts: dict[int, Verdict] = {}
-    if changes:
+    recorded: list[tuple[list[Outcome], list[InboxState]]] = []
+
+    def record(connection: Connection, verdicts: list[Verdict]) -> None:
+        ids = [step.item.id for step in changes]
+        outcomes = _outcomes(decided, dict(zip(ids, verdicts, strict=True)))
+        recorded.append((outcomes, record_outcomes(connection, outcomes, now=clock())))
+
+    applied: list[Verdict] = []
+    if changes or not processor.observes:
         try:
-            applied = await processor.apply_batch([step.decision for step in changes])
+            applied = await processor.apply_batch([step.decision for step in changes],
+                                                  then=None if processor.observes else record)
+            if recorded:
+                return recorded[-1]  # the pass that committed recorded last
         except SQLAlchemyError as exc:  # the commit failed: nothing of the round stands
             log.warning("inbox object changes failed items=%d error=%r", len(changes), exc)
             applied = [failed(exc)] * len(changes)
-        verdicts = {step.item.id: verdict for step, verdict in zip(changes, applied, strict=True)}
+    verdicts = {step.item.id: verdict for step, verdict in zip(changes, applied, strict=True)}
+    for step in changes:
+        verdicts[step.item.id] = await observe_item(processor, step, verdicts[step.item.id])
+    outcomes = _outcomes(decided, verdicts)
+    now = clock()
+    states = await processor.in_transaction(
+        lambda connection: record_outcomes(connection, outcomes, now=now))
+    return outcomes, states
+
+
+def _outcomes(decided: list[Decided], verdicts: dict[int, Verdict]) -> list[Outcome]:
+    """Each item's outcome: its verdict, or its change's (by item id)."""
     outcomes = []
     for step in decided:
-        verdict = step.decision if isinstance(step.decision, Verdict) else \
-            await observe_item(processor, step, verdicts[step.item.id])
+        verdict = step.decision if isinstance(step.decision, Verdict) else verdicts[step.item.id]
         outcomes.append(Outcome(step.item, verdict.state, verdict.reason))
     return outcomes
 

@@ -88,6 +88,16 @@ class _RecordingProcessor:
         async with self._sessions() as session, session.begin():
             return await session.run_sync(lambda sync: work(sync.connection()))
 
+    observes = False  # no hook: the results are recorded with the (no) changes
+
+    async def apply_batch(self, changes: list, then=None) -> list:  # noqa: ANN001
+        def work(connection) -> list:  # noqa: ANN001
+            if then is not None:
+                then(connection, [])
+            return []
+
+        return await self.in_transaction(work)
+
 
 async def test_one_slow_actor_does_not_hold_up_the_others(sessions) -> None:
     now = datetime.now(UTC)
