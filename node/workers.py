@@ -183,9 +183,9 @@ async def process_inbox_batch(processor: InboxProcessor,
     by side, so one slow remote server (a Follow needs its actor fetched) does not hold
     up everyone else's activities. The object changes (Create, Update, Delete, Announce)
     are then applied together, in arrival order, in one transaction (one bad change is
-    undone alone: ``InboxProcessor.apply_batch``), shown to the hook, and the batch's
-    results stored in one more transaction (the items stay leased until then; after a
-    crash they are applied again). An actor's activity that is no object change and
+    undone alone: ``InboxProcessor.apply_batch``) with the batch's results, or, when a
+    hook is to see the changes first, shown to it and the results stored in one more
+    transaction (the items stay leased until then; after a crash they are applied again). An actor's activity that is no object change and
     comes after one of its changes waits for the next round of the same batch, so it
     still sees (and the hook still sees) them in order. The claim, the changes and the
     results go through ``processor.in_transaction`` (on SQLite the inbox writer's
