@@ -32,6 +32,10 @@ from node.storage.models import InboxItem, InboxState, RemoteObject
 log = logging.getLogger("praxisnetz.hub.aggregation")
 
 POLL_SECONDS = 2.0
+# While woken again and again (a burst of Creates: the inbox hook wakes it per item), a
+# sync starts at most this long after the previous one began: tens of syncs a burst, not
+# one per item (each is four queries even when no member's object changed).
+MIN_SYNC_INTERVAL = 0.15
 PAGE_SIZE = 5_000  # documents read from SQL at a time during a rebuild
 # Transactions that commit a little after the watermark was taken still get seen.
 OVERLAP = timedelta(seconds=5)
@@ -127,6 +131,7 @@ class Aggregator:
         search: SearchBackend,
         clock: Callable[[], datetime],
         warm_after: float | None = QUIET_SECONDS,
+        min_interval: float = MIN_SYNC_INTERVAL,
     ) -> None:
         self._sessions = sessions
         self.index = index
@@ -135,6 +140,7 @@ class Aggregator:
         self._members: set[str] = set()
         self._since: datetime | None = None
         self._wake = asyncio.Event()
+        self._min_interval = min_interval
         self._lock = asyncio.Lock()
         # The example queries' answers, made ready once the index is quiet (warm_answers).
         self._warmer = AnswerWarmer(quiet_seconds=warm_after) if warm_after is not None else None
@@ -310,22 +316,22 @@ class Aggregator:
                 state.synced_until = until
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Sync whenever woken, and every ``POLL_SECONDS`` (backfill has no hook)."""
+        """Sync whenever woken (at most every ``min_interval``), and every
+        ``POLL_SECONDS`` (backfill has no hook)."""
+        loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
+                began = loop.time()
                 try:
                     await self.sync()
                 except Exception:  # noqa: BLE001 - the index must outlive one failed round
                     log.exception("hub index sync failed")
                 self._warm_if_due()
-                waiters = [asyncio.ensure_future(stop.wait()),
-                           asyncio.ensure_future(self._wake.wait())]
-                try:
-                    await asyncio.wait(waiters, timeout=POLL_SECONDS,
-                                       return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for waiter in waiters:
-                        waiter.cancel()
+                if await _first_of(stop, self._wake, POLL_SECONDS) is self._wake:
+                    # Woken: wait out the rest of the interval; the wakes meanwhile are
+                    # all served by the one sync after it (their changes were committed
+                    # before they woke it, and the event is cleared before it reads).
+                    await _first_of(stop, None, began + self._min_interval - loop.time())
                 self._wake.clear()
         finally:
             if self._warmer is not None:
@@ -339,3 +345,19 @@ class Aggregator:
             return
         if self._warmer.due(index):
             self._warming = asyncio.ensure_future(asyncio.to_thread(self._warmer.warm, index))
+
+
+async def _first_of(stop: asyncio.Event, wake: asyncio.Event | None,
+                    timeout: float) -> asyncio.Event | None:
+    """Wait until ``stop`` or ``wake`` is set or ``timeout`` passed; the event set first
+    (``stop`` when both are), None on the timeout."""
+    if timeout <= 0 or stop.is_set():
+        return stop if stop.is_set() else (wake if wake is not None and wake.is_set() else None)
+    events = [event for event in (stop, wake) if event is not None]
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return next((event for event in events if event.is_set()), None)

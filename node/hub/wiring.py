@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -33,6 +33,7 @@ from node.hub.groups import (
     load_topics,
     public_addressed,
     remove_topic_follower,
+    topic_slugs_of,
 )
 from node.hub.index import HubIndex
 from node.hub.render import EditionRenderer
@@ -206,6 +207,13 @@ class HubInboxHook:
         # apply their own rules to it, as to the original.
         if activity.type not in ("Create", "Update") \
                 or activity.raw_object is None or not public_addressed(activity.raw):
+            return
+        # Only a contribution tagged with a topic is relayed; whether it is, the activity
+        # itself tells, so an untagged one (whoever sent it) costs no session at all.
+        # Membership is still read from SQL for each tagged one: an approval a moment ago,
+        # in this process or another, counts.
+        carried = activity.raw.get("object")
+        if not isinstance(carried, Mapping) or not topic_slugs_of(carried):
             return
         app = self._app
         async with app[appkeys.SESSION_MAKER]() as session, session.begin():
