@@ -278,13 +278,15 @@ class RemoteObject(Base):
     """Other nodes' contributions, stances and comments (timeline and replies)."""
 
     __tablename__ = "remote_objects"
+    # Only SQLite's predicate here: a ``postgresql_where`` would import SQLAlchemy's
+    # PostgreSQL dialect into every SQLite node at start-up (tests/test_small_node.py).
+    # The schema is only ever made by the migrations, and 0008 gives PostgreSQL the same
+    # partial indexes (… deleted IS false); tests/test_hub_triage_plans.py checks its plans.
     __table_args__ = (
         Index("ix_remote_objects_contributions_received", "received_at", "id",
-              sqlite_where=text(_CONTRIBUTIONS + "0"),
-              postgresql_where=text(_CONTRIBUTIONS + "false")),
+              sqlite_where=text(_CONTRIBUTIONS + "0")),
         Index("ix_remote_objects_contributions_author", "attributed_to",
-              sqlite_where=text(_CONTRIBUTIONS + "0"),
-              postgresql_where=text(_CONTRIBUTIONS + "false")),
+              sqlite_where=text(_CONTRIBUTIONS + "0")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
