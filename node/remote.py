@@ -27,9 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from federation.fetch import FetchError, FetchFailure
 from federation.keycache import DocumentUnavailable, KeyCache
 from node import appkeys
-from node.storage.actors import REFRESHED_COLUMNS, upsert_remote_actor
+from node.storage.actors import actor_upsert, actor_values, upsert_remote_actor
 from node.storage.models import RemoteActor
-from node.storage.upsert import insert_for
 
 log = logging.getLogger("praxisnetz.remote")
 
@@ -75,12 +74,7 @@ def _stored_actor(uri: str, connection: Connection) -> tuple[dict[str, Any], dat
 
 def _upsert_actor(row: RemoteActor, connection: Connection) -> None:
     """``upsert_remote_actor`` on a sync connection, in the caller's transaction."""
-    values = {"uri": row.uri, **{column: getattr(row, column) for column in REFRESHED_COLUMNS}}
-    statement = insert_for(connection.dialect.name, RemoteActor).values(values)
-    statement = statement.on_conflict_do_update(
-        index_elements=[RemoteActor.uri],
-        set_={column: statement.excluded[column] for column in REFRESHED_COLUMNS})
-    connection.execute(statement)
+    connection.execute(actor_upsert(connection.dialect.name), actor_values(row))
 
 
 class RemoteError(DocumentUnavailable):

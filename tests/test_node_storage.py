@@ -263,3 +263,24 @@ async def test_concurrent_migrations_on_postgresql_do_not_collide() -> None:
         finally:
             await engine.dispose()
         assert EXPECTED_TABLES <= tables
+
+
+async def test_a_remote_actor_upsert_inserts_then_refreshes_with_one_prepared_statement(
+    engine: AsyncEngine,
+) -> None:
+    """The upsert statement is built once per dialect and given its values at execution:
+    the second call must refresh the row, not insert a second or keep the old values."""
+    from node.storage.actors import actor_upsert, upsert_remote_actor
+
+    sessions = session_maker(engine)
+    uri = "https://f.example/actor"
+    for name, fetched in (("Erst", START), ("Später", START + timedelta(hours=1))):
+        async with sessions.begin() as session:
+            await upsert_remote_actor(session, RemoteActor(
+                uri=uri, inbox=f"{uri}/inbox", name=name, document={"name": name},
+                fetched_at=fetched))
+    async with sessions() as session:
+        rows = list(await session.scalars(select(RemoteActor).where(RemoteActor.uri == uri)))
+    assert [(row.name, row.document, row.fetched_at) for row in rows] == [
+        ("Später", {"name": "Später"}, START + timedelta(hours=1))]
+    assert actor_upsert(engine.dialect.name) is actor_upsert(engine.dialect.name)
