@@ -2,8 +2,8 @@
 
 The aggregator, woken by the inbox hook once per processed item, syncs a handful of
 times for a burst, not once per item, and always once more after the last wake; the
-hook opens no session for an untagged contribution, and still reads membership from
-SQL for a tagged one (an approval a moment ago, in another process, counts).
+hook reads nothing for an untagged contribution, and still reads membership from SQL
+for a tagged one (an approval a moment ago, in another process, counts).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from node.hub.aggregation import Aggregator, SyncReport
 from node.hub.tables import HubMember, MemberState, TopicFollower
 from node.hub.wiring import HubInboxHook
 from node.inbox_processing import Incoming, done
+from node.remote import SQLITE_WORK, SqliteWork
 from node.storage.db import create_engine
 from node.storage.models import Activity
 from tests.hub_node_support import start_hub
@@ -124,13 +125,23 @@ async def test_the_hook_reads_membership_for_each_tagged_contribution(tmp_path) 
                                       inbox="https://leser.example/inbox", created_at=now,
                                       follow_activity_uri="https://leser.example/follow/1"))
         counting = CountingSessions(app[appkeys.SESSION_MAKER])
-        hook = HubInboxHook({**app, appkeys.SESSION_MAKER: counting})  # type: ignore[arg-type]
-        # Untagged: nothing to relay, whoever sent it; no session at all.
+        writer, handed = app[SQLITE_WORK].runner, []
+        assert writer is not None  # the inbox writer runs: its thread reads for the hook
+
+        async def counting_writer(work):  # noqa: ANN001, ANN202
+            handed.append(work)
+            return await writer(work)
+
+        sqlite = SqliteWork()
+        sqlite.runner = counting_writer
+        hook = HubInboxHook({**app, appkeys.SESSION_MAKER: counting,  # type: ignore[arg-type]
+                             SQLITE_WORK: sqlite})
+        # Untagged: nothing to relay, whoever sent it; no SQL at all.
         await hook.processed(_create(MEMBER, 1, topics=()), done("stored"))
-        assert counting.opened == 0
-        # Tagged, from an applicant: asked, and not relayed.
+        assert counting.opened == 0 and not handed
+        # Tagged, from an applicant: asked (one hand-off to the writer's thread), not relayed.
         await hook.processed(_create(MEMBER, 2, topics=("e-akte",)), done("stored"))
-        assert counting.opened == 1
+        assert (counting.opened, len(handed)) == (0, 1)
         assert not await hub.rows(Activity, Activity.type == "Announce")
         # Approved by another process a moment later: the next tagged one is relayed.
         async with other.begin() as connection:

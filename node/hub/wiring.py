@@ -17,7 +17,7 @@ from functools import partial
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 
 from federation.origin import same_origin
 from federation.webfinger import JRD_MEDIA_TYPE, WEBFINGER_PATH, webfinger_document
@@ -43,7 +43,7 @@ from node.hub.settings import load_settings
 from node.hub.sparql import maintained_examples
 from node.hub.tables import HubMember, MemberState, TopicFollower
 from node.inbox_processing import Incoming, Verdict, done, rejected
-from node.remote import RemoteDirectory
+from node.remote import SQLITE_WORK, RemoteDirectory
 from node.remote_objects import reference
 from node.routes.responses import json_document
 from node.storage.models import Follower, InboxState, RemoteActor
@@ -213,7 +213,8 @@ class HubInboxHook:
         # Membership is still read from SQL for each tagged one: an approval a moment ago,
         # in this process or another, counts.
         carried = activity.raw.get("object")
-        if not isinstance(carried, Mapping) or not topic_slugs_of(carried):
+        slugs = topic_slugs_of(carried) if isinstance(carried, Mapping) else []
+        if not slugs or not await self._may_relay(activity.actor, slugs):
             return
         app = self._app
         async with app[appkeys.SESSION_MAKER]() as session, session.begin():
@@ -226,6 +227,19 @@ class HubInboxHook:
                                                  activity.raw, now=app[appkeys.CLOCK]())
         if announced:
             _wake_delivery(app)
+
+    async def _may_relay(self, actor: str, slugs: list[str]) -> bool:
+        """Whether ``actor`` is an approved member and one of the topics has followers,
+        read from SQL now. On SQLite in one hand-off to the inbox writer's thread (as
+        the inbox's own reads: an async session was ~2.5 ms of CPU and ~6 ms of wall
+        for the one select, in round trips to aiosqlite's thread); else a session."""
+        work = partial(_relay_wanted, actor, slugs)
+        sqlite = self._app.get(SQLITE_WORK)
+        runner = sqlite.runner if sqlite is not None else None
+        if runner is not None:
+            return bool(await runner(work))
+        async with self._app[appkeys.SESSION_MAKER]() as session:
+            return await session.run_sync(lambda sync: work(sync.connection()))
 
     async def _actor_deleted(self, actor: str) -> None:
         """A deleted actor follows no topic group and is no member (the node removed its
@@ -252,6 +266,14 @@ class HubInboxHook:
                                                 now=self._app[appkeys.CLOCK]())
         if left:
             self._app[HUB].aggregator.wake()
+
+
+def _relay_wanted(actor: str, slugs: list[str], connection: Connection) -> bool:
+    """``HubInboxHook._may_relay``'s reads (sync, in the caller's transaction)."""
+    member = connection.execute(select(HubMember.id).where(
+        HubMember.actor_uri == actor, HubMember.state == MemberState.APPROVED.value)).first()
+    return member is not None and connection.execute(select(TopicFollower.id).where(
+        TopicFollower.topic.in_(slugs)).limit(1)).first() is not None
 
 
 @web.middleware
