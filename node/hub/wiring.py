@@ -268,8 +268,20 @@ class HubInboxHook:
             self._app[HUB].aggregator.wake()
 
 
+_RELAY_WANTED_SQLITE = (
+    f"SELECT EXISTS (SELECT 1 FROM {HubMember.__tablename__} WHERE actor_uri = ? AND state = ?)"
+    f" AND EXISTS (SELECT 1 FROM {TopicFollower.__tablename__} WHERE topic IN ({{}}))")
+
+
 def _relay_wanted(actor: str, slugs: list[str], connection: Connection) -> bool:
-    """``HubInboxHook._may_relay``'s reads (sync, in the caller's transaction)."""
+    """``HubInboxHook._may_relay``'s reads (sync, in the caller's transaction). On SQLite
+    one statement on the DB-API connection: through SQLAlchemy the two selects took
+    ~0.6 ms of CPU, the statement alone ~0.05 (once per tagged contribution)."""
+    if connection.dialect.name == "sqlite":
+        statement = _RELAY_WANTED_SQLITE.format(",".join("?" * len(slugs)))
+        row = connection.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+            statement, (actor, MemberState.APPROVED.value, *slugs)).fetchone()
+        return bool(row[0])
     member = connection.execute(select(HubMember.id).where(
         HubMember.actor_uri == actor, HubMember.state == MemberState.APPROVED.value)).first()
     return member is not None and connection.execute(select(TopicFollower.id).where(
