@@ -2,8 +2,9 @@
 
 SQL (``remote_objects``) is the source of truth; the inbox and backfill write there.
 The ``Aggregator`` catches the derived indexes up with it from a watermark kept in
-``hub_index_state``: the inbox hook wakes it after each processed activity, and it
-also polls, so objects that arrive by backfill (which has no hook) are indexed too.
+``hub_index_state``: the inbox hook wakes it after each processed activity (while
+woken again and again it syncs at most every ``MIN_SYNC_INTERVAL``, and once after the
+last wake), and it also polls, so objects that arrive by backfill (which has no hook) are indexed too.
 A member approved later gets its whole history indexed at once; one who left is
 dropped. ``rebuild`` starts both indexes afresh from SQL (``praxisnetz hub reindex``).
 Only the process holding the on-disk index (the web process) moves the SQL watermark;
