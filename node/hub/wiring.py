@@ -17,7 +17,7 @@ from functools import partial
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, exists, select
 
 from federation.origin import same_origin
 from federation.webfinger import JRD_MEDIA_TYPE, WEBFINGER_PATH, webfinger_document
@@ -268,24 +268,19 @@ class HubInboxHook:
             self._app[HUB].aggregator.wake()
 
 
-_RELAY_WANTED_SQLITE = (
-    f"SELECT EXISTS (SELECT 1 FROM {HubMember.__tablename__} WHERE actor_uri = ? AND state = ?)"
-    f" AND EXISTS (SELECT 1 FROM {TopicFollower.__tablename__} WHERE topic IN ({{}}))")
+# One statement, compiled once: is the author an approved member, and has one of the
+# topics followers? Two selects through SQLAlchemy took ~0.6 ms of CPU; this ~0.08 ms
+# (1,000 calls on SQLite), once per tagged contribution.
+_RELAY_WANTED = select(
+    exists(select(HubMember.id).where(HubMember.actor_uri == bindparam("actor"),
+                                      HubMember.state == MemberState.APPROVED.value))
+    & exists(select(TopicFollower.id).where(
+        TopicFollower.topic.in_(bindparam("slugs", expanding=True)))))
 
 
 def _relay_wanted(actor: str, slugs: list[str], connection: Connection) -> bool:
-    """``HubInboxHook._may_relay``'s reads (sync, in the caller's transaction). On SQLite
-    one statement on the DB-API connection: through SQLAlchemy the two selects took
-    ~0.6 ms of CPU, the statement alone ~0.05 (once per tagged contribution)."""
-    if connection.dialect.name == "sqlite":
-        statement = _RELAY_WANTED_SQLITE.format(",".join("?" * len(slugs)))
-        row = connection.connection.dbapi_connection.execute(  # type: ignore[union-attr]
-            statement, (actor, MemberState.APPROVED.value, *slugs)).fetchone()
-        return bool(row[0])
-    member = connection.execute(select(HubMember.id).where(
-        HubMember.actor_uri == actor, HubMember.state == MemberState.APPROVED.value)).first()
-    return member is not None and connection.execute(select(TopicFollower.id).where(
-        TopicFollower.topic.in_(slugs)).limit(1)).first() is not None
+    """``HubInboxHook._may_relay``'s reads (sync, in the caller's transaction)."""
+    return bool(connection.execute(_RELAY_WANTED, {"actor": actor, "slugs": slugs}).scalar())
 
 
 @web.middleware
