@@ -15,10 +15,23 @@ import pytest
 NODES = 9  # the hub and the eight model municipalities
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as ranges:
+            low, high = (int(part) for part in ranges.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return low, high
+
+
 def _free_port_range(count: int) -> int:
     """A base port whose next ``count`` ports are all free on 127.0.0.1."""
     # Random candidates: two test runs on one machine must not pick the same range.
-    for base in random.sample(range(20000, 60000, 10), 200):
+    # Below the kernel's ephemeral ports (32768–60999 here): a range picked there could be
+    # taken by an outgoing connection before the demo binds it (CI saw EADDRINUSE).
+    low, _ = _ephemeral_ports()
+    upper = low - count if low - count > 22000 else 60000  # an odd range: as before
+    for base in random.sample(range(20000, upper, 10), 200):
         sockets = []
         try:
             for port in range(base, base + count):
