@@ -1,6 +1,7 @@
 """Maintained answers of the example queries (node/hub/maintained_answers.py): after EVERY
 write of random sequences (add, update, remove, replace a member; stances about other
-members' practices; a practice in two members' graphs; tied names, names that are
+members' practices; a practice in two members' graphs; statements about other
+documents (nested objects with their ids) that go with the document making them; tied names, names that are
 prefixes of others, language-tagged and IRI names; an unbound OPTIONAL; counts tied
 across the LIMIT cut) the maintained answer is the answer full evaluation gives on the
 same store. Rows tied on every ORDER BY key may come in another order (SPARQL leaves it
@@ -145,20 +146,40 @@ def _random_experience(rng: random.Random, host: str, slug: str) -> dict:
             "type": ["Article", "Experience"], "name": rng.choice(NAMES)}
 
 
-def _random_document(rng: random.Random, host: str) -> dict:
+def _with_claim(rng: random.Random, document: dict) -> dict:
+    """A nested object with another document's id: statements about that one, made in
+    this document's graph (they go when this document goes or drops them)."""
+    target = f"https://{rng.choice(MEMBERS)}/{rng.choice(('practices/p', 'stances/s'))}{rng.randrange(4)}"
+    item: dict = {"id": target, "name": rng.choice(NAMES)}
+    roll = rng.random()
+    if roll < 0.4:
+        item.update(type=["Article", "Practice"], status="in-operation",
+                    topic=["https://w3id.org/praxisnetz/topics#e-akte"])
+    elif roll < 0.8:
+        item.update(type=["Note", "Stance"], position="disagree",
+                    about=f"https://{rng.choice(MEMBERS)}/practices/p{rng.randrange(4)}")
+    return {**document, "attachment": [item]}
+
+
+def _random_document(rng: random.Random, host: str, claims: random.Random) -> dict:
     kind = rng.random()
     if kind < 0.5:
-        return _random_practice(rng, host, f"p{rng.randrange(4)}")
-    if kind < 0.8:
-        return _random_stance(rng, host, f"s{rng.randrange(4)}")
-    return _random_experience(rng, host, f"e{rng.randrange(2)}")
+        document = _random_practice(rng, host, f"p{rng.randrange(4)}")
+    elif kind < 0.8:
+        document = _random_stance(rng, host, f"s{rng.randrange(4)}")
+    else:
+        document = _random_experience(rng, host, f"e{rng.randrange(2)}")
+    return _with_claim(claims, document) if claims.random() < 0.25 else document
 
 
-def _random_write(rng: random.Random, index, written: dict[str, tuple[str, dict]]) -> None:
+def _random_write(rng: random.Random, index, written: dict[str, tuple[str, dict]],
+                  claims: random.Random) -> None:
+    """One random write; ``claims`` decides the statements about other documents (a
+    stream of its own, so that ``rng``'s sequences of writes stay as they were)."""
     host = rng.choice(MEMBERS)
     roll = rng.random()
     if roll < 0.7 or not written:
-        document = _random_document(rng, host)
+        document = _random_document(rng, host, claims)
         index.add_contribution(actor(host), document)
         written[document["id"]] = (host, document)
     elif roll < 0.85:
@@ -191,13 +212,13 @@ def test_random_writes_keep_every_answer_equal_to_evaluation(seed, every, max_pe
     from node.hub import maintained_answers
 
     monkeypatch.setattr(maintained_answers, "MAX_PENDING", max_pending)
-    rng = random.Random(seed)
+    rng, claims = random.Random(seed), random.Random(-seed)
     index, _, checker = _maintaining(_queries())
     checker.check()  # built before the writes
     written: dict[str, tuple[str, dict]] = {}
     most: dict[str, int] = {}
     for number in range(150 if every == 1 else 350):
-        _random_write(rng, index, written)
+        _random_write(rng, index, written, claims)
         if number % every == 0:
             checker.check()
         for slug, count in index.maintained.rows_held().items():

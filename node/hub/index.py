@@ -9,7 +9,8 @@ queries are kept for one generation (``query_cache``). The answers of the querie
 to ``maintain`` (the examples) are instead kept up to date (``maintained_answers``): each
 write notes, under the write lock, which of their rows it can change, and the next query
 evaluates those rows again under the same lock; a rebuild drops them until they are
-asked for again.
+asked for again. A document's statements about other nodes (``ForeignClaims``) go
+with it, unless another document of the graph asserts them too.
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ from oxrdflib import OxigraphStore
 from node.hub.jsonld_quads import (
     BATCH_SIZE,
     FallbackConverter,
+    ForeignClaims,
     IndexInputError,
     JsonLdToQuads,
     _json,
+    may_describe_others,
+    nquads_only_own,
+    own_and_foreign,
 )
 from node.hub.maintained_answers import MaintainedAnswers, MaintainedQuery
 from node.hub.query_cache import AnswerCache, cache_key
@@ -123,6 +128,9 @@ class HubIndex:
         self._generation = 0
         self._answers = AnswerCache()
         self._maintained = MaintainedAnswers()
+        # What documents state about other nodes, so that removing one removes exactly
+        # what it added (its own description is found from its id in the store).
+        self._claims = ForeignClaims()
         self._runner = runner or (ForkRunner() if path is not None else ThreadRunner())
         if isinstance(self._runner, ForkRunner):
             self._runner.exclude_forks_during(self._write_lock)
@@ -164,8 +172,12 @@ class HubIndex:
     def add_contribution(self, member_actor: str, document: Mapping[str, Any]) -> None:
         """Index a contribution; an earlier version with the same id is replaced."""
         quads = self.quads_of(member_actor, document)
+        own, foreign = own_and_foreign(document["id"], quads)
         with self._writing():
             removed = self._remove_locked(document["id"])
+            self._claims.add_own(own)
+            self._claims.add(document["id"], ox.NamedNode(member_actor), foreign)
+            self._claims.resolve(self._store)
             self._store.extend(quads)
             self._maintained.after_write(self._store, removed + quads)
 
@@ -189,9 +201,17 @@ class HubIndex:
             if self._store.contains_named_graph(graph):
                 removed = list(self._store.quads_for_pattern(None, None, None, graph))
                 self._store.remove_graph(graph)
+            self._claims.drop_graph(graph)
             self._store.extend(converted.quads)
-            self._maintained.after_write(self._store, removed + converted.quads)
+            foreign = self._claim(graph, converted.foreign)
+            self._claims.resolve(self._store)  # the graph holds its own descriptions only
+            self._store.extend(foreign)
+            self._maintained.after_write(self._store, removed + converted.quads + foreign)
         return converted.indexed
+
+    def _claim(self, graph: ox.NamedNode, foreign: Iterable[tuple[str, list[ox.Quad]]]) -> list[ox.Quad]:
+        """Record documents' statements about other nodes; their quads, to be added."""
+        return [quad for uri, quads in foreign for quad in self._claims.add(uri, graph, quads)]
 
     def rebuild(self, contributions: Iterable[tuple[str, Mapping[str, Any]]]) -> RebuildReport:
         """Empty the index and load every (member, document); bad documents are reported.
@@ -214,6 +234,7 @@ class HubIndex:
         try:
             self._maintained.invalidate()
             self._store.clear()
+            self._claims.clear()
         except BaseException:
             self._end_rebuild()
             raise
@@ -231,20 +252,27 @@ class HubIndex:
         *,
         sink: ox.Store | None = None,
     ) -> _Converted:
-        """Check and convert one member's documents, batching those with the same context;
-        with a ``sink`` the quads go straight into it instead of into the result."""
+        """Check and convert one member's documents, batching those with the same context
+        (a document that may state something about another node alone: its statements
+        are told apart); with a ``sink`` the own quads go straight into it instead of
+        into the result."""
         result = _Converted()
         groups: dict[str, list[Mapping[str, Any]]] = {}
+        alone: list[Mapping[str, Any]] = []
         for document in documents:
             try:
                 _check_contribution(member, document)
                 if document["id"] in seen_ids:
                     raise IndexInputError("id", "appears twice")
-                groups.setdefault(_json(document.get("@context")), []).append(document)
+                if may_describe_others(document):
+                    alone.append(document)
+                else:
+                    groups.setdefault(_json(document.get("@context")), []).append(document)
                 seen_ids.add(document["id"])
             except IndexInputError as exc:
                 result.skip(member, document, exc)
-        graph = ox.NamedNode(member) if groups else None
+        graph = ox.NamedNode(member) if groups or alone else None
+        self._convert_singly(member, alone, graph, result, sink)
         for group in groups.values():
             for start in range(0, len(group), BATCH_SIZE):
                 batch = group[start : start + BATCH_SIZE]
@@ -278,10 +306,12 @@ class HubIndex:
     ) -> None:
         for document in batch:
             try:
-                quads = self._converter.quads(document, graph)
+                quads, foreign = own_and_foreign(document["id"], self._converter.quads(document, graph))
             except IndexInputError as exc:
                 result.skip(member, document, exc)
                 continue
+            if foreign:
+                result.foreign.append((document["id"], foreign))
             if sink is not None:
                 sink.extend(quads)
                 quads = []
@@ -350,25 +380,30 @@ class HubIndex:
         self._store.flush()
 
     def _remove_locked(self, uri: str) -> list[ox.Quad]:
-        """Remove the document ``uri`` from every graph; the quads removed."""
+        """Remove the document ``uri`` from every graph: its own description and its
+        statements about other nodes, less what other documents assert; the quads removed."""
         root = ox.NamedNode(uri)
         graphs = {quad.graph_name for quad in self._store.quads_for_pattern(root, None, None, None)}
         doomed: list[ox.Quad] = []
-        for graph in graphs:
-            doomed.extend(_description(self._store, root, graph))
+        for graph in graphs | self._claims.graphs_of(uri):
+            doomed.extend(_description(self._store, root, graph, self._claims))
+        doomed.extend(self._claims.release(uri))
         for quad in doomed:
             self._store.remove(quad)
         return doomed
 
 
-def _description(store: ox.Store, root: ox.NamedNode, graph: Any) -> list[ox.Quad]:
-    """The quads about ``root`` in ``graph`` and about the blank nodes it reaches."""
+def _description(store: ox.Store, root: ox.NamedNode, graph: Any, claims: ForeignClaims) -> list[ox.Quad]:
+    """The quads about ``root`` in ``graph`` and about the blank nodes it reaches, but
+    not those that other documents claim (they stay, and lead nowhere of root's)."""
     found: list[ox.Quad] = []
     pending: list[ox.NamedNode | ox.BlankNode] = [root]
     seen: set[ox.BlankNode] = set()
     while pending:
         subject = pending.pop()
         for quad in store.quads_for_pattern(subject, None, None, graph):
+            if claims.keep_for_claims(quad):
+                continue
             found.append(quad)
             if isinstance(quad.object, ox.BlankNode) and quad.object not in seen:
                 seen.add(quad.object)
@@ -384,7 +419,8 @@ class _Converted:
     """Quads converted for one member, and the documents that could not be."""
 
     def __init__(self) -> None:
-        self.quads: list[ox.Quad] = []
+        self.quads: list[ox.Quad] = []  # the documents' own descriptions
+        self.foreign: list[tuple[str, list[ox.Quad]]] = []  # (document, its other statements)
         self.indexed = 0
         self.skipped: list[SkippedDocument] = []
 
@@ -446,6 +482,7 @@ class IndexRebuild:
         self._pending: list[tuple[str, Mapping[str, Any]]] = []
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-index-load")
         self._loading: tuple[Future[float], list[tuple[str, Mapping[str, Any]]]] | None = None
+        self._foreign: list[ox.Quad] = []  # loaded last (``ForeignClaims.resolve``)
         self._finished = False
         self.seconds = RebuildSeconds()
 
@@ -465,11 +502,13 @@ class IndexRebuild:
                 text = self._converter.known_nquads(document, member)
                 if text is None:
                     general.append(document)
+                elif not nquads_only_own(text, document["id"]):
+                    self._add_described(member, document, text, general)
                 else:
                     self._texts.append(text)
                     self._pending.append((member, document))
             if general:
-                self._take(self._index._convert_member(member, general, set(), sink=self._store))
+                self._take(member, self._index._convert_member(member, general, set(), sink=self._store))
             self.seconds.convert += time.perf_counter() - started
             if len(self._pending) >= BULK_LOAD_DOCUMENTS:
                 self._load_pending()
@@ -482,6 +521,8 @@ class IndexRebuild:
         try:
             self._load_pending()
             self._wait_for_load()
+            self._index._claims.resolve(self._store)  # before any claimed quad is in
+            self._store.extend(self._foreign)
             # Bulk loads leave compaction work for RocksDB's background threads: do it
             # now (queries read fewer files after it) rather than under the first
             # queries. It also makes a forked query less likely to copy a lock in use
@@ -523,15 +564,34 @@ class IndexRebuild:
         except SyntaxError:
             for member, document in pending:
                 self._index._remove_locked(document["id"])
-                self._take(self._index._convert_member(member, [document], set(), sink=self._store))
+                self._take(member, self._index._convert_member(member, [document], set(), sink=self._store))
             return
         finally:
             self.seconds.waiting += time.perf_counter() - started
         self._indexed += len(pending)
 
-    def _take(self, converted: _Converted) -> None:
+    def _add_described(
+        self, member: str, document: Mapping[str, Any], text: str, general: list[Mapping[str, Any]]
+    ) -> None:
+        """A document that states something about another node: its own quads now, its
+        other statements recorded and loaded at the end (or the general path's turn)."""
+        uri = document["id"]
+        try:
+            quads = list(ox.parse(text, format=ox.RdfFormat.N_QUADS))
+        except SyntaxError:
+            general.append(document)  # not expected; the general path says what is wrong
+            return
+        own, foreign = own_and_foreign(uri, quads)
+        self._store.extend(own)
+        self._foreign.extend(self._index._claim(ox.NamedNode(member), [(uri, foreign)]))
+        self._indexed += 1
+
+    def _take(self, member: str, converted: _Converted) -> None:
         self._indexed += converted.indexed
         self._skipped.extend(converted.skipped)
+        if converted.foreign:
+            graph = ox.NamedNode(member)
+            self._foreign.extend(self._index._claim(graph, converted.foreign))
 
 
 def _skipped(member: str, document: Any, error: IndexInputError) -> SkippedDocument:

@@ -13,12 +13,16 @@ Three paths, fastest first:
 All three give the same RDF (tested against pyld). The ``proof`` is left out: it is an
 ``@graph`` container and would become a separate blank-node graph outside the member's
 graph. The signed original is kept in SQL and in edition dumps, where proofs are verified.
+
+``own_and_foreign`` tells a document's own description (what the index finds again from
+its id) from its statements about other nodes, which ``ForeignClaims`` records so that
+the index removes exactly what a document added.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pyoxigraph as ox
@@ -191,3 +195,141 @@ def _parse_into(
         ]
     except SyntaxError as exc:
         raise IndexInputError("document", f"is not valid JSON-LD: {exc}") from exc
+
+
+def own_and_foreign(root: str, quads: Sequence[ox.Quad]) -> tuple[list[ox.Quad], list[ox.Quad]]:
+    """A document's quads split into its own description (about ``root`` and the blank
+    nodes reached from it: what the index finds again from ``root`` in the store) and
+    the rest, its statements about other nodes (a nested object with its own id)."""
+    by_subject: dict[Any, list[ox.Quad]] = {}
+    for quad in quads:
+        by_subject.setdefault(quad.subject, []).append(quad)
+    own: list[ox.Quad] = []
+    pending: list[Any] = [ox.NamedNode(root)]
+    while pending:
+        for quad in by_subject.pop(pending.pop(), ()):
+            own.append(quad)
+            if isinstance(quad.object, ox.BlankNode):
+                pending.append(quad.object)
+    return own, [quad for rest in by_subject.values() for quad in rest]
+
+
+def nquads_only_own(text: str, root: str) -> bool:
+    """Whether the fast path's N-Quads text of a document has no statement about another
+    IRI (every line's subject is ``root`` or a blank node). Such a statement is written
+    for every nested object with an id, so blank nodes then hang from ``root`` only."""
+    lines_on_iris = text.count("\n<") + text.startswith("<")
+    head = f"<{root}> "
+    return lines_on_iris == text.count("\n" + head) + text.startswith(head)
+
+
+_NODE_KEYS = frozenset(("id", "@id", "@reverse", "@included", "@graph"))
+
+
+def may_describe_others(document: Mapping[str, Any]) -> bool:
+    """Whether a document may state something about a node other than itself and its
+    blank nodes: a nested object with an id (``id``, the bundled contexts' alias, or
+    ``@id``), or ``@reverse``, ``@included`` or ``@graph``. Those are converted one by
+    one, so that the index knows which document asserted which statement."""
+    if any(key in _NODE_KEYS and key not in ("id", "@id") for key in document):
+        return True
+    pending: list[Any] = [value for key, value in document.items() if key not in NOT_INDEXED]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, Mapping):
+            if not _NODE_KEYS.isdisjoint(value):
+                return True
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
+
+
+class ForeignClaims:
+    """Which documents of a graph assert statements about other nodes (``own_and_foreign``).
+
+    The index removes a document by its own description, found from its id in the store;
+    its statements about other nodes are recorded here instead, per document and graph,
+    with a count per quad of the documents asserting it. A quad stays in the store while
+    any document of its graph asserts it: another one's claim, or its subject's own
+    description (``_also_own``: known only for claimed quads). Documents rarely make
+    such statements, so this holds few quads.
+
+    Order of a write: ``add_own`` and ``add`` for the new documents, ``resolve`` once
+    their own quads (and no claimed ones) are in the store or before the write extends
+    it, then the store takes the foreign quads.
+    """
+
+    def __init__(self) -> None:
+        self._by_document: dict[str, dict[Any, tuple[ox.Quad, ...]]] = {}
+        self._counts: dict[ox.Quad, int] = {}
+        self._also_own: set[ox.Quad] = set()
+        self._unresolved: list[ox.Quad] = []
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def clear(self) -> None:
+        self._by_document, self._counts, self._also_own, self._unresolved = {}, {}, set(), []
+
+    def graphs_of(self, uri: str) -> set[Any]:
+        return set(self._by_document.get(uri, ()))
+
+    def is_claimed(self, quad: ox.Quad) -> bool:
+        return quad in self._counts
+
+    def keep_for_claims(self, quad: ox.Quad) -> bool:
+        """Whether a quad of a removed document's own description stays, for another
+        document claims it (the removed one no longer asserts it)."""
+        if quad not in self._counts:
+            return False
+        self._also_own.discard(quad)
+        return True
+
+    def add_own(self, quads: Iterable[ox.Quad]) -> None:
+        """A document's own description comes in: note the quads others claim too."""
+        self._also_own.update(quad for quad in quads if quad in self._counts)
+
+    def add(self, uri: str, graph: Any, foreign: Iterable[ox.Quad]) -> list[ox.Quad]:
+        """Record a document's statements about other nodes in ``graph``; its distinct quads."""
+        quads = tuple(dict.fromkeys(foreign))
+        if quads:
+            self._by_document.setdefault(uri, {})[graph] = quads
+        for quad in quads:
+            count = self._counts.get(quad, 0)
+            self._counts[quad] = count + 1
+            if not count:
+                self._unresolved.append(quad)
+        return list(quads)
+
+    def resolve(self, store: ox.Store) -> None:
+        """Note which newly claimed quads their subject's own description asserts too:
+        those the store holds while it holds no claimed quad of theirs yet."""
+        self._also_own.update(quad for quad in self._unresolved if quad in store)
+        self._unresolved = []
+
+    def release(self, uri: str) -> list[ox.Quad]:
+        """Forget a document's claims; the quads no document asserts any more."""
+        gone: list[ox.Quad] = []
+        for quads in self._by_document.pop(uri, {}).values():
+            for quad in quads:
+                count = self._counts[quad] - 1
+                if count:
+                    self._counts[quad] = count
+                    continue
+                del self._counts[quad]
+                if quad in self._also_own:
+                    self._also_own.discard(quad)
+                else:
+                    gone.append(quad)
+        return gone
+
+    def drop_graph(self, graph: Any) -> None:
+        """Forget every claim in ``graph`` (its quads are gone from the store)."""
+        for uri in [uri for uri, graphs in self._by_document.items() if graph in graphs]:
+            graphs = self._by_document[uri]
+            del graphs[graph]
+            if not graphs:
+                del self._by_document[uri]
+        self._counts = {q: n for q, n in self._counts.items() if q.graph_name != graph}
+        self._also_own = {quad for quad in self._also_own if quad.graph_name != graph}
