@@ -157,3 +157,34 @@ def test_activity_types_are_read_by_name() -> None:
     document["type"] = ["Create", "Update"]
     with pytest.raises(ActivityError, match="unsupported activity type"):
         parse_activity(document)
+
+
+def test_a_parsed_activity_is_the_dataclass_its_constructor_makes() -> None:
+    import dataclasses
+
+    parsed = parse_activity(_create("https://a.example/u/1", "https://a.example/u/2"))
+    fields = {field.name: getattr(parsed, field.name) for field in dataclasses.fields(parsed)}
+    made = activities.Activity(**fields)  # type: ignore[arg-type]
+    assert parsed == made and repr(parsed) == repr(made) and vars(parsed) == vars(made)
+    # the shortcut sets the instance dict: it holds only while neither exists
+    assert not hasattr(activities.Activity, "__post_init__")
+    assert not hasattr(activities.Activity, "__slots__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parsed.actor = "https://evil.example/u/1"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("kind", "expected"), [
+    ("Create", activities.ActivityType.CREATE), ("Like", activities.ActivityType.LIKE),
+    (["Create"], activities.ActivityType.CREATE),
+    ("Note", "type: unsupported activity type 'Note'"),
+    ("create", "type: unsupported activity type 'create'"),
+    ("", "type: unsupported activity type ''"),
+    (7, "type: must be a string or a list of strings"), (None, "type: missing"),
+])
+def test_a_type_string_is_read_by_one_lookup_with_the_same_answers(kind: object,
+                                                                  expected: object) -> None:
+    try:
+        outcome: object = activities._read_type(kind)
+    except ActivityError as exc:
+        outcome = str(exc)
+    assert outcome == expected
