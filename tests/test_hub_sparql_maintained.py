@@ -351,6 +351,26 @@ def test_a_statement_about_another_document_reaches_the_rows_it_completes():
     assert checker.evaluated_instead == 0
 
 
+def test_a_practice_in_several_graphs_and_stances_alike_give_one_row_each():
+    """The union of the graphs is a bag (a triple once per graph holding it): the examples
+    over it list a practice in three members' graphs once, and an experience with two
+    disagreeing stances of the same reason once; maintained as evaluated."""
+    index, _, checker = _maintaining(slugs=("e-file-in-operation",
+                                            "experiences-disagreeing-with-section"))
+    checker.check()
+    shared = {**P, "attributedTo": [actor(host) for host in MEMBERS[:3]]}
+    for host in MEMBERS[:3]:
+        index.replace_member(actor(host), [shared])
+    for slug in ("s1", "s2"):
+        index.add_contribution(actor(A), stance(A, slug, about=SECTION + "a", position="disagree"))
+    experience = _random_experience(random.Random(0), A, "e0")
+    index.add_contribution(actor(A), {**experience, "about": SECTION + "a"})
+    in_operation, experiences = checker.check()
+    assert [row["practice"]["value"] for row in in_operation.rows] == [P["id"]]
+    assert [row["experience"]["value"] for row in experiences.rows] == [experience["id"]]
+    assert checker.evaluated_instead == 0
+
+
 def test_the_warmer_builds_maintained_answers_without_waiting_for_quiet():
     index, runner, _ = _maintaining()
     index.add_contribution(actor(A), P)

@@ -247,8 +247,9 @@ def _example(
 # - For a join of triple patterns it looks up each next pattern once per row (a RocksDB
 #   read each); a pattern inside ``{ SELECT … WHERE { … } }`` is instead read once in
 #   full and joined through a hash table. A subquery that projects all of its pattern's
-#   variables has the same solutions as the pattern (no DISTINCT), so the answer is the
-#   same.
+#   variables has the same solutions as the pattern, so the answer is the same (in
+#   the union of the graphs the pattern's solutions are a bag, one per graph holding a
+#   triple: there the subquery and the example are DISTINCT, see ``_alone``).
 # - ``ORDER BY ?x`` reads the strings of both terms from the store for every comparison.
 #   The examples sort first on a key bound once per row, which Oxigraph keeps in memory
 #   because the store does not hold it: ``CONCAT(?name, "\u0000")`` for names, and for
@@ -278,10 +279,13 @@ def sort_key_iri(variable: str, key: str) -> str:
 
 def _alone(variables: str, pattern: str, *, graph: bool = False) -> str:
     """``pattern`` as a subquery projecting all its variables: read once, hash-joined.
-    With ``graph`` it matches in each member's graph and projects ``?member`` too."""
+    With ``graph`` it matches in each member's graph and projects ``?member`` too;
+    without, it matches in the union of the graphs, once per graph holding a triple (a
+    bag: a practice in five graphs joined five times over would give 5^5 rows), so it
+    is DISTINCT there."""
     if graph:
         return f"{{ SELECT {variables} ?member WHERE {{ GRAPH ?member {{ {pattern} }} }} }}"
-    return f"{{ SELECT {variables} WHERE {{ {pattern} }} }}"
+    return f"{{ SELECT DISTINCT {variables} WHERE {{ {pattern} }} }}"
 
 
 _E_FILE = "?practice pn:topic topics:e-akte"
@@ -316,9 +320,10 @@ SELECT ?practice ?name ?member WHERE {{
         "e-file-in-operation",
         "E-Akte-Praktiken im Betrieb",
         "E-file practices in operation",
-        "Praktiken zur E-Akte, die bereits im Betrieb sind, mit Gemeindeschlüssel.",
+        "Praktiken zur E-Akte, die bereits im Betrieb sind, mit Gemeindeschlüssel "
+        "(jede einmal je Name und Schlüssel, auch wenn mehrere Mitglieder sie führen).",
         f"""
-SELECT ?practice ?name ?municipalityKey WHERE {{
+SELECT DISTINCT ?practice ?name ?municipalityKey WHERE {{
   {_alone("?practice", _E_FILE)}
   {_alone("?practice", _IN_OPERATION)}
   {_alone("?practice", _PRACTICE)}
@@ -330,7 +335,7 @@ SELECT ?practice ?name ?municipalityKey WHERE {{
             key="practice",
             subjects=True,
             anchor=PREFIXES["pn"] + "Practice",
-            rows="""SELECT ?practice ?name ?municipalityKey WHERE { {values}
+            rows="""SELECT DISTINCT ?practice ?name ?municipalityKey WHERE { {values}
   ?practice pn:topic topics:e-akte ; pn:status pn:inOperation ; a pn:Practice ; as:name ?name .
   OPTIONAL { ?practice pn:municipalityKey ?municipalityKey } }""",
             order=(("name", "name"), ("term", "practice")),
@@ -376,9 +381,10 @@ SELECT ?practice ?name ?districtKey ?member WHERE {{
         "Experiences that disagree with a section",
         "Erfahrungsberichte über einen Handbuchabschnitt, deren Kommune demselben Abschnitt "
         "mit einer ablehnenden Position (pn:disagree) widerspricht. Nur eine Position (pn:Stance) trägt "
-        "eine Haltung; Abschnitte erkennt die Abfrage an ihrer Adresse …/handbook/sections/….",
+        "eine Haltung; Abschnitte erkennt die Abfrage an ihrer Adresse …/handbook/sections/…. "
+        "Mehrere solche Positionen mit derselben Begründung ergeben eine Zeile.",
         """
-SELECT ?experience ?name ?section ?reason ?member WHERE {
+SELECT DISTINCT ?experience ?name ?section ?reason ?member WHERE {
   GRAPH ?member {
 ?experience a pn:Experience ; as:name ?name ; pn:about ?section .
 ?stance a pn:Stance ; pn:position pn:disagree ; pn:about ?section .
@@ -389,7 +395,7 @@ OPTIONAL { ?stance pn:reason ?reason }
         Upkeep(
             key="member",
             graphs=True,
-            rows="""SELECT ?experience ?name ?section ?reason ?member WHERE {
+            rows="""SELECT DISTINCT ?experience ?name ?section ?reason ?member WHERE {
   GRAPH {key} {
 ?experience a pn:Experience ; as:name ?name ; pn:about ?section .
 ?stance a pn:Stance ; pn:position pn:disagree ; pn:about ?section .
