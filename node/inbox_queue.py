@@ -18,6 +18,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from node.inbox_writer import DoorLoad
 from node.storage.models import InboxItem, InboxState
 
 MAX_ATTEMPTS = 8
@@ -166,6 +167,12 @@ class QueueWatch:
         self._newest: int | None = None
         self._polled = False
         self._changed_at = -math.inf
+
+    async def load(self) -> DoorLoad:
+        """The inbox's load as far as the table tells: busy or idle, never saturated (the
+        batches' sizes are the writers' own; a SQLite node's writers leave
+        ``node.inbox_writer.DoorMarks``, which tell)."""
+        return DoorLoad(await self.idle_for(), saturated=False)
 
     async def idle_for(self) -> float:
         async with self._sessions() as session:

@@ -17,14 +17,17 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -55,6 +58,117 @@ class InboxRow:
                 "remote_host": self.remote_host, "raw": self.raw,
                 "received_at": self.received_at, "state": InboxState.RECEIVED.value,
                 "attempts": 0}
+
+
+@dataclass(frozen=True)
+class DoorLoad:
+    """How busy the inbox is, as the inbox worker asks before processing a batch."""
+
+    idle_for: float  # seconds since a request last handed in a row (infinite if none did)
+    saturated: bool  # requests queue for the writer: its recent batches held several rows
+
+
+IDLE_DOOR = DoorLoad(math.inf, saturated=False)
+
+
+class BatchPressure:
+    """Whether requests are queueing: the writer's batches of the last ``window`` seconds
+    held ``rows`` rows or more on average.
+
+    A stream the process keeps up with gives batches of one row (each row is committed
+    before the next request's arrives: 200/s, 1.0 row a batch); a door that has more
+    requests than it can answer gives batches of everything that arrived meanwhile (the
+    ingest benchmark's 32 in flight: 6-11 rows a batch). One large batch after the inbox
+    worker held the writer's thread is diluted by the one-row batches around it.
+    """
+
+    WINDOW_SECONDS = 0.25
+    SATURATED_ROWS = 4.0
+
+    def __init__(self, *, window: float = WINDOW_SECONDS, rows: float = SATURATED_ROWS,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._window = window
+        self._threshold = rows
+        self._monotonic = monotonic
+        self._batches: deque[tuple[float, int]] = deque()
+        self._rows = 0
+
+    def batch(self, rows: int) -> None:
+        """The writer took a batch of ``rows`` rows."""
+        now = self._monotonic()
+        self._batches.append((now, rows))
+        self._rows += rows
+        self._forget_before(now - self._window)
+
+    def saturated(self) -> bool:
+        self._forget_before(self._monotonic() - self._window)
+        return bool(self._batches) and self._rows >= self._threshold * len(self._batches)
+
+    def _forget_before(self, moment: float) -> None:
+        while self._batches and self._batches[0][0] < moment:
+            self._rows -= self._batches.popleft()[1]
+
+
+class DoorMarks:
+    """The inbox's load for a worker in another process (``praxisnetz worker``, the worker
+    process of ``[server] processes``): the modification times of two files beside the
+    SQLite database, touched by every process's inbox writer when a request hands in a row
+    and when its batches show saturation (at most every ``EVERY_SECONDS``: a system call,
+    a few microseconds). Reading them is two ``stat`` calls, where polling the queue's
+    table (``node.inbox_queue.QueueWatch``) cost a session and a query each time.
+    """
+
+    EVERY_SECONDS = 0.01
+
+    def __init__(self, database: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.stored = Path(f"{database}-inbox-stored")
+        self.saturated = Path(f"{database}-inbox-saturated")
+        self._clock = clock
+        self._touched = {self.stored: -math.inf, self.saturated: -math.inf}
+        self._broken = False
+
+    @classmethod
+    def for_url(cls, url: str) -> DoorMarks | None:
+        """The marks of a SQLite database file; None elsewhere (nothing shared to mark)."""
+        parsed = make_url(url)
+        if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+            return None
+        return cls(Path(parsed.database).resolve())
+
+    def mark_stored(self) -> None:
+        self._touch(self.stored)
+
+    def mark_saturated(self) -> None:
+        self._touch(self.saturated)
+
+    def load(self) -> DoorLoad:
+        """The load the marks show (an idle door while no writer made them)."""
+        now = self._clock()
+        stored, saturated = _modified(self.stored), _modified(self.saturated)
+        return DoorLoad(max(0.0, now - stored),
+                        saturated=now - saturated < BatchPressure.WINDOW_SECONDS)
+
+    def _touch(self, path: Path) -> None:
+        now = self._clock()
+        if self._broken or now - self._touched[path] < self.EVERY_SECONDS:
+            return
+        self._touched[path] = now
+        try:
+            try:
+                os.utime(path)
+            except FileNotFoundError:
+                path.touch()  # the first mark: created now
+        except OSError as exc:  # a worker elsewhere then sees an idle door: it processes
+            self._broken = True
+            log.warning("inbox load marks not written path=%s error=%r", path, exc)
+
+
+def _modified(path: Path) -> float:
+    """The file's modification time; minus infinity while it does not exist."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return -math.inf
 
 
 class InboxQueueFull(Exception):
@@ -221,6 +335,10 @@ class InboxWriter:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-writer")
             self._insert = DriverInsert(self._sqlite.dialect)
         self.depth = QueueDepth(queue_limit, processes=processes)
+        self.pressure = BatchPressure()
+        # for a worker in another process: even with one acceptor, ``praxisnetz worker``
+        # may run beside it
+        self._marks = DoorMarks.for_url(engine.url.render_as_string(hide_password=False))
         self._max_batch = max_batch
         self._pending: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -236,6 +354,8 @@ class InboxWriter:
         if self._closed:
             raise InboxWriterClosed("the inbox is shutting down")
         self._last_store = time.monotonic()
+        if self._marks is not None:
+            self._marks.mark_stored()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="inbox-writer")
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -245,6 +365,10 @@ class InboxWriter:
     def seconds_since_last_store(self) -> float:
         """How long ago a request last handed in a row (infinite if none ever did)."""
         return time.monotonic() - self._last_store
+
+    def load(self) -> DoorLoad:
+        """How busy this process's inbox is (for the inbox worker of the same process)."""
+        return DoorLoad(self.seconds_since_last_store(), self.pressure.saturated())
 
     @property
     def runs_sqlite(self) -> bool:
@@ -293,6 +417,9 @@ class InboxWriter:
             batch = [await self._pending.get()]
             while len(batch) < self._max_batch and not self._pending.empty():
                 batch.append(self._pending.get_nowait())
+            self.pressure.batch(len(batch))
+            if self._marks is not None and self.pressure.saturated():
+                self._marks.mark_saturated()
             try:
                 await self._write(batch)
             except Exception as exc:  # noqa: BLE001 - no request may wait for ever

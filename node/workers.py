@@ -38,6 +38,7 @@ from node.inbox_processing import (
     retry,
 )
 from node.inbox_queue import ClaimedItem, Outcome, QueueWatch, claim, record_outcomes
+from node.inbox_writer import DoorLoad, DoorMarks
 from node.pruning import run_pruner
 from node.remote import SQLITE_WORK, install_key_cache
 from node.remote_objects import ObjectChange, reference
@@ -54,11 +55,14 @@ INGEST_FIRST_AT_MOST_SECONDS = 1.0
 # While the inbox stays busy the worker takes at most this share of the time: after a
 # batch it waits three times as long as the batch took (see ``busy_pause``).
 BUSY_PROCESSING_SHARE = 0.25
+# While requests queue (``DoorLoad.saturated``) it waits up to this long per batch: a
+# batch (50 items) a second at least, never starved; the queue limit is the backstop.
+SATURATED_AT_MOST_SECONDS = 1.0
 STOP_GRACE_SECONDS = 5.0
 # Set by run_standalone: the inbox takes requests in other processes (praxisnetz serve,
 # or the acceptors of [server] processes = N), so the worker watches the queue's table.
 INGEST_ELSEWHERE = web.AppKey("ingest_elsewhere", bool)
-IdleFor = Callable[[], Awaitable[float]]  # seconds since the inbox last stored a row
+DoorWatch = Callable[[], Awaitable[DoorLoad]]  # how busy the inbox is now
 
 @dataclass
 class Workers:
@@ -94,13 +98,14 @@ def build_workers(app: web.Application) -> Workers:
 
 async def run_inbox(workers: Workers, sessions: async_sessionmaker[AsyncSession],
                     clock: Callable[[], datetime], config: NodeConfig,
-                    ingest: Callable[[], IdleFor | None] = lambda: None) -> None:
+                    ingest: Callable[[], DoorWatch | None] = lambda: None) -> None:
     loop = asyncio.get_running_loop()
     pause = INGEST_QUIET_SECONDS
     while not workers.stop.is_set():
-        idle_for = ingest()
-        if idle_for is not None:
-            await let_ingest_go_first(idle_for, workers.stop, longest=pause)
+        door = ingest()
+        if door is not None:
+            await let_ingest_go_first(door, workers.stop, busy=pause,
+                                      saturated=SATURATED_AT_MOST_SECONDS)
             if workers.stop.is_set():
                 break  # stopping: no batch begun while waiting
         started = loop.time()
@@ -118,23 +123,31 @@ async def run_inbox(workers: Workers, sessions: async_sessionmaker[AsyncSession]
                               config.inbox.poll_interval_seconds)
 
 
-def ingest_watch(app: web.Application) -> Callable[[], IdleFor | None]:
-    """How the inbox worker tells the inbox is busy: this process's writer (started after
-    the workers, so asked for each time), or, in a worker process of its own, the queue's
-    table (``node.inbox_queue.QueueWatch``)."""
+def ingest_watch(app: web.Application) -> Callable[[], DoorWatch | None]:
+    """How the inbox worker tells how busy the inbox is: this process's writer (started
+    after the workers, so asked for each time); in a worker process of its own, the
+    marks every process's writer leaves beside a SQLite database (``DoorMarks``), or on
+    PostgreSQL the queue's table (``node.inbox_queue.QueueWatch``: busy or not, it cannot
+    tell saturation)."""
     if app.get(INGEST_ELSEWHERE):
-        watch = QueueWatch(app[appkeys.SESSION_MAKER]).idle_for
+        marks = DoorMarks.for_url(app[appkeys.CONFIG].database_url)
+        if marks is not None:
+            async def marked() -> DoorLoad:
+                return marks.load()
+
+            return lambda: marked
+        watch = QueueWatch(app[appkeys.SESSION_MAKER]).load
         return lambda: watch
 
-    def local() -> IdleFor | None:
+    def local() -> DoorWatch | None:
         writer = app.get(INBOX_WRITER)
         if writer is None:
             return None
 
-        async def idle_for() -> float:
-            return writer.seconds_since_last_store()
+        async def load() -> DoorLoad:
+            return writer.load()
 
-        return idle_for
+        return load
 
     return local
 
@@ -144,30 +157,37 @@ def busy_pause(batch_seconds: float, *, share: float = BUSY_PROCESSING_SHARE,
                longest: float = INGEST_FIRST_AT_MOST_SECONDS) -> float:
     """How long the worker lets a busy inbox go first after a batch of ``batch_seconds``.
 
-    Processing then takes ``share`` of the time while the inbox stays busy (the rest is
-    the door's), so a long burst is processed as it comes in instead of piling up to the
-    queue limit (with one batch a second, 50 items/s were processed during a burst); at
-    least ``quiet``, at most ``longest``. The batch's wall time counts the door's
-    requests served between its awaits too, so the share is if anything smaller.
+    Processing then takes ``share`` of the time while the inbox stays busy but keeps up
+    (the rest is the door's), so a long stream is processed as it comes in instead of
+    piling up to the queue limit (with one batch a second, 50 items/s were processed
+    during a burst); at least ``quiet``, at most ``longest``. The batch's wall time counts
+    the door's requests served between its awaits too, so the share is if anything
+    smaller. A saturated door waits longer (``let_ingest_go_first``).
     """
     return min(longest, max(quiet, batch_seconds * (1 - share) / share))
 
 
-async def let_ingest_go_first(idle_for: IdleFor, stop: asyncio.Event, *,
+async def let_ingest_go_first(door: DoorWatch, stop: asyncio.Event, *,
                               quiet: float = INGEST_QUIET_SECONDS,
-                              longest: float = INGEST_FIRST_AT_MOST_SECONDS) -> float:
-    """Wait while the inbox is taking requests, at most ``longest`` seconds.
+                              busy: float = INGEST_FIRST_AT_MOST_SECONDS,
+                              saturated: float = SATURATED_AT_MOST_SECONDS) -> float:
+    """Wait while the inbox is taking requests: at most ``busy`` seconds while it keeps
+    up with them, at most ``saturated`` seconds while they queue (``DoorLoad``).
 
-    Processing can wait and a sender cannot: during a burst the inbox answers first
-    (its 202 needs only the verified row committed), and the worker still takes one
-    batch at least every ``longest`` seconds (``run_inbox`` passes ``busy_pause``). A
-    burst longer than the queue limit is answered with 503s, which ends it. Returns the
-    seconds waited.
+    Processing can wait and a sender cannot: a door with more requests than it answers
+    gets the CPU (and the write lock) to itself, and processing catches up when the
+    burst ends; the worker still takes one batch at least every ``saturated`` seconds,
+    and a burst longer than the queue limit is answered with 503s, which ends it. A door
+    that keeps up leaves processing its share (``run_inbox`` passes ``busy_pause`` as
+    ``busy``), so a steady stream is processed as it comes. Returns the seconds waited.
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
-    while not stop.is_set() and await idle_for() < quiet:
-        left = longest - (loop.time() - started)
+    while not stop.is_set():
+        load = await door()
+        if load.idle_for >= quiet:
+            break
+        left = (saturated if load.saturated else busy) - (loop.time() - started)
         if left <= 0:
             break
         await asyncio.sleep(min(quiet, left))

@@ -19,6 +19,7 @@ from node.inbox_queue import (
     finish_items,
     retry_delay,
 )
+from node.inbox_writer import DoorLoad
 from node.storage.db import create_engine, migrate, session_maker
 from node.storage.models import InboxItem, InboxState
 from node.workers import let_ingest_go_first, process_inbox_batch
@@ -144,20 +145,23 @@ async def test_a_batch_of_results_is_recorded_in_one_transaction(sessions) -> No
     assert (rejected.state, rejected.error) == ("rejected", "not for us")
 
 
-def idle_for(seconds: float):  # noqa: ANN201 - a node.workers.IdleFor
-    async def idle() -> float:
-        return seconds
+def door(seconds: float, *, saturated: bool = False):  # noqa: ANN201 - a node.workers.DoorWatch
+    async def load() -> DoorLoad:
+        return DoorLoad(seconds, saturated)
 
-    return idle
+    return load
 
 
 async def test_the_worker_lets_a_busy_inbox_go_first_but_not_for_ever() -> None:
     stop = asyncio.Event()
-    assert await let_ingest_go_first(idle_for(math.inf), stop) < 0.05  # idle inbox: at once
-    waited = await let_ingest_go_first(idle_for(0.0), stop, quiet=0.02, longest=0.2)
-    assert 0.2 <= waited < 1.0  # busy all the time: one batch at least every `longest`
+    assert await let_ingest_go_first(door(math.inf), stop) < 0.05  # idle inbox: at once
+    waited = await let_ingest_go_first(door(0.0), stop, quiet=0.02, busy=0.2, saturated=5.0)
+    assert 0.2 <= waited < 1.0  # busy, keeping up: one batch at least every `busy`
+    waited = await let_ingest_go_first(door(0.0, saturated=True), stop, quiet=0.02, busy=0.05,
+                                       saturated=0.3)
+    assert 0.3 <= waited < 1.0  # saturated: longer, and still one batch every `saturated`
     stop.set()
-    assert await let_ingest_go_first(idle_for(0.0), stop, quiet=0.02, longest=5.0) < 0.05
+    assert await let_ingest_go_first(door(0.0, saturated=True), stop, quiet=0.02) < 0.05
 
 
 async def test_a_worker_process_sees_other_processes_store_items(sessions) -> None:
@@ -173,5 +177,6 @@ async def test_a_worker_process_sees_other_processes_store_items(sessions) -> No
     assert await watch.idle_for() == 0.0  # seen now
     clock[0] += 0.25
     assert await watch.idle_for() == 0.25
-    waited = await let_ingest_go_first(watch.idle_for, asyncio.Event(), quiet=1.0, longest=0.1)
+    assert await watch.load() == DoorLoad(0.25, saturated=False)
+    waited = await let_ingest_go_first(watch.load, asyncio.Event(), quiet=1.0, busy=0.1)
     assert waited >= 0.1  # busy by this watch: the worker waited

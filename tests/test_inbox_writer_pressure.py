@@ -1,0 +1,92 @@
+"""Whether the inbox is saturated, as its writer sees it (``BatchPressure``), and the
+marks it leaves for a worker in another process (``DoorMarks``)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from node.inbox_writer import IDLE_DOOR, BatchPressure, DoorMarks, InboxWriter
+from node.storage.db import create_engine, migrate
+from tests.test_inbox_writer import row
+
+
+def test_batches_of_one_row_are_no_saturation_and_batches_of_several_are() -> None:
+    clock = [0.0]
+    pressure = BatchPressure(window=0.25, rows=4.0, monotonic=lambda: clock[0])
+    assert not pressure.saturated()  # nothing yet
+    for _ in range(50):  # a steady 200/s stream the process keeps up with
+        clock[0] += 0.005
+        pressure.batch(1)
+        assert not pressure.saturated()
+    pressure.batch(12)  # once after the worker held the writer's thread: diluted
+    assert not pressure.saturated()
+    for _ in range(20):  # requests queueing: every batch takes what came meanwhile
+        clock[0] += 0.01
+        pressure.batch(9)
+    assert pressure.saturated()
+    clock[0] += 0.3  # the window passed without a batch: the door went quiet
+    assert not pressure.saturated()
+
+
+async def test_the_writer_sees_queueing_requests_but_not_a_steady_stream(tmp_path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'node.db'}")
+    await migrate(engine)
+    writer = InboxWriter(engine, queue_limit=10_000)
+    try:
+        for number in range(20):  # one request at a time, each answered before the next
+            await writer.store(row(number))
+            await asyncio.sleep(0.005)
+        steady = writer.load()
+        assert steady.idle_for < 1.0 and not steady.saturated
+        for burst in range(3):  # 64 requests at once: their rows queue for the writer
+            await asyncio.gather(*(writer.store(row(1000 * (burst + 1) + n)) for n in range(64)))
+        assert writer.load().saturated
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
+async def test_marks_tell_a_worker_elsewhere_what_the_writer_saw(tmp_path) -> None:
+    database = tmp_path / "node.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+    await migrate(engine)
+    elsewhere = DoorMarks.for_url(f"sqlite+aiosqlite:///{database}")
+    assert elsewhere is not None
+    assert elsewhere.load() == IDLE_DOOR  # no writer has marked anything yet
+    writer = InboxWriter(engine, queue_limit=10_000)
+    try:
+        await writer.store(row(1))
+        quiet = elsewhere.load()
+        assert quiet.idle_for < 1.0 and not quiet.saturated
+        for burst in range(3):
+            await asyncio.gather(*(writer.store(row(1000 * (burst + 1) + n)) for n in range(64)))
+        assert elsewhere.load().saturated
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
+def test_marks_age_and_are_kept_only_for_a_database_file(tmp_path) -> None:
+    clock = [1_000_000.0]
+    marks = DoorMarks(tmp_path / "node.db", clock=lambda: clock[0])
+    marks.mark_stored()
+    marks.mark_saturated()
+    now = marks.stored.stat().st_mtime
+    clock[0] = now + 0.5
+    load = marks.load()
+    assert load.idle_for == pytest.approx(0.5) and not load.saturated  # recent or nothing
+    clock[0] = now + 0.1
+    assert marks.load().saturated
+    assert DoorMarks.for_url("sqlite+aiosqlite:///:memory:") is None
+    assert DoorMarks.for_url("postgresql+asyncpg://u@db/node") is None
+
+
+def test_marks_that_cannot_be_written_leave_the_door_idle(tmp_path) -> None:
+    marks = DoorMarks(tmp_path / "missing" / "node.db")
+    marks.mark_stored()  # logged once, no exception: the inbox answers on
+    marks.mark_saturated()
+    assert marks.load() == IDLE_DOOR
+    assert not math.isfinite(marks.load().idle_for)
