@@ -8,15 +8,13 @@ client session with its safe fetcher and key cache, then the background workers.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 
 import node.web
-from node import api, appkeys, routes
+from node import api, appkeys, logs, routes
 from node.config import NodeConfig
 from node.http_client import open_http_client
 from node.identity import load_node_keys
@@ -29,31 +27,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class AccessLogger(AbstractAccessLogger):
-    """One structured line per request (key=value pairs, see ``node.logs``), written by
-    aiohttp after the response went out.
-
-    Leaner than a middleware: no coroutine layer around every handler, and the record
-    is made directly (``Logger.info`` would walk the stack to find its caller). The
-    status is the one sent, also for an exception aiohttp turned into a response.
-    """
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        record = self.logger.makeRecord(
-            self.logger.name, logging.INFO, __file__, 0, "request", None, None,
-            extra={"method": request.method, "path": request.path, "status": response.status,
-                   "ms": round(time * 1000, 1), "remote": request.remote, "pid": os.getpid()},
-        )
-        self.logger.handle(record)
-
-    @property
-    def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)
-
-
 def access_log_options() -> dict[str, object]:
     """``web.run_app``'s arguments for the node's access log."""
-    return {"access_log": log, "access_log_class": AccessLogger}
+    return {"access_log": log, "access_log_class": logs.AccessLogger}
 
 
 async def _identity(app: web.Application) -> AsyncIterator[None]:

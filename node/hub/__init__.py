@@ -16,6 +16,8 @@ Library, with no web or database dependencies (the tests run them without a serv
   (sorted rows in memory; a write re-evaluates only the partitions it reaches)
 - ``sparql``: the read-only SPARQL endpoint function and the example queries
 - ``search``: German full-text search over contributions, in memory
+- ``compounds``: German compounds split into the words of a curated lexicon of
+  E-Government parts ("Personalakte" → "personal", "akte"), for the search
 - ``structure``: chapters and sections of the handbook
 - ``editions``: freezing, hashing, signing and verifying edition manifests
 - ``changelog``: what changed between two editions
