@@ -125,3 +125,15 @@ def test_inbox_processing_processes_every_item_and_heads_the_summary() -> None:
     (headline,) = _summary.headlines({"inbox_processing": rows})
     assert "40 received" in headline.measure and "ms" in headline.value
 
+
+
+def test_inbox_door_times_every_part_and_heads_the_summary() -> None:
+    from bench import _summary, inbox_door
+
+    rows = inbox_door.run(requests=20, keys=2)
+    parts = {row.part for row in rows}
+    assert {"check_rate", "parse_body", "ours (sum of the above)"} <= parts
+    assert all(row.us_per_request > 0 for row in rows)
+    _assert_table(rows)
+    (headline,) = _summary.headlines({"inbox_door": rows})
+    assert "µs" in headline.value
