@@ -119,3 +119,27 @@ def test_the_query_syntax_is_read_into_alternatives():
         QueryAlternative(("akt",), ("bauamt",)), QueryAlternative(("portal",), ())]
     assert parse_query("  ") == [QueryAlternative((), ())]
     assert parse_query("or or") == [QueryAlternative((), ())]
+
+
+def test_compound_parts_follow_updates_and_removals():
+    index = build()
+    personal = practice(GT, "personal", name="Personalakte digital")
+    index.add(view_of(personal))
+    assert set(uris(index.search("Akte"))) == {"e-akte", "s1", "personal"}
+    assert set(uris(index.search("Personal"))) == {"personal"}
+    index.add(view_of(practice(GT, "personal", name="Personalausweis digital")))
+    assert set(uris(index.search("Akte"))) == {"e-akte", "s1"}  # the old parts are gone
+    assert set(uris(index.search("Ausweis"))) == {"personal"}
+    assert index.remove(personal["id"]) is True
+    assert index.search("Ausweis") == [] and index.search("Personal") == []
+
+
+def test_a_custom_lexicon_is_used_for_the_parts():
+    documents = [practice(GT, "kontakt", name="Kontakte pflegen")]
+    default = SearchIndex(view_of(document) for document in documents)
+    assert default.search("Akte") == []
+    from node.hub.compounds import lexicon_of
+
+    odd = SearchIndex((view_of(document) for document in documents),
+                      lexicon=lexicon_of("kont akte"))
+    assert uris(odd.search("Akte")) == ["kontakt"]

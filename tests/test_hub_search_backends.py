@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from hub_support import practice, stance
 from sqlalchemy import inspect
 
+from node.hub.compounds import GOVERNMENT_PARTS
 from node.hub.contribution import ContributionKind, view_of
 from node.hub.search import SearchFilters
 from node.hub.search_backends import (
@@ -19,6 +20,7 @@ from node.hub.search_backends import (
     PostgresSearch,
     SearchBackend,
     compound_parts,
+    parts_marker,
     search_backend_for,
 )
 from node.storage.db import migrate, session_maker
@@ -262,8 +264,9 @@ async def test_inside_compounds(backend: SearchBackend) -> None:
     assert slugs(await backend.search("Bearbeitung zentral")) == {"post"}  # inside + exact
     assert slugs(await backend.search("Bearbeitung Bauamt")) == set()  # every word counts
     assert slugs(await backend.search("Eingangsbearbeitung")) == {"post"}
-    # stems under MIN_INFIX letters stay whole words: "Akte" is no part of "Personalakte"
-    assert slugs(await backend.search("Akte")) == {"e-akte", "s1"}
+    # stems under MIN_INFIX letters match lexicon parts only: "Personalakte" splits
+    assert slugs(await backend.search("Akte")) == {"e-akte", "s1", "bau"}
+    assert slugs(await backend.search("Akte Personal")) == {"bau"}
 
 
 async def test_stem_matches_rank_above_inside_compound_matches(backend: SearchBackend) -> None:
@@ -288,15 +291,26 @@ async def test_websearch_syntax_beside_compound_words(backend: SearchBackend) ->
         assert found == {"kontakt", "post"}
 
 
-def test_compound_parts_are_the_word_endings_of_infix_length() -> None:
+PARTS = {"'post'", "'eingang'", "'bearbeitung'", "'bau'", "'antrag'", "'buerg'", "'portal'",
+         f"'{parts_marker(GOVERNMENT_PARTS)}'"}
+
+
+def test_compound_parts_are_the_word_endings_of_infix_length_and_lexicon_parts() -> None:
     parts = compound_parts("Posteingangsbearbeitung", "Bauantrag", "Bürgerportale x" * 3)
     lexemes = dict(item.split(":") for item in parts.split(" "))
     assert lexemes["'bearbeitung'"] == "1A" and lexemes["'ingangsbearbeitung'"] == "1A"
     assert lexemes["'ergerportal'"] == lexemes["'portal'"] == "1D"
     assert "'posteingangsbearbeitung'" not in lexemes  # the whole word is in ``search``
-    assert min(len(lexeme) - 2 for lexeme in lexemes) == 6
+    endings = [lexeme for lexeme in lexemes if lexeme not in PARTS]
+    assert min(len(lexeme) - 2 for lexeme in endings) == 6
     assert "'bauantrag'" not in lexemes and "'uantrag'" in lexemes
-    assert compound_parts("x" * (MAX_COMPOUND + 1), "", "") == ""
+    # the lexicon parts of compounds, with their best field's weight
+    assert lexemes["'post'"] == lexemes["'eingang'"] == "1A" and lexemes["'bau'"] == "1B"
+    assert lexemes["'buerg'"] == "1D"  # "bürger", stemmed as the query will be
+    assert lexemes[f"'{parts_marker(GOVERNMENT_PARTS)}'"] == "1D"
+    assert compound_parts("x" * (MAX_COMPOUND + 1), "", "") == \
+        f"'{parts_marker(GOVERNMENT_PARTS)}':1D"
+    assert parts_marker(GOVERNMENT_PARTS) != parts_marker(GOVERNMENT_PARTS - {"akte"})
     many = " ".join(f"wort{n:06d}abcdefgh" for n in range(40_000))
     assert MAX_PARTS_CHARS < len(compound_parts("", "", many)) < MAX_PARTS_CHARS + 1_000
 
@@ -343,3 +357,75 @@ async def test_the_search_benchmark_measures_writing_and_every_query(capsys) -> 
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 + 2 * len(QUERIES)
     assert all(line.startswith("1\tafter\t") and "\tload " in line for line in lines)
+
+
+def compound_documents() -> list[dict]:
+    return [
+        practice(GT, "personal", name="Die Personalakte digital"),
+        practice(GT, "bauakte", name="Bauakte", summary="Jede Akte im Archiv"),
+        practice(DN, "kontakte", name="Kontakte pflegen", summary="Kontakte zur Kommune"),
+        practice(DN, "eingang", name="Unsere Posteingangsstelle"),
+        practice(DN, "buero", name="Das Bürgerbüro", summary="Ratsinformationssystem"),
+        practice(DN, "archiv", name="Bauaktenarchiv"),
+    ]
+
+
+async def test_lexicon_parts_of_compounds_are_found(backend: SearchBackend) -> None:
+    await backend.add([view_of(document) for document in compound_documents()])
+    akte = {"e-akte", "s1", "personal", "bauakte", "archiv"}
+    assert slugs(await backend.search("Akte")) == akte  # never "Kontakte"
+    assert slugs(await backend.search("Akten")) == akte
+    assert "kontakte" not in slugs(await backend.search("Akten -Bauamt"))
+    assert slugs(await backend.search("Kontakte")) == {"kontakte", "kontakt"}
+    assert slugs(await backend.search("Eingang")) == {"eingang", "post"}
+    assert slugs(await backend.search("Stelle")) == {"eingang", "portal"}  # "stellen"
+    assert slugs(await backend.search("Amt")) == {"e-akte"}  # "Bauamt"
+    assert slugs(await backend.search("Rat System")) == {"buero"}
+    for query in ("Büro", "Buero", "BÜRO", "Bueros"):  # umlauts folded on both sides
+        assert slugs(await backend.search(query)) == {"buero"}, query
+    assert slugs(await backend.search("Bürger")) == {"buero", "portal"}
+    # a whole compound is one word of the query: not its parts anywhere
+    assert slugs(await backend.search("Personalakte")) == {"personal"}
+
+
+async def test_the_exact_word_ranks_above_compounds_holding_it(backend: SearchBackend) -> None:
+    await backend.add([view_of(document) for document in compound_documents()])
+    hits = {hit.uri.rsplit("/", 1)[1]: hit.score for hit in await backend.search("Akte")}
+    # "E-Akte" and "Jede Akte" hold the stem itself; the rest only as a part of a compound
+    assert min(hits["e-akte"], hits["bauakte"]) > max(hits["personal"], hits["archiv"])
+    hits_in_order = [hit.uri.rsplit("/", 1)[1] for hit in await backend.search("Bauakte")]
+    assert hits_in_order == ["bauakte", "archiv"]  # the word itself, then the longer one
+
+
+async def test_a_refill_rewrites_rows_whose_parts_were_computed_otherwise(
+        backend: SearchBackend) -> None:
+    """A hub upgraded to another lexicon: its rows get the new parts at the next refill,
+    and rows already current stay untouched (the memory index is built afresh anyway)."""
+    views = [view_of(document) for document in compound_documents()[:3]]
+    await backend.add(views)
+    before = await _stale_personal_row(backend)
+    if isinstance(backend, PostgresSearch):
+        assert "personal" not in slugs(await backend.search("Akte"))
+    async with backend.refill() as refill:
+        await refill.add([view_of(document) for document in documents()] + views)
+    assert "personal" in slugs(await backend.search("Akte"))
+    if isinstance(backend, PostgresSearch):
+        after = await _row_versions(backend)
+        assert [slug for slug in after if after[slug] != before[slug]] == ["personal"]
+
+
+async def _row_versions(backend: PostgresSearch) -> dict[str, str]:
+    async with backend._sessions() as session:
+        rows = await session.execute(sa.text("SELECT uri, xmin::text FROM hub_search"))
+        return {uri.rsplit("/", 1)[1]: xmin for uri, xmin in rows}
+
+
+async def _stale_personal_row(backend: SearchBackend) -> dict[str, str]:
+    """On PostgreSQL, the "personal" row's parts as written before there were lexicon
+    parts; the row versions after that."""
+    if not isinstance(backend, PostgresSearch):
+        return {}
+    async with backend._sessions() as session, session.begin():
+        await session.execute(sa.text(
+            "UPDATE hub_search SET compound_parts = ''::tsvector WHERE uri LIKE '%personal'"))
+    return await _row_versions(backend)

@@ -6,7 +6,10 @@ their two-letter spelling (so "Bürger" and "Buerger" meet), words split at hyph
 ("Akten", "Akte" → "akt"; "Bürgerportale" → "buergerportal"). Compounds are met
 halfway: a query stem of at least ``MIN_PREFIX`` letters matches words it starts
 ("Posteingang" finds "Posteingangsbearbeitung"), and one of at least
-``MIN_INFIX`` letters matches words that contain it ("Bearbeitung" finds it too).
+``MIN_INFIX`` letters matches words that contain it ("Bearbeitung" finds it too). Shorter parts are found when the compound splits into
+words of a lexicon (``node.hub.compounds``): "Akte" finds "Personalakte" and "Bauakte",
+not "Kontakte" (no word "kont" there). Such inside-compound matches rank below stem and
+prefix matches.
 
 The index is pure and in memory: rebuild it from storage at start-up and keep it
 current with ``add``/``remove``. Databases can do the same with their own German
@@ -21,6 +24,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from node.hub.compounds import GOVERNMENT_PARTS, fold_word, split_compound
 from node.hub.contribution import ContributionKind, ContributionView
 
 MIN_STEM = 3
@@ -28,16 +32,13 @@ MIN_PREFIX = 4
 MIN_INFIX = 6
 # Longest first, so "-ern" wins over "-n".
 SUFFIXES = ("ern", "en", "er", "es", "e", "n", "s")
-_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 _WORD_RE = re.compile(r"[0-9a-zäöüß]+")
 
 TITLE_WEIGHT, SUMMARY_WEIGHT, CONTENT_WEIGHT = 3.0, 2.0, 1.0
 EXACT, PREFIX, INFIX = 1.0, 0.6, 0.3
 
 
-def fold(text: str) -> str:
-    """Lower-case and spell umlauts and ß with two letters."""
-    return text.lower().translate(_UMLAUTS)
+fold = fold_word  # lower-case, umlauts and ß spelt with two letters
 
 
 def stem(word: str) -> str:
@@ -48,9 +49,20 @@ def stem(word: str) -> str:
     return word
 
 
+def words(text: str) -> list[str]:
+    """The folded words of a text, in order (hyphenated words split into pieces)."""
+    return [fold(word) for word in _WORD_RE.findall(text.lower())]
+
+
 def terms(text: str) -> list[str]:
-    """The normalised stems of a text, in order (hyphenated words split into parts)."""
-    return [stem(fold(word)) for word in _WORD_RE.findall(text.lower())]
+    """The normalised stems of a text, in order (hyphenated words split into pieces)."""
+    return [stem(word) for word in words(text)]
+
+
+def part_terms(word: str, lexicon: frozenset[str] = GOVERNMENT_PARTS) -> list[str]:
+    """The stems of the lexicon words a folded word is a compound of (else none):
+    "personalakten" -> "personal", "akt"."""
+    return [stem(part) for part in split_compound(word, lexicon)]
 
 
 @dataclass(frozen=True)
@@ -108,15 +120,52 @@ class SearchHit:
     view: ContributionView
 
 
-class SearchIndex:
-    """An inverted index from stems to contributions with field weights."""
+class _Postings:
+    """Stems to the contributions holding them, with their summed field weights."""
 
-    def __init__(self, views: Iterable[ContributionView] = ()) -> None:
-        self._postings: dict[str, dict[str, float]] = {}
+    def __init__(self) -> None:
+        self.weights: dict[str, dict[str, float]] = {}
+        self._sorted: list[str] = []  # the stems, sorted, for prefix lookups
+        self._stale = False
+
+    def add(self, uri: str, term: str, weight: float) -> None:
+        postings = self.weights.get(term)
+        if postings is None:
+            postings = self.weights[term] = {}
+            self._stale = True
+        postings[uri] = postings.get(uri, 0.0) + weight
+
+    def discard(self, uri: str, terms_of_uri: Iterable[str]) -> None:
+        for term in terms_of_uri:
+            del self.weights[term][uri]
+            if not self.weights[term]:
+                del self.weights[term]
+                self._stale = True
+
+    def starting_with(self, prefix: str) -> list[str]:
+        if self._stale:
+            self._sorted = sorted(self.weights)
+            self._stale = False
+        found = []
+        for indexed in self._sorted[bisect.bisect_left(self._sorted, prefix):]:
+            if not indexed.startswith(prefix):
+                break
+            found.append(indexed)
+        return found
+
+
+class SearchIndex:
+    """An inverted index from stems to contributions with field weights, and one from
+    the stems of compounds' lexicon parts (``part_terms``)."""
+
+    def __init__(self, views: Iterable[ContributionView] = (), *,
+                 lexicon: frozenset[str] = GOVERNMENT_PARTS) -> None:
+        self._words = _Postings()
+        self._parts = _Postings()
+        self._lexicon = lexicon
         self._views: dict[str, ContributionView] = {}
-        self._terms_of: dict[str, set[str]] = {}  # uri -> its stems, for removal
-        self._vocabulary: list[str] = []  # sorted stems, for prefix lookups
-        self._vocabulary_stale = False
+        # uri -> its stems and its part stems, for removal
+        self._terms_of: dict[str, tuple[set[str], set[str]]] = {}
         for view in views:
             self.add(view)
 
@@ -132,24 +181,22 @@ class SearchIndex:
             (view.summary, SUMMARY_WEIGHT),
             (view.content_text, CONTENT_WEIGHT),
         )
-        own_terms = self._terms_of[view.uri] = set()
+        own_terms, own_parts = self._terms_of[view.uri] = (set(), set())
         for text, weight in weighted:
-            for term in terms(text):
+            for word in words(text):
+                term = stem(word)
                 own_terms.add(term)
-                postings = self._postings.get(term)
-                if postings is None:
-                    postings = self._postings[term] = {}
-                    self._vocabulary_stale = True
-                postings[view.uri] = postings.get(view.uri, 0.0) + weight
+                self._words.add(view.uri, term, weight)
+                for part in part_terms(word, self._lexicon):
+                    own_parts.add(part)
+                    self._parts.add(view.uri, part, weight)
 
     def remove(self, uri: str) -> bool:
         if self._views.pop(uri, None) is None:
             return False
-        for term in self._terms_of.pop(uri):
-            del self._postings[term][uri]
-            if not self._postings[term]:
-                del self._postings[term]
-                self._vocabulary_stale = True
+        own_terms, own_parts = self._terms_of.pop(uri)
+        self._words.discard(uri, own_terms)
+        self._parts.discard(uri, own_parts)
         return True
 
     def search(
@@ -178,7 +225,7 @@ class SearchIndex:
         else:
             scores = dict.fromkeys(self._views, 0.0)
         for term in alternative.excluded:  # exact stems, as PostgreSQL's ``-word`` is
-            for uri in self._postings.get(term, ()):
+            for uri in self._words.weights.get(term, ()):
                 scores.pop(uri, None)
         return scores
 
@@ -196,30 +243,23 @@ class SearchIndex:
 
     def _match(self, term: str) -> dict[str, float]:
         scores: dict[str, float] = {}
-        for indexed, factor in self._matching_terms(term):
-            for uri, weight in self._postings[indexed].items():
+        for postings, factor in self._matching_postings(term):
+            for uri, weight in postings.items():
                 scores[uri] = max(scores.get(uri, 0.0), weight * factor)
         return scores
 
-    def _matching_terms(self, term: str) -> list[tuple[str, float]]:
+    def _matching_postings(self, term: str) -> list[tuple[dict[str, float], float]]:
         found: dict[str, float] = {}
-        if term in self._postings:
+        if term in self._words.weights:
             found[term] = EXACT
         if len(term) >= MIN_PREFIX:
-            vocabulary = self._sorted_vocabulary()
-            start = bisect.bisect_left(vocabulary, term)
-            for indexed in vocabulary[start:]:
-                if not indexed.startswith(term):
-                    break
+            for indexed in self._words.starting_with(term):
                 found.setdefault(indexed, PREFIX)
         if len(term) >= MIN_INFIX:
-            for indexed in self._postings:
+            for indexed in self._words.weights:
                 if term in indexed:
                     found.setdefault(indexed, INFIX)
-        return list(found.items())
-
-    def _sorted_vocabulary(self) -> list[str]:
-        if self._vocabulary_stale:
-            self._vocabulary = sorted(self._postings)
-            self._vocabulary_stale = False
-        return self._vocabulary
+        matching = [(self._words.weights[indexed], factor) for indexed, factor in found.items()]
+        if term in self._parts.weights:  # a lexicon part of compounds: inside them
+            matching.append((self._parts.weights[term], INFIX))
+        return matching

@@ -16,18 +16,24 @@
   GIN-indexed) holds the inner parts of every word the memory index would index: each
   ending of ``MIN_INFIX`` letters or more of its stems ("posteingangsbearbeitung" ->
   "osteingangsbearbeitung" … "arbeitung"), so a prefix query ``'bearbeitung':*`` there
-  is the memory index's ``term in word``. No extension (pg_trgm) is needed.
+  is the memory index's ``term in word``. No extension (pg_trgm) is needed. The vector
+  also holds the stems of the lexicon parts of compound words (``node.hub.compounds``:
+  "personalakte" -> "personal", "akt"), asked exactly for stems under ``MIN_INFIX``
+  letters as the memory index asks its part postings; and ``parts_marker``, by which a
+  refill finds rows whose parts were computed otherwise and rewrites them.
 
 Both find "E-Akte" for "Akten" and "Bürgerportal" for "Bürgerportale", both treat a
 stem of ``MIN_PREFIX`` letters or more as a prefix ("Kontakte" finds
 "Kontaktformular"), and both match a query stem of ``MIN_INFIX`` letters or more inside
 compounds ("Bearbeitung" finds "Posteingangsbearbeitung", "Antrag" finds
-"Bauantragsverfahren"; "Akte" is too short to find "Personalakte" in either). Scores
+"Bauantragsverfahren"), and a shorter one where a compound splits into lexicon words
+("Akte" finds "Personalakte", never "Kontakte"). Scores
 are each backend's own (weights title > summary > text in both). For a one-word query
 both rank a stem match above every inside-compound match; PostgreSQL also keeps every
 contribution matching all words by stem or prefix (score 1 or more) above those that
 need an inside-compound match (below 1), where the memory index sums per-word scores
-(a title match inside a compound outweighs a prefix match in the text). On PostgreSQL the compound path is taken for plain words only: a
+(a title match inside a compound outweighs a prefix match in the text). On PostgreSQL
+the compound path is taken for plain words of ``MIN_STEM`` letters or more only: a
 query with ``or`` is left to ``websearch_to_tsquery`` alone, and quoted phrases and
 ``-word`` are kept as conditions beside the words. The memory index reads the same
 syntax (``search.parse_query``), with phrases as their words in any order.
@@ -35,26 +41,33 @@ syntax (``search.parse_query``), with phrases as their words in any order.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from node.hub.compounds import ENDINGS, GOVERNMENT_PARTS, LINKS, MIN_PART
 from node.hub.contribution import ContributionKind, ContributionView
 from node.hub.search import (
     INFIX,
     MIN_INFIX,
     MIN_PREFIX,
+    MIN_STEM,
     SearchFilters,
     SearchHit,
     SearchIndex,
     fold,
+    part_terms,
+    stem,
     terms,
+    words,
 )
 
 SEARCH_TABLE = "hub_search"
@@ -67,6 +80,8 @@ _LONG_LEXEME = f"'([^' -]{{{MIN_PREFIX},}})'"
 MAX_COMPOUND = 64
 # PostgreSQL refuses a tsvector over 1 MB; the parts stop here (title and summary first).
 MAX_PARTS_CHARS = 400_000
+# Bump when compound_parts computes its lexemes differently (parts_marker names it).
+PARTS_FORMAT = 2
 _TOKEN_RE = re.compile(r'"[^"]*"?|\S+')
 _LEXEME_RE = re.compile(r"[0-9a-z]+")
 
@@ -126,25 +141,42 @@ class MemorySearch:
         return self.index.search(query, filters, limit=limit)
 
 
-def compound_parts(title: str, summary: str, content_text: str) -> str:
+def compound_parts(title: str, summary: str, content_text: str,
+                   lexicon: frozenset[str] = GOVERNMENT_PARTS) -> str:
     """The ``compound_parts`` tsvector (as its text form) of a contribution: every ending
-    of ``MIN_INFIX`` letters or more of every stem ``node.hub.search.terms`` finds, once,
-    with the weight of the best field it occurs in (title A, summary B, text D)."""
-    weight_of: dict[str, str] = {}
+    of ``MIN_INFIX`` letters or more of every stem ``node.hub.search.terms`` finds, and
+    the stems of the lexicon parts of its compounds (``part_terms``), once each, with the
+    weight of the best field it occurs in (title A, summary B, text D); and the lexicon's
+    ``parts_marker``."""
+    weight_of: dict[str, str] = {parts_marker(lexicon): "D"}
     size = 0
     for text, weight in ((title, "A"), (summary, "B"), (content_text, "D")):
-        for word in dict.fromkeys(terms(text)):
+        for word in dict.fromkeys(words(text)):
             if size > MAX_PARTS_CHARS:
                 break
-            if not MIN_INFIX < len(word) <= MAX_COMPOUND:
-                continue
-            for start in range(1, len(word) - MIN_INFIX + 1):
-                part = word[start:]
+            for part in _inner_lexemes(word, lexicon):
                 if part not in weight_of:
                     weight_of[part] = weight
                     size += len(part) + 6  # as written below: 'part':1A and a space
     # The stems hold only [0-9a-z] (folded), so quoting them needs no escapes.
     return " ".join(f"'{part}':1{weight}" for part, weight in weight_of.items())
+
+
+def _inner_lexemes(word: str, lexicon: frozenset[str]) -> list[str]:
+    """A folded word's stem's endings of ``MIN_INFIX`` letters or more, and its parts."""
+    stemmed = stem(word)
+    endings = range(1, len(stemmed) - MIN_INFIX + 1) if len(stemmed) <= MAX_COMPOUND else ()
+    return [stemmed[start:] for start in endings] + part_terms(word, lexicon)
+
+
+@lru_cache(maxsize=8)
+def parts_marker(lexicon: frozenset[str]) -> str:
+    """A lexeme naming how ``compound_parts`` was computed: rows written by other code
+    (another lexicon, other limits) lack it, and a refill rewrites them. No query
+    reaches it: query lexemes are [0-9a-z] only."""
+    recipe = repr((PARTS_FORMAT, MIN_INFIX, MAX_COMPOUND, MIN_PART, LINKS, ENDINGS,
+                   sorted(lexicon)))
+    return "#parts-" + hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
 class _TsVectorText(sa.types.TypeDecorator[str]):
@@ -211,7 +243,9 @@ class PostgresSearch:
     async def refill(self) -> AsyncIterator[SearchRefill]:
         """One transaction: each page's URIs go into a temporary table and only its rows
         that differ from their view are written (the hub refills at every start, and
-        rewriting a row costs its ``compound_parts`` in Python and the GIN inserts); at
+        rewriting a row costs its ``compound_parts`` in Python and the GIN inserts), or
+        whose ``compound_parts`` lack this code's ``parts_marker`` (written with another
+        lexicon: so the hub's first start after an upgrade fills in the new parts); at
         the end the rows whose URI no page named are deleted. Memory: one page."""
         async with self._sessions() as session, session.begin():
             await session.execute(sa.text(
@@ -274,14 +308,14 @@ class _Word:
     """A plain query word that may also match inside compounds."""
 
     text: str  # folded, as typed: for websearch_to_tsquery
-    parts_query: str  # its stems as prefixes of compound_parts, all required
+    parts_query: str  # its stems in compound_parts (``_part_query``), all required
 
 
 @dataclass(frozen=True)
 class _QueryPlan:
     whole: str  # the folded query
     words: tuple[_Word, ...]  # empty: websearch_to_tsquery alone decides
-    rest: str  # phrases, -words and short words: stem and prefix matches only
+    rest: str  # phrases, -words and words under MIN_STEM: stem and prefix matches only
 
 
 @dataclass(frozen=True)
@@ -297,15 +331,22 @@ def _plan(folded: str) -> _QueryPlan | None:
     tokens = _TOKEN_RE.findall(folded)
     if "or" in tokens:  # "or" binds its neighbours; splitting the query would lose that
         return _QueryPlan(folded, (), folded)
-    words: list[_Word] = []
+    plain: list[_Word] = []
     rest: list[str] = []
     for token in tokens:
         stems = list(dict.fromkeys(terms(token))) if token[0] not in '"-' else []
-        if stems and all(len(s) >= MIN_INFIX and _LEXEME_RE.fullmatch(s) for s in stems):
-            words.append(_Word(token, " & ".join(f"'{s}':*" for s in stems)))
+        if stems and all(len(s) >= MIN_STEM and _LEXEME_RE.fullmatch(s) for s in stems):
+            plain.append(_Word(token, " & ".join(map(_part_query, stems))))
         else:
             rest.append(token)
-    return _QueryPlan(folded, tuple(words), " ".join(rest))
+    return _QueryPlan(folded, tuple(plain), " ".join(rest))
+
+
+def _part_query(term: str) -> str:
+    """A query stem in ``compound_parts``: a prefix of word endings when it is long
+    enough to match inside words (as ``term in word`` in the memory index), else a
+    lexicon part exactly ("akt" is a part of "personalakte", not of "kontakte")."""
+    return f"'{term}':*" if len(term) >= MIN_INFIX else f"'{term}'"
 
 
 async def _matching(session: AsyncSession, plan: _QueryPlan) -> _Matching | None:
@@ -386,9 +427,11 @@ class _PostgresRefill:
             batch = {uri: wanted[uri] for uri in uris[start:start + READ_BATCH]}
             await session.execute(postgresql.insert(_seen_rows).on_conflict_do_nothing(),
                                   [{"uri": uri} for uri in batch])
-            for row in await session.execute(sa.select(*_READ_COLUMNS).where(
+            current = search_rows.c.compound_parts.op("@@")(
+                _tsquery(f"'{parts_marker(GOVERNMENT_PARTS)}'")).label("parts_current")
+            for row in await session.execute(sa.select(*_READ_COLUMNS, current).where(
                     search_rows.c.uri.in_(list(batch)))):
-                if batch[row.uri] == _view(row):
+                if row.parts_current and batch[row.uri] == _view(row):
                     del batch[row.uri]
             await PostgresSearch._upsert(session, list(batch.values()))
 

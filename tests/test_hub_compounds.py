@@ -1,0 +1,78 @@
+"""Splitting German compounds into lexicon words (node.hub.compounds)."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.hub.compounds import (
+    GOVERNMENT_PARTS,
+    MAX_WORD,
+    fold_word,
+    lexicon_of,
+    split_compound,
+)
+from node.hub.search import part_terms
+
+
+@pytest.mark.parametrize(
+    ("word", "parts"),
+    [
+        ("Personalakte", ("personal", "akte")),
+        ("Personalakten", ("personal", "akte")),  # the last part inflected
+        ("Bauakte", ("bau", "akte")),
+        ("Posteingangsstelle", ("post", "eingang", "stelle")),  # linking -s-
+        ("Dokumentenmanagementsystem", ("dokument", "management", "system")),  # -en-
+        ("Ratsinformationssystem", ("rat", "information", "system")),
+        ("Kindergarten", ("kind", "garten")),  # -er-
+        ("Landesamt", ("land", "amt")),  # -es-
+        ("Bürgerbüro", ("buerger", "buero")),  # umlauts folded
+        ("Bürgerservice", ("buerger", "service")),
+        ("Bauantragsverfahren", ("bau", "antrag", "verfahren")),
+    ],
+)
+def test_compounds_split_into_their_lexicon_words(word: str, parts: tuple[str, ...]) -> None:
+    assert split_compound(fold_word(word), GOVERNMENT_PARTS) == parts
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "Kontakte",  # "kon"/"kont" are no words: "Akte" must not find it
+        "Kontaktformularx",  # a tail that is no word, no ending
+        "insgesamt", "Gesamtplan",  # "ges", "insges" are no words
+        "Abbau", "Vorrat", "Beispiel", "Referat",  # prefixes are not in the lexicon
+        "Akte", "Akten", "Verwaltung",  # a single lexicon word is no compound
+        "Bauer",  # "bau" plus an ending is still one word
+        "xyzakte",
+    ],
+)
+def test_words_that_are_no_compounds_of_the_lexicon_stay_whole(word: str) -> None:
+    assert split_compound(fold_word(word), GOVERNMENT_PARTS) == ()
+
+
+def test_the_fewest_parts_win_and_the_lexicon_decides() -> None:
+    lexicon = lexicon_of("post ein gang eingang stelle")
+    assert split_compound("posteingangsstelle", lexicon) == ("post", "eingang", "stelle")
+    # the same word against a lexicon that holds "kont" would split: the check is the lexicon
+    assert split_compound("kontakte", lexicon_of("kont akte")) == ("kont", "akte")
+    assert split_compound("kontakte", lexicon_of("ko akte")) == ()  # parts under MIN_PART
+    assert split_compound("bauakte", frozenset()) == ()
+
+
+def test_long_strings_are_not_split() -> None:
+    word = "bau" * (MAX_WORD // 3) + "akte"
+    assert len(word) > MAX_WORD and split_compound(word, GOVERNMENT_PARTS) == ()
+    assert split_compound(("bau" * 20) + "akte", GOVERNMENT_PARTS)[-1] == "akte"
+
+
+def test_the_lexicon_is_folded_and_holds_no_compounds_of_itself() -> None:
+    assert all(word == fold_word(word) and len(word) >= 3 for word in GOVERNMENT_PARTS)
+    # an entry made of other entries would hide its parts: "Kreis" must find "Landkreisamt"
+    assert [word for word in GOVERNMENT_PARTS
+            if split_compound(word, GOVERNMENT_PARTS - {word})] == []
+
+
+def test_part_terms_are_the_stems_the_search_indexes() -> None:
+    assert part_terms("personalakten") == ["personal", "akt"]
+    assert part_terms("posteingangsstelle") == ["post", "eingang", "stell"]
+    assert part_terms("kontakte") == []
