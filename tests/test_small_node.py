@@ -28,12 +28,15 @@ from node.storage.db import (
 
 REPO = Path(__file__).resolve().parent.parent
 # Needed only to publish (Markdown, validation), for JSON-LD outside the known contexts,
-# Turtle, a hub, the other commands, a schema that is behind, or PostgreSQL.
+# Turtle, a hub, the other commands, a schema that is behind, PostgreSQL, the pyshacl
+# cross-check or a PDF edition.
 NOT_FOR_SERVE = (
     "pyld", "requests", "urllib3", "lxml", "rdflib", "alembic", "mako", "pygments",
     "markdown_it", "node.hub", "node.demo", "node.web.user_cli", "node.delivery_cli",
     "oxrdflib", "pyoxigraph", "vocab.validate", "vocab.namespace", "vocab.rdf",
-    "sqlalchemy.dialects.postgresql",
+    "sqlalchemy.dialects.postgresql", "pyshacl", "fpdf",
+    # made on the first page, the first feed (node.web.render, node.routes.feed)
+    "jinja2", "aiohttp_jinja2", "xml.etree",
 )  # fmt: skip
 
 # What `node.cli.main(["serve", ...])` imports before its first answer, without serving:

@@ -1,19 +1,23 @@
-"""Jinja2 through aiohttp-jinja2: the environment, filters and the page helper.
+"""Jinja2: the environment, filters and the page helper.
 
 Templates autoescape everything; the only HTML that reaches a page unescaped is a
 contribution's content, sanitised again here with an allow-list (a remote node's
 sanitiser is not trusted), and JSON-LD, escaped for a ``<script>`` element.
+
+The environment is made when the first page is rendered (``templates()``), and each
+template is compiled on its first use: importing Jinja2 was ~35 ms of every start-up,
+also of the processes that never render a page before they are stopped, and of a node
+that answers federation requests long before anyone opens its web interface.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp_jinja2
-import jinja2
 import nh3
 from aiohttp import web
 from markupsafe import Markup
@@ -22,9 +26,11 @@ from node import appkeys
 from node.web.i18n import LANGUAGE_COOKIE, Language, Translator, choose_language
 from node.web.session import CSRF_TOKEN, LANGUAGE, SESSION
 
+if TYPE_CHECKING:
+    import jinja2
+
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-JINJA_ENV = web.AppKey("web_jinja_env", jinja2.Environment)
 CONTENT_TAGS = {
     "p", "br", "hr", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "code", "em",
     "strong", "a", "ul", "ol", "li", "abbr", "sub", "sup", "del", "table", "thead",
@@ -60,10 +66,13 @@ def sanitised_html(value: object) -> Markup:
     return Markup(cleaned)  # noqa: S704 - nh3 output is the allow-listed subset
 
 
-def setup_templates(app: web.Application) -> None:
-    env = aiohttp_jinja2.setup(
-        app,
-        app_key=JINJA_ENV,
+@cache
+def templates() -> jinja2.Environment:
+    """The pages' environment, one per process (the templates are files of the package,
+    the same for every application); made on the first call."""
+    import jinja2
+
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -72,6 +81,7 @@ def setup_templates(app: web.Application) -> None:
     )
     env.filters["json_for_script"] = json_for_script
     env.filters["sanitised"] = sanitised_html
+    return env
 
 
 def language_of(request: web.Request) -> Language:
@@ -107,9 +117,8 @@ def page(
         "csrf_token": request.get(CSRF_TOKEN, ""),
         "path": request.path,
     }
-    response = aiohttp_jinja2.render_template(
-        f"web/{template}", request, {**common, **context}, status=status, app_key=JINJA_ENV
-    )
+    text = templates().get_template(f"web/{template}").render({**common, **context})
+    response = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers.setdefault("Vary", "Accept, Accept-Language, Cookie")
     response.headers["Content-Language"] = language.value
