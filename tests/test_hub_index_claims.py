@@ -13,7 +13,7 @@ import pytest
 from hub_support import actor, bundled_contexts, make_index, practice, stance
 
 from node.hub.index import HubIndex
-from node.hub.jsonld_quads import may_describe_others, nquads_only_own, own_and_foreign
+from node.hub.jsonld_quads import own_and_foreign
 from node.hub.query_runner import ThreadRunner
 from vocab.rdf import to_nquads
 
@@ -102,21 +102,41 @@ def test_a_claim_made_before_its_subjects_document_arrives():
     assert names_of(index, owner["id"]) == {("Neu", actor(A))}
 
 
-def test_the_checks_that_pick_documents_to_convert_alone():
+def test_the_check_that_picks_documents_to_convert_alone():
+    converter = make_index(ThreadRunner())._converter
     plain = practice(A, "p", name="P")
-    assert not may_describe_others(plain)  # its steps are nested objects without an id
-    assert may_describe_others(with_attachment(plain, {"id": OTHER}))
-    assert may_describe_others({**plain, "step": [{"@id": "_:x", "text": "t"}]})
-    assert may_describe_others({**plain, "@included": []})
-    index = make_index(ThreadRunner())
-    text = index._converter.known_nquads(plain, actor(A))
-    assert text is not None and nquads_only_own(text, plain["id"])
-    other = index._converter.known_nquads(with_attachment(plain, {"id": OTHER, "name": "x"}), actor(A))
-    assert other is not None and not nquads_only_own(other, plain["id"])
-    quads = list(ox.parse(other, format=ox.RdfFormat.N_QUADS))
+    assert not converter.may_describe_others(plain)  # its steps are nested objects without an id
+    assert converter.may_describe_others(with_attachment(plain, {"id": OTHER}))
+    assert converter.may_describe_others({**plain, "step": [{"@id": "_:x", "text": "t"}]})
+    assert converter.may_describe_others({**plain, "@included": []})
+    # a context of its own may alias @id under any name
+    assert converter.may_describe_others({**plain, "@context": [*plain["@context"], {"ident": "@id"}]})
+    assert converter.may_describe_others({**plain, "@context": "https://unknown.example/context"})
+    quads = converter.quads(with_attachment(plain, {"id": OTHER, "name": "x"}), ox.NamedNode(actor(A)))
     own, foreign = own_and_foreign(plain["id"], quads)
     assert [str(quad.subject) for quad in foreign] == [f"<{OTHER}>"]
     assert len(own) + 1 == len(quads)
+
+
+def test_the_bundled_contexts_alias_id_only_as_id():
+    """``may_describe_others`` looks for nested ``id`` and ``@id`` keys: no bundled context
+    may name another alias of ``@id`` (nor of the other node keywords)."""
+    def terms(value):
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                yield key, inner
+                yield from terms(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                yield from terms(inner)
+
+    keywords = {"@id", "@reverse", "@included", "@graph"}
+    aliases: set[str] = set()
+    for document in bundled_contexts().values():
+        aliases |= {key for key, value in terms(document["@context"]) if not key.startswith("@")
+                    and ((isinstance(value, str) and value in keywords)
+                         or (isinstance(value, dict) and "@reverse" in value))}
+    assert aliases == {"id"}
 
 
 # --- random sequences against a model: the union of each indexed document's quads ---

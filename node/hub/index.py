@@ -36,8 +36,6 @@ from node.hub.jsonld_quads import (
     IndexInputError,
     JsonLdToQuads,
     _json,
-    may_describe_others,
-    nquads_only_own,
     own_and_foreign,
 )
 from node.hub.maintained_answers import MaintainedAnswers, MaintainedQuery
@@ -264,7 +262,7 @@ class HubIndex:
                 _check_contribution(member, document)
                 if document["id"] in seen_ids:
                     raise IndexInputError("id", "appears twice")
-                if may_describe_others(document):
+                if self._converter.may_describe_others(document):
                     alone.append(document)
                 else:
                     groups.setdefault(_json(document.get("@context")), []).append(document)
@@ -499,11 +497,11 @@ class IndexRebuild:
                     self._skipped.append(_skipped(member, document, exc))
                     continue
                 self._seen.add(document["id"])
-                text = self._converter.known_nquads(document, member)
+                # a document that may describe other nodes is converted alone (general path)
+                describes = self._converter.may_describe_others(document)
+                text = None if describes else self._converter.known_nquads(document, member)
                 if text is None:
                     general.append(document)
-                elif not nquads_only_own(text, document["id"]):
-                    self._add_described(member, document, text, general)
                 else:
                     self._texts.append(text)
                     self._pending.append((member, document))
@@ -569,22 +567,6 @@ class IndexRebuild:
         finally:
             self.seconds.waiting += time.perf_counter() - started
         self._indexed += len(pending)
-
-    def _add_described(
-        self, member: str, document: Mapping[str, Any], text: str, general: list[Mapping[str, Any]]
-    ) -> None:
-        """A document that states something about another node: its own quads now, its
-        other statements recorded and loaded at the end (or the general path's turn)."""
-        uri = document["id"]
-        try:
-            quads = list(ox.parse(text, format=ox.RdfFormat.N_QUADS))
-        except SyntaxError:
-            general.append(document)  # not expected; the general path says what is wrong
-            return
-        own, foreign = own_and_foreign(uri, quads)
-        self._store.extend(own)
-        self._foreign.extend(self._index._claim(ox.NamedNode(member), [(uri, foreign)]))
-        self._indexed += 1
 
     def _take(self, member: str, converted: _Converted) -> None:
         self._indexed += converted.indexed

@@ -67,6 +67,22 @@ class JsonLdToQuads:
         """The known-context fast path: N-Quads text, or None where it does not apply."""
         return self._known.nquads(document, graph)
 
+    def may_describe_others(self, document: Mapping[str, Any]) -> bool:
+        """Whether a document may state something about a node other than itself and its
+        blank nodes: a nested object with an id (``id``, the only alias of ``@id`` in
+        the bundled contexts, or ``@id``), ``@reverse``, ``@included`` or ``@graph``, or a
+        context other than bundled ones (it may alias those). The index converts such a
+        document alone and tells its statements apart (``own_and_foreign``)."""
+        context = document.get("@context")
+        for entry in context if isinstance(context, list) else [context]:
+            if not isinstance(entry, str) or entry not in self._contexts:
+                return True
+        if any(key in document for key in _OTHER_NODES_AT_TOP):
+            return True
+        return _nests_nodes(
+            [value for key, value in document.items() if type(value) is not str and key not in NOT_INDEXED]
+        )
+
     def quads(self, document: Mapping[str, Any], graph: ox.NamedNode | ox.DefaultGraph) -> list[ox.Quad]:
         text = self._known.nquads(document, _graph_iri(graph))
         if text is not None:
@@ -214,34 +230,24 @@ def own_and_foreign(root: str, quads: Sequence[ox.Quad]) -> tuple[list[ox.Quad],
     return own, [quad for rest in by_subject.values() for quad in rest]
 
 
-def nquads_only_own(text: str, root: str) -> bool:
-    """Whether the fast path's N-Quads text of a document has no statement about another
-    IRI (every line's subject is ``root`` or a blank node). Such a statement is written
-    for every nested object with an id, so blank nodes then hang from ``root`` only."""
-    lines_on_iris = text.count("\n<") + text.startswith("<")
-    head = f"<{root}> "
-    return lines_on_iris == text.count("\n" + head) + text.startswith(head)
-
-
 _NODE_KEYS = frozenset(("id", "@id", "@reverse", "@included", "@graph"))
+_OTHER_NODES_AT_TOP = ("@reverse", "@included", "@graph")
 
 
-def may_describe_others(document: Mapping[str, Any]) -> bool:
-    """Whether a document may state something about a node other than itself and its
-    blank nodes: a nested object with an id (``id``, the bundled contexts' alias, or
-    ``@id``), or ``@reverse``, ``@included`` or ``@graph``. Those are converted one by
-    one, so that the index knows which document asserted which statement."""
-    if any(key in _NODE_KEYS and key not in ("id", "@id") for key in document):
-        return True
-    pending: list[Any] = [value for key, value in document.items() if key not in NOT_INDEXED]
+def _nests_nodes(values: list[Any]) -> bool:
+    """Whether a nested object among ``values`` has an id or another node's keyword."""
+    pending = values
     while pending:
         value = pending.pop()
-        if isinstance(value, Mapping):
+        kind = type(value)
+        if kind is str:
+            continue
+        if kind is list:
+            pending.extend(value)
+        elif kind is dict or isinstance(value, Mapping):
             if not _NODE_KEYS.isdisjoint(value):
                 return True
             pending.extend(value.values())
-        elif isinstance(value, list):
-            pending.extend(value)
     return False
 
 
