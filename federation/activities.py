@@ -200,6 +200,8 @@ def _walk_shape(value: object, depth: int, contexts: list[object]) -> None:
 
 def _is_read_as_is(context: object) -> bool:
     """ActivityStreams first, then only contexts that leave its terms alone."""
+    if context == ACTIVITYSTREAMS_CONTEXT_URL:  # the usual case: [it] passes every check
+        return True
     entries = [context] if isinstance(context, str) else context
     if not isinstance(entries, list) or not entries or entries[0] != ACTIVITYSTREAMS_CONTEXT_URL:
         return False

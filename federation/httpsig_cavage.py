@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from federation.digest import decode_base64
 from federation.httpsig_common import (
@@ -139,8 +140,13 @@ def parse_signature_header(value: str) -> CavageParams:
 
 
 def request_target(request: RequestParts) -> str:
-    path, query = path_and_query(request.url)
-    return f"{request.method.lower()} {path}{'?' + query if query else ''}"
+    return _request_target(request.method, request.url)
+
+
+@lru_cache(maxsize=1024)  # pure; a server is sent to the same few inbox URLs all the time
+def _request_target(method: str, url: str) -> str:
+    path, query = path_and_query(url)
+    return f"{method.lower()} {path}{'?' + query if query else ''}"
 
 
 def _line(request: RequestParts, name: str, created: int | None, expires: int | None) -> str:
@@ -167,10 +173,13 @@ def signing_string(
     expires: int | None = None,
 ) -> bytes:
     lines = []
+    headers = request.headers._items  # type: ignore[attr-defined]  # noqa: SLF001
     for name in covered:
         name = name.lower()
-        # Plain headers, the usual case, looked up here; the rest by _line.
-        value = None if name[:1] == "(" else request.header(name)
+        # Plain headers, the usual case, looked up here (in the lower-cased items, as
+        # RequestParts.header does); the rest by _line.
+        entry = None if name[:1] == "(" else headers.get(name)
+        value = None if entry is None else entry[1]
         lines.append(f"{name}: {value.strip()}" if value is not None else
                      _line(request, name, created, expires))  # fmt: skip
     return encode_base("\n".join(lines), "Signature")

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import NamedTuple, Protocol
 from urllib.parse import SplitResult, urlsplit
 
@@ -59,10 +60,14 @@ class _CaseInsensitiveHeaders(Mapping[str, str]):
     __slots__ = ("_items",)
 
     def __init__(self, headers: Mapping[str, str]) -> None:
-        items: dict[str, tuple[str, str]] = {}
-        for name, value in headers.items():  # a multidict may repeat a name: join the values
-            key = name.lower()
-            items[key] = (name, f"{items[key][1]}, {value}") if key in items else (name, value)
+        # One comprehension for the usual request, where no name repeats (it counts as
+        # many entries as the headers have); the loop joins the values of a repeated one.
+        items = {name.lower(): (name, value) for name, value in headers.items()}
+        if len(items) != len(headers):
+            items = {}
+            for name, value in headers.items():  # a multidict may repeat a name: join
+                key = name.lower()
+                items[key] = (name, f"{items[key][1]}, {value}") if key in items else (name, value)
         self._items = items
 
     def merged(self, extra: Mapping[str, str]) -> _CaseInsensitiveHeaders:
@@ -137,7 +142,12 @@ class RequestParts:
         merged = _CaseInsensitiveHeaders(headers)
         for name, value in overrides.items():
             merged._items[name.lower()] = (name, value)  # noqa: SLF001 - our own copy
-        return cls(method, url, merged, body)
+        # The fields set in one update, as __init__ would set them (headers is already
+        # _CaseInsensitiveHeaders, all __post_init__ sees to): a frozen dataclass pays
+        # an object.__setattr__ call per field (a test holds the two ways equal).
+        parts = object.__new__(cls)
+        parts.__dict__.update(method=method, url=url, headers=merged, body=body)
+        return parts
 
     def with_headers(self, extra: Mapping[str, str]) -> RequestParts:
         """A copy with ``extra`` headers set (replacing same-named ones)."""
@@ -226,6 +236,8 @@ def http_date(moment: datetime) -> str:
     )
 
 
+# Pure, and every request of the same second carries the same Date, whoever sent it.
+@lru_cache(maxsize=256)
 def parse_http_date(value: str) -> datetime:
     """Parse an HTTP date; the usual IMF-fixdate form quickly, the obsolete ones too."""
     if _IMF_FIXDATE.fullmatch(value) is not None:
@@ -255,6 +267,7 @@ def encode_base(text: str, header: str) -> bytes:
         raise SignatureFormatError(f"{header}: a covered value is not valid UTF-8") from exc
 
 
+@lru_cache(maxsize=256)  # pure; the signatures made in the same second share ``created``
 def from_unix_time(value: int, field_name: str) -> datetime:
     """An aware datetime for a signature's ``created``/``expires`` parameter."""
     try:
@@ -263,6 +276,7 @@ def from_unix_time(value: int, field_name: str) -> datetime:
         raise SignatureFormatError(f"{field_name} {value} is not a usable time") from exc
 
 
+@lru_cache(maxsize=1024)  # pure; asked for every request, of the few URLs a server serves
 def authority_of(url: str) -> str:
     """Lower-case ``host[:port]`` of an absolute URL, default ports left out."""
     return authority_from_parts(urlsplit(url), url)

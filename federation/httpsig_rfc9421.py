@@ -23,6 +23,7 @@ from federation.httpsig_common import (
     SignatureScheme,
     UnsupportedAlgorithmError,
     authority_from_parts,
+    authority_of,
     default_algorithms,
     encode_base,
     from_unix_time,
@@ -43,6 +44,9 @@ DEFAULT_LABEL = "sig1"
 _RFC9421 = SignatureScheme.RFC9421  # read once: each read goes through EnumType.__getattr__
 _FIELD_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+\Z")
 _ALGORITHMS = {alg.value: alg for alg in SignatureAlgorithm}
+# Header components signers cover, known to be lower-case field names (_FIELD_NAME).
+_USUAL_FIELDS = frozenset({"date", "content-digest", "content-type", "content-length", "host",
+                           "digest", "accept", "user-agent"})
 _DERIVED_NAMES = (
     "@method",
     "@target-uri",
@@ -99,12 +103,23 @@ def component_value(request: RequestParts, name: str, parts: SplitResult | None 
 def signature_base(request: RequestParts, components: Sequence[str], serialised: str) -> bytes:
     if len(set(components)) != len(components):
         raise SignatureFormatError("Signature-Input: a component is listed twice")
-    # Only the derived components a signature covers are worked out, from one urlsplit.
-    parts, lines = None, []
+    # The components nearly every signer covers are read here directly (a header's
+    # name, once checked to be a lower-case field name, is its key in the lower-cased
+    # items); component_value answers for the rest, with the same values and errors.
+    headers = request.headers._items  # type: ignore[attr-defined]  # noqa: SLF001
+    lines = []
     for name in components:
-        if parts is None and name[:1] == "@":
-            parts = urlsplit(request.url)
-        lines.append(f'"{name}": {component_value(request, name, parts)}')
+        if name == "@method":
+            value = request.method
+        elif name == "@target-uri":
+            value = request.url
+        elif name == "@authority":
+            value = authority_of(request.url)
+        elif name in headers and name in _USUAL_FIELDS:
+            value = headers[name][1].strip()
+        else:
+            value = component_value(request, name)
+        lines.append(f'"{name}": {value}')
     lines.append(f'"@signature-params": {serialised}')
     return encode_base("\n".join(lines), "Signature-Input")
 
@@ -147,15 +162,15 @@ def parse_request(
         signatures = parse_byte_sequences("Signature", signature_header)
     except StructuredFieldError as exc:
         raise SignatureFormatError(str(exc)) from exc
-    inputs = {
-        label: member
-        for label, member in parse_signature_inputs(input_header).items()
-        if label in signatures
-    }
-    if not inputs:
-        raise SignatureFormatError("no Signature-Input label has a matching Signature")
-    label = _choose(inputs, prefer_covering)
-    chosen = inputs[label]
+    all_inputs = parse_signature_inputs(input_header)
+    if len(all_inputs) == 1 and all_inputs.keys() == signatures.keys():
+        [(label, chosen)] = all_inputs.items()  # one signature, as nearly every signer sends
+    else:
+        inputs = {label: member for label, member in all_inputs.items() if label in signatures}
+        if not inputs:
+            raise SignatureFormatError("no Signature-Input label has a matching Signature")
+        label = _choose(inputs, prefer_covering)
+        chosen = inputs[label]
     key_id, algorithm = chosen.params.get("keyid"), chosen.params.get("alg")
     if not isinstance(key_id, str):
         raise SignatureFormatError(f"Signature-Input: {label} has no keyid string")

@@ -67,6 +67,8 @@ class TrustedProxies:
     # Parsing and matching cost most of the ~7-13 µs a request spent here, for the same
     # few texts again and again (our proxy, the busy clients): remembered per text.
     _seen: dict[str, Hop | None] = field(default_factory=dict, repr=False)
+    # The answer for a request straight from a peer, one (immutable) instance per address.
+    _peers: dict[str, ClientAddress] = field(default_factory=dict, repr=False)
 
     def __contains__(self, address: IPAddress) -> bool:
         return any(address in network for network in self.networks)
@@ -83,6 +85,17 @@ class TrustedProxies:
             self._seen.clear()
         self._seen[text] = found
         return found
+
+    def as_peer(self, address: str) -> ClientAddress:
+        """``ClientAddress(address, AddressSource.PEER)``, made once per address."""
+        try:
+            return self._peers[address]
+        except KeyError:
+            pass
+        if len(self._peers) >= SEEN_LIMIT:
+            self._peers.clear()
+        made = self._peers[address] = ClientAddress(address, AddressSource.PEER)
+        return made
 
 
 def parse_network(text: str) -> IPNetwork:
@@ -148,10 +161,10 @@ def client_address(peer: str | None, forwarded_for: str | None,
     peer_text = peer or "unknown"
     peer_hop = trusted.hop(peer_text)
     if peer_hop is None:  # a Unix socket or no peer at all: nothing to check the header by
-        return ClientAddress(peer_text, AddressSource.PEER)
+        return trusted.as_peer(peer_text)
     current, is_trusted = peer_hop
     if not is_trusted or not forwarded_for or not forwarded_for.strip():
-        return ClientAddress(current, AddressSource.PEER)
+        return trusted.as_peer(current)
     hops = (entry.strip() for entry in _from_the_right(forwarded_for))
     # empty list elements are ignored (RFC 9110 §5.6.1)
     for count, entry in enumerate(entry for entry in hops if entry):

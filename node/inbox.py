@@ -59,6 +59,9 @@ class RateDecision:
     retry_after_seconds: int = 0
 
 
+_ALLOWED = RateDecision(True)  # immutable: one for every request let through
+
+
 class HostRateLimiter:
     """A token bucket per key (a host, an address), bounded in the number of keys it remembers."""
 
@@ -81,17 +84,18 @@ class HostRateLimiter:
         return len(self._buckets)
 
     def take(self, host: str) -> RateDecision:
-        now = self._monotonic()
-        tokens, stamp = self._buckets.pop(host, (self._capacity, now))
-        tokens = min(self._capacity, tokens + (now - stamp) * self._rate)
+        now, buckets = self._monotonic(), self._buckets
+        last = buckets.pop(host, None)
+        tokens = self._capacity if last is None else min(
+            self._capacity, last[0] + (now - last[1]) * self._rate)
         allowed = tokens >= 1.0
         if allowed:
             tokens -= 1.0
-        self._buckets[host] = (tokens, now)
-        while len(self._buckets) > self._max_hosts:
-            self._buckets.popitem(last=False)  # forget the least recently seen host
+        buckets[host] = (tokens, now)
+        while len(buckets) > self._max_hosts:
+            buckets.popitem(last=False)  # forget the least recently seen host
         if allowed:
-            return RateDecision(True)
+            return _ALLOWED
         wait = (1.0 - tokens) / self._rate if self._rate > 0 else 60.0
         return RateDecision(False, max(1, int(wait + 0.999)))
 
@@ -132,17 +136,36 @@ INBOX_WAKER = web.AppKey("inbox_waker", Callable[[], None])  # type: ignore[arg-
 
 def claimed_key_host(headers: dict[str, str] | web.BaseRequest) -> str | None:
     """The host of the key id a request claims to be signed with, without verifying it."""
-    get = headers.headers.get if isinstance(headers, web.BaseRequest) else headers.get
+    # a dict is told apart in C; isinstance(…, web.BaseRequest) goes through ABCMeta
+    get = headers.get if isinstance(headers, dict) else headers.headers.get
     for name in ("Signature-Input", "Signature", "Authorization"):
         value = get(name)
         if not value:
             continue
-        match = _KEY_ID.search(value)
+        match = _first_key_id(value)
         if match:
             host = _host_of(match.group(1))
             if host:
                 return host
     return None
+
+
+def _first_key_id(value: str) -> re.Match[str] | None:
+    """``_KEY_ID.search(value)``: a match can only begin where "keyid" does, so in ASCII
+    text (where lower() keeps every offset) it is tried first at the first "keyid"; the
+    search went through every position before it (~2 µs over a Signature-Input).
+    A cavage ``Signature`` usually begins with its keyId: that is tried before."""
+    match = _KEY_ID.match(value)
+    if match is not None:
+        return match
+    if value.isascii():
+        start = value.lower().find("keyid")
+        if start < 0:
+            return None
+        match = _KEY_ID.match(value, start)
+        if match is not None:
+            return match
+    return _KEY_ID.search(value)
 
 
 @lru_cache(maxsize=4096)  # pure; the same senders' key ids come back with every request

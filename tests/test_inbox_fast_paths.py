@@ -8,6 +8,7 @@ against ``with_headers``; the origin check of ``origin_problem`` by prefix again
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import json
 import logging
 from datetime import UTC, datetime
@@ -79,15 +80,25 @@ def test_parse_body_refuses_what_it_refused(body: bytes) -> None:
     CIMultiDict([("X-A", "1"), ("x-a", "2"), ("HOST", "a"), ("host", "b")]),
     CIMultiDict(),
     {"Content-Type": "application/json"},
+    {"Date": "a", "date": "b", "DATE": "c", "Host": "h"},
 ])
 def test_with_overrides_is_with_headers_in_one_copy(headers) -> None:  # noqa: ANN001
     slow = RequestParts("POST", "https://n.example/inbox", headers, b"{}").with_headers(
         {"Host": "n.example"})
     fast = RequestParts.with_overrides("POST", "https://n.example/inbox", headers, b"{}",
                                        {"Host": "n.example"})
-    assert fast == slow
+    assert fast == slow and repr(fast) == repr(slow) and type(fast) is RequestParts
     assert fast.header("host") == "n.example"
     assert dict(fast.headers.items()) == dict(slow.headers.items())
+    # the values of a repeated name are joined in order, under the last spelling
+    expected: dict[str, tuple[str, str]] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        expected[key] = (name, f"{expected[key][1]}, {value}") if key in expected else (name, value)
+    expected["host"] = ("Host", "n.example")
+    assert fast.headers._items == expected  # noqa: SLF001
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.url = "https://evil.example/inbox"  # type: ignore[misc]
 
 
 def _activity(kind: str, object_id: str, actor: str = "https://a.example/u"):  # noqa: ANN202
@@ -126,3 +137,30 @@ def test_log_values_are_quoted_where_they_were() -> None:
     assert ' eq="a=b" ' in line and ' nl="a\\nb" ' in line
     assert " plain=/actor/inbox " in line and " number=202 " in line
     assert " tab=a\tb" in line  # a tab was never quoted
+
+
+@pytest.mark.parametrize("value", [
+    'keyId="https://a.example/u#k",signature="x"',
+    'sig1=("@method");created=1;keyid="https://b.example/k"',
+    'sig1=("keyid");keyid="https://c.example/k"',  # "keyid" first where no match begins
+    'KEYID = "https://d.example/k"', 'keyid\t=\x1c"https://e.example/k"',
+    'keyid="unterminated', 'nothing here', '', 'keyid="a" keyid="b"',
+    'x=("k\u0130");keyid="https://f.example/k"',  # lower() of U+0130 is two characters
+    '\u212aeyid="https://g.example/k"',  # the Kelvin sign matches "k" case-insensitively
+    'keyi\u212a keyid="https://h.example/k"',
+])
+def test_the_first_key_id_is_the_searchs(value: str) -> None:
+    fast, slow = inbox._first_key_id(value), inbox._KEY_ID.search(value)
+    assert (fast and (fast.span(), fast.group(1))) == (slow and (slow.span(), slow.group(1)))
+
+
+def test_a_request_from_a_peer_gets_one_address_object_per_peer() -> None:
+    from node.client_address import SEEN_LIMIT, AddressSource, ClientAddress, TrustedProxies
+
+    trusted = TrustedProxies(())
+    first = trusted.as_peer("192.0.2.1")
+    assert first == ClientAddress("192.0.2.1", AddressSource.PEER)
+    assert trusted.as_peer("192.0.2.1") is first
+    for n in range(SEEN_LIMIT + 5):
+        assert trusted.as_peer(f"10.0.{n // 256}.{n % 256}").address == f"10.0.{n // 256}.{n % 256}"
+    assert len(trusted._peers) <= SEEN_LIMIT  # noqa: SLF001 - clients choose them: bounded
