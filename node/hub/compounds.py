@@ -71,25 +71,27 @@ def lexicon_of(words: str) -> frozenset[str]:
 GOVERNMENT_PARTS = lexicon_of(_GOVERNMENT_WORDS)
 
 
-@lru_cache(maxsize=1 << 16)  # a text repeats its words; the lexicon's hash is cached
 def split_compound(word: str, lexicon: frozenset[str]) -> tuple[str, ...]:
     """The lexicon words a folded ``word`` is made of, in order, or ``()`` when it is
     no compound of them (a single lexicon word is no compound either)."""
     if not 2 * MIN_PART <= len(word) <= MAX_WORD:
         return ()
-    longest = max(map(len, lexicon), default=0)
-    # best[i]: the fewest parts word[i:] splits into (None: it does not split).
-    best: list[tuple[str, ...] | None] = [None] * (len(word) + 1)
-    for start in range(len(word) - MIN_PART, -1, -1):
-        best[start] = _best_from(word, start, lexicon, longest, best)
-    parts = best[0]
+    parts = _split_from(word, 0, lexicon, _longest(lexicon), {})
     return parts if parts is not None and len(parts) > 1 else ()
 
 
-def _best_from(word: str, start: int, lexicon: frozenset[str], longest: int,
-               best: list[tuple[str, ...] | None]) -> tuple[str, ...] | None:
-    """The fewest parts ``word[start:]`` splits into, given ``best`` of every later
-    start; of equally few, the one with the longer first part."""
+@lru_cache(maxsize=8)
+def _longest(lexicon: frozenset[str]) -> int:
+    return max(map(len, lexicon), default=0)
+
+
+def _split_from(word: str, start: int, lexicon: frozenset[str], longest: int,
+                known: dict[int, tuple[str, ...] | None]) -> tuple[str, ...] | None:
+    """The fewest parts ``word[start:]`` splits into (None: it does not); of equally
+    few, the one with the longer first part. ``known`` holds the answers for later
+    starts already asked, so no start is worked out twice."""
+    if start in known:
+        return known[start]
     chosen: tuple[str, ...] | None = None
     for end in range(min(len(word), start + longest), start + MIN_PART - 1, -1):
         part = word[start:end]
@@ -97,10 +99,14 @@ def _best_from(word: str, start: int, lexicon: frozenset[str], longest: int,
             continue
         rest = word[end:]
         if rest in ENDINGS:
-            return (part,)  # one part: nothing splits into fewer
+            chosen = (part,)  # one part: nothing splits into fewer
+            break
         for link in LINKS:
             after = end + len(link)
-            tail = best[after] if rest.startswith(link) and after < len(word) else None
+            if not rest.startswith(link) or after > len(word) - MIN_PART:
+                continue
+            tail = _split_from(word, after, lexicon, longest, known)
             if tail is not None and (chosen is None or len(tail) + 1 < len(chosen)):
                 chosen = (part, *tail)
+    known[start] = chosen
     return chosen

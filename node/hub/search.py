@@ -21,8 +21,10 @@ from __future__ import annotations
 import bisect
 import heapq
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from node.hub.compounds import GOVERNMENT_PARTS, fold_word, split_compound
 from node.hub.contribution import ContributionKind, ContributionView
@@ -32,7 +34,12 @@ MIN_PREFIX = 4
 MIN_INFIX = 6
 # Longest first, so "-ern" wins over "-n".
 SUFFIXES = ("ern", "en", "er", "es", "e", "n", "s")
-_WORD_RE = re.compile(r"[0-9a-zäöüß]+")
+_SUFFIXES_BY_SIZE = tuple(
+    (size, frozenset(s for s in SUFFIXES if len(s) == size))
+    for size in sorted({len(s) for s in SUFFIXES}, reverse=True))
+# Folding turns only word letters into word letters, so the words of the folded text
+# are the folded words (one translate per text rather than per word).
+_FOLDED_WORD_RE = re.compile(r"[0-9a-z]+")
 
 TITLE_WEIGHT, SUMMARY_WEIGHT, CONTENT_WEIGHT = 3.0, 2.0, 1.0
 EXACT, PREFIX, INFIX = 1.0, 0.6, 0.3
@@ -43,15 +50,15 @@ fold = fold_word  # lower-case, umlauts and ß spelt with two letters
 
 def stem(word: str) -> str:
     """Strip one inflectional suffix, keeping at least ``MIN_STEM`` letters."""
-    for suffix in SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= MIN_STEM:
-            return word[: -len(suffix)]
+    for size, suffixes in _SUFFIXES_BY_SIZE:  # a word ends in one suffix of each size
+        if len(word) - size >= MIN_STEM and word[-size:] in suffixes:
+            return word[:-size]
     return word
 
 
 def words(text: str) -> list[str]:
     """The folded words of a text, in order (hyphenated words split into pieces)."""
-    return [fold(word) for word in _WORD_RE.findall(text.lower())]
+    return _FOLDED_WORD_RE.findall(fold(text))
 
 
 def terms(text: str) -> list[str]:
@@ -59,10 +66,11 @@ def terms(text: str) -> list[str]:
     return [stem(word) for word in words(text)]
 
 
-def part_terms(word: str, lexicon: frozenset[str] = GOVERNMENT_PARTS) -> list[str]:
+@lru_cache(maxsize=1 << 15)  # texts repeat their words; most answers are the one ()
+def part_terms(word: str, lexicon: frozenset[str] = GOVERNMENT_PARTS) -> tuple[str, ...]:
     """The stems of the lexicon words a folded word is a compound of (else none):
     "personalakten" -> "personal", "akt"."""
-    return [stem(part) for part in split_compound(word, lexicon)]
+    return tuple(stem(part) for part in split_compound(word, lexicon))
 
 
 @dataclass(frozen=True)
@@ -183,13 +191,13 @@ class SearchIndex:
         )
         own_terms, own_parts = self._terms_of[view.uri] = (set(), set())
         for text, weight in weighted:
-            for word in words(text):
+            for word, count in Counter(words(text)).items():  # stem each word once
                 term = stem(word)
                 own_terms.add(term)
-                self._words.add(view.uri, term, weight)
+                self._words.add(view.uri, term, weight * count)
                 for part in part_terms(word, self._lexicon):
                     own_parts.add(part)
-                    self._parts.add(view.uri, part, weight)
+                    self._parts.add(view.uri, part, weight * count)
 
     def remove(self, uri: str) -> bool:
         if self._views.pop(uri, None) is None:

@@ -166,7 +166,7 @@ def _inner_lexemes(word: str, lexicon: frozenset[str]) -> list[str]:
     """A folded word's stem's endings of ``MIN_INFIX`` letters or more, and its parts."""
     stemmed = stem(word)
     endings = range(1, len(stemmed) - MIN_INFIX + 1) if len(stemmed) <= MAX_COMPOUND else ()
-    return [stemmed[start:] for start in endings] + part_terms(word, lexicon)
+    return [*(stemmed[start:] for start in endings), *part_terms(word, lexicon)]
 
 
 @lru_cache(maxsize=8)
