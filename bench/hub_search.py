@@ -1,10 +1,13 @@
-"""Hub search on PostgreSQL: writing and asking ``hub_search`` for N German contributions.
+"""Hub search on PostgreSQL: writing and asking ``hub_search`` for N German contributions
+(and, for comparison, building the in-memory index a SQLite hub uses).
 
 Not part of ``python -m bench`` (it needs a PostgreSQL server): run
 ``python -m bench.hub_search [--contributions 20000] [--before REV] [--pairs 2]`` with
 PRAXISNETZ_TEST_POSTGRES_URL set. Each variant gets a fresh database. ``--before REV``
-also measures ``node/hub/search_backends.py`` as it was at git revision REV (schema at
-migration 0006), alternating before/after. CPU seconds are this process's and the
+also measures ``node/hub/search_backends.py`` as it was at git revision REV (with that
+revision's ``search.py`` and ``compounds.py``; its table at ``--before-schema``, the
+newest migration unless told, 0006 for code before ``compound_parts``), alternating
+before/after. CPU seconds are this process's and the
 PostgreSQL backend's (read from /proc: the server must run on this machine); the
 1-minute load average is printed beside each figure.
 """
@@ -77,15 +80,35 @@ def _load() -> str:
     return Path("/proc/loadavg").read_text().split()[0]
 
 
+# The search modules an earlier revision is measured with: its own copies, so that "before"
+# also has the normaliser and splitter of its time (each imports the ones before it).
+_SEARCH_MODULES = ("compounds", "search", "search_backends")
+
+
 def _old_backends(revision: str) -> ModuleType:
-    source = subprocess.run(["git", "show", f"{revision}:node/hub/search_backends.py"],
-                            check=True, capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp(prefix="bench-search-")) / "old_search_backends.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("old_search_backends", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """``node/hub/search_backends.py`` at ``revision``, with that revision's
+    ``search.py`` (and ``compounds.py`` where it has one) in place of today's."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-search-"))
+    loaded: dict[str, str] = {}  # node.hub.<name> -> the name it is loaded under
+    module: ModuleType | None = None
+    for name in _SEARCH_MODULES:
+        shown = subprocess.run(["git", "show", f"{revision}:node/hub/{name}.py"],
+                               capture_output=True, text=True)
+        if shown.returncode != 0:
+            continue  # not in that revision
+        source = shown.stdout
+        for original, renamed in loaded.items():
+            source = source.replace(f"from {original} import", f"from {renamed} import")
+        renamed = f"old_{name}_{revision.replace('/', '_').replace('~', '_')}"
+        path = folder / f"{renamed}.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location(renamed, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[renamed] = module
+        spec.loader.exec_module(module)
+        loaded[f"node.hub.{name}"] = renamed
+    assert module is not None and module.__name__.startswith("old_search_backends")
     return module
 
 
@@ -94,7 +117,10 @@ async def _measure(engine: AsyncEngine, backends: ModuleType, variant: str,
     search = backends.PostgresSearch(session_maker(engine))
     async with engine.connect() as connection:  # the pool's one connection: one backend
         backend_pid = (await connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
-    figures: list[Figure] = []
+    started = time.process_time()
+    await backends.MemorySearch().replace_all(views)  # what a SQLite hub builds at start
+    figures = [Figure(variant, "memory index (SQLite hubs) build, CPU",
+                      time.process_time() - started, "s", _load())]
     wall, client, server = time.perf_counter(), time.process_time(), cpu_seconds(backend_pid)
     await search.replace_all(views)
     figures += [
@@ -135,13 +161,14 @@ async def _variant(url: str, backends: ModuleType, variant: str, revision: str,
             await engine.dispose()
 
 
-async def compare(url: str, count: int, before: str | None, pairs: int, repeats: int) -> None:
+async def compare(url: str, count: int, before: str | None, pairs: int, repeats: int,
+                  before_schema: str = "head") -> None:
     import node.hub.search_backends as current
 
     views = contributions(count)
     variants = [("after", current, "head")]
     if before is not None:
-        variants.insert(0, (f"before ({before})", _old_backends(before), "0006"))
+        variants.insert(0, (f"before ({before})", _old_backends(before), before_schema))
     for pair in range(pairs):
         for variant, backends, revision in variants:
             for figure in await _variant(url, backends, variant, revision, views, repeats):
@@ -152,14 +179,18 @@ async def compare(url: str, count: int, before: str | None, pairs: int, repeats:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.hub_search", description=__doc__)
     parser.add_argument("--contributions", type=int, default=20_000)
-    parser.add_argument("--before", help="a git revision to compare with (schema 0006)")
+    parser.add_argument("--before", help="a git revision to compare with")
+    parser.add_argument("--before-schema", default="head",
+                        help="the migration the earlier revision's table is at (0006 before "
+                             "compound_parts)")
     parser.add_argument("--pairs", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=20, help="runs of each query")
     args = parser.parse_args()
     url = os.environ.get(URL_ENV)
     if not url:
         sys.exit(f"{URL_ENV} is not set")
-    asyncio.run(compare(url, args.contributions, args.before, args.pairs, args.repeats))
+    asyncio.run(compare(url, args.contributions, args.before, args.pairs, args.repeats,
+                        args.before_schema))
 
 
 if __name__ == "__main__":

@@ -355,7 +355,7 @@ async def test_the_search_benchmark_measures_writing_and_every_query(capsys) -> 
         pytest.skip(f"{URL_ENV} is not set")
     await compare(url, 60, None, pairs=1, repeats=1)
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 4 + 2 * len(QUERIES)
+    assert len(lines) == 5 + 2 * len(QUERIES)
     assert all(line.startswith("1\tafter\t") and "\tload " in line for line in lines)
 
 
