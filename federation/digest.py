@@ -32,7 +32,8 @@ class DigestCheck(enum.Enum):
     UNSUPPORTED = "unsupported"  # no algorithm we know is named
 
 
-_OK = DigestCheck.OK  # read once: each DigestCheck.OK goes through EnumType.__getattr__
+# read once: each DigestCheck.OK goes through EnumType.__getattr__
+_OK, _MISMATCH = DigestCheck.OK, DigestCheck.MISMATCH
 
 
 def _b64(data: bytes) -> str:
@@ -90,8 +91,29 @@ def _judge(pairs: list[tuple[str, str]], body: bytes) -> DigestCheck:
     return _OK if checked else DigestCheck.UNSUPPORTED
 
 
+def _one_sha256(encoded: str, body: bytes) -> DigestCheck | None:
+    """The verdict for a header naming SHA-256 alone with ``encoded`` as its value, if
+    that is strict base64 (what both readers below decode it as); None otherwise, for
+    the reader to judge. Saves the split, the regular expression and the judge's loop
+    for the one shape nearly every signer sends."""
+    try:
+        claimed = binascii.a2b_base64(encoded, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
+    return _OK if hmac.compare_digest(claimed, hashlib.sha256(body).digest()) else _MISMATCH
+
+
 def check_digest(header_value: str, body: bytes) -> DigestCheck:
     """Check a ``Digest`` header (``SHA-256=<base64>[, ...]``) against the body."""
+    # An empty value is malformed here (the reader below says so), not a mismatch.
+    if header_value[:8] == "SHA-256=" and len(header_value) > 8 and "," not in header_value:
+        verdict = _one_sha256(header_value[8:], body)
+        if verdict is not None:
+            return verdict
+    return _digest_members(header_value, body)
+
+
+def _digest_members(header_value: str, body: bytes) -> DigestCheck:
     pairs = []
     for member in header_value.split(","):
         name, sep, value = member.strip().partition("=")
@@ -103,6 +125,15 @@ def check_digest(header_value: str, body: bytes) -> DigestCheck:
 
 def check_content_digest(header_value: str, body: bytes) -> DigestCheck:
     """Check an RFC 9530 ``Content-Digest`` header against the body."""
+    if (header_value[:9] == "sha-256=:" and header_value[-1:] == ":" and len(header_value) > 9
+            and "," not in header_value):  # fmt: skip
+        verdict = _one_sha256(header_value[9:-1], body)
+        if verdict is not None:
+            return verdict
+    return _content_digest_members(header_value, body)
+
+
+def _content_digest_members(header_value: str, body: bytes) -> DigestCheck:
     pairs = []
     for member in header_value.split(","):
         match = _CONTENT_DIGEST_MEMBER.match(member)

@@ -62,7 +62,8 @@ _RFC9421_PREFERRED = frozenset({"@method", "@authority"})
 # Covering all of these meets _missing_components' rules whether or not there is a body.
 _CAVAGE_COMPLETE = frozenset({"(request-target)", "host", "date", "digest"})
 _RFC9421_COMPLETE = frozenset({"@method", "@authority", "@target-uri", "content-digest", "date"})
-_DIGEST_CHECKS = (("Digest", check_digest), ("Content-Digest", check_content_digest))
+_DIGEST_CHECKS = (("digest", "Digest", check_digest),
+                  ("content-digest", "Content-Digest", check_content_digest))
 _VERIFIED_WITH = {algorithm: f"verified with {algorithm.value}" for algorithm in SignatureAlgorithm}
 # Enum members the per-request path compares against, bound once: ``SignatureScheme.CAVAGE``
 # goes through EnumType.__getattr__ on every read (about 30 reads per verification).
@@ -209,18 +210,19 @@ def _missing_components(parsed: ParsedSignature, has_body: bool) -> list[str]:
 def _check_digests(
     request: RequestParts, parsed: ParsedSignature
 ) -> tuple[SignatureVerdict, str] | None:
-    for header, check in _DIGEST_CHECKS:
-        value = request.header(header)
-        if value is None:
+    items = request.headers._items  # type: ignore[attr-defined]  # noqa: SLF001 - as header()
+    for key, header, check in _DIGEST_CHECKS:
+        entry = items.get(key)
+        if entry is None:
             continue
-        outcome = check(value, request.body)
+        outcome = check(entry[1], request.body)
         if outcome is _DIGEST_OK:
             continue
         if outcome is _DIGEST_MISMATCH:
             return V.DIGEST_MISMATCH, f"{header} does not match the body"
         if outcome is DigestCheck.MALFORMED:
             return V.MALFORMED, f"{header} cannot be parsed"
-        if outcome is DigestCheck.UNSUPPORTED and header.lower() in parsed.covered:
+        if outcome is DigestCheck.UNSUPPORTED and key in parsed.covered:
             return V.UNSUPPORTED_ALGORITHM, f"{header} names no supported digest algorithm"
     return None
 

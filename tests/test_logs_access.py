@@ -147,6 +147,9 @@ def test_a_failing_stream_is_reported_as_logging_reports_it(
 def test_the_timestamp_is_strftimes_for_any_moment() -> None:
     rng = random.Random(9)
     moments = [rng.uniform(0, 4e9) for _ in range(20_000)]
-    for created in [*moments, 0.0, 1.0000005, 1_795_000_000.9999996, 253_402_300_799.0]:
+    seconds = [1_795_000_000 + n + rng.random() * 1e-5 for n in range(2_000)]  # near a whole
+    edges = [0.0, 0.0000005, 0.0000015, 0.0000025, 1.0000005, 1_795_000_000.5,
+             1_795_000_000.9999996, 1_795_000_000.9999994, 253_402_300_799.0]
+    for created in [*moments, *seconds, *[s - 1e-5 for s in seconds], *edges]:
         expected = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         assert _timestamp(created) == expected
