@@ -6,10 +6,11 @@ their two-letter spelling (so "Bürger" and "Buerger" meet), words split at hyph
 ("Akten", "Akte" → "akt"; "Bürgerportale" → "buergerportal"). Compounds are met
 halfway: a query stem of at least ``MIN_PREFIX`` letters matches words it starts
 ("Posteingang" finds "Posteingangsbearbeitung"), and one of at least
-``MIN_INFIX`` letters matches words that contain it ("Bearbeitung" finds it too). Shorter parts are found when the compound splits into
-words of a lexicon (``node.hub.compounds``): "Akte" finds "Personalakte" and "Bauakte",
-not "Kontakte" (no word "kont" there). Such inside-compound matches rank below stem and
-prefix matches.
+``MIN_INFIX`` letters matches words that contain it ("Bearbeitung" finds it too).
+Shorter parts are found where the compound splits into words of a lexicon
+(``node.hub.compounds``, ``part_terms``): "Akte" finds "Personalakte" and "Bauakte",
+not "Kontakte" (there is no word "kont"). Inside-compound matches of either kind score
+``INFIX``, below stem and prefix matches.
 
 The index is pure and in memory: rebuild it from storage at start-up and keep it
 current with ``add``/``remove``. Databases can do the same with their own German
