@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import math
+from types import SimpleNamespace
 
 import pytest
+from aiohttp import web
 
+from node import appkeys
 from node.inbox_writer import IDLE_DOOR, BatchPressure, DoorMarks, InboxWriter
 from node.storage.db import create_engine, migrate
+from node.workers import INGEST_ELSEWHERE, ingest_watch
 from tests.test_inbox_writer import row
 
 
@@ -90,3 +94,21 @@ def test_marks_that_cannot_be_written_leave_the_door_idle(tmp_path) -> None:
     marks.mark_saturated()
     assert marks.load() == IDLE_DOOR
     assert not math.isfinite(marks.load().idle_for)
+
+
+async def test_a_worker_process_on_sqlite_watches_the_marks(tmp_path) -> None:
+    """``praxisnetz worker`` (INGEST_ELSEWHERE) reads the marks, not the queue's table:
+    it sees the saturation of the acceptors' writers."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'node.db'}"
+    app = web.Application()
+    app[appkeys.CONFIG] = SimpleNamespace(database_url=url)  # type: ignore[assignment]
+    app[INGEST_ELSEWHERE] = True
+    watch = ingest_watch(app)()
+    assert watch is not None
+    assert await watch() == IDLE_DOOR
+    acceptor = DoorMarks.for_url(url)
+    assert acceptor is not None
+    acceptor.mark_stored()
+    acceptor.mark_saturated()
+    seen = await watch()
+    assert seen.idle_for < 1.0 and seen.saturated
