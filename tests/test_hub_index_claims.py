@@ -219,3 +219,49 @@ def test_random_writes_leave_exactly_the_documents_quads(seed, make):
         assert canonical(index.store) == _expected(reference, written)
         shared = max(shared, len(index._claims))
     assert shared >= 3  # claims were made (and shared) along the way
+
+
+# --- an on-disk index keeps the claims beside its store ---
+
+def _on_disk(path) -> HubIndex:
+    return HubIndex(path, contexts=bundled_contexts(), runner=ThreadRunner())
+
+
+def test_the_claims_outlive_the_process_with_an_on_disk_store(tmp_path):
+    owner = practice(A, "owner", name="Eigen")
+    claimer = with_attachment(stance(A, "s", about=owner["id"], position="agree"),
+                              {"id": owner["id"], "name": "Eigen"},
+                              {"id": OTHER, "tag": [{"type": "Hashtag", "name": "#akte"}]})
+    index = _on_disk(tmp_path / "index")
+    assert index.claims_complete  # a new store
+    index.add_contribution(actor(A), owner)
+    index.add_contribution(actor(A), claimer)
+    index.flush()
+    del index
+    index = _on_disk(tmp_path / "index")
+    assert index.claims_complete
+    index.remove_contribution(owner["id"])
+    assert names_of(index, owner["id"]) == {("Eigen", actor(A))}  # the claimer's, kept
+    index.remove_contribution(claimer["id"])
+    assert len(index.store) == 0
+
+
+def test_a_store_without_its_claims_is_incomplete_until_a_rebuild(tmp_path, caplog):
+    document = with_attachment(practice(A, "p", name="P"), {"id": OTHER, "name": "Anlage"})
+    index = _on_disk(tmp_path / "index")
+    index.add_contribution(actor(A), document)
+    del index
+    claims = tmp_path / "index.claims.json"
+    claims.unlink()  # as for a store indexed before the claims were kept
+    index = _on_disk(tmp_path / "index")
+    assert not index.claims_complete
+    index.rebuild([(actor(A), document)])
+    assert index.claims_complete and claims.exists()
+    del index
+    claims.write_text("{not json", encoding="utf-8")
+    index = _on_disk(tmp_path / "index")
+    assert not index.claims_complete
+    assert "unreadable" in caplog.text
+    index.rebuild([(actor(A), document)])
+    index.remove_contribution(document["id"])
+    assert len(index.store) == 0

@@ -127,11 +127,24 @@ class HubIndex:
         self._answers = AnswerCache()
         self._maintained = MaintainedAnswers()
         # What documents state about other nodes, so that removing one removes exactly
-        # what it added (its own description is found from its id in the store).
-        self._claims = ForeignClaims()
+        # what it added (its own description is found from its id in the store); kept
+        # beside an on-disk store, which outlives the process.
+        self._claims_path = None if path is None else path.with_name(path.name + ".claims.json")
+        self._claims = ForeignClaims() if self._claims_path is None \
+            else ForeignClaims.load(self._claims_path, empty_store=self.is_empty())
         self._runner = runner or (ForkRunner() if path is not None else ThreadRunner())
         if isinstance(self._runner, ForkRunner):
             self._runner.exclude_forks_during(self._write_lock)
+
+    def _save_claims(self) -> None:
+        if self._claims_path is not None:
+            self._claims.save(self._claims_path)
+
+    @property
+    def claims_complete(self) -> bool:
+        """False for an on-disk store without a record of the statements its documents make
+        about other nodes: until a rebuild, removing such a document may leave them."""
+        return self._claims.complete
 
     @property
     def store(self) -> ox.Store:
@@ -178,11 +191,13 @@ class HubIndex:
             self._claims.resolve(self._store)
             self._store.extend(quads)
             self._maintained.after_write(self._store, removed + quads)
+            self._save_claims()
 
     def remove_contribution(self, uri: str) -> bool:
         with self._writing():
             removed = self._remove_locked(uri)
             self._maintained.after_write(self._store, removed)
+            self._save_claims()
         return bool(removed)
 
     def replace_member(
@@ -205,6 +220,7 @@ class HubIndex:
             self._claims.resolve(self._store)  # the graph holds its own descriptions only
             self._store.extend(foreign)
             self._maintained.after_write(self._store, removed + converted.quads + foreign)
+            self._save_claims()
         return converted.indexed
 
     def _claim(self, graph: ox.NamedNode, foreign: Iterable[tuple[str, list[ox.Quad]]]) -> list[ox.Quad]:
@@ -232,7 +248,8 @@ class HubIndex:
         try:
             self._maintained.invalidate()
             self._store.clear()
-            self._claims.clear()
+            self._claims.clear(complete=False)  # until ``finish`` (a crash leaves it so)
+            self._save_claims()
         except BaseException:
             self._end_rebuild()
             raise
@@ -521,6 +538,8 @@ class IndexRebuild:
             self._wait_for_load()
             self._index._claims.resolve(self._store)  # before any claimed quad is in
             self._store.extend(self._foreign)
+            self._index._claims.complete = self._index._claims.changed = True
+            self._index._save_claims()
             # Bulk loads leave compaction work for RocksDB's background threads: do it
             # now (queries read fewer files after it) rather than under the first
             # queries. It also makes a forked query less likely to copy a lock in use

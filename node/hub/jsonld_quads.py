@@ -22,12 +22,17 @@ the index removes exactly what a document added.
 from __future__ import annotations
 
 import json
+import logging
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pyoxigraph as ox
 
 from node.hub.known_context import NOT_INDEXED, KnownContextConverter
+
+log = logging.getLogger("praxisnetz.hub.index")
 
 BATCH_SIZE = 200  # documents parsed together (one context processing per batch)
 MAX_CACHED_CONTEXTS = 64
@@ -264,19 +269,72 @@ class ForeignClaims:
     Order of a write: ``add_own`` and ``add`` for the new documents, ``resolve`` once
     their own quads (and no claimed ones) are in the store or before the write extends
     it, then the store takes the foreign quads.
+
+    An on-disk index keeps them beside its store (``to_json``, ``from_json``); ``complete``
+    says whether they cover every document in the store (not for a store indexed before
+    they were kept, until its next rebuild).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, complete: bool = True) -> None:
         self._by_document: dict[str, dict[Any, tuple[ox.Quad, ...]]] = {}
         self._counts: dict[ox.Quad, int] = {}
         self._also_own: set[ox.Quad] = set()
         self._unresolved: list[ox.Quad] = []
+        self.complete = complete
+        self.changed = False  # since the last ``to_json``
 
     def __len__(self) -> int:
         return len(self._counts)
 
-    def clear(self) -> None:
+    def clear(self, *, complete: bool = True) -> None:
         self._by_document, self._counts, self._also_own, self._unresolved = {}, {}, set(), []
+        self.complete, self.changed = complete, True
+
+    def to_json(self) -> str:
+        def nquads(quads: Iterable[ox.Quad]) -> str:
+            return (ox.serialize(quads, format=ox.RdfFormat.N_QUADS) or b"").decode("utf-8")
+
+        self.changed = False
+        return json.dumps({
+            "complete": self.complete,
+            "documents": {uri: nquads(q for quads in graphs.values() for q in quads)
+                          for uri, graphs in self._by_document.items()},
+            "also_own": nquads(self._also_own),
+        }, ensure_ascii=False)
+
+    @classmethod
+    def load(cls, path: Path, *, empty_store: bool) -> ForeignClaims:
+        """The claims kept at ``path`` beside a store; none (complete if the store is
+        empty) where there is no such file or it cannot be read."""
+        if not path.exists():
+            return cls(complete=empty_store)
+        try:
+            return cls.from_json(path.read_text(encoding="utf-8"))
+        except (ValueError, KeyError, SyntaxError) as exc:
+            log.warning("index claims at %s unreadable (%s): a rebuild makes them whole", path, exc)
+            return cls(complete=empty_store)
+
+    def save(self, path: Path) -> None:
+        """Write the claims to ``path`` (whole, replacing it) if a write changed them."""
+        if self.changed:
+            temporary = path.with_name(path.name + ".tmp")
+            temporary.write_text(self.to_json(), encoding="utf-8")
+            os.replace(temporary, path)
+
+    @classmethod
+    def from_json(cls, text: str) -> ForeignClaims:
+        data = json.loads(text)
+        claims = cls(complete=bool(data["complete"]))
+        for uri, quads in data["documents"].items():
+            by_graph: dict[Any, list[ox.Quad]] = {}
+            for quad in ox.parse(quads, format=ox.RdfFormat.N_QUADS):
+                by_graph.setdefault(quad.graph_name, []).append(quad)
+            for graph, some in by_graph.items():
+                claims.add(uri, graph, some)
+        claims._unresolved = []
+        claims._also_own = set(ox.parse(data["also_own"], format=ox.RdfFormat.N_QUADS))
+        claims.changed = False
+        return claims
 
     def graphs_of(self, uri: str) -> set[Any]:
         return set(self._by_document.get(uri, ()))
@@ -289,18 +347,24 @@ class ForeignClaims:
         document claims it (the removed one no longer asserts it)."""
         if quad not in self._counts:
             return False
-        self._also_own.discard(quad)
+        if quad in self._also_own:
+            self._also_own.discard(quad)
+            self.changed = True
         return True
 
     def add_own(self, quads: Iterable[ox.Quad]) -> None:
         """A document's own description comes in: note the quads others claim too."""
-        self._also_own.update(quad for quad in quads if quad in self._counts)
+        also = [quad for quad in quads if quad in self._counts]
+        if also:
+            self._also_own.update(also)
+            self.changed = True
 
     def add(self, uri: str, graph: Any, foreign: Iterable[ox.Quad]) -> list[ox.Quad]:
         """Record a document's statements about other nodes in ``graph``; its distinct quads."""
         quads = tuple(dict.fromkeys(foreign))
         if quads:
             self._by_document.setdefault(uri, {})[graph] = quads
+            self.changed = True
         for quad in quads:
             count = self._counts.get(quad, 0)
             self._counts[quad] = count + 1
@@ -317,6 +381,7 @@ class ForeignClaims:
     def release(self, uri: str) -> list[ox.Quad]:
         """Forget a document's claims; the quads no document asserts any more."""
         gone: list[ox.Quad] = []
+        self.changed = self.changed or uri in self._by_document
         for quads in self._by_document.pop(uri, {}).values():
             for quad in quads:
                 count = self._counts[quad] - 1
@@ -333,6 +398,7 @@ class ForeignClaims:
     def drop_graph(self, graph: Any) -> None:
         """Forget every claim in ``graph`` (its quads are gone from the store)."""
         for uri in [uri for uri, graphs in self._by_document.items() if graph in graphs]:
+            self.changed = True
             graphs = self._by_document[uri]
             del graphs[graph]
             if not graphs:
