@@ -1,13 +1,15 @@
 """What `praxisnetz serve` does differently to start fast (#9 item 4), and that it still
 holds: its own RSA key is read without OpenSSL's slow key check but a damaged key is
 still refused; the garbage collector is off during start-up and on again once the
-start-up objects are frozen; pages and the feed still render (Jinja2 and ElementTree
-are imported on first use). `python -m bench.small_node` measures the time.
+start-up objects are frozen; pages render with Jinja2 imported on first use and their
+compiled templates kept in the data directory. `python -m bench.small_node` measures the time.
 """
 
 from __future__ import annotations
 
 import gc
+import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -15,9 +17,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from federation.keys import KeyFormatError, generate_ed25519_key, generate_rsa_key
+from node import appkeys
 from node.cli import _freeze_start_up_objects
 from node.config import NodeConfig
 from node.identity import create_node_keys, read_key_pair
+from node.web.render import TEMPLATE_CACHE_DIR, Templates
+from tests.web_support import web_app
 
 
 def _config(tmp_path: Path) -> NodeConfig:
@@ -73,3 +78,47 @@ async def test_the_freeze_switches_the_collector_back_on() -> None:
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+async def test_pages_compile_their_templates_once_into_the_data_directory(
+    aiohttp_client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = web_app(tmp_path)
+    client = await aiohttp_client(app)
+    first = await client.get("/")
+    assert first.status == 200
+    cache = app[appkeys.CONFIG].data_dir / TEMPLATE_CACHE_DIR
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert stat.S_IMODE(cache.parent.stat().st_mode) == 0o700
+    cached = sorted(cache.iterdir())
+    assert len(cached) >= 2  # the home page and the base template it extends
+
+    # a restarted node on the same data directory renders from the cache, compiling nothing
+    import jinja2
+
+    def no_compiling(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a cached template was compiled again")
+
+    monkeypatch.setattr(jinja2.Environment, "compile", no_compiling)
+    again = await aiohttp_client(web_app(tmp_path))
+    second = await again.get("/")
+    assert second.status == 200
+    assert sorted(cache.iterdir()) == cached
+    assert _without_csrf(await second.text()) == _without_csrf(await first.text())
+
+
+async def test_a_changed_template_is_compiled_again(tmp_path: Path) -> None:
+    source = tmp_path / "templates"
+    (source / "web").mkdir(parents=True)
+    page_file = source / "web" / "page.html.j2"
+    page_file.write_text("one {{ x }}")
+    cache = tmp_path / "data" / TEMPLATE_CACHE_DIR
+    (tmp_path / "data").mkdir()
+    templates = Templates(cache, source)
+    assert templates.get("web/page.html.j2").render(x=1) == "one 1"
+    page_file.write_text("two {{ x }}")
+    assert Templates(cache, source).get("web/page.html.j2").render(x=1) == "two 1"
+
+
+def _without_csrf(page: str) -> str:
+    return re.sub(r'name="csrf_token" value="[^"]*"', "", page)

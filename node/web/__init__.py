@@ -1,8 +1,8 @@
 """The server-rendered web interface: public pages and the staff area (German first).
 
-``add_routes(app)`` is the one call ``node.app.create_app`` makes: it adds the
-session/CSRF middleware, the stylesheet and every web route (the templates are loaded
-by ``node.web.render`` when the first page is rendered).
+``add_routes(app)`` is the one call ``node.app.create_app`` makes: it sets up the
+templates (read when the first page is rendered, ``node.web.render``), the session/CSRF
+middleware, the stylesheet and every web route.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from aiohttp import web
 
 from node import appkeys
 from node.web import editor, public, social, staff, uploads
-from node.web.render import STATIC_DIR
+from node.web.render import STATIC_DIR, setup_templates
 from node.web.session import web_middleware
 
 STYLESHEET = "praxisnetz.css"
@@ -25,6 +25,7 @@ async def stylesheet(request: web.Request) -> web.FileResponse:
 
 
 def add_routes(app: web.Application) -> None:
+    setup_templates(app)
     app.middlewares.append(web_middleware)
     app.router.add_get(f"/static/{STYLESHEET}", stylesheet)
     public.add_routes(app)
