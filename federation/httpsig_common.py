@@ -60,14 +60,10 @@ class _CaseInsensitiveHeaders(Mapping[str, str]):
     __slots__ = ("_items",)
 
     def __init__(self, headers: Mapping[str, str]) -> None:
-        # One comprehension for the usual request, where no name repeats (it counts as
-        # many entries as the headers have); the loop joins the values of a repeated one.
-        items = {name.lower(): (name, value) for name, value in headers.items()}
-        if len(items) != len(headers):
-            items = {}
-            for name, value in headers.items():  # a multidict may repeat a name: join
-                key = name.lower()
-                items[key] = (name, f"{items[key][1]}, {value}") if key in items else (name, value)
+        items: dict[str, tuple[str, str]] = {}
+        for name, value in headers.items():  # a multidict may repeat a name: join the values
+            key = name.lower()
+            items[key] = (name, f"{items[key][1]}, {value}") if key in items else (name, value)
         self._items = items
 
     def merged(self, extra: Mapping[str, str]) -> _CaseInsensitiveHeaders:

@@ -126,21 +126,25 @@ class AccessLogger(AbstractAccessLogger):
     """
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        fields = {"method": request.method, "path": request.path, "status": response.status,
-                  "ms": round(time * 1000, 1), "remote": request.remote, "pid": os.getpid()}
+        method, path, status = request.method, request.path, response.status
+        ms, remote, pid = round(time * 1000, 1), request.remote, os.getpid()
+
+        def fields() -> dict[str, object]:
+            return {"method": method, "path": path, "status": status, "ms": ms,
+                    "remote": remote, "pid": pid}
+
         handler = _only_handler(self.logger)
         if handler is None:
-            self.logger.handle(self._record(fields))
+            self.logger.handle(self._record(fields()))
             return
         # The level's name is read per line, as a record reads it (addLevelName may change
         # it); the status, the milliseconds and the pid are numbers: never quoted.
         level = logging.getLevelName(logging.INFO).lower()
         handler.write_line(
             f"ts={_timestamp(wall_clock())} level={_quote(level)} logger={_quote(self.logger.name)}"
-            f" msg=request method={_quote(fields['method'])} path={_quote(fields['path'])}"
-            f" status={fields['status']} ms={fields['ms']} remote={_quote(fields['remote'])}"
-            f" pid={fields['pid']}",
-            lambda: self._record(fields))
+            f" msg=request method={_quote(method)} path={_quote(path)} status={status} ms={ms}"
+            f" remote={_quote(remote)} pid={pid}",
+            lambda: self._record(fields()))
 
     def _record(self, fields: dict[str, object]) -> logging.LogRecord:
         # Made directly: ``Logger.info`` would walk the stack to find its caller.

@@ -164,3 +164,20 @@ def test_a_request_from_a_peer_gets_one_address_object_per_peer() -> None:
     for n in range(SEEN_LIMIT + 5):
         assert trusted.as_peer(f"10.0.{n // 256}.{n % 256}").address == f"10.0.{n // 256}.{n % 256}"
     assert len(trusted._peers) <= SEEN_LIMIT  # noqa: SLF001 - clients choose them: bounded
+
+
+@pytest.mark.parametrize("base_url", ["https://n.example", "http://127.0.0.1:8080",
+                                      "https://N.Example:8443/sub", "http://[::1]:8080"])
+def test_the_public_host_is_the_configs_domain(base_url: str, tmp_path) -> None:  # noqa: ANN001
+    from node.config import NodeConfig
+
+    config = NodeConfig(data_dir=tmp_path, base_url=base_url, name="N", slug="n")
+    assert inbox._public_host(config.base_url) == config.domain
+
+
+def test_the_clock_window_is_the_configured_one() -> None:
+    from datetime import timedelta
+
+    window = inbox._clock_window(600)
+    assert window.max_age == timedelta(seconds=600) and window.max_future == timedelta(hours=1)
+    assert inbox._clock_window(600) is window and inbox._clock_window(60).max_age.seconds == 60
