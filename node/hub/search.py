@@ -69,9 +69,11 @@ def terms(text: str) -> list[str]:
 
 @lru_cache(maxsize=1 << 15)  # texts repeat their words; most answers are the one ()
 def part_terms(word: str, lexicon: frozenset[str] = GOVERNMENT_PARTS) -> tuple[str, ...]:
-    """The stems of the lexicon words a folded word is a compound of (else none):
-    "personalakten" -> "personal", "akt"."""
-    return tuple(stem(part) for part in split_compound(word, lexicon))
+    """The stems under ``MIN_INFIX`` letters of the lexicon words a folded word is a
+    compound of (else none): "posteingangsstellen" -> "post", "stell". Longer parts
+    need no postings of their own: a query stem that long matches inside words."""
+    stems = (stem(part) for part in split_compound(word, lexicon))
+    return tuple(part for part in stems if len(part) < MIN_INFIX)
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,6 @@ class SearchIndex:
                 if term in indexed:
                     found.setdefault(indexed, INFIX)
         matching = [(self._words.weights[indexed], factor) for indexed, factor in found.items()]
-        if term in self._parts.weights:  # a lexicon part of compounds: inside them
+        if len(term) < MIN_INFIX and term in self._parts.weights:  # a part of compounds
             matching.append((self._parts.weights[term], INFIX))
         return matching

@@ -17,9 +17,9 @@
   ending of ``MIN_INFIX`` letters or more of its stems ("posteingangsbearbeitung" ->
   "osteingangsbearbeitung" … "arbeitung"), so a prefix query ``'bearbeitung':*`` there
   is the memory index's ``term in word``. No extension (pg_trgm) is needed. The vector
-  also holds the stems of the lexicon parts of compound words (``node.hub.compounds``:
-  "personalakte" -> "personal", "akt"), asked exactly for stems under ``MIN_INFIX``
-  letters as the memory index asks its part postings; and ``parts_marker``, by which a
+  also holds the stems under ``MIN_INFIX`` letters of the lexicon parts of compound
+  words (``search.part_terms``: "personalakte" -> "akt"), asked exactly, as the memory
+  index asks its part postings; and ``parts_marker``, by which a
   refill finds rows whose parts were computed otherwise and rewrites them.
 
 Both find "E-Akte" for "Akten" and "Bürgerportal" for "Bürgerportale", both treat a
@@ -81,7 +81,7 @@ MAX_COMPOUND = 64
 # PostgreSQL refuses a tsvector over 1 MB; the parts stop here (title and summary first).
 MAX_PARTS_CHARS = 400_000
 # Bump when compound_parts computes its lexemes differently (parts_marker names it).
-PARTS_FORMAT = 2
+PARTS_FORMAT = 3
 _TOKEN_RE = re.compile(r'"[^"]*"?|\S+')
 _LEXEME_RE = re.compile(r"[0-9a-z]+")
 
@@ -145,7 +145,7 @@ def compound_parts(title: str, summary: str, content_text: str,
                    lexicon: frozenset[str] = GOVERNMENT_PARTS) -> str:
     """The ``compound_parts`` tsvector (as its text form) of a contribution: every ending
     of ``MIN_INFIX`` letters or more of every stem ``node.hub.search.terms`` finds, and
-    the stems of the lexicon parts of its compounds (``part_terms``), once each, with the
+    the short stems of the lexicon parts of its compounds (``part_terms``), once each, with the
     weight of the best field it occurs in (title A, summary B, text D); and the lexicon's
     ``parts_marker``."""
     weight_of: dict[str, str] = {parts_marker(lexicon): "D"}
