@@ -423,3 +423,41 @@ async def test_a_member_dropped_from_the_index_and_approved_again_before_a_resta
     await restarted.start()
     assert list(index.store.quads_for_pattern(pyoxigraph.NamedNode(uri), None, None))
     assert index.members() == [MEMBER]  # and the stranger's graph is gone
+
+
+async def test_an_index_without_its_record_of_claims_is_rebuilt_once_at_the_start(
+    setup, tmp_path,
+) -> None:
+    # An on-disk index written before the hub kept what documents state about other nodes
+    # (index.claims.json) cannot remove such statements exactly; the start rebuilds it
+    # from SQL once, and a second start with the record in place only catches up.
+    from node.hub.aggregation import Aggregator
+    from node.hub.index import HubIndex
+    from node.hub.query_runner import ThreadRunner
+    from node.hub.search_backends import MemorySearch
+    from tests.hub_support import bundled_contexts
+
+    hub, _, key = setup
+    hub.app[HUB].stop.set()  # no background rounds in between
+    [uri] = await _seed(hub, key, [_practice("e-akte", "E-Akte im Bauamt")])
+    path = tmp_path / "old-index" / "index"
+    path.parent.mkdir()
+    index = HubIndex(path, contexts=bundled_contexts(), runner=ThreadRunner())
+    stale = _practice("alt", "Nicht mehr in SQL")
+    index.add_contribution(MEMBER, stale)
+    index.flush()
+    del index
+    (path.parent / "index.claims.json").unlink()  # as before the record was kept
+    index = HubIndex(path, contexts=bundled_contexts(), runner=ThreadRunner())
+    assert not index.claims_complete
+    clock = hub.app[HUB].aggregator._clock
+    await Aggregator(sessions=hub.sessions(), index=index, search=MemorySearch(),
+                     clock=clock, warm_after=None).start()
+    assert index.claims_complete
+    assert list(index.store.quads_for_pattern(pyoxigraph.NamedNode(uri), None, None))
+    assert not list(index.store.quads_for_pattern(pyoxigraph.NamedNode(stale["id"]), None, None))
+    # with the record in place, a start catches up instead: a quad only the index holds stays
+    index.add_contribution(MEMBER, stale)
+    await Aggregator(sessions=hub.sessions(), index=index, search=MemorySearch(),
+                     clock=clock, warm_after=None).start()
+    assert list(index.store.quads_for_pattern(pyoxigraph.NamedNode(stale["id"]), None, None))

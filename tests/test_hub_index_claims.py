@@ -265,3 +265,14 @@ def test_a_store_without_its_claims_is_incomplete_until_a_rebuild(tmp_path, capl
     index.rebuild([(actor(A), document)])
     index.remove_contribution(document["id"])
     assert len(index.store) == 0
+
+
+def test_a_new_store_whose_documents_claim_nothing_is_complete_when_reopened(tmp_path):
+    # the common case: no document states anything about another node; the record is
+    # still written, or every start would take the store for one indexed before records
+    index = _on_disk(tmp_path / "index")
+    index.add_contribution(actor(A), practice(A, "p", name="P"))
+    index.flush()
+    del index
+    assert (tmp_path / "index.claims.json").exists()
+    assert _on_disk(tmp_path / "index").claims_complete

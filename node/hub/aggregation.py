@@ -151,13 +151,22 @@ class Aggregator:
         self._wake.set()
 
     async def start(self) -> None:
-        """Fill the search index; rebuild the RDF index if it is empty, else catch up."""
+        """Fill the search index; rebuild the RDF index if it is empty or lacks its record
+        of statements about other nodes (``HubIndex.claims_complete``), else catch up."""
         started = self._clock()
         async with self._sessions() as session:
             approved = set(await session.scalars(
                 select(HubMember.actor_uri).where(HubMember.state == MemberState.APPROVED.value)))
             in_flight = await _oldest_in_flight(session)
-        rebuild_index = self.index is not None and self.index.is_empty()
+        # An index without its record of what documents state about other nodes (written
+        # before that record was kept, or the file lost) is rebuilt once, so that removing
+        # a document removes exactly what it added from then on.
+        incomplete = (self.index is not None and not self.index.is_empty()
+                      and not self.index.claims_complete)
+        if incomplete:
+            log.warning("index has no record of its documents' statements about other "
+                        "nodes: rebuilding it once from SQL")
+        rebuild_index = self.index is not None and (self.index.is_empty() or incomplete)
         # The members are those the index holds, not those SQL approves: a member dropped
         # from the index and approved again before a sync saw it (or before a crash) is
         # new to the first sync, which loads its history again; one still in the index
@@ -166,7 +175,7 @@ class Aggregator:
         self._members = set(await asyncio.to_thread(index.members)) \
             if index is not None and not rebuild_index else approved
         # An empty index stays untouched while SQL has nothing for it either.
-        _, documents = await self._refill(rebuild_index=rebuild_index, even_if_empty=False)
+        _, documents = await self._refill(rebuild_index=rebuild_index, even_if_empty=incomplete)
         if self.index is None or (rebuild_index and documents):
             # All of SQL is in now, but for objects still being committed.
             await self._save_watermark(next_watermark(started, in_flight, None))

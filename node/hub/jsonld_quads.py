@@ -307,7 +307,11 @@ class ForeignClaims:
         """The claims kept at ``path`` beside a store; none (complete if the store is
         empty) where there is no such file or it cannot be read."""
         if not path.exists():
-            return cls(complete=empty_store)
+            claims = cls(complete=empty_store)
+            # a new store's record is written at its first write, even one without claims:
+            # a store reopened without the file is one indexed before records were kept
+            claims.changed = empty_store
+            return claims
         try:
             return cls.from_json(path.read_text(encoding="utf-8"))
         except (ValueError, KeyError, SyntaxError) as exc:
