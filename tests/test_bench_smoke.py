@@ -133,7 +133,11 @@ def test_inbox_door_times_every_part_and_heads_the_summary() -> None:
     rows = inbox_door.run(requests=20, keys=2)
     parts = {row.part for row in rows}
     assert {"check_rate", "parse_body", "ours (sum of the above)"} <= parts
-    assert all(row.us_per_request > 0 for row in rows)
+    # "without RSA" rows are differences of two timings: on a noisy machine one may dip
+    # below zero at this size; the sum and the directly timed parts may not
+    ours = next(row for row in rows if row.part == "ours (sum of the above)")
+    assert ours.us_per_request > 0
+    assert all(row.us_per_request > 0 for row in rows if "without" not in row.part)
     _assert_table(rows)
     (headline,) = _summary.headlines({"inbox_door": rows})
     assert "µs" in headline.value
