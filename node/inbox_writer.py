@@ -149,7 +149,7 @@ class DoorMarks:
                         saturated=now - saturated < BatchPressure.WINDOW_SECONDS)
 
     def _touch(self, path: Path) -> None:
-        now = self._clock()
+        now = time.monotonic()  # not the wall clock: a step back would stop the marks
         if self._broken or now - self._touched[path] < self.EVERY_SECONDS:
             return
         self._touched[path] = now
