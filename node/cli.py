@@ -115,9 +115,24 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    config = load_config(args.data_dir)
+    if args.host is not None:
+        config = with_overrides(config, host=args.host)
+    if args.port is not None:
+        config = with_overrides(config, port=args.port)
     # No automatic collections while start-up builds its long-lived objects (modules,
     # mappers): they found next to nothing to free and cost ~50 ms CPU of ~1 s.
     gc.disable()
+    try:
+        return _serve(args, config)
+    except BaseException:
+        gc.unfreeze()  # a failed start-up leaves nothing frozen (tests run serve in-process)
+        raise
+    finally:
+        gc.enable()
+
+
+def _serve(args: argparse.Namespace, config: NodeConfig) -> int:
     from aiohttp import web
 
     from node.app import access_log_options, create_app
@@ -127,11 +142,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # without a collection first. Finding the ~1,800 objects (~0.4 MiB) the imports left
     # as garbage took a full pass over ~140k objects (30-70 ms CPU); they stay frozen.
     gc.freeze()
-    config = load_config(args.data_dir)
-    if args.host is not None:
-        config = with_overrides(config, host=args.host)
-    if args.port is not None:
-        config = with_overrides(config, port=args.port)
     configure_logging()
     clock = shifted_clock(os.environ.get(CLOCK_OFFSET_FILE_ENV))
     if config.server.processes > 1 and not args.acceptor:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from federation.keys import KeyFormatError, generate_ed25519_key, generate_rsa_key
 from node import appkeys
 from node.cli import _freeze_start_up_objects
-from node.config import NodeConfig
+from node.config import NodeConfig, write_config
 from node.identity import create_node_keys, read_key_pair
 from node.web.render import TEMPLATE_CACHE_DIR, Templates
 from tests.web_support import web_app
@@ -122,3 +122,26 @@ async def test_a_changed_template_is_compiled_again(tmp_path: Path) -> None:
 
 def _without_csrf(page: str) -> str:
     return re.sub(r'name="csrf_token" value="[^"]*"', "", page)
+
+
+def test_a_serve_that_fails_to_start_leaves_the_collector_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from node import app as app_module
+    from node import logs
+    from node.cli import main
+
+    assert main(["serve", "--data-dir", str(tmp_path / "nothing")]) == 2  # no node there
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+    create_node_keys(config := _config(tmp_path))
+    write_config(config)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no application today")
+
+    monkeypatch.setattr(app_module, "create_app", broken)
+    monkeypatch.setattr(logs, "configure_logging", lambda: None)  # keep pytest's handlers
+    with pytest.raises(RuntimeError, match="no application today"):
+        main(["serve", "--data-dir", str(tmp_path)])
+    assert gc.isenabled() and gc.get_freeze_count() == 0
