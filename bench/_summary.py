@@ -37,8 +37,14 @@ def _number(value: object, digits: int = 1) -> str:
     return str(value)
 
 
+def _processes(row: Mapping[str, object]) -> str:
+    acceptors = str(row.get("node_processes", "1")).split("+", 1)[0]
+    return "one process" if acceptors == "1" else f"{acceptors} acceptors (each side)"
+
+
 def _inbox_ingest(rows: Sequence[Mapping[str, object]]) -> list[Headline]:
-    return [Headline("inbox_ingest", f"{row['activities']:,} signed Creates: node/s vs bare aiohttp/s",
+    return [Headline("inbox_ingest", f"{row['activities']:,} signed Creates, {_processes(row)}:"
+                     " node/s vs bare aiohttp/s",
                      f"{_number(row['node_per_s'], 0)} / {_number(row['bare_aiohttp_per_s'], 0)}"
                      f" = {_number(row['share_pct'])}%", str(row["target"]))
             for row in rows]

@@ -89,8 +89,11 @@ def serve_node(group: Children, config: NodeConfig, log: Path, *,
                         "--data-dir", str(config.data_dir)], log=log)
 
 
-def start_sink(group: Children, port: int) -> subprocess.Popen[bytes]:
-    return group.start([PYTHON, "-m", "bench.load_client", "sink", "--port", str(port)])
+def start_sink(group: Children, port: int, processes: int = 1) -> subprocess.Popen[bytes]:
+    """The trivial aiohttp POST server of ``bench.load_client`` on ``port``; with
+    ``processes`` > 1, this process and its children share the port."""
+    return group.start([PYTHON, "-m", "bench.load_client", "sink", "--port", str(port),
+                        "--processes", str(processes)])
 
 
 def wait_for(url: str, timeout: float = 30.0, interval: float = 0.01,

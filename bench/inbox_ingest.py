@@ -8,10 +8,12 @@ real ``praxisnetz serve`` node on SQLite, whose inbox worker runs as in producti
 node fetches each actor's key once (key cache); "persisted" counts the node's
 ``inbox_items`` rows afterwards. Target: the node's rate is at least 50% of the bare rate.
 
-``--processes N`` sets the node's ``[server] processes``: N acceptor processes on the one
-port plus one worker process (``node.serve_processes``); the ``node_processes`` column
-says what ran, and the node's CPU figures add up all its processes. The baseline is
-always one trivial aiohttp process.
+One row per node set-up: by default the node as installed (one process) and with
+``[server] processes = 2`` (two acceptor processes on the one port plus one worker process,
+``node.serve_processes``: what a busy node on two cores or more would run). The baseline
+then runs as many trivial aiohttp processes on its port (SO_REUSEPORT), so both sides may
+use the second core; ``node_processes`` and ``bare_processes`` say what ran, and the CPU
+figures add up all of a side's processes. ``--processes N`` (repeatable) picks the rows.
 Run: ``python -m bench inbox_ingest`` or ``python -m bench.inbox_ingest [--quick]``.
 """
 
@@ -25,7 +27,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +49,9 @@ from node.storage.db import create_engine, session_maker
 from node.storage.models import InboxItem, InboxState
 
 TARGET_SHARE_PCT = 50.0
+# `make bench` measures the node as installed (one process) and with two acceptors (the
+# setting for a busy node on a machine with two cores or more)
+DEFAULT_PROCESSES = (1, 2)
 WAITING = (InboxState.RECEIVED.value, InboxState.PROCESSING.value)
 # One host and one address send everything: the rate limits would measure 429s.
 BENCH_INBOX = InboxTuning(requests_per_host_per_minute=10_000_000, requests_per_ip_per_minute=10_000_000,
@@ -77,6 +82,7 @@ class Row:
     node_processes: str = "1"  # "1", or "N+1" for N acceptors and the worker process
     # of node_cpu_ms, what the worker process spent (a multi-process node only)
     worker_cpu_ms: float = 0.0
+    bare_processes: int = 1  # sink processes of the baseline: as many as acceptors
 
 
 async def _count(config: NodeConfig, *, waiting_only: bool = False) -> int:
@@ -174,14 +180,23 @@ def _scratch_postgres(url: str | None) -> Iterator[dict[str, str]]:
 
 
 def run(activities: int = 2000, actors: int = 100, concurrency: int = 32,
-        profile: Path | None = None, postgres: str | None = None, processes: int = 1) -> list[Row]:
+        profile: Path | None = None, postgres: str | None = None,
+        processes: int | Sequence[int] = DEFAULT_PROCESSES) -> list[Row]:
+    """One row per number of acceptor processes (the baseline runs as many sinks)."""
+    counts = (processes,) if isinstance(processes, int) else tuple(processes)
+    return [_run_one(activities, actors, concurrency, profile, postgres, count)
+            for count in counts]
+
+
+def _run_one(activities: int, actors: int, concurrency: int, profile: Path | None,
+             postgres: str | None, processes: int) -> Row:
     with (tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, children() as group,
           _scratch_postgres(postgres) as database):
         root = Path(tmp)
         node_port, sink_port, actor_port = free_port(), free_port(), free_port()
         config = make_node_dir(root, "ingest", node_port, inbox=BENCH_INBOX,
                                server=ServerTuning(processes=processes), **database)
-        sink = start_sink(group, sink_port)
+        sink = start_sink(group, sink_port, processes)
         node = serve_node(group, config, root / "node.log", profile=profile)
         wait_for(f"http://127.0.0.1:{sink_port}/count", process=sink)
         wait_for(f"{config.base_url}/.well-known/nodeinfo", process=node)
@@ -204,13 +219,14 @@ def run(activities: int = 2000, actors: int = 100, concurrency: int = 32,
     share = result["node_per_s"] / result["baseline_per_s"] * 100.0
     refused = ",".join(f"{k}x{v}" for k, v in result["node_refused"].items()) or "-"
     met = "met" if share >= TARGET_SHARE_PCT and persisted == activities else "NOT met"
-    return [Row(activities, actors, result["node_per_s"], result["baseline_per_s"], share,
-                persisted, refused, f">= {TARGET_SHARE_PCT:.0f}%: {met}",
-                node_cpu_load * per_activity_ms, node_cpu_all * per_activity_ms,
-                sink_cpu * per_activity_ms, result["client_cpu_ms_baseline"],
-                result["client_cpu_ms_node"], processed_after,
-                "postgresql" if postgres else "sqlite",
-                "1" if processes == 1 else f"{processes}+1", worker_cpu * per_activity_ms)]
+    return Row(activities, actors, result["node_per_s"], result["baseline_per_s"], share,
+               persisted, refused, f">= {TARGET_SHARE_PCT:.0f}%: {met}",
+               node_cpu_load * per_activity_ms, node_cpu_all * per_activity_ms,
+               sink_cpu * per_activity_ms, result["client_cpu_ms_baseline"],
+               result["client_cpu_ms_node"], processed_after,
+               "postgresql" if postgres else "sqlite",
+               "1" if processes == 1 else f"{processes}+1", worker_cpu * per_activity_ms,
+               processes)
 
 
 def main() -> None:
@@ -221,9 +237,10 @@ def main() -> None:
     parser.add_argument("--activities", type=int, default=2000)
     parser.add_argument("--actors", type=int, default=100)
     parser.add_argument("--profile", type=Path, help="write a cProfile of the node here")
-    parser.add_argument("--processes", type=int, default=1,
+    parser.add_argument("--processes", type=int, action="append",
                         help="the node's [server] processes: acceptor processes on the port "
-                             "(above 1, plus one worker process)")
+                             "(above 1, plus one worker process), and as many sink processes"
+                             " for the baseline; repeat for several rows (default: 1 and 2)")
     parser.add_argument("--postgres", metavar="URL",
                         help="run the node on a scratch database of this PostgreSQL server "
                              "(postgresql+asyncpg://…) instead of SQLite")
@@ -231,7 +248,8 @@ def main() -> None:
     if args.quick:
         args.activities, args.actors = 300, 30
     print(format_table(run(args.activities, args.actors, profile=args.profile,
-                           postgres=args.postgres, processes=args.processes)))
+                           postgres=args.postgres,
+                           processes=args.processes or DEFAULT_PROCESSES)))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -34,6 +35,7 @@ COUNT = web.AppKey("count", list)
 # Lines on stdout before and after the posts to the node (the result is the last line).
 PHASE_NODE = "phase: posting to the node"
 PHASE_END = "phase: posted to the node"
+SINK_READY = "sink: listening"  # a sink sharing its port tells the first one
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,28 @@ def sink_app() -> web.Application:
     return app
 
 
-def run_sink(port: int) -> None:
-    web.run_app(sink_app(), host="127.0.0.1", port=port, access_log=None, print=None)
+def run_sink(port: int, processes: int = 1) -> None:
+    """Serve the sink; with ``processes`` > 1, that many processes on the one port
+    (SO_REUSEPORT, the kernel spreads the connections), as a multi-process node's
+    acceptors share theirs: this process and ``processes - 1`` children it starts and
+    stops."""
+    helpers = [subprocess.Popen([sys.executable, "-m", "bench.load_client", "sink",
+                                 "--port", str(port), "--reuse-port"],
+                                stdout=subprocess.PIPE, text=True)
+               for _ in range(processes - 1)]
+    try:
+        # this process answers last, so an answer means every process listens (the load
+        # client's keep-alive connections would otherwise all go to the first one)
+        for helper in helpers:
+            assert helper.stdout is not None
+            helper.stdout.readline()
+        web.run_app(sink_app(), host="127.0.0.1", port=port, access_log=None, print=None,
+                    reuse_port=processes > 1 or None)
+    finally:
+        for helper in helpers:
+            helper.terminate()
+        for helper in helpers:
+            helper.wait(timeout=10)
 
 
 # --- ingest --------------------------------------------------------------------------
@@ -185,6 +207,10 @@ def _parser() -> argparse.ArgumentParser:
     roles = parser.add_subparsers(dest="role", required=True)
     sink = roles.add_parser("sink", help="trivial POST server (202) on 127.0.0.1")
     sink.add_argument("--port", type=int, required=True)
+    sink.add_argument("--processes", type=int, default=1,
+                      help="processes serving the port (SO_REUSEPORT)")
+    sink.add_argument("--reuse-port", action="store_true",
+                      help="one of several processes on the port (started by --processes)")
     ingest = roles.add_parser("ingest", help="sign and post Creates from many actors")
     ingest.add_argument("--target", required=True, help="the node's inbox URL")
     ingest.add_argument("--baseline", required=True, help="a sink's URL")
@@ -199,7 +225,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.role == "sink":
-        run_sink(args.port)
+        if args.reuse_port:
+            web.run_app(sink_app(), host="127.0.0.1", port=args.port, access_log=None,
+                        print=lambda _line: print(SINK_READY, flush=True), reuse_port=True)
+        else:
+            run_sink(args.port, args.processes)
         return 0
     result = asyncio.run(run_ingest(args))
     print(json.dumps(asdict(result)), flush=True)
