@@ -80,13 +80,33 @@ def children_for(config: NodeConfig, host: str, port: int) -> list[Child]:
     return [acceptor] * config.server.processes + [worker]
 
 
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
 def _child_setup(niceness: int) -> None:
     # Runs in the child between fork and exec: the child gets SIGTERM if the supervisor
     # dies (SIGKILL included), so no acceptor keeps the port without a supervisor.
     if niceness:
         os.nice(niceness)
+        lower_autogroup_priority(niceness)
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def lower_autogroup_priority(niceness: int, autogroup: Path = AUTOGROUP) -> bool:
+    """Give this process's autogroup the niceness too; whether it could.
+
+    With Linux's autogroup scheduling (``kernel.sched_autogroup_enabled``, the default of
+    many distributions outside a service manager's CPU cgroups) the CPU is shared between
+    sessions first and a process's own nice value counts only inside its session. The
+    child has a session of its own (``start_new_session``), so without this its nice
+    value would weigh nothing against the acceptors' sessions. Without autogroups (no
+    file, or a kernel that refuses the write) there is nothing to do."""
+    try:
+        autogroup.write_text(f"{niceness}\n")
+    except OSError:  # no autogroup scheduling here: the process's nice value is what counts
+        return False
+    return True
 
 
 def start_child(child: Child) -> subprocess.Popen[bytes]:

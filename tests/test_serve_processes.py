@@ -36,7 +36,14 @@ from node.config import (
     write_config,
 )
 from node.inbox import InboxRateLimiter
-from node.serve_processes import WORKER_NICENESS, check_multi_process, children_for
+from node.serve_processes import (
+    WORKER_NICENESS,
+    Child,
+    check_multi_process,
+    children_for,
+    lower_autogroup_priority,
+    start_child,
+)
 from node.storage.db import create_engine, session_maker
 from node.storage.models import InboxItem
 from tests.engine_support import eventually, free_port, node_config
@@ -250,3 +257,22 @@ def test_the_worker_process_keeps_the_shifted_clock(tmp_path, monkeypatch) -> No
     monkeypatch.setattr(root, "level", root.level)
     assert cli.main(["worker", "--data-dir", str(config.data_dir)]) == 0
     assert seen[0]() - datetime.now(UTC) > timedelta(hours=23)
+
+
+def test_the_worker_is_nice_also_against_other_sessions(tmp_path) -> None:
+    # Under autogroup scheduling a nice value counts only inside its session, and every
+    # child has a session of its own: its autogroup gets the niceness too.
+    child = start_child(Child("worker", (sys.executable, "-c", "import time; time.sleep(30)"),
+                              niceness=7))
+    try:
+        own = os.getpriority(os.PRIO_PROCESS, 0)  # the tests may run niced themselves
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == min(19, own + 7)
+        autogroups = Path("/proc/sys/kernel/sched_autogroup_enabled")
+        if autogroups.exists() and autogroups.read_text().strip() == "1":
+            assert Path(f"/proc/{child.pid}/autogroup").read_text().split()[-1] == "7"
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+    written = tmp_path / "autogroup"
+    assert lower_autogroup_priority(10, written) and written.read_text() == "10\n"
+    assert not lower_autogroup_priority(10, tmp_path / "no-such-dir" / "autogroup")
