@@ -13,6 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -164,7 +165,7 @@ class NodeConfig:
             validate_ags(self.ags)
 
     # Derived URLs: one place decides the node's URL layout.
-    @property
+    @cached_property  # read per inbox request (the signed Host); the config is frozen
     def domain(self) -> str:
         """Host (and port, if any) of the base URL: the part after ``@`` in handles."""
         return urlsplit(self.base_url).netloc

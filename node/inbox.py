@@ -295,17 +295,12 @@ def signed_parts(request: web.Request, config: NodeConfig, body: bytes) -> Reque
     another server (cavage covers the Host header) does not verify here. Repeated
     headers are joined by ``RequestParts``."""
     return RequestParts.with_overrides(request.method, config.base_url + request.path_qs,
-                                       request.headers, body, {"Host": _public_host(config.base_url)})
+                                       request.headers, body, {"Host": config.domain})
 
 
 @lru_cache(maxsize=8)  # frozen; two timedeltas and the window cost ~1.5 us a request
 def _clock_window(clock_skew_seconds: int) -> TimeWindow:
     return TimeWindow(max_age=timedelta(seconds=clock_skew_seconds), max_future=timedelta(hours=1))
-
-
-@lru_cache(maxsize=8)  # config.domain splits the base URL on every read
-def _public_host(base_url: str) -> str:
-    return urlsplit(base_url).netloc  # as NodeConfig.domain
 
 
 async def check_signature(request: web.Request, parts: RequestParts, actor: str) -> None:
