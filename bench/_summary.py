@@ -43,8 +43,8 @@ def _processes(row: Mapping[str, object]) -> str:
 
 
 def _inbox_ingest(rows: Sequence[Mapping[str, object]]) -> list[Headline]:
-    return [Headline("inbox_ingest", f"{row['activities']:,} signed Creates, {_processes(row)}:"
-                     " node/s vs bare aiohttp/s",
+    return [Headline("inbox_ingest", f"{row['activities']:,} signed Creates, {_processes(row)},"
+                     f" {row.get('concurrency', 32)} in flight: node/s vs bare aiohttp/s",
                      f"{_number(row['node_per_s'], 0)} / {_number(row['bare_aiohttp_per_s'], 0)}"
                      f" = {_number(row['share_pct'])}%", str(row["target"]))
             for row in rows]

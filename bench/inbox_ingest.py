@@ -8,12 +8,17 @@ real ``praxisnetz serve`` node on SQLite, whose inbox worker runs as in producti
 node fetches each actor's key once (key cache); "persisted" counts the node's
 ``inbox_items`` rows afterwards. Target: the node's rate is at least 50% of the bare rate.
 
-One row per node set-up: by default the node as installed (one process) and with
+Rows: each node set-up at each number of requests in flight. In flight: 32, and 128 (the
+node's capacity: a 202 waits for the group commit's fsync, so at 32 in flight the node
+is partly waiting on the disk with its CPU idle, while the bare handler is already
+saturated at 32; a busy inbox has many senders at once). Node set-ups: by default the
+node as installed (one process) and with
 ``[server] processes = 2`` (two acceptor processes on the one port plus one worker process,
 ``node.serve_processes``: what a busy node on two cores or more would run). The baseline
 then runs as many trivial aiohttp processes on its port (SO_REUSEPORT), so both sides may
 use the second core; ``node_processes`` and ``bare_processes`` say what ran, and the CPU
-figures add up all of a side's processes. ``--processes N`` (repeatable) picks the rows.
+figures add up all of a side's processes. ``--processes N`` and ``--concurrency N``
+(repeatable) pick the rows.
 Run: ``python -m bench inbox_ingest`` or ``python -m bench.inbox_ingest [--quick]``.
 """
 
@@ -52,6 +57,8 @@ TARGET_SHARE_PCT = 50.0
 # `make bench` measures the node as installed (one process) and with two acceptors (the
 # setting for a busy node on a machine with two cores or more)
 DEFAULT_PROCESSES = (1, 2)
+# requests in flight: the load of the earlier runs, and enough to saturate the node
+DEFAULT_CONCURRENCY = (32, 128)
 WAITING = (InboxState.RECEIVED.value, InboxState.PROCESSING.value)
 # One host and one address send everything: the rate limits would measure 429s.
 BENCH_INBOX = InboxTuning(requests_per_host_per_minute=10_000_000, requests_per_ip_per_minute=10_000_000,
@@ -83,6 +90,7 @@ class Row:
     # of node_cpu_ms, what the worker process spent (a multi-process node only)
     worker_cpu_ms: float = 0.0
     bare_processes: int = 1  # sink processes of the baseline: as many as acceptors
+    concurrency: int = 32  # requests the load client keeps in flight (both phases)
 
 
 async def _count(config: NodeConfig, *, waiting_only: bool = False) -> int:
@@ -179,13 +187,16 @@ def _scratch_postgres(url: str | None) -> Iterator[dict[str, str]]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def run(activities: int = 2000, actors: int = 100, concurrency: int = 32,
+def run(activities: int = 6000, actors: int = 100,
+        concurrency: int | Sequence[int] = DEFAULT_CONCURRENCY,
         profile: Path | None = None, postgres: str | None = None,
         processes: int | Sequence[int] = DEFAULT_PROCESSES) -> list[Row]:
-    """One row per number of acceptor processes (the baseline runs as many sinks)."""
+    """One row per number of acceptor processes (the baseline runs as many sinks) and
+    number of requests in flight."""
     counts = (processes,) if isinstance(processes, int) else tuple(processes)
-    return [_run_one(activities, actors, concurrency, profile, postgres, count)
-            for count in counts]
+    loads = (concurrency,) if isinstance(concurrency, int) else tuple(concurrency)
+    return [_run_one(activities, actors, load, profile, postgres, count)
+            for count in counts for load in loads]
 
 
 def _run_one(activities: int, actors: int, concurrency: int, profile: Path | None,
@@ -226,7 +237,7 @@ def _run_one(activities: int, actors: int, concurrency: int, profile: Path | Non
                result["client_cpu_ms_node"], processed_after,
                "postgresql" if postgres else "sqlite",
                "1" if processes == 1 else f"{processes}+1", worker_cpu * per_activity_ms,
-               processes)
+               processes, concurrency)
 
 
 def main() -> None:
@@ -234,8 +245,10 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(prog="python -m bench.inbox_ingest")
     parser.add_argument("--quick", action="store_true", help="300 activities from 30 actors")
-    parser.add_argument("--activities", type=int, default=2000)
+    parser.add_argument("--activities", type=int, default=6000)
     parser.add_argument("--actors", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, action="append",
+                        help="requests in flight; repeat for several rows (default: 32 and 128)")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the node here")
     parser.add_argument("--processes", type=int, action="append",
                         help="the node's [server] processes: acceptor processes on the port "
@@ -247,7 +260,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.activities, args.actors = 300, 30
-    print(format_table(run(args.activities, args.actors, profile=args.profile,
+    print(format_table(run(args.activities, args.actors,
+                           args.concurrency or DEFAULT_CONCURRENCY, profile=args.profile,
                            postgres=args.postgres,
                            processes=args.processes or DEFAULT_PROCESSES)))
 

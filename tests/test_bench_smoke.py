@@ -48,12 +48,13 @@ def test_inbox_ingest_persists_every_activity_and_names_both_rates() -> None:
     assert _columns(rows)[8:] == ["node_cpu_ms", "node_cpu_ms_to_processed", "sink_cpu_ms",
                                   "client_cpu_ms_bare", "client_cpu_ms_node",
                                   "processed_after_s", "database", "node_processes",
-                                  "worker_cpu_ms", "bare_processes"]
+                                  "worker_cpu_ms", "bare_processes", "concurrency"]
     (row,) = rows
     assert row.persisted == 20 and row.refused == "-"
     assert row.node_cpu_ms > 0 and row.database == "sqlite"
     assert row.node_per_s > 0 and row.bare_aiohttp_per_s > 0
     assert row.node_processes == "1" and row.worker_cpu_ms == 0.0 and row.bare_processes == 1
+    assert row.concurrency == 4
     assert set(_children_of_this_process()) <= before  # node, sink and load process are gone
     _assert_table(rows)
 

@@ -33,10 +33,11 @@ def test_each_inbox_ingest_row_says_how_many_processes_ran() -> None:
     rows = _summary.headlines({"inbox_ingest": [
         inbox_ingest.Row(2000, 100, 1000.0, 5000.0, 20.0, 2000, "-", ">= 50%: NOT met"),
         inbox_ingest.Row(2000, 100, 3000.0, 5000.0, 60.0, 2000, "-", ">= 50%: met",
-                         node_processes="2+1", bare_processes=2),
+                         node_processes="2+1", bare_processes=2, concurrency=128),
     ]})
     assert ["one process" in row.measure for row in rows] == [True, False]
     assert "2 acceptors" in rows[1].measure and rows[1].target == ">= 50%: met"
+    assert ["32 in flight" in rows[0].measure, "128 in flight" in rows[1].measure] == [True, True]
 
 
 def test_signature_overhead_is_judged_against_25_percent() -> None:
