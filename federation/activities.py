@@ -114,6 +114,15 @@ def parse_activity(
     document: Mapping[str, object] | bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES
 ) -> Activity:
     """Parse and check an incoming activity (JSON bytes or a decoded JSON object)."""
+    if type(document) is dict:  # what the inbox hands over: the usual shape read directly
+        usual = _usual_activity(document)
+        if usual is not None:
+            return usual
+    return _parse_general(document, max_bytes)
+
+
+def _parse_general(document: Mapping[str, object] | bytes, max_bytes: int) -> Activity:
+    """Every document, every check in its order; the first fault raises ActivityError."""
     raw = _decode(document, max_bytes) if isinstance(document, bytes | bytearray) else document
     if not isinstance(raw, Mapping):
         raise ActivityError("body", "an activity must be a JSON object")
@@ -140,6 +149,67 @@ def parse_activity(
         "published": _read_published(readable.get("published")),
         "raw": raw,
     })
+
+
+def _usual_activity(raw: dict[str, object]) -> Activity | None:
+    """The activity _parse_general makes of ``raw``, for the shape nearly every sender
+    uses: contexts read as they are, a string actor with a valid URL, id and object id
+    (a string or an embedded object's ``id``) on the actor's origin told by prefix, a
+    known type string, audiences of strings, no ``published`` or a valid one. None for
+    anything else, which _parse_general then reads or refuses (it alone names faults:
+    every step here either reaches _parse_general's answer or steps aside). Saves the
+    ABC checks, the second prefix test and the re-validation of the actor."""
+    contexts = _check_shape(raw)  # _parse_general's first step: raises as it would
+    if "@context" not in raw or not all(_is_read_as_is(context) for context in contexts):
+        return None
+    actor, activity_id, kind = raw.get("actor"), raw.get("id"), raw.get("type")
+    if type(actor) is not str or type(activity_id) is not str or type(kind) is not str:
+        return None
+    prefix = _url_prefix(actor)  # None: not a valid URL
+    kind = _TYPES_BY_NAME.get(kind)
+    if prefix is None or kind is None or not _has_prefix(activity_id, prefix):
+        return None
+    embedded = raw.get("object")
+    if type(embedded) is dict:
+        object_id = embedded.get("id")
+    else:
+        object_id, embedded = embedded, None
+    if type(object_id) is not str or not _has_prefix(object_id, prefix):
+        return None
+    to, cc = _usual_audience(raw.get("to")), _usual_audience(raw.get("cc"))
+    published = raw.get("published")
+    if to is None or cc is None or (published is not None and type(published) is not str):
+        return None
+    if published is not None:
+        try:
+            published = parse_timestamp(published)
+        except TimestampError:
+            return None
+    return _checked_activity({"id": activity_id, "type": kind, "actor": actor,
+                              "object_id": object_id, "object": embedded, "to": to, "cc": cc,
+                              "published": published, "raw": raw})
+
+
+def _usual_audience(value: object) -> tuple[str, ...] | None:
+    """_read_audience's answer for absent audiences and strings or lists of strings
+    (validity from the cached _url_prefix: None exactly where ``origin`` refuses);
+    None for anything else or any invalid entry."""
+    if value is None:
+        return ()
+    entries = [value] if type(value) is str else value
+    if type(entries) is not list:
+        return None
+    audience = []
+    for entry in entries:
+        if type(entry) is not str:
+            return None
+        if entry in _PUBLIC_ALIASES:
+            audience.append(PUBLIC)
+        elif _url_prefix(entry) is None:
+            return None
+        else:
+            audience.append(entry)
+    return tuple(audience)
 
 
 def _checked_activity(fields: dict[str, object]) -> Activity:
