@@ -8,9 +8,14 @@ halfway: a query stem of at least ``MIN_PREFIX`` letters matches words it starts
 ("Posteingang" finds "Posteingangsbearbeitung"), and one of at least
 ``MIN_INFIX`` letters matches words that contain it ("Bearbeitung" finds it too).
 Shorter parts are found where the compound splits into words of a lexicon
-(``node.hub.compounds``, ``part_terms``): "Akte" finds "Personalakte" and "Bauakte",
-not "Kontakte" (there is no word "kont"). Inside-compound matches of either kind score
-``INFIX``, below stem and prefix matches.
+(``node.hub.compounds``, ``part_terms``): "Akte" finds "Personalakte", "Bauakte" and
+"Schülerakte" (an unknown modifier before a lexicon head), not "Kontakte" (there is no
+word "kont"). A word whose head is an inflected lexicon word ("Bauämter", "Verfahrens")
+is also found by its lexicon form ("Bauamt", "Verfahren"): ``lemma_term`` goes into the
+part postings, and a query word is asked in its lexicon form too ("Ämter" finds "Amt").
+Inside-compound matches of either kind score ``INFIX``, below stem and prefix matches.
+German stop words (``STOP_WORDS``, PostgreSQL's list) are neither indexed nor asked,
+as in PostgreSQL's ``german`` configuration: a query of stop words alone finds nothing.
 
 The index is pure and in memory: rebuild it from storage at start-up and keep it
 current with ``add``/``remove``. Databases can do the same with their own German
@@ -27,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from node.hub.compounds import GOVERNMENT_PARTS, fold_word, split_compound
+from node.hub.compounds import GOVERNMENT_PARTS, fold_word, lexicon_form, split_compound
 from node.hub.contribution import ContributionKind, ContributionView
 
 MIN_STEM = 3
@@ -43,6 +48,27 @@ _SUFFIXES_BY_SIZE = tuple(
 _FOLDED_WORD_RE = re.compile(r"[0-9a-z]+")
 
 TITLE_WEIGHT, SUMMARY_WEIGHT, CONTENT_WEIGHT = 3.0, 2.0, 1.0
+# PostgreSQL's German stop words (tsearch_data/german.stop). Its ``german`` configuration
+# reads the folded text, so the entries with umlauts or ß ("für", "daß") never match
+# there and are left out here too ("fuer" is a word on both backends).
+STOP_WORDS = frozenset("""
+    aber alle allem allen aller alles als also am an ander andere anderem anderen anderer
+    anderes anderm andern anderr anders auch auf aus bei bin bis bist da damit dann der
+    den des dem die das derselbe derselben denselben desselben demselben dieselbe
+    dieselben dasselbe dazu dein deine deinem deinen deiner deines denn derer dessen dich
+    dir du dies diese diesem diesen dieser dieses doch dort durch ein eine einem einen
+    einer eines einig einige einigem einigen einiger einiges einmal er ihn ihm es etwas
+    euer eure eurem euren eurer eures gegen gewesen hab habe haben hat hatte hatten hier
+    hin hinter ich mich mir ihr ihre ihrem ihren ihrer ihres euch im in indem ins ist
+    jede jedem jeden jeder jedes jene jenem jenen jener jenes jetzt kann kein keine keinem
+    keinen keiner keines machen man manche manchem manchen mancher manches mein meine
+    meinem meinen meiner meines mit muss musste nach nicht nichts noch nun nur ob oder
+    ohne sehr sein seine seinem seinen seiner seines selbst sich sie ihnen sind so solche
+    solchem solchen solcher solches soll sollte sondern sonst um und uns unse unsem unsen
+    unser unses unter viel vom von vor war waren warst was weg weil weiter welche welchem
+    welchen welcher welches wenn werde werden wie wieder will wir wird wirst wo wollen
+    wollte zu zum zur zwar zwischen
+""".split())
 EXACT, PREFIX, INFIX = 1.0, 0.6, 0.3
 
 
@@ -67,21 +93,40 @@ def terms(text: str) -> list[str]:
     return [stem(word) for word in words(text)]
 
 
+def query_terms(text: str) -> list[tuple[str, str]]:
+    """A query's stems without stop words, each with its lexicon form's stem
+    (``lemma_term``; the stem itself where that is the same): "Bauämter" -> ("bauaemt",
+    "bauamt")."""
+    return [(stem(word), lemma_term(word) or stem(word))
+            for word in words(text) if word not in STOP_WORDS]
+
+
 @lru_cache(maxsize=1 << 15)  # texts repeat their words; most answers are the one ()
 def part_terms(word: str, lexicon: frozenset[str] = GOVERNMENT_PARTS) -> tuple[str, ...]:
     """The stems under ``MIN_INFIX`` letters of the lexicon words a folded word is a
     compound of (else none): "posteingangsstellen" -> "post", "stell". Longer parts
     need no postings of their own: a query stem that long matches inside words."""
-    stems = (stem(part) for part in split_compound(word, lexicon))
+    stems = (stem(part) for part in split_compound(word, lexicon) if part in lexicon)
     return tuple(part for part in stems if len(part) < MIN_INFIX)
+
+
+@lru_cache(maxsize=1 << 15)
+def lemma_term(word: str, lexicon: frozenset[str] = GOVERNMENT_PARTS) -> str | None:
+    """The stem of a folded word's lexicon form where it differs from the word's own
+    stem ("bauaemter" -> "bauamt", "verfahrens" -> "verfahr"), else None."""
+    lemma = stem(lexicon_form(word, lexicon))
+    return lemma if lemma != stem(word) else None
 
 
 @dataclass(frozen=True)
 class QueryAlternative:
-    """One side of an ``or``: stems every hit must match, stems no hit may contain."""
+    """One side of an ``or``: stems every hit must match, stems no hit may contain;
+    ``lemmas`` pairs a required stem with its lexicon form's stem where they differ
+    (either matches)."""
 
     required: tuple[str, ...]
     excluded: tuple[str, ...]
+    lemmas: tuple[tuple[str, str], ...] = ()
 
 
 _TOKEN_RE = re.compile(r'-?"[^"]*"?|\S+')
@@ -91,17 +136,29 @@ def parse_query(query: str) -> list[QueryAlternative]:
     """The web-search syntax PostgreSQL's ``websearch_to_tsquery`` reads, for the memory
     index: ``or`` between alternatives, ``-word`` (or ``-"…"``) excludes, and a quoted
     phrase needs its words (anywhere: the memory index keeps no word positions)."""
-    groups: list[tuple[list[str], list[str]]] = [([], [])]
+    groups: list[tuple[dict[str, str], list[str]]] = [({}, [])]
     for token in _TOKEN_RE.findall(query):
         if token.lower() == "or":
-            groups.append(([], []))
+            groups.append(({}, []))
             continue
         required, excluded = groups[-1]
         negated = token.startswith("-") and len(token) > 1
-        (excluded if negated else required).extend(terms(token[1:] if negated else token))
-    alternatives = [QueryAlternative(tuple(dict.fromkeys(required)), tuple(excluded))
-                    for required, excluded in groups if required or excluded]
+        found = query_terms(token[1:] if negated else token)
+        if negated:
+            excluded.extend(term for term, _ in found)
+        else:
+            required.update((term, lemma) for term, lemma in found if term not in required)
+    alternatives = [
+        QueryAlternative(tuple(required), tuple(excluded),
+                         tuple((term, lemma) for term, lemma in required.items() if lemma != term))
+        for required, excluded in groups if required or excluded]
     return alternatives or [QueryAlternative((), ())]
+
+
+def asks_nothing(query: str, alternatives: list[QueryAlternative]) -> bool:
+    """A query with words but no term left (stop words alone, a lone "or"): it finds
+    nothing, as ``websearch_to_tsquery`` finds nothing for it (an empty query lists all)."""
+    return bool(query.strip()) and alternatives == [QueryAlternative((), ())]
 
 
 @dataclass(frozen=True)
@@ -167,7 +224,8 @@ class _Postings:
 
 class SearchIndex:
     """An inverted index from stems to contributions with field weights, and one from
-    the stems of compounds' lexicon parts (``part_terms``)."""
+    the stems of compounds' lexicon parts (``part_terms``) and of words' lexicon forms
+    (``lemma_term``)."""
 
     def __init__(self, views: Iterable[ContributionView] = (), *,
                  lexicon: frozenset[str] = GOVERNMENT_PARTS) -> None:
@@ -195,12 +253,19 @@ class SearchIndex:
         own_terms, own_parts = self._terms_of[view.uri] = (set(), set())
         for text, weight in weighted:
             for word, count in Counter(words(text)).items():  # stem each word once
+                if word in STOP_WORDS:
+                    continue
                 term = stem(word)
                 own_terms.add(term)
                 self._words.add(view.uri, term, weight * count)
-                for part in part_terms(word, self._lexicon):
+                for part in self._inner_terms(word):
                     own_parts.add(part)
                     self._parts.add(view.uri, part, weight * count)
+
+    def _inner_terms(self, word: str) -> tuple[str, ...]:
+        lemma = lemma_term(word, self._lexicon)
+        parts = part_terms(word, self._lexicon)
+        return parts if lemma is None or lemma in parts else (*parts, lemma)
 
     def remove(self, uri: str) -> bool:
         if self._views.pop(uri, None) is None:
@@ -218,8 +283,11 @@ class SearchIndex:
         An empty query lists every contribution the filters admit.
         """
         filters = filters or SearchFilters()
+        alternatives = parse_query(query)
+        if asks_nothing(query, alternatives):
+            return []
         scores: dict[str, float] = {}
-        for alternative in parse_query(query):
+        for alternative in alternatives:
             for uri, score in self._match_alternative(alternative).items():
                 scores[uri] = max(scores.get(uri, 0.0), score)
         admitted = (
@@ -232,7 +300,9 @@ class SearchIndex:
 
     def _match_alternative(self, alternative: QueryAlternative) -> dict[str, float]:
         if alternative.required:
-            scores = self._match_all(list(alternative.required))
+            lemmas = dict(alternative.lemmas)
+            scores = self._match_all([(term, lemmas.get(term, term))
+                                      for term in alternative.required])
         else:
             scores = dict.fromkeys(self._views, 0.0)
         for term in alternative.excluded:  # exact stems, as PostgreSQL's ``-word`` is
@@ -240,10 +310,13 @@ class SearchIndex:
                 scores.pop(uri, None)
         return scores
 
-    def _match_all(self, query_terms: list[str]) -> dict[str, float]:
+    def _match_all(self, query_terms: list[tuple[str, str]]) -> dict[str, float]:
         combined: dict[str, float] | None = None
-        for term in query_terms:
+        for term, lemma in query_terms:
             scores = self._match(term)
+            if lemma != term:  # "Ämter" also as "Amt"
+                for uri, score in self._match(lemma).items():
+                    scores[uri] = max(scores.get(uri, 0.0), score)
             if combined is None:
                 combined = scores
             else:
@@ -271,6 +344,10 @@ class SearchIndex:
                 if term in indexed:
                     found.setdefault(indexed, INFIX)
         matching = [(self._words.weights[indexed], factor) for indexed, factor in found.items()]
-        if len(term) < MIN_INFIX and term in self._parts.weights:  # a part of compounds
-            matching.append((self._parts.weights[term], INFIX))
+        # parts of compounds and lexicon forms: exactly, and long stems inside the forms
+        # ("bauamt" in "landesbauamt"), as PostgreSQL's endings of them in compound_parts
+        inner = [term] if term in self._parts.weights else []
+        if len(term) >= MIN_INFIX:
+            inner = [indexed for indexed in self._parts.weights if term in indexed]
+        matching.extend((self._parts.weights[indexed], INFIX) for indexed in inner)
         return matching

@@ -53,20 +53,32 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from node.hub.compounds import ENDINGS, GOVERNMENT_PARTS, LINKS, MIN_PART
+from node.hub.compounds import (
+    ENDINGS,
+    GOVERNMENT_PARTS,
+    LINKS,
+    LOOKALIKES,
+    MIN_MODIFIER,
+    MIN_OPEN_HEAD,
+    MIN_PART,
+    PLURAL_BASES,
+    lexicon_form,
+)
 from node.hub.contribution import ContributionKind, ContributionView
 from node.hub.search import (
     INFIX,
     MIN_INFIX,
     MIN_PREFIX,
     MIN_STEM,
+    STOP_WORDS,
     SearchFilters,
     SearchHit,
     SearchIndex,
     fold,
+    lemma_term,
     part_terms,
+    query_terms,
     stem,
-    terms,
     words,
 )
 
@@ -81,9 +93,8 @@ MAX_COMPOUND = 64
 # PostgreSQL refuses a tsvector over 1 MB; the parts stop here (title and summary first).
 MAX_PARTS_CHARS = 400_000
 # Bump when compound_parts computes its lexemes differently (parts_marker names it).
-PARTS_FORMAT = 3
+PARTS_FORMAT = 4
 _TOKEN_RE = re.compile(r'"[^"]*"?|\S+')
-_LEXEME_RE = re.compile(r"[0-9a-z]+")
 
 
 class SearchRefill(Protocol):
@@ -154,6 +165,8 @@ def compound_parts(title: str, summary: str, content_text: str,
         for word in dict.fromkeys(words(text)):
             if size > MAX_PARTS_CHARS:
                 break
+            if word in STOP_WORDS:
+                continue  # not in ``search`` either (the german configuration drops them)
             for part in _inner_lexemes(word, lexicon):
                 if part not in weight_of:
                     weight_of[part] = weight
@@ -163,10 +176,17 @@ def compound_parts(title: str, summary: str, content_text: str,
 
 
 def _inner_lexemes(word: str, lexicon: frozenset[str]) -> list[str]:
-    """A folded word's stem's endings of ``MIN_INFIX`` letters or more, and its parts."""
+    """A folded word's stem's endings of ``MIN_INFIX`` letters or more, its parts, and
+    its lexicon form's stem where that differs (``lemma_term``): whole when shorter than
+    ``MIN_INFIX``, else with its endings from the first letter ("bauamt" of "bauaemter",
+    so that ``'bauamt':*`` finds it as the memory index's ``term in lemma``)."""
     stemmed = stem(word)
     endings = range(1, len(stemmed) - MIN_INFIX + 1) if len(stemmed) <= MAX_COMPOUND else ()
-    return [*(stemmed[start:] for start in endings), *part_terms(word, lexicon)]
+    lexemes = [*(stemmed[start:] for start in endings), *part_terms(word, lexicon)]
+    lemma = lemma_term(word, lexicon)
+    if lemma is not None:
+        lexemes.extend(lemma[start:] for start in range(max(1, len(lemma) - MIN_INFIX + 1)))
+    return lexemes
 
 
 @lru_cache(maxsize=8)
@@ -175,7 +195,8 @@ def parts_marker(lexicon: frozenset[str]) -> str:
     (another lexicon, other limits) lack it, and a refill rewrites them. No query
     reaches it: query lexemes are [0-9a-z] only."""
     recipe = repr((PARTS_FORMAT, MIN_INFIX, MAX_COMPOUND, MIN_PART, LINKS, ENDINGS,
-                   sorted(lexicon)))
+                   MIN_MODIFIER, MIN_OPEN_HEAD, sorted(PLURAL_BASES.items()),
+                   sorted(LOOKALIKES), sorted(STOP_WORDS), sorted(lexicon)))
     return "#parts-" + hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
@@ -308,12 +329,13 @@ class _Word:
     """A plain query word that may also match inside compounds."""
 
     text: str  # folded, as typed: for websearch_to_tsquery
-    parts_query: str  # its stems in compound_parts (``_part_query``), all required
+    lemma_text: str | None  # its lexicon form where that stems otherwise ("bauamt")
+    parts_query: str  # its stem (or lexicon form's stem) in compound_parts (``_part_query``)
 
 
 @dataclass(frozen=True)
 class _QueryPlan:
-    whole: str  # the folded query
+    whole: str  # the folded query ("or" in it: websearch_to_tsquery alone decides)
     words: tuple[_Word, ...]  # empty: websearch_to_tsquery alone decides
     rest: str  # phrases, -words and words under MIN_STEM: stem and prefix matches only
 
@@ -325,7 +347,11 @@ class _Matching:
 
 
 def _plan(folded: str) -> _QueryPlan | None:
-    """Which words of a non-empty query may match inside compounds (None: no query)."""
+    """Which words of a non-empty query may match inside compounds (None: no query).
+
+    Words are read as the memory index reads them: hyphenated ones as their pieces
+    ("e-akte" as "e" and "akte", each required anywhere, not as a phrase), stop words
+    left out; pieces under ``MIN_STEM`` letters are matched by stem only."""
     if not folded:
         return None
     tokens = _TOKEN_RE.findall(folded)
@@ -334,12 +360,23 @@ def _plan(folded: str) -> _QueryPlan | None:
     plain: list[_Word] = []
     rest: list[str] = []
     for token in tokens:
-        stems = list(dict.fromkeys(terms(token))) if token[0] not in '"-' else []
-        if stems and all(len(s) >= MIN_STEM and _LEXEME_RE.fullmatch(s) for s in stems):
-            plain.append(_Word(token, " & ".join(map(_part_query, stems))))
-        else:
+        if token[0] in '"-':
             rest.append(token)
+            continue
+        for (term, lemma), piece in zip(query_terms(token), _pieces(token), strict=True):
+            if len(term) < MIN_STEM:
+                rest.append(piece)
+                continue
+            parts_query = _part_query(term) if lemma == term else \
+                f"{_part_query(term)} | {_part_query(lemma)}"
+            lemma_text = lexicon_form(piece, GOVERNMENT_PARTS) if lemma != term else None
+            plain.append(_Word(piece, lemma_text, parts_query))
     return _QueryPlan(folded, tuple(plain), " ".join(rest))
+
+
+def _pieces(token: str) -> list[str]:
+    """The words of a query token that ``query_terms`` gives terms for, in its order."""
+    return [word for word in words(token) if word not in STOP_WORDS]
 
 
 def _part_query(term: str) -> str:
@@ -350,21 +387,24 @@ def _part_query(term: str) -> str:
 
 
 async def _matching(session: AsyncSession, plan: _QueryPlan) -> _Matching | None:
-    """Every word by stem or prefix in ``search`` or inside a compound in
-    ``compound_parts``; the rest in ``search``. Scores: 1 + ts_rank/(1 + ts_rank) when
-    the whole query matches ``search``, below 1 when some word matched only inside a
-    compound (so stem and prefix matches come first, as in the memory index)."""
+    """Every word (or its lexicon form) by stem or prefix in ``search`` or inside a
+    compound in ``compound_parts``; the rest in ``search``. Scores: 1 + ts_rank/(1 +
+    ts_rank) when every word matches ``search``, below 1 when some word matched only
+    inside a compound (so stem and prefix matches come first, as in the memory index)."""
     vector, parts = sa.literal_column("search"), sa.literal_column("compound_parts")
     if not plan.words:  # as before compounds: one statement
         tsquery = _prefix_query(plan.whole)
         rank = sa.func.ts_rank(vector, tsquery)
         return _Matching([vector.op("@@")(tsquery)], 1.0 + rank / (1.0 + rank))
-    texts = [word.text for word in plan.words] + [plan.rest, plan.whole]
+    texts = [text for word in plan.words for text in (word.text, word.lemma_text) if text]
     # The German parse of each piece first (one round trip), so that the statement gets
     # constant tsqueries the planner can take to the GIN indexes, and stop words drop out.
-    parsed = (await session.execute(
-        sa.select(*(sa.cast(_prefix_query(text), sa.Text) for text in texts)))).one()
-    *word_queries, rest, whole = (str(text) for text in parsed)
+    parsed = iter(str(text) for text in (await session.execute(
+        sa.select(*(sa.cast(_prefix_query(text), sa.Text) for text in [*texts, plan.rest])))).one())
+    word_queries = [_either(next(parsed), next(parsed) if word.lemma_text else "")
+                    for word in plan.words]
+    rest = next(parsed)
+    whole = " & ".join(f"( {query} )" for query in [*word_queries, rest] if query)
     if not whole:
         return None
     conditions = [
@@ -378,6 +418,13 @@ async def _matching(session: AsyncSession, plan: _QueryPlan) -> _Matching | None
     score = sa.case((vector.op("@@")(_tsquery(whole)), 1.0 + rank / (1.0 + rank)),
                     else_=inner / (1.0 + inner))
     return _Matching(conditions, score)
+
+
+def _either(query: str, lemma_query: str) -> str:
+    """Two parsed tsqueries as one matching either (an empty one: the other)."""
+    if query and lemma_query:
+        return f"( {query} ) | ( {lemma_query} )"
+    return query or lemma_query
 
 
 def _tsquery(text: str) -> sa.ColumnElement[object]:
