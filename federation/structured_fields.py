@@ -34,7 +34,13 @@ _BYTES_MEMBER = re.compile(
 _ITEM = re.compile(_STRING)
 _PARAM = re.compile(rf";({_KEY})=({_INTEGER}|{_STRING})")
 _KEY_ONLY = re.compile(rf"^{_KEY}\Z")
-_PARAMS_ONLY = re.compile(rf"{_PARAMS}\Z")
+# One member of _INNER_LIST_MEMBER and nothing else (the blanks strip() would take);
+# groups: label, serialised value, listed strings, parameters.
+_ONE_INNER_LIST = re.compile(
+    rf"[ \t]*({_KEY})=(\(((?:{_STRING}(?: {_STRING})*)?)\)({_PARAMS}))[ \t]*"
+)
+# A parameter of _PARAMS: key, then an integer or a string's content (the other empty).
+_PARAM_PARTS = re.compile(rf';({_KEY})=(?:({_INTEGER})|"([\x20\x21\x23-\x5b\x5d-\x7e]*)")')
 
 
 class StructuredFieldError(ValueError):
@@ -94,28 +100,22 @@ def _fast_inner_lists(value: str) -> dict[str, InnerList] | None:
 
 def _single_inner_list(value: str) -> dict[str, InnerList] | None:
     """``label=("a" "b");k=v``, the one-signature ``Signature-Input`` nearly every request
-    carries, read with few calls; None for anything else (more members, other spellings),
-    which the general path then reads. What this accepts it reads as that path does."""
-    label, separator, serialised = value.strip(" \t").partition("=")
-    if not separator or serialised[:1] != "(" or _KEY_ONLY.match(label) is None:
+    carries, read by one match and one ``findall`` over the parameters; None for anything
+    else (more members, other spellings), which the general path then reads. The match
+    admits exactly one member of _INNER_LIST_MEMBER, so what it accepts the general path
+    reads the same way: a string holds no '"', so '" "' stands only between two."""
+    whole = _ONE_INNER_LIST.fullmatch(value)
+    if whole is None:
         return None
-    listed, separator, params_text = serialised[1:].partition(")")
-    if not separator or _PARAMS_ONLY.match(params_text) is None:
-        return None
-    items: list[str] = []
-    if listed:
-        # '" "' can only stand between two strings, as a string holds no '"'; the count
-        # of '"' then tells that no piece holds one.
-        items = listed[1:-1].split('" "')
-        if (len(listed) < 2 or listed[0] != '"' or listed[-1] != '"'
-                or listed.count('"') != 2 * len(items) or "\\" in listed
-                or not (listed.isascii() and listed.isprintable())):  # fmt: skip
-            return None
-    pairs = _PARAM.findall(params_text)
-    params = {key: raw[1:-1] if raw[0] == '"' else int(raw) for key, raw in pairs}
+    label, serialised, listed, params_text = whole.groups()
+    pairs = _PARAM_PARTS.findall(params_text)
+    params: dict[str, int | str] = {}
+    for key, number, text in pairs:  # a loop: a comprehension is one more frame
+        params[key] = int(number) if number else text
     if len(params) != len(pairs):
         return None  # a repeated parameter: the general path decides about it
-    return {label: InnerList(tuple(items), params, serialised)}
+    items = tuple(listed[1:-1].split('" "')) if listed else ()
+    return {label: InnerList(items, params, serialised)}
 
 
 def parse_inner_lists(header: str, value: str) -> dict[str, InnerList]:

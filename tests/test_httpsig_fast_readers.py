@@ -207,3 +207,36 @@ def test_structured_strings_take_printable_ascii_only() -> None:
             with pytest.raises(StructuredFieldError):
                 structured_fields.serialise_string("a" + char)
     assert structured_fields.serialise_string("") == '""'
+
+
+def _general_signature_header(value: str) -> httpsig_cavage.CavageParams:
+    """parse_signature_header without its readers of the usual shapes."""
+    if value[:10].lower() == "signature ":
+        value = value[10:]
+    params = httpsig_cavage._split_params_loop(value)
+    return httpsig_cavage._checked_params(params.get("keyId"), params.get("signature"),
+                                          params.get("headers"), params.get("algorithm"), params)
+
+
+def _outcome_and_message(read: Callable[[], object]) -> object:
+    try:
+        return read()
+    except (SignatureFormatError, StructuredFieldError, binascii.Error, ValueError) as exc:
+        return type(exc), str(exc)
+
+
+@pytest.mark.parametrize(("header", "in_usual_order"), [
+    (CAVAGE, True),
+    ("Signature " + CAVAGE, True),
+    (CAVAGE.replace('algorithm="rsa-sha256",', 'algorithm="hs2019",created=1795348800,'
+                    'expires=1795349800,'), False),
+    (CAVAGE.replace('headers="(request-target) host date digest",', ""), False),
+])
+def test_cavage_headers_read_as_the_general_reader_reads_them(header: str,
+                                                              in_usual_order: bool) -> None:
+    usual = 0
+    for value in _mutations(header, 3000, seed=len(header)):
+        fast = _outcome_and_message(lambda v=value: httpsig_cavage.parse_signature_header(v))
+        assert fast == _outcome_and_message(lambda v=value: _general_signature_header(v)), value
+        usual += httpsig_cavage._USUAL_ORDER.fullmatch(value.removeprefix("Signature ")) is not None
+    assert usual > 100 if in_usual_order else usual == 0
