@@ -6,12 +6,16 @@ import pytest
 
 from node.hub.compounds import (
     GOVERNMENT_PARTS,
+    LOOKALIKES,
     MAX_WORD,
+    PLURAL_BASES,
     fold_word,
+    lexicon_form,
     lexicon_of,
+    plausible_modifier,
     split_compound,
 )
-from node.hub.search import part_terms
+from node.hub.search import lemma_term, part_terms
 
 
 @pytest.mark.parametrize(
@@ -77,3 +81,73 @@ def test_part_terms_are_the_stems_the_search_indexes() -> None:
     assert part_terms("posteingangsstelle") == ("post", "stell")  # "eingang": inside
     assert part_terms("buergerbueros") == ("buerg", "buero")
     assert part_terms("kontakte") == ()
+
+
+@pytest.mark.parametrize(
+    ("word", "parts"),
+    [
+        # an unknown modifier before a lexicon head
+        ("Schülerakte", ("schueler", "akte")),
+        ("Schülerakten", ("schueler", "akte")),
+        ("Patientenakte", ("patienten", "akte")),
+        ("Ermittlungsakten", ("ermittlungs", "akte")),  # linking -s-
+        ("Schülerpersonalakte", ("schueler", "personal", "akte")),
+        ("Wackelkontakte", ("wackel", "kontakt")),  # "Kontakt", not "Akte"
+        # umlaut plurals and inflected heads in their lexicon form
+        ("Bauämter", ("bau", "amt")),
+        ("Bauämtern", ("bau", "amt")),
+        ("Landesbauämter", ("land", "bau", "amt")),
+        ("Bauanträge", ("bau", "antrag")),
+        ("Stadträte", ("stadt", "rat")),
+        ("Bauverfahrens", ("bau", "verfahren")),
+    ],
+)
+def test_heads_after_unknown_modifiers_and_plural_heads(word: str, parts: tuple[str, ...]) -> None:
+    assert split_compound(fold_word(word), GOVERNMENT_PARTS) == parts
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "Kontakte", "Kontakten",  # "kont" is no modifier: too short
+        "Steckkontakte",  # the longest known ending is "kontakte", after a short modifier
+        "Arbeitstakte", "Indexkontrakte", "Artefakte", "Extrakte",  # lookalikes of "akte"
+        "Sachakte",  # a modifier under MIN_MODIFIER letters
+        "insgesamt", "Endgerät",  # three-letter heads take known modifiers only
+        "Journalisten", "Spezialisten",  # "-alisten": modifiers ending in "a"
+        "Abrollwiderstand", "Streitgegenstand", "Missverstand",  # particles, not modifiers
+        "Angebotspreise",  # "Preise", not "Reise": "angebotsp" is no modifier
+        "Buchverlage",  # "Verlag", not "Lage"
+        "kommentieren",  # "-tieren" verbs hold no "Tier"
+        "Betrag",
+    ],
+)
+def test_words_that_only_end_like_a_lexicon_word_stay_whole(word: str) -> None:
+    assert split_compound(fold_word(word), GOVERNMENT_PARTS) == ()
+
+
+def test_lexicon_forms() -> None:
+    def form(word: str) -> str:
+        return lexicon_form(fold_word(word), GOVERNMENT_PARTS)
+
+    assert form("Bauämtern") == "bauamt" and form("Ämter") == "amt"
+    assert form("Anträge") == "antrag" and form("Verfahrens") == "verfahren"
+    assert form("Personalakten") == "personalakte" and form("Schülerakten") == "schuelerakte"
+    assert form("Kontakte") == "kontakt" and form("xyzzy") == "xyzzy"
+    # the lemma term is only there where it stems otherwise than the word itself
+    assert lemma_term("bauaemter") == "bauamt" and lemma_term("verfahrens") == "verfahr"
+    assert lemma_term("personalakten") is None and lemma_term("akte") is None
+    assert part_terms("schuelerakten") == ("akt",)  # the unknown modifier is no part
+    assert part_terms("bauaemtern") == ("bau", "amt")
+
+
+def test_plausible_modifiers() -> None:
+    assert all(map(plausible_modifier, ("schueler", "patienten", "ermittlungs", "artikel")))
+    assert not any(map(plausible_modifier, (
+        "journa", "steckkont", "abrollwider", "untervermi", "sachbe", "bcdfgs")))
+
+
+def test_the_plural_table_and_lookalikes_fit_the_lexicon() -> None:
+    assert set(PLURAL_BASES.values()) <= GOVERNMENT_PARTS
+    assert not set(PLURAL_BASES) & GOVERNMENT_PARTS
+    assert not LOOKALIKES & GOVERNMENT_PARTS

@@ -10,12 +10,16 @@ wins, so a lexicon word is never split itself.
 
 Where the modifier (what comes before the known parts) is no lexicon word, the compound
 is still split when that modifier is a plausible word of its own ("Schülerakte" ->
-"schueler", "akte"): ``MIN_MODIFIER`` letters or more, a vowel among them, not ending in
-"a" or "i" (as "-alist-" words do: "Journalisten" holds no "Liste"), and the known part
-after it is the longest known ending of the word, of ``MIN_OPEN_HEAD`` letters or more.
-So "Steckkontakte" is "Kontakte" with a short modifier, never "Akte" with "steckkont",
-and the ``LOOKALIKES`` (words that end like a lexicon word without being compounds of
-it: "Kontrakt", "Extrakt", "Auftakt") stop the split the same way.
+"schueler", "akte"; ``plausible_modifier``): ``MIN_MODIFIER`` letters or more, a vowel
+among them, ending as first parts do (a linking -s- after a consonant: "Ermittlungs-";
+or -er, -en, -el: "Schüler-", "Patienten-"), but not in a verb particle ("Widerstand",
+"Gegenstand", "vermieten"); and the known part after it is the longest known ending of
+the word, of ``MIN_OPEN_HEAD`` letters or more. So "Steckkontakte" is "Kontakte" with a
+short modifier, never "Akte" with "steckkont", "Journalisten" holds no "Liste"
+("journa" ends in no modifier ending), and the ``LOOKALIKES`` (words that end like a
+lexicon word without being compounds of it: "Kontrakt", "Extrakt", "Auftakt", "Verlag")
+stop the split the same way. Checked against the 356,010 words of Debian's ``ngerman``
+list: 5,659 of them split only this way, by a sample nearly all true compounds.
 
 ``GOVERNMENT_PARTS`` is the lexicon the hub uses: a curated list of the heads and
 modifiers of municipal E-Government compounds, shipped here as data. It is curated
