@@ -48,20 +48,21 @@ async def stored_uris(engine: AsyncEngine) -> list[str]:
         return [uri for (uri,) in result]
 
 
-class Commits:
-    """Counts the COMMITs on the engine."""
+class Inserts:
+    """Counts the INSERTs into inbox_items the engine's cursor hooks see: one per batch."""
 
     def __init__(self, engine: Engine) -> None:
         self.count = 0
-        event.listen(engine, "commit", self._commit)
+        event.listen(engine, "before_cursor_execute", self._before)
 
-    def _commit(self, _connection) -> None:  # noqa: ANN001
-        self.count += 1
+    def _before(self, conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001, PLR0913
+        if statement.upper().startswith("INSERT INTO INBOX_ITEMS"):
+            self.count += 1
 
 
 async def test_concurrent_rows_share_transactions_and_are_committed_before_the_answer(engine) -> None:
     writer = InboxWriter(engine, queue_limit=1000)
-    commits = Commits(writer.statement_engine)
+    inserts = Inserts(writer.statement_engine)
     committed_at_answer: list[bool] = []
 
     async def store(number: int) -> bool:
@@ -78,7 +79,7 @@ async def test_concurrent_rows_share_transactions_and_are_committed_before_the_a
     assert all(committed_at_answer)
     assert len(await stored_uris(engine)) == 100
     assert writer.batches < 20, writer.batches  # grouped: far fewer transactions than rows
-    assert commits.count == writer.batches
+    assert inserts.count == writer.batches
 
 
 async def test_a_known_activity_is_stored_once_in_one_batch_and_across_batches(engine) -> None:
@@ -246,35 +247,29 @@ def test_a_failed_begin_is_the_database_error_the_inbox_answers_503_to() -> None
 
 
 class _Counted:
-    """A connection whose only statement is the count of waiting items."""
+    """The count of waiting items, as the writer's transaction would take it."""
 
     def __init__(self, waiting: int) -> None:
         self.waiting = waiting
 
-    def execute(self, _statement):  # noqa: ANN001, ANN202
-        waiting = self.waiting
-
-        class _Result:
-            def scalar_one(self) -> int:
-                return waiting
-
-        return _Result()
+    def __call__(self) -> int:
+        return self.waiting
 
 
 def test_the_waiting_items_are_counted_only_when_the_limit_is_near() -> None:
     clock = [0.0]
     depth = QueueDepth(10_000, monotonic=lambda: clock[0])
-    connection = _Counted(waiting=100)
-    assert depth.room(connection, 10) == 9_900 and depth.counts == 1
+    count = _Counted(waiting=100)
+    assert depth.room(count, 10) == 9_900 and depth.counts == 1
     depth.added(10)
-    connection.waiting = 50  # the worker processed some meanwhile
-    assert depth.room(connection, 10) == 9_890 and depth.counts == 1  # estimated, never lower
+    count.waiting = 50  # the worker processed some meanwhile
+    assert depth.room(count, 10) == 9_890 and depth.counts == 1  # estimated, never lower
     clock[0] += QueueDepth.RECOUNT_SECONDS
-    assert depth.room(connection, 10) == 9_950 and depth.counts == 2  # counted again
+    assert depth.room(count, 10) == 9_950 and depth.counts == 2  # counted again
     depth.added(8_950)  # close to the limit: every batch is counted
-    connection.waiting = 9_000
-    assert depth.room(connection, 10) == 1_000 and depth.counts == 3
-    assert depth.room(connection, 10) == 1_000 and depth.counts == 4
+    count.waiting = 9_000
+    assert depth.room(count, 10) == 1_000 and depth.counts == 3
+    assert depth.room(count, 10) == 1_000 and depth.counts == 4
 
 
 def test_the_estimate_counts_the_other_acceptors_rows_too() -> None:

@@ -1,4 +1,5 @@
-"""The writer's SQLite INSERT as driver SQL stores exactly what the Core statement stored.
+"""The writer's SQLite batch on the driver's connection stores exactly what the Core
+statement stored.
 
 Both write the same rows (odd ones included) into two fresh databases; every column of
 every row is compared as SQLite holds it (the JSON and timestamp text, not what the ORM
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from node.inbox_writer import DriverInsert, InboxRow, QueueDepth, store_rows
+from node.inbox_writer import InboxRow, QueueDepth, SqliteBatch, store_rows
 from node.storage.db import create_engine, migrate, sync_sqlite_engine
 
 ROWS = [
@@ -51,13 +52,15 @@ async def test_driver_sql_stores_what_the_core_statement_stored(tmp_path: Path, 
                                     fsync_each_commit=True, wait_for_lock=True)
         depth = QueueDepth(limit)
         try:
+            sqlite_batch = SqliteBatch(engine)
             for batch in (ROWS[:1], ROWS[1:], ROWS):  # the last one: every id known already
-                with engine.begin() as connection:
-                    if driver:
-                        answers.append(DriverInsert(engine.dialect).store(connection, batch, depth))
-                    else:
+                if driver:
+                    answers.append(sqlite_batch.store(batch, depth))
+                else:
+                    with engine.begin() as connection:
                         answers.append(store_rows(connection, [r.values() for r in batch], depth))
         finally:
+            sqlite_batch.close()
             engine.dispose()
     core, driver = answers[:3], answers[3:]
     assert driver == core
@@ -69,7 +72,12 @@ async def test_driver_sql_stores_what_the_core_statement_stored(tmp_path: Path, 
 def test_the_sql_is_made_once_per_number_of_rows() -> None:
     from sqlalchemy.dialects import sqlite
 
-    insert = DriverInsert(sqlite.dialect())
-    assert insert.sql(2) is insert.sql(2)
-    assert insert.sql(2).count("(?, ?, ?, ?, ?, ?, ?, ?)") == 2
-    assert insert.sql(1).upper().startswith("INSERT INTO INBOX_ITEMS")  # the fault hooks' test
+    class Engine:
+        dialect = sqlite.dialect()
+
+    batch = SqliteBatch(Engine())  # type: ignore[arg-type]
+    assert batch.sql(2) is batch.sql(2)
+    select_known, insert = batch.sql(2)
+    assert select_known.count("?") == 2
+    assert insert.count("(?, ?, ?, ?, ?, ?, ?, ?)") == 2
+    assert insert.upper().startswith("INSERT INTO INBOX_ITEMS")  # the fault hooks' test
