@@ -9,7 +9,7 @@ a typed ``VerificationResult``. Only the web layer turns that into an HTTP statu
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -73,9 +73,10 @@ _DIGEST_OK, _DIGEST_MISMATCH = DigestCheck.OK, DigestCheck.MISMATCH
 
 
 def detect_scheme(request: RequestParts) -> SignatureScheme | None:
-    if request.header("Signature-Input") is not None:
+    items = request.headers._items  # type: ignore[attr-defined]  # noqa: SLF001 - as header()
+    if "signature-input" in items:
         return _RFC9421
-    if request.header("Signature") is not None:
+    if "signature" in items:
         return _CAVAGE
     authorization = request.header("Authorization") or ""
     if authorization[:10].lower() == "signature ":
@@ -164,7 +165,8 @@ async def verify_request(
 
 
 def _require_aware(now: datetime) -> None:
-    if now.tzinfo is None or now.utcoffset() is None:
+    zone = now.tzinfo  # UTC, what the clock returns, always has an offset
+    if zone is not UTC and (zone is None or now.utcoffset() is None):
         raise ValueError("now must be a timezone-aware datetime (the clock returns aware UTC)")
 
 

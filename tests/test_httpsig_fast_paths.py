@@ -32,3 +32,21 @@ def test_a_bad_pem_fails_every_time() -> None:
     for _ in range(2):
         with pytest.raises(KeyFormatError):
             load_public_key_pem("-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n")
+
+
+def test_the_key_type_check_answers_as_isinstance() -> None:
+    from unittest import mock
+
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    from federation import httpsig_common
+
+    rsa_key = generate_rsa_key().public_key()
+    ed_key = ed25519.Ed25519PrivateKey.generate().public_key()
+    claims_rsa = mock.Mock(spec=rsa.RSAPublicKey)  # its __class__ claims the ABC
+    for value in (rsa_key, ed_key, claims_rsa, object(), "key", None, rsa_key, ed_key):
+        for abc in (rsa.RSAPublicKey, ed25519.Ed25519PublicKey):
+            known: set[type] = set()
+            for _ in range(2):  # the second time from what the first remembered
+                assert httpsig_common._is_key_of(value, abc, known) is isinstance(value, abc)
+    assert type(claims_rsa) not in httpsig_common._RSA_PUBLIC_CLASSES
