@@ -66,6 +66,17 @@ def _quote(value: object) -> str:
     return text
 
 
+# The access log quotes the same few methods, paths and peers again and again; the
+# cache is bounded, so a flood of distinct paths only evicts.
+_quoted = lru_cache(maxsize=1024)(_quote)
+
+
+@lru_cache(maxsize=16)
+def _line_head(level_name: str, logger_name: str) -> str:
+    """What follows the timestamp up to the method's value: the same on every line."""
+    return f" level={_quote(level_name.lower())} logger={_quote(logger_name)} msg=request method="
+
+
 class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return " ".join(f"{key}={_quote(value)}" for key, value in _fields(record).items())
@@ -139,11 +150,10 @@ class AccessLogger(AbstractAccessLogger):
             return
         # The level's name is read per line, as a record reads it (addLevelName may change
         # it); the status, the milliseconds and the pid are numbers: never quoted.
-        level = logging.getLevelName(logging.INFO).lower()
+        head = _line_head(logging.getLevelName(logging.INFO), self.logger.name)
         handler.write_line(
-            f"ts={_timestamp(wall_clock())} level={_quote(level)} logger={_quote(self.logger.name)}"
-            f" msg=request method={_quote(method)} path={_quote(path)} status={status} ms={ms}"
-            f" remote={_quote(remote)} pid={pid}",
+            f"ts={_timestamp(wall_clock())}{head}{_quoted(method)} path={_quoted(path)}"
+            f" status={status} ms={ms} remote={_quoted(remote)} pid={pid}",
             lambda: self._record(fields()))
 
     def _record(self, fields: dict[str, object]) -> logging.LogRecord:

@@ -153,3 +153,20 @@ def test_the_timestamp_is_strftimes_for_any_moment() -> None:
     for created in [*moments, *seconds, *[s - 1e-5 for s in seconds], *edges]:
         expected = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         assert _timestamp(created) == expected
+
+
+def test_the_cached_line_head_follows_a_renamed_level_and_quotes_as_before(
+        logger: logging.Logger) -> None:
+    direct = _handler(StructuredStreamHandler, KeyValueFormatter())
+    logger.parent.handlers[:] = [direct]  # type: ignore[union-attr]
+    access = AccessLogger(logger, "")
+    access.log(_request("/inbox", "192.0.2.1"), web.Response(status=202), 0.001)
+    logging.addLevelName(logging.INFO, "NOTE WORTHY")
+    try:
+        access.log(_request('/x "y"', None), web.Response(status=202), 0.001)
+    finally:
+        logging.addLevelName(logging.INFO, "INFO")
+    first, second = _lines(direct)
+    assert " level=info logger=praxisnetz.test_logs_access.http msg=request method=POST" in first
+    assert ' level="note worthy" ' in second
+    assert ' path="/x \\"y\\"" ' in second and " remote=None " in second
