@@ -118,6 +118,21 @@ def lemma_term(word: str, lexicon: frozenset[str] = GOVERNMENT_PARTS) -> str | N
     return lemma if lemma != stem(word) else None
 
 
+@lru_cache(maxsize=1 << 15)
+def inner_terms(word: str, lexicon: frozenset[str] = GOVERNMENT_PARTS) -> tuple[str, ...]:
+    """What the memory index keeps in its part postings for a folded word: its
+    ``part_terms`` and its ``lemma_term`` ("bauaemter" -> "bau", "amt", "bauamt")."""
+    parts, lemma = part_terms(word, lexicon), lemma_term(word, lexicon)
+    return parts if lemma is None or lemma in parts else (*parts, lemma)
+
+
+@lru_cache(maxsize=1 << 16)  # one lookup per word of a text: its stem and inner terms
+def word_terms(word: str, lexicon: frozenset[str] = GOVERNMENT_PARTS
+               ) -> tuple[str, tuple[str, ...]]:
+    """A folded word's stem and ``inner_terms``, as the memory index keeps them."""
+    return stem(word), inner_terms(word, lexicon)
+
+
 @dataclass(frozen=True)
 class QueryAlternative:
     """One side of an ``or``: stems every hit must match, stems no hit may contain;
@@ -255,17 +270,12 @@ class SearchIndex:
             for word, count in Counter(words(text)).items():  # stem each word once
                 if word in STOP_WORDS:
                     continue
-                term = stem(word)
+                term, inner = word_terms(word, self._lexicon)
                 own_terms.add(term)
                 self._words.add(view.uri, term, weight * count)
-                for part in self._inner_terms(word):
+                for part in inner:
                     own_parts.add(part)
                     self._parts.add(view.uri, part, weight * count)
-
-    def _inner_terms(self, word: str) -> tuple[str, ...]:
-        lemma = lemma_term(word, self._lexicon)
-        parts = part_terms(word, self._lexicon)
-        return parts if lemma is None or lemma in parts else (*parts, lemma)
 
     def remove(self, uri: str) -> bool:
         if self._views.pop(uri, None) is None:
