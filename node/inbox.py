@@ -84,16 +84,19 @@ class HostRateLimiter:
         return len(self._buckets)
 
     def take(self, host: str) -> RateDecision:
-        now, buckets = self._monotonic(), self._buckets
+        now, buckets, capacity = self._monotonic(), self._buckets, self._capacity
         last = buckets.pop(host, None)
-        tokens = self._capacity if last is None else min(
-            self._capacity, last[0] + (now - last[1]) * self._rate)
+        if last is None:
+            tokens = capacity
+        else:  # comparisons, not min(): one builtin call less per request
+            tokens = last[0] + (now - last[1]) * self._rate
+            if tokens > capacity:
+                tokens = capacity
         allowed = tokens >= 1.0
-        if allowed:
-            tokens -= 1.0
-        buckets[host] = (tokens, now)
-        while len(buckets) > self._max_hosts:
-            buckets.popitem(last=False)  # forget the least recently seen host
+        buckets[host] = (tokens - 1.0, now) if allowed else (tokens, now)
+        if last is None:  # only a new host makes the table grow
+            while len(buckets) > self._max_hosts:
+                buckets.popitem(last=False)  # forget the least recently seen host
         if allowed:
             return _ALLOWED
         wait = (1.0 - tokens) / self._rate if self._rate > 0 else 60.0
@@ -219,6 +222,8 @@ async def read_limited_body(request: web.Request, limit: int) -> bytes:
         if size > limit:
             raise InboxRejected(problem(413, "Payload Too Large", f"the inbox takes at most {limit} bytes"))
         chunks.append(chunk)
+        if content.at_eof():  # all read: the next readany would only say b"" (~1 us)
+            break
     return b"".join(chunks)
 
 

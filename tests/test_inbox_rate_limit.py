@@ -100,3 +100,40 @@ def test_a_forwarded_for_header_from_an_untrusted_peer_is_ignored() -> None:
     with pytest.raises(InboxRejected) as refused:
         check_rate(signed_request(app, "h.example", SPOOFER_IP, "198.51.100.99"), LOOPBACK_PROXY)
     assert SPOOFER_IP in refused.value.response.text
+
+
+def _reference_take(limiter_state: dict[str, object], host: str, now: float) -> tuple[bool, int]:
+    """The bucket as it was written before (pop, min, insert, trim after every call)."""
+    buckets, rate, capacity = limiter_state["buckets"], limiter_state["rate"], limiter_state["capacity"]
+    last = buckets.pop(host, None)  # type: ignore[union-attr]
+    tokens = capacity if last is None else min(capacity, last[0] + (now - last[1]) * rate)
+    allowed = tokens >= 1.0
+    if allowed:
+        tokens -= 1.0
+    buckets[host] = (tokens, now)  # type: ignore[index]
+    while len(buckets) > limiter_state["max_hosts"]:  # type: ignore[arg-type]
+        buckets.popitem(last=False)  # type: ignore[union-attr]
+    if allowed:
+        return True, 0
+    wait = (1.0 - tokens) / rate if rate > 0 else 60.0  # type: ignore[operator]
+    return False, max(1, int(wait + 0.999))
+
+
+@pytest.mark.parametrize(("per_minute", "burst", "max_hosts"), [(60, 3, 4), (1, None, 1), (0, 2, 0), (600, 1, 3)])
+def test_the_bucket_answers_as_the_reference(per_minute: int, burst: int | None, max_hosts: int) -> None:
+    import random
+    from collections import OrderedDict
+
+    from node.inbox import HostRateLimiter
+
+    clock = [0.0]
+    limiter = HostRateLimiter(per_minute, burst=burst, max_hosts=max_hosts, monotonic=lambda: clock[0])
+    state: dict[str, object] = {"buckets": OrderedDict(), "rate": per_minute / 60.0, "max_hosts": max_hosts,
+                                "capacity": float(burst if burst is not None else per_minute)}
+    chance = random.Random(9)
+    for _ in range(5000):
+        clock[0] += chance.choice((0.0, 0.01, 0.3, 1.0, 7.0))
+        host = chance.choice("abcdef")
+        decision = limiter.take(host)
+        assert (decision.allowed, decision.retry_after_seconds) == _reference_take(state, host, clock[0])
+        assert list(limiter._buckets.items()) == list(state["buckets"].items())  # type: ignore[union-attr]
