@@ -184,10 +184,11 @@ def _split_from(word: str, start: int, lexicon: frozenset[str], longest: int,
     if start in known:
         return known[start]
     plural_base = PLURAL_BASES.get(word[start:])
-    chosen: _Split | None = ((plural_base,), start) if plural_base in lexicon else None
+    if plural_base in lexicon:  # one part: nothing splits into fewer
+        known[start] = ((plural_base,), start)
+        return known[start]
+    chosen: _Split | None = None
     for end in range(min(len(word), start + longest), start + MIN_PART - 1, -1):
-        if chosen is not None and len(chosen[0]) == 1:
-            break  # one part: nothing splits into fewer
         part = word[start:end]
         if part not in lexicon:
             continue
