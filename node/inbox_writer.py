@@ -325,8 +325,8 @@ class SqliteBatch:
     def store(self, rows: list[InboxRow], depth: QueueDepth) -> tuple[int, set[str]]:
         """In a transaction of its own: as many rows as the queue has room for; how many
         were taken (the first ones), and which of their ids were new."""
-        raw = self._driver()
         try:
+            raw = self._driver()  # opening it may fail too (an unreadable file): 503 as well
             begin_immediate_waiting(raw)
             try:
                 taken = rows[:max(0, depth.room(partial(self._count_waiting, raw), len(rows)))]
