@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation import activities, proofs
+from federation import activity_builders, proofs
 from federation.timestamps import MILLISECOND, format_precise_timestamp, to_milliseconds
 from node.appkeys import NodeKeys
 from node.config import NodeConfig
@@ -221,7 +221,7 @@ def _authoring_activity(
     author: Author, kind: str, document: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     """A signed Create or Update embedding the signed object unchanged."""
-    build = activities.create if kind == "Create" else activities.update
+    build = activity_builders.create if kind == "Create" else activity_builders.update
     activity = build(
         author.config.actor_url, document, activity_id=_activity_id(author.config), published=now
     )
@@ -230,7 +230,7 @@ def _authoring_activity(
 
 def _delete_activity(author: Author, uri: str, now: datetime) -> dict[str, Any]:
     config = author.config
-    activity = activities.delete(
+    activity = activity_builders.delete(
         config.actor_url,
         uri,
         activity_id=_activity_id(config),

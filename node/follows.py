@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation import activities, proofs
+from federation import activity_builders, proofs
 from federation.fetch import FetchError, SafeFetcher
 from federation.webfinger import WebFingerError, parse_handle, resolve_handle
 from node import remote
@@ -128,7 +128,7 @@ async def follow(
         return FollowResult(info.uri, row.state, None)
     activity = _sign(
         keys,
-        activities.follow(
+        activity_builders.follow(
             config.actor_url, info.uri, activity_id=_activity_id(config), published=now
         ),
         now,
@@ -158,7 +158,7 @@ async def unfollow(
     if follow_doc is None:  # the Follow predates this node's records: rebuild its reference
         follow_doc = {"id": row.follow_activity_uri or _activity_id(config), "type": "Follow",
                       "actor": config.actor_url, "object": target_uri}  # fmt: skip
-    undo = activities.undo(
+    undo = activity_builders.undo(
         config.actor_url, follow_doc, activity_id=_activity_id(config), published=now
     )
     activity = _sign(keys, undo, now)

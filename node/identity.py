@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from federation import activities
+from federation import activity_builders
 from federation.keys import (
     KeyFormatError,
     PrivateKey,
@@ -364,7 +364,7 @@ def update_of_actor(
 ) -> dict[str, Any]:
     """``Update`` of a local actor document (the node's or a hub topic group's), signed."""
     embedded = {name: value for name, value in actor.items() if name != "@context"}
-    activity = activities.update(
+    activity = activity_builders.update(
         str(actor["id"]),
         {**embedded, "to": [PUBLIC], "cc": [followers]},
         activity_id=activity_id,

@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.activities import CONTEXT as ACTIVITY_CONTEXT
 from federation.activities import Activity as ParsedActivity
-from federation.activities import ActivityError, accept, parse_activity, reject
+from federation.activities import ActivityError, parse_activity
+from federation.activity_builders import accept, reject
 from federation.keys import KeyFormatError
 from federation.origin import RelayTrust, relayed_object_trust, same_origin
 from federation.proofs import ProofResult, proof_method, sign_document, verify_document

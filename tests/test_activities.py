@@ -15,13 +15,15 @@ from federation.activities import (
     PUBLIC,
     ActivityError,
     ActivityType,
+    parse_activity,
+)
+from federation.activity_builders import (
     accept,
     announce,
     create,
     delete,
     follow,
     like,
-    parse_activity,
     reject,
     undo,
     update,

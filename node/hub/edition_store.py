@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation.activities import create
+from federation.activity_builders import create
 from federation.proofs import sign_document
 from federation.timestamps import format_timestamp
 from node.appkeys import NodeKeys

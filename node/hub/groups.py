@@ -33,7 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import vocab
-from federation.activities import accept, announce
+from federation.activity_builders import accept, announce
 from federation.keys import SigningKey, actor_key_properties, ed25519_key_id
 from federation.proofs import sign_document
 from node import incoming_follows

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation.activities import accept
+from federation.activity_builders import accept
 from federation.proofs import sign_document
 from node import follows, incoming_follows
 from node.appkeys import NodeKeys
