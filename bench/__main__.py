@@ -19,7 +19,7 @@ QUICK_SIZES: dict[str, dict[str, object]] = {
     "fanout": {"activities": 50, "followers": 20},
     "hub_scale": {"members": 200, "repeats": 5},
     "inbox_door": {"requests": 200},
-    "inbox_ingest": {"activities": 300, "actors": 30},
+    "inbox_ingest": {"activities": 300, "actors": 30, "rounds": 3},
     "inbox_processing": {"items": 300, "actors": 30},
     "small_node": {"contributions": 100},
     "validation": {"repeats": 5, "seconds": 0.2},

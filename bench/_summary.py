@@ -43,11 +43,25 @@ def _processes(row: Mapping[str, object]) -> str:
 
 
 def _inbox_ingest(rows: Sequence[Mapping[str, object]]) -> list[Headline]:
-    return [Headline("inbox_ingest", f"{row['activities']:,} signed Creates, {_processes(row)},"
-                     f" {row.get('concurrency', 32)} in flight: node/s vs bare aiohttp/s",
+    return [Headline("inbox_ingest", f"{_rounds(row)}{row['activities']:,} signed Creates,"
+                     f" {_processes(row)}, {row.get('concurrency', 32)} in flight:"
+                     " node/s vs bare aiohttp/s",
                      f"{_number(row['node_per_s'], 0)} / {_number(row['bare_aiohttp_per_s'], 0)}"
-                     f" = {_number(row['share_pct'])}%", str(row["target"]))
+                     f" = {_number(row['share_pct'])}%{_share_range(row)}", str(row["target"]))
             for row in rows]
+
+
+def _rounds(row: Mapping[str, object]) -> str:
+    rounds = int(row.get("rounds", 1))  # type: ignore[call-overload]
+    return f"{rounds} rounds of " if rounds > 1 else ""
+
+
+def _share_range(row: Mapping[str, object]) -> str:
+    """The rounds' lowest and highest shares beside their median (medians of the rates
+    before it, so the three figures need not divide exactly)."""
+    if int(row.get("rounds", 1)) < 2:  # type: ignore[call-overload]
+        return ""
+    return f" ({_number(row['share_min_pct'])}–{_number(row['share_max_pct'])})"
 
 
 def _fanout(rows: Sequence[Mapping[str, object]]) -> list[Headline]:

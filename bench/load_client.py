@@ -7,7 +7,9 @@ Roles:
   and the followers' inboxes of ``bench.fanout`` (it does not verify signatures).
 - ``ingest``: serves many actor documents on one loopback port, signs one Create per
   activity in advance (draft-cavage and RFC 9421 alternately, each actor its own key id),
-  then posts them to a baseline URL and to a node's inbox and prints the rates as JSON.
+  then posts them in rounds, each a baseline phase and then a node phase, and prints the
+  rates of every round as JSON. Between rounds it waits for a line on stdin: the parent
+  lets the node finish processing first, so no phase competes with the last one's work.
 
 Everything binds to 127.0.0.1 only. The parent benchmark starts and stops this process.
 """
@@ -35,6 +37,8 @@ COUNT = web.AppKey("count", list)
 # Lines on stdout before and after the posts to the node (the result is the last line).
 PHASE_NODE = "phase: posting to the node"
 PHASE_END = "phase: posted to the node"
+# Printed after every round but the last; the next round starts when stdin gives a line.
+PHASE_WAIT = "phase: round done, waiting for the next"
 SINK_READY = "sink: listening"  # a sink sharing its port tells the first one
 
 
@@ -46,10 +50,10 @@ class PreparedPost:
 
 @dataclass(frozen=True)
 class IngestResult:
-    activities: int
+    activities: int  # per round, to each side
     actors: int
-    baseline_per_s: float
-    node_per_s: float
+    baseline_rounds: list[float]  # posts/s of each round's phase, in order
+    node_rounds: list[float]
     node_accepted: int
     node_refused: dict[str, int]
     # this process's CPU time per post in each phase: what the load itself costs
@@ -183,23 +187,44 @@ async def run_ingest(args: argparse.Namespace) -> IngestResult:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.actor_port).start()
     try:
+        # the sink does not care about repeats; the node gets new activities every round
         baseline_posts = prepare_posts(keys, args.activities, args.baseline)
-        node_posts = prepare_posts(keys, args.activities, args.target)
-        cpu_started = time.process_time()
-        baseline_rate, _ = await post_all(args.baseline, baseline_posts, args.concurrency)
-        cpu_baseline = time.process_time()
-        print(PHASE_NODE, flush=True)  # the parent reads the node's CPU time now ...
-        node_rate, statuses = await post_all(args.target, node_posts, args.concurrency)
-        print(PHASE_END, flush=True)  # ... and now
-        cpu_node = time.process_time()
+        node_posts = prepare_posts(keys, args.activities * args.rounds, args.target)
+        return await _post_rounds(args, baseline_posts, node_posts)
     finally:
         await runner.cleanup()
+
+
+async def _post_rounds(args: argparse.Namespace, baseline_posts: list[PreparedPost],
+                       node_posts: list[PreparedPost]) -> IngestResult:
+    loop = asyncio.get_running_loop()
+    baseline_rates: list[float] = []
+    node_rates: list[float] = []
+    statuses: dict[int, int] = {}
+    cpu_baseline = cpu_node = 0.0
+    for number in range(args.rounds):
+        if number:
+            print(PHASE_WAIT, flush=True)
+            # off the loop: the node may still fetch actor documents from this process
+            await loop.run_in_executor(None, sys.stdin.readline)
+        cpu_started = time.process_time()
+        rate, _ = await post_all(args.baseline, baseline_posts, args.concurrency)
+        baseline_rates.append(rate)
+        cpu_between = time.process_time()
+        print(PHASE_NODE, flush=True)  # the parent reads the node's CPU time now ...
+        part = node_posts[number * args.activities:(number + 1) * args.activities]
+        rate, round_statuses = await post_all(args.target, part, args.concurrency)
+        print(PHASE_END, flush=True)  # ... and now
+        node_rates.append(rate)
+        cpu_baseline += cpu_between - cpu_started
+        cpu_node += time.process_time() - cpu_between
+        for status, count in round_statuses.items():
+            statuses[status] = statuses.get(status, 0) + count
     refused = {str(status): n for status, n in statuses.items() if status != 202}
-    per_post_ms = 1000.0 / args.activities
-    return IngestResult(args.activities, args.actors, baseline_rate, node_rate,
-                        statuses.get(202, 0), refused,
-                        (cpu_baseline - cpu_started) * per_post_ms,
-                        (cpu_node - cpu_baseline) * per_post_ms)
+    per_post_ms = 1000.0 / (args.activities * args.rounds)
+    return IngestResult(args.activities, args.actors, baseline_rates, node_rates,
+                        statuses.get(202, 0), refused, cpu_baseline * per_post_ms,
+                        cpu_node * per_post_ms)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -219,6 +244,8 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--keys", type=int, default=20, help="distinct RSA keys among the actors")
     ingest.add_argument("--activities", type=int, default=2000)
     ingest.add_argument("--concurrency", type=int, default=32)
+    ingest.add_argument("--rounds", type=int, default=1,
+                        help="baseline and node phases, alternately, --activities each")
     return parser
 
 

@@ -42,15 +42,17 @@ def _assert_table(rows: list[object]) -> None:
 
 def test_inbox_ingest_persists_every_activity_and_names_both_rates() -> None:
     before = set(_children_of_this_process())
-    rows = inbox_ingest.run(activities=20, actors=4, concurrency=4, processes=1)
+    rows = inbox_ingest.run(activities=20, actors=4, concurrency=4, processes=1, rounds=2)
     assert _columns(rows)[:8] == ["activities", "actors", "node_per_s", "bare_aiohttp_per_s",
                                   "share_pct", "persisted", "refused", "target"]
     assert _columns(rows)[8:] == ["node_cpu_ms", "node_cpu_ms_to_processed", "sink_cpu_ms",
                                   "client_cpu_ms_bare", "client_cpu_ms_node",
                                   "processed_after_s", "database", "node_processes",
-                                  "worker_cpu_ms", "bare_processes", "concurrency"]
+                                  "worker_cpu_ms", "bare_processes", "concurrency",
+                                  "rounds", "share_min_pct", "share_max_pct"]
     (row,) = rows
-    assert row.persisted == 20 and row.refused == "-"
+    assert row.persisted == 40 and row.refused == "-"  # 20 new activities in each round
+    assert row.rounds == 2 and row.share_min_pct <= row.share_pct <= row.share_max_pct
     assert row.node_cpu_ms > 0 and row.database == "sqlite"
     assert row.node_per_s > 0 and row.bare_aiohttp_per_s > 0
     assert row.node_processes == "1" and row.worker_cpu_ms == 0.0 and row.bare_processes == 1
@@ -61,7 +63,7 @@ def test_inbox_ingest_persists_every_activity_and_names_both_rates() -> None:
 
 def test_inbox_ingest_runs_a_multi_process_node_and_says_so() -> None:
     before = set(_children_of_this_process())
-    (row,) = inbox_ingest.run(activities=20, actors=4, concurrency=4, processes=[2])
+    (row,) = inbox_ingest.run(activities=20, actors=4, concurrency=4, processes=[2], rounds=1)
     assert row.persisted == 20 and row.refused == "-"
     assert row.node_processes == "2+1"  # two acceptors and the worker process
     assert row.bare_processes == 2  # and two sink processes for the baseline

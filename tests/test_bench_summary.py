@@ -40,6 +40,15 @@ def test_each_inbox_ingest_row_says_how_many_processes_ran() -> None:
     assert ["32 in flight" in rows[0].measure, "128 in flight" in rows[1].measure] == [True, True]
 
 
+def test_an_inbox_ingest_row_of_rounds_gives_the_median_share_and_its_range() -> None:
+    (row,) = _summary.headlines({"inbox_ingest": [
+        inbox_ingest.Row(4000, 100, 1500.0, 3500.0, 43.2, 20_000, "-", ">= 50%: NOT met",
+                         rounds=5, share_min_pct=38.5, share_max_pct=51.0),
+    ]})
+    assert row.measure.startswith("5 rounds of 4,000 signed Creates")
+    assert row.value == "1,500 / 3,500 = 43.2% (38.5–51.0)"
+
+
 def test_signature_overhead_is_judged_against_25_percent() -> None:
     rows = _summary.headlines({"signatures": [
         {"scheme": "rfc9421", "algorithm": "ed25519", "operation": "verify",
