@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from federation.keys import KeyFormatError, generate_ed25519_key, generate_rsa_key
 from node import appkeys
-from node.cli import _freeze_start_up_objects
+from node.cli import YOUNG_COLLECTION_THRESHOLD, _freeze_start_up_objects
 from node.config import NodeConfig, write_config
 from node.identity import create_node_keys, read_key_pair
 from node.web.render import TEMPLATE_CACHE_DIR, Templates
@@ -70,13 +70,17 @@ def test_an_ed25519_key_in_the_rsa_file_is_refused(tmp_path: Path) -> None:
 
 
 async def test_the_freeze_switches_the_collector_back_on() -> None:
+    thresholds = gc.get_threshold()
     gc.disable()  # as cmd_serve does before its imports
     try:
         await _freeze_start_up_objects(object())
         assert gc.isenabled()
         assert gc.get_freeze_count() > 0
+        # young collections less often, the older generations as they were
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *thresholds[1:])
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
         gc.enable()
 
 
