@@ -362,9 +362,9 @@ class DeliveryWorker:
 
         With ``delay``, only once a whole delay passed without a claim: while batches
         flow, each claim writes the finished outcomes in its own transaction. A separate
-        flush held the worker's database turn for 100-300 ms when its statements ran
+        flush held the worker's database turn for 100-770 ms when its statements ran
         through aiosqlite on a busy event loop, and the next claim waited behind it while
-        the claimed deliveries ran out (docs/performance.md, section 2).
+        the claimed deliveries ran out (docs/performance-history.md, section 2).
         """
         if delay:
             while True:

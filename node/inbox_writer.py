@@ -398,7 +398,7 @@ class InboxWriter:
         if engine.dialect.name == "sqlite":
             # synchronous=FULL: a sender drops its copy on our 202, so the row must outlive
             # a power cut, not only a crash of this process. One fsync per batch, not per
-            # row: in the same runs FULL and NORMAL measured alike (docs/performance.md).
+            # row, keeps its cost small (docs/performance.md, section 1).
             # wait_for_lock: the writer takes the lock soon after the inbox worker's short
             # transactions end, ahead of their sleeping sessions (answering senders goes
             # first, processing can wait).
