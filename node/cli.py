@@ -15,10 +15,11 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from node.cli_errors import EXIT_BAD_INPUT, CliError
 from node.config import (
     CONFIG_FILE_NAME,
     ConfigError,
@@ -30,21 +31,12 @@ from node.config import (
     with_overrides,
     write_config,
 )
+from node.offset_clock import CLOCK_OFFSET_FILE_ENV, shifted_clock
 
 if TYPE_CHECKING:  # the CLI imports its commands' modules only when they run
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from node.identity import RotationLock
-
-EXIT_BAD_INPUT = 2
-
-
-class CliError(Exception):
-    """Bad input or a refused operation; printed as ``error: FIELD: MESSAGE``."""
-
-    def __init__(self, field: str, message: str, exit_code: int = EXIT_BAD_INPUT) -> None:
-        super().__init__(f"{field}: {message}")
-        self.exit_code = exit_code
 
 
 def utc_now() -> datetime:
@@ -174,51 +166,6 @@ async def _freeze_start_up_objects(app: object) -> None:
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
     gc.enable()
-
-
-# Test only (the soak's "simulated week"): every serve process started with this variable
-# reads a shared file holding seconds to add to the real clock, so the driver can move
-# all nodes' time forward together without restarting them. Never set in production.
-CLOCK_OFFSET_FILE_ENV = "PRAXISNETZ_CLOCK_OFFSET_FILE"
-
-
-class OffsetFileClock:
-    """UTC now plus the seconds in ``path`` (0 while the file is missing or empty).
-
-    The file is read again only when its modification time changes."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._seen: int | None = None
-        self._shift = timedelta(0)
-
-    def __call__(self) -> datetime:
-        try:
-            stamp = self._path.stat().st_mtime_ns
-        except FileNotFoundError:
-            stamp = None
-        if stamp != self._seen:
-            self._seen, self._shift = stamp, self._read_shift()
-        return datetime.now(UTC) + self._shift
-
-    def _read_shift(self) -> timedelta:
-        try:
-            text = self._path.read_text(encoding="ascii").strip()
-        except FileNotFoundError:
-            return timedelta(0)
-        try:
-            return timedelta(seconds=float(text or "0"))  # nan: ValueError, inf: OverflowError
-        except (ValueError, OverflowError):
-            raise CliError(CLOCK_OFFSET_FILE_ENV, f"{self._path} must hold a number of seconds") from None
-
-
-def shifted_clock(path: str | None) -> Callable[[], datetime] | None:
-    """None (the real clock) unless a clock offset file is named."""
-    if path is None or not path.strip():
-        return None
-    clock = OffsetFileClock(Path(path))
-    clock()  # a bad file is refused at start-up, not in the middle of a request
-    return clock
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

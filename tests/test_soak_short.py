@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from node.cli import CLOCK_OFFSET_FILE_ENV, CliError, OffsetFileClock, shifted_clock
+from node.cli import CLOCK_OFFSET_FILE_ENV, CliError, shifted_clock
+from node.offset_clock import OffsetFileClock
 from soak.driver import SoakPlan, run_soak
 
 SHORT = SoakPlan(members=3, activities=300, kills=3, kill_interval=3.0, after_week=30,
