@@ -152,7 +152,7 @@ def _serve(args: argparse.Namespace, config: NodeConfig) -> int:
 
 # Young collections after 20,000 net allocations, not 700: each walked the objects of the
 # requests in flight (an ingest run of 12,000 activities: 364 collections, 0.50 s; now 2,
-# 0.03 s; ~5,000 cyclic garbage objects in all, docs/performance.md §1).
+# 0.03 s; ~5,000 cyclic garbage objects in all: docs/performance.md, session 8).
 YOUNG_COLLECTION_THRESHOLD = 20_000
 
 
