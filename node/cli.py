@@ -125,9 +125,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, config: NodeConfig) -> int:
-    from aiohttp import web
-
     from node.app import access_log_options, create_app
+    from node.inbox_http import run_node
     from node.logs import configure_logging
 
     # The modules live as long as the process: out of the collector's view at once,
@@ -145,8 +144,8 @@ def _serve(args: argparse.Namespace, config: NodeConfig) -> int:
     # process of its supervisor runs the workers.
     app = create_app(config, clock=clock, start_workers=not args.acceptor)
     app.on_startup.append(_freeze_start_up_objects)  # last: after the database and workers
-    web.run_app(app, host=config.host, port=config.listen_port,
-                reuse_port=args.acceptor or None, **access_log_options())
+    run_node(app, host=config.host, port=config.listen_port, reuse_port=args.acceptor or None,
+             runner_options=access_log_options())
     return 0
 
 

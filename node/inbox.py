@@ -20,9 +20,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 from sqlalchemy.exc import SQLAlchemyError
 
 from federation.activities import Activity, ActivityError, on_actor_origin, parse_activity
@@ -137,7 +139,7 @@ INBOX_WRITER = web.AppKey("inbox_writer", InboxWriter)
 INBOX_WAKER = web.AppKey("inbox_waker", Callable[[], None])  # type: ignore[arg-type]
 
 
-def claimed_key_host(headers: dict[str, str] | web.BaseRequest) -> str | None:
+def claimed_key_host(headers: dict[str, str] | InboxRequest) -> str | None:
     """The host of the key id a request claims to be signed with, without verifying it."""
     # a dict is told apart in C; isinstance(…, web.BaseRequest) goes through ABCMeta
     get = headers.get if isinstance(headers, dict) else headers.headers.get
@@ -203,6 +205,31 @@ def _busy(detail: str) -> web.Response:
 # --- the request pipeline ----------------------------------------------------------------
 
 
+class _Body(Protocol):
+    async def readany(self) -> bytes: ...
+    def at_eof(self) -> bool: ...
+
+
+class InboxRequest(Protocol):
+    """What the pipeline reads of a request: an aiohttp ``web.Request`` (the routes), or
+    ``node.inbox_http.DoorRequest`` (the inbox's own door in front of aiohttp)."""
+
+    @property
+    def app(self) -> web.Application: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def path_qs(self) -> str: ...
+    @property
+    def remote(self) -> str | None: ...
+    @property
+    def headers(self) -> CIMultiDictProxy[str] | CIMultiDict[str]: ...
+    @property
+    def content_length(self) -> int | None: ...
+    @property
+    def content(self) -> _Body: ...
+
+
 class InboxRejected(Exception):
     """Stops the pipeline with a ready response."""
 
@@ -211,7 +238,7 @@ class InboxRejected(Exception):
         self.response = response
 
 
-async def read_limited_body(request: web.Request, limit: int) -> bytes:
+async def read_limited_body(request: InboxRequest, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise InboxRejected(problem(413, "Payload Too Large", f"the inbox takes at most {limit} bytes"))
     chunks: list[bytes] = []
@@ -227,7 +254,7 @@ async def read_limited_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def check_rate(request: web.Request, trusted: TrustedProxies) -> str:
+def check_rate(request: InboxRequest, trusted: TrustedProxies) -> str:
     """Take a token from the client IP's and the claimed host's buckets; returns the host.
 
     The client IP is the sender's, also behind the node's reverse proxy
@@ -293,7 +320,7 @@ def parse_body(body: bytes) -> tuple[dict[str, object], Activity]:
     return document, activity
 
 
-def signed_parts(request: web.Request, config: NodeConfig, body: bytes) -> RequestParts:
+def signed_parts(request: InboxRequest, config: NodeConfig, body: bytes) -> RequestParts:
     """The request as its signature covers it, built once for the scheme check and the
     verification: the URL the sender addressed (our public base URL, not whatever a
     proxy says) and ``Host`` set to this node's public host, so a request signed for
@@ -308,7 +335,7 @@ def _clock_window(clock_skew_seconds: int) -> TimeWindow:
     return TimeWindow(max_age=timedelta(seconds=clock_skew_seconds), max_future=timedelta(hours=1))
 
 
-async def check_signature(request: web.Request, parts: RequestParts, actor: str) -> None:
+async def check_signature(request: InboxRequest, parts: RequestParts, actor: str) -> None:
     config: NodeConfig = request.app[appkeys.CONFIG]
     window = _clock_window(config.inbox.clock_skew_seconds)
     result = await verify_request(parts, request.app[appkeys.KEY_CACHE],
@@ -344,7 +371,7 @@ def origin_problem(activity: Activity) -> str | None:
     return None
 
 
-async def persist_once(request: web.Request, row: InboxRow) -> bool:
+async def persist_once(request: InboxRequest, row: InboxRow) -> bool:
     """Committed (group commit, ``node.inbox_writer``); True if the activity was new."""
     try:
         return await request.app[INBOX_WRITER].store(row)
@@ -352,7 +379,7 @@ async def persist_once(request: web.Request, row: InboxRow) -> bool:
         raise InboxRejected(_busy(f"{exc}; try again later")) from None
 
 
-async def receive(request: web.Request, inbox: str) -> web.Response:
+async def receive(request: InboxRequest, inbox: str) -> web.Response:
     config: NodeConfig = request.app[appkeys.CONFIG]
     try:
         host = check_rate(request, trusted_proxies(config.server.trusted_proxies))

@@ -26,6 +26,7 @@ from node import appkeys
 from node.app import create_app
 from node.config import DeliveryTuning, InboxTuning, NodeConfig, write_config
 from node.identity import create_node_keys
+from node.inbox_http import NodeRunner
 
 ACTIVITY_JSON = "application/activity+json"
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
@@ -97,7 +98,7 @@ async def start_node(
     start_workers: bool = True,
 ) -> RunningNode:
     app = create_app(config, clock=clock, start_workers=start_workers)
-    runner = web.AppRunner(app, access_log=None)
+    runner = NodeRunner(app, access_log=None)  # as `praxisnetz serve` runs it: the inbox door first
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", config.listen_port)
     await site.start()
