@@ -1,12 +1,14 @@
 """The inbox door's own CPU per request, part by part, in one process (no sockets).
 
-The parts ``node.inbox.receive`` runs for a signed Create before it hands the row to
-the writer, each timed on its own over the same prepared requests (draft-cavage and
-RFC 9421 alternately, RSA-2048, as ``bench.load_client`` signs them): the rate check,
+The parts the inbox runs for a signed Create besides aiohttp's or the kernel's work, each
+timed on its own over the same prepared requests (draft-cavage and RFC 9421 alternately,
+RSA-2048, as ``bench.load_client`` signs them): the door's framing of the head
+(``node.inbox_http.parse_head``), then what ``node.inbox.receive`` runs before it hands the
+row to the writer: the rate check,
 ``signed_parts``, the scheme check, ``parse_body``, ``check_signature`` (``verify_request``
 as the inbox calls it, the key from memory: no fetch) with the RSA verification itself
-shown apart, the origin check, and the access log line (to a discarded stream, as
-``configure_logging`` sets the handler up). The collector's full passes are kept off the
+shown apart, the origin check, the access log line (to a discarded stream, as
+``configure_logging`` sets the handler up), and the 202's bytes. The collector's full passes are kept off the
 prepared requests (frozen, as the node freezes what start-up made). "ours" is the sum without RSA: what our code
 costs per request on top of aiohttp's machinery and the cryptography primitive.
 Run: ``python -m bench inbox_door`` (or ``python -m bench.inbox_door [--requests N]``).
@@ -52,6 +54,7 @@ from node.inbox import (
     parse_body,
     signed_parts,
 )
+from node.inbox_http import encode_response, parse_head
 from node.logs import AccessLogger, KeyValueFormatter, StructuredStreamHandler
 
 NODE_BASE = "http://127.0.0.1:8080"
@@ -159,7 +162,10 @@ def run(requests: int = 2000, keys: int = 20) -> list[Row]:
                           SignatureAlgorithm.RSA_V1_5_SHA256, signature, base)
 
     log_line = _access_logger()
+    heads = [_raw_head(request) for request, _ in made]
+    accepted = web.Response(status=202)
     steps: dict[str, Callable[[int], object]] = {
+        "parse_head (the door's framing)": lambda i: parse_head(heads[i], config.inbox.max_body_bytes),
         "check_rate": lambda i: check_rate(made[i][0], trusted),
         "signed_parts": lambda i: signed_parts(made[i][0], config, bodies[i]),
         "detect_scheme": lambda i: detect_scheme(parts[i]),
@@ -167,6 +173,7 @@ def run(requests: int = 2000, keys: int = 20) -> list[Row]:
         "check_signature (with RSA)": verify,
         "origin_problem": lambda i: origin_problem(activities[i]),
         "access log line": lambda i: log_line(made[i][0]),
+        "encode_response (the 202)": lambda i: encode_response(accepted, close=False),
     }
     # What was made so far stays (as the node freezes what start-up made): the collector's
     # full passes over the prepared requests would be charged to whichever part runs.
@@ -184,6 +191,12 @@ def run(requests: int = 2000, keys: int = 20) -> list[Row]:
     rows.append(Row("ours (sum of the above)", round(ours, 2), 100.0))
     rows.append(Row("RSA-2048 verify (cryptography, apart)", round(rsa_us, 2), 0.0))
     return rows
+
+
+def _raw_head(request: web.Request) -> bytes:
+    """The head as it arrives, up to the CRLF of its last field (what ``parse_head`` reads)."""
+    fields = "".join(f"{name}: {value}\r\n" for name, value in request.headers.items())
+    return f"POST {request.path} HTTP/1.1\r\n{fields}".encode("ascii")
 
 
 def _rsa_inputs(part: RequestParts) -> tuple[bytes, bytes]:
