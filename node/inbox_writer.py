@@ -146,6 +146,11 @@ class DoorMarks:
     def mark_saturated(self) -> None:
         self._touch(self.saturated)
 
+    def stored_at(self) -> float:
+        """When a request last handed in a row (the mark's modification time; minus
+        infinity while no writer made it)."""
+        return _modified(self.stored)
+
     def load(self) -> DoorLoad:
         """The load the marks show (an idle door while no writer made them)."""
         now = self._clock()

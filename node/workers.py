@@ -59,6 +59,9 @@ BUSY_PROCESSING_SHARE = 0.25
 # batch (50 items) a second at least, never starved; the queue limit is the backstop.
 SATURATED_AT_MOST_SECONDS = 1.0
 STOP_GRACE_SECONDS = 5.0
+# A worker in its own process looks this often whether an acceptor stored a row (one
+# stat call): without it, a row waited for the next poll (poll_interval_seconds, 0.5 s).
+MARKS_WATCH_SECONDS = 0.05
 # Set by run_standalone: the inbox takes requests in other processes (praxisnetz serve,
 # or the acceptors of [server] processes = N), so the worker watches the queue's table.
 INGEST_ELSEWHERE = web.AppKey("ingest_elsewhere", bool)
@@ -352,6 +355,10 @@ async def start_workers(app: web.Application) -> AsyncIterator[Workers]:
                                        config.delivery),
                             name="pruner"),
     ]
+    marks = DoorMarks.for_url(config.database_url) if app.get(INGEST_ELSEWHERE) else None
+    if marks is not None:
+        workers.tasks.append(asyncio.create_task(
+            watch_door_marks(marks, workers.stop, workers.inbox_wake), name="door-marks"))
     app[appkeys.WORKERS] = workers
     app[INBOX_WAKER] = workers.inbox_wake.set
     log.info("workers started delivery_worker=%s", workers.delivery.worker_id)
@@ -365,6 +372,19 @@ async def start_workers(app: web.Application) -> AsyncIterator[Workers]:
         await asyncio.gather(*pending, return_exceptions=True)
         released = await workers.delivery.release()
         log.info("workers stopped released_deliveries=%s", released)
+
+
+async def watch_door_marks(marks: DoorMarks, stop: asyncio.Event, wake: asyncio.Event,
+                           every: float = MARKS_WATCH_SECONDS) -> None:
+    """Wake the inbox worker when an acceptor in another process stored a row (its
+    ``DoorMarks`` moved), until ``stop``."""
+    seen = marks.stored_at()
+    while not stop.is_set():
+        await sleep_until(stop, None, every)
+        stored = marks.stored_at()
+        if stored != seen:
+            seen = stored
+            wake.set()
 
 
 def wake_delivery(app: web.Application) -> None:

@@ -11,9 +11,11 @@ import pytest
 from aiohttp import web
 
 from node import appkeys
+from node.app import create_app
 from node.inbox_writer import IDLE_DOOR, BatchPressure, DoorMarks, InboxWriter
 from node.storage.db import create_engine, migrate
-from node.workers import INGEST_ELSEWHERE, ingest_watch
+from node.workers import INGEST_ELSEWHERE, ingest_watch, watch_door_marks
+from tests.engine_support import node_config
 from tests.test_inbox_writer import row
 
 
@@ -112,3 +114,36 @@ async def test_a_worker_process_on_sqlite_watches_the_marks(tmp_path) -> None:
     acceptor.mark_saturated()
     seen = await watch()
     assert seen.idle_for < 1.0 and seen.saturated
+
+
+async def test_a_worker_elsewhere_is_woken_when_an_acceptor_stores(tmp_path) -> None:
+    """The worker in its own process looks at the stored mark every few milliseconds and
+    wakes the inbox worker when it moved, instead of waiting for its next poll."""
+    database = tmp_path / "node.db"
+    stop, wake = asyncio.Event(), asyncio.Event()
+    watcher = asyncio.create_task(watch_door_marks(DoorMarks(database), stop, wake, every=0.01))
+    await asyncio.sleep(0.05)
+    assert not wake.is_set()  # no acceptor stored anything yet
+    DoorMarks(database).mark_stored()  # an acceptor's writer, in another process
+    await asyncio.wait_for(wake.wait(), timeout=2)
+    wake.clear()
+    await asyncio.sleep(0.05)
+    assert not wake.is_set()  # the mark did not move again: no second wake-up
+    stop.set()
+    await asyncio.wait_for(watcher, timeout=2)
+
+
+async def test_praxisnetz_worker_on_sqlite_runs_the_watcher(tmp_path) -> None:
+    """``run_standalone``'s set-up (INGEST_ELSEWHERE before start-up) starts the watcher;
+    a node that takes its requests itself does not need one."""
+    for elsewhere in (True, False):
+        app = create_app(node_config(tmp_path, "worker" if elsewhere else "node"), start_workers=True)
+        if elsewhere:
+            app[INGEST_ELSEWHERE] = True
+        runner = web.AppRunner(app, handle_signals=False)
+        await runner.setup()
+        try:
+            names = {task.get_name() for task in app[appkeys.WORKERS].tasks}
+            assert ("door-marks" in names) is elsewhere, names
+        finally:
+            await runner.cleanup()
