@@ -7,6 +7,9 @@ activity id, committed together with the other requests' rows of the moment (gro
 commit, ``node.inbox_writer``) before the 202. Processing happens later in ``node.inbox_processing``. A database that
 cannot take the item answers 503 with ``Retry-After``: a sender retries, nothing is
 dropped behind a 202.
+
+``receive`` runs for the aiohttp routes and for the inbox's own door in front of aiohttp
+(``node.inbox_http``), which reads most inbox requests itself (``InboxRequest``).
 """
 
 from __future__ import annotations
