@@ -104,13 +104,13 @@ def parse_head(head: bytes, body_limit: int) -> InboxHead | None:
         name, _, value = line.partition(":")
         pairs.append((name, value.strip(" \t")))
         lowered = name.lower()
+        if lowered in _HANDED_TO_AIOHTTP:
+            return None
         if lowered in SINGLETON_FIELDS:
             singletons.append(lowered)
     if "host" not in singletons or len(set(singletons)) != len(singletons):
         return None
     headers: CIMultiDict[str] = CIMultiDict(pairs)
-    if any(name in headers for name in _HANDED_TO_AIOHTTP):
-        return None
     length_text = headers.get("Content-Length", "")  # at most one: a singleton
     if not length_text.isdigit() or len(length_text) > 10:
         return None
