@@ -143,7 +143,7 @@ def run(requests: int = 2000, keys: int = 20) -> list[Row]:
     made = _requests(requests, signing, resolve)
     bodies = [body for _, body in made]
     parts = [signed_parts(request, config, body) for request, body in made]
-    activities = [parse_body(body)[1] for body in bodies]
+    activities = [parse_body(body).activity for body in bodies]
 
     def verify(index: int) -> None:
         # as receive() checks it; InboxRejected (a refusal) would end the benchmark

@@ -41,6 +41,7 @@ from federation.addresses import (  # re-exported: callers import the policy fro
 from federation.httpsig import RequestParts
 from federation.origin import fetched_id_matches
 from federation.post_connections import AnswerError, PostConnections, request_head
+from federation.strict_json import finite_float, not_a_json_constant
 
 Resolve = Callable[[str, int], Awaitable[list[IPAddress]]]
 Sign = Callable[[RequestParts], Mapping[str, str]]
@@ -150,13 +151,9 @@ def _id_matches(final_url: str, document: Mapping[str, object]) -> bool:
     return document.get("id") == final_url or fetched_id_matches(final_url, document)
 
 
-def _not_json_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a JSON value")
-
-
 def _json_object(body: bytes, url: str) -> dict[str, object]:
     try:
-        value = json.loads(body, parse_constant=_not_json_constant)
+        value = json.loads(body, parse_constant=not_a_json_constant, parse_float=finite_float)
         # A lone surrogate ("\ud800") parses but is not Unicode: no database or encoder
         # downstream can store it, so such a document is refused here, once.
         json.dumps(value, ensure_ascii=False).encode("utf-8")

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from federation.activities import Activity, ActivityError, on_actor_origin, parse_activity
 from federation.httpsig import RequestParts, TimeWindow, detect_scheme, verify_request
 from federation.origin import OriginVerdict, may_act_on
+from federation.strict_json import finite_float, not_a_json_constant
 from node import appkeys
 from node.client_address import TrustedProxies, of_request, trusted_proxies
 from node.config import InboxTuning, NodeConfig
@@ -275,28 +276,38 @@ def check_rate(request: InboxRequest, trusted: TrustedProxies) -> str:
     return claimed or client_ip
 
 
-def _not_json_constant(name: str) -> object:
-    # NaN and Infinity are not JSON (RFC 8259); PostgreSQL's json type refuses them later
-    raise ValueError(f"{name} is not a JSON value")
+# NaN, Infinity and numbers beyond a double are refused (``federation.strict_json``)
+_JSON_DECODER = json.JSONDecoder(parse_constant=not_a_json_constant,  # holds no state
+                                 parse_float=finite_float)
 
 
-_JSON_DECODER = json.JSONDecoder(parse_constant=_not_json_constant)  # holds no state
-
-
-def _decode_json(body: bytes) -> object:
-    """``json.loads(body, parse_constant=…)`` without its per-call costs: a body that
-    begins with "{" and a non-NUL byte is UTF-8 by json's own detection (a BOM or
-    UTF-16/32 begin otherwise), decoded as json.loads does it ("surrogatepass"), and
-    parsed by one decoder made in advance instead of one made per call."""
+def _decode_json(body: bytes) -> tuple[object, str | None]:
+    """``json.loads(body, parse_constant=…)`` without its per-call costs, and the text it
+    parsed: a body that begins with "{" and a non-NUL byte is UTF-8 by json's own
+    detection (a BOM or UTF-16/32 begin otherwise), decoded as json.loads does it
+    ("surrogatepass"), and parsed by one decoder made in advance instead of one made per
+    call. Any other body is parsed by json.loads (no text: None)."""
     if body[:1] == b"{" and body[1:2] != b"\x00":
-        return _JSON_DECODER.decode(body.decode("utf-8", "surrogatepass"))
-    return json.loads(body, parse_constant=_not_json_constant)
+        text = body.decode("utf-8", "surrogatepass")
+        return _JSON_DECODER.decode(text), text
+    return json.loads(body, parse_constant=not_a_json_constant, parse_float=finite_float), None
 
 
-def parse_body(body: bytes) -> tuple[dict[str, object], Activity]:
-    """The JSON document and the parsed activity, or a 400 naming the field."""
+class ParsedBody(NamedTuple):
+    """An inbox request's body taken apart (a NamedTuple: one per request)."""
+
+    document: dict[str, object]
+    activity: Activity
+    # the body as JSON text when it was UTF-8 (nearly always); stored as it is, so the
+    # writer does not serialize the document again (``InboxRow.raw_json``)
+    text: str | None
+
+
+def parse_body(body: bytes) -> ParsedBody:
+    """The JSON document, the parsed activity and the body's text, or a 400 naming the
+    field."""
     try:
-        document = _decode_json(body)
+        document, text = _decode_json(body)
         # A lone surrogate ("\ud800") parses but is not Unicode; stored, it breaks the
         # encoders and databases behind the inbox (UnicodeEncodeError is a ValueError).
         # An ASCII body can only carry one as a \uD800–\uDFFF escape: most skip the check.
@@ -320,7 +331,7 @@ def parse_body(body: bytes) -> tuple[dict[str, object], Activity]:
             raise InboxRejected(problem(400, "Bad Request",
                                         f"{field}: at most {MAX_URI_LENGTH} characters",
                                         field=field))
-    return document, activity
+    return ParsedBody(document, activity, text)
 
 
 def signed_parts(request: InboxRequest, config: NodeConfig, body: bytes) -> RequestParts:
@@ -390,13 +401,14 @@ async def receive(request: InboxRequest, inbox: str) -> web.Response:
         parts = signed_parts(request, config, body)  # not request.url: fails on a bad Host
         if detect_scheme(parts) is None:
             return problem(401, "Unauthorized", "the request is not signed (no Signature header)")
-        document, activity = parse_body(body)
+        document, activity, text = parse_body(body)
         await check_signature(request, parts, activity.actor)
         refused = origin_problem(activity)
         if refused is not None:
             return problem(403, "Forbidden", refused, field="object")
         row = InboxRow(activity_uri=activity.id, inbox=inbox, actor=activity.actor,
-                       remote_host=host, raw=document, received_at=request.app[appkeys.CLOCK]())
+                       remote_host=host, raw=document, received_at=request.app[appkeys.CLOCK](),
+                       raw_json=text)
         is_new = await persist_once(request, row)
     except InboxRejected as rejected:
         return rejected.response

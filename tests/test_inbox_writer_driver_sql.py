@@ -81,3 +81,28 @@ def test_the_sql_is_made_once_per_number_of_rows() -> None:
     assert select_known.count("?") == 2
     assert insert.count("(?, ?, ?, ?, ?, ?, ?, ?)") == 2
     assert insert.upper().startswith("INSERT INTO INBOX_ITEMS")  # the fault hooks' test
+
+
+async def test_a_row_with_its_json_text_is_stored_as_received(tmp_path: Path) -> None:
+    # The inbox hands the body it parsed: stored as it is (spacing, key order, non-ASCII
+    # unescaped), and the JSON column reads it back as the document.
+    from sqlalchemy import select
+
+    from node.storage.models import InboxItem
+
+    text = '{ "type":"Create",\n "id" : "https://a.example/9", "content": "Bäume \\u00e4" }'
+    document = {"type": "Create", "id": "https://a.example/9", "content": "Bäume ä"}
+    row = InboxRow("https://a.example/9", "shared", "https://a.example/u", "a.example",
+                   document, datetime(2026, 11, 23, tzinfo=UTC), raw_json=text)
+    url = await _database(tmp_path / "text.sqlite")
+    engine = sync_sqlite_engine(url, fsync_each_commit=True, wait_for_lock=True)
+    sqlite_batch = SqliteBatch(engine)
+    try:
+        assert sqlite_batch.store([row], QueueDepth(10)) == (1, {"https://a.example/9"})
+        with engine.connect() as connection:
+            assert connection.execute(select(InboxItem.raw)).scalar_one() == document
+    finally:
+        sqlite_batch.close()
+        engine.dispose()
+    with sqlite3.connect(tmp_path / "text.sqlite") as connection:
+        assert connection.execute("SELECT raw FROM inbox_items").fetchone()[0] == text
