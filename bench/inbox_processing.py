@@ -113,7 +113,7 @@ async def _measure(app: web.Application, rows: list[dict[str, object]],
         await session.execute(insert(InboxItem), rows)
     processor = build_workers(app).processor
     cpu, wall = time.process_time(), time.perf_counter()
-    while await process_inbox_batch(processor, sessions, clock, batch):
+    while await process_inbox_batch(processor, clock, batch):
         pass
     if HUB in app:  # the index catches up with the last items, too
         await app[HUB].aggregator.sync()

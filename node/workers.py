@@ -21,7 +21,6 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node import appkeys
 from node.backfill import Backfiller
@@ -99,8 +98,7 @@ def build_workers(app: web.Application) -> Workers:
     return Workers(delivery, processor, backfiller, backfill_wake=backfill_wake)
 
 
-async def run_inbox(workers: Workers, sessions: async_sessionmaker[AsyncSession],
-                    clock: Callable[[], datetime], config: NodeConfig,
+async def run_inbox(workers: Workers, clock: Callable[[], datetime], config: NodeConfig,
                     ingest: Callable[[], DoorWatch | None] = lambda: None) -> None:
     loop = asyncio.get_running_loop()
     pause = INGEST_QUIET_SECONDS
@@ -113,7 +111,7 @@ async def run_inbox(workers: Workers, sessions: async_sessionmaker[AsyncSession]
                 break  # stopping: no batch begun while waiting
         started = loop.time()
         try:
-            handled = await process_inbox_batch(workers.processor, sessions, clock,
+            handled = await process_inbox_batch(workers.processor, clock,
                                                 config.inbox.worker_batch_size)
         except Exception:  # noqa: BLE001 - keep processing after one bad batch
             log.exception("inbox batch failed")
@@ -197,9 +195,8 @@ async def let_ingest_go_first(door: DoorWatch, stop: asyncio.Event, *,
     return loop.time() - started
 
 
-async def process_inbox_batch(processor: InboxProcessor,
-                              sessions: async_sessionmaker[AsyncSession],
-                              clock: Callable[[], datetime], limit: int) -> int:
+async def process_inbox_batch(processor: InboxProcessor, clock: Callable[[], datetime],
+                              limit: int) -> int:
     """Claim and apply one batch of received activities; record the results together.
 
     Each actor's activities are decided in arrival order; different actors proceed side
@@ -212,7 +209,7 @@ async def process_inbox_batch(processor: InboxProcessor,
     comes after one of its changes waits for the next round of the same batch, so it
     still sees (and the hook still sees) them in order. The claim, the changes and the
     results go through ``processor.in_transaction`` (on SQLite the inbox writer's
-    thread); ``sessions`` is no longer used here.
+    thread).
     """
     now = clock()
     items = await processor.in_transaction(
@@ -348,7 +345,7 @@ async def start_workers(app: web.Application) -> AsyncIterator[Workers]:
     workers.tasks = [
         asyncio.create_task(workers.delivery.run(workers.stop, workers.delivery_wake),
                             name="delivery-worker"),
-        asyncio.create_task(run_inbox(workers, sessions, clock, config,
+        asyncio.create_task(run_inbox(workers, clock, config,
                                       ingest_watch(app)), name="inbox-worker"),
         asyncio.create_task(run_backfill(workers), name="backfill-worker"),
         asyncio.create_task(run_pruner(workers.stop, sessions, clock, config.inbox,

@@ -166,8 +166,8 @@ async def _post(bed: Bed, body: bytes, signed: bool, garble: bool) -> int:
 
 async def _drain(bed: Bed) -> None:
     workers = build_workers(bed.a.app)
-    sessions, clock = bed.a.sessions(), bed.a.app[appkeys.CLOCK]
-    while await process_inbox_batch(workers.processor, sessions, clock, 200):
+    clock = bed.a.app[appkeys.CLOCK]
+    while await process_inbox_batch(workers.processor, clock, 200):
         pass
 
 

@@ -66,7 +66,7 @@ async def test_a_batch_of_creates_is_applied_in_one_transaction_on_the_writer_th
     commits: list[object] = []
     event.listen(writer_engine(node), "commit", commits.append)
     processor = build_workers(node.app).processor
-    assert await process_inbox_batch(processor, node.sessions(), lambda: now, 50) == 20
+    assert await process_inbox_batch(processor, lambda: now, 50) == 20
     assert len(await stored_uris(node)) == 20
     assert set((await states(node)).values()) == {InboxState.DONE.value}
     # the claim, then the changes with the results (no hook to see them first): two
@@ -88,7 +88,7 @@ async def test_one_item_the_database_refuses_does_not_spoil_the_others(node) -> 
 
     event.listen(writer_engine(node), "begin", refuse_one)
     processor = build_workers(node.app).processor
-    await process_inbox_batch(processor, node.sessions(), lambda: now, 50)
+    await process_inbox_batch(processor, lambda: now, 50)
     assert await stored_uris(node) == {d["object"]["id"] for d in documents} - {bad}
     found = await states(node)
     assert found.pop(documents[2]["id"]) == InboxState.RETRY.value
@@ -112,13 +112,13 @@ async def test_a_crash_between_applying_and_committing_applies_the_batch_again(n
 
     processor.apply_changes = apply_then_crash  # type: ignore[method-assign]
     with pytest.raises(Crash):
-        await process_inbox_batch(processor, node.sessions(), lambda: now, 50)
+        await process_inbox_batch(processor, lambda: now, 50)
     assert await stored_uris(node) == set()
     assert set((await states(node)).values()) == {InboxState.PROCESSING.value}
 
     del processor.apply_changes  # the restarted worker, once the lease ran out
     later = now + INBOX_LEASE + timedelta(seconds=1)
-    assert await process_inbox_batch(processor, node.sessions(), lambda: later, 50) == 6
+    assert await process_inbox_batch(processor, lambda: later, 50) == 6
     assert await stored_uris(node) == {d["object"]["id"] for d in documents}
     assert set((await states(node)).values()) == {InboxState.DONE.value}
 
@@ -149,7 +149,7 @@ async def test_the_hook_sees_an_actors_activities_in_order_across_the_batch(node
                                clock=lambda: now, keys=node.keys, directory=directory,
                                key_resolver=app[appkeys.KEY_CACHE], hook=hook,
                                sqlite=app[SQLITE_WORK])
-    assert await process_inbox_batch(processor, node.sessions(), lambda: now, 50) == 4
+    assert await process_inbox_batch(processor, lambda: now, 50) == 4
     mine = [activity_id for _, activity_id in hook.seen if activity_id.startswith(ACTOR)]
     assert mine == [documents[0]["id"], delete_self["id"]]
     assert [d for _, d in hook.seen if d.startswith(other)] == [documents[1]["id"],
@@ -169,7 +169,7 @@ async def test_a_change_is_checked_against_the_row_an_earlier_change_of_the_batc
                          "name": "forged", "updated": "2030-01-01T00:00:00Z"}}
     await receive(node, [original, forged], now)
     processor = build_workers(node.app).processor
-    await process_inbox_batch(processor, node.sessions(), lambda: now, 50)
+    await process_inbox_batch(processor, lambda: now, 50)
     async with node.sessions()() as session:
         name = await session.scalar(select(RemoteObject.document).where(
             RemoteObject.uri == original["object"]["id"]))
@@ -205,7 +205,7 @@ async def test_shapes_are_checked_before_the_transaction_and_not_for_a_refused_o
         now = datetime.now(UTC)
         await receive(a, [good, foreign], now)
         processor = build_workers(a.app).processor
-        assert await process_inbox_batch(processor, a.sessions(), lambda: now, 50) == 2
+        assert await process_inbox_batch(processor, lambda: now, 50) == 2
         assert threads == [threading.main_thread().name]
         found = await states(a)
         assert found[good["id"]] == InboxState.DONE.value

@@ -109,7 +109,7 @@ async def test_one_slow_actor_does_not_hold_up_the_others(sessions) -> None:
                                   raw={"actor": actor, "n": n}, received_at=now,
                                   state="received", attempts=0))
     processor = _RecordingProcessor(sessions)
-    assert await process_inbox_batch(processor, sessions, lambda: now, 10) == 5
+    assert await process_inbox_batch(processor, lambda: now, 10) == 5
     assert processor.finished[:3] == [("fast", 1), ("fast", 3), ("fast", 4)]
     assert [n for actor, n in processor.finished if actor == "slow"] == [0, 2]  # in order
 

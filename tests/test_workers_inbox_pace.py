@@ -52,7 +52,7 @@ async def _batches_in(seconds: float, idle_seconds: float, monkeypatch, *,
     state = SimpleNamespace(stop=asyncio.Event(), processor=None, delivery_wake=asyncio.Event(),
                             inbox_wake=asyncio.Event())
     config = SimpleNamespace(inbox=InboxTuning())
-    task = asyncio.create_task(workers.run_inbox(state, None, lambda: datetime.now(UTC),  # type: ignore[arg-type]
+    task = asyncio.create_task(workers.run_inbox(state, lambda: datetime.now(UTC),  # type: ignore[arg-type]
                                                  config, lambda: idle))  # type: ignore[arg-type]
     await asyncio.sleep(seconds)
     state.stop.set()
