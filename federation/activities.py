@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from federation.strict_json import finite_float
+from federation.strict_json import finite_float, not_a_json_constant
 from federation.timestamps import TimestampError, parse_timestamp
 from federation.urls import (
     OriginError,
@@ -225,27 +225,18 @@ def _checked_activity(fields: dict[str, object]) -> Activity:
     return activity
 
 
-def _reject_constant(name: str) -> object:
-    raise ActivityError("body", f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    try:
-        return finite_float(text)
-    except ValueError as exc:
-        raise ActivityError("body", str(exc)) from None
-
-
 def _decode(body: bytes | bytearray, max_bytes: int) -> object:
     if len(body) > max_bytes:
         raise ActivityError("body", f"larger than {max_bytes} bytes")
     try:
-        return json.loads(bytes(body).decode("utf-8"), parse_constant=_reject_constant,
-                          parse_float=_finite_float)
+        return json.loads(bytes(body).decode("utf-8"), parse_constant=not_a_json_constant,
+                          parse_float=finite_float)
     except UnicodeDecodeError as exc:
         raise ActivityError("body", "not UTF-8") from exc
     except json.JSONDecodeError as exc:
         raise ActivityError("body", f"not JSON: {exc.msg} at position {exc.pos}") from exc
+    except ValueError as exc:  # what federation.strict_json refuses
+        raise ActivityError("body", str(exc)) from exc
     except RecursionError as exc:
         raise ActivityError("body", f"nested deeper than {MAX_DEPTH} levels") from exc
 

@@ -51,3 +51,15 @@ def test_an_activity_body_with_such_a_number_is_refused(body: bytes) -> None:
     with pytest.raises(ActivityError, match="beyond the range of a double") as refused:
         parse_activity(body)
     assert refused.value.field == "body"
+
+
+@pytest.mark.parametrize("body", [b'{"n": NaN}', b'{"n": [-Infinity]}'])
+def test_constants_are_refused_by_every_parser_with_its_own_error(body: bytes) -> None:
+    with pytest.raises(inbox.InboxRejected) as rejected:
+        inbox.parse_body(body)
+    assert rejected.value.response.status == 400
+    with pytest.raises(FetchError, match="is not a JSON value"):
+        _json_object(body, "https://a.example/doc")
+    with pytest.raises(ActivityError, match="is not a JSON value") as refused:
+        parse_activity(body)
+    assert refused.value.field == "body"
