@@ -4,7 +4,8 @@
 a double's range (``1e400``) into infinity; ``json.dumps`` then writes ``Infinity``,
 which is not JSON: PostgreSQL's ``json`` type refuses it, so a received document holding
 one could never be stored (a 503 and the sender's retries, for ever). Every parser of
-remote JSON passes these two hooks, so such a document is refused where it arrives.
+JSON from outside (remote documents, the API's bodies) passes these two hooks, so such
+a document is refused where it arrives.
 """
 
 from __future__ import annotations

@@ -83,6 +83,30 @@ async def test_nan_is_not_json(bed: AttackBed) -> None:
     await refused_before_any_fetch(bed, body, "body")
 
 
+@pytest.mark.parametrize("number", ["1e400", "-2.5E999"])
+async def test_a_number_beyond_a_double_is_not_json(bed: AttackBed, number: str) -> None:
+    """Was accepted and stored as ``Infinity``, which PostgreSQL refuses (fixed)."""
+    text = json.dumps(bed.alice.activity("Create", bed.alice.note()))
+    body = (text[:-1] + f', "score": {number}}}').encode()
+    problem = await refused_before_any_fetch(bed, body, "body")
+    assert "beyond the range of a double" in problem["detail"]
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "1e400"])
+async def test_the_api_refuses_what_is_not_json_either(bed: AttackBed, value: str) -> None:
+    # A local contribution carrying one would be published as ``Infinity``/``NaN``.
+    _, token = await issue_token(bed.app)
+    text = json.dumps({"kind": "practice", "slug": "zahl", "title": "E-Akte",
+                       "summary": "Kurz", "topics": ["e-akte"], "status": "piloting",
+                       "body": "Text"})
+    answer = await bed.client.post(
+        "/api/contributions", data=(text[:-1] + f', "score": {value}}}').encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    assert answer.status == 400, await answer.text()
+    assert (await answer.json())["field"] == "body"
+    assert await bed.rows(Contribution) == []
+
+
 @pytest.mark.parametrize("where", ["activity", "object"])
 async def test_remote_context_is_never_fetched(bed: AttackBed, where: str) -> None:
     remote_context = bed.canary_url(path="/context.jsonld")

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from federation.strict_json import finite_float, not_a_json_constant
 from node import appkeys
 from node.api.problems import field_error
 from node.authoring import Author
@@ -23,8 +24,10 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if len(raw) > MAX_JSON_BODY:
         raise field_error("body", f"at most {MAX_JSON_BODY} bytes", status=413)
     try:
-        value = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # NaN, Infinity and numbers beyond a double are refused, as in remote JSON: they
+        # would be published as ``Infinity``, which is not JSON (federation.strict_json)
+        value = json.loads(raw, parse_constant=not_a_json_constant, parse_float=finite_float)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, the two hooks
         raise field_error("body", f"not valid JSON: {exc}", status=400) from exc
     except RecursionError:
         # deep "[[[[…" within the size limit exhausts the parser's stack: bad input, not a 500
