@@ -485,7 +485,11 @@ class InboxWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._thread is not None:
-            self._thread.shutdown(wait=True)
+            # Waited for off the event loop: a job still on the writer's thread may be
+            # waiting for the write lock that a transaction of this loop holds, and that
+            # transaction ends only while the loop runs (blocking it here stalled every
+            # shutdown that met one for the whole lock wait, 15 s).
+            await asyncio.to_thread(self._thread.shutdown, wait=True)
         if self._batch is not None:
             self._batch.close()
         if self._sqlite is not None:

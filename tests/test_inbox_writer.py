@@ -206,6 +206,34 @@ async def test_on_sqlite_the_writer_waits_for_the_write_lock_by_its_own_retries(
             await writer.close()
 
 
+async def test_close_lets_the_loop_end_the_transaction_a_job_on_its_thread_waits_for(tmp_path) -> None:
+    """At shutdown a job may still wait on the writer's thread for the write lock that a
+    transaction of this event loop holds; that transaction ends only while the loop runs.
+    ``close`` used to block the loop until the thread finished: every such shutdown
+    stalled for the whole lock wait (15 s)."""
+    async for engine in database_engine("sqlite", tmp_path):
+        await migrate(engine)
+        writer = InboxWriter(engine, queue_limit=10)
+        loop = asyncio.get_running_loop()
+        async with engine.connect() as holder:
+            await holder.begin()  # BEGIN IMMEDIATE (the engine's hook): the write lock
+            job = asyncio.create_task(writer.run_sync(
+                lambda connection: connection.exec_driver_sql("SELECT 1").scalar()))
+            await asyncio.sleep(0.1)  # the job waits for the lock on the writer's thread
+            assert not job.done()
+
+            async def end_transaction_soon() -> None:
+                await asyncio.sleep(0.2)  # runs only if close() leaves the loop running
+                await holder.commit()
+
+            ending = asyncio.create_task(end_transaction_soon())
+            started = loop.time()
+            await asyncio.wait_for(writer.close(), timeout=10)
+            assert loop.time() - started < 5  # not the lock wait's 15 s
+            await ending
+        assert await asyncio.wait_for(job, 1) == 1  # the job ran once the lock was free
+
+
 def test_begin_is_tried_again_only_while_the_database_is_locked() -> None:
     class Raw:
         def __init__(self, errors: list[str]) -> None:
