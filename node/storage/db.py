@@ -9,7 +9,8 @@ own BEGIN is switched off, ours is emitted). PostgreSQL runs through asyncpg.
 Migrations run from code (no ``alembic.ini``). Alembic (with Mako and Pygments) is
 imported only when the schema is behind: ``migrate`` first compares the database's
 revision with the head revisions read from the migration scripts' text, which costs a
-query instead of ~0.2 s of imports at every start-up.
+query instead of ~0.2 s of imports at every start-up; a new SQLite database gets the
+bundled schema of ``node.storage.sqlite_schema``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from node.storage.sqlite_schema import build_from_snapshot
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -191,9 +194,13 @@ def alembic_config() -> AlembicConfig:
     return config
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
-    if revision == "head" and current_revisions(connection) == script_heads():
-        return
+def _upgrade(connection: Connection, revision: str, from_snapshot: bool) -> None:
+    if revision == "head":
+        current = current_revisions(connection)
+        if current == script_heads():
+            return
+        if not current and from_snapshot and build_from_snapshot(connection, script_heads()):
+            return  # a new SQLite database: the bundled schema, without Alembic
     from alembic import command
 
     config = alembic_config()
@@ -209,8 +216,10 @@ def _downgrade(connection: Connection, revision: str) -> None:
     command.downgrade(config, revision)
 
 
-async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema up to ``revision`` (idempotent).
+async def migrate(engine: AsyncEngine, revision: str = "head", *,
+                  from_snapshot: bool = True) -> None:
+    """Bring the schema up to ``revision`` (idempotent). A new SQLite database gets the
+    head's schema from ``node.storage.sqlite_schema`` unless ``from_snapshot`` is False.
 
     On PostgreSQL several processes (``serve`` and ``worker``) may start at once; a
     transaction-scoped advisory lock lets one migrate while the others wait and then
@@ -221,7 +230,7 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
             await connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
             )
-        await connection.run_sync(_upgrade, revision)
+        await connection.run_sync(_upgrade, revision, from_snapshot)
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
