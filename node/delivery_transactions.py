@@ -25,7 +25,7 @@ from typing import TypeVar
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from node.inbox_writer import in_transaction
+from node.inbox_sqlite import in_transaction
 from node.storage.db import sync_sqlite_engine
 
 T = TypeVar("T")

@@ -10,6 +10,11 @@ fails, every request of the batch gets the error (and answers 503); none is told
 "stored". Under light load a batch is one row, as before; under load the cost of a
 transaction (BEGIN IMMEDIATE, the fsync of the commit, the hand-off to the driver's
 thread) is shared by all the rows that arrived meanwhile.
+
+On SQLite the writer is a thread of its own that takes its next batch itself, as soon as
+a commit ends; only the answers go back through the event loop. (As a task on the loop,
+each batch began only when the busy loop came round to the last one's completion: ~5 ms
+between two commits of ~1.4 ms at 32 requests in flight, docs/performance.md.)
 """
 
 from __future__ import annotations
@@ -19,31 +24,29 @@ import contextlib
 import logging
 import math
 import os
-import sqlite3
+import queue
+import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func, make_url, select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import PoolProxiedConnection
 
-from node.storage.db import begin_immediate_waiting, sync_sqlite_engine
+from node.inbox_sqlite import WAITING_STATES, SqliteBatch, in_transaction
+from node.storage.db import sync_sqlite_engine
 from node.storage.models import InboxItem, InboxState
 from node.storage.upsert import insert_for
 
 log = logging.getLogger("praxisnetz.inbox")
 
 MAX_BATCH = 256  # rows per transaction: 8 columns each stay far below SQLite's bind limit
-_WAITING = (InboxState.RECEIVED.value, InboxState.RETRY.value, InboxState.PROCESSING.value)
 T = TypeVar("T")
 
 
@@ -200,12 +203,23 @@ class _Pending:
     answer: asyncio.Future[bool]
 
 
+@dataclass
+class _Job:
+    """A ``run_sync`` call for the SQLite writer's thread."""
+
+    work: Callable[[Connection], object]
+    answer: asyncio.Future[object]
+
+
+_STOP = object()  # the SQLite writer's thread ends when it meets this
+
+
 def _insert_statement(dialect: str):  # noqa: ANN202 - a SQLAlchemy Insert
     return (insert_for(dialect, InboxItem).on_conflict_do_nothing(index_elements=["activity_uri"])
             .returning(InboxItem.activity_uri))
 
 
-_QUEUE_DEPTH = select(func.count()).select_from(InboxItem).where(InboxItem.state.in_(_WAITING))
+_QUEUE_DEPTH = select(func.count()).select_from(InboxItem).where(InboxItem.state.in_(WAITING_STATES))
 
 
 class QueueDepth:
@@ -268,133 +282,8 @@ def store_rows(connection: Connection, rows: list[dict[str, object]],
     return len(taken), {uri for (uri,) in connection.execute(statement, taken)}
 
 
-def _sqlite_timestamp(value: datetime) -> str:
-    """``received_at`` as SQLAlchemy stores it on SQLite (``UTCDateTime``: aware only, in
-    UTC; the dialect's ``%04d-%02d-%02d %02d:%02d:%02d.%06d``), in half its time."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime stored; pass an aware UTC datetime")
-    utc = value.astimezone(UTC)
-    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - the dialect's own format
-        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
-
-
-class SqliteBatch:
-    """The group commit's transaction on SQLite, as plain statements on the driver's
-    connection: ``BEGIN IMMEDIATE`` (tried every millisecond, ``begin_immediate_waiting``),
-    the count of waiting items when the queue limit is near, which of the batch's ids are
-    stored already, one multi-row ``INSERT … ON CONFLICT DO NOTHING``, ``COMMIT``.
-
-    The connection is the writer engine's (configured by its connect hooks: WAL,
-    ``synchronous=FULL``, no busy timeout), checked out once for the writer's lifetime.
-    Through SQLAlchemy each batch also paid a pool checkout and return, the transaction's
-    events, an execution context and a result object (~0.15 ms of the writer's CPU per
-    batch). The known ids come from a ``SELECT`` in the same transaction, under the write
-    lock, so they are exactly the rows the INSERT then skips; ``RETURNING`` told the same
-    but handed back one row per driver step, each a release and re-take of the GIL that
-    the busy event loop holds. The values are converted as the columns' bind processors
-    convert them (the same stored text; a test compares with the Core statement).
-
-    The engine's ``before_cursor_execute`` hooks still see each statement (the
-    fault-injection tests), and a driver error is raised as SQLAlchemy's (the inbox
-    answers 503 to it), as through the engine.
-    """
-
-    COLUMNS = ("activity_uri", "inbox", "actor", "remote_host", "raw", "received_at", "state",
-               "attempts")
-    _COUNT_WAITING = (f"SELECT count(*) FROM inbox_items WHERE state IN "
-                      f"({', '.join('?' * len(_WAITING))})")
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        column = InboxItem.__table__.c.raw
-        self._json = column.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
-        self._connection: PoolProxiedConnection | None = None
-        self._sql: dict[int, tuple[str, str]] = {}  # by the number of rows; at most MAX_BATCH
-
-    def sql(self, rows: int) -> tuple[str, str]:
-        """The SELECT of known ids and the INSERT for ``rows`` rows."""
-        made = self._sql.get(rows)
-        if made is None:
-            values = ", ".join([f"({', '.join('?' * len(self.COLUMNS))})"] * rows)
-            made = self._sql[rows] = (
-                f"SELECT activity_uri FROM inbox_items WHERE activity_uri IN "
-                f"({', '.join('?' * rows)})",
-                f"INSERT INTO inbox_items ({', '.join(self.COLUMNS)}) VALUES {values}"
-                " ON CONFLICT (activity_uri) DO NOTHING")
-        return made
-
-    def parameters(self, rows: list[InboxRow]) -> list[object]:
-        flat: list[object] = []
-        to_json = self._json
-        state = InboxState.RECEIVED.value
-        for row in rows:
-            text = row.raw_json if row.raw_json is not None else to_json(row.raw)
-            flat += (row.activity_uri, row.inbox, row.actor, row.remote_host, text,
-                     _sqlite_timestamp(row.received_at), state, 0)
-        return flat
-
-    def store(self, rows: list[InboxRow], depth: QueueDepth) -> tuple[int, set[str]]:
-        """In a transaction of its own: as many rows as the queue has room for; how many
-        were taken (the first ones), and which of their ids were new."""
-        try:
-            raw = self._driver()  # opening it may fail too (an unreadable file): 503 as well
-            begin_immediate_waiting(raw)
-            try:
-                taken = rows[:max(0, depth.room(partial(self._count_waiting, raw), len(rows)))]
-                new = self._insert(raw, taken) if taken else set()
-                raw.execute("COMMIT")
-            except BaseException:
-                self._roll_back(raw)
-                raise
-        except sqlite3.Error as exc:  # as the engine wraps its driver's errors
-            raise DBAPIError.instance(None, None, exc, sqlite3.Error,
-                                      hide_parameters=True) from exc
-        return len(taken), new
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()  # back to the engine's pool
-            self._connection = None
-
-    def _driver(self) -> sqlite3.Connection:
-        if self._connection is None:
-            self._connection = self._engine.raw_connection()
-        return self._connection.driver_connection  # type: ignore[return-value]
-
-    def _execute(self, raw: sqlite3.Connection, sql: str,
-                 parameters: Sequence[object]) -> sqlite3.Cursor:
-        for hook in self._engine.dispatch.before_cursor_execute:
-            sql, parameters = hook(None, None, sql, parameters, None, False)
-        return raw.execute(sql, parameters)
-
-    def _count_waiting(self, raw: sqlite3.Connection) -> int:
-        return int(self._execute(raw, self._COUNT_WAITING, _WAITING).fetchone()[0])
-
-    def _insert(self, raw: sqlite3.Connection, rows: list[InboxRow]) -> set[str]:
-        select_known, insert = self.sql(len(rows))
-        ids = [row.activity_uri for row in rows]
-        known = {uri for (uri,) in self._execute(raw, select_known, ids)}
-        self._execute(raw, insert, self.parameters(rows))
-        return set(ids) - known
-
-    def _roll_back(self, raw: sqlite3.Connection) -> None:
-        try:
-            raw.rollback()  # nothing to do when SQLite already ended the transaction
-        except sqlite3.Error:
-            log.exception("inbox writer: rollback failed; a new connection for the next batch")
-            if self._connection is not None:
-                self._connection.invalidate()
-                self._connection = None
-
-
-def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
-    """``work`` in a transaction of its own on the writer's engine."""
-    with engine.begin() as connection:
-        return work(connection)
-
-
 class InboxWriter:
-    """The process's one inbox writer task; ``store`` is what a request awaits."""
+    """The process's one inbox writer; ``store`` is what a request awaits."""
 
     def __init__(self, engine: AsyncEngine, queue_limit: int, *, max_batch: int = MAX_BATCH,
                  processes: int = 1):
@@ -404,8 +293,9 @@ class InboxWriter:
         # batch), each waiting for the GIL while the event loop is busy: 20–40 ms per
         # batch under load, which bounded the inbox. PostgreSQL (asyncpg) has no thread.
         self._sqlite: Engine | None = None
-        self._thread: ThreadPoolExecutor | None = None
         self._batch: SqliteBatch | None = None
+        self._inbound: queue.SimpleQueue[_Pending | _Job | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None  # started by the first store or job
         if engine.dialect.name == "sqlite":
             # synchronous=FULL: a sender drops its copy on our 202, so the row must outlive
             # a power cut, not only a crash of this process. One fsync per batch, not per
@@ -415,7 +305,6 @@ class InboxWriter:
             # first, processing can wait).
             self._sqlite = sync_sqlite_engine(engine.url.render_as_string(hide_password=False),
                                               fsync_each_commit=True, wait_for_lock=True)
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-writer")
             self._batch = SqliteBatch(self._sqlite)
         self.depth = QueueDepth(queue_limit, processes=processes)
         self.pressure = BatchPressure()
@@ -423,7 +312,7 @@ class InboxWriter:
         # may run beside it
         self._marks = DoorMarks.for_url(engine.url.render_as_string(hide_password=False))
         self._max_batch = max_batch
-        self._pending: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._pending: asyncio.Queue[_Pending] = asyncio.Queue()  # PostgreSQL's writer task
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._last_store = -math.inf  # time.monotonic() of the latest store()
@@ -439,10 +328,13 @@ class InboxWriter:
         self._last_store = time.monotonic()
         if self._marks is not None:
             self._marks.mark_stored()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="inbox-writer")
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.put_nowait(_Pending(row, answer))
+        if self._batch is not None:
+            self._hand_to_thread(_Pending(row, answer))
+        else:
+            if self._task is None:
+                self._task = asyncio.create_task(self._run(), name="inbox-writer")
+            self._pending.put_nowait(_Pending(row, answer))
         return await answer
 
     def seconds_since_last_store(self) -> float:
@@ -463,10 +355,11 @@ class InboxWriter:
         thread, between two batches: a whole small transaction in one hand-off (the key
         cache's actor lookups and upserts), and never competing with the group commit
         for the write lock. SQLite only (see ``runs_sqlite``)."""
-        if self._sqlite is None or self._thread is None or self._closed:
+        if self._sqlite is None or self._closed:
             raise InboxWriterClosed("no SQLite writer thread")
-        return await asyncio.get_running_loop().run_in_executor(
-            self._thread, in_transaction, self._sqlite, work)
+        answer: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._hand_to_thread(_Job(work, answer))
+        return await answer  # type: ignore[return-value]  # what work returned
 
     @property
     def statement_engine(self) -> Engine:
@@ -485,20 +378,79 @@ class InboxWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._thread is not None:
+            self._inbound.put(_STOP)  # after every row and job handed in before
             # Waited for off the event loop: a job still on the writer's thread may be
             # waiting for the write lock that a transaction of this loop holds, and that
             # transaction ends only while the loop runs (blocking it here stalled every
             # shutdown that met one for the whole lock wait, 15 s).
-            await asyncio.to_thread(self._thread.shutdown, wait=True)
+            await asyncio.to_thread(self._thread.join)
         if self._batch is not None:
             self._batch.close()
         if self._sqlite is not None:
             self._sqlite.dispose()
 
+    # --- SQLite: the writer's own thread
+
+    def _hand_to_thread(self, item: _Pending | _Job) -> None:
+        self._inbound.put(item)
+        if self._thread is None:
+            # A daemon: a process that exits without close() must not wait for ever on a
+            # thread blocked in get(); close() itself writes what is queued and joins it.
+            self._thread = threading.Thread(target=self._drain, name="inbox-writer",
+                                            daemon=True)
+            self._thread.start()
+
+    def _drain(self) -> None:
+        """The thread: every row waiting (up to ``max_batch``) in one transaction, a job
+        in its turn between two batches, until ``_STOP``. The answers go to the event
+        loop of the request that waits (``_call_on_loop``)."""
+        item = self._inbound.get()
+        while item is not _STOP:
+            if isinstance(item, _Job):
+                self._run_job(item)
+                item = self._inbound.get()
+                continue
+            batch, after = self._take_batch(item)  # type: ignore[arg-type]  # a row
+            self._write_on_thread(batch)
+            item = after if after is not None else self._inbound.get()
+
+    def _take_batch(self, first: _Pending) -> tuple[list[_Pending], object | None]:
+        """``first`` and the rows queued behind it (up to ``max_batch``), and the job or
+        ``_STOP`` met after them (None when the rows ran out)."""
+        batch = [first]
+        while len(batch) < self._max_batch:
+            try:
+                item = self._inbound.get_nowait()
+            except queue.Empty:
+                return batch, None
+            if not isinstance(item, _Pending):  # a job or the stop: after this batch
+                return batch, item
+            batch.append(item)
+        return batch, None
+
+    def _write_on_thread(self, batch: list[_Pending]) -> None:
+        first, distinct = _first_of_each(batch)
+        loop = batch[0].answer.get_loop()
+        try:
+            count, inserted = self._batch.store([p.row for p in distinct], self.depth)  # type: ignore[union-attr]
+            self.depth.added(len(inserted))  # committed
+        except BaseException as exc:  # noqa: BLE001 - to every waiting request; the thread goes on
+            _call_on_loop(loop, self._settle, batch, first, distinct, 0, set(), exc)
+            return
+        _call_on_loop(loop, self._settle, batch, first, distinct, count, inserted, None)
+
+    def _run_job(self, job: _Job) -> None:
+        loop = job.answer.get_loop()
+        try:
+            result = in_transaction(self._sqlite, job.work)  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: BLE001 - as an executor's thread: the caller gets it
+            _call_on_loop(loop, _resolve, job.answer, error=exc)
+            return
+        _call_on_loop(loop, _resolve, job.answer, value=result)
+
+    # --- PostgreSQL: a task on the event loop
+
     async def _store_batch(self, rows: list[InboxRow]) -> tuple[int, set[str]]:
-        if self._batch is not None:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._thread, self._batch.store, rows, self.depth)
         async with self._engine.begin() as connection:
             return await connection.run_sync(store_rows, [row.values() for row in rows],
                                              self.depth)
@@ -508,9 +460,6 @@ class InboxWriter:
             batch = [await self._pending.get()]
             while len(batch) < self._max_batch and not self._pending.empty():
                 batch.append(self._pending.get_nowait())
-            self.pressure.batch(len(batch))
-            if self._marks is not None and self.pressure.saturated():
-                self._marks.mark_saturated()
             try:
                 await self._write(batch)
             except Exception as exc:  # noqa: BLE001 - no request may wait for ever
@@ -522,22 +471,32 @@ class InboxWriter:
                     self._pending.task_done()
 
     async def _write(self, batch: list[_Pending]) -> None:
-        # The first request for an activity id inserts it; a second one in the same
-        # batch (a sender's retry) is told "known", as it would be a moment later.
-        first: dict[str, _Pending] = {}
-        for pending in batch:
-            first.setdefault(pending.row.activity_uri, pending)
-        distinct = list(first.values())
+        first, distinct = _first_of_each(batch)
         try:
             count, inserted = await self._store_batch([p.row for p in distinct])
         except Exception as exc:  # noqa: BLE001 - handed to every waiting request, not lost
-            self.batches += 1
-            log.warning("inbox write failed rows=%d error=%r", len(batch), exc)
-            for pending in batch:
-                _resolve(pending.answer, error=exc)
+            self._settle(batch, first, distinct, 0, set(), exc)
             return
-        self.batches += 1
         self.depth.added(len(inserted))  # committed
+        self._settle(batch, first, distinct, count, inserted, None)
+
+    # --- both: the answers, on the event loop
+
+    def _settle(self, batch: list[_Pending], first: dict[str, _Pending],
+                distinct: list[_Pending], count: int, inserted: set[str],
+                error: BaseException | None) -> None:
+        """Answer every request of a batch: its error, "queue full" for the rows beyond
+        the queue's room, else whether its row was new (a second request for the same
+        activity id in the batch is told "known", as it would be a moment later)."""
+        self.batches += 1
+        self.pressure.batch(len(batch))
+        if self._marks is not None and self.pressure.saturated():
+            self._marks.mark_saturated()
+        if error is not None:
+            log.warning("inbox write failed rows=%d error=%r", len(batch), error)
+            for pending in batch:
+                _resolve(pending.answer, error=error)
+            return
         accepted = {id(p) for p in distinct[:count]}
         for pending in batch:
             if id(first[pending.row.activity_uri]) not in accepted:
@@ -547,7 +506,25 @@ class InboxWriter:
                 _resolve(pending.answer, value=is_first and pending.row.activity_uri in inserted)
 
 
-def _resolve(answer: asyncio.Future[bool], *, value: bool = False,
+def _first_of_each(batch: list[_Pending]) -> tuple[dict[str, _Pending], list[_Pending]]:
+    """The first request for each activity id, and those firsts in order: one row each."""
+    first: dict[str, _Pending] = {}
+    for pending in batch:
+        first.setdefault(pending.row.activity_uri, pending)
+    return first, list(first.values())
+
+
+def _call_on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[..., object],
+                  *args: object, **kwargs: object) -> None:
+    """From the writer's thread: ``callback`` on the event loop (which ``close`` keeps
+    running until the thread ends)."""
+    try:
+        loop.call_soon_threadsafe(partial(callback, *args, **kwargs))
+    except RuntimeError:  # the loop closed without close(): nobody waits for the answer
+        log.warning("inbox writer: the event loop is closed; an answer was dropped")
+
+
+def _resolve(answer: asyncio.Future[Any], *, value: object = False,
              error: BaseException | None = None) -> None:
     if answer.done():  # the request was cancelled (its client went away)
         return

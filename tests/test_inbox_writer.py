@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -151,18 +152,26 @@ async def test_close_writes_what_is_queued_then_refuses(engine) -> None:
 
 async def test_an_unexpected_error_fails_the_batch_and_the_writer_carries_on(engine) -> None:
     writer = InboxWriter(engine, queue_limit=1000)
-    real = writer._store_batch
+    # a result the writer cannot read: on SQLite on the writer's thread, else on the loop
+    if writer._batch is not None:
+        owner, name = writer._batch, "store"
 
-    async def broken(rows):  # noqa: ANN001, ANN202 - a result the writer cannot read
-        return len(rows), None
+        def broken(rows, depth):  # noqa: ANN001, ANN202
+            return len(rows), None
+    else:
+        owner, name = writer, "_store_batch"
 
-    writer._store_batch = broken
+        async def broken(rows):  # noqa: ANN001, ANN202
+            return len(rows), None
+
+    real = getattr(owner, name)
+    setattr(owner, name, broken)
     try:
         answers = await asyncio.wait_for(
             asyncio.gather(writer.store(row(1)), writer.store(row(2)), return_exceptions=True),
             timeout=10)  # nobody waits for ever
         assert all(isinstance(answer, TypeError) for answer in answers), answers
-        writer._store_batch = real
+        setattr(owner, name, real)
         assert await writer.store(row(3)) is True
     finally:
         await writer.close()
@@ -308,3 +317,68 @@ def test_the_estimate_counts_the_other_acceptors_rows_too() -> None:
     assert depth.room(_Counted(waiting=0), MAX_BATCH) == 2_000 and depth.counts == 1
     depth.added(500)  # 9,000 presumed: within a tenth of the limit, so counted
     assert depth.room(_Counted(waiting=9_500), 1) == 500 and depth.counts == 2
+
+
+async def _sqlite_writer(tmp_path, **options) -> tuple[AsyncEngine, InboxWriter]:  # noqa: ANN001, ANN003
+    async for engine in database_engine("sqlite", tmp_path):
+        await migrate(engine)
+        return engine, InboxWriter(engine, queue_limit=100, **options)
+    raise AssertionError("no SQLite engine")
+
+
+def _committed_rows(database) -> int:  # noqa: ANN001 - a path
+    with sqlite3.connect(database) as connection:
+        return connection.execute("SELECT count(*) FROM inbox_items").fetchone()[0]
+
+
+async def test_on_sqlite_the_next_batch_begins_without_waiting_for_the_event_loop(tmp_path) -> None:
+    """The writer's thread takes its next batch itself: while the event loop is busy
+    (blocked here), a second batch is committed all the same; as a task on the loop it
+    began only when the loop came round to the first one's completion."""
+    engine, writer = await _sqlite_writer(tmp_path, max_batch=1)
+    try:
+        stored = [asyncio.ensure_future(writer.store(row(n))) for n in (1, 2, 3)]
+        await asyncio.sleep(0)  # the three rows are handed in: three batches of one
+        deadline = time.monotonic() + 5
+        while _committed_rows(tmp_path / "test.db") < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the loop stays busy: nothing of it runs meanwhile
+        assert _committed_rows(tmp_path / "test.db") == 3
+        assert not any(task.done() for task in stored)  # answered only through the loop
+        assert await asyncio.wait_for(asyncio.gather(*stored), 5) == [True, True, True]
+        assert writer.batches == 3
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
+async def test_on_sqlite_a_job_runs_after_the_rows_handed_in_before_it(tmp_path) -> None:
+    engine, writer = await _sqlite_writer(tmp_path)
+    try:
+        stored = [asyncio.ensure_future(writer.store(row(n))) for n in range(5)]
+        await asyncio.sleep(0)  # the rows are handed in first
+
+        def count(connection) -> int:  # noqa: ANN001
+            return connection.exec_driver_sql("SELECT count(*) FROM inbox_items").scalar()
+
+        assert await writer.run_sync(count) == 5
+        assert await asyncio.gather(*stored) == [True] * 5
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
+async def test_on_sqlite_a_failing_job_tells_its_caller_and_the_writer_carries_on(tmp_path) -> None:
+    engine, writer = await _sqlite_writer(tmp_path)
+    try:
+        def broken(connection) -> None:  # noqa: ANN001
+            connection.exec_driver_sql("SELECT * FROM no_such_table")
+
+        with pytest.raises(OperationalError, match="no_such_table"):
+            await writer.run_sync(broken)
+        assert await writer.store(row(1)) is True
+        assert await writer.run_sync(lambda connection: 42) == 42
+    finally:
+        await writer.close()
+        await engine.dispose()
+    with pytest.raises(InboxWriterClosed):
+        await writer.run_sync(lambda connection: 42)

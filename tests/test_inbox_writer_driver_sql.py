@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from node.inbox_writer import InboxRow, QueueDepth, SqliteBatch, store_rows
+from node.inbox_sqlite import SqliteBatch
+from node.inbox_writer import InboxRow, QueueDepth, store_rows
 from node.storage.db import create_engine, migrate, sync_sqlite_engine
 
 ROWS = [
