@@ -1,6 +1,6 @@
 """Group commit for the inbox: many requests' rows, one transaction, then every 202.
 
-Each inbox request hands its row to the one writer task of its process and waits on a
+Each inbox request hands its row to the one writer of its process and waits on a
 future. The writer takes everything that queued up while its previous transaction ran
 (up to ``MAX_BATCH`` rows), checks the queue limit once for the batch, inserts the rows
 with one multi-row ``INSERT … ON CONFLICT DO NOTHING`` (known ids: ``RETURNING`` on
