@@ -319,11 +319,16 @@ def test_the_estimate_counts_the_other_acceptors_rows_too() -> None:
     assert depth.room(_Counted(waiting=9_500), 1) == 500 and depth.counts == 2
 
 
-async def _sqlite_writer(tmp_path, **options) -> tuple[AsyncEngine, InboxWriter]:  # noqa: ANN001, ANN003
+@pytest.fixture
+async def sqlite_writer(tmp_path):  # noqa: ANN001, ANN201
+    """A writer on a migrated SQLite database (the thread's own behaviour), closed after."""
     async for engine in database_engine("sqlite", tmp_path):
         await migrate(engine)
-        return engine, InboxWriter(engine, queue_limit=100, **options)
-    raise AssertionError("no SQLite engine")
+        writer = InboxWriter(engine, queue_limit=100)
+        try:
+            yield writer
+        finally:
+            await writer.close()
 
 
 def _committed_rows(database) -> int:  # noqa: ANN001 - a path
@@ -331,54 +336,45 @@ def _committed_rows(database) -> int:  # noqa: ANN001 - a path
         return connection.execute("SELECT count(*) FROM inbox_items").fetchone()[0]
 
 
-async def test_on_sqlite_the_next_batch_begins_without_waiting_for_the_event_loop(tmp_path) -> None:
+async def test_on_sqlite_the_next_batch_begins_without_waiting_for_the_event_loop(tmp_path, sqlite_writer) -> None:
     """The writer's thread takes its next batch itself: while the event loop is busy
     (blocked here), a second batch is committed all the same; as a task on the loop it
     began only when the loop came round to the first one's completion."""
-    engine, writer = await _sqlite_writer(tmp_path, max_batch=1)
-    try:
-        stored = [asyncio.ensure_future(writer.store(row(n))) for n in (1, 2, 3)]
-        await asyncio.sleep(0)  # the three rows are handed in: three batches of one
-        deadline = time.monotonic() + 5
-        while _committed_rows(tmp_path / "test.db") < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)  # the loop stays busy: nothing of it runs meanwhile
-        assert _committed_rows(tmp_path / "test.db") == 3
-        assert not any(task.done() for task in stored)  # answered only through the loop
-        assert await asyncio.wait_for(asyncio.gather(*stored), 5) == [True, True, True]
-        assert writer.batches == 3
-    finally:
-        await writer.close()
-        await engine.dispose()
+    writer = sqlite_writer
+    writer._max_batch = 1  # three rows, three batches
+    stored = [asyncio.ensure_future(writer.store(row(n))) for n in (1, 2, 3)]
+    await asyncio.sleep(0)  # the three rows are handed in
+    deadline = time.monotonic() + 5
+    while _committed_rows(tmp_path / "test.db") < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the loop stays busy: nothing of it runs meanwhile
+    assert _committed_rows(tmp_path / "test.db") == 3
+    assert not any(task.done() for task in stored)  # answered only through the loop
+    assert await asyncio.wait_for(asyncio.gather(*stored), 5) == [True, True, True]
+    assert writer.batches == 3
 
 
-async def test_on_sqlite_a_job_runs_after_the_rows_handed_in_before_it(tmp_path) -> None:
-    engine, writer = await _sqlite_writer(tmp_path)
-    try:
-        stored = [asyncio.ensure_future(writer.store(row(n))) for n in range(5)]
-        await asyncio.sleep(0)  # the rows are handed in first
+async def test_on_sqlite_a_job_runs_after_the_rows_handed_in_before_it(sqlite_writer) -> None:
+    writer = sqlite_writer
+    stored = [asyncio.ensure_future(writer.store(row(n))) for n in range(5)]
+    await asyncio.sleep(0)  # the rows are handed in first
 
-        def count(connection) -> int:  # noqa: ANN001
-            return connection.exec_driver_sql("SELECT count(*) FROM inbox_items").scalar()
+    def count(connection) -> int:  # noqa: ANN001
+        return connection.exec_driver_sql("SELECT count(*) FROM inbox_items").scalar()
 
-        assert await writer.run_sync(count) == 5
-        assert await asyncio.gather(*stored) == [True] * 5
-    finally:
-        await writer.close()
-        await engine.dispose()
+    assert await writer.run_sync(count) == 5
+    assert await asyncio.gather(*stored) == [True] * 5
 
 
-async def test_on_sqlite_a_failing_job_tells_its_caller_and_the_writer_carries_on(tmp_path) -> None:
-    engine, writer = await _sqlite_writer(tmp_path)
-    try:
-        def broken(connection) -> None:  # noqa: ANN001
-            connection.exec_driver_sql("SELECT * FROM no_such_table")
+async def test_on_sqlite_a_failing_job_tells_its_caller_and_the_writer_carries_on(sqlite_writer) -> None:
+    writer = sqlite_writer
 
-        with pytest.raises(OperationalError, match="no_such_table"):
-            await writer.run_sync(broken)
-        assert await writer.store(row(1)) is True
-        assert await writer.run_sync(lambda connection: 42) == 42
-    finally:
-        await writer.close()
-        await engine.dispose()
+    def broken(connection) -> None:  # noqa: ANN001
+        connection.exec_driver_sql("SELECT * FROM no_such_table")
+
+    with pytest.raises(OperationalError, match="no_such_table"):
+        await writer.run_sync(broken)
+    assert await writer.store(row(1)) is True
+    assert await writer.run_sync(lambda connection: 42) == 42
+    await writer.close()
     with pytest.raises(InboxWriterClosed):
         await writer.run_sync(lambda connection: 42)
