@@ -1,12 +1,16 @@
 """The inbox writer's SQLite side: the group commit's transaction as plain statements on
 the driver's connection (``SqliteBatch``), and a small transaction of its own
-(``in_transaction``), both run on the writer's thread (``node.inbox_writer``)."""
+(``in_transaction``), both run on the writer's thread (``node.inbox_writer``), each in
+its turn among the writers of a node's acceptor processes (``WriterTurns``)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
@@ -26,6 +30,63 @@ log = logging.getLogger("praxisnetz.inbox")
 # The items the queue limit counts: received and not yet done or rejected.
 WAITING_STATES = (InboxState.RECEIVED.value, InboxState.RETRY.value, InboxState.PROCESSING.value)
 T = TypeVar("T")
+
+
+class WriterTurns:
+    """Whose turn it is to write, among the inbox writers of one SQLite database: an
+    exclusive ``flock`` on a file beside it (``<database>-inbox-lock``), held for one
+    transaction.
+
+    Without it, the writers of two acceptor processes (``[server] processes = 2``) met
+    only at SQLite's write lock, which a waiting writer can only try again and again
+    (``begin_immediate_waiting``, every millisecond): the commit that ended while it slept
+    left the lock unused for the rest of that millisecond and more, with every request of
+    the waiting batch held meanwhile. A writer waiting for the ``flock`` sleeps in the
+    kernel and wakes the moment the other's transaction ends (docs/performance.md,
+    session 13). In one process the turn is always free: two system calls a batch.
+
+    The wait has no limit of its own: a writer holds its turn only around a transaction
+    that SQLite bounds (``LOCK_WAIT_SECONDS`` for the lock, then its statements). A
+    process that dies holding it lets go (the kernel closes the file); one that is
+    stopped (``SIGSTOP``) holds up the others until it continues, as it would hold
+    SQLite's own lock in the middle of a transaction. Other connections (the inbox
+    worker, the API) take no turn: for them it is SQLite's lock as before. Where the
+    file cannot be made (a read-only directory would stop SQLite's WAL as well), the
+    writers fall back on SQLite's lock alone, with a warning.
+    """
+
+    def __init__(self, database: str) -> None:
+        self.path = f"{database}-inbox-lock"
+        self._fd: int | None = None  # opened in the writing process (after any fork)
+        self._broken = False
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold the turn for the block (waiting for it first)."""
+        fd = self._open()
+        if fd is None:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the GIL is released while it waits
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # lets go of the turn too, if held
+            self._fd = None
+
+    def _open(self) -> int | None:
+        if self._fd is None and not self._broken:
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                self._broken = True
+                log.warning("inbox writer: no lock file, SQLite's lock alone path=%s error=%r",
+                            self.path, exc)
+        return self._fd
 
 
 def _sqlite_timestamp(value: datetime) -> str:
@@ -64,8 +125,9 @@ class SqliteBatch:
     _COUNT_WAITING = (f"SELECT count(*) FROM inbox_items WHERE state IN "
                       f"({', '.join('?' * len(WAITING_STATES))})")
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, turns: WriterTurns | None = None) -> None:
         self._engine = engine
+        self._turns = turns
         column = InboxItem.__table__.c.raw
         self._json = column.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
         self._connection: PoolProxiedConnection | None = None
@@ -98,14 +160,16 @@ class SqliteBatch:
         were taken (the first ones), and which of their ids were new."""
         try:
             raw = self._driver()  # opening it may fail too (an unreadable file): 503 as well
-            begin_immediate_waiting(raw)
-            try:
-                taken = rows[:max(0, depth.room(partial(self._count_waiting, raw), len(rows)))]
-                new = self._insert(raw, taken) if taken else set()
-                raw.execute("COMMIT")
-            except BaseException:
-                self._roll_back(raw)
-                raise
+            with self._turns.turn() if self._turns is not None else contextlib.nullcontext():
+                begin_immediate_waiting(raw)
+                try:
+                    taken = rows[:max(0, depth.room(partial(self._count_waiting, raw),
+                                                    len(rows)))]
+                    new = self._insert(raw, taken) if taken else set()
+                    raw.execute("COMMIT")
+                except BaseException:
+                    self._roll_back(raw)
+                    raise
         except sqlite3.Error as exc:  # as the engine wraps its driver's errors
             raise DBAPIError.instance(None, None, exc, sqlite3.Error,
                                       hide_parameters=True) from exc
@@ -147,7 +211,9 @@ class SqliteBatch:
                 self._connection = None
 
 
-def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
-    """``work`` in a transaction of its own on the writer's engine."""
-    with engine.begin() as connection:
+def in_transaction(engine: Engine, work: Callable[[Connection], T],
+                   turns: WriterTurns | None = None) -> T:
+    """``work`` in a transaction of its own on the writer's engine (in its turn)."""
+    with turns.turn() if turns is not None else contextlib.nullcontext(), \
+            engine.begin() as connection:
         return work(connection)

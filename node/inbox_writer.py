@@ -39,7 +39,7 @@ from sqlalchemy import func, make_url, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from node.inbox_sqlite import WAITING_STATES, SqliteBatch, in_transaction
+from node.inbox_sqlite import WAITING_STATES, SqliteBatch, WriterTurns, in_transaction
 from node.storage.db import sync_sqlite_engine
 from node.storage.models import InboxItem, InboxState
 from node.storage.upsert import insert_for
@@ -294,6 +294,7 @@ class InboxWriter:
         # batch under load, which bounded the inbox. PostgreSQL (asyncpg) has no thread.
         self._sqlite: Engine | None = None
         self._batch: SqliteBatch | None = None
+        self._turns: WriterTurns | None = None
         self._inbound: queue.SimpleQueue[_Pending | _Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None  # started by the first store or job
         if engine.dialect.name == "sqlite":
@@ -305,7 +306,9 @@ class InboxWriter:
             # first, processing can wait).
             self._sqlite = sync_sqlite_engine(engine.url.render_as_string(hide_password=False),
                                               fsync_each_commit=True, wait_for_lock=True)
-            self._batch = SqliteBatch(self._sqlite)
+            # the writers of the node's other acceptor processes take turns with this one
+            self._turns = WriterTurns(str(Path(self._sqlite.url.database).resolve()))
+            self._batch = SqliteBatch(self._sqlite, self._turns)
         self.depth = QueueDepth(queue_limit, processes=processes)
         self.pressure = BatchPressure()
         # for a worker in another process: even with one acceptor, ``praxisnetz worker``
@@ -386,6 +389,8 @@ class InboxWriter:
             await asyncio.to_thread(self._thread.join)
         if self._batch is not None:
             self._batch.close()
+        if self._turns is not None:
+            self._turns.close()
         if self._sqlite is not None:
             self._sqlite.dispose()
 
@@ -442,7 +447,7 @@ class InboxWriter:
     def _run_job(self, job: _Job) -> None:
         loop = job.answer.get_loop()
         try:
-            result = in_transaction(self._sqlite, job.work)  # type: ignore[arg-type]
+            result = in_transaction(self._sqlite, job.work, self._turns)  # type: ignore[arg-type]
         except BaseException as exc:  # noqa: BLE001 - as an executor's thread: the caller gets it
             _call_on_loop(loop, _resolve, job.answer, error=exc)
             return
