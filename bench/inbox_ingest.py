@@ -24,7 +24,10 @@ node as installed (one process) and with
 ``node.serve_processes``: what a busy node on two cores or more would run). The baseline
 then runs as many trivial aiohttp processes on its port (SO_REUSEPORT), so both sides may
 use the second core; ``node_processes`` and ``bare_processes`` say what ran, and the CPU
-figures add up all of a side's processes. ``--processes N`` and ``--concurrency N``
+figures add up all of a side's processes. ``loop_busy_pct`` (the acceptors' event-loop
+threads on a CPU during the node phases) and ``machine_busy_pct`` (every core) tell a row
+bound by CPU from one bound by the round trip's latency: at 32 in flight in session 13,
+loop 73% and machine 70% (docs/performance.md). ``--processes N`` and ``--concurrency N``
 (repeatable) pick the rows.
 Run: ``python -m bench inbox_ingest`` or ``python -m bench.inbox_ingest [--quick]``.
 """
@@ -35,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -103,6 +107,12 @@ class Row:
     rounds: int = 1
     share_min_pct: float = 0.0  # the lowest and highest of the rounds' shares
     share_max_pct: float = 0.0
+    # During the node phases: how much of the wall time each acceptor's event-loop thread
+    # was on a CPU (the mean over acceptors), and the machine's cores busy (all processes,
+    # /proc/stat). A loop well below 100% on a machine with cores to spare means the rate
+    # is bound by the round trip's latency, not by CPU (docs/performance.md, session 13).
+    loop_busy_pct: float = 0.0
+    machine_busy_pct: float = 0.0
 
 
 async def _count(config: NodeConfig, *, waiting_only: bool = False) -> int:
@@ -137,12 +147,36 @@ def _wait_idle(pid: int, timeout: float = 60.0) -> None:
         last = now
 
 
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _is_worker(pid: int) -> bool:
+    return b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+
+
+def _loop_cpu_seconds(pid: int, processes: int) -> float:
+    """CPU time so far of the event-loop threads (each process's main thread) of the
+    node's acceptors: the node itself, or its children other than the worker process."""
+    acceptors = [pid] if processes == 1 else [c for c in _children(pid) if not _is_worker(c)]
+    return sum(_main_thread_cpu_seconds(acceptor) for acceptor in acceptors)
+
+
+def _main_thread_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_jiffies() -> tuple[int, int]:
+    """Busy and total CPU time of the whole machine so far (/proc/stat, all cores)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = values[3] + values[4]  # idle and iowait
+    return sum(values) - idle, sum(values)
+
+
 def _worker_cpu_seconds(pid: int) -> float:
     """CPU time so far of the worker process among ``pid``'s children (0.0 if none)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    workers = [int(child) for child in children
-               if b"worker" in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")]
-    return sum(_cpu_seconds(child) for child in workers)
+    return sum(_cpu_seconds(child) for child in _children(pid) if _is_worker(child))
 
 
 @dataclass(frozen=True)
@@ -154,24 +188,58 @@ class LoadRun:
     lines: list[str]
     node_cpu_s: float
     worker_cpu_s: float  # of node_cpu_s, the worker process's (a multi-process node)
+    loop_busy_pct: float = 0.0  # the acceptors' event-loop threads on a CPU (mean)
+    machine_busy_pct: float = 0.0  # every core, every process
 
 
-def _post_load(argv: list[str], node_pid: int, config: NodeConfig) -> LoadRun:
+@dataclass
+class _PhaseCounters:
+    """CPU readings summed over the node phases (``_post_load``)."""
+
+    node: float = 0.0
+    worker: float = 0.0
+    loops: float = 0.0
+    wall: float = 0.0
+    busy_jiffies: int = 0
+    all_jiffies: int = 0
+
+    @staticmethod
+    def read(node_pid: int, processes: int) -> tuple[float, float, float, float, int, int]:
+        busy, total = _machine_jiffies()
+        return (_cpu_seconds(node_pid), _worker_cpu_seconds(node_pid),
+                _loop_cpu_seconds(node_pid, processes), time.perf_counter(), busy, total)
+
+    def add(self, before: tuple[float, float, float, float, int, int],
+            after: tuple[float, float, float, float, int, int]) -> None:
+        node, worker, loops, wall, busy, total = (b - a for a, b in zip(before, after, strict=True))
+        self.node += node
+        self.worker += worker
+        self.loops += loops
+        self.wall += wall
+        self.busy_jiffies += int(busy)
+        self.all_jiffies += int(total)
+
+    def run(self, lines: list[str], processes: int) -> LoadRun:
+        loop_pct = 100.0 * self.loops / (self.wall * processes) if self.wall else 0.0
+        machine_pct = 100.0 * self.busy_jiffies / self.all_jiffies if self.all_jiffies else 0.0
+        return LoadRun(lines, self.node, self.worker, loop_pct, machine_pct)
+
+
+def _post_load(argv: list[str], node_pid: int, config: NodeConfig, processes: int) -> LoadRun:
     """Run the load client; between its rounds, let the node process everything and
     fall idle before the client goes on."""
     load = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
-    node_cpu = worker_cpu = 0.0
-    started = (0.0, 0.0)
+    counters = _PhaseCounters()
+    started = _PhaseCounters.read(node_pid, processes)
     assert load.stdout is not None and load.stdin is not None
     for line in load.stdout:
         phase = line.strip()
         if phase == PHASE_NODE:
-            started = (_cpu_seconds(node_pid), _worker_cpu_seconds(node_pid))
+            started = _PhaseCounters.read(node_pid, processes)
         elif phase == PHASE_END:
-            node_cpu += _cpu_seconds(node_pid) - started[0]
-            worker_cpu += _worker_cpu_seconds(node_pid) - started[1]
+            counters.add(started, _PhaseCounters.read(node_pid, processes))
         elif phase == PHASE_WAIT:
             _wait_processed(config)
             _wait_idle(node_pid)
@@ -181,7 +249,7 @@ def _post_load(argv: list[str], node_pid: int, config: NodeConfig) -> LoadRun:
     _, errors = load.communicate(timeout=900)
     if load.returncode != 0:
         raise subprocess.CalledProcessError(load.returncode, argv, "\n".join(lines), errors)
-    return LoadRun(lines, node_cpu, worker_cpu)
+    return counters.run(lines, processes)
 
 
 def _wait_processed(config: NodeConfig, timeout: float = 600.0) -> float:
@@ -250,7 +318,7 @@ def _run_one(activities: int, actors: int, concurrency: int, profile: Path | Non
              "--actor-port", str(actor_port), "--actors", str(actors),
              "--activities", str(activities), "--concurrency", str(concurrency),
              "--rounds", str(rounds)],
-            node.pid, config)  # fmt: skip
+            node.pid, config, processes)  # fmt: skip
         sink_cpu = _cpu_seconds(sink.pid) - sink_cpu
         persisted = asyncio.run(_count(config))
         processed_after = _wait_processed(config)
@@ -279,7 +347,8 @@ def _row(result: IngestResult, load: LoadRun, persisted: int, posts: int,
                "postgresql" if postgres else "sqlite",
                "1" if processes == 1 else f"{processes}+1",
                load.worker_cpu_s * per_activity_ms, processes, concurrency,
-               len(shares), min(shares), max(shares))
+               len(shares), min(shares), max(shares), load.loop_busy_pct,
+               load.machine_busy_pct)
 
 
 def main() -> None:

@@ -49,7 +49,8 @@ def test_inbox_ingest_persists_every_activity_and_names_both_rates() -> None:
                                   "client_cpu_ms_bare", "client_cpu_ms_node",
                                   "processed_after_s", "database", "node_processes",
                                   "worker_cpu_ms", "bare_processes", "concurrency",
-                                  "rounds", "share_min_pct", "share_max_pct"]
+                                  "rounds", "share_min_pct", "share_max_pct",
+                                  "loop_busy_pct", "machine_busy_pct"]
     (row,) = rows
     assert row.persisted == 40 and row.refused == "-"  # 20 new activities in each round
     assert row.rounds == 2 and row.share_min_pct <= row.share_pct <= row.share_max_pct
@@ -57,6 +58,8 @@ def test_inbox_ingest_persists_every_activity_and_names_both_rates() -> None:
     assert row.node_per_s > 0 and row.bare_aiohttp_per_s > 0
     assert row.node_processes == "1" and row.worker_cpu_ms == 0.0 and row.bare_processes == 1
     assert row.concurrency == 4
+    # shares of the node phases' wall time (a tiny run may fall below one clock tick)
+    assert 0 <= row.loop_busy_pct <= 100 and 0 <= row.machine_busy_pct <= 100
     assert set(_children_of_this_process()) <= before  # node, sink and load process are gone
     _assert_table(rows)
 
@@ -68,6 +71,7 @@ def test_inbox_ingest_runs_a_multi_process_node_and_says_so() -> None:
     assert row.node_processes == "2+1"  # two acceptors and the worker process
     assert row.bare_processes == 2  # and two sink processes for the baseline
     assert row.node_cpu_ms > 0 and row.worker_cpu_ms >= 0.0
+    assert 0 <= row.loop_busy_pct <= 100  # the mean over the two acceptors' loops
     assert set(_children_of_this_process()) <= before  # supervisor, acceptors, worker gone
 
 
