@@ -89,6 +89,11 @@ class WriterTurns:
         return self._fd
 
 
+def _turn_of(turns: WriterTurns | None) -> contextlib.AbstractContextManager[None]:
+    """The turn to hold for one transaction (none for a writer without turns)."""
+    return turns.turn() if turns is not None else contextlib.nullcontext()
+
+
 def _sqlite_timestamp(value: datetime) -> str:
     """``received_at`` as SQLAlchemy stores it on SQLite (``UTCDateTime``: aware only, in
     UTC; the dialect's ``%04d-%02d-%02d %02d:%02d:%02d.%06d``), in half its time."""
@@ -160,7 +165,7 @@ class SqliteBatch:
         were taken (the first ones), and which of their ids were new."""
         try:
             raw = self._driver()  # opening it may fail too (an unreadable file): 503 as well
-            with self._turns.turn() if self._turns is not None else contextlib.nullcontext():
+            with _turn_of(self._turns):
                 begin_immediate_waiting(raw)
                 try:
                     taken = rows[:max(0, depth.room(partial(self._count_waiting, raw),
@@ -214,6 +219,5 @@ class SqliteBatch:
 def in_transaction(engine: Engine, work: Callable[[Connection], T],
                    turns: WriterTurns | None = None) -> T:
     """``work`` in a transaction of its own on the writer's engine (in its turn)."""
-    with turns.turn() if turns is not None else contextlib.nullcontext(), \
-            engine.begin() as connection:
+    with _turn_of(turns), engine.begin() as connection:
         return work(connection)
