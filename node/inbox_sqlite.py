@@ -52,7 +52,8 @@ class WriterTurns:
     SQLite's own lock in the middle of a transaction. Other connections (the inbox
     worker, the API) take no turn: for them it is SQLite's lock as before. Where the
     file cannot be made (a read-only directory would stop SQLite's WAL as well), the
-    writers fall back on SQLite's lock alone, with a warning.
+    writers fall back on SQLite's lock alone, with a warning; so they do where the file
+    system refuses the ``flock``.
     """
 
     def __init__(self, database: str) -> None:
@@ -64,10 +65,9 @@ class WriterTurns:
     def turn(self) -> Iterator[None]:
         """Hold the turn for the block (waiting for it first)."""
         fd = self._open()
-        if fd is None:
+        if fd is None or not self._take(fd):
             yield
             return
-        fcntl.flock(fd, fcntl.LOCK_EX)  # the GIL is released while it waits
         try:
             yield
         finally:
@@ -83,10 +83,22 @@ class WriterTurns:
             try:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             except OSError as exc:
-                self._broken = True
-                log.warning("inbox writer: no lock file, SQLite's lock alone path=%s error=%r",
-                            self.path, exc)
+                self._give_up(exc)
         return self._fd
+
+    def _take(self, fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # the GIL is released while it waits
+        except OSError as exc:  # a file system without flock (ENOLCK): SQLite's lock alone
+            self.close()
+            self._give_up(exc)
+            return False
+        return True
+
+    def _give_up(self, exc: OSError) -> None:
+        self._broken = True
+        log.warning("inbox writer: no lock file, SQLite's lock alone path=%s error=%r",
+                    self.path, exc)
 
 
 def _turn_of(turns: WriterTurns | None) -> contextlib.AbstractContextManager[None]:

@@ -133,6 +133,26 @@ def test_without_a_lock_file_the_writer_stores_on_sqlites_lock_alone(database, c
     assert len(warnings) == 1  # said once, not per batch
 
 
+def test_where_flock_is_refused_the_writer_stores_on_sqlites_lock_alone(database, caplog,
+                                                                       monkeypatch) -> None:
+    import errno
+
+    from node import inbox_sqlite
+
+    def refuse(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(inbox_sqlite.fcntl, "flock", refuse)
+    acceptor = Acceptor(database)
+    try:
+        assert acceptor.batch.store([row(1)], QueueDepth(10)) == (1, {row(1).activity_uri})
+        assert acceptor.batch.store([row(2)], QueueDepth(10)) == (1, {row(2).activity_uri})
+    finally:
+        acceptor.close()
+    assert _rows(database) == 2
+    assert len([r for r in caplog.records if "no lock file" in r.getMessage()]) == 1
+
+
 async def test_the_inbox_writer_takes_its_turn_beside_the_database(tmp_path) -> None:
     """The node's writer uses the turns of its database file: while another acceptor's
     writer holds the turn, a request's row waits; then it is stored and answered."""
