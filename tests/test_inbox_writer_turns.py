@@ -6,6 +6,7 @@ lock file the writer stores all the same."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import os
 import sqlite3
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
+from node import inbox_sqlite
 from node.inbox_sqlite import SqliteBatch, WriterTurns, in_transaction
 from node.inbox_writer import InboxWriter, QueueDepth
 from node.storage.db import migrate, sync_sqlite_engine
@@ -120,8 +122,8 @@ def test_a_job_on_the_writers_thread_takes_its_turn_too(database, acceptors) -> 
     assert done.wait(5)
 
 
-def test_without_a_lock_file_the_writer_stores_on_sqlites_lock_alone(database, caplog) -> None:
-    Path(f"{database.resolve()}-inbox-lock").mkdir()  # the lock file cannot be opened
+def _stores_two_batches_and_warns_once(database: Path, caplog) -> None:  # noqa: ANN001
+    """Without turns the writer stores on SQLite's lock alone, and says so once."""
     acceptor = Acceptor(database)
     try:
         assert acceptor.batch.store([row(1)], QueueDepth(10)) == (1, {row(1).activity_uri})
@@ -133,24 +135,18 @@ def test_without_a_lock_file_the_writer_stores_on_sqlites_lock_alone(database, c
     assert len(warnings) == 1  # said once, not per batch
 
 
+def test_without_a_lock_file_the_writer_stores_on_sqlites_lock_alone(database, caplog) -> None:
+    Path(f"{database.resolve()}-inbox-lock").mkdir()  # the lock file cannot be opened
+    _stores_two_batches_and_warns_once(database, caplog)
+
+
 def test_where_flock_is_refused_the_writer_stores_on_sqlites_lock_alone(database, caplog,
                                                                        monkeypatch) -> None:
-    import errno
-
-    from node import inbox_sqlite
-
     def refuse(fd: int, operation: int) -> None:
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(inbox_sqlite.fcntl, "flock", refuse)
-    acceptor = Acceptor(database)
-    try:
-        assert acceptor.batch.store([row(1)], QueueDepth(10)) == (1, {row(1).activity_uri})
-        assert acceptor.batch.store([row(2)], QueueDepth(10)) == (1, {row(2).activity_uri})
-    finally:
-        acceptor.close()
-    assert _rows(database) == 2
-    assert len([r for r in caplog.records if "no lock file" in r.getMessage()]) == 1
+    _stores_two_batches_and_warns_once(database, caplog)
 
 
 async def test_the_inbox_writer_takes_its_turn_beside_the_database(tmp_path) -> None:
