@@ -137,10 +137,12 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a running process has used so far (Linux ``/proc``)."""
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU time a running process (or one of its threads) has used so far
+    (Linux ``/proc``)."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
     # The command may contain spaces; the fields after its closing parenthesis do not.
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    fields = stat.read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

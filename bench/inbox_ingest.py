@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import subprocess
 import tempfile
@@ -159,12 +158,7 @@ def _loop_cpu_seconds(pid: int, processes: int) -> float:
     """CPU time so far of the event-loop threads (each process's main thread) of the
     node's acceptors: the node itself, or its children other than the worker process."""
     acceptors = [pid] if processes == 1 else [c for c in _children(pid) if not _is_worker(c)]
-    return sum(_main_thread_cpu_seconds(acceptor) for acceptor in acceptors)
-
-
-def _main_thread_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_seconds(acceptor, thread=acceptor) for acceptor in acceptors)
 
 
 def _machine_jiffies() -> tuple[int, int]:
@@ -232,13 +226,14 @@ def _post_load(argv: list[str], node_pid: int, config: NodeConfig, processes: in
                             stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     counters = _PhaseCounters()
-    started = _PhaseCounters.read(node_pid, processes)
+    started = None
     assert load.stdout is not None and load.stdin is not None
     for line in load.stdout:
         phase = line.strip()
         if phase == PHASE_NODE:
             started = _PhaseCounters.read(node_pid, processes)
         elif phase == PHASE_END:
+            assert started is not None  # the client says PHASE_NODE first
             counters.add(started, _PhaseCounters.read(node_pid, processes))
         elif phase == PHASE_WAIT:
             _wait_processed(config)
