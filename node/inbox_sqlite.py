@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 
-from node.storage.db import begin_immediate_waiting
+from node.storage.db import begin_immediate_waiting, retry_while_locked
 from node.storage.models import InboxItem, InboxState
 
 if TYPE_CHECKING:
@@ -118,19 +118,23 @@ def _sqlite_timestamp(value: datetime) -> str:
 
 class SqliteBatch:
     """The group commit's transaction on SQLite, as plain statements on the driver's
-    connection: ``BEGIN IMMEDIATE`` (tried every millisecond, ``begin_immediate_waiting``),
-    the count of waiting items when the queue limit is near, which of the batch's ids are
-    stored already, one multi-row ``INSERT … ON CONFLICT DO NOTHING``, ``COMMIT``.
+    connection. Mostly one autocommit ``INSERT … ON CONFLICT DO NOTHING`` of the whole
+    batch (``_insert_at_once``: one driver call, tried again every millisecond while
+    another connection holds the write lock). When the queue limit needs a count of the
+    waiting items (near the limit, and once a second), the transaction of before
+    (``_store_counted``): ``BEGIN IMMEDIATE`` (``begin_immediate_waiting``), the count,
+    which of the batch's ids are stored already, the INSERT, ``COMMIT``.
 
     The connection is the writer engine's (configured by its connect hooks: WAL,
     ``synchronous=FULL``, no busy timeout), checked out once for the writer's lifetime.
     Through SQLAlchemy each batch also paid a pool checkout and return, the transaction's
     events, an execution context and a result object (~0.15 ms of the writer's CPU per
-    batch). The known ids come from a ``SELECT`` in the same transaction, under the write
-    lock, so they are exactly the rows the INSERT then skips; ``RETURNING`` told the same
-    but handed back one row per driver step, each a release and re-take of the GIL that
-    the busy event loop holds. The values are converted as the columns' bind processors
-    convert them (the same stored text; a test compares with the Core statement).
+    batch). Each driver call lets go of the GIL and takes it back from the busy event
+    loop, a context switch each: ``RETURNING`` (a row per step) cost too much for that
+    reason, and so did the four statements of the transaction of before, per batch
+    (docs/performance.md, session 14). The values are converted as the columns' bind
+    processors convert them (the same stored text; a test compares with the Core
+    statement).
 
     The engine's ``before_cursor_execute`` hooks still see each statement (the
     fault-injection tests), and a driver error is raised as SQLAlchemy's (the inbox
@@ -141,6 +145,7 @@ class SqliteBatch:
                "attempts")
     _COUNT_WAITING = (f"SELECT count(*) FROM inbox_items WHERE state IN "
                       f"({', '.join('?' * len(WAITING_STATES))})")
+    _ADDED_BETWEEN = "SELECT activity_uri FROM inbox_items WHERE rowid > ? AND rowid <= ?"
 
     def __init__(self, engine: Engine, turns: WriterTurns | None = None) -> None:
         self._engine = engine
@@ -178,18 +183,46 @@ class SqliteBatch:
         try:
             raw = self._driver()  # opening it may fail too (an unreadable file): 503 as well
             with _turn_of(self._turns):
-                begin_immediate_waiting(raw)
-                try:
-                    taken = rows[:max(0, depth.room(partial(self._count_waiting, raw),
-                                                    len(rows)))]
-                    new = self._insert(raw, taken) if taken else set()
-                    raw.execute("COMMIT")
-                except BaseException:
-                    self._roll_back(raw)
-                    raise
+                if depth.room_without_count(len(rows)) is None:
+                    return self._store_counted(raw, rows, depth)
+                return len(rows), self._insert_at_once(raw, rows)
         except sqlite3.Error as exc:  # as the engine wraps its driver's errors
             raise DBAPIError.instance(None, None, exc, sqlite3.Error,
                                       hide_parameters=True) from exc
+
+    def _insert_at_once(self, raw: sqlite3.Connection, rows: list[InboxRow]) -> set[str]:
+        """The whole transaction as one autocommit ``INSERT … ON CONFLICT DO NOTHING``: a
+        single driver call, so the writer's thread lets go of the GIL and waits to take it
+        back from the busy event loop once a batch, not at each of BEGIN, SELECT, INSERT and
+        COMMIT (a context switch each; docs/performance.md, session 14). The commit is
+        synced as any (``synchronous=FULL``). Which ids were new: all of them when the
+        statement added as many rows as it had (the common case: no second query); else
+        the rows it added, whose rowids run up to its last (a statement holds the write
+        lock throughout, so they are consecutive)."""
+        ids = [row.activity_uri for row in rows]
+        cursor = self._execute(raw, self.sql(len(rows))[1], self.parameters(rows),
+                               wait_for_lock=True)
+        added = cursor.rowcount
+        if added == len(ids):
+            return set(ids)
+        if added == 0:
+            return set()
+        last = cursor.lastrowid
+        return {uri for (uri,) in self._execute(raw, self._ADDED_BETWEEN, (last - added, last))}
+
+    def _store_counted(self, raw: sqlite3.Connection, rows: list[InboxRow],
+                       depth: QueueDepth) -> tuple[int, set[str]]:
+        """With the waiting items counted in the transaction (the limit is near, or the
+        last count is a second old): ``BEGIN IMMEDIATE``, the count, the known ids, the
+        INSERT of the rows the queue takes, ``COMMIT``."""
+        begin_immediate_waiting(raw)
+        try:
+            taken = rows[:max(0, depth.room(partial(self._count_waiting, raw), len(rows)))]
+            new = self._insert(raw, taken) if taken else set()
+            raw.execute("COMMIT")
+        except BaseException:
+            self._roll_back(raw)
+            raise
         return len(taken), new
 
     def close(self) -> None:
@@ -202,10 +235,15 @@ class SqliteBatch:
             self._connection = self._engine.raw_connection()
         return self._connection.driver_connection  # type: ignore[return-value]
 
-    def _execute(self, raw: sqlite3.Connection, sql: str,
-                 parameters: Sequence[object]) -> sqlite3.Cursor:
+    def _execute(self, raw: sqlite3.Connection, sql: str, parameters: Sequence[object], *,
+                 wait_for_lock: bool = False) -> sqlite3.Cursor:
+        """The engine's ``before_cursor_execute`` hooks, then the driver's call (with
+        ``wait_for_lock``, tried again while another connection holds the write lock;
+        an error a hook raises is not)."""
         for hook in self._engine.dispatch.before_cursor_execute:
             sql, parameters = hook(None, None, sql, parameters, None, False)
+        if wait_for_lock:
+            return retry_while_locked(partial(raw.execute, sql, parameters))
         return raw.execute(sql, parameters)
 
     def _count_waiting(self, raw: sqlite3.Connection) -> int:

@@ -253,13 +253,22 @@ class QueueDepth:
     def room(self, count_waiting: Callable[[], int], wanted: int) -> int:
         """How many more items the queue takes now; ``count_waiting`` counts them (in the
         caller's transaction)."""
-        now = self._monotonic()
-        estimate = None if self._counted is None else self._counted + self._added * self._processes
-        if (estimate is None or now - self._counted_at >= self.RECOUNT_SECONDS
-                or estimate + wanted > self.limit - self._slack):
-            estimate = self._counted = count_waiting()
-            self._counted_at, self._added = now, 0
+        room = self.room_without_count(wanted)
+        if room is None:
+            self._counted = count_waiting()
+            self._counted_at, self._added = self._monotonic(), 0
             self.counts += 1
+            room = self.limit - self._counted
+        return room
+
+    def room_without_count(self, wanted: int) -> int | None:
+        """The room by the estimate, at least ``wanted``; None when the items must be
+        counted first (the limit is near, or the last count is old or was never taken)."""
+        if self._counted is None or self._monotonic() - self._counted_at >= self.RECOUNT_SECONDS:
+            return None
+        estimate = self._counted + self._added * self._processes
+        if estimate + wanted > self.limit - self._slack:
+            return None
         return self.limit - estimate
 
     def added(self, rows: int) -> None:
@@ -307,7 +316,10 @@ class InboxWriter:
             self._sqlite = sync_sqlite_engine(engine.url.render_as_string(hide_password=False),
                                               fsync_each_commit=True, wait_for_lock=True)
             # the writers of the node's other acceptor processes take turns with this one
-            self._turns = WriterTurns(str(Path(self._sqlite.url.database).resolve()))
+            # (with one acceptor there is no other: the turn would be two system calls and
+            # two hand-offs of the GIL a batch for nothing)
+            if processes > 1:
+                self._turns = WriterTurns(str(Path(self._sqlite.url.database).resolve()))
             self._batch = SqliteBatch(self._sqlite, self._turns)
         self.depth = QueueDepth(queue_limit, processes=processes)
         self.pressure = BatchPressure()

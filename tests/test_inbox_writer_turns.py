@@ -154,7 +154,7 @@ async def test_the_inbox_writer_takes_its_turn_beside_the_database(tmp_path) -> 
     writer holds the turn, a request's row waits; then it is stored and answered."""
     async for engine in database_engine("sqlite", tmp_path):
         await migrate(engine)
-        writer = InboxWriter(engine, queue_limit=10)
+        writer = InboxWriter(engine, queue_limit=10, processes=2)
         other = WriterTurns(str((tmp_path / "test.db").resolve()))
         try:
             with other.turn():

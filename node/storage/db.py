@@ -19,9 +19,10 @@ import ast
 import re
 import sqlite3
 import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, inspect, make_url, text
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+T = TypeVar("T")
 MIGRATION_LOCK_KEY = 0x50_52_41_58  # "PRAX": any constant shared by all node processes
 VERSION_TABLE = "alembic_version"
 _REVISION_ASSIGNMENT = re.compile(r"^(down_revision|revision)\s*(?::[^=\n]*)?=\s*(.+)$", re.M)
@@ -109,19 +111,24 @@ def _is_locked(exc: sqlite3.OperationalError) -> bool:
     return str(exc) in ("database is locked", "database is busy")
 
 
-def begin_immediate_waiting(raw: Any, *, wait: float = LOCK_WAIT_SECONDS) -> None:
-    """``BEGIN IMMEDIATE`` on the stdlib connection ``raw``, tried again every
-    millisecond while another connection holds the write lock, at most ``wait``
-    seconds (the busy timeout elsewhere); then SQLite's error."""
+def retry_while_locked(attempt: Callable[[], T], *, wait: float = LOCK_WAIT_SECONDS) -> T:
+    """``attempt()`` (one driver call that takes SQLite's write lock), tried again every
+    millisecond while another connection holds that lock, at most ``wait`` seconds (the
+    busy timeout elsewhere); then SQLite's error. Any other error at once."""
     deadline = time.monotonic() + wait
     while True:
         try:
-            raw.execute("BEGIN IMMEDIATE")
-            return
+            return attempt()
         except sqlite3.OperationalError as exc:
             if not _is_locked(exc) or time.monotonic() >= deadline:
                 raise
         time.sleep(LOCK_RETRY_SECONDS)
+
+
+def begin_immediate_waiting(raw: Any, *, wait: float = LOCK_WAIT_SECONDS) -> None:
+    """``BEGIN IMMEDIATE`` on the stdlib connection ``raw``, waiting for the write lock
+    by ``retry_while_locked``."""
+    retry_while_locked(lambda: raw.execute("BEGIN IMMEDIATE"), wait=wait)
 
 
 def _begin_immediate_waiting(connection: Connection) -> None:
