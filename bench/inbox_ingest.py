@@ -62,7 +62,7 @@ from bench._support import (
 from bench.load_client import PHASE_END, PHASE_NODE, PHASE_WAIT, IngestResult
 from node.config import InboxTuning, NodeConfig, ServerTuning
 from node.storage.db import create_engine, session_maker
-from node.storage.models import InboxItem, InboxState
+from node.storage.models import InboxArrival, InboxItem, InboxState
 
 TARGET_SHARE_PCT = 50.0
 # `make bench` measures the node as installed (one process) and with two acceptors (the
@@ -115,13 +115,16 @@ class Row:
 
 
 async def _count(config: NodeConfig, *, waiting_only: bool = False) -> int:
+    """The inbox's items (waiting ones only: and the arrivals not yet moved to them)."""
     statement = select(func.count()).select_from(InboxItem)
     if waiting_only:
         statement = statement.where(InboxItem.state.in_(WAITING))
     engine = create_engine(config.database_url)
     try:
         async with session_maker(engine)() as session:
-            return int(await session.scalar(statement))
+            arrivals = select(func.count()).select_from(InboxArrival)
+            return int(await session.scalar(statement)) + (
+                int(await session.scalar(arrivals)) if waiting_only else 0)
     finally:
         await engine.dispose()
 
@@ -315,8 +318,8 @@ def _run_one(activities: int, actors: int, concurrency: int, profile: Path | Non
              "--rounds", str(rounds)],
             node.pid, config, processes)  # fmt: skip
         sink_cpu = _cpu_seconds(sink.pid) - sink_cpu
-        persisted = asyncio.run(_count(config))
         processed_after = _wait_processed(config)
+        persisted = asyncio.run(_count(config))  # processing moved every arrival
         node_cpu_all = _cpu_seconds(node.pid) - node_cpu
     posts = activities * rounds
     return _row(IngestResult(**json.loads(load.lines[-1])), load, persisted, posts, concurrency, processes,

@@ -18,6 +18,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from node.inbox_sqlite import move_arrivals
 from node.inbox_writer import DoorLoad
 from node.storage.models import InboxItem, InboxState
 
@@ -50,6 +51,8 @@ def claim(connection: Connection, *, now: datetime, lease: timedelta,
     """Claim the oldest processable items, in the order they arrived (in the caller's
     transaction)."""
     items_table = InboxItem.__table__
+    if connection.dialect.name == "sqlite":
+        move_arrivals(connection)  # what a saturated inbox appended (node.inbox_sqlite)
     choose = select(items_table.c.id).where(_claimable(now)).order_by(items_table.c.id).limit(limit)
     if connection.dialect.name == "postgresql":
         # Lock first (see node.delivery_queue.claim_due for why not in one statement).

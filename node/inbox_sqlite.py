@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
@@ -123,7 +124,9 @@ class SqliteBatch:
     another connection holds the write lock). When the queue limit needs a count of the
     waiting items (near the limit, and once a second), the transaction of before
     (``_store_counted``): ``BEGIN IMMEDIATE`` (``begin_immediate_waiting``), the count,
-    which of the batch's ids are stored already, the INSERT, ``COMMIT``.
+    which of the batch's ids are stored already, the INSERT, ``COMMIT``. While requests
+    queue (``appending``), and while arrivals wait that no claim has moved, a batch is
+    appended to ``inbox_arrivals`` instead (``_append``; ``move_arrivals`` below).
 
     The connection is the writer engine's (configured by its connect hooks: WAL,
     ``synchronous=FULL``, no busy timeout), checked out once for the writer's lifetime.
@@ -143,9 +146,14 @@ class SqliteBatch:
 
     COLUMNS = ("activity_uri", "inbox", "actor", "remote_host", "raw", "received_at", "state",
                "attempts")
-    _COUNT_WAITING = (f"SELECT count(*) FROM inbox_items WHERE state IN "
-                      f"({', '.join('?' * len(WAITING_STATES))})")
+    ARRIVAL_COLUMNS = COLUMNS[:6]  # an arrival has no state yet
+    # The arrivals count as waiting too; their ids run without a gap (appended at the end,
+    # moved from the start), so their count is a lookup at each end of the rowid tree.
+    _COUNT_WAITING = (f"SELECT (SELECT count(*) FROM inbox_items WHERE state IN "
+                      f"({', '.join('?' * len(WAITING_STATES))})) + "
+                      f"(SELECT coalesce(max(id) - min(id) + 1, 0) FROM inbox_arrivals)")
     _ADDED_BETWEEN = "SELECT activity_uri FROM inbox_items WHERE rowid > ? AND rowid <= ?"
+    _ARRIVALS_LEFT = "SELECT EXISTS (SELECT 1 FROM inbox_arrivals)"
 
     def __init__(self, engine: Engine, turns: WriterTurns | None = None) -> None:
         self._engine = engine
@@ -154,6 +162,14 @@ class SqliteBatch:
         self._json = column.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
         self._connection: PoolProxiedConnection | None = None
         self._sql: dict[int, tuple[str, str]] = {}  # by the number of rows; at most MAX_BATCH
+        self._appends: dict[int, str] = {}
+        # Set from the event loop (``InboxWriter``, by its ``BatchPressure``): requests are
+        # queueing, so batches go to ``inbox_arrivals``.
+        self.appending = False
+        # Whether arrivals may be left that a claim has not moved yet. Only acceptors'
+        # writers append; with one acceptor that is this one, so it asks only after it
+        # appended (or when it starts: a node stopped in a burst left some).
+        self._arrivals_maybe = True
 
     def sql(self, rows: int) -> tuple[str, str]:
         """The SELECT of known ids and the INSERT for ``rows`` rows."""
@@ -167,22 +183,35 @@ class SqliteBatch:
                 " ON CONFLICT (activity_uri) DO NOTHING")
         return made
 
-    def parameters(self, rows: list[InboxRow]) -> list[object]:
+    def append_sql(self, rows: int) -> str:
+        """The INSERT of ``rows`` arrivals."""
+        made = self._appends.get(rows)
+        if made is None:
+            values = ", ".join([f"({', '.join('?' * len(self.ARRIVAL_COLUMNS))})"] * rows)
+            made = self._appends[rows] = (
+                f"INSERT INTO inbox_arrivals ({', '.join(self.ARRIVAL_COLUMNS)}) VALUES {values}")
+        return made
+
+    def parameters(self, rows: list[InboxRow], *, arrivals: bool = False) -> list[object]:
         flat: list[object] = []
         to_json = self._json
-        state = InboxState.RECEIVED.value
+        state = () if arrivals else (InboxState.RECEIVED.value, 0)
         for row in rows:
             text = row.raw_json if row.raw_json is not None else to_json(row.raw)
             flat += (row.activity_uri, row.inbox, row.actor, row.remote_host, text,
-                     _sqlite_timestamp(row.received_at), state, 0)
+                     _sqlite_timestamp(row.received_at), *state)
         return flat
 
     def store(self, rows: list[InboxRow], depth: QueueDepth) -> tuple[int, set[str]]:
         """In a transaction of its own: as many rows as the queue has room for; how many
-        were taken (the first ones), and which of their ids were new."""
+        were taken (the first ones), and which of their ids were new. Appended rows
+        (``appending``, or arrivals still waiting ahead of them) all count as new: a
+        claim drops the known ones when it moves them."""
         try:
             raw = self._driver()  # opening it may fail too (an unreadable file): 503 as well
-            with _turn_of(self._turns):
+            with _turn_of(self._turns):  # no other writer appends between the two below
+                if self.appending or self._arrivals_left(raw):
+                    return self._append(raw, rows, depth)
                 if depth.room_without_count(len(rows)) is None:
                     return self._store_counted(raw, rows, depth)
                 return len(rows), self._insert_at_once(raw, rows)
@@ -209,6 +238,42 @@ class SqliteBatch:
             return set()
         last = cursor.lastrowid
         return {uri for (uri,) in self._execute(raw, self._ADDED_BETWEEN, (last - added, last))}
+
+    def _arrivals_left(self, raw: sqlite3.Connection) -> bool:
+        """Whether arrivals wait that a claim has not moved: a row stored in
+        ``inbox_items`` now would be claimed before them. With several acceptors any of
+        them may have appended, so it is asked each time."""
+        if not self._arrivals_maybe and self._turns is None:
+            return False
+        left = bool(self._execute(raw, self._ARRIVALS_LEFT, ()).fetchone()[0])
+        self._arrivals_maybe = left
+        return left
+
+    def _append(self, raw: sqlite3.Connection, rows: list[InboxRow],
+                depth: QueueDepth) -> tuple[int, set[str]]:
+        """The batch appended to ``inbox_arrivals``: one autocommit ``INSERT`` (the
+        transaction of ``_store_counted`` when the queue limit needs a count). A page or
+        two of the table a commit instead of a page of the unique index per row besides
+        (docs/performance.md, session 15)."""
+        self._arrivals_maybe = True
+        room = depth.room_without_count(len(rows))
+        if room is None:
+            begin_immediate_waiting(raw)
+            try:
+                room = depth.room(partial(self._count_waiting, raw), len(rows))
+                taken = rows[:max(0, room)]
+                if taken:
+                    self._execute(raw, self.append_sql(len(taken)),
+                                  self.parameters(taken, arrivals=True))
+                raw.execute("COMMIT")
+            except BaseException:
+                self._roll_back(raw)
+                raise
+        else:
+            taken = rows
+            self._execute(raw, self.append_sql(len(taken)),
+                          self.parameters(taken, arrivals=True), wait_for_lock=True)
+        return len(taken), {row.activity_uri for row in taken}
 
     def _store_counted(self, raw: sqlite3.Connection, rows: list[InboxRow],
                        depth: QueueDepth) -> tuple[int, set[str]]:
@@ -264,6 +329,27 @@ class SqliteBatch:
             if self._connection is not None:
                 self._connection.invalidate()
                 self._connection = None
+
+
+# Claiming moves at most this many arrivals at a time (~40 µs each: the unique index's
+# page), so a claim during a burst holds the write lock for some 20 ms, not for the burst.
+MOVE_AT_MOST = 500
+_FIRST_ARRIVALS = "SELECT id FROM inbox_arrivals ORDER BY id LIMIT :limit"
+# WHERE before ON CONFLICT: SQLite's parser needs it to read the upsert of an INSERT … SELECT
+_MOVE_ARRIVALS = text(
+    f"INSERT INTO inbox_items (activity_uri, inbox, actor, remote_host, raw, received_at, "
+    f"state, attempts) SELECT activity_uri, inbox, actor, remote_host, raw, received_at, "
+    f":state, 0 FROM inbox_arrivals WHERE id IN ({_FIRST_ARRIVALS}) ORDER BY id "
+    f"ON CONFLICT (activity_uri) DO NOTHING")
+_DROP_ARRIVALS = text(f"DELETE FROM inbox_arrivals WHERE id IN ({_FIRST_ARRIVALS})")
+
+
+def move_arrivals(connection: Connection, limit: int = MOVE_AT_MOST) -> None:
+    """In the caller's transaction (which holds the write lock): the first ``limit``
+    arrivals into ``inbox_items``, in the order they came, each after the items already
+    there; an activity id already stored (or twice among them) stays the first one."""
+    connection.execute(_MOVE_ARRIVALS, {"state": InboxState.RECEIVED.value, "limit": limit})
+    connection.execute(_DROP_ARRIVALS, {"limit": limit})
 
 
 def in_transaction(engine: Engine, work: Callable[[Connection], T],

@@ -12,7 +12,9 @@ transaction (BEGIN IMMEDIATE, the fsync of the commit, the hand-off to the drive
 thread) is shared by all the rows that arrived meanwhile.
 
 On SQLite the writer is a thread of its own that takes its next batch itself, as soon as
-a commit ends; only the answers go back through the event loop. (As a task on the loop,
+a commit ends; only the answers go back through the event loop. While requests queue
+(``BatchPressure``) its batches are appended to ``inbox_arrivals`` and claimed from there
+(``node.inbox_sqlite``): a duplicate is then dropped when claimed, not told at the door. (As a task on the loop,
 each batch began only when the busy loop came round to the last one's completion: ~5 ms
 between two commits of ~1.4 ms at 32 requests in flight, docs/performance.md.)
 """
@@ -334,7 +336,8 @@ class InboxWriter:
         self.batches = 0  # transactions committed or failed (for tests and benchmarks)
 
     async def store(self, row: InboxRow) -> bool:
-        """Committed: True if the row is new, False if its activity id was known.
+        """Committed: True if the row is new, False if its activity id was known (a row
+        appended to SQLite's arrivals is True: the claim drops it if it was known).
 
         Raises ``InboxQueueFull``, ``InboxWriterClosed``, or the database's error.
         """
@@ -507,7 +510,10 @@ class InboxWriter:
         activity id in the batch is told "known", as it would be a moment later)."""
         self.batches += 1
         self.pressure.batch(len(batch))
-        if self._marks is not None and self.pressure.saturated():
+        saturated = self.pressure.saturated()
+        if self._batch is not None:
+            self._batch.appending = saturated  # read by the writer's thread for its next batch
+        if self._marks is not None and saturated:
             self._marks.mark_saturated()
         if error is not None:
             log.warning("inbox write failed rows=%d error=%r", len(batch), error)

@@ -16,7 +16,9 @@ from node.storage.models import (
     Follower,
     Following,
     Host,
+    InboxArrival,
     InboxItem,
+    InboxState,
 )
 
 
@@ -56,6 +58,17 @@ class NodeStatus:
 async def _counts(session: AsyncSession, column: Any) -> dict[str, int]:
     rows = await session.execute(select(column, func.count()).group_by(column))
     return {state: count for state, count in rows}
+
+
+async def _inbox_counts(session: AsyncSession) -> dict[str, int]:
+    """Items by state; the arrivals a saturated inbox appended are received items that
+    the next claim moves into the queue (``node.inbox_sqlite``)."""
+    counts = await _counts(session, InboxItem.state)
+    arrivals = await session.scalar(select(func.count()).select_from(InboxArrival))
+    if arrivals:
+        received = InboxState.RECEIVED.value
+        counts[received] = counts.get(received, 0) + arrivals
+    return counts
 
 
 async def _delivery_problems_by_host(session: AsyncSession) -> dict[str, dict[str, int]]:
@@ -114,7 +127,7 @@ async def node_status(session: AsyncSession) -> NodeStatus:
         followers=await _counts(session, Follower.state),
         following=[FollowingEntry(*row) for row in following],
         deliveries=await _counts(session, Delivery.state),
-        inbox=await _counts(session, InboxItem.state),
+        inbox=await _inbox_counts(session),
         failing_hosts=await _failing_hosts(session),
     )
 

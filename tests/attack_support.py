@@ -52,6 +52,7 @@ from node.storage.models import (
     Activity,
     Follower,
     Following,
+    InboxArrival,
     InboxItem,
     InboxState,
     RemoteObject,
@@ -422,12 +423,14 @@ class AttackBed:
 
     async def snapshot(self) -> Snapshot:
         inbox = await self.rows(InboxItem)
+        arrivals = await self.rows(InboxArrival)  # stored, not yet moved by a claim
         objects = await self.rows(RemoteObject)
         followers = await self.rows(Follower)
         following = await self.rows(Following)
         remote_activities = await self.rows(Activity, Activity.is_local.is_(False))
         return Snapshot(
-            tuple(sorted((row.activity_uri, row.state) for row in inbox)),
+            tuple(sorted([(row.activity_uri, row.state) for row in inbox]
+                         + [(row.activity_uri, "arrival") for row in arrivals])),
             tuple(sorted((row.uri, row.deleted, json.dumps(row.document, sort_keys=True))
                          for row in objects)),
             tuple(sorted((row.actor_uri, row.state) for row in followers)),

@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from node import appkeys
 from node.remote_objects import VOCABULARY_KINDS, vocabulary_kind
-from node.storage.models import Contribution, InboxItem, InboxState, RemoteObject
+from node.storage.models import Contribution, InboxArrival, InboxItem, InboxState, RemoteObject
 from node.workers import build_workers, process_inbox_batch
 from tests.engine_support import (
     AS_CONTEXT,
@@ -203,8 +203,10 @@ async def _refused_for_shapes(bed: Bed) -> int:
 
 
 async def _inbox_count(bed: Bed) -> int:
+    """Every stored activity: the items and the arrivals no claim has moved yet."""
     async with bed.a.sessions()() as session:
-        return len((await session.scalars(select(InboxItem.id))).all())
+        items = len((await session.scalars(select(InboxItem.id))).all())
+        return items + len((await session.scalars(select(InboxArrival.id))).all())
 
 
 def post_batch(bed: Bed, name: str, bodies: list[bytes], *, signed: bool, garble: bool = False) -> None:

@@ -24,7 +24,7 @@ from node.inbox_writer import (
 )
 from node.storage.db import _begin_immediate_waiting as writer_begin
 from node.storage.db import begin_immediate_waiting, migrate
-from node.storage.models import InboxItem, InboxState
+from node.storage.models import InboxArrival, InboxItem, InboxState
 from tests.node_support import database_engine
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -44,20 +44,25 @@ def row(number: int) -> InboxRow:
 
 
 async def stored_uris(engine: AsyncEngine) -> list[str]:
+    """Every stored activity id in the order a claim takes them: the items, then the
+    arrivals a saturated writer appended (SQLite) that no claim has moved yet."""
     async with engine.connect() as connection:
         result = await connection.execute(select(InboxItem.activity_uri).order_by(InboxItem.id))
-        return [uri for (uri,) in result]
+        arrivals = await connection.execute(
+            select(InboxArrival.activity_uri).order_by(InboxArrival.id))
+        return [uri for (uri,) in result] + [uri for (uri,) in arrivals]
 
 
 class Inserts:
-    """Counts the INSERTs into inbox_items the engine's cursor hooks see: one per batch."""
+    """Counts the INSERTs the engine's cursor hooks see: one per batch, into inbox_items
+    or, while a saturated SQLite writer appends, into inbox_arrivals."""
 
     def __init__(self, engine: Engine) -> None:
         self.count = 0
         event.listen(engine, "before_cursor_execute", self._before)
 
     def _before(self, conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001, PLR0913
-        if statement.upper().startswith("INSERT INTO INBOX_ITEMS"):
+        if statement.upper().startswith(("INSERT INTO INBOX_ITEMS", "INSERT INTO INBOX_ARRIVALS")):
             self.count += 1
 
 

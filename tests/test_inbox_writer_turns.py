@@ -34,7 +34,8 @@ async def database(tmp_path: Path) -> Path:
 
 def _rows(database: Path) -> int:
     with sqlite3.connect(database) as connection:
-        return connection.execute("SELECT count(*) FROM inbox_items").fetchone()[0]
+        return connection.execute("SELECT (SELECT count(*) FROM inbox_items) + "
+                                  "(SELECT count(*) FROM inbox_arrivals)").fetchone()[0]
 
 
 def _turn_is_free(path: str) -> bool:

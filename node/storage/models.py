@@ -225,6 +225,27 @@ class InboxItem(Base):
     claimed_until: Mapped[datetime | None]
 
 
+class InboxArrival(Base):
+    """A received activity committed while the inbox was saturated (SQLite only).
+
+    No index but the rowid: appending costs a few pages a commit, where a row of
+    ``inbox_items`` costs a page of its unique index besides (the ids of a batch fall all
+    over it). Claiming (``node.inbox_queue.claim``) moves arrivals into ``inbox_items`` in
+    the order they came, dropping activity ids already there; until then they count as
+    waiting. See ``node.inbox_sqlite.SqliteBatch``.
+    """
+
+    __tablename__ = "inbox_arrivals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    activity_uri: Mapped[str] = mapped_column(String(2048))
+    inbox: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(2048))
+    remote_host: Mapped[str] = mapped_column(String(255))
+    raw: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
+
+
 class RemoteActor(Base):
     __tablename__ = "remote_actors"
 

@@ -1,6 +1,6 @@
 -- The SQLite schema that node/storage/migrations build, for a new database
 -- (node/storage/sqlite_schema.py). Made by: python -m node.storage.sqlite_schema
--- revision: 0008
+-- revision: 0009
 
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
@@ -283,3 +283,14 @@ CREATE TABLE sign_in_addresses (
 CREATE INDEX ix_remote_objects_contributions_received ON remote_objects (received_at, id) WHERE kind IN ('Practice', 'Experience', 'Material') AND deleted IS 0;
 
 CREATE INDEX ix_remote_objects_contributions_author ON remote_objects (attributed_to) WHERE kind IN ('Practice', 'Experience', 'Material') AND deleted IS 0;
+
+CREATE TABLE inbox_arrivals (
+	id INTEGER NOT NULL, 
+	activity_uri VARCHAR(2048) NOT NULL, 
+	inbox VARCHAR(20) NOT NULL, 
+	actor VARCHAR(2048) NOT NULL, 
+	remote_host VARCHAR(255) NOT NULL, 
+	raw JSON NOT NULL, 
+	received_at DATETIME NOT NULL, 
+	CONSTRAINT pk_inbox_arrivals PRIMARY KEY (id)
+);
