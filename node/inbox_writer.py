@@ -12,11 +12,12 @@ transaction (BEGIN IMMEDIATE, the fsync of the commit, the hand-off to the drive
 thread) is shared by all the rows that arrived meanwhile.
 
 On SQLite the writer is a thread of its own that takes its next batch itself, as soon as
-a commit ends; only the answers go back through the event loop. While requests queue
-(``BatchPressure``) its batches are appended to ``inbox_arrivals`` and claimed from there
-(``node.inbox_sqlite``): a duplicate is then dropped when claimed, not told at the door. (As a task on the loop,
+a commit ends; only the answers go back through the event loop. (As a task on the loop,
 each batch began only when the busy loop came round to the last one's completion: ~5 ms
-between two commits of ~1.4 ms at 32 requests in flight, docs/performance.md.)
+between two commits of ~1.4 ms at 32 requests in flight, docs/performance.md.) While
+requests queue (``BatchPressure``) its batches are appended to ``inbox_arrivals`` and
+claimed from there (``node.inbox_sqlite``): a duplicate is then dropped when claimed, not
+told at the door.
 """
 
 from __future__ import annotations
