@@ -31,6 +31,7 @@ from soak.verify import SoakReport, drained, held_down_host, verify
 HOUR = 3600.0
 WEEK = 7 * 24 * HOUR
 GIVE_UP_WAIT = 120.0  # seconds of real time for the senders to give up after the jump
+TRICKLE_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,17 @@ async def watch_status(load: Load, cluster: Cluster, seen: Counter[str], stop: a
         await asyncio.sleep(0.5)
 
 
+async def _load_until(kills_done: asyncio.Event, load: Load, plan: SoakPlan,
+                      chaos_task: asyncio.Task[None]) -> None:
+    """A trickle of load (``concurrency`` activities every ``TRICKLE_SECONDS``) until the
+    chaos has made its kills: a kill with no load sends nothing to the killed node, so no
+    sender would meet a refusal (on a fast machine the short soak's load was over before
+    its first kill, and no failing host ever showed in /api/status)."""
+    while not kills_done.is_set() and not chaos_task.done():
+        await load.run(load.ledger.activities + plan.concurrency, plan.concurrency)
+        await asyncio.sleep(TRICKLE_SECONDS)
+
+
 def _unfinished_to(node: SoakNode, host: str) -> int:
     return node.query("SELECT count(*) FROM deliveries WHERE host = ? AND state NOT IN "
                       "('delivered', 'gave_up')", host)[0][0]
@@ -129,16 +141,17 @@ async def run_soak(root: Path, plan: SoakPlan) -> SoakReport:
                 report.problem("the follows were not all accepted within 60 s")
             stop = asyncio.Event()
             watcher = asyncio.create_task(watch_status(load, cluster, seen, stop))
-            load_done = asyncio.Event()
+            load_done, kills_done = asyncio.Event(), asyncio.Event()
             chaos_task = asyncio.create_task(chaos(cluster, ledger, rng, kills=plan.kills,
                                                    interval=plan.kill_interval,
-                                                   load_done=load_done))
+                                                   load_done=load_done, kills_done=kills_done))
             before_week = plan.activities - plan.after_week
             await load.run(before_week // 4, plan.concurrency)
             hold_down(cluster, cluster.members[-1], ledger)  # dead from here on
             await load.run(before_week, plan.concurrency)
+            await _load_until(kills_done, load, plan, chaos_task)
             load_done.set()
-            await chaos_task  # the remaining kills, if the load was quicker
+            await chaos_task
             stop.set()
             await watcher
             await settle(cluster, plan, report)
