@@ -206,14 +206,13 @@ def hold_down(cluster: Cluster, node: SoakNode, ledger: LoadLedger) -> None:
 
 
 async def chaos(cluster: Cluster, ledger: LoadLedger, rng: random.Random, *, kills: int,
-                interval: float, load_done: asyncio.Event,
-                kills_done: asyncio.Event | None = None) -> None:
+                interval: float, load_done: asyncio.Event, kills_done: asyncio.Event) -> None:
     """SIGKILL a random node every ``interval`` seconds and restart it after a short while:
     at least ``kills`` kills and restarts (``kills_done`` is set then), and on until the
     load is done."""
     restarted = 0
     while restarted < kills or not load_done.is_set():
-        if restarted >= kills and kills_done is not None:
+        if restarted >= kills:
             kills_done.set()
         await asyncio.sleep(interval)
         candidates = [node for node in cluster.nodes if node.running and not node.held_down]
