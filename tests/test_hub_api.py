@@ -425,12 +425,15 @@ async def test_a_member_dropped_from_the_index_and_approved_again_before_a_resta
     assert index.members() == [MEMBER]  # and the stranger's graph is gone
 
 
+@pytest.mark.parametrize("stopped_while_writing", [False, True])
 async def test_an_index_without_its_record_of_claims_is_rebuilt_once_at_the_start(
-    setup, tmp_path,
+    setup, tmp_path, stopped_while_writing,
 ) -> None:
     # An on-disk index written before the hub kept what documents state about other nodes
-    # (index.claims.json) cannot remove such statements exactly; the start rebuilds it
-    # from SQL once, and a second start with the record in place only catches up.
+    # (index.claims.json), or one whose hub stopped during a write (the marker
+    # index.claims.writing is still there: the record may be a write behind), cannot
+    # remove such statements exactly; the start rebuilds it from SQL once, and a second
+    # start with the record in place only catches up.
     from node.hub.aggregation import Aggregator
     from node.hub.index import HubIndex
     from node.hub.query_runner import ThreadRunner
@@ -447,13 +450,16 @@ async def test_an_index_without_its_record_of_claims_is_rebuilt_once_at_the_star
     index.add_contribution(MEMBER, stale)
     index.flush()
     del index
-    (path.parent / "index.claims.json").unlink()  # as before the record was kept
+    if stopped_while_writing:
+        (path.parent / "index.claims.writing").touch()
+    else:
+        (path.parent / "index.claims.json").unlink()  # as before the record was kept
     index = HubIndex(path, contexts=bundled_contexts(), runner=ThreadRunner())
     assert not index.claims_complete
     clock = hub.app[HUB].aggregator._clock
     await Aggregator(sessions=hub.sessions(), index=index, search=MemorySearch(),
                      clock=clock, warm_after=None).start()
-    assert index.claims_complete
+    assert index.claims_complete and not (path.parent / "index.claims.writing").exists()
     assert list(index.store.quads_for_pattern(pyoxigraph.NamedNode(uri), None, None))
     assert not list(index.store.quads_for_pattern(pyoxigraph.NamedNode(stale["id"]), None, None))
     # with the record in place, a start catches up instead: a quad only the index holds stays

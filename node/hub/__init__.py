@@ -7,6 +7,8 @@ Library, with no web or database dependencies (the tests run them without a serv
 
 - ``contribution``: a typed, read-only view of a member contribution document
 - ``index``: the RDF index (one named graph per member) in an embedded Oxigraph store
+  (``claims_record``: the files beside it that keep its record of statements about
+  other nodes, and the marker of a write under way)
 - ``jsonld_quads``: member documents → RDF quads, offline (``known_context``: the
   known-context fast path, documents → N-Quads text without a JSON-LD processor)
 - ``query_runner``: running a read-only SPARQL query under a time and a row limit

@@ -29,6 +29,7 @@ import pyoxigraph as ox
 import rdflib
 from oxrdflib import OxigraphStore
 
+from node.hub.claims_record import ClaimsRecord
 from node.hub.jsonld_quads import (
     BATCH_SIZE,
     FallbackConverter,
@@ -129,16 +130,16 @@ class HubIndex:
         # What documents state about other nodes, so that removing one removes exactly
         # what it added (its own description is found from its id in the store); kept
         # beside an on-disk store, which outlives the process.
-        self._claims_path = None if path is None else path.with_name(path.name + ".claims.json")
-        self._claims = ForeignClaims() if self._claims_path is None \
-            else ForeignClaims.load(self._claims_path, empty_store=self.is_empty())
+        self._record = None if path is None else ClaimsRecord(path)
+        self._claims = ForeignClaims() if self._record is None \
+            else self._record.load(empty_store=self.is_empty())
         self._runner = runner or (ForkRunner() if path is not None else ThreadRunner())
         if isinstance(self._runner, ForkRunner):
             self._runner.exclude_forks_during(self._write_lock)
 
     def _save_claims(self) -> None:
-        if self._claims_path is not None:
-            self._claims.save(self._claims_path)
+        if self._record is not None:
+            self._record.save(self._claims)
 
     @property
     def claims_complete(self) -> bool:
@@ -161,7 +162,9 @@ class HubIndex:
         with self._write_lock:
             self._generation += 1
             try:
-                yield
+                with self._record.writing(self._claims) if self._record is not None \
+                        else contextlib.nullcontext():
+                    yield
             finally:
                 self._generation += 1
 
@@ -540,6 +543,8 @@ class IndexRebuild:
             self._store.extend(self._foreign)
             self._index._claims.complete = self._index._claims.changed = True
             self._index._save_claims()
+            if self._index._record is not None:
+                self._index._record.settled()
             # Bulk loads leave compaction work for RocksDB's background threads: do it
             # now (queries read fewer files after it) rather than under the first
             # queries. It also makes a forked query less likely to copy a lock in use
