@@ -164,8 +164,8 @@ class Aggregator:
         incomplete = (self.index is not None and not self.index.is_empty()
                       and not self.index.claims_complete)
         if incomplete:
-            log.warning("index has no record of its documents' statements about other "
-                        "nodes: rebuilding it once from SQL")
+            log.warning("index has no whole record of its documents' statements about "
+                        "other nodes (none, or a write behind): rebuilding it once from SQL")
         rebuild_index = self.index is not None and (self.index.is_empty() or incomplete)
         # The members are those the index holds, not those SQL approves: a member dropped
         # from the index and approved again before a sync saw it (or before a crash) is

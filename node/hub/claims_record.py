@@ -7,7 +7,7 @@ replaying that write does not heal it: the statement about another node that the
 kept without a claim is taken for its subject's own description and stays for good.
 So ``<index>.claims.writing`` marks a write under way: made before the store is touched,
 removed once the record matches it again. Found when the index is opened, it makes the
-record incomplete, and the hub rebuilds the index at its start (``HubAggregation.start``),
+record incomplete, and the hub rebuilds the index at its start (``Aggregator.start``),
 as for an index without a record at all. (Not synced to disk: a power cut may lose the
 store's last writes as well, and the rebuild from SQL is what makes both whole then.)
 """
