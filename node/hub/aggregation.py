@@ -159,8 +159,9 @@ class Aggregator:
                 select(HubMember.actor_uri).where(HubMember.state == MemberState.APPROVED.value)))
             in_flight = await _oldest_in_flight(session)
         # An index without its record of what documents state about other nodes (written
-        # before that record was kept, or the file lost) is rebuilt once, so that removing
-        # a document removes exactly what it added from then on.
+        # before that record was kept, or the file lost), or with one that may be a write
+        # behind (the hub stopped during a write: ``claims_record``), is rebuilt once, so
+        # that removing a document removes exactly what it added from then on.
         incomplete = (self.index is not None and not self.index.is_empty()
                       and not self.index.claims_complete)
         if incomplete:
