@@ -301,6 +301,28 @@ def _crash_before_the_record_is_saved(tmp_path, monkeypatch, write) -> HubIndex:
     return _on_disk(tmp_path / "index")
 
 
+def test_after_a_failed_write_the_marker_stays_until_a_rebuild(tmp_path, monkeypatch):
+    document = with_attachment(practice(A, "p", name="P"), {"id": OTHER, "name": "Anlage"})
+    index = _on_disk(tmp_path / "index")
+
+    def failing(self, claims):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ClaimsRecord, "save", failing)
+        with pytest.raises(OSError, match="disk full"):
+            index.add_contribution(actor(A), document)
+    assert not index.claims_complete
+    index.add_contribution(actor(B), practice(B, "q", name="Q"))  # a later write succeeds
+    assert (tmp_path / "index.claims.writing").exists()
+    index.flush()
+    del index
+    index = _on_disk(tmp_path / "index")
+    assert not index.claims_complete  # so the hub rebuilds it at its start
+    index.rebuild([(actor(A), document)])
+    assert index.claims_complete and not (tmp_path / "index.claims.writing").exists()
+
+
 def test_a_finished_write_leaves_no_marker_and_a_complete_record(tmp_path):
     index = _on_disk(tmp_path / "index")
     index.add_contribution(actor(A), with_attachment(practice(A, "p", name="P"),

@@ -42,10 +42,15 @@ class ClaimsRecord:
 
     @contextlib.contextmanager
     def writing(self, claims: ForeignClaims) -> Iterator[None]:
-        """The marker around a write (kept if the write fails: the record may not match the
-        store then; and while the record is incomplete, until a rebuild)."""
+        """The marker around a write. It stays while the record is incomplete, until a
+        rebuild; a write that fails makes the record incomplete (it may not match the
+        store then), so no later write of this process removes the marker either."""
         self.marker.touch()
-        yield
+        try:
+            yield
+        except BaseException:
+            claims.complete = False
+            raise
         if claims.complete:
             self.marker.unlink(missing_ok=True)
 
