@@ -57,3 +57,23 @@ class ClaimsRecord:
     def settled(self) -> None:
         """A rebuild made the record whole: no earlier write is in doubt any more."""
         self.marker.unlink(missing_ok=True)
+
+
+class NoRecord(ClaimsRecord):
+    """An index in memory: its claims live and die with it, nothing is written."""
+
+    def __init__(self) -> None:
+        pass
+
+    def load(self, *, empty_store: bool) -> ForeignClaims:
+        return ForeignClaims()
+
+    def save(self, claims: ForeignClaims) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def writing(self, claims: ForeignClaims) -> Iterator[None]:
+        yield
+
+    def settled(self) -> None:
+        pass

@@ -29,7 +29,7 @@ import pyoxigraph as ox
 import rdflib
 from oxrdflib import OxigraphStore
 
-from node.hub.claims_record import ClaimsRecord
+from node.hub.claims_record import ClaimsRecord, NoRecord
 from node.hub.jsonld_quads import (
     BATCH_SIZE,
     FallbackConverter,
@@ -127,19 +127,16 @@ class HubIndex:
         self._generation = 0
         self._answers = AnswerCache()
         self._maintained = MaintainedAnswers()
-        # What documents state about other nodes, so that removing one removes exactly
-        # what it added (its own description is found from its id in the store); kept
-        # beside an on-disk store, which outlives the process.
-        self._record = None if path is None else ClaimsRecord(path)
-        self._claims = ForeignClaims() if self._record is None \
-            else self._record.load(empty_store=self.is_empty())
+        # What documents state about other nodes, so that removing one removes exactly what
+        # it added (its own description is found from its id); beside an on-disk store.
+        self._record = NoRecord() if path is None else ClaimsRecord(path)
+        self._claims = self._record.load(empty_store=self.is_empty())
         self._runner = runner or (ForkRunner() if path is not None else ThreadRunner())
         if isinstance(self._runner, ForkRunner):
             self._runner.exclude_forks_during(self._write_lock)
 
     def _save_claims(self) -> None:
-        if self._record is not None:
-            self._record.save(self._claims)
+        self._record.save(self._claims)
 
     @property
     def claims_complete(self) -> bool:
@@ -162,8 +159,7 @@ class HubIndex:
         with self._write_lock:
             self._generation += 1
             try:
-                with self._record.writing(self._claims) if self._record is not None \
-                        else contextlib.nullcontext():
+                with self._record.writing(self._claims):
                     yield
             finally:
                 self._generation += 1
@@ -543,8 +539,7 @@ class IndexRebuild:
             self._store.extend(self._foreign)
             self._index._claims.complete = self._index._claims.changed = True
             self._index._save_claims()
-            if self._index._record is not None:
-                self._index._record.settled()
+            self._index._record.settled()
             # Bulk loads leave compaction work for RocksDB's background threads: do it
             # now (queries read fewer files after it) rather than under the first
             # queries. It also makes a forked query less likely to copy a lock in use
