@@ -279,7 +279,6 @@ def test_a_new_store_whose_documents_claim_nothing_is_complete_when_reopened(tmp
     assert _on_disk(tmp_path / "index").claims_complete
 
 
-
 class _Crash(BaseException):
     """The process dies here (not an error any code handles)."""
 
