@@ -6,6 +6,7 @@ benchmark leaves no process behind even when it fails half-way.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -20,6 +21,8 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+
+from sqlalchemy import make_url
 
 from node.config import DeliveryTuning, InboxTuning, NodeConfig, write_config
 from node.identity import create_node_keys
@@ -146,19 +149,52 @@ def cpu_seconds(pid: int, thread: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _scratch_database(url: str) -> tuple[str, str, str]:
+    """For a throw-away database beside ``url`` (an asyncpg URL): the DSN asyncpg connects
+    to as admin, the new database's name and its URL for the node."""
+    name, parsed = f"praxisnetz_bench_{uuid.uuid4().hex[:12]}", make_url(url)
+    return (parsed.set(drivername="postgresql").render_as_string(hide_password=False), name,
+            parsed.set(database=name).render_as_string(hide_password=False))
+
+
 @contextlib.asynccontextmanager
 async def scratch_postgres_database(url: str) -> AsyncIterator[str]:
     """The URL of a throw-away database on the PostgreSQL server of ``url`` (an asyncpg
     URL), dropped afterwards: a benchmark never writes into the database it was given."""
     import asyncpg  # only the PostgreSQL benchmarks need it
 
-    name = f"praxisnetz_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    admin_dsn, name, scratch_url = _scratch_database(url)
+    admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            yield url.rsplit("/", 1)[0] + f"/{name}"
+            yield scratch_url
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@contextlib.contextmanager
+def scratch_postgres_changes(url: str | None) -> Iterator[dict[str, str]]:
+    """``scratch_postgres_database`` for a benchmark outside an event loop, as
+    ``make_node_dir`` changes (``database_url``); nothing for SQLite (``url`` None)."""
+    if url is None:
+        yield {}
+        return
+    import asyncpg
+
+    admin_dsn, name, scratch_url = _scratch_database(url)
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(admin_dsn)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield {"database_url": scratch_url}
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -22,7 +22,9 @@ time the workers and the receivers spent per delivery (``/proc/PID/stat``), the 
 time of one bare signature and its share of a delivery's worker CPU, the rate one
 fully used core would give at that cost, an estimate for the two cores with nothing
 else running, and the 1-minute load average.
-Run: ``python -m bench fanout`` or ``python -m bench.fanout [--quick] [--workers N] [--receiver lean|aiohttp]``.
+With ``--postgres URL`` the queue is in a scratch database on that PostgreSQL server
+(the workers claim with ``FOR UPDATE SKIP LOCKED`` there, and nothing serialises them).
+Run: ``python -m bench fanout`` or ``python -m bench.fanout [--quick] [--workers N] [--receiver lean|aiohttp] [--postgres URL]``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import make_url
+
 from bench._support import (
     PYTHON,
     Children,
@@ -46,6 +50,7 @@ from bench._support import (
     free_port,
     get_json,
     make_node_dir,
+    scratch_postgres_changes,
     start_sink,
     wait_for,
 )
@@ -86,6 +91,7 @@ class Row:
     receiver: str = "lean"  # bench.lean_sink, or "aiohttp" (bench.load_client sink)
     # POSTs the receivers found unsigned or badly framed ("-": the aiohttp sink does not look)
     malformed: str = "-"
+    database: str = "sqlite"  # the queue's database: "sqlite" or "postgresql" (--postgres)
 
 
 @dataclass(frozen=True)
@@ -139,12 +145,28 @@ async def fill_queue(config: NodeConfig, activities: int, inbox_bases: list[str]
 
 
 def _delivered(config: NodeConfig) -> int:
-    """Rows delivered so far, read with the standard library's sqlite3: an engine and an
-    event loop per poll cost the measured worker CPU it would otherwise have."""
+    """Rows delivered so far, read with the standard library's sqlite3 (or one asyncpg
+    connection): an engine and an event loop per poll cost the measured worker CPU it
+    would otherwise have on SQLite."""
+    if not config.database_url.startswith("sqlite"):
+        return asyncio.run(_delivered_postgres(config.database_url))
     path = config.database_url.removeprefix("sqlite+aiosqlite:///")
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)) as db:
         (count,) = db.execute("SELECT count(*) FROM deliveries WHERE state = ?",
                               (DeliveryState.DELIVERED.value,)).fetchone()
+    return int(count)
+
+
+async def _delivered_postgres(url: str) -> int:
+    import asyncpg  # only with --postgres
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        count = await connection.fetchval("SELECT count(*) FROM deliveries WHERE state = $1",
+                                          DeliveryState.DELIVERED.value)
+    finally:
+        await connection.close()
     return int(count)
 
 
@@ -208,12 +230,13 @@ def _received(bases: list[str], receiver: str) -> tuple[int, str]:
 
 def run(activities: int = 500, followers: int = 100, receivers: int = 4,
         sign_seconds: float = 1.0, profile: Path | None = None, workers: int = 2,
-        receiver: str = "lean") -> list[Row]:
+        receiver: str = "lean", postgres: str | None = None) -> list[Row]:
     signing_before = rsa_sign_rate(sign_seconds)
     total = activities * followers
-    with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp, children() as group:
+    with (tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp, children() as group,
+          scratch_postgres_changes(postgres) as database):
         root = Path(tmp)
-        config = make_node_dir(root, "fanout", free_port())
+        config = make_node_dir(root, "fanout", free_port(), **database)
         ports = [free_port() for _ in range(receivers)]
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         asyncio.run(fill_queue(config, activities, bases, followers))
@@ -241,7 +264,8 @@ def run(activities: int = 500, followers: int = 100, receivers: int = 4,
                 rate / signing.per_s * 100.0, received, f">= {TARGET_PER_S:,.0f}/s: {met}",
                 workers, worker_cpu, receiver_cpu, _per_s(worker_cpu), load, sign_cpu,
                 100.0 * sign_cpu / worker_cpu if worker_cpu else 0.0,
-                2 * _per_s(worker_cpu + receiver_cpu), receiver, malformed)]
+                2 * _per_s(worker_cpu + receiver_cpu), receiver, malformed,
+                "sqlite" if postgres is None else "postgresql")]
 
 
 def _per_s(cpu_us: float) -> float:
@@ -260,6 +284,9 @@ def main() -> None:
     parser.add_argument("--receiver", choices=RECEIVERS, default="lean",
                         help="the followers' servers: bench.lean_sink (default) or the "
                              "aiohttp sink of bench.load_client")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="queue in a scratch database on this PostgreSQL server "
+                             "(postgresql+asyncpg://…) instead of SQLite")
     parser.add_argument("--profile", type=Path,
                         help="write a cProfile of the (first) worker here")
     args = parser.parse_args()
@@ -268,7 +295,8 @@ def main() -> None:
     if args.workers < 1:
         parser.error("--workers: must be at least 1")
     print(format_table(run(args.activities, args.followers, profile=args.profile,
-                           workers=args.workers, receiver=args.receiver)))
+                           workers=args.workers, receiver=args.receiver,
+                           postgres=args.postgres)))
 
 
 if __name__ == "__main__":

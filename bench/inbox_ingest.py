@@ -36,18 +36,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import statistics
 import subprocess
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, make_url, select
+from sqlalchemy import func, select
 
 from bench._support import (
     PYTHON,
@@ -55,6 +53,7 @@ from bench._support import (
     cpu_seconds,
     free_port,
     make_node_dir,
+    scratch_postgres_changes,
     serve_node,
     start_sink,
     wait_for,
@@ -257,32 +256,6 @@ def _wait_processed(config: NodeConfig, timeout: float = 600.0) -> float:
     return time.perf_counter() - started
 
 
-@contextlib.contextmanager
-def _scratch_postgres(url: str | None) -> Iterator[dict[str, str]]:
-    """A throw-away database on the PostgreSQL server of ``url`` (dropped afterwards), as
-    ``make_node_dir`` changes; nothing for SQLite (``url`` None)."""
-    if url is None:
-        yield {}
-        return
-    import asyncpg
-
-    admin_dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"praxisnetz_bench_{uuid.uuid4().hex[:10]}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(admin_dsn)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield {"database_url": make_url(url).set(database=name).render_as_string(hide_password=False)}
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 def run(activities: int = 4000, actors: int = 100,
         concurrency: int | Sequence[int] = DEFAULT_CONCURRENCY,
         profile: Path | None = None, postgres: str | None = None,
@@ -299,7 +272,7 @@ def run(activities: int = 4000, actors: int = 100,
 def _run_one(activities: int, actors: int, concurrency: int, profile: Path | None,
              postgres: str | None, processes: int, rounds: int) -> Row:
     with (tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, children() as group,
-          _scratch_postgres(postgres) as database):
+          scratch_postgres_changes(postgres) as database):
         root = Path(tmp)
         node_port, sink_port, actor_port = free_port(), free_port(), free_port()
         config = make_node_dir(root, "ingest", node_port, inbox=BENCH_INBOX,

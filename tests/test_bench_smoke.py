@@ -13,6 +13,7 @@ import pytest
 
 import bench
 from bench import fanout, hub_scale, inbox_ingest, small_node, validation
+from tests.node_support import POSTGRES_URL_ENV
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -83,13 +84,47 @@ def test_fanout_delivers_every_row_to_the_receivers() -> None:
                               "received", "target", "workers", "worker_cpu_us_per_delivery",
                               "receiver_cpu_us_per_delivery", "per_worker_core_s", "load_1m",
                               "rsa_sign_cpu_us", "signing_share_of_worker_cpu_pct",
-                              "idle_machine_estimate_per_s", "receiver", "malformed"]
+                              "idle_machine_estimate_per_s", "receiver", "malformed",
+                              "database"]
     (row,) = rows
     assert row.deliveries == 20 and row.received >= 20  # a lease may resend, never lose
     assert row.receiver == "lean" and row.malformed == "0"  # every POST signed and whole
-    assert row.rsa_sign_per_s > 0
+    assert row.rsa_sign_per_s > 0 and row.database == "sqlite"
     assert set(_children_of_this_process()) <= before
     _assert_table(rows)
+
+
+def test_fanout_runs_its_queue_on_postgresql_and_drops_the_scratch_database() -> None:
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
+    before = set(_children_of_this_process())
+    databases_before = _bench_databases(url)
+    (row,) = fanout.run(activities=4, followers=5, receivers=2, sign_seconds=0.05,
+                        postgres=url)
+    assert row.database == "postgresql"
+    assert row.deliveries == 20 and row.received >= 20 and row.malformed == "0"
+    assert set(_children_of_this_process()) <= before
+    assert _bench_databases(url) == databases_before  # the scratch database is gone
+
+
+def _bench_databases(url: str) -> set[str]:
+    import asyncio
+
+    import asyncpg
+    from sqlalchemy import make_url
+
+    async def names() -> set[str]:
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        connection = await asyncpg.connect(dsn)
+        try:
+            rows = await connection.fetch(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'praxisnetz_bench_%'")
+        finally:
+            await connection.close()
+        return {row["datname"] for row in rows}
+
+    return asyncio.run(names())
 
 
 def test_small_node_reports_start_up_and_memory() -> None:
