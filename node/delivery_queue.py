@@ -93,7 +93,7 @@ def _first_claimable_ids():  # noqa: ANN202 - a scalar subquery
     One ``WHERE pending … OR expired … ORDER BY … LIMIT`` makes SQLite collect every due
     row and sort them all for each claim (a temporary B-tree: ~11 ms for 20,000 pending
     rows, ~110 µs per claimed delivery). Each branch alone walks the
-    ``(state, next_attempt_at)`` index in order and stops after ``c_limit`` rows; the
+    ``(state, next_attempt_at, id)`` index in order and stops after ``c_limit`` rows; the
     first ``c_limit`` of both branches together are the rows the single query chooses.
     """
     branches = []
@@ -122,13 +122,19 @@ _CLAIM_SQLITE = (
     .returning(*_CLAIMED_COLUMNS)
 )
 # PostgreSQL: lock the chosen rows first (it may run a LIMIT subquery inside an UPDATE
-# more than once, and with SKIP LOCKED each run picks other rows), then mark them.
-_CHOOSE_LOCKED = (
-    select(_c.id)
-    .where(_CLAIMABLE)
+# more than once, and with SKIP LOCKED each run picks other rows), then mark them. As on
+# SQLite, each branch alone walks ``ix_deliveries_due`` (state, next_attempt_at, id) in
+# order and stops after ``c_limit`` rows it could lock; the one ``WHERE pending … OR
+# expired …`` sorted every due row at each claim (39 ms at 50,000 pending, spilling to
+# disk). The first ``c_limit`` of both are chosen; the few others a branch locked are
+# left as they were and free again at the commit.
+_LOCK_BRANCHES = tuple(
+    select(_c.id, _c.next_attempt_at)
+    .where(condition)
     .order_by(_c.next_attempt_at, _c.id)
     .limit(_LIMIT)
     .with_for_update(skip_locked=True)
+    for condition in (_PENDING_DUE, _LEASE_EXPIRED)
 )
 _CLAIM_CHOSEN = (
     update(_deliveries)
@@ -150,8 +156,9 @@ def _claim_rows(
         "c_until": until,
     }
     if connection.dialect.name == "postgresql":
-        locked = connection.execute(_CHOOSE_LOCKED, parameters)
-        parameters["c_ids"] = [row_id for (row_id,) in locked]
+        locked = [row for branch in _LOCK_BRANCHES for row in connection.execute(branch, parameters)]
+        locked.sort(key=lambda row: (row.next_attempt_at, row.id))
+        parameters["c_ids"] = [row.id for row in locked[:limit]]
         result = connection.execute(_CLAIM_CHOSEN, parameters)
     else:
         result = connection.execute(_CLAIM_SQLITE, parameters)

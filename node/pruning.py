@@ -100,7 +100,7 @@ async def prune_deliveries(session: AsyncSession, cutoff: datetime, limit: int) 
     """Delete up to ``limit`` deliveries settled (delivered, failed for good, given up)
     before ``cutoff``."""
     # A row settles only from in_flight, claimed once due, so next_attempt_at <= finished_at:
-    # the condition on it changes nothing but lets the (state, next_attempt_at) index skip
+    # the condition on it changes nothing but lets the ix_deliveries_due index skip
     # the recent rows instead of reading the whole window under SQLite's write lock.
     settled = (Delivery.state.in_(SETTLED), Delivery.next_attempt_at < cutoff,
                Delivery.finished_at < cutoff)

@@ -515,7 +515,7 @@ async def test_a_claim_on_sqlite_finds_its_rows_through_the_index(sender) -> Non
     assert not any(
         "MULTI-INDEX OR" in step or step.startswith("SCAN deliveries") for step in plan
     ), plan
-    assert sum("INDEX ix_deliveries_state_next_attempt" in step for step in plan) == 2, plan
+    assert sum("INDEX ix_deliveries_due" in step for step in plan) == 2, plan
 
 
 async def test_knock_memory_is_kept_per_host(sender, receiver) -> None:

@@ -161,7 +161,8 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("activity_id", "inbox_url"),
-        Index("ix_deliveries_state_next_attempt", "state", "next_attempt_at"),
+        # due order, as the claims walk it (node.delivery_queue)
+        Index("ix_deliveries_due", "state", "next_attempt_at", "id"),
         Index("ix_deliveries_host_state", "host", "state"),
     )
 

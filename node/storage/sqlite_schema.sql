@@ -1,6 +1,6 @@
 -- The SQLite schema that node/storage/migrations build, for a new database
 -- (node/storage/sqlite_schema.py). Made by: python -m node.storage.sqlite_schema
--- revision: 0009
+-- revision: 0010
 
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
@@ -167,8 +167,6 @@ CREATE TABLE deliveries (
 
 CREATE INDEX ix_deliveries_host_state ON deliveries (host, state);
 
-CREATE INDEX ix_deliveries_state_next_attempt ON deliveries (state, next_attempt_at);
-
 CREATE TABLE users (
 	id INTEGER NOT NULL, 
 	username VARCHAR(64) NOT NULL, 
@@ -294,3 +292,5 @@ CREATE TABLE inbox_arrivals (
 	received_at DATETIME NOT NULL, 
 	CONSTRAINT pk_inbox_arrivals PRIMARY KEY (id)
 );
+
+CREATE INDEX ix_deliveries_due ON deliveries (state, next_attempt_at, id);
