@@ -157,6 +157,26 @@ def _scratch_database(url: str) -> tuple[str, str, str]:
             parsed.set(database=name).render_as_string(hide_password=False))
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time a server that forks a process per connection (PostgreSQL's postmaster)
+    has used so far with its children: its own, its live children's, and what it reaped
+    of its ended children (``cutime``/``cstime``, which ``cpu_seconds`` leaves out)."""
+    def stat_fields(path: Path) -> list[str]:
+        return path.read_text().rpartition(")")[2].split()
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    own = stat_fields(Path(f"/proc/{pid}/stat"))
+    total = sum(int(own[field]) for field in (11, 12, 13, 14))
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_fields(stat)
+        except OSError:
+            continue  # ended while we looked: its time is in the parent's cutime now
+        if fields[1] == str(pid):
+            total += sum(int(fields[field]) for field in (11, 12, 13, 14))
+    return total / ticks
+
+
 @contextlib.asynccontextmanager
 async def scratch_postgres_database(url: str) -> AsyncIterator[str]:
     """The URL of a throw-away database on the PostgreSQL server of ``url`` (an asyncpg

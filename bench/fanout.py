@@ -18,10 +18,10 @@ rate, measured before and after the run. Target: at least 1,000 deliveries/s.
 
 The machine is shared, so the wall-clock rate says as much about the other processes
 as about the worker. The row therefore also gives, over the same interval, the CPU
-time the workers and the receivers spent per delivery (``/proc/PID/stat``), the CPU
-time of one bare signature and its share of a delivery's worker CPU, the rate one
-fully used core would give at that cost, an estimate for the two cores with nothing
-else running, and the 1-minute load average.
+time the workers and the receivers (and on PostgreSQL its server, on the same cores)
+spent per delivery (``/proc/PID/stat``), the CPU time of one bare signature and its
+share of a delivery's worker CPU, the rate one fully used core would give at that cost,
+an estimate for the two cores with nothing else running, and the 1-minute load average.
 With ``--postgres URL`` the queue is in a scratch database on that PostgreSQL server
 (the workers claim with ``FOR UPDATE SKIP LOCKED`` there, and nothing serialises them).
 Run: ``python -m bench fanout`` or ``python -m bench.fanout [--quick] [--workers N] [--receiver lean|aiohttp] [--postgres URL]``.
@@ -36,9 +36,11 @@ import sqlite3
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import make_url
 
@@ -51,6 +53,7 @@ from bench._support import (
     get_json,
     make_node_dir,
     scratch_postgres_changes,
+    server_cpu_seconds,
     start_sink,
     wait_for,
 )
@@ -86,12 +89,15 @@ class Row:
     rsa_sign_cpu_us: float = 0.0  # CPU time of one bare signature, same run
     signing_share_of_worker_cpu_pct: float = 0.0
     # What the two cores would deliver with nothing else running: 2 CPU-seconds per second
-    # over the measured worker + receiver CPU per delivery (an estimate, not a measurement).
+    # over the measured worker + receiver (+ PostgreSQL server) CPU per delivery (an
+    # estimate, not a measurement).
     idle_machine_estimate_per_s: float = 0.0
     receiver: str = "lean"  # bench.lean_sink, or "aiohttp" (bench.load_client sink)
     # POSTs the receivers found unsigned or badly framed ("-": the aiohttp sink does not look)
     malformed: str = "-"
     database: str = "sqlite"  # the queue's database: "sqlite" or "postgresql" (--postgres)
+    # PostgreSQL's server processes (0 on SQLite): on the same two cores as the workers
+    database_cpu_us_per_delivery: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -144,30 +150,53 @@ async def fill_queue(config: NodeConfig, activities: int, inbox_bases: list[str]
         await engine.dispose()
 
 
-def _delivered(config: NodeConfig) -> int:
-    """Rows delivered so far, read with the standard library's sqlite3 (or one asyncpg
-    connection): an engine and an event loop per poll cost the measured worker CPU it
-    would otherwise have on SQLite."""
-    if not config.database_url.startswith("sqlite"):
-        return asyncio.run(_delivered_postgres(config.database_url))
-    path = config.database_url.removeprefix("sqlite+aiosqlite:///")
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)) as db:
-        (count,) = db.execute("SELECT count(*) FROM deliveries WHERE state = ?",
-                              (DeliveryState.DELIVERED.value,)).fetchone()
-    return int(count)
+class DeliveredCount:
+    """Rows delivered so far, asked every 0.25 s while the workers run: through the
+    standard library's sqlite3, or one asyncpg connection kept for the whole wait (a new
+    one per poll cost PostgreSQL a backend of its own each time, ~11 ms of its CPU,
+    taken from the cores the workers need)."""
 
+    _QUERY = "SELECT count(*) FROM deliveries WHERE state = "
 
-async def _delivered_postgres(url: str) -> int:
-    import asyncpg  # only with --postgres
+    def __init__(self, database_url: str) -> None:
+        self._sqlite_path: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connection: Any = None  # asyncpg's Connection (imported with --postgres only)
+        self.server_pid: int | None = None  # PostgreSQL's postmaster, if on this machine
+        if database_url.startswith("sqlite"):
+            self._sqlite_path = database_url.removeprefix("sqlite+aiosqlite:///")
+            return
+        import asyncpg
 
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(dsn)
-    try:
-        count = await connection.fetchval("SELECT count(*) FROM deliveries WHERE state = $1",
-                                          DeliveryState.DELIVERED.value)
-    finally:
-        await connection.close()
-    return int(count)
+        dsn = make_url(database_url).set(drivername="postgresql")
+        self._loop = asyncio.new_event_loop()
+        self._connection = self._loop.run_until_complete(
+            asyncpg.connect(dsn.render_as_string(hide_password=False)))
+        backend = self._loop.run_until_complete(self._connection.fetchval("SELECT pg_backend_pid()"))
+        with contextlib.suppress(OSError):  # a server elsewhere: its CPU is not ours to see
+            status = Path(f"/proc/{backend}/status").read_text()
+            self.server_pid = int(status.split("PPid:", 1)[1].split()[0])
+
+    def database_cpu(self) -> float:
+        """CPU seconds PostgreSQL's server has used so far (0 for SQLite, whose work runs
+        in the workers' processes)."""
+        return server_cpu_seconds(self.server_pid) if self.server_pid is not None else 0.0
+
+    def __call__(self) -> int:
+        state = DeliveryState.DELIVERED.value
+        if self._loop is not None:
+            query = self._connection.fetchval(self._QUERY + "$1", state)
+            return int(self._loop.run_until_complete(query))
+        uri = f"file:{self._sqlite_path}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=15)) as db:
+            (count,) = db.execute(self._QUERY + "?", (state,)).fetchone()
+        return int(count)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.run_until_complete(self._connection.close())
+            self._loop.close()
+            self._loop = None
 
 
 def load_average() -> float:
@@ -183,18 +212,25 @@ class Drained:
     deliveries: int
 
 
-def _group_cpu(groups: list[list[subprocess.Popen[bytes]]]) -> tuple[float, ...]:
-    return tuple(sum(cpu_seconds(p.pid) for p in group) for group in groups)
+CpuSource = Callable[[], float]  # CPU seconds some processes have used so far
 
 
-def _wait_until_delivered(config: NodeConfig, total: int, timeout: float,
-                          groups: list[list[subprocess.Popen[bytes]]]) -> Drained:
+def group_cpu(processes: list[subprocess.Popen[bytes]]) -> CpuSource:
+    return lambda: sum(cpu_seconds(process.pid) for process in processes)
+
+
+def _group_cpu(groups: list[CpuSource]) -> tuple[float, ...]:
+    return tuple(source() for source in groups)
+
+
+def _wait_until_delivered(delivered: DeliveredCount, total: int, timeout: float,
+                          groups: list[CpuSource]) -> Drained:
     """Deliveries per second from the first finished delivery to the last, and the CPU
     time each group of processes spent meanwhile."""
     first_seen: tuple[float, int, tuple[float, ...]] | None = None
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
-        done, now = _delivered(config), time.perf_counter()
+        done, now = delivered(), time.perf_counter()
         if done and first_seen is None:
             first_seen = (now, done, _group_cpu(groups))
         if done >= total and first_seen is not None:
@@ -202,7 +238,7 @@ def _wait_until_delivered(config: NodeConfig, total: int, timeout: float,
             seconds, counted = now - first_seen[0], total - first_seen[1]
             return Drained(counted / seconds if seconds > 0 else float(total), spent, counted)
         time.sleep(0.25)
-    raise TimeoutError(f"only {_delivered(config)} of {total} delivered")
+    raise TimeoutError(f"only {delivered()} of {total} delivered")
 
 
 RECEIVERS = ("lean", "aiohttp")
@@ -249,23 +285,28 @@ def run(activities: int = 500, followers: int = 100, receivers: int = 4,
                          "--data-dir", str(config.data_dir)], log=root / f"worker-{n}.log")
             for n in range(workers)
         ]
-        drained = _wait_until_delivered(config, total, timeout=max(120.0, total / 50),
-                                        groups=[worker_processes, sinks])
+        delivered = DeliveredCount(config.database_url)
+        try:
+            drained = _wait_until_delivered(
+                delivered, total, timeout=max(120.0, total / 50),
+                groups=[group_cpu(worker_processes), group_cpu(sinks), delivered.database_cpu])
+        finally:
+            delivered.close()
         load = load_average()
         received, malformed = _received(bases, receiver)
     # Signing measured before and after the run: the machine's load moves meanwhile.
     signing = _mean_rate(signing_before, rsa_sign_rate(sign_seconds))
     rate = drained.per_s
     met = "met" if rate >= TARGET_PER_S else "NOT met"
-    worker_cpu, receiver_cpu = (1e6 * cpu / max(drained.deliveries, 1)
-                                for cpu in drained.cpu_seconds)
+    worker_cpu, receiver_cpu, database_cpu = (1e6 * cpu / max(drained.deliveries, 1)
+                                              for cpu in drained.cpu_seconds)
     sign_cpu = 1000.0 * signing.cpu_ms
     return [Row(activities, followers, total, receivers, rate, signing.per_s,
                 rate / signing.per_s * 100.0, received, f">= {TARGET_PER_S:,.0f}/s: {met}",
                 workers, worker_cpu, receiver_cpu, _per_s(worker_cpu), load, sign_cpu,
                 100.0 * sign_cpu / worker_cpu if worker_cpu else 0.0,
-                2 * _per_s(worker_cpu + receiver_cpu), receiver, malformed,
-                "sqlite" if postgres is None else "postgresql")]
+                2 * _per_s(worker_cpu + receiver_cpu + database_cpu), receiver, malformed,
+                "sqlite" if postgres is None else "postgresql", database_cpu)]
 
 
 def _per_s(cpu_us: float) -> float:

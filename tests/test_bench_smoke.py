@@ -85,11 +85,12 @@ def test_fanout_delivers_every_row_to_the_receivers() -> None:
                               "receiver_cpu_us_per_delivery", "per_worker_core_s", "load_1m",
                               "rsa_sign_cpu_us", "signing_share_of_worker_cpu_pct",
                               "idle_machine_estimate_per_s", "receiver", "malformed",
-                              "database"]
+                              "database", "database_cpu_us_per_delivery"]
     (row,) = rows
     assert row.deliveries == 20 and row.received >= 20  # a lease may resend, never lose
     assert row.receiver == "lean" and row.malformed == "0"  # every POST signed and whole
     assert row.rsa_sign_per_s > 0 and row.database == "sqlite"
+    assert row.database_cpu_us_per_delivery == 0.0  # SQLite's work is in the workers
     assert set(_children_of_this_process()) <= before
     _assert_table(rows)
 
@@ -103,6 +104,7 @@ def test_fanout_runs_its_queue_on_postgresql_and_drops_the_scratch_database() ->
     (row,) = fanout.run(activities=4, followers=5, receivers=2, sign_seconds=0.05,
                         postgres=url)
     assert row.database == "postgresql"
+    assert row.database_cpu_us_per_delivery > 0  # the server on this machine, measured
     assert row.deliveries == 20 and row.received >= 20 and row.malformed == "0"
     assert set(_children_of_this_process()) <= before
     assert _bench_databases(url) == databases_before  # the scratch database is gone
