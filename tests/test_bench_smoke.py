@@ -103,11 +103,39 @@ def test_fanout_runs_its_queue_on_postgresql_and_drops_the_scratch_database() ->
     databases_before = _bench_databases(url)
     (row,) = fanout.run(activities=4, followers=5, receivers=2, sign_seconds=0.05,
                         postgres=url)
-    assert row.database == "postgresql"
-    assert row.database_cpu_us_per_delivery > 0  # the server on this machine, measured
+    assert row.database == "postgresql" and row.database_cpu_us_per_delivery >= 0
     assert row.deliveries == 20 and row.received >= 20 and row.malformed == "0"
     assert set(_children_of_this_process()) <= before
     assert _bench_databases(url) == databases_before  # the scratch database is gone
+
+
+def test_fanout_counts_the_cpu_of_postgresql_and_of_its_ended_backends() -> None:
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
+    import asyncio
+
+    import asyncpg
+    from sqlalchemy import make_url
+
+    counter = fanout.DeliveredCount(url)
+    try:
+        assert counter.server_pid is not None  # the server runs on this machine
+        before = counter.database_cpu()
+
+        async def busy_backend() -> None:  # a connection of its own: a backend that ends
+            dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+            connection = await asyncpg.connect(dsn)
+            try:
+                await connection.fetchval("SELECT count(*) FROM generate_series(1, 3000000)")
+            finally:
+                await connection.close()
+
+        asyncio.run(busy_backend())
+        asyncio.run(asyncio.sleep(0.2))  # the postmaster reaps the ended backend
+        assert counter.database_cpu() - before >= 0.1  # its CPU stays counted
+    finally:
+        counter.close()
 
 
 def _bench_databases(url: str) -> set[str]:

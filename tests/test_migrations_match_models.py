@@ -46,8 +46,8 @@ async def test_the_migrated_schema_is_the_models_schema(engine) -> None:
 async def test_the_comparison_sees_a_missing_index(engine) -> None:
     await migrate(engine)
     async with engine.begin() as connection:
-        await connection.exec_driver_sql("DROP INDEX ix_inbox_items_state_received")
+        await connection.exec_driver_sql("DROP INDEX ix_inbox_items_arrival")
     async with engine.connect() as connection:
         differences = await connection.run_sync(_differences)
     assert [(kind, index.name) for kind, index in differences] == [
-        ("add_index", "ix_inbox_items_state_received")]
+        ("add_index", "ix_inbox_items_arrival")]

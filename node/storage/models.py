@@ -209,7 +209,8 @@ class InboxItem(Base):
     """A received activity, persisted once per activity id before answering 202."""
 
     __tablename__ = "inbox_items"
-    __table_args__ = (Index("ix_inbox_items_state_received", "state", "received_at"),)
+    # arrival order, as the claims walk it (node.inbox_queue)
+    __table_args__ = (Index("ix_inbox_items_arrival", "state", "received_at", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     activity_uri: Mapped[str] = mapped_column(String(2048), unique=True)

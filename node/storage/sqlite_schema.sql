@@ -107,8 +107,6 @@ CREATE TABLE inbox_items (
 	CONSTRAINT uq_inbox_items_activity_uri UNIQUE (activity_uri)
 );
 
-CREATE INDEX ix_inbox_items_state_received ON inbox_items (state, received_at);
-
 CREATE TABLE remote_actors (
 	uri VARCHAR(2048) NOT NULL, 
 	inbox VARCHAR(2048) NOT NULL, 
@@ -294,3 +292,5 @@ CREATE TABLE inbox_arrivals (
 );
 
 CREATE INDEX ix_deliveries_due ON deliveries (state, next_attempt_at, id);
+
+CREATE INDEX ix_inbox_items_arrival ON inbox_items (state, received_at, id);
