@@ -8,7 +8,8 @@ sets it; the delivery queue's SQLite plan is checked in tests/test_delivery.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +27,32 @@ from tests.node_support import database_engine
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
 ACTOR = "http://127.0.0.1:9/actor"
+
+
+@contextmanager
+def _statements(engine: AsyncEngine, wanted: Callable[[str], bool]
+                ) -> Iterator[list[tuple[str, object]]]:
+    """The statements (with their parameters) ``engine`` runs meanwhile that are ``wanted``."""
+    seen: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        if wanted(statement):
+            seen.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def _plan(engine: AsyncEngine, statement: str, parameters: object) -> list[str]:
+    """The database's plan for ``statement``, a line (PostgreSQL) or a step (SQLite) each."""
+    postgres = engine.dialect.name == "postgresql"
+    async with engine.connect() as connection:
+        rows = await connection.exec_driver_sql(
+            f"{'EXPLAIN' if postgres else 'EXPLAIN QUERY PLAN'} {statement}", parameters)
+        return [row[0] if postgres else row[3] for row in rows]
 
 
 @pytest.fixture
@@ -89,23 +116,11 @@ async def test_a_claim_walks_the_due_index_instead_of_sorting_every_due_row(engi
     await _enqueue(engine, 5000)
     async with engine.begin() as connection:
         await connection.exec_driver_sql("ANALYZE deliveries")
-    locking: list[tuple[str, object]] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
-        if "FOR UPDATE SKIP LOCKED" in statement:
-            locking.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with _statements(engine, lambda sql: "FOR UPDATE SKIP LOCKED" in sql) as locking:
         claimed = await claim_due(session_maker(engine), worker_id="w", now=NOW, lease=LEASE,
                                   limit=50)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
     assert len(claimed) == 50
-    pending_sql, pending_parameters = locking[0]  # the pending branch comes first
-    async with engine.connect() as connection:
-        plan = "\n".join(row[0] for row in await connection.exec_driver_sql(
-            f"EXPLAIN {pending_sql}", pending_parameters))
+    plan = "\n".join(await _plan(engine, *locking[0]))  # the pending branch comes first
     assert "Index Scan using ix_deliveries_due" in plan, plan
     assert "Sort" not in plan, plan
     assert len(locking) == 2  # and one statement for the expired leases
@@ -164,22 +179,10 @@ async def test_an_inbox_claim_on_postgresql_skips_the_finished_history(engine) -
     await _receive(engine, 100, first=5000)
     async with engine.begin() as connection:
         await connection.exec_driver_sql("ANALYZE inbox_items")
-    locking: list[tuple[str, object]] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
-        if "FOR UPDATE SKIP LOCKED" in statement:
-            locking.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with _statements(engine, lambda sql: "FOR UPDATE SKIP LOCKED" in sql) as locking:
         claimed = await claim_items(session_maker(engine), now=NOW, lease=LEASE, limit=50)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
     assert len(claimed) == 50
-    received_sql, received_parameters = locking[0]  # the received branch comes first
-    async with engine.connect() as connection:
-        plan = "\n".join(row[0] for row in await connection.exec_driver_sql(
-            f"EXPLAIN {received_sql}", received_parameters))
+    plan = "\n".join(await _plan(engine, *locking[0]))  # the received branch comes first
     assert "Index Scan using ix_inbox_items_arrival" in plan, plan
     assert "Sort" not in plan and "pk_inbox_items" not in plan, plan
     assert len(locking) == 3  # and one statement each for retries and lapsed leases
@@ -191,23 +194,12 @@ async def test_an_inbox_claim_on_sqlite_reads_each_branch_through_the_index(tmp_
     async for engine in database_engine("sqlite", tmp_path):
         await migrate(engine)
         await _receive(engine, 20)
-        statements: list[tuple[str, object]] = []
-
-        def record(conn, cursor, statement, parameters, context, executemany,  # noqa: ANN001
-                   seen=statements) -> None:
-            if statement.lstrip().upper().startswith("UPDATE INBOX_ITEMS"):
-                seen.append((statement, parameters))
-
-        event.listen(engine.sync_engine, "before_cursor_execute", record)
-        try:
+        with _statements(engine, lambda sql: sql.lstrip().startswith("UPDATE inbox_items")
+                         ) as statements:
             claimed = await claim_items(session_maker(engine), now=NOW, lease=LEASE, limit=5)
-        finally:
-            event.remove(engine.sync_engine, "before_cursor_execute", record)
         assert len(claimed) == 5
-        [(sql, parameters)] = statements
-        async with engine.connect() as connection:
-            plan = [row[3] for row in await connection.exec_driver_sql(
-                f"EXPLAIN QUERY PLAN {sql}", parameters)]
+        [statement] = statements
+        plan = await _plan(engine, *statement)
         assert not any("MULTI-INDEX OR" in step or step.startswith("SCAN inbox_items")
                        for step in plan), plan
         assert sum("INDEX ix_inbox_items_arrival" in step for step in plan) == 3, plan
