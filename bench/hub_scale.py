@@ -2,8 +2,8 @@
 latency of the example queries, and freezing and rendering an edition.
 
 - **ingest**: every member (approved ``hub_members`` row) and its practices, plus one
-  disagreeing stance per member, are written to the hub's SQLite ``remote_objects`` table
-  in batches of 2,000 rows (Core ``executemany``, one transaction per batch), the
+  disagreeing stance per member, are written to the hub's ``remote_objects`` table
+  (SQLite, or with ``--postgres URL`` a scratch database on that server) in batches of 2,000 rows (Core ``executemany``, one transaction per batch), the
   columns filled as ``node.remote_objects`` fills them.
   HTTP, signature checks and the inbox worker are bypassed (``bench.inbox_ingest``
   measures that path per activity).
@@ -27,7 +27,7 @@ latency of the example queries, and freezing and rendering an edition.
   The editorial decisions in SQL are bypassed: the placements are handed in directly.
 - **peak RSS**: ``getrusage`` of this process (the forks for queries are not counted).
 Targets: ingest and index within 2 minutes, SPARQL p50 < 100 ms, edition < 30 s, < 4 GiB.
-Run: ``python -m bench hub_scale`` or ``python -m bench.hub_scale [--quick]``.
+Run: ``python -m bench hub_scale`` or ``python -m bench.hub_scale [--quick] [--postgres URL]``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench._support import peak_rss_mib
+from bench._support import peak_rss_mib, scratch_postgres_changes
 from federation.keys import SigningKey, generate_ed25519_key
 from federation.proofs import sign_document
 from node.hub.aggregation import member_document_pages
@@ -374,9 +374,11 @@ def _contexts() -> dict[str, Any]:
     return {url: loader.load_bundled_document(url) for url in loader.bundled_context_urls()}
 
 
-def ingest_and_index_rows(tmp: Path, members: int, practices: int) -> tuple[HubIndex, list[Row]]:
-    """Ingest into SQL, then read back and rebuild the index: the index and the rows."""
-    database_url = f"sqlite+aiosqlite:///{tmp / 'hub.db'}"
+def ingest_and_index_rows(tmp: Path, members: int, practices: int,
+                          database_url: str | None = None) -> tuple[HubIndex, list[Row]]:
+    """Ingest into SQL (SQLite in ``tmp`` unless ``database_url`` names another
+    database), then read back and rebuild the index: the index and the rows."""
+    database_url = database_url or f"sqlite+aiosqlite:///{tmp / 'hub.db'}"
     cpu_started = time.process_time()  # all threads of this process (RocksDB's too)
     ingest_s = asyncio.run(ingest(database_url, members, practices))
     cpu_ingested, thread_started = time.process_time(), time.thread_time()
@@ -408,9 +410,12 @@ def run(
     repeats: int = 20,
     edition_size: int = EDITION_SIZE,
     evaluated_repeats: int = 3,
+    postgres: str | None = None,
 ) -> list[Row]:
-    with tempfile.TemporaryDirectory(prefix="bench-hub-") as tmp:
-        index, rows = ingest_and_index_rows(Path(tmp), members, practices)
+    with (tempfile.TemporaryDirectory(prefix="bench-hub-") as tmp,
+          scratch_postgres_changes(postgres) as database):
+        index, rows = ingest_and_index_rows(Path(tmp), members, practices,
+                                            database.get("database_url"))
         rows += sparql_rows(index, repeats, evaluated_repeats)
         rows += write_rows(index, members, repeats)
         rows += unmaintained_write_rows(index, members, repeats)
@@ -435,11 +440,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200 members x 20 practices")
     parser.add_argument("--members", type=int, default=11_000)
     parser.add_argument("--practices", type=int, default=20)
+    parser.add_argument("--postgres", metavar="URL",
+                        help="ingest into a scratch database on this PostgreSQL server "
+                             "(postgresql+asyncpg://…) instead of SQLite")
     args = parser.parse_args()
     members = 200 if args.quick else args.members
     print(
         format_table(
-            run(members, args.practices, repeats=5 if args.quick else 20, evaluated_repeats=3)
+            run(members, args.practices, repeats=5 if args.quick else 20, evaluated_repeats=3,
+                postgres=args.postgres)
         )
     )
 

@@ -188,6 +188,18 @@ def test_hub_scale_indexes_everything_and_times_each_example_query() -> None:
     _assert_table(rows)
 
 
+def test_hub_scale_ingests_into_postgresql_and_indexes_what_it_reads_back() -> None:
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
+    databases_before = _bench_databases(url)
+    rows = hub_scale.run(members=4, practices=2, repeats=1, edition_size=6, postgres=url)
+    by_measure = {row.measure: row for row in rows}
+    assert by_measure["documents not indexed"].value == 0
+    assert any("12 docs" in measure for measure in by_measure)  # all read back from SQL
+    assert _bench_databases(url) == databases_before
+
+
 def test_inbox_processing_processes_every_item_and_heads_the_summary() -> None:
     from bench import _summary, inbox_processing
 
