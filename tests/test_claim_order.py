@@ -8,13 +8,12 @@ sets it; the delivery queue's SQLite plan is checked in tests/test_delivery.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from node.delivery_queue import _claim_rows, claim_due
@@ -23,36 +22,11 @@ from node.outbox import record_local_activity
 from node.storage.db import migrate, session_maker
 from node.storage.models import Delivery, DeliveryState, InboxItem, InboxState
 from tests.node_support import database_engine
+from tests.plan_support import query_plan, statements_run
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
 ACTOR = "http://127.0.0.1:9/actor"
-
-
-@contextmanager
-def _statements(engine: AsyncEngine, wanted: Callable[[str], bool]
-                ) -> Iterator[list[tuple[str, object]]]:
-    """The statements (with their parameters) ``engine`` runs meanwhile that are ``wanted``."""
-    seen: list[tuple[str, object]] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
-        if wanted(statement):
-            seen.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-
-async def _plan(engine: AsyncEngine, statement: str, parameters: object) -> list[str]:
-    """The database's plan for ``statement``, a line (PostgreSQL) or a step (SQLite) each."""
-    postgres = engine.dialect.name == "postgresql"
-    async with engine.connect() as connection:
-        rows = await connection.exec_driver_sql(
-            f"{'EXPLAIN' if postgres else 'EXPLAIN QUERY PLAN'} {statement}", parameters)
-        return [row[0] if postgres else row[3] for row in rows]
 
 
 @pytest.fixture
@@ -116,11 +90,11 @@ async def test_a_claim_walks_the_due_index_instead_of_sorting_every_due_row(engi
     await _enqueue(engine, 5000)
     async with engine.begin() as connection:
         await connection.exec_driver_sql("ANALYZE deliveries")
-    with _statements(engine, lambda sql: "FOR UPDATE SKIP LOCKED" in sql) as locking:
+    with statements_run(engine, lambda sql: "FOR UPDATE SKIP LOCKED" in sql) as locking:
         claimed = await claim_due(session_maker(engine), worker_id="w", now=NOW, lease=LEASE,
                                   limit=50)
     assert len(claimed) == 50
-    plan = "\n".join(await _plan(engine, *locking[0]))  # the pending branch comes first
+    plan = "\n".join(await query_plan(engine, *locking[0]))  # the pending branch comes first
     assert "Index Scan using ix_deliveries_due" in plan, plan
     assert "Sort" not in plan, plan
     assert len(locking) == 2  # and one statement for the expired leases
@@ -179,10 +153,10 @@ async def test_an_inbox_claim_on_postgresql_skips_the_finished_history(engine) -
     await _receive(engine, 100, first=5000)
     async with engine.begin() as connection:
         await connection.exec_driver_sql("ANALYZE inbox_items")
-    with _statements(engine, lambda sql: "FOR UPDATE SKIP LOCKED" in sql) as locking:
+    with statements_run(engine, lambda sql: "FOR UPDATE SKIP LOCKED" in sql) as locking:
         claimed = await claim_items(session_maker(engine), now=NOW, lease=LEASE, limit=50)
     assert len(claimed) == 50
-    plan = "\n".join(await _plan(engine, *locking[0]))  # the received branch comes first
+    plan = "\n".join(await query_plan(engine, *locking[0]))  # the received branch comes first
     assert "Index Scan using ix_inbox_items_arrival" in plan, plan
     assert "Sort" not in plan and "pk_inbox_items" not in plan, plan
     assert len(locking) == 3  # and one statement each for retries and lapsed leases
@@ -194,12 +168,12 @@ async def test_an_inbox_claim_on_sqlite_reads_each_branch_through_the_index(tmp_
     async for engine in database_engine("sqlite", tmp_path):
         await migrate(engine)
         await _receive(engine, 20)
-        with _statements(engine, lambda sql: sql.lstrip().startswith("UPDATE inbox_items")
+        with statements_run(engine, lambda sql: sql.lstrip().startswith("UPDATE inbox_items")
                          ) as statements:
             claimed = await claim_items(session_maker(engine), now=NOW, lease=LEASE, limit=5)
         assert len(claimed) == 5
         [statement] = statements
-        plan = await _plan(engine, *statement)
+        plan = await query_plan(engine, *statement)
         assert not any("MULTI-INDEX OR" in step or step.startswith("SCAN inbox_items")
                        for step in plan), plan
         assert sum("INDEX ix_inbox_items_arrival" in step for step in plan) == 3, plan

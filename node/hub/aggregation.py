@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node.hub.contribution import ContributionFormatError, ContributionView, view_of
@@ -81,6 +81,23 @@ def _approved_objects() -> Any:
         .join(HubMember, HubMember.actor_uri == RemoteObject.attributed_to)
         .where(HubMember.state == MemberState.APPROVED.value)
     )
+
+
+async def _changed_since(session: AsyncSession, since: datetime | None,
+                         approved: set[str]) -> list[RemoteObject]:
+    """The ``approved`` members' objects received after ``since`` (a new version) or
+    deleted after it, each once; all of them without ``since``. Two queries, each read
+    through its index (migration 0011), the members checked here: their OR, joined to
+    the members, read every approved member's objects at each sync (333-537 ms on SQLite,
+    ~100 ms on PostgreSQL with 231,000 documents; joined, SQLite still chose that path)."""
+    if since is None:
+        return list(await session.scalars(_approved_objects()))
+    changed: dict[int, RemoteObject] = {}
+    for condition in (RemoteObject.received_at > since,
+                      and_(RemoteObject.deleted.is_(True), RemoteObject.updated > since)):
+        rows = await session.scalars(select(RemoteObject).where(condition))
+        changed.update((row.id, row) for row in rows if row.attributed_to in approved)
+    return list(changed.values())
 
 
 async def member_documents(
@@ -228,12 +245,7 @@ class Aggregator:
                 approved = set(await session.scalars(select(HubMember.actor_uri).where(
                     HubMember.state == MemberState.APPROVED.value)))
                 new_members = approved - self._members
-                query = _approved_objects()
-                if since is not None:
-                    query = query.where(or_(RemoteObject.received_at > since,
-                                            and_(RemoteObject.deleted.is_(True),
-                                                 RemoteObject.updated > since)))
-                changed = list(await session.scalars(query))
+                changed = await _changed_since(session, since, approved)
                 history = await member_documents(session, new_members) if new_members else []
                 former = self._members - approved
                 dropped = list(await session.scalars(select(RemoteObject.uri).where(

@@ -310,6 +310,11 @@ class RemoteObject(Base):
               sqlite_where=text(_CONTRIBUTIONS + "0")),
         Index("ix_remote_objects_contributions_author", "attributed_to",
               sqlite_where=text(_CONTRIBUTIONS + "0")),
+        # what changed since a moment (node.hub.aggregation's sync): new versions, and
+        # tombstones (a deletion keeps received_at); 0011 gives PostgreSQL the predicate
+        Index("ix_remote_objects_received", "received_at"),
+        Index("ix_remote_objects_tombstones_updated", "updated",
+              sqlite_where=text("deleted IS 1")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -1,6 +1,6 @@
 -- The SQLite schema that node/storage/migrations build, for a new database
 -- (node/storage/sqlite_schema.py). Made by: python -m node.storage.sqlite_schema
--- revision: 0010
+-- revision: 0011
 
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
@@ -294,3 +294,7 @@ CREATE TABLE inbox_arrivals (
 CREATE INDEX ix_deliveries_due ON deliveries (state, next_attempt_at, id);
 
 CREATE INDEX ix_inbox_items_arrival ON inbox_items (state, received_at, id);
+
+CREATE INDEX ix_remote_objects_received ON remote_objects (received_at);
+
+CREATE INDEX ix_remote_objects_tombstones_updated ON remote_objects (updated) WHERE deleted IS 1;
