@@ -5,8 +5,8 @@ claimable one.
 - deliveries: ``(state, next_attempt_at, id)`` instead of ``(state, next_attempt_at)``.
 - inbox_items: ``(state, received_at, id)`` instead of ``(state, received_at)``.
 
-SQLite's indexes ended in the rowid anyway; PostgreSQL's did not, so its claims sorted
-every row of a branch with the same time.
+SQLite's indexes ended in the rowid anyway; PostgreSQL's did not, so a branch's rows of
+equal time would still be sorted at each claim.
 
 Revision ID: 0010
 Revises: 0009
