@@ -4,6 +4,7 @@ only with confirmation, editions immutable; SPARQL and search limits and errors.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -467,3 +468,23 @@ async def test_an_index_without_its_record_of_claims_is_rebuilt_once_at_the_star
     await Aggregator(sessions=hub.sessions(), index=index, search=MemorySearch(),
                      clock=clock, warm_after=None).start()
     assert list(index.store.quads_for_pattern(pyoxigraph.NamedNode(stale["id"]), None, None))
+
+
+async def test_a_start_that_fills_the_indexes_says_so_and_how_many(setup, tmp_path,
+                                                                   caplog) -> None:
+    # A national hub's first start reads SQL for a minute and more before it answers.
+    from node.hub.aggregation import Aggregator
+    from node.hub.index import HubIndex
+    from node.hub.query_runner import ThreadRunner
+    from node.hub.search_backends import MemorySearch
+    from tests.hub_support import bundled_contexts
+
+    hub, _, key = setup
+    hub.app[HUB].stop.set()
+    await _seed(hub, key, [_practice("e-akte", "E-Akte im Bauamt")])
+    index = HubIndex(tmp_path / "index", contexts=bundled_contexts(), runner=ThreadRunner())
+    caplog.set_level(logging.INFO, logger="praxisnetz.hub.aggregation")
+    await Aggregator(sessions=hub.sessions(), index=index, search=MemorySearch(),
+                     clock=hub.app[HUB].aggregator._clock, warm_after=None).start()
+    assert "hub filling its search index and RDF index from SQL" in caplog.text
+    assert "hub filled its search index and RDF index documents=1 indexed=1" in caplog.text

@@ -215,6 +215,11 @@ class Aggregator:
         number of documents read."""
         read = 0
         index = self.index if rebuild_index else None
+        what = "search index and RDF index" if index is not None else "search index"
+        # A national hub's first start reads for minutes (~90 s for 231,000 documents):
+        # the operator sees why it does not answer yet.
+        log.info("hub filling its %s from SQL", what)
+        began = asyncio.get_running_loop().time()
         rebuild = await asyncio.to_thread(index.start_rebuild) \
             if index is not None and even_if_empty else None
         try:
@@ -233,6 +238,8 @@ class Aggregator:
                 else RebuildReport(0, ())
         for skipped in report.skipped:
             log.warning("not indexed uri=%s field=%s %s", skipped.uri, skipped.field, skipped.message)
+        log.info("hub filled its %s documents=%s indexed=%s seconds=%.1f", what, read,
+                 report.indexed, asyncio.get_running_loop().time() - began)
         return report, read
 
     async def sync(self) -> SyncReport:
