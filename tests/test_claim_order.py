@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from node.delivery_queue import _claim_rows, claim_due
@@ -177,3 +177,28 @@ async def test_an_inbox_claim_on_sqlite_reads_each_branch_through_the_index(tmp_
         assert not any("MULTI-INDEX OR" in step or step.startswith("SCAN inbox_items")
                        for step in plan), plan
         assert sum("INDEX ix_inbox_items_arrival" in step for step in plan) == 3, plan
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+async def test_queues_upgraded_from_0009_keep_their_rows_and_the_new_indexes(kind, tmp_path
+                                                                             ) -> None:
+    async for engine in database_engine(kind, tmp_path):
+        await migrate(engine, "0009")  # a node from before migration 0010
+        deliveries = await _enqueue(engine, 3)
+        items = await _receive(engine, 2)
+        await migrate(engine)
+        async with engine.connect() as connection:
+            indexes = await connection.run_sync(lambda sync: {
+                table: {index["name"] for index in inspect(sync).get_indexes(table)}
+                for table in ("deliveries", "inbox_items", "remote_objects")})
+        assert "ix_deliveries_due" in indexes["deliveries"]
+        assert "ix_deliveries_state_next_attempt" not in indexes["deliveries"]
+        assert "ix_inbox_items_arrival" in indexes["inbox_items"]
+        assert "ix_inbox_items_state_received" not in indexes["inbox_items"]
+        assert {"ix_remote_objects_received",
+                "ix_remote_objects_tombstones_updated"} <= indexes["remote_objects"]
+        sessions = session_maker(engine)
+        claimed = await claim_due(sessions, worker_id="w", now=NOW, lease=LEASE, limit=5)
+        assert [delivery.id for delivery in claimed] == deliveries
+        assert [item.id for item in await claim_items(sessions, now=NOW, lease=LEASE,
+                                                      limit=5)] == items
