@@ -219,8 +219,8 @@ def group_cpu(processes: list[subprocess.Popen[bytes]]) -> CpuSource:
     return lambda: sum(cpu_seconds(process.pid) for process in processes)
 
 
-def _group_cpu(groups: list[CpuSource]) -> tuple[float, ...]:
-    return tuple(source() for source in groups)
+def _cpu_now(sources: list[CpuSource]) -> tuple[float, ...]:
+    return tuple(source() for source in sources)
 
 
 def _wait_until_delivered(delivered: DeliveredCount, total: int, timeout: float,
@@ -232,9 +232,9 @@ def _wait_until_delivered(delivered: DeliveredCount, total: int, timeout: float,
     while time.perf_counter() < deadline:
         done, now = delivered(), time.perf_counter()
         if done and first_seen is None:
-            first_seen = (now, done, _group_cpu(groups))
+            first_seen = (now, done, _cpu_now(groups))
         if done >= total and first_seen is not None:
-            spent = tuple(b - a for a, b in zip(first_seen[2], _group_cpu(groups), strict=True))
+            spent = tuple(b - a for a, b in zip(first_seen[2], _cpu_now(groups), strict=True))
             seconds, counted = now - first_seen[0], total - first_seen[1]
             return Drained(counted / seconds if seconds > 0 else float(total), spent, counted)
         time.sleep(0.25)
