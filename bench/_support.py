@@ -149,12 +149,17 @@ def cpu_seconds(pid: int, thread: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def asyncpg_dsn(url: str) -> str:
+    """The DSN asyncpg itself connects to for a node's ``postgresql+asyncpg://`` URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def _scratch_database(url: str) -> tuple[str, str, str]:
     """For a throw-away database beside ``url`` (an asyncpg URL): the DSN asyncpg connects
     to as admin, the new database's name and its URL for the node."""
-    name, parsed = f"praxisnetz_bench_{uuid.uuid4().hex[:12]}", make_url(url)
-    return (parsed.set(drivername="postgresql").render_as_string(hide_password=False), name,
-            parsed.set(database=name).render_as_string(hide_password=False))
+    name = f"praxisnetz_bench_{uuid.uuid4().hex[:12]}"
+    return (asyncpg_dsn(url), name,
+            make_url(url).set(database=name).render_as_string(hide_password=False))
 
 
 def server_cpu_seconds(pid: int) -> float:

@@ -42,11 +42,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import make_url
-
 from bench._support import (
     PYTHON,
     Children,
+    asyncpg_dsn,
     children,
     cpu_seconds,
     free_port,
@@ -168,10 +167,8 @@ class DeliveredCount:
             return
         import asyncpg
 
-        dsn = make_url(database_url).set(drivername="postgresql")
         self._loop = asyncio.new_event_loop()
-        self._connection = self._loop.run_until_complete(
-            asyncpg.connect(dsn.render_as_string(hide_password=False)))
+        self._connection = self._loop.run_until_complete(asyncpg.connect(asyncpg_dsn(database_url)))
         backend = self._loop.run_until_complete(self._connection.fetchval("SELECT pg_backend_pid()"))
         with contextlib.suppress(OSError):  # a server elsewhere: its CPU is not ours to see
             status = Path(f"/proc/{backend}/status").read_text()

@@ -5,14 +5,17 @@ figures themselves are not checked (the machine is shared), only that they are f
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 import bench
 from bench import fanout, hub_scale, inbox_ingest, small_node, validation
+from bench._support import asyncpg_dsn
 from tests.node_support import POSTGRES_URL_ENV
 
 pytestmark = pytest.mark.timeout(120)
@@ -96,9 +99,7 @@ def test_fanout_delivers_every_row_to_the_receivers() -> None:
 
 
 def test_fanout_runs_its_queue_on_postgresql_and_drops_the_scratch_database() -> None:
-    url = os.environ.get(POSTGRES_URL_ENV)
-    if not url:
-        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
+    url = _postgres_url()
     before = set(_children_of_this_process())
     databases_before = _bench_databases(url)
     (row,) = fanout.run(activities=4, followers=5, receivers=2, sign_seconds=0.05,
@@ -110,51 +111,44 @@ def test_fanout_runs_its_queue_on_postgresql_and_drops_the_scratch_database() ->
 
 
 def test_fanout_counts_the_cpu_of_postgresql_and_of_its_ended_backends() -> None:
-    url = os.environ.get(POSTGRES_URL_ENV)
-    if not url:
-        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
-    import asyncio
-
-    import asyncpg
-    from sqlalchemy import make_url
-
+    url = _postgres_url()
     counter = fanout.DeliveredCount(url)
     try:
         assert counter.server_pid is not None  # the server runs on this machine
         before = counter.database_cpu()
 
-        async def busy_backend() -> None:  # a connection of its own: a backend that ends
-            dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-            connection = await asyncpg.connect(dsn)
-            try:
-                await connection.fetchval("SELECT count(*) FROM generate_series(1, 3000000)")
-            finally:
-                await connection.close()
-
-        asyncio.run(busy_backend())
-        asyncio.run(asyncio.sleep(0.2))  # the postmaster reaps the ended backend
+        # on a connection of its own: a backend that ends
+        _fetch(url, "SELECT count(*) FROM generate_series(1, 3000000)")
+        time.sleep(0.2)  # the postmaster reaps the ended backend
         assert counter.database_cpu() - before >= 0.1  # its CPU stays counted
     finally:
         counter.close()
 
 
-def _bench_databases(url: str) -> set[str]:
-    import asyncio
+def _postgres_url() -> str:
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
+    return url
 
+
+def _fetch(url: str, query: str) -> list[tuple[object, ...]]:
+    """``query``'s rows, on a connection of its own to the server of ``url``."""
     import asyncpg
-    from sqlalchemy import make_url
 
-    async def names() -> set[str]:
-        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        connection = await asyncpg.connect(dsn)
+    async def rows() -> list[tuple[object, ...]]:
+        connection = await asyncpg.connect(asyncpg_dsn(url))
         try:
-            rows = await connection.fetch(
-                "SELECT datname FROM pg_database WHERE datname LIKE 'praxisnetz_bench_%'")
+            return [tuple(row) for row in await connection.fetch(query)]
         finally:
             await connection.close()
-        return {row["datname"] for row in rows}
 
-    return asyncio.run(names())
+    return asyncio.run(rows())
+
+
+def _bench_databases(url: str) -> set[str]:
+    return {str(name) for (name,) in _fetch(
+        url, "SELECT datname FROM pg_database WHERE datname LIKE 'praxisnetz_bench_%'")}
 
 
 def test_small_node_reports_start_up_and_memory() -> None:
@@ -189,9 +183,7 @@ def test_hub_scale_indexes_everything_and_times_each_example_query() -> None:
 
 
 def test_hub_scale_ingests_into_postgresql_and_indexes_what_it_reads_back() -> None:
-    url = os.environ.get(POSTGRES_URL_ENV)
-    if not url:
-        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
+    url = _postgres_url()
     databases_before = _bench_databases(url)
     rows = hub_scale.run(members=4, practices=2, repeats=1, edition_size=6, postgres=url)
     by_measure = {row.measure: row for row in rows}
