@@ -121,6 +121,17 @@ async def test_update_remove_and_limit(backend: SearchBackend) -> None:
     assert len(await backend.search("")) == 4
 
 
+async def test_only_postgresql_keeps_what_it_held_for_the_next_start(
+        backend: SearchBackend) -> None:
+    # a hub's search answers during the start's refill only from rows kept from before
+    kept = isinstance(backend, PostgresSearch)
+    assert await backend.kept_from_before() is kept
+    await backend.replace_all([])
+    assert await backend.kept_from_before() is False  # nothing kept: not yet filled
+    await backend.add([view_of(documents()[0])])
+    assert await backend.kept_from_before() is kept
+
+
 async def test_replace_all_starts_afresh(backend: SearchBackend) -> None:
     await backend.replace_all([view_of(documents()[2])])
     assert slugs(await backend.search("")) == {"post"}

@@ -9,6 +9,11 @@ A member approved later gets its whole history indexed at once; one who left is
 dropped. ``rebuild`` starts both indexes afresh from SQL (``praxisnetz hub reindex``).
 Only the process holding the on-disk index (the web process) moves the SQL watermark;
 another process of the same hub (``praxisnetz worker``) keeps its own in memory.
+
+``run`` fills the indexes first (``start``), in the background: a national hub reads SQL
+for half a minute at every start (the in-memory search) and for a minute and a half when
+the RDF index is rebuilt, and answers everything else meanwhile. ``readiness`` says which
+queries would see only part of the documents until then; the web layer answers those 503.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from node.hub.index import HubIndex, IndexInputError, RebuildReport
 from node.hub.search_backends import SearchBackend
 from node.hub.tables import HubIndexState, HubMember, MemberState
 from node.hub.warm_answers import QUIET_SECONDS, AnswerWarmer
+from node.storage.db import READS_ONLY
 from node.storage.models import InboxItem, InboxState, RemoteObject
 
 log = logging.getLogger("praxisnetz.hub.aggregation")
@@ -43,6 +49,21 @@ OVERLAP = timedelta(seconds=5)
 # received_at comparisons are strict; one tick below an in-flight item's time keeps it in.
 TICK = timedelta(microseconds=1)
 STATE_ROW = 1
+FILL_RETRY_SECONDS = 30.0  # a start-up fill that failed (the database away) is tried again
+
+
+class FillStopped(Exception):
+    """The hub stopped while the indexes were being filled."""
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Which queries see every document now; a fill's progress while one is under way."""
+
+    search: bool  # the search holds every approved member's documents
+    sparql: bool  # the RDF index is not being rebuilt
+    documents_read: int = 0
+    documents_expected: int | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +136,10 @@ async def member_document_pages(
     session: AsyncSession, page_size: int = PAGE_SIZE
 ) -> AsyncIterator[list[tuple[str, Mapping[str, Any]]]]:
     """The same documents as ``member_documents``, in pages of ``page_size``, streamed
-    from SQL: only the two columns, no ORM objects, never all documents at once."""
+    from SQL: only the two columns, no ORM objects, never all documents at once. The
+    ``session`` must not have begun: its transaction only reads (``READS_ONLY``), so on
+    SQLite the inbox and the workers write while the pages are read."""
+    await session.connection(execution_options=READS_ONLY)
     query = (
         select(RemoteObject.attributed_to, RemoteObject.document)
         .join(HubMember, HubMember.actor_uri == RemoteObject.attributed_to)
@@ -126,6 +150,15 @@ async def member_document_pages(
     result = await session.stream(query)
     async for page in result.partitions(page_size):
         yield [(member, document) for member, document in page if document and member]
+
+
+async def _live_document_count(session: AsyncSession) -> int:
+    """How many documents ``member_document_pages`` will read (for the fill's progress)."""
+    return int(await session.scalar(
+        select(func.count()).select_from(RemoteObject)
+        .join(HubMember, HubMember.actor_uri == RemoteObject.attributed_to)
+        .where(HubMember.state == MemberState.APPROVED.value, RemoteObject.deleted.is_(False))
+    ) or 0)
 
 
 def _views(documents: Iterable[tuple[str, Mapping[str, Any]]]) -> list[ContributionView]:
@@ -163,6 +196,22 @@ class Aggregator:
         # The example queries' answers, made ready once the index is quiet (warm_answers).
         self._warmer = AnswerWarmer(quiet_seconds=warm_after) if warm_after is not None else None
         self._warming: asyncio.Future[int] | None = None
+        self._stop: asyncio.Event | None = None  # the hub's, once ``run`` has it
+        self._filled = False  # ``start`` has filled the indexes (False again if a rebuild failed)
+        self.filled = asyncio.Event()  # set once ``start`` has filled them the first time
+        self._search_whole = False  # a refill of the search has ended
+        self._index_whole = False  # ``start`` found the index whole, or a rebuild ended
+        self._progress: tuple[int, int | None] = (0, None)
+
+    @property
+    def readiness(self) -> Readiness:
+        """A search backend that kept its rows from before the start (PostgreSQL)
+        answers in full during the start's refill; the in-memory one is empty until its
+        first refill ends."""
+        read, expected = self._progress
+        return Readiness(search=self._search_whole,
+                         sparql=self._index_whole, documents_read=read,
+                         documents_expected=expected)
 
     def wake(self) -> None:
         self._wake.set()
@@ -170,11 +219,17 @@ class Aggregator:
     async def start(self) -> None:
         """Fill the search index; rebuild the RDF index if it is empty or lacks its record
         of statements about other nodes (``HubIndex.claims_complete``), else catch up."""
+        await self._fill()
+        await self.sync()
+
+    async def _fill(self) -> None:
+        async with self._lock:
+            await self._fill_at_start()
+        self._filled = True
+        self.filled.set()
+
+    async def _fill_at_start(self) -> None:
         started = self._clock()
-        async with self._sessions() as session:
-            approved = set(await session.scalars(
-                select(HubMember.actor_uri).where(HubMember.state == MemberState.APPROVED.value)))
-            in_flight = await _oldest_in_flight(session)
         # An index without its record of what documents state about other nodes (written
         # before that record was kept, or the file lost), or with one that may be a write
         # behind (the hub stopped during a write: ``claims_record``), is rebuilt once, so
@@ -185,6 +240,12 @@ class Aggregator:
             log.warning("index has no whole record of its documents' statements about "
                         "other nodes (none, or a write behind): rebuilding it once from SQL")
         rebuild_index = self.index is not None and (self.index.is_empty() or incomplete)
+        self._index_whole = self.index is not None and not rebuild_index
+        self._search_whole = self._search_whole or await self.search.kept_from_before()
+        async with self._sessions() as session:
+            approved = set(await session.scalars(
+                select(HubMember.actor_uri).where(HubMember.state == MemberState.APPROVED.value)))
+            in_flight = await _oldest_in_flight(session)
         # The members are those the index holds, not those SQL approves: a member dropped
         # from the index and approved again before a sync saw it (or before a crash) is
         # new to the first sync, which loads its history again; one still in the index
@@ -197,7 +258,6 @@ class Aggregator:
         if self.index is None or (rebuild_index and documents):
             # All of SQL is in now, but for objects still being committed.
             await self._save_watermark(next_watermark(started, in_flight, None))
-        await self.sync()
 
     async def rebuild(self) -> RebuildReport:
         """Both indexes afresh from SQL; the watermark moves to now."""
@@ -205,41 +265,60 @@ class Aggregator:
             started = self._clock()
             async with self._sessions() as session:
                 in_flight = await _oldest_in_flight(session)
-            report, _ = await self._refill(rebuild_index=self.index is not None, even_if_empty=True)
+            try:
+                report, _ = await self._refill(rebuild_index=self.index is not None,
+                                               even_if_empty=True)
+            except BaseException:
+                self._filled = False  # the index is part rebuilt: ``run`` fills it again
+                raise
             await self._save_watermark(next_watermark(started, in_flight, None))
         return report
 
     async def _refill(self, *, rebuild_index: bool, even_if_empty: bool) -> tuple[RebuildReport, int]:
         """Search, and the RDF index if asked, afresh from SQL, reading a page at a time
         (a national hub's documents do not fit in memory at once); the report and the
-        number of documents read."""
+        number of documents read. Stopped part way (``FillStopped``, or an error), the
+        search keeps what it held and a rebuilt index stays marked incomplete, so that
+        the next start rebuilds it."""
         read = 0
         index = self.index if rebuild_index else None
         what = "search index and RDF index" if index is not None else "search index"
         # A national hub's first start reads for minutes (~90 s for 231,000 documents):
-        # the operator sees why it does not answer yet.
+        # the operator sees why its search does not answer yet.
         log.info("hub filling its %s from SQL", what)
         began = asyncio.get_running_loop().time()
+        if index is not None:
+            self._index_whole = False
+        async with self._sessions() as session:
+            self._progress = (0, await _live_document_count(session))
         rebuild = await asyncio.to_thread(index.start_rebuild) \
             if index is not None and even_if_empty else None
+        whole = False
         try:
             # The search takes a page at a time too; what the pages held is what it holds
             # afterwards, and an error on the way leaves it as it was.
             async with self._sessions() as session, self.search.refill() as search:
                 async for page in member_document_pages(session):
+                    if self._stop is not None and self._stop.is_set():
+                        log.info("hub stopped filling its %s documents=%s", what, read)
+                        raise FillStopped
                     read += len(page)
                     await search.add(_views(page))
                     if index is not None and rebuild is None:
                         rebuild = await asyncio.to_thread(index.start_rebuild)
                     if rebuild is not None:
                         await asyncio.to_thread(rebuild.add, page)
+                    self._progress = (read, self._progress[1])
+            whole = True
         finally:
-            report = await asyncio.to_thread(rebuild.finish) if rebuild is not None \
-                else RebuildReport(0, ())
+            report = await asyncio.to_thread(rebuild.finish, whole=whole) \
+                if rebuild is not None else RebuildReport(0, ())
         for skipped in report.skipped:
             log.warning("not indexed uri=%s field=%s %s", skipped.uri, skipped.field, skipped.message)
         log.info("hub filled its %s documents=%s indexed=%s seconds=%.1f", what, read,
                  report.indexed, asyncio.get_running_loop().time() - began)
+        self._search_whole = True
+        self._index_whole = self.index is not None
         return report, read
 
     async def sync(self) -> SyncReport:
@@ -346,12 +425,15 @@ class Aggregator:
                 state.synced_until = until
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Sync whenever woken (at most every ``min_interval``), and every
-        ``POLL_SECONDS`` (backfill has no hook)."""
+        """Fill the indexes (``start``), then sync whenever woken (at most every
+        ``min_interval``), and every ``POLL_SECONDS`` (backfill has no hook)."""
         loop = asyncio.get_running_loop()
+        self._stop = stop
         try:
             while not stop.is_set():
                 began = loop.time()
+                if not self._filled and not await self._try_fill(stop):
+                    continue
                 try:
                     await self.sync()
                 except Exception:  # noqa: BLE001 - the index must outlive one failed round
@@ -366,6 +448,20 @@ class Aggregator:
         finally:
             if self._warmer is not None:
                 self._warmer.stop.set()  # a warm-up under way starts no further query
+
+    async def _try_fill(self, stop: asyncio.Event) -> bool:
+        """``start``'s fill; False if the hub stopped during it, or (after
+        ``FILL_RETRY_SECONDS``) if it failed."""
+        try:
+            await self._fill()
+            return True
+        except FillStopped:
+            return False
+        except Exception:  # noqa: BLE001 - a hub without its indexes still answers the rest
+            log.exception("hub could not fill its indexes; trying again in %.0f s",
+                          FILL_RETRY_SECONDS)
+        await _first_of(stop, None, FILL_RETRY_SECONDS)
+        return False
 
     def _warm_if_due(self) -> None:
         """Start warming the example answers in a thread (one warm-up at a time)."""

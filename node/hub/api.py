@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from node import appkeys
 from node.api.auth import TOKEN
 from node.api.common import read_json_object, wake_delivery
-from node.api.problems import ProblemError, field_error
+from node.api.problems import Problem, ProblemError, field_error
 from node.hub import edition_store, editorial, feedback, membership, triage
 from node.hub.editions import EditionError, manifest_document
 from node.hub.runtime import HUB
@@ -245,7 +246,15 @@ async def reindex(request: web.Request) -> web.Response:
     aggregator = request.app[HUB].aggregator
     if aggregator.index is None:
         raise field_error("index", "this process does not hold the index", status=409)
-    report = await aggregator.rebuild()
+    try:
+        report = await aggregator.rebuild()
+    except (SQLAlchemyError, OSError) as exc:
+        # The index is part rebuilt; the aggregator fills it again (SPARQL answers 503
+        # until then). The search keeps what it held.
+        raise ProblemError(Problem(503, "unavailable", "Service unavailable",
+                                   f"the rebuild stopped ({exc.__class__.__name__}); the hub "
+                                   "rebuilds its index again by itself"),
+                           {"Retry-After": "30"}) from exc
     return _ok({"indexed": report.indexed, "skipped": [
         {"uri": s.uri, "field": s.field, "message": s.message} for s in report.skipped]})
 

@@ -527,14 +527,18 @@ class IndexRebuild:
             if len(self._pending) >= BULK_LOAD_DOCUMENTS:
                 self._load_pending()
 
-    def finish(self) -> RebuildReport:
-        """Load what is pending and release the index (also after a failed ``add``)."""
+    def finish(self, *, whole: bool = True) -> RebuildReport:
+        """Load what is pending and release the index (also after a failed ``add``). Not
+        ``whole`` (the reading stopped part way): the index stays marked incomplete, and
+        the next start rebuilds it (``HubIndex.claims_complete``)."""
         if self._finished:
             raise RuntimeError("this rebuild has finished")
         self._finished = True
         try:
             self._load_pending()
             self._wait_for_load()
+            if not whole:
+                return RebuildReport(self._indexed, tuple(self._skipped))
             self._index._claims.resolve(self._store)  # before any claimed quad is in
             self._store.extend(self._foreign)
             self._index._claims.complete = self._index._claims.changed = True

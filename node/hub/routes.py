@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from node import appkeys
 from node.hub import edition_store, editorial, membership
+from node.hub.aggregation import Readiness
 from node.hub.changelog import render_markdown
 from node.hub.contribution import ContributionKind
 from node.hub.editions import EditionManifest
@@ -318,6 +319,21 @@ async def _query_text(request: web.Request) -> str:
     return value if isinstance(value, str) else ""
 
 
+def filling_message(readiness: Readiness, what: str) -> str:
+    """Why ``what`` does not answer yet, with the fill's progress."""
+    read, expected = readiness.documents_read, readiness.documents_expected
+    progress = f" ({read:,} of {expected:,} documents read)" if expected else ""
+    return f"the hub is filling its {what} from its database{progress}; try again shortly"
+
+
+def _filling(readiness: Readiness, what: str) -> web.Response:
+    """503 while ``what`` would answer from part of the documents (the hub's start)."""
+    response = json_document({"error": "filling", "message": filling_message(readiness, what)},
+                             JSON, status=503)
+    response.headers["Retry-After"] = str(hub_public.FILLING_RETRY_SECONDS)
+    return response
+
+
 async def sparql(request: web.Request) -> web.Response:
     runtime = _runtime(request)
     query = await _query_text(request)
@@ -330,6 +346,9 @@ async def sparql(request: web.Request) -> web.Response:
     if index is None:
         return json_document({"error": "busy", "message": "this process does not hold the "
                               "index; ask the hub's web process"}, JSON, status=503)
+    readiness = runtime.aggregator.readiness
+    if not readiness.sparql:
+        return _filling(readiness, "RDF index")
     limits = QueryLimits(timeout_s=runtime.settings.sparql_timeout_seconds,
                          max_rows=runtime.settings.sparql_max_rows)
     result_format = negotiate(request.headers.get("Accept"))
@@ -358,6 +377,9 @@ async def search(request: web.Request) -> web.Response:
     filters = SearchFilters(topic=topic, kind=kind,
                             municipality=request.query.get("municipality") or None,
                             status=request.query.get("status") or None)
+    readiness = runtime.aggregator.readiness
+    if not readiness.search:
+        return _filling(readiness, "search index")
     hits = await runtime.aggregator.search.search(request.query.get("q", ""), filters, limit=100)
     return json_document({"query": request.query.get("q", ""), "total": len(hits), "items": [
         {"uri": h.uri, "title": h.view.title, "kind": h.view.kind.value, "author": h.view.author,

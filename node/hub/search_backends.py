@@ -111,6 +111,11 @@ class SearchBackend(Protocol):
     async def replace_all(self, views: Sequence[ContributionView]) -> None:
         """Start afresh with exactly these contributions (one page of ``refill``)."""
 
+    async def kept_from_before(self) -> bool:
+        """True if it holds, at a hub's start, what it held when the hub stopped, and
+        answers from that during the start's refill (PostgreSQL's table, once filled);
+        False if it starts empty (in memory)."""
+
     async def add(self, views: Sequence[ContributionView]) -> None:
         """Index contributions, replacing earlier versions with the same URI."""
 
@@ -138,6 +143,9 @@ class MemorySearch:
 
     async def replace_all(self, views: Sequence[ContributionView]) -> None:
         self.index = SearchIndex(views)
+
+    async def kept_from_before(self) -> bool:
+        return False  # each process starts empty and fills from SQL
 
     async def add(self, views: Sequence[ContributionView]) -> None:
         for view in views:
@@ -278,6 +286,12 @@ class PostgresSearch:
     async def replace_all(self, views: Sequence[ContributionView]) -> None:
         async with self.refill() as refill:
             await refill.add(views)
+
+    async def kept_from_before(self) -> bool:
+        """Rows are there once a refill committed (one transaction: a start stopped part
+        way left none) or a sync added some; the table is empty before the first."""
+        async with self._sessions() as session:
+            return bool(await session.scalar(sa.select(sa.exists().select_from(search_rows))))
 
     async def add(self, views: Sequence[ContributionView]) -> None:
         if views:

@@ -51,6 +51,7 @@ from node.storage.models import Follower, InboxState, RemoteActor
 log = logging.getLogger("praxisnetz.hub")
 
 INDEX_DIR = "index"
+START_GRACE_SECONDS = 5.0
 
 
 def open_index(config: NodeConfig, contexts: dict[str, object]) -> HubIndex | None:
@@ -87,8 +88,8 @@ async def _hub_resources(app: web.Application) -> AsyncIterator[None]:
         aggregator=aggregator, renderer=EditionRenderer(), contexts=contexts,
     )
     app[HUB] = runtime
-    await aggregator.start()
     task = asyncio.create_task(aggregator.run(runtime.stop), name="hub-aggregator")
+    await _wait_for_start(aggregator, task)
     try:
         yield
     finally:
@@ -102,6 +103,21 @@ async def _hub_resources(app: web.Application) -> AsyncIterator[None]:
             await asyncio.to_thread(index.flush)
         # Oxigraph has no close(): the store (and its lock) goes with the last reference.
         aggregator.index = index = None
+
+
+async def _wait_for_start(aggregator: Aggregator, task: asyncio.Task[None]) -> None:
+    """Until the indexes are filled, for at most ``START_GRACE_SECONDS``: a small hub
+    answers with whole indexes from its first request, a national one (half a minute
+    at every start, 231,000 documents) answers everything but search and SPARQL meanwhile."""
+    filled = asyncio.ensure_future(aggregator.filled.wait())
+    try:
+        await asyncio.wait({filled, task}, timeout=START_GRACE_SECONDS,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        filled.cancel()
+    if not aggregator.filled.is_set():
+        log.info("hub answering while it fills its indexes; search and SPARQL answer 503 "
+                 "until they are whole")
 
 
 def _wake_delivery(app: web.Application) -> None:

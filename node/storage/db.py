@@ -1,7 +1,7 @@
 """Async engine factory and programmatic Alembic migrations.
 
 SQLite gets WAL, a busy timeout and foreign keys on every connection, and every
-transaction starts with ``BEGIN IMMEDIATE``: a deferred transaction that read first
+transaction starts with ``BEGIN IMMEDIATE`` (but a session's marked ``READS_ONLY``): a deferred transaction that read first
 cannot upgrade to a write lock once another writer committed (SQLite answers "database
 is locked" at once, without waiting), while an immediate one queues on the busy
 timeout. This is SQLAlchemy's documented recipe for pysqlite/aiosqlite (the driver's
@@ -63,8 +63,18 @@ def _configure_sqlite(dbapi_connection: Any, _record: object) -> None:
     dbapi_connection.isolation_level = None
 
 
+# Execution options of a session that only reads, for long (a hub's fill reads every
+# document for half a minute and more): on SQLite it begins DEFERRED, a snapshot of the
+# WAL that takes no write lock, so the inbox and the workers write meanwhile. Given
+# before the session's first statement: ``session.connection(execution_options=...)``.
+READS_ONLY = {"praxisnetz_reads_only": True}
+
+
 def _begin_immediate(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if connection.get_execution_options().get("praxisnetz_reads_only"):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(

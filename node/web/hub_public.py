@@ -33,6 +33,7 @@ TOPIC_PREFIX = "https://w3id.org/praxisnetz/topics#"
 SEARCH_KINDS = tuple(k.value for k in ContributionKind if k is not ContributionKind.OTHER)
 SEARCH_LIMIT = 100
 MAX_QUERY_LENGTH = 500
+FILLING_RETRY_SECONDS = 15  # Retry-After while the search fills after the hub's start
 
 
 @dataclass(frozen=True)
@@ -192,18 +193,23 @@ async def search_page(request: web.Request) -> web.Response:
     await _prepare(request)
     form, filters = read_search_form(request)
     hits: list[SearchHit] = []
-    if filters is not None and (form.query or form.topic or form.kind or form.municipality
-                                or form.status):
+    readiness = request.app[HUB].aggregator.readiness
+    asked = filters is not None and bool(form.query or form.topic or form.kind
+                                         or form.municipality or form.status)
+    filling = asked and not readiness.search  # after a start: the search holds only part
+    if asked and not filling:
         hits = await request.app[HUB].aggregator.search.search(form.query, filters,
                                                                limit=SEARCH_LIMIT)
     language = language_of(request).value
     topics = [(t.slug, t.label_de if language == "de" else (t.label_en or t.label_de))
               for t in request.app[HUB].groups.topics]
-    return _page(request, "hub_search.html.j2", {
+    response = _page(request, "hub_search.html.j2", {
         "form": form, "hits": hits, "topics": topics, "kinds": SEARCH_KINDS,
-        "searched": filters is not None and bool(form.query or form.topic or form.kind
-                                                 or form.municipality or form.status),
-    }, status=400 if form.problem else 200)
+        "searched": asked, "filling": readiness if filling else None,
+    }, status=400 if form.problem else 503 if filling else 200)
+    if filling:
+        response.headers["Retry-After"] = str(FILLING_RETRY_SECONDS)
+    return response
 
 
 async def sparql_page(request: web.Request) -> web.Response:

@@ -333,6 +333,11 @@ TEXTS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "hub.kind.other": ("Sonstiges", "Other"),
         "hub.results": ("{count} Treffer", "{count} results"),
         "hub.no_results": ("Nichts gefunden.", "Nothing found."),
+        "hub.search_filling": (
+            "Der Hub baut seine Suche nach dem Start aus der Datenbank auf ({read} von "
+            "{expected} Dokumenten gelesen). Bitte versuchen Sie es gleich noch einmal.",
+            "The hub is filling its search from its database after its start ({read} of "
+            "{expected} documents read). Please try again shortly."),
         "hub.editor_nav": ("Redaktion", "Editors"),
         "hub.triage": ("Eingang", "Triage"),
         "hub.triage_empty": ("Alles entschieden.", "Everything is decided."),
