@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import bench
-from bench import fanout, hub_scale, inbox_ingest, small_node, validation
+from bench import fanout, hub_restart, hub_scale, inbox_ingest, small_node, validation
 from bench._support import asyncpg_dsn
 from tests.node_support import POSTGRES_URL_ENV
 
@@ -149,6 +149,26 @@ def _fetch(url: str, query: str) -> list[tuple[object, ...]]:
 def _bench_databases(url: str) -> set[str]:
     return {str(name) for (name,) in _fetch(
         url, "SELECT datname FROM pg_database WHERE datname LIKE 'praxisnetz_bench_%'")}
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_hub_restart_times_three_starts_and_leaves_nothing_behind(database: str) -> None:
+    url = _postgres_url() if database == "postgresql" else None
+    before = set(_children_of_this_process())
+    databases_before = _bench_databases(url) if url else set()
+    rows = hub_restart.measure(members=10, practices=3, postgres=url)
+    assert _columns(rows) == ["start", "first_answer_s", "search_whole_s", "stop_s",
+                              "stopped_while_filling"]
+    assert [row.start.split(" (")[0] for row in rows] == [
+        "first start", "restart", "stopped while filling"]
+    assert all(row.first_answer_s > 0 and row.stop_s >= 0 for row in rows)
+    # the search answered in full, after the first answer; the last start was stopped
+    assert [row.search_whole_s is not None for row in rows] == [True, True, False]
+    assert all(row.search_whole_s >= row.first_answer_s for row in rows[:2])
+    assert set(_children_of_this_process()) <= before
+    if url:
+        assert _bench_databases(url) == databases_before
+    _assert_table(rows)
 
 
 def test_small_node_reports_start_up_and_memory() -> None:
