@@ -21,17 +21,20 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from federation.keys import SigningKey, generate_ed25519_key
 from federation.proofs import sign_document
+from node.app import create_app
 from node.hub import aggregation, wiring
 from node.hub.index import HubIndex
 from node.hub.query_runner import ThreadRunner
 from node.hub.runtime import HUB
 from node.hub.tables import HubMember
 from node.storage.models import RemoteObject
+from node.workers import INGEST_ELSEWHERE
 from tests.engine_support import RunningNode, eventually, start_node
 from tests.hub_node_support import issue_token, start_hub
 from tests.hub_support import bundled_contexts, practice
@@ -118,7 +121,7 @@ async def test_a_restarted_hub_answers_while_its_search_fills(tmp_path, monkeypa
             # and the fill's reading holds no write lock: the database takes writes
             await asyncio.wait_for(_write_something(hub), 2)
             held.release.set()
-            await asyncio.wait_for(hub.app[HUB].aggregator.filled.wait(), 10)
+            await asyncio.wait_for(hub.app[HUB].aggregator.caught_up.wait(), 10)
             status, text, _ = await _get(http, f"{hub.url}/search", q="Akte")
             assert status == 200 and '"total": 3' in text, text
     finally:
@@ -149,7 +152,7 @@ async def test_sparql_answers_503_while_the_index_is_rebuilt(tmp_path, monkeypat
             status, text = await _ask(http, hub)
             assert status == 503 and "filling its RDF index" in text, text
             held.release.set()
-            await asyncio.wait_for(hub.app[HUB].aggregator.filled.wait(), 10)
+            await asyncio.wait_for(hub.app[HUB].aggregator.caught_up.wait(), 10)
             assert await _ask(http, hub) == (200, True)
     finally:
         held.release.set()
@@ -190,7 +193,7 @@ async def test_a_failed_fill_is_tried_again(tmp_path, monkeypatch, caplog) -> No
     caplog.set_level(logging.INFO, logger="praxisnetz.hub")
     hub = await start_node(stopped.config)
     try:
-        await asyncio.wait_for(hub.app[HUB].aggregator.filled.wait(), 10)
+        await asyncio.wait_for(hub.app[HUB].aggregator.caught_up.wait(), 10)
         assert "hub could not fill its indexes; trying again" in caplog.text
         assert "database is locked" in caplog.text
         assert "hub answering while it fills its indexes" in caplog.text
@@ -221,6 +224,30 @@ async def test_a_rebuild_that_fails_part_way_answers_503_and_is_done_again(
             assert aggregator.index is not None and aggregator.index.count() == 3
     finally:
         await hub.stop()
+
+
+async def test_a_worker_process_of_the_hub_fills_nothing_and_leaves_the_index_to_serve(
+        tmp_path, caplog) -> None:
+    # ``praxisnetz worker`` (run_standalone) answers no requests; started before serve,
+    # it used to take the RDF index, and it filled a search in memory nobody asked.
+    stopped = await _seeded_hub(tmp_path)
+    caplog.set_level(logging.INFO, logger="praxisnetz.hub")
+    app = create_app(stopped.config, start_workers=True)
+    app[INGEST_ELSEWHERE] = True  # as run_standalone sets it
+    worker = web.AppRunner(app, handle_signals=False)
+    await worker.setup()
+    try:
+        assert app[HUB].aggregator.index is None
+        hub = await start_node(stopped.config)  # after the worker
+        try:
+            assert hub.app[HUB].aggregator.index is not None
+            assert hub.app[HUB].aggregator.readiness.search
+            assert not app[HUB].aggregator.caught_up.is_set()
+            assert caplog.text.count("hub filling its search index") == 1  # serve's only
+        finally:
+            await hub.stop()
+    finally:
+        await worker.cleanup()
 
 
 async def test_search_on_postgresql_answers_in_full_during_the_fill(tmp_path,

@@ -8,7 +8,8 @@ last wake), and it also polls, so objects that arrive by backfill (which has no 
 A member approved later gets its whole history indexed at once; one who left is
 dropped. ``rebuild`` starts both indexes afresh from SQL (``praxisnetz hub reindex``).
 Only the process holding the on-disk index (the web process) moves the SQL watermark;
-another process of the same hub (``praxisnetz worker``) keeps its own in memory.
+an aggregator without the index keeps its own in memory (a ``praxisnetz worker`` of the
+hub runs none: it answers no requests).
 
 ``run`` fills the indexes first (``start``), in the background: a national hub reads SQL
 for half a minute at every start (the in-memory search) and for a minute and a half when
@@ -198,7 +199,8 @@ class Aggregator:
         self._warming: asyncio.Future[int] | None = None
         self._stop: asyncio.Event | None = None  # the hub's, once ``run`` has it
         self._filled = False  # ``start`` has filled the indexes (False again if a rebuild failed)
-        self.filled = asyncio.Event()  # set once ``start`` has filled them the first time
+        # Set once the start's fill and a sync after it are done: the hub is caught up.
+        self.caught_up = asyncio.Event()
         self._search_whole = False  # a refill of the search has ended
         self._index_whole = False  # ``start`` found the index whole, or a rebuild ended
         self._progress: tuple[int, int | None] = (0, None)
@@ -221,12 +223,12 @@ class Aggregator:
         of statements about other nodes (``HubIndex.claims_complete``), else catch up."""
         await self._fill()
         await self.sync()
+        self.caught_up.set()
 
     async def _fill(self) -> None:
         async with self._lock:
             await self._fill_at_start()
         self._filled = True
-        self.filled.set()
 
     async def _fill_at_start(self) -> None:
         started = self._clock()
@@ -436,6 +438,7 @@ class Aggregator:
                     continue
                 try:
                     await self.sync()
+                    self.caught_up.set()
                 except Exception:  # noqa: BLE001 - the index must outlive one failed round
                     log.exception("hub index sync failed")
                 self._warm_if_due()

@@ -47,6 +47,7 @@ from node.remote import SQLITE_WORK, RemoteDirectory
 from node.remote_objects import reference
 from node.routes.responses import json_document
 from node.storage.models import Follower, InboxState, RemoteActor
+from node.workers import INGEST_ELSEWHERE
 
 log = logging.getLogger("praxisnetz.hub")
 
@@ -55,7 +56,8 @@ START_GRACE_SECONDS = 5.0
 
 
 def open_index(config: NodeConfig, contexts: dict[str, object]) -> HubIndex | None:
-    """The on-disk index; None when another process of this hub holds it (a worker)."""
+    """The on-disk index; None when another process holds it (a second ``serve``, or
+    ``praxisnetz hub reindex``)."""
     path = config.data_dir / INDEX_DIR
     path.mkdir(parents=True, exist_ok=True)
     try:
@@ -74,7 +76,11 @@ async def _hub_resources(app: web.Application) -> AsyncIterator[None]:
     config = app[appkeys.CONFIG]
     settings = load_settings(config.data_dir)
     contexts = bundled_contexts()
-    index = await asyncio.to_thread(open_index, config, contexts)
+    # ``praxisnetz worker`` answers no requests: it holds no RDF index (so it never takes
+    # the web process's, whichever starts first) and fills no search nobody asks (half a
+    # minute of reading at each start for 231,000 documents); its inbox hooks need neither.
+    serves = not app.get(INGEST_ELSEWHERE)
+    index = await asyncio.to_thread(open_index, config, contexts) if serves else None
     sessions, clock = app[appkeys.SESSION_MAKER], app[appkeys.CLOCK]
     async with sessions() as session, session.begin():
         if await ensure_structure(session, now=clock()):
@@ -88,8 +94,10 @@ async def _hub_resources(app: web.Application) -> AsyncIterator[None]:
         aggregator=aggregator, renderer=EditionRenderer(), contexts=contexts,
     )
     app[HUB] = runtime
-    task = asyncio.create_task(aggregator.run(runtime.stop), name="hub-aggregator")
-    await _wait_for_start(aggregator, task)
+    task = asyncio.create_task(aggregator.run(runtime.stop), name="hub-aggregator") \
+        if serves else None
+    if task is not None:
+        await _wait_for_start(aggregator, task)
     try:
         yield
     finally:
@@ -97,8 +105,9 @@ async def _hub_resources(app: web.Application) -> AsyncIterator[None]:
         if index is not None:
             # Queries under way (a warm-up allows 60 s) must not hold the exit.
             index.stop_queries()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if index is not None:
             await asyncio.to_thread(index.flush)
         # Oxigraph has no close(): the store (and its lock) goes with the last reference.
@@ -106,16 +115,16 @@ async def _hub_resources(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _wait_for_start(aggregator: Aggregator, task: asyncio.Task[None]) -> None:
-    """Until the indexes are filled, for at most ``START_GRACE_SECONDS``: a small hub
-    answers with whole indexes from its first request, a national one (half a minute
+    """Until the indexes are filled and caught up, for at most ``START_GRACE_SECONDS``: a
+    small hub answers with whole indexes from its first request, a national one (half a minute
     at every start, 231,000 documents) answers everything but search and SPARQL meanwhile."""
-    filled = asyncio.ensure_future(aggregator.filled.wait())
+    caught_up = asyncio.ensure_future(aggregator.caught_up.wait())
     try:
-        await asyncio.wait({filled, task}, timeout=START_GRACE_SECONDS,
+        await asyncio.wait({caught_up, task}, timeout=START_GRACE_SECONDS,
                            return_when=asyncio.FIRST_COMPLETED)
     finally:
-        filled.cancel()
-    if not aggregator.filled.is_set():
+        caught_up.cancel()
+    if not aggregator.caught_up.is_set():
         log.info("hub answering while it fills its indexes; search and SPARQL answer 503 "
                  "until they are whole")
 
