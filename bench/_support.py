@@ -154,10 +154,10 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _scratch_database(url: str) -> tuple[str, str, str]:
+def _scratch_database(url: str, prefix: str = "praxisnetz_bench") -> tuple[str, str, str]:
     """For a throw-away database beside ``url`` (an asyncpg URL): the DSN asyncpg connects
     to as admin, the new database's name and its URL for the node."""
-    name = f"praxisnetz_bench_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     return (asyncpg_dsn(url), name,
             make_url(url).set(database=name).render_as_string(hide_password=False))
 
@@ -183,12 +183,15 @@ def server_cpu_seconds(pid: int) -> float:
 
 
 @contextlib.asynccontextmanager
-async def scratch_postgres_database(url: str) -> AsyncIterator[str]:
+async def scratch_postgres_database(url: str, prefix: str = "praxisnetz_bench"
+                                    ) -> AsyncIterator[str]:
     """The URL of a throw-away database on the PostgreSQL server of ``url`` (an asyncpg
-    URL), dropped afterwards: a benchmark never writes into the database it was given."""
+    URL), dropped afterwards: a benchmark never writes into the database it was given.
+    The tests' databases have a prefix of their own, so that the benchmarks' smoke tests
+    can tell theirs from those of tests running beside them on the same server."""
     import asyncpg  # only the PostgreSQL benchmarks need it
 
-    admin_dsn, name, scratch_url = _scratch_database(url)
+    admin_dsn, name, scratch_url = _scratch_database(url, prefix)
     admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')

@@ -148,5 +148,5 @@ async def fresh_postgres_database() -> AsyncIterator[str]:
     url = os.environ.get(POSTGRES_URL_ENV)
     if not url:
         pytest.skip(f"{POSTGRES_URL_ENV} is not set")
-    async with scratch_postgres_database(url) as scratch:
+    async with scratch_postgres_database(url, prefix="praxisnetz_test") as scratch:
         yield scratch
