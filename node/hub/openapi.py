@@ -16,6 +16,7 @@ from node.hub.tables import Decision, MemberState
 
 _TEXT = {"type": "string"}
 _SLUG = {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"}
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
 def _path_param(name: str, description: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
@@ -230,5 +231,15 @@ def hub_paths() -> dict[str, Any]:
         "/api/hub/editions/{number}/publish": {
             "parameters": number,
             "post": operation("Announce an edition to the hub's followers")},
-        "/api/hub/reindex": {"post": operation("Rebuild the RDF and search indexes from SQL")},
+        "/api/hub/reindex": {"post": _reindex_operation()},
     }
+
+
+def _reindex_operation() -> dict[str, Any]:
+    described = operation("Rebuild the RDF and search indexes from SQL")
+    described["responses"]["409"] = {"description": "this process does not hold the index",
+                                     "content": _PROBLEM}
+    described["responses"]["503"] = {
+        "description": "the database failed during the rebuild; the hub rebuilds the index "
+                       "again by itself (Retry-After)", "content": _PROBLEM}
+    return described
