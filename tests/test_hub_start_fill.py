@@ -118,6 +118,10 @@ async def test_a_restarted_hub_answers_while_its_search_fills(tmp_path, monkeypa
             assert status == 503 and "1 von 3 Dokumenten gelesen" in text, text
             # the RDF index on disk was whole when the hub stopped: SPARQL answers
             assert await _ask(http, hub) == (200, True)
+            headers = {"Authorization": f"Bearer {await issue_token(hub)}"}
+            async with http.post(f"{hub.url}/api/hub/reindex", headers=headers) as response:
+                problem = await response.json(content_type=None)
+                assert response.status == 409 and "still filling" in problem["detail"]
             # and the fill's reading holds no write lock: the database takes writes
             await asyncio.wait_for(_write_something(hub), 2)
             held.release.set()

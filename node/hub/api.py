@@ -246,6 +246,10 @@ async def reindex(request: web.Request) -> web.Response:
     aggregator = request.app[HUB].aggregator
     if aggregator.index is None:
         raise field_error("index", "this process does not hold the index", status=409)
+    if not aggregator.caught_up.is_set():
+        raise field_error("index", "the hub is still filling its indexes after its start "
+                          "(that fill rebuilds what it must); try again when it is done",
+                          status=409)
     try:
         report = await aggregator.rebuild()
     except (SQLAlchemyError, OSError) as exc:

@@ -237,8 +237,9 @@ def hub_paths() -> dict[str, Any]:
 
 def _reindex_operation() -> dict[str, Any]:
     described = operation("Rebuild the RDF and search indexes from SQL")
-    described["responses"]["409"] = {"description": "this process does not hold the index",
-                                     "content": _PROBLEM}
+    described["responses"]["409"] = {
+        "description": "this process does not hold the index, or is still filling it after "
+                       "its start", "content": _PROBLEM}
     described["responses"]["503"] = {
         "description": "the database failed during the rebuild; the hub rebuilds the index "
                        "again by itself (Retry-After)", "content": _PROBLEM}
