@@ -15,8 +15,9 @@ database beside the given one), then starts ``praxisnetz serve`` on it three tim
 
 For each: the wall time from spawning the process to its first answer (``GET
 /.well-known/nodeinfo``), to the first search answered in full (``GET /search?q=Akte``:
-503 while the search fills), and from SIGINT to the process's end (and whether the hub's
-log says it stopped its fill: a small hub's fill ends before the SIGINT). The hub answers
+503 while the search fills: how long those took to answer, too), and from SIGINT to the
+process's end (and whether the hub's log says it stopped its fill: a small hub's fill
+ends before the SIGINT). The hub answers
 ``START_GRACE_SECONDS`` after its start at the latest (``node.hub.wiring``). Run alone: it
 is not part of ``make bench`` (~5 minutes at full size).
 """
@@ -27,6 +28,7 @@ import argparse
 import asyncio
 import shutil
 import signal
+import statistics
 import subprocess
 import tempfile
 import time
@@ -60,13 +62,18 @@ class Row:
     search_whole_s: float | None  # None: stopped before
     stop_s: float
     stopped_while_filling: bool  # the hub's log says so (a small hub's fill ends first)
+    # the hub's answers while its search filled (the 503s of the polls), ms; None: none
+    fill_answer_p50_ms: float | None
+    fill_answer_max_ms: float | None
 
 
 def _search_whole(config: NodeConfig, process: subprocess.Popen[bytes], began: float,
-                  timeout: float = 600.0) -> float:
-    """Seconds from ``began`` until the search answers 200 (it answers 503 while filling)."""
+                  waits: list[float], timeout: float = 600.0) -> float:
+    """Seconds from ``began`` until the search answers 200 (it answers 503 while filling);
+    each 503's time to answer goes into ``waits``."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
     while True:
+        asked = time.perf_counter()
         try:
             with opener.open(f"{config.base_url}/search?q=Akte", timeout=10) as response:
                 response.read()
@@ -74,9 +81,17 @@ def _search_whole(config: NodeConfig, process: subprocess.Popen[bytes], began: f
         except urllib.error.HTTPError as exc:
             if exc.code != 503:
                 raise
+            waits.append(time.perf_counter() - asked)
         if process.poll() is not None or time.perf_counter() - began > timeout:
             raise ChildProcessError(f"the hub's search did not fill ({process.returncode})")
         time.sleep(SEARCH_POLL_SECONDS)
+
+
+def _ms(waits: list[float]) -> tuple[float | None, float | None]:
+    """The median and the longest of ``waits`` in ms."""
+    if not waits:
+        return None, None
+    return round(statistics.median(waits) * 1000, 1), round(max(waits) * 1000, 1)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> float:
@@ -96,9 +111,11 @@ def _start(group: Children, config: NodeConfig, log: Path, label: str, *,
         time.sleep(STOP_AFTER_ANSWER_SECONDS)
         stopped = _stop(process)
         said = "hub stopped filling" in log.read_text(errors="replace")
-        return Row(label, round(first, 1), None, round(stopped, 1), said)
-    whole = _search_whole(config, process, began)
-    return Row(label, round(first, 1), round(whole, 1), round(_stop(process), 1), False)
+        return Row(label, round(first, 1), None, round(stopped, 1), said, None, None)
+    waits: list[float] = []
+    whole = _search_whole(config, process, began, waits)
+    return Row(label, round(first, 1), round(whole, 1), round(_stop(process), 1), False,
+               *_ms(waits))
 
 
 def measure(members: int = 11_000, practices: int = 20, postgres: str | None = None) -> list[Row]:

@@ -158,7 +158,8 @@ def test_hub_restart_times_three_starts_and_leaves_nothing_behind(database: str)
     databases_before = _bench_databases(url) if url else set()
     rows = hub_restart.measure(members=10, practices=3, postgres=url)
     assert _columns(rows) == ["start", "first_answer_s", "search_whole_s", "stop_s",
-                              "stopped_while_filling"]
+                              "stopped_while_filling", "fill_answer_p50_ms",
+                              "fill_answer_max_ms"]
     assert [row.start.split(" (")[0] for row in rows] == [
         "first start", "restart", "stopped while filling"]
     assert all(row.first_answer_s > 0 and row.stop_s >= 0 for row in rows)
