@@ -310,14 +310,8 @@ class HubIndex:
             return False  # one document spoils the batch: convert them singly to find it
         return True
 
-    def _convert_singly(
-        self,
-        member: str,
-        batch: Sequence[Mapping[str, Any]],
-        graph: Any,
-        result: _Converted,
-        sink: ox.Store | None,
-    ) -> None:
+    def _convert_singly(self, member: str, batch: Sequence[Mapping[str, Any]], graph: Any,
+                        result: _Converted, sink: ox.Store | None) -> None:
         for document in batch:
             try:
                 quads, foreign = own_and_foreign(document["id"], self._converter.quads(document, graph))
@@ -528,9 +522,8 @@ class IndexRebuild:
                 self._load_pending()
 
     def finish(self, *, whole: bool = True) -> RebuildReport:
-        """Load what is pending and release the index (also after a failed ``add``). Not
-        ``whole`` (the reading stopped part way): the index stays marked incomplete, and
-        the next start rebuilds it (``HubIndex.claims_complete``)."""
+        """Load what is pending and release the index (also after a failed ``add``); not
+        ``whole`` (read part way), it stays marked incomplete and the next start rebuilds it."""
         if self._finished:
             raise RuntimeError("this rebuild has finished")
         self._finished = True
@@ -544,11 +537,9 @@ class IndexRebuild:
             self._index._claims.complete = self._index._claims.changed = True
             self._index._save_claims()
             self._index._record.settled()
-            # Bulk loads leave compaction work for RocksDB's background threads: do it
-            # now (queries read fewer files after it) rather than under the first
-            # queries. It also makes a forked query less likely to copy a lock in use
-            # (ForkRunner restarts such a child). 15 s at 1.3 million quads on a busy
-            # machine, 4.6 s of it CPU.
+            # RocksDB's compaction after bulk loads, now rather than under the first queries
+            # (they read fewer files; a forked query is less likely to copy a lock in use,
+            # which ForkRunner restarts): 15 s at 1.3 million quads on a busy machine, 4.6 CPU.
             started = time.perf_counter()
             self._store.optimize()
             self.seconds.optimize += time.perf_counter() - started
