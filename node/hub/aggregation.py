@@ -145,9 +145,7 @@ async def member_document_pages(
     request waiting."""
     await session.connection(execution_options=READS_ONLY)
     query = (
-        select(RemoteObject.attributed_to, cast(RemoteObject.document, Text))
-        .join(HubMember, HubMember.actor_uri == RemoteObject.attributed_to)
-        .where(HubMember.state == MemberState.APPROVED.value, RemoteObject.deleted.is_(False))
+        _live_member_objects(RemoteObject.attributed_to, cast(RemoteObject.document, Text))
         .order_by(RemoteObject.attributed_to, RemoteObject.id)
         .execution_options(yield_per=page_size)
     )
@@ -165,13 +163,18 @@ def _parsed(page: Iterable[Any]) -> list[tuple[str, Mapping[str, Any]]]:
     return parsed
 
 
-async def _live_document_count(session: AsyncSession) -> int:
-    """How many documents ``member_document_pages`` will read (for the fill's progress)."""
-    return int(await session.scalar(
-        select(func.count()).select_from(RemoteObject)
+def _live_member_objects(*columns: Any) -> Any:
+    """``columns`` of the approved members' objects that are not deleted."""
+    return (
+        select(*columns)
         .join(HubMember, HubMember.actor_uri == RemoteObject.attributed_to)
         .where(HubMember.state == MemberState.APPROVED.value, RemoteObject.deleted.is_(False))
-    ) or 0)
+    )
+
+
+async def _live_document_count(session: AsyncSession) -> int:
+    """How many documents ``member_document_pages`` will read (for the fill's progress)."""
+    return int(await session.scalar(_live_member_objects(func.count(RemoteObject.id))) or 0)
 
 
 def _views(documents: Iterable[tuple[str, Mapping[str, Any]]]) -> list[ContributionView]:
