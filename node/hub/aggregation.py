@@ -127,7 +127,7 @@ async def member_documents(
     session: AsyncSession, members: Iterable[str] | None = None
 ) -> list[tuple[str, Mapping[str, Any]]]:
     """(member actor, signed document) of every live object of approved members."""
-    query = _approved_objects().where(RemoteObject.deleted.is_(False))
+    query = _live_member_objects(RemoteObject)
     if members is not None:
         query = query.where(RemoteObject.attributed_to.in_(list(members)))
     rows = await session.scalars(query.order_by(RemoteObject.attributed_to, RemoteObject.id))

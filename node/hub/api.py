@@ -19,6 +19,7 @@ from node.api.auth import TOKEN
 from node.api.common import read_json_object, wake_delivery
 from node.api.problems import Problem, ProblemError, field_error
 from node.hub import edition_store, editorial, feedback, membership, triage
+from node.hub.aggregation import FILL_RETRY_SECONDS
 from node.hub.editions import EditionError, manifest_document
 from node.hub.runtime import HUB
 from node.hub.tables import MemberState
@@ -258,7 +259,7 @@ async def reindex(request: web.Request) -> web.Response:
         raise ProblemError(Problem(503, "unavailable", "Service unavailable",
                                    f"the rebuild stopped ({exc.__class__.__name__}); the hub "
                                    "rebuilds its index again by itself"),
-                           {"Retry-After": "30"}) from exc
+                           {"Retry-After": str(int(FILL_RETRY_SECONDS))}) from exc
     return _ok({"indexed": report.indexed, "skipped": [
         {"uri": s.uri, "field": s.field, "message": s.message} for s in report.skipped]})
 

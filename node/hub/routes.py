@@ -319,17 +319,13 @@ async def _query_text(request: web.Request) -> str:
     return value if isinstance(value, str) else ""
 
 
-def filling_message(readiness: Readiness, what: str) -> str:
-    """Why ``what`` does not answer yet, with the fill's progress."""
+def _filling(readiness: Readiness, what: str) -> web.Response:
+    """503 while ``what`` would answer from part of the documents (the hub's start), with
+    the fill's progress."""
     read, expected = readiness.documents_read, readiness.documents_expected
     progress = f" ({read:,} of {expected:,} documents read)" if expected else ""
-    return f"the hub is filling its {what} from its database{progress}; try again shortly"
-
-
-def _filling(readiness: Readiness, what: str) -> web.Response:
-    """503 while ``what`` would answer from part of the documents (the hub's start)."""
-    response = json_document({"error": "filling", "message": filling_message(readiness, what)},
-                             JSON, status=503)
+    message = f"the hub is filling its {what} from its database{progress}; try again shortly"
+    response = json_document({"error": "filling", "message": message}, JSON, status=503)
     response.headers["Retry-After"] = str(hub_public.FILLING_RETRY_SECONDS)
     return response
 

@@ -4,8 +4,9 @@ SQLite gets WAL, a busy timeout and foreign keys on every connection, and every
 transaction starts with ``BEGIN IMMEDIATE`` (but those of a session marked
 ``READS_ONLY``): a deferred transaction that read first cannot upgrade to a write lock
 once another writer committed (SQLite answers "database is locked" at once, without
-waiting), while an immediate one queues on the busy timeout. This is SQLAlchemy's documented recipe for pysqlite/aiosqlite (the driver's
-own BEGIN is switched off, ours is emitted). PostgreSQL runs through asyncpg.
+waiting), while an immediate one queues on the busy timeout. This is SQLAlchemy's
+documented recipe for pysqlite/aiosqlite (the driver's own BEGIN is switched off, ours is
+emitted). PostgreSQL runs through asyncpg.
 Migrations run from code (no ``alembic.ini``). Alembic (with Mako and Pygments) is
 imported only when the schema is behind: ``migrate`` first compares the database's
 revision with the head revisions read from the migration scripts' text, which costs a
