@@ -191,17 +191,15 @@ def test_a_shut_guard_does_not_write_to_the_connection_that_took_its_number(shut
 
 
 @pytest.fixture
-async def b(tmp_path) -> AsyncIterator[RunningNode]:
-    node = await start_node(node_config(tmp_path, "b"), start_workers=False)
-    yield node
-    await node.stop()
-
-
-@pytest.fixture
-async def a(tmp_path, b) -> AsyncIterator[RunningNode]:
-    node = await start_node(node_config(tmp_path, "a"), start_workers=False)
-    yield node
-    await node.stop()
+async def nodes(tmp_path) -> AsyncIterator[tuple[RunningNode, RunningNode]]:
+    """Node A, the inbox under test (no workers), and node B, the remote whose key signs."""
+    b = await start_node(node_config(tmp_path, "b"), start_workers=False)
+    a = await start_node(node_config(tmp_path, "a"), start_workers=False)
+    try:
+        yield a, b
+    finally:
+        await a.stop()
+        await b.stop()
 
 
 class HeldSettle:
@@ -240,7 +238,8 @@ async def eventually(condition, seconds: float = 5.0) -> None:  # noqa: ANN001
     raise AssertionError("condition not reached")
 
 
-async def test_the_202_arrives_before_the_event_loop_hears_of_the_commit(a, b) -> None:
+async def test_the_202_arrives_before_the_event_loop_hears_of_the_commit(nodes) -> None:
+    a, b = nodes
     held = HeldSettle(a.app[INBOX_WRITER])
     raw, activity_id = signed_post(a, b)
     async with connect(a) as (reader, writer):
@@ -258,7 +257,8 @@ async def test_the_202_arrives_before_the_event_loop_hears_of_the_commit(a, b) -
     assert await stored(a) == sorted([(activity_id, "shared"), (again_id, "shared")])
 
 
-async def test_a_failed_store_gets_its_503_and_no_early_answer(a, b, monkeypatch) -> None:
+async def test_a_failed_store_gets_its_503_and_no_early_answer(nodes, monkeypatch) -> None:
+    a, b = nodes
     batch = a.app[INBOX_WRITER]._batch
 
     def full_disk(rows, depth):  # noqa: ANN001, ANN202
@@ -273,7 +273,8 @@ async def test_a_failed_store_gets_its_503_and_no_early_answer(a, b, monkeypatch
     assert await stored(a) == []
 
 
-async def test_a_full_queue_gets_its_503_and_no_early_answer(tmp_path, b) -> None:
+async def test_a_full_queue_gets_its_503_and_no_early_answer(tmp_path, nodes) -> None:
+    _, b = nodes
     config = node_config(tmp_path, "full")
     config = replace(config, inbox=replace(config.inbox, queue_limit=1))
     node = await start_node(config, start_workers=False)
@@ -292,7 +293,8 @@ async def test_a_full_queue_gets_its_503_and_no_early_answer(tmp_path, b) -> Non
 
 @pytest.mark.parametrize("guarded", [True, False])
 async def test_a_sender_that_leaves_before_the_commit_gets_nothing_written_elsewhere(
-        a, b, monkeypatch, guarded) -> None:
+        nodes, monkeypatch, guarded) -> None:
+    a, b = nodes
     if not guarded:  # the control: without the guard the stray 202 lands on the next connection
         monkeypatch.setattr(SocketGuard, "shut", lambda self: None)
     batch = a.app[INBOX_WRITER]._batch
@@ -328,7 +330,8 @@ async def eventually_stored(node: RunningNode, activity_id: str) -> None:
     raise AssertionError("not stored")
 
 
-async def test_connection_close_is_answered_by_the_event_loop(a, b) -> None:
+async def test_connection_close_is_answered_by_the_event_loop(nodes) -> None:
+    a, b = nodes
     held = HeldSettle(a.app[INBOX_WRITER])
     raw, activity_id = signed_post(a, b, "/inbox", "Connection: close")
     async with connect(a) as (reader, writer):
