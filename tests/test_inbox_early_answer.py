@@ -191,15 +191,17 @@ def test_a_shut_guard_does_not_write_to_the_connection_that_took_its_number(shut
 
 
 @pytest.fixture
-async def nodes(tmp_path) -> AsyncIterator[tuple[RunningNode, RunningNode]]:
-    """Node A, the inbox under test (no workers), and node B, the remote whose key signs."""
-    b = await start_node(node_config(tmp_path, "b"), start_workers=False)
-    a = await start_node(node_config(tmp_path, "a"), start_workers=False)
-    try:
-        yield a, b
-    finally:
-        await a.stop()
-        await b.stop()
+async def b(tmp_path) -> AsyncIterator[RunningNode]:
+    node = await start_node(node_config(tmp_path, "b"), start_workers=False)
+    yield node
+    await node.stop()
+
+
+@pytest.fixture
+async def a(tmp_path, b) -> AsyncIterator[RunningNode]:
+    node = await start_node(node_config(tmp_path, "a"), start_workers=False)
+    yield node
+    await node.stop()
 
 
 class HeldSettle:
@@ -238,8 +240,7 @@ async def eventually(condition, seconds: float = 5.0) -> None:  # noqa: ANN001
     raise AssertionError("condition not reached")
 
 
-async def test_the_202_arrives_before_the_event_loop_hears_of_the_commit(nodes) -> None:
-    a, b = nodes
+async def test_the_202_arrives_before_the_event_loop_hears_of_the_commit(a, b) -> None:
     held = HeldSettle(a.app[INBOX_WRITER])
     raw, activity_id = signed_post(a, b)
     async with connect(a) as (reader, writer):
@@ -257,8 +258,7 @@ async def test_the_202_arrives_before_the_event_loop_hears_of_the_commit(nodes) 
     assert await stored(a) == sorted([(activity_id, "shared"), (again_id, "shared")])
 
 
-async def test_a_failed_store_gets_its_503_and_no_early_answer(nodes, monkeypatch) -> None:
-    a, b = nodes
+async def test_a_failed_store_gets_its_503_and_no_early_answer(a, b, monkeypatch) -> None:
     batch = a.app[INBOX_WRITER]._batch
 
     def full_disk(rows, depth):  # noqa: ANN001, ANN202
@@ -273,8 +273,7 @@ async def test_a_failed_store_gets_its_503_and_no_early_answer(nodes, monkeypatc
     assert await stored(a) == []
 
 
-async def test_a_full_queue_gets_its_503_and_no_early_answer(tmp_path, nodes) -> None:
-    _, b = nodes
+async def test_a_full_queue_gets_its_503_and_no_early_answer(tmp_path, b) -> None:
     config = node_config(tmp_path, "full")
     config = replace(config, inbox=replace(config.inbox, queue_limit=1))
     node = await start_node(config, start_workers=False)
@@ -293,8 +292,7 @@ async def test_a_full_queue_gets_its_503_and_no_early_answer(tmp_path, nodes) ->
 
 @pytest.mark.parametrize("guarded", [True, False])
 async def test_a_sender_that_leaves_before_the_commit_gets_nothing_written_elsewhere(
-        nodes, monkeypatch, guarded) -> None:
-    a, b = nodes
+        a, b, monkeypatch, guarded) -> None:
     if not guarded:  # the control: without the guard the stray 202 lands on the next connection
         monkeypatch.setattr(SocketGuard, "shut", lambda self: None)
     batch = a.app[INBOX_WRITER]._batch
@@ -330,8 +328,7 @@ async def eventually_stored(node: RunningNode, activity_id: str) -> None:
     raise AssertionError("not stored")
 
 
-async def test_connection_close_is_answered_by_the_event_loop(nodes) -> None:
-    a, b = nodes
+async def test_connection_close_is_answered_by_the_event_loop(a, b) -> None:
     held = HeldSettle(a.app[INBOX_WRITER])
     raw, activity_id = signed_post(a, b, "/inbox", "Connection: close")
     async with connect(a) as (reader, writer):
