@@ -387,10 +387,8 @@ def origin_problem(activity: Activity) -> str | None:
 
 async def persist_once(request: InboxRequest, row: InboxRow) -> bool:
     """Committed (group commit, ``node.inbox_writer``); True if the activity was new."""
-    # the door's requests carry an early answer (node.inbox_early_answer); aiohttp's do not
-    on_commit = getattr(request, "early_answer", None)
     try:
-        return await request.app[INBOX_WRITER].store(row, on_commit=on_commit)
+        return await request.app[INBOX_WRITER].store(row)
     except (InboxQueueFull, InboxWriterClosed) as exc:
         raise InboxRejected(_busy(f"{exc}; try again later")) from None
 

@@ -49,7 +49,6 @@ from multidict import CIMultiDict
 
 from node import appkeys
 from node.inbox import problem, receive
-from node.inbox_early_answer import EarlyAnswer, SocketGuard
 
 log = logging.getLogger("praxisnetz.inbox")
 
@@ -153,20 +152,18 @@ class _ReadBody:
 class DoorRequest:
     """What ``node.inbox.receive`` and the access log read of a request (``InboxRequest``)."""
 
-    __slots__ = ("app", "headers", "path", "path_qs", "remote", "content_length", "content",
-                 "early_answer")
+    __slots__ = ("app", "headers", "path", "path_qs", "remote", "content_length", "content")
     method = "POST"
     version = HttpVersion11  # for aiohttp's own access logger ("%r")
 
     def __init__(self, app: web.Application, head: InboxHead, body: bytes,
-                 remote: str | None, early_answer: EarlyAnswer | None = None) -> None:
+                 remote: str | None) -> None:
         self.app = app
         self.headers = head.headers
         self.path = self.path_qs = head.path
         self.remote = remote
         self.content_length = head.content_length
         self.content = _ReadBody(body)
-        self.early_answer = early_answer  # the inbox writer calls it after the commit
 
 
 @lru_cache(maxsize=2)  # the answers of one second share their Date
@@ -184,11 +181,6 @@ def encode_response(response: web.Response, *, close: bool) -> bytes:
 @lru_cache(maxsize=4)
 def _accepted(second: int, close: bool) -> bytes:
     return _encoded(web.Response(status=202), close, second)
-
-
-def _accepted_keep_alive(second: int) -> bytes:
-    """The early answer's 202 (``node.inbox_early_answer``)."""
-    return _accepted(second, False)
 
 
 def _encoded(response: web.Response, close: bool, second: int | None = None) -> bytes:
@@ -221,7 +213,6 @@ class InboxConnection(asyncio.Protocol):
         self._paused = False  # reading, while the buffer is full
         self._writing_paused = False
         self._remote: str | None = None
-        self._guard: SocketGuard | None = None  # the socket, for early answers
 
     # --- asyncio.Protocol
 
@@ -233,8 +224,6 @@ class InboxConnection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)  # as aiohttp does
-        if sock is not None and transport.get_extra_info("sslcontext") is None:
-            self._guard = SocketGuard(sock.fileno())  # plain bytes on the socket only
         self._door.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -257,9 +246,6 @@ class InboxConnection(asyncio.Protocol):
             self._resume()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        # asyncio closes the socket after this returns: no early answer may write after
-        if self._guard is not None:
-            self._guard.shut()
         self._transport = None
         self._door.connections.discard(self)
 
@@ -296,8 +282,7 @@ class InboxConnection(asyncio.Protocol):
 
     async def _answer(self, head: InboxHead, body: bytes) -> None:
         started = self._loop.time()
-        early = self._early_answer(head)
-        request = DoorRequest(self._door.app, head, body, self._remote, early)
+        request = DoorRequest(self._door.app, head, body, self._remote)
         try:
             response = await receive(request, head.inbox)  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001 - logged with its traceback; the sender gets a 500
@@ -308,13 +293,7 @@ class InboxConnection(asyncio.Protocol):
         self.serving = None
         if transport is None:  # the sender left; the activity is stored all the same
             return
-        if early is not None and early.begun:  # the commit's 202 is the answer, sent or not
-            response = web.Response(status=202)
-            answer = early.rest()
-        else:
-            answer = encode_response(response, close=close)
-        if answer:
-            transport.write(answer)
+        transport.write(encode_response(response, close=close))
         self._door.answered += 1
         self._door.log_access(request, response, self._loop.time() - started)
         if transport.is_closing():
@@ -325,15 +304,6 @@ class InboxConnection(asyncio.Protocol):
         self.last_answer = self._loop.time()
         if not self._writing_paused:
             self._resume()
-
-    def _early_answer(self, head: InboxHead) -> EarlyAnswer | None:
-        """An early answer for this request, if it may have one: a plain socket with
-        nothing queued to write, and a sender that keeps the connection."""
-        transport = self._transport
-        if (self._guard is None or head.close or transport is None
-                or transport.get_write_buffer_size()):
-            return None
-        return EarlyAnswer(self._guard, _accepted_keep_alive)
 
     def _resume(self) -> None:
         """After an answer: read on, and take the next request if it is already here."""
@@ -349,8 +319,6 @@ class InboxConnection(asyncio.Protocol):
         assert transport is not None and self.serving is None
         self._door.connections.discard(self)
         self._door.handed_off += 1
-        if self._guard is not None:
-            self._guard.shut()  # aiohttp's connection now: nothing of ours writes to it
         self._transport = None
         protocol = self._door.aiohttp_server()
         transport.set_protocol(protocol)

@@ -204,7 +204,6 @@ class InboxWriterClosed(Exception):
 class _Pending:
     row: InboxRow
     answer: asyncio.Future[bool]
-    on_commit: Callable[[], None] | None = None  # see InboxWriter.store
 
 
 @dataclass
@@ -337,13 +336,9 @@ class InboxWriter:
         self._last_store = -math.inf  # time.monotonic() of the latest store()
         self.batches = 0  # transactions committed or failed (for tests and benchmarks)
 
-    async def store(self, row: InboxRow, *, on_commit: Callable[[], None] | None = None) -> bool:
+    async def store(self, row: InboxRow) -> bool:
         """Committed: True if the row is new, False if its activity id was known (a row
         appended to SQLite's arrivals is True: the claim drops it if it was known).
-
-        ``on_commit`` is called once the row is committed (or known), before this returns,
-        on the writer's thread with SQLite: the door's early 202
-        (``node.inbox_early_answer``). Never for a row that was not stored.
 
         Raises ``InboxQueueFull``, ``InboxWriterClosed``, or the database's error.
         """
@@ -354,11 +349,11 @@ class InboxWriter:
             self._marks.mark_stored()
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         if self._batch is not None:
-            self._hand_to_thread(_Pending(row, answer, on_commit))
+            self._hand_to_thread(_Pending(row, answer))
         else:
             if self._task is None:
                 self._task = asyncio.create_task(self._run(), name="inbox-writer")
-            self._pending.put_nowait(_Pending(row, answer, on_commit))
+            self._pending.put_nowait(_Pending(row, answer))
         return await answer
 
     def seconds_since_last_store(self) -> float:
@@ -463,7 +458,6 @@ class InboxWriter:
         except BaseException as exc:  # noqa: BLE001 - to every waiting request; the thread goes on
             _call_on_loop(loop, self._settle, batch, first, distinct, 0, set(), exc)
             return
-        _tell_committed(batch, first, distinct[:count])  # before the loop hears of it
         _call_on_loop(loop, self._settle, batch, first, distinct, count, inserted, None)
 
     def _run_job(self, job: _Job) -> None:
@@ -505,7 +499,6 @@ class InboxWriter:
             self._settle(batch, first, distinct, 0, set(), exc)
             return
         self.depth.added(len(inserted))  # committed
-        _tell_committed(batch, first, distinct[:count])
         self._settle(batch, first, distinct, count, inserted, None)
 
     # --- both: the answers, on the event loop
@@ -528,9 +521,9 @@ class InboxWriter:
             for pending in batch:
                 _resolve(pending.answer, error=error)
             return
-        stored = _stored(batch, first, distinct[:count])
+        accepted = {id(p) for p in distinct[:count]}
         for pending in batch:
-            if not stored[id(pending)]:
+            if id(first[pending.row.activity_uri]) not in accepted:
                 _resolve(pending.answer, error=InboxQueueFull("the inbox queue is full"))
             else:
                 is_first = first[pending.row.activity_uri] is pending
@@ -543,26 +536,6 @@ def _first_of_each(batch: list[_Pending]) -> tuple[dict[str, _Pending], list[_Pe
     for pending in batch:
         first.setdefault(pending.row.activity_uri, pending)
     return first, list(first.values())
-
-
-def _stored(batch: list[_Pending], first: dict[str, _Pending],
-            taken: list[_Pending]) -> dict[int, bool]:
-    """Per request of the batch (by ``id``): whether its activity is stored, i.e. the
-    first request for its id was among the rows ``taken`` (the queue's room)."""
-    taken_ids = {id(p) for p in taken}
-    return {id(p): id(first[p.row.activity_uri]) in taken_ids for p in batch}
-
-
-def _tell_committed(batch: list[_Pending], first: dict[str, _Pending],
-                    taken: list[_Pending]) -> None:
-    """Call ``on_commit`` of every request whose activity is stored."""
-    stored = _stored(batch, first, taken)
-    for pending in batch:
-        if pending.on_commit is not None and stored[id(pending)]:
-            try:
-                pending.on_commit()
-            except Exception:  # noqa: BLE001 - the writer goes on; the loop still answers the request
-                log.exception("inbox writer: on_commit failed")
 
 
 def _call_on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[..., object],
