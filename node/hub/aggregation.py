@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from node.hub.contribution import ContributionFormatError, ContributionView, view_of
 from node.hub.index import HubIndex, IndexInputError, RebuildReport
 from node.hub.search_backends import SearchBackend
-from node.hub.tables import HubIndexState, HubMember, MemberState
+from node.hub.tables import HubIndexState, HubMember, HubMembershipVersion, MemberState
 from node.hub.warm_answers import QUIET_SECONDS, AnswerWarmer
 from node.storage.db import READS_ONLY
 from node.storage.models import InboxItem, InboxState, RemoteObject
@@ -205,6 +205,9 @@ class Aggregator:
         self.search = search
         self._clock = clock
         self._members: set[str] = set()
+        # hub_membership_version when ``_members`` was last read from SQL (None: the
+        # members are the index's, which may differ from SQL's, until a sync reads them)
+        self._members_version: int | None = None
         self._since: datetime | None = None
         self._wake = asyncio.Event()
         self._min_interval = min_interval
@@ -270,6 +273,7 @@ class Aggregator:
         index = self.index
         self._members = set(await asyncio.to_thread(index.members)) \
             if index is not None and not rebuild_index else approved
+        self._members_version = None
         # An empty index stays untouched while SQL has nothing for it either.
         _, documents = await self._refill(rebuild_index=rebuild_index, even_if_empty=incomplete)
         if self.index is None or (rebuild_index and documents):
@@ -346,8 +350,7 @@ class Aggregator:
             async with self._sessions() as session:
                 since = await self._watermark(session)
                 in_flight = await _oldest_in_flight(session)
-                approved = set(await session.scalars(select(HubMember.actor_uri).where(
-                    HubMember.state == MemberState.APPROVED.value)))
+                version, approved = await self._approved_members(session)
                 new_members = approved - self._members
                 changed = await _changed_since(session, since, approved)
                 history = await member_documents(session, new_members) if new_members else []
@@ -356,12 +359,24 @@ class Aggregator:
                     RemoteObject.attributed_to.in_(former)))) if former else []
             report = await self._apply(changed, history, len(new_members))
             await self._drop_members(former, dropped)
-            self._members = approved
+            self._members, self._members_version = approved, version
             await self._save_watermark(next_watermark(started, in_flight, since))
         if report.indexed or report.removed:
             log.info("hub index synced indexed=%s removed=%s skipped=%s new_members=%s",
                      report.indexed, report.removed, report.skipped, report.new_members)
         return report
+
+    async def _approved_members(self, session: AsyncSession) -> tuple[int, set[str]]:
+        """The membership's version and the approved members' actor ids: read from SQL
+        only if the version moved since they were last read (the version first, so that
+        a change committed between the two reads is seen again by the next sync)."""
+        version = await session.scalar(select(HubMembershipVersion.version)
+                                       .where(HubMembershipVersion.id == 1)) or 0
+        if version == self._members_version:
+            return version, self._members
+        approved = set(await session.scalars(select(HubMember.actor_uri).where(
+            HubMember.state == MemberState.APPROVED.value)))
+        return version, approved
 
     async def _apply(self, changed: list[RemoteObject],
                      history: list[tuple[str, Mapping[str, Any]]], new_members: int) -> SyncReport:

@@ -1,5 +1,6 @@
 """The hub's tables (migration 0004): members, handbook sections, editorial decisions
-and placements, frozen editions, topic-group followers and the index watermark.
+and placements, frozen editions, topic-group followers and the index watermark; and the
+membership's version (migration 0012).
 
 They share ``node.storage.models.Base`` so that one metadata describes the database.
 """
@@ -10,7 +11,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from node.storage.models import Base, BigId
@@ -110,6 +111,17 @@ class TopicFollower(Base):
     shared_inbox: Mapped[str | None] = mapped_column(String(2048))
     follow_activity_uri: Mapped[str] = mapped_column(String(2048))
     created_at: Mapped[datetime]
+
+
+class HubMembershipVersion(Base):
+    """A number that changes whenever ``hub_members`` does (migration 0012's triggers
+    keep it; one row, made by the first change: none reads as 0). The hub's sync reads
+    the members again only when it moved."""
+
+    __tablename__ = "hub_membership_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 class HubIndexState(Base):

@@ -1,6 +1,6 @@
 -- The SQLite schema that node/storage/migrations build, for a new database
 -- (node/storage/sqlite_schema.py). Made by: python -m node.storage.sqlite_schema
--- revision: 0011
+-- revision: 0012
 
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
@@ -298,3 +298,15 @@ CREATE INDEX ix_inbox_items_arrival ON inbox_items (state, received_at, id);
 CREATE INDEX ix_remote_objects_received ON remote_objects (received_at);
 
 CREATE INDEX ix_remote_objects_tombstones_updated ON remote_objects (updated) WHERE deleted IS 1;
+
+CREATE TABLE hub_membership_version (
+	id INTEGER NOT NULL, 
+	version BIGINT NOT NULL, 
+	CONSTRAINT pk_hub_membership_version PRIMARY KEY (id)
+);
+
+CREATE TRIGGER hub_members_changed_insert AFTER INSERT ON hub_members BEGIN INSERT INTO hub_membership_version (id, version) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET version = hub_membership_version.version + 1; END;
+
+CREATE TRIGGER hub_members_changed_update AFTER UPDATE OF state, actor_uri ON hub_members BEGIN INSERT INTO hub_membership_version (id, version) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET version = hub_membership_version.version + 1; END;
+
+CREATE TRIGGER hub_members_changed_delete AFTER DELETE ON hub_members BEGIN INSERT INTO hub_membership_version (id, version) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET version = hub_membership_version.version + 1; END;
