@@ -156,10 +156,19 @@ def test_hub_restart_times_three_starts_and_leaves_nothing_behind(database: str)
     url = _postgres_url() if database == "postgresql" else None
     before = set(_children_of_this_process())
     databases_before = _bench_databases(url) if url else set()
-    rows = hub_restart.measure(members=10, practices=3, postgres=url)
+    loaded = url is None  # the inbox load on one database only: the load client takes seconds
+    rows = hub_restart.measure(members=10, practices=3, postgres=url,
+                               inbox_load=40 if loaded else 0)
     assert _columns(rows) == ["start", "first_answer_s", "search_whole_s", "stop_s",
                               "stopped_while_filling", "fill_answer_p50_ms",
-                              "fill_answer_max_ms"]
+                              "fill_answer_max_ms", "inbox_in_fill_per_s", "inbox_in_fill_pct",
+                              "load_ended_in_fill", "inbox_after_fill_per_s",
+                              "inbox_after_fill_pct"]
+    rates = [(row.inbox_in_fill_per_s, row.inbox_after_fill_per_s) for row in rows]
+    if loaded:  # posted in the first two starts (every activity accepted, or it raised)
+        assert all(during > 0 and after > 0 for during, after in rates[:2])
+        assert rows[1].load_ended_in_fill is False  # a small hub's fill ends at once
+    assert rates[2:] == [(None, None)] and (loaded or rates == [(None, None)] * 3)
     assert [row.start.split(" (")[0] for row in rows] == [
         "first start", "restart", "stopped while filling"]
     assert all(row.first_answer_s > 0 and row.stop_s >= 0 for row in rows)
