@@ -103,6 +103,13 @@ async def _ask(http: aiohttp.ClientSession, hub: RunningNode) -> tuple[int, obje
     return status, json.loads(text)["boolean"] if status == 200 else text
 
 
+async def _index_state(http: aiohttp.ClientSession, hub: RunningNode,
+                       headers: dict[str, str]) -> dict[str, object]:
+    async with http.get(f"{hub.url}/api/hub/index", headers=headers) as response:
+        assert response.status == 200
+        return await response.json()
+
+
 async def test_a_restarted_hub_answers_while_its_search_fills(tmp_path, monkeypatch) -> None:
     stopped = await _seeded_hub(tmp_path)
     held = HeldFill(monkeypatch)
@@ -124,12 +131,19 @@ async def test_a_restarted_hub_answers_while_its_search_fills(tmp_path, monkeypa
             async with http.post(f"{hub.url}/api/hub/reindex", headers=headers) as response:
                 problem = await response.json(content_type=None)
                 assert response.status == 409 and "still filling" in problem["detail"]
+            assert await _index_state(http, hub, headers) == {
+                "caughtUp": False, "search": False, "sparql": True, "holdsIndex": True,
+                "documentsRead": 1, "documentsExpected": 3}
             # and the fill's reading holds no write lock: the database takes writes
             await asyncio.wait_for(_write_something(hub), 2)
             held.release.set()
             await asyncio.wait_for(hub.app[HUB].aggregator.caught_up.wait(), 10)
             status, text, _ = await _get(http, f"{hub.url}/search", q="Akte")
             assert status == 200 and '"total": 3' in text, text
+            state = await _index_state(http, hub, headers)
+            assert (state["caughtUp"], state["search"], state["sparql"]) == (True, True, True)
+            async with http.get(f"{hub.url}/api/hub/index") as response:
+                assert response.status == 401  # an admin's token, as the whole hub API
     finally:
         held.release.set()
         await hub.stop()

@@ -243,6 +243,17 @@ async def publish_edition(request: web.Request) -> web.Response:
                 "alreadyPublished": activity is None})
 
 
+async def index_state(request: web.Request) -> web.Response:
+    """Whether the hub has filled its indexes since its start, and how far a fill is: for
+    an operator's script waiting after an upgrade (search and SPARQL answer 503 meanwhile)."""
+    aggregator = request.app[HUB].aggregator
+    readiness = aggregator.readiness
+    return _ok({"caughtUp": aggregator.caught_up.is_set(), "search": readiness.search,
+                "sparql": readiness.sparql, "holdsIndex": aggregator.index is not None,
+                "documentsRead": readiness.documents_read,
+                "documentsExpected": readiness.documents_expected})
+
+
 async def reindex(request: web.Request) -> web.Response:
     aggregator = request.app[HUB].aggregator
     if aggregator.index is None:
@@ -282,4 +293,5 @@ def add_routes(app: web.Application) -> None:
     router.add_get("/api/hub/editions", list_editions)
     router.add_post("/api/hub/editions", freeze_edition)
     router.add_post("/api/hub/editions/{number:[0-9]{1,9}}/publish", publish_edition)
+    router.add_get("/api/hub/index", index_state)
     router.add_post("/api/hub/reindex", reindex)

@@ -231,6 +231,10 @@ def hub_paths() -> dict[str, Any]:
         "/api/hub/editions/{number}/publish": {
             "parameters": number,
             "post": operation("Announce an edition to the hub's followers")},
+        "/api/hub/index": {"get": operation(
+            "Whether the hub has filled its search and RDF index since its start "
+            "(caughtUp, search, sparql, holdsIndex) and a fill's progress "
+            "(documentsRead, documentsExpected)")},
         "/api/hub/reindex": {"post": _reindex_operation()},
     }
 
