@@ -98,6 +98,9 @@ async def _oldest_in_flight(session: AsyncSession) -> datetime | None:
         InboxItem.state == InboxState.PROCESSING.value))
 
 
+_APPROVED_MEMBERS = select(HubMember.actor_uri).where(HubMember.state == MemberState.APPROVED.value)
+
+
 def _approved_objects() -> Any:
     return (
         select(RemoteObject)
@@ -263,8 +266,7 @@ class Aggregator:
         self._index_whole = self.index is not None and not rebuild_index
         self._search_whole = self._search_whole or await self.search.kept_from_before()
         async with self._sessions() as session:
-            approved = set(await session.scalars(
-                select(HubMember.actor_uri).where(HubMember.state == MemberState.APPROVED.value)))
+            approved = set(await session.scalars(_APPROVED_MEMBERS))
             in_flight = await _oldest_in_flight(session)
         # The members are those the index holds, not those SQL approves: a member dropped
         # from the index and approved again before a sync saw it (or before a crash) is
@@ -374,9 +376,7 @@ class Aggregator:
                                        .where(HubMembershipVersion.id == 1)) or 0
         if version == self._members_version:
             return version, self._members
-        approved = set(await session.scalars(select(HubMember.actor_uri).where(
-            HubMember.state == MemberState.APPROVED.value)))
-        return version, approved
+        return version, set(await session.scalars(_APPROVED_MEMBERS))
 
     async def _apply(self, changed: list[RemoteObject],
                      history: list[tuple[str, Mapping[str, Any]]], new_members: int) -> SyncReport:
