@@ -34,6 +34,7 @@ from node.hub.index import HubIndex
 from node.hub.query_runner import ThreadRunner
 from node.hub.runtime import HUB
 from node.hub.search import SearchIndex
+from node.hub.search_snapshot import SNAPSHOT_FILE
 from node.hub.tables import HubMember
 from node.storage.models import RemoteObject
 from node.workers import INGEST_ELSEWHERE
@@ -87,6 +88,9 @@ async def _seeded_hub(tmp_path: Path, database_url: str = "") -> RunningNode:
     await hub.app[HUB].aggregator.sync()
     await hub.stop()
     gc.collect()  # the index's store (and its lock) goes with its last reference
+    # As after a crash, or a first start of new code: no snapshot of the search to read
+    # back (tests/test_search_snapshot.py), so the start fills it from SQL.
+    (hub.config.data_dir / SNAPSHOT_FILE).unlink()
     return hub
 
 

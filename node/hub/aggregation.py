@@ -28,11 +28,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Text, and_, cast, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node.hub.contribution import ContributionFormatError, ContributionView, view_of
 from node.hub.index import HubIndex, IndexInputError, RebuildReport
 from node.hub.search_backends import SearchBackend
+from node.hub.search_snapshot import SearchSnapshot, SnapshotStamp, SnapshotVerdict, accept_for
 from node.hub.tables import HubIndexState, HubMember, HubMembershipVersion, MemberState
 from node.hub.warm_answers import QUIET_SECONDS, AnswerWarmer
 from node.storage.db import READS_ONLY
@@ -202,10 +204,13 @@ class Aggregator:
         clock: Callable[[], datetime],
         warm_after: float | None = QUIET_SECONDS,
         min_interval: float = MIN_SYNC_INTERVAL,
+        snapshot: SearchSnapshot | None = None,
     ) -> None:
         self._sessions = sessions
         self.index = index
         self.search = search
+        # the in-memory search's file from the last clean stop (node.hub.search_snapshot)
+        self._snapshot = snapshot
         self._clock = clock
         self._members: set[str] = set()
         # hub_membership_version when ``_members`` was last read from SQL (None: the
@@ -225,6 +230,7 @@ class Aggregator:
         self._search_whole = False  # a refill of the search has ended
         self._index_whole = False  # ``start`` found the index whole, or a rebuild ended
         self._progress: tuple[int, int | None] = (0, None)
+        self._synced = False  # the last sync ended without an error
 
     @property
     def readiness(self) -> Readiness:
@@ -268,6 +274,7 @@ class Aggregator:
         async with self._sessions() as session:
             approved = set(await session.scalars(_APPROVED_MEMBERS))
             in_flight = await _oldest_in_flight(session)
+            watermark = await self._watermark(session)
         # The members are those the index holds, not those SQL approves: a member dropped
         # from the index and approved again before a sync saw it (or before a crash) is
         # new to the first sync, which loads its history again; one still in the index
@@ -276,11 +283,52 @@ class Aggregator:
         self._members = set(await asyncio.to_thread(index.members)) \
             if index is not None and not rebuild_index else approved
         self._members_version = None
+        if not rebuild_index and await self._restore_search(watermark):
+            return
         # An empty index stays untouched while SQL has nothing for it either.
         _, documents = await self._refill(rebuild_index=rebuild_index, even_if_empty=incomplete)
         if self.index is None or (rebuild_index and documents):
             # All of SQL is in now, but for objects still being committed.
             await self._save_watermark(next_watermark(started, in_flight, None))
+
+    async def _restore_search(self, watermark: datetime | None) -> bool:
+        """The search as the snapshot of the last clean stop holds it, if that is still
+        its state; False (the search is to be filled from SQL) if there is none or not."""
+        if self._snapshot is None:
+            return False
+        holder = self.index is not None
+        reading = await self._snapshot.restore(
+            accept_for(watermark, frozenset(self._members)) if holder else accept_for(None, None))
+        if reading.verdict is not SnapshotVerdict.LOADED or reading.stamp is None:
+            log.info("hub fills its search from SQL: its snapshot %s (%s)",
+                     self._snapshot.path, reading.verdict.value)
+            return False
+        if not holder:  # its own watermark: where the snapshot's search is
+            self._members, self._since = set(reading.stamp.members), reading.stamp.watermark
+        self._search_whole = True
+        log.info("hub search read from its snapshot contributions=%s", reading.contributions)
+        return True
+
+    async def save_search_snapshot(self) -> None:
+        """At a clean stop (nothing syncs any more): the search into its snapshot, if this
+        process holds the RDF index and both indexes are whole and synced."""
+        index = self.index
+        if (self._snapshot is None or index is None or not self._filled or not self._synced
+                or not self._search_whole or not self._index_whole):
+            return
+        began = asyncio.get_running_loop().time()
+        async with self._lock:
+            try:
+                async with self._sessions() as session:
+                    watermark = await self._watermark(session)
+                members = frozenset(await asyncio.to_thread(index.members))
+                pages = await self._snapshot.save(SnapshotStamp(watermark, members))
+            except (OSError, SQLAlchemyError) as exc:  # the next start fills from SQL
+                log.warning("hub search snapshot not written path=%s error=%r",
+                            self._snapshot.path, exc)
+                return
+        log.info("hub search snapshot written pages=%s seconds=%.1f", pages,
+                 asyncio.get_running_loop().time() - began)
 
     async def rebuild(self) -> RebuildReport:
         """Both indexes afresh from SQL; the watermark moves to now."""
@@ -348,6 +396,7 @@ class Aggregator:
     async def sync(self) -> SyncReport:
         """Apply what changed in SQL since the watermark (one sync at a time)."""
         async with self._lock:
+            self._synced = False
             started = self._clock()
             async with self._sessions() as session:
                 since = await self._watermark(session)
@@ -363,6 +412,7 @@ class Aggregator:
             await self._drop_members(former, dropped)
             self._members, self._members_version = approved, version
             await self._save_watermark(next_watermark(started, in_flight, since))
+            self._synced = True
         if report.indexed or report.removed:
             log.info("hub index synced indexed=%s removed=%s skipped=%s new_members=%s",
                      report.indexed, report.removed, report.skipped, report.new_members)

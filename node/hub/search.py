@@ -27,9 +27,10 @@ from __future__ import annotations
 import bisect
 import heapq
 import re
+import sys
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 from node.hub.compounds import GOVERNMENT_PARTS, fold_word, lexicon_form, split_compound
@@ -129,8 +130,11 @@ def inner_terms(word: str, lexicon: frozenset[str] = GOVERNMENT_PARTS) -> tuple[
 @lru_cache(maxsize=1 << 16)  # one lookup per word of a text: its stem and inner terms
 def word_terms(word: str, lexicon: frozenset[str] = GOVERNMENT_PARTS
                ) -> tuple[str, tuple[str, ...]]:
-    """A folded word's stem and ``inner_terms``, as the memory index keeps them."""
-    return stem(word), inner_terms(word, lexicon)
+    """A folded word's stem and ``inner_terms``, as the memory index keeps them.
+
+    Interned (once a word, the lookup is cached): the postings, the terms of each
+    contribution and a snapshot's pages then hold one string per stem (``SearchPage``)."""
+    return sys.intern(stem(word)), tuple(sys.intern(term) for term in inner_terms(word, lexicon))
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,35 @@ class SearchHit:
     view: ContributionView
 
 
+# What ``SearchIndex.pages`` yields: contributions with their terms, or postings.
+CONTRIBUTIONS, WORDS, PARTS = "contributions", "words", "parts"
+PAGE_ROWS = 5_000
+# ContributionView's fields after its URI, in order (a page's rows hold their values).
+_VIEW_FIELDS = tuple(field.name for field in fields(ContributionView))[1:]
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    kind: str  # CONTRIBUTIONS, WORDS or PARTS
+    # CONTRIBUTIONS: rows of (uri, the view's other values, its stems, its part stems);
+    # WORDS, PARTS: stem -> {uri: weight}
+    content: list[tuple[object, ...]] | dict[str, dict[str, float]]
+
+
+_KINDS = {kind.value: kind for kind in ContributionKind}
+assert _VIEW_FIELDS[0] == "kind"  # the one value a page holds as its plain value
+
+
+def _view_values(view: ContributionView) -> tuple[object, ...]:
+    return (view.kind.value, *(getattr(view, name) for name in _VIEW_FIELDS[1:]))
+
+
+def _view_of_values(uri: str, values: list[object]) -> ContributionView:
+    if len(values) != len(_VIEW_FIELDS):
+        raise ValueError(f"a contribution of {len(values)} values, not {len(_VIEW_FIELDS)}")
+    return ContributionView(uri, _KINDS[values[0]], *values[1:])  # type: ignore[arg-type]
+
+
 class _Postings:
     """Stems to the contributions holding them, with their summed field weights."""
 
@@ -224,6 +257,10 @@ class _Postings:
             if not self.weights[term]:
                 del self.weights[term]
                 self._stale = True
+
+    def mark_changed(self) -> None:
+        """Stems were added other than through ``add`` (a snapshot's page)."""
+        self._stale = True
 
     def starting_with(self, prefix: str) -> list[str]:
         if self._stale:
@@ -258,24 +295,25 @@ class SearchIndex:
 
     def add(self, view: ContributionView) -> None:
         """Index a contribution, replacing an earlier version with the same URI."""
-        self.remove(view.uri)
-        self._views[view.uri] = view
+        uri = sys.intern(view.uri)  # one string in every posting (see ``pages``)
+        self.remove(uri)
+        self._views[uri] = view
         weighted = (
             (view.title, TITLE_WEIGHT),
             (view.summary, SUMMARY_WEIGHT),
             (view.content_text, CONTENT_WEIGHT),
         )
-        own_terms, own_parts = self._terms_of[view.uri] = (set(), set())
+        own_terms, own_parts = self._terms_of[uri] = (set(), set())
         for text, weight in weighted:
             for word, count in Counter(words(text)).items():  # stem each word once
                 if word in STOP_WORDS:
                     continue
                 term, inner = word_terms(word, self._lexicon)
                 own_terms.add(term)
-                self._words.add(view.uri, term, weight * count)
+                self._words.add(uri, term, weight * count)
                 for part in inner:
                     own_parts.add(part)
-                    self._parts.add(view.uri, part, weight * count)
+                    self._parts.add(uri, part, weight * count)
 
     def remove(self, uri: str) -> bool:
         if self._views.pop(uri, None) is None:
@@ -284,6 +322,46 @@ class SearchIndex:
         self._words.discard(uri, own_terms)
         self._parts.discard(uri, own_parts)
         return True
+
+    def pages(self, rows: int = PAGE_ROWS) -> Iterator[SearchPage]:
+        """The whole index as pages of plain data (``node.hub.search_snapshot`` writes
+        them with ``marshal``): the contributions with their terms, ``rows`` a page, then
+        the postings, about ten times as many entries a page. The URIs and stems are
+        interned strings, so a page read back holds no copies of its own of them."""
+        page: list[tuple[object, ...]] = []
+        for uri, view in self._views.items():
+            terms, parts = self._terms_of[uri]
+            page.append((uri, *_view_values(view), terms, parts))
+            if len(page) == rows:
+                yield SearchPage(CONTRIBUTIONS, page)
+                page = []
+        if page:
+            yield SearchPage(CONTRIBUTIONS, page)
+        for kind, postings in ((WORDS, self._words), (PARTS, self._parts)):
+            chunk: dict[str, dict[str, float]] = {}
+            entries = 0
+            for term, weights in postings.weights.items():
+                chunk[term] = weights
+                entries += len(weights)
+                if entries >= rows * 10:
+                    yield SearchPage(kind, chunk)
+                    chunk, entries = {}, 0
+            if chunk:
+                yield SearchPage(kind, chunk)
+
+    def restore(self, page: SearchPage) -> None:
+        """Take back one page of ``pages`` (into an index that was empty before the first).
+        Raises ``ValueError`` for a page ``pages`` does not write."""
+        if page.kind == CONTRIBUTIONS:
+            for uri, *values, terms, parts in page.content:  # type: ignore[union-attr]
+                self._views[uri] = _view_of_values(uri, values)
+                self._terms_of[uri] = (terms, parts)
+        elif page.kind in (WORDS, PARTS):
+            postings = self._words if page.kind == WORDS else self._parts
+            postings.weights.update(page.content)  # type: ignore[arg-type]
+            postings.mark_changed()
+        else:
+            raise ValueError(f"no search page of kind {page.kind!r}")
 
     def search(
         self, query: str, filters: SearchFilters | None = None, *, limit: int = 50

@@ -38,7 +38,8 @@ from node.hub.groups import (
 from node.hub.index import HubIndex
 from node.hub.render import EditionRenderer
 from node.hub.runtime import HUB, HubRuntime, bundled_contexts
-from node.hub.search_backends import search_backend_for
+from node.hub.search_backends import MemorySearch, search_backend_for
+from node.hub.search_snapshot import SNAPSHOT_FILE, SearchSnapshot
 from node.hub.settings import load_settings
 from node.hub.sparql import maintained_examples
 from node.hub.tables import HubMember, MemberState, TopicFollower
@@ -85,8 +86,13 @@ async def _hub_resources(app: web.Application) -> AsyncIterator[None]:
     async with sessions() as session, session.begin():
         if await ensure_structure(session, now=clock()):
             log.info("hub: default handbook structure written")
-    aggregator = Aggregator(sessions=sessions, index=index, search=search_backend_for(sessions),
-                            clock=clock)
+    search = search_backend_for(sessions)
+    # The in-memory search is read back from a file at the start after a clean stop
+    # rather than filled from SQL (PostgreSQL's search keeps its table anyway).
+    snapshot = SearchSnapshot(config.data_dir / SNAPSHOT_FILE, search) \
+        if isinstance(search, MemorySearch) else None
+    aggregator = Aggregator(sessions=sessions, index=index, search=search, clock=clock,
+                            snapshot=snapshot)
     runtime = HubRuntime(
         config=config, settings=settings, groups=TopicGroups(config, load_topics()),
         policy=membership.AutoAcceptPolicy.for_hub(config, settings.auto_accept_hosts,
@@ -110,6 +116,7 @@ async def _hub_resources(app: web.Application) -> AsyncIterator[None]:
                 await task
         if index is not None:
             await asyncio.to_thread(index.flush)
+            await aggregator.save_search_snapshot()  # after the flush: where the index is
         # Oxigraph has no close(): the store (and its lock) goes with the last reference.
         aggregator.index = index = None
 
