@@ -43,6 +43,8 @@ load aiohttp only through the node's shared modules, such as ``node.appkeys``):
 - ``key_rotation``: after ``keys rotate``, an actor Update for every topic group with followers
 - ``search_backends``: search chosen by the database (in memory, or PostgreSQL's
   ``german`` configuration)
+- ``search_snapshot``: the in-memory search written at a clean stop, read back at the
+  next start
 - ``aggregation``: keeps the RDF index and search current with SQL
 
 Web and command line, which wire the layers above into the node:
