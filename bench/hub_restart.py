@@ -5,11 +5,14 @@
 
 Ingests the documents of ``bench.hub_scale`` into a fresh hub's database (SQL only, as
 ``hub_scale.ingest`` does; SQLite in a temporary directory, or a throw-away PostgreSQL
-database beside the given one), then starts ``praxisnetz serve`` on it three times:
+database beside the given one), then starts ``praxisnetz serve`` on it three or four times:
 
 - **first start**: the RDF index is built from SQL, the search filled;
-- **restart**: the index on disk is whole; SQLite's in-memory search is filled again,
-  PostgreSQL's table compared row by row;
+- **restart**: the index on disk is whole; SQLite's in-memory search is read back from
+  the snapshot the clean stop wrote (``node.hub.search_snapshot``), PostgreSQL's table
+  compared row by row;
+- **restart without the snapshot** (SQLite only, as after a crash): the in-memory search
+  filled from SQL;
 - **stopped while filling**: the index removed (so the start rebuilds it), SIGINT a few
   seconds after the first answer.
 
@@ -17,7 +20,7 @@ For each: the wall time from spawning the process to its first answer (``GET
 /.well-known/nodeinfo``), to the first search answered in full (``GET /search?q=Akte``:
 503 while the search fills: how long those took to answer, too), and from SIGINT to the
 process's end (and whether the hub's log says it stopped its fill: a small hub's fill
-ends before the SIGINT). With ``--inbox-load N``, the first two starts also take N signed
+ends before the SIGINT), and where the search came from (its log: the snapshot, or SQL). With ``--inbox-load N``, the first two starts also take N signed
 Creates at 32 in flight from the ingest benchmark's load client (``bench.load_client``,
 one round: a bare sink's phase, then the hub's) right after the first answer, and again
 once the search is whole: the inbox's rate while the hub fills against after (the load
@@ -58,6 +61,7 @@ from bench.hub_scale import ingest
 from bench.inbox_ingest import BENCH_INBOX
 from bench.load_client import IngestResult
 from node.config import NodeConfig
+from node.hub.search_snapshot import SNAPSHOT_FILE
 from node.hub.wiring import INDEX_DIR
 
 SEARCH_POLL_SECONDS = 0.25
@@ -82,6 +86,7 @@ class Row:
     load_ended_in_fill: bool | None = None  # the search still filled when the load ended
     inbox_after_fill_per_s: float | None = None
     inbox_after_fill_pct: float | None = None
+    search_from: str | None = None  # "snapshot" or "SQL", as the hub's log says
 
 
 @dataclass(frozen=True)
@@ -149,8 +154,17 @@ def _stop(process: subprocess.Popen[bytes]) -> float:
     return time.perf_counter() - began
 
 
+def _search_from(log: Path, offset: int) -> str | None:
+    """Where the start that logged from ``offset`` on took its search from."""
+    said = log.read_bytes()[offset:]
+    if b"hub search read from its snapshot" in said:
+        return "snapshot"
+    return "SQL" if b"hub filling its search" in said else None
+
+
 def _start(group: Children, config: NodeConfig, log: Path, label: str, *,
            stop_while_filling: bool = False, load: InboxLoad | None = None) -> Row:
+    logged = log.stat().st_size if log.exists() else 0
     began = time.perf_counter()
     process = serve_node(group, config, log)
     first = wait_for(f"{config.base_url}/.well-known/nodeinfo", timeout=600, process=process)
@@ -158,7 +172,8 @@ def _start(group: Children, config: NodeConfig, log: Path, label: str, *,
         time.sleep(STOP_AFTER_ANSWER_SECONDS)
         stopped = _stop(process)
         said = "hub stopped filling" in log.read_text(errors="replace")
-        return Row(label, round(first, 1), None, round(stopped, 1), said, None, None)
+        return Row(label, round(first, 1), None, round(stopped, 1), said, None, None,
+                   search_from=_search_from(log, logged))
     in_fill: tuple[float | bool | None, ...] = (None, None, None)
     if load is not None:
         in_fill = (*_post(config, load), _filling(config))
@@ -166,12 +181,12 @@ def _start(group: Children, config: NodeConfig, log: Path, label: str, *,
     whole = _search_whole(config, process, began, waits)
     after = _post(config, load) if load is not None else (None, None)
     return Row(label, round(first, 1), round(whole, 1), round(_stop(process), 1), False,
-               *_ms(waits), *in_fill, *after)
+               *_ms(waits), *in_fill, *after, search_from=_search_from(log, logged))
 
 
 def measure(members: int = 11_000, practices: int = 20, postgres: str | None = None,
             inbox_load: int = 0) -> list[Row]:
-    """The three starts; with ``inbox_load`` activities posted in the first two."""
+    """The starts; with ``inbox_load`` activities posted in the first two."""
     with tempfile.TemporaryDirectory(prefix="bench-hub-restart-") as tmp, \
             scratch_postgres_changes(postgres) as changes, children() as group:
         config = make_node_dir(Path(tmp), "hub", free_port(), is_hub=True,
@@ -185,6 +200,10 @@ def measure(members: int = 11_000, practices: int = 20, postgres: str | None = N
                      process=start_sink(group, load.sink_port))
         rows = [_start(group, config, log, "first start (index built)", load=load),
                 _start(group, config, log, "restart (index whole)", load=load)]
+        snapshot = config.data_dir / SNAPSHOT_FILE
+        if snapshot.exists():  # SQLite: the same restart as after a crash
+            snapshot.unlink()
+            rows.append(_start(group, config, log, "restart without the search's snapshot"))
         shutil.rmtree(config.data_dir / INDEX_DIR)
         rows.append(_start(group, config, log, "stopped while filling (index rebuilt)",
                            stop_while_filling=True))
