@@ -30,7 +30,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 from node.hub.compounds import GOVERNMENT_PARTS, fold_word, lexicon_form, split_compound
@@ -204,7 +204,20 @@ class SearchFilters:
 class SearchHit:
     uri: str
     score: float
-    view: ContributionView
+    view: ContributionView  # as a result lists it: without its text (``listed``)
+
+
+def listed(view: ContributionView) -> ContributionView:
+    """The contribution as a search result lists it: its text, once indexed, is left out
+    (it stays in SQL). A national hub's in-memory search would otherwise hold every
+    practice's whole text a second time, beside the stems it was found by. The strings
+    that many contributions share (author, municipality key, topics, status) are interned:
+    held once, and written once a page to a snapshot."""
+    key, status = view.municipality_key, view.status
+    return replace(view, content_text="", author=sys.intern(view.author),
+                   municipality_key=sys.intern(key) if key is not None else None,
+                   topics=tuple(sys.intern(topic) for topic in view.topics),
+                   status=sys.intern(status) if status is not None else None)
 
 
 # What ``SearchIndex.pages`` yields: contributions with their terms, or postings.
@@ -297,7 +310,7 @@ class SearchIndex:
         """Index a contribution, replacing an earlier version with the same URI."""
         uri = sys.intern(view.uri)  # one string in every posting (see ``pages``)
         self.remove(uri)
-        self._views[uri] = view
+        self._views[uri] = listed(view)
         weighted = (
             (view.title, TITLE_WEIGHT),
             (view.summary, SUMMARY_WEIGHT),

@@ -262,6 +262,7 @@ search_rows = sa.Table(
 )
 _DATA_COLUMNS = [column.name for column in search_rows.columns]
 _READ_COLUMNS = [column for column in search_rows.columns if column.name != "compound_parts"]
+_HIT_COLUMNS = [column for column in _READ_COLUMNS if column.name != "content_text"]
 
 
 def _row(view: ContributionView) -> dict[str, object]:
@@ -275,10 +276,12 @@ def _row(view: ContributionView) -> dict[str, object]:
 
 
 def _view(row: sa.Row[tuple[object, ...]]) -> ContributionView:
+    """The row's view; without its text where the row has none (``_HIT_COLUMNS``)."""
     values = row._mapping
     return ContributionView(
         uri=values["uri"], kind=ContributionKind(values["kind"]), title=values["title"],
-        summary=values["summary"], content_text=values["content_text"], author=values["author"],
+        summary=values["summary"], content_text=values.get("content_text", ""),
+        author=values["author"],
         topics=tuple(values["topics"]), municipality_key=values["municipality_key"],
         status=values["status"], published=values["published"], updated=values["updated"],
         url=values["url"],
@@ -333,7 +336,7 @@ class PostgresSearch:
         self, query: str, filters: SearchFilters | None = None, *, limit: int = 50
     ) -> list[SearchHit]:
         filters = filters or SearchFilters()
-        statement = sa.select(*_READ_COLUMNS)
+        statement = sa.select(*_HIT_COLUMNS)  # a hit is listed without its text
         plan = _plan(fold(query).strip())
         async with self._sessions() as session:
             if plan is None:
