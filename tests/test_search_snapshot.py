@@ -13,13 +13,17 @@ from __future__ import annotations
 import gc
 import marshal
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hub_support import practice, stance
-from sqlalchemy import update
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.keys import SigningKey, generate_ed25519_key
 from federation.proofs import sign_document
@@ -32,7 +36,7 @@ from node.hub.search import SearchFilters, SearchIndex
 from node.hub.search_backends import MemorySearch
 from node.hub.search_snapshot import (
     SNAPSHOT_FILE,
-    SearchSnapshot,
+    MemorySnapshot,
     SnapshotReading,
     SnapshotStamp,
     SnapshotVerdict,
@@ -45,12 +49,19 @@ from node.storage.db import create_engine, session_maker
 from node.storage.models import RemoteObject
 from tests.engine_support import RunningNode, start_node
 from tests.hub_node_support import start_hub
+from tests.node_support import fresh_postgres_database
 
 GT, DN = "guetersloh.example", "dueren.example"
 QUERIES = ("Akte", "Akten", "Bauamt", "Ämter", "Posteingang", "Bearbeitung", "portal",
            "Kontakt", "e-akte -bauamt", "", '"E-Akte im"', "Standesamt OR Kämmerei")
-STAMP = SnapshotStamp(datetime(2026, 11, 25, 3, 0, tzinfo=UTC), frozenset({"https://a/actor"}))
+STAMP = SnapshotStamp(datetime(2026, 11, 25, 3, 0, tzinfo=UTC), frozenset({"https://a/actor"}),
+                      contributions=5)
 ANY = accept_for(None, None)
+
+
+def _write(path: Path, index: SearchIndex, stamp: SnapshotStamp = STAMP, **options: Any) -> int:
+    return write_snapshot(path, replace(stamp, contributions=len(index)), index.pages(),
+                          **options)
 
 
 def _index() -> SearchIndex:
@@ -75,7 +86,7 @@ def _answers(index: SearchIndex, filters: SearchFilters | None = None) -> list[l
 def test_what_is_read_back_searches_as_what_was_written(tmp_path: Path) -> None:
     index = _index()
     path = tmp_path / SNAPSHOT_FILE
-    assert write_snapshot(path, index, STAMP) >= 3  # contributions, words, parts
+    assert _write(path, index) >= 3  # contributions, words, parts
     reading, restored = read_snapshot(path, ANY)
     assert reading == SnapshotReading(SnapshotVerdict.LOADED, STAMP, len(index))
     assert restored is not None and len(restored) == len(index)
@@ -88,7 +99,7 @@ def test_what_is_read_back_searches_as_what_was_written(tmp_path: Path) -> None:
 def test_a_restored_index_takes_changes_as_before(tmp_path: Path) -> None:
     index = _index()
     path = tmp_path / SNAPSHOT_FILE
-    write_snapshot(path, index, STAMP)
+    _write(path, index)
     _, restored = read_snapshot(path, ANY)
     assert restored is not None
     for each in (index, restored):
@@ -109,7 +120,7 @@ def test_pages_are_bounded(tmp_path: Path) -> None:
     pages = list(index.pages(rows=10))
     assert [len(page.content) for page in pages if page.kind == "contributions"] == [10, 10, 5]
     path = tmp_path / SNAPSHOT_FILE
-    write_snapshot(path, index, STAMP)
+    _write(path, index)
     _, restored = read_snapshot(path, ANY)
     assert restored is not None and _answers(restored) == _answers(index)
 
@@ -123,7 +134,7 @@ def test_a_missing_file_is_no_snapshot(tmp_path: Path) -> None:
                                     "a page of another kind"])
 def test_a_damaged_file_is_not_used(tmp_path: Path, damage: str) -> None:
     path = tmp_path / SNAPSHOT_FILE
-    write_snapshot(path, _index(), STAMP)
+    _write(path, _index())
     data = bytearray(path.read_bytes())
     if damage == "cut short":
         data = data[:-7]
@@ -152,7 +163,7 @@ def _record(value: object) -> bytes:
 
 def test_a_file_of_other_code_is_not_used(tmp_path: Path) -> None:
     path = tmp_path / SNAPSHOT_FILE
-    write_snapshot(path, _index(), STAMP, marker="written by an older praxisnetz")
+    _write(path, _index(), marker="written by an older praxisnetz")
     reading, restored = read_snapshot(path, ANY)
     assert reading.verdict is SnapshotVerdict.OTHER_CODE and restored is None
 
@@ -167,17 +178,17 @@ def test_the_marker_names_the_code_that_decides_what_the_index_holds() -> None:
 def test_the_holder_of_the_index_takes_only_a_snapshot_of_where_the_index_is() -> None:
     holder = accept_for(STAMP.watermark, STAMP.members)
     assert holder(STAMP) is SnapshotVerdict.LOADED
-    later = SnapshotStamp(datetime(2026, 11, 25, 3, 1, tzinfo=UTC), STAMP.members)
+    later = replace(STAMP, watermark=datetime(2026, 11, 25, 3, 1, tzinfo=UTC))
     assert holder(later) is SnapshotVerdict.OTHER_WATERMARK
-    assert holder(SnapshotStamp(None, STAMP.members)) is SnapshotVerdict.OTHER_WATERMARK
-    other = SnapshotStamp(STAMP.watermark, frozenset({"https://b/actor"}))
+    assert holder(replace(STAMP, watermark=None)) is SnapshotVerdict.OTHER_WATERMARK
+    other = replace(STAMP, members=frozenset({"https://b/actor"}))
     assert holder(other) is SnapshotVerdict.OTHER_MEMBERS
     assert ANY(later) is ANY(other) is SnapshotVerdict.LOADED  # a process without the index
 
 
 def test_a_write_that_fails_leaves_the_file_before_it(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / SNAPSHOT_FILE
-    write_snapshot(path, _index(), STAMP)
+    _write(path, _index())
     before = path.read_bytes()
     dumps, calls = marshal.dumps, []
 
@@ -189,7 +200,7 @@ def test_a_write_that_fails_leaves_the_file_before_it(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(search_snapshot.marshal, "dumps", failing)
     with pytest.raises(OSError):
-        write_snapshot(path, _index(), STAMP)  # header, contributions, then the failure
+        _write(path, _index())  # header, contributions, then the failure
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == [SNAPSHOT_FILE]  # no partial file left
 
@@ -197,8 +208,8 @@ def test_a_write_that_fails_leaves_the_file_before_it(tmp_path: Path, monkeypatc
 async def test_a_rejected_snapshot_leaves_the_search_as_it_was(tmp_path: Path) -> None:
     search = MemorySearch(_index())
     held = search.index
-    snapshot = SearchSnapshot(tmp_path / SNAPSHOT_FILE, search)
-    write_snapshot(snapshot.path, SearchIndex(), STAMP)
+    snapshot = MemorySnapshot(tmp_path / SNAPSHOT_FILE, search)
+    _write(snapshot.path, SearchIndex())
     reading = await snapshot.restore(accept_for(None, frozenset()))
     assert reading.verdict is SnapshotVerdict.OTHER_WATERMARK
     assert search.index is held
@@ -219,9 +230,22 @@ def _object(host: str, slug: str, name: str, received: datetime) -> RemoteObject
                         received_at=received, updated=received)
 
 
-async def _stopped_hub(tmp_path: Path) -> NodeConfig:
+@asynccontextmanager
+async def _database(kind: str) -> AsyncIterator[str]:
+    """The hub's database URL: SQLite's default (""), or a throw-away PostgreSQL one."""
+    if kind == "sqlite":
+        yield ""
+    else:
+        async with fresh_postgres_database() as url:
+            yield url
+
+
+DATABASES = pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+
+
+async def _stopped_hub(tmp_path: Path, database_url: str = "") -> NodeConfig:
     """A hub whose member has three practices, indexed, searched, and stopped cleanly."""
-    hub = await start_hub(tmp_path)
+    hub = await start_hub(tmp_path, database_url=database_url)
     async with hub.sessions()() as session, session.begin():
         session.add(HubMember(actor_uri=MEMBER, name="Stadt Düren", kind="Organization",
                               ags="05358008", state="approved", applied_at=NOW))
@@ -252,58 +276,94 @@ async def _titles(hub: RunningNode, query: str = "Akte") -> set[str]:
     return {hit.view.title for hit in hits}
 
 
-async def test_a_hub_stopped_cleanly_starts_with_its_search_read_back(
-        tmp_path: Path, monkeypatch, caplog) -> None:
-    config = await _stopped_hub(tmp_path)
-    assert (config.data_dir / SNAPSHOT_FILE).is_file()
-    fills = CountedFill(monkeypatch)
-    caplog.set_level("INFO", logger="praxisnetz.hub.aggregation")
-    hub = await start_node(config)
-    try:
-        assert await _titles(hub) == set(TITLES)
-        assert fills.calls == 0  # not one document read from SQL for the search
-        assert "hub search read from its snapshot contributions=3" in caplog.text
-        assert hub.app[HUB].aggregator.readiness.search
-    finally:
-        await hub.stop()
+@DATABASES
+async def test_a_hub_stopped_cleanly_starts_with_its_search_as_it_was(
+        tmp_path: Path, monkeypatch, caplog, database: str) -> None:
+    """In memory: read back from the file; PostgreSQL's table: not compared with SQL."""
+    async with _database(database) as url:
+        config = await _stopped_hub(tmp_path, url)
+        assert (config.data_dir / SNAPSHOT_FILE).is_file()
+        fills = CountedFill(monkeypatch)
+        caplog.set_level("INFO", logger="praxisnetz.hub.aggregation")
+        hub = await start_node(config)
+        try:
+            assert await _titles(hub) == set(TITLES)
+            assert fills.calls == 0  # not one document read from SQL for the search
+            assert ("hub search as at its clean stop, from its snapshot contributions=3"
+                    in caplog.text)
+            assert hub.app[HUB].aggregator.readiness.search
+        finally:
+            await hub.stop()
 
 
+@DATABASES
 async def test_what_changed_while_the_hub_was_stopped_is_caught_up(
-        tmp_path: Path, monkeypatch) -> None:
-    config = await _stopped_hub(tmp_path)
-    engine = create_engine(config.database_url)
+        tmp_path: Path, monkeypatch, database: str) -> None:
+    async with _database(database) as url:
+        config = await _stopped_hub(tmp_path, url)
+        await _in_sql(config, _new_and_deleted)
+        fills = CountedFill(monkeypatch)
+        hub = await start_node(config)
+        try:
+            assert await _titles(hub) == {TITLES[1], TITLES[2], "E-Akte im Ordnungsamt"}
+            assert fills.calls == 0
+        finally:
+            await hub.stop()
+
+
+async def _new_and_deleted(session: AsyncSession) -> None:
     later = datetime.now(UTC)  # after the watermark the last sync left
-    async with session_maker(engine)() as session, session.begin():
-        session.add(_object(DN, "akte-3", "E-Akte im Ordnungsamt", later))
-        await session.execute(update(RemoteObject).where(
-            RemoteObject.uri == f"https://{DN}/practices/akte-0").values(deleted=True, updated=later))
-    await engine.dispose()
-    fills = CountedFill(monkeypatch)
-    hub = await start_node(config)
-    try:
-        assert await _titles(hub) == {TITLES[1], TITLES[2], "E-Akte im Ordnungsamt"}
-        assert fills.calls == 0
-    finally:
-        await hub.stop()
+    session.add(_object(DN, "akte-3", "E-Akte im Ordnungsamt", later))
+    await session.execute(update(RemoteObject).where(
+        RemoteObject.uri == f"https://{DN}/practices/akte-0").values(deleted=True, updated=later))
 
 
-async def test_a_snapshot_behind_the_index_is_not_used(tmp_path: Path, monkeypatch,
-                                                      caplog) -> None:
-    """As after a hub that read it, synced, and was killed: the watermark moved on."""
-    config = await _stopped_hub(tmp_path)
+async def _in_sql(config: NodeConfig, change: Callable[[AsyncSession], Awaitable[object]]) -> None:
+    """``change`` in a transaction on the stopped hub's database."""
     engine = create_engine(config.database_url)
-    async with session_maker(engine)() as session, session.begin():
-        await session.execute(update(HubIndexState).values(synced_until=datetime.now(UTC)))
-    await engine.dispose()
-    fills = CountedFill(monkeypatch)
-    caplog.set_level("INFO", logger="praxisnetz.hub.aggregation")
-    hub = await start_node(config)
     try:
-        assert await _titles(hub) == set(TITLES)
-        assert fills.calls == 1
-        assert "the index was synced after it was written" in caplog.text
+        async with session_maker(engine)() as session, session.begin():
+            await change(session)
     finally:
-        await hub.stop()
+        await engine.dispose()
+
+
+@DATABASES
+async def test_a_snapshot_behind_the_index_is_not_used(tmp_path: Path, monkeypatch,
+                                                      caplog, database: str) -> None:
+    """As after a hub that read it, synced, and was killed: the watermark moved on."""
+    async with _database(database) as url:
+        config = await _stopped_hub(tmp_path, url)
+        await _in_sql(config, lambda session: session.execute(
+            update(HubIndexState).values(synced_until=datetime.now(UTC))))
+        fills = CountedFill(monkeypatch)
+        caplog.set_level("INFO", logger="praxisnetz.hub.aggregation")
+        hub = await start_node(config)
+        try:
+            assert await _titles(hub) == set(TITLES)
+            assert fills.calls == 1
+            assert "the index was synced after it was written" in caplog.text
+        finally:
+            await hub.stop()
+
+
+async def test_a_table_changed_by_hand_while_the_hub_was_stopped_is_compared(
+        tmp_path: Path, monkeypatch, caplog) -> None:
+    """PostgreSQL: rows deleted from ``hub_search`` by hand; the start compares the table
+    with SQL again and writes them back."""
+    async with _database("postgresql") as url:
+        config = await _stopped_hub(tmp_path, url)
+        await _in_sql(config, lambda session: session.execute(
+            text("DELETE FROM hub_search WHERE title = :title"), {"title": TITLES[0]}))
+        fills = CountedFill(monkeypatch)
+        caplog.set_level("INFO", logger="praxisnetz.hub.aggregation")
+        hub = await start_node(config)
+        try:
+            assert await _titles(hub) == set(TITLES)
+            assert fills.calls == 1
+            assert "the search's table holds other rows" in caplog.text
+        finally:
+            await hub.stop()
 
 
 async def test_a_snapshot_of_other_members_than_the_index_holds_is_not_used(
@@ -312,7 +372,7 @@ async def test_a_snapshot_of_other_members_than_the_index_holds_is_not_used(
     path = config.data_dir / SNAPSHOT_FILE
     reading, index = read_snapshot(path, ANY)
     assert index is not None and reading.stamp is not None
-    write_snapshot(path, index, SnapshotStamp(reading.stamp.watermark, frozenset({NEWCOMER})))
+    _write(path, index, replace(reading.stamp, members=frozenset({NEWCOMER})))
     fills = CountedFill(monkeypatch)
     hub = await start_node(config)
     try:
@@ -356,7 +416,7 @@ async def test_a_process_without_the_index_syncs_from_the_snapshots_watermark(
     search = MemorySearch()
     aggregator = Aggregator(sessions=sessions, index=None, search=search,
                             clock=lambda: datetime.now(UTC), warm_after=None,
-                            snapshot=SearchSnapshot(config.data_dir / SNAPSHOT_FILE, search))
+                            snapshot=MemorySnapshot(config.data_dir / SNAPSHOT_FILE, search))
     caplog.set_level("INFO", logger="praxisnetz.hub.aggregation")
     try:
         await aggregator.start()

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from node.hub.contribution import ContributionFormatError, ContributionView, view_of
 from node.hub.index import HubIndex, IndexInputError, RebuildReport
 from node.hub.search_backends import SearchBackend
-from node.hub.search_snapshot import SearchSnapshot, SnapshotStamp, SnapshotVerdict, accept_for
+from node.hub.search_snapshot import SearchSnapshot, SnapshotVerdict, accept_for
 from node.hub.tables import HubIndexState, HubMember, HubMembershipVersion, MemberState
 from node.hub.warm_answers import QUIET_SECONDS, AnswerWarmer
 from node.storage.db import READS_ONLY
@@ -209,7 +209,7 @@ class Aggregator:
         self._sessions = sessions
         self.index = index
         self.search = search
-        # the in-memory search's file from the last clean stop (node.hub.search_snapshot)
+        # the search's file from the last clean stop (node.hub.search_snapshot)
         self._snapshot = snapshot
         self._clock = clock
         self._members: set[str] = set()
@@ -306,7 +306,8 @@ class Aggregator:
         if not holder:  # its own watermark: where the snapshot's search is
             self._members, self._since = set(reading.stamp.members), reading.stamp.watermark
         self._search_whole = True
-        log.info("hub search read from its snapshot contributions=%s", reading.contributions)
+        log.info("hub search as at its clean stop, from its snapshot contributions=%s",
+                 reading.contributions)
         return True
 
     async def save_search_snapshot(self) -> None:
@@ -322,7 +323,7 @@ class Aggregator:
                 async with self._sessions() as session:
                     watermark = await self._watermark(session)
                 members = frozenset(await asyncio.to_thread(index.members))
-                pages = await self._snapshot.save(SnapshotStamp(watermark, members))
+                pages = await self._snapshot.save(watermark, members)
             except (OSError, SQLAlchemyError) as exc:  # the next start fills from SQL
                 log.warning("hub search snapshot not written path=%s error=%r",
                             self._snapshot.path, exc)

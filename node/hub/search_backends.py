@@ -319,6 +319,12 @@ class PostgresSearch:
         async with self._sessions() as session:
             return bool(await session.scalar(sa.select(sa.exists().select_from(search_rows))))
 
+    async def count(self) -> int:
+        """The rows of the table (``search_snapshot.TableStamp``)."""
+        async with self._sessions() as session:
+            return int(await session.scalar(sa.select(sa.func.count()).select_from(search_rows))
+                       or 0)
+
     async def add(self, views: Sequence[ContributionView]) -> None:
         if views:
             async with self._sessions() as session, session.begin():

@@ -1,14 +1,19 @@
-"""The in-memory search as a file, written at a hub's clean stop and read at its next start.
+"""The search as a file, written at a hub's clean stop and read at its next start.
 
 A SQLite hub keeps its search in memory (``MemorySearch``) and used to fill it from SQL at
 every start: 22–26 s for 231,000 documents, with search answering 503 meanwhile
 (docs/performance.md). At a clean stop it now writes the index to ``DATA_DIR/
-search-snapshot``, and the next start reads it back (about a tenth of that) when it is
-still the search's state:
+search-snapshot`` (``MemorySnapshot``), and the next start reads it back (about a tenth
+of that) when it is still the search's state. PostgreSQL's search is its table
+(``PostgresSearch``), which a start compared with SQL row by row (as long again, while
+it answered); there the file holds only the stamp below and the table's row count
+(``TableStamp``), and a start that finds them as they were compares nothing. Either is
+used only where it is:
 
-- **written by this code**: a marker over the snapshot format, the Python version (the
-  ``marshal`` format is Python's own) and the source of the modules that decide what the
-  index holds (``search``, ``compounds``, ``contribution``), so an upgrade fills from SQL;
+- **written by this code**: a marker over the snapshot format, the search's kind, the
+  Python version (the ``marshal`` format is Python's own) and the source of the modules
+  that decide what the search holds (``search``, ``compounds``, ``contribution``,
+  ``search_backends``), so an upgrade fills from SQL;
 - **whole**: each record carries its length and a CRC-32, and an end record counts them;
   a file cut short or damaged is not used;
 - **where the index is** (the process that holds the RDF index): the snapshot's watermark
@@ -35,16 +40,16 @@ import struct
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import BinaryIO
 
-from node.hub import compounds, contribution, search
+from node.hub import compounds, contribution, search, search_backends
 from node.hub.search import SearchIndex, SearchPage
-from node.hub.search_backends import MemorySearch
+from node.hub.search_backends import MemorySearch, PostgresSearch, SearchBackend
 
 log = logging.getLogger("praxisnetz.hub")
 
@@ -62,6 +67,12 @@ class SnapshotVerdict(enum.Enum):
     DAMAGED = "damaged or cut short"
     OTHER_WATERMARK = "the index was synced after it was written"
     OTHER_MEMBERS = "the index holds other members than when it was written"
+    OTHER_ROWS = "the search's table holds other rows than when it was written"
+
+
+class SnapshotKind(enum.Enum):
+    MEMORY = "memory"  # the in-memory index, page by page
+    TABLE = "table"  # PostgreSQL's table is the search: the file holds only the stamp
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,7 @@ class SnapshotStamp:
 
     watermark: datetime | None  # hub_index_state.synced_until when it was written
     members: frozenset[str]  # the members the RDF index held
+    contributions: int  # the search held (the index's length, the table's rows)
 
 
 @dataclass(frozen=True)
@@ -84,11 +96,11 @@ class SnapshotDamaged(Exception):
 
 
 @cache
-def code_marker() -> str:
-    """Names the code that decides what the index holds, and how the file is written."""
-    digest = hashlib.sha256(repr((SNAPSHOT_FORMAT, sys.version_info[:2], marshal.version,
-                                  search.PAGE_ROWS)).encode())
-    for module in (search, compounds, contribution):
+def code_marker(kind: SnapshotKind = SnapshotKind.MEMORY) -> str:
+    """Names the code that decides what the search holds, and how the file is written."""
+    digest = hashlib.sha256(repr((SNAPSHOT_FORMAT, kind.value, sys.version_info[:2],
+                                  marshal.version, search.PAGE_ROWS)).encode())
+    for module in (search, compounds, contribution, search_backends):
         digest.update(Path(module.__file__ or "").read_bytes())
     return digest.hexdigest()
 
@@ -109,24 +121,25 @@ def accept_for(watermark: datetime | None, members: frozenset[str] | None
     return accept
 
 
-def write_snapshot(path: Path, index: SearchIndex, stamp: SnapshotStamp, *,
+def write_snapshot(path: Path, stamp: SnapshotStamp, pages: Iterable[SearchPage] = (), *,
                    marker: str | None = None) -> int:
-    """Write ``index`` to ``path`` (a temporary file beside it, synced, then renamed: a
-    stop cut short leaves the file before it or none); the number of pages."""
+    """Write the stamp and ``pages`` (``SearchIndex.pages``; none for a table) to ``path``
+    (a temporary file beside it, synced, then renamed: a stop cut short leaves the file
+    before it or none); the number of pages."""
     header = {"marker": marker or code_marker(),
               "watermark": stamp.watermark.isoformat() if stamp.watermark else None,
-              "members": sorted(stamp.members), "contributions": len(index)}
+              "members": sorted(stamp.members), "contributions": stamp.contributions}
     partial = path.with_name(path.name + ".partial")
-    pages = 0
+    written = 0
     try:
         with partial.open("wb") as out:
             out.write(_MAGIC)
             _write_record(out, header)
-            for page in index.pages():
+            for page in pages:
                 _write_record(out, (page.kind, page.content))
-                pages += 1
+                written += 1
                 time.sleep(0)  # the event loop's turn between two pages
-            _write_record(out, (_END, pages))
+            _write_record(out, (_END, written))
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, path)
@@ -134,13 +147,13 @@ def write_snapshot(path: Path, index: SearchIndex, stamp: SnapshotStamp, *,
         partial.unlink(missing_ok=True)
         raise
     _sync_directory(path.parent)
-    return pages
+    return written
 
 
 def read_snapshot(path: Path, accept: Callable[[SnapshotStamp], SnapshotVerdict], *,
                   marker: str | None = None) -> tuple[SnapshotReading, SearchIndex | None]:
-    """The index in ``path`` if its stamp is one ``accept`` takes (``LOADED``), else why
-    not, and no index."""
+    """The index of the pages in ``path`` if its stamp is one ``accept`` takes
+    (``LOADED``; an empty index for a table's stamp), else why not, and no index."""
     try:
         source = path.open("rb")
     except FileNotFoundError:
@@ -165,16 +178,16 @@ def _read(source: BinaryIO, accept: Callable[[SnapshotStamp], SnapshotVerdict],
         return SnapshotReading(SnapshotVerdict.OTHER_CODE), None
     watermark = header["watermark"]
     stamp = SnapshotStamp(datetime.fromisoformat(watermark) if watermark else None,
-                          frozenset(header["members"]))
+                          frozenset(header["members"]), header["contributions"])
     verdict = accept(stamp)
     if verdict is not SnapshotVerdict.LOADED:
         return SnapshotReading(verdict, stamp), None
     index, pages = SearchIndex(), 0
     for kind, content in records:
         if kind == _END:
-            if content != pages or len(index) != header["contributions"]:
+            if content != pages or (pages and len(index) != stamp.contributions):
                 raise SnapshotDamaged(f"{pages} pages read, the end record says {content}")
-            return SnapshotReading(verdict, stamp, len(index)), index
+            return SnapshotReading(verdict, stamp, stamp.contributions), index
         index.restore(SearchPage(kind, content))
         pages += 1
         time.sleep(0)
@@ -207,8 +220,8 @@ def _sync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-class SearchSnapshot:
-    """The snapshot file of one process's ``MemorySearch``."""
+class MemorySnapshot:
+    """The snapshot file of one process's ``MemorySearch``: its index, page by page."""
 
     def __init__(self, path: Path, search: MemorySearch) -> None:
         self.path = path
@@ -218,12 +231,57 @@ class SearchSnapshot:
                       ) -> SnapshotReading:
         """Read the file on a thread; if ``accept`` takes its stamp, the search holds
         what it holds from now on."""
-        reading, index = await asyncio.to_thread(read_snapshot, self.path, accept)
+        reading, index = await asyncio.to_thread(read_snapshot, self.path, accept,
+                                                 marker=code_marker(SnapshotKind.MEMORY))
         if index is not None:
             self._search.index = index
         return reading
 
-    async def save(self, stamp: SnapshotStamp) -> int:
+    async def save(self, watermark: datetime | None, members: frozenset[str]) -> int:
         """Write what the search holds now (nothing may change it meanwhile: the hub is
         stopping); the number of pages."""
-        return await asyncio.to_thread(write_snapshot, self.path, self._search.index, stamp)
+        index = self._search.index
+        stamp = SnapshotStamp(watermark, members, len(index))
+        return await asyncio.to_thread(write_snapshot, self.path, stamp, index.pages(),
+                                       marker=code_marker(SnapshotKind.MEMORY))
+
+
+class TableStamp:
+    """The stamp of PostgreSQL's search table at a clean stop: the table itself is the
+    search, so a start that finds the stamp and the table's row count as they were needs
+    no comparison of the table with SQL."""
+
+    def __init__(self, path: Path, search: PostgresSearch) -> None:
+        self.path = path
+        self._search = search
+
+    async def restore(self, accept: Callable[[SnapshotStamp], SnapshotVerdict]
+                      ) -> SnapshotReading:
+        rows = await self._search.count()
+
+        def accept_rows(stamp: SnapshotStamp) -> SnapshotVerdict:
+            verdict = accept(stamp)
+            if verdict is SnapshotVerdict.LOADED and stamp.contributions != rows:
+                return SnapshotVerdict.OTHER_ROWS  # emptied or changed by hand meanwhile
+            return verdict
+
+        reading, _ = await asyncio.to_thread(read_snapshot, self.path, accept_rows,
+                                             marker=code_marker(SnapshotKind.TABLE))
+        return reading
+
+    async def save(self, watermark: datetime | None, members: frozenset[str]) -> int:
+        stamp = SnapshotStamp(watermark, members, await self._search.count())
+        return await asyncio.to_thread(write_snapshot, self.path, stamp,
+                                       marker=code_marker(SnapshotKind.TABLE))
+
+
+SearchSnapshot = MemorySnapshot | TableStamp
+
+
+def snapshot_for(path: Path, search: SearchBackend) -> SearchSnapshot | None:
+    """The snapshot of the hub's search backend, kept at ``path``."""
+    if isinstance(search, MemorySearch):
+        return MemorySnapshot(path, search)
+    if isinstance(search, PostgresSearch):
+        return TableStamp(path, search)
+    return None

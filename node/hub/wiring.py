@@ -38,8 +38,8 @@ from node.hub.groups import (
 from node.hub.index import HubIndex
 from node.hub.render import EditionRenderer
 from node.hub.runtime import HUB, HubRuntime, bundled_contexts
-from node.hub.search_backends import MemorySearch, search_backend_for
-from node.hub.search_snapshot import SNAPSHOT_FILE, SearchSnapshot
+from node.hub.search_backends import search_backend_for
+from node.hub.search_snapshot import SNAPSHOT_FILE, snapshot_for
 from node.hub.settings import load_settings
 from node.hub.sparql import maintained_examples
 from node.hub.tables import HubMember, MemberState, TopicFollower
@@ -87,10 +87,9 @@ async def _hub_resources(app: web.Application) -> AsyncIterator[None]:
         if await ensure_structure(session, now=clock()):
             log.info("hub: default handbook structure written")
     search = search_backend_for(sessions)
-    # The in-memory search is read back from a file at the start after a clean stop
-    # rather than filled from SQL (PostgreSQL's search keeps its table anyway).
-    snapshot = SearchSnapshot(config.data_dir / SNAPSHOT_FILE, search) \
-        if isinstance(search, MemorySearch) else None
+    # The search is read back from a file at the start after a clean stop (PostgreSQL's
+    # table is kept as it is) rather than filled from SQL, or compared with it.
+    snapshot = snapshot_for(config.data_dir / SNAPSHOT_FILE, search)
     aggregator = Aggregator(sessions=sessions, index=index, search=search, clock=clock,
                             snapshot=snapshot)
     runtime = HubRuntime(
