@@ -400,7 +400,8 @@ async def test_a_hub_stopped_before_its_first_sync_writes_no_snapshot(tmp_path: 
 
 async def test_a_process_without_the_index_syncs_from_the_snapshots_watermark(
         tmp_path: Path, caplog) -> None:
-    """A second acceptor: it takes the snapshot's members and watermark as its own."""
+    """A second ``serve`` of the hub, which finds the RDF index held: it takes the
+    snapshot's members and watermark as its own."""
     config = await _stopped_hub(tmp_path)
     engine = create_engine(config.database_url)
     sessions = session_maker(engine)

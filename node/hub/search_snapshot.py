@@ -21,8 +21,8 @@ used only where it is:
   the start reads what changed since the watermark, as it does for the RDF index on disk.
   A hub that ran on after the snapshot was read and stopped without writing one (killed,
   or stopped while filling) has moved its watermark, so the file is not used again.
-  A process without the RDF index (a second acceptor) keeps its own watermark: it takes
-  the snapshot's and syncs from there.
+  A process without the RDF index (a second ``serve`` of the same data directory finds
+  it held) keeps its own watermark: it takes the snapshot's and syncs from there.
 
 Anything else, and the start fills from SQL as before. The file is ours alone (it lies
 beside the database and the keys): ``marshal`` is not meant for data from elsewhere.
