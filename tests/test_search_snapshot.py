@@ -161,6 +161,12 @@ def _record(value: object) -> bytes:
     return search_snapshot._RECORD_HEAD.pack(len(data), search_snapshot.zlib.crc32(data)) + data
 
 
+def test_an_unreadable_file_is_not_used(tmp_path: Path) -> None:
+    (tmp_path / SNAPSHOT_FILE).mkdir()  # open() fails, as on a disk error
+    reading, restored = read_snapshot(tmp_path / SNAPSHOT_FILE, ANY)
+    assert reading.verdict is SnapshotVerdict.DAMAGED and restored is None
+
+
 def test_a_file_of_other_code_is_not_used(tmp_path: Path) -> None:
     path = tmp_path / SNAPSHOT_FILE
     _write(path, _index(), marker="written by an older praxisnetz")
@@ -429,3 +435,21 @@ async def test_a_process_without_the_index_syncs_from_the_snapshots_watermark(
         await aggregator.save_search_snapshot()  # a process without the index writes none
     finally:
         await engine.dispose()
+
+
+async def test_a_hub_whose_snapshot_cannot_be_read_or_written_still_starts_and_stops(
+        tmp_path: Path, monkeypatch, caplog) -> None:
+    config = await _stopped_hub(tmp_path)
+    path = config.data_dir / SNAPSHOT_FILE
+    path.unlink()
+    path.mkdir()  # neither read nor replaced by a file
+    fills = CountedFill(monkeypatch)
+    caplog.set_level("INFO", logger="praxisnetz.hub.aggregation")
+    hub = await start_node(config)
+    try:
+        assert await _titles(hub) == set(TITLES)
+        assert fills.calls == 1  # filled from SQL
+    finally:
+        await hub.stop()
+    assert "hub search snapshot not written" in caplog.text
+    assert path.is_dir() and not path.with_name(SNAPSHOT_FILE + ".partial").exists()

@@ -155,15 +155,15 @@ def read_snapshot(path: Path, accept: Callable[[SnapshotStamp], SnapshotVerdict]
     """The index of the pages in ``path`` if its stamp is one ``accept`` takes
     (``LOADED``; an empty index for a table's stamp), else why not, and no index."""
     try:
-        source = path.open("rb")
+        with path.open("rb") as source:
+            return _read(source, accept, marker or code_marker())
     except FileNotFoundError:
         return SnapshotReading(SnapshotVerdict.MISSING), None
-    with source:
-        try:
-            return _read(source, accept, marker or code_marker())
-        except (SnapshotDamaged, EOFError, ValueError, TypeError, KeyError) as exc:
-            log.warning("hub search snapshot %s not used: %s", path, exc)
-            return SnapshotReading(SnapshotVerdict.DAMAGED), None
+    # unreadable too (a directory in its place, a disk error): the start fills from SQL,
+    # where an error would stop the fill and every retry of it
+    except (OSError, SnapshotDamaged, EOFError, ValueError, TypeError, KeyError) as exc:
+        log.warning("hub search snapshot %s not used: %r", path, exc)
+        return SnapshotReading(SnapshotVerdict.DAMAGED), None
 
 
 def _read(source: BinaryIO, accept: Callable[[SnapshotStamp], SnapshotVerdict],
