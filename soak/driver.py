@@ -25,8 +25,15 @@ from pathlib import Path
 import aiohttp
 
 from soak.cluster import Cluster, SoakNode, running_cluster
-from soak.load import Load, LoadLedger, chaos, hold_down
-from soak.verify import SoakReport, drained, held_down_host, verify
+from soak.load import Load, LoadLedger, chaos, hold_down, restart_cleanly
+from soak.verify import (
+    SoakReport,
+    drained,
+    held_down_host,
+    hub_log_since,
+    hub_log_size,
+    verify,
+)
 
 HOUR = 3600.0
 WEEK = 7 * 24 * HOUR
@@ -128,6 +135,21 @@ async def _week(cluster: Cluster, load: Load, plan: SoakPlan, report: SoakReport
     await load.run(load.ledger.activities + plan.after_week, plan.concurrency)
 
 
+async def _restart_hub_cleanly(cluster: Cluster, ledger: LoadLedger, report: SoakReport) -> None:
+    """Once, with the members' work still queued: the hub stopped as an operator stops it
+    and started again takes its search as the stop left it (``node.hub.search_snapshot``);
+    the load and the week after it must reach that search too (``verify``)."""
+    logged = hub_log_size(cluster.hub)
+    await restart_cleanly(cluster, cluster.hub, ledger)
+    said = hub_log_since(cluster.hub, logged)
+    if "hub search as at its clean stop" not in said:
+        report.problem("the hub restarted after a clean stop did not take its search from "
+                       "its snapshot")
+    else:
+        report.notes.append("the hub, restarted after a clean stop, took its search from "
+                            "its snapshot")
+
+
 async def run_soak(root: Path, plan: SoakPlan) -> SoakReport:
     report, ledger, rng = SoakReport(), LoadLedger(), random.Random(plan.seed)
     seen: Counter[str] = Counter()
@@ -154,6 +176,7 @@ async def run_soak(root: Path, plan: SoakPlan) -> SoakReport:
             await chaos_task
             stop.set()
             await watcher
+            await _restart_hub_cleanly(cluster, ledger, report)
             await settle(cluster, plan, report)
             await _week(cluster, load, plan, report)
             await settle(cluster, plan, report)

@@ -198,6 +198,13 @@ async def restart(cluster: Cluster, node: SoakNode, ledger: LoadLedger) -> bool:
     return True
 
 
+async def restart_cleanly(cluster: Cluster, node: SoakNode, ledger: LoadLedger) -> None:
+    """SIGTERM ``node`` (its shutdown runs: a hub writes its search's snapshot) and start
+    it again."""
+    await asyncio.to_thread(cluster.stop, node)
+    await restart(cluster, node, ledger)
+
+
 def hold_down(cluster: Cluster, node: SoakNode, ledger: LoadLedger) -> None:
     """SIGKILL ``node`` and keep it dead (the chaos loop leaves it alone from now on)."""
     node.held_down = True

@@ -15,6 +15,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
+from node.hub.search_snapshot import SNAPSHOT_FILE, accept_for, read_snapshot
 from soak.cluster import Cluster, SoakNode, _cli
 from soak.load import LoadLedger
 
@@ -236,11 +237,32 @@ def _indexed(hub: SoakNode) -> set[str]:
     return {line.strip() for line in done.stdout.splitlines() if line.strip()}
 
 
+def hub_log_size(hub: SoakNode) -> int:
+    """The size of the hub's ``serve`` log (where ``hub_log_since`` reads on)."""
+    return (hub.data_dir / "serve.log").stat().st_size
+
+
+def hub_log_since(hub: SoakNode, offset: int) -> str:
+    """What the hub's ``serve`` logged from ``offset`` on."""
+    return (hub.data_dir / "serve.log").read_bytes()[offset:].decode(errors="replace")
+
+
+def _searched(hub: SoakNode, report: SoakReport) -> set[str] | None:
+    """The contributions in the search the hub's clean stop wrote (its snapshot)."""
+    reading, index = read_snapshot(hub.data_dir / SNAPSHOT_FILE, accept_for(None, None))
+    if index is None:
+        report.problem(f"the hub's clean stop left no search snapshot ({reading.verdict.value})")
+        return None
+    return {hit.uri for hit in index.search("", limit=len(index))}
+
+
 def check_hub_index(cluster: Cluster, report: SoakReport) -> None:
-    """The hub stopped: its index holds what a rebuild from SQL holds (``hub reindex``)."""
+    """The hub stopped: its index, and the search its stop wrote, hold what a rebuild from
+    SQL holds (``hub reindex``)."""
     hub = cluster.hub
     cluster.stop(hub)
     before = _indexed(hub)
+    searched = _searched(hub, report)
     done = subprocess.run(_cli("hub", "reindex", "--data-dir", str(hub.data_dir)),
                           capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
@@ -253,6 +275,12 @@ def check_hub_index(cluster: Cluster, report: SoakReport) -> None:
         report.problem(f"the hub index lacked {uri}, which a rebuild from SQL holds")
     for uri in sorted(before - after):
         report.problem(f"the hub index held {uri}, which a rebuild from SQL does not")
+    if searched is not None:
+        report.notes.append(f"hub search: {len(searched)} contributions at the clean stop")
+        for uri in sorted(after - searched):
+            report.problem(f"the hub search lacked {uri}, which a rebuild from SQL holds")
+        for uri in sorted(searched - after):
+            report.problem(f"the hub search held {uri}, which a rebuild from SQL does not")
 
 
 def verify(cluster: Cluster, ledger: LoadLedger, report: SoakReport,
