@@ -20,8 +20,9 @@ For each: the wall time from spawning the process to its first answer (``GET
 /.well-known/nodeinfo``), to the first search answered in full (``GET /search?q=Akte``:
 503 while the search fills: how long those took to answer, too), and from SIGINT to the
 process's end (and whether the hub's log says it stopped its fill: a small hub's fill
-ends before the SIGINT), and where the search came from (its log: the snapshot, or SQL). With ``--inbox-load N``, the first two starts also take N signed
-Creates at 32 in flight from the ingest benchmark's load client (``bench.load_client``,
+ends before the SIGINT), and where the search came from (its log: the snapshot, or
+SQL). With ``--inbox-load N``, the first two starts also take N signed Creates at 32 in
+flight from the ingest benchmark's load client (``bench.load_client``,
 one round: a bare sink's phase, then the hub's) right after the first answer, and again
 once the search is whole: the inbox's rate while the hub fills against after (the load
 slows the fill, so ``search_whole_s`` is then longer than without it). The hub answers

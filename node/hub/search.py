@@ -223,7 +223,8 @@ def listed(view: ContributionView) -> ContributionView:
 # What ``SearchIndex.pages`` yields: contributions with their terms, or postings.
 CONTRIBUTIONS, WORDS, PARTS = "contributions", "words", "parts"
 PAGE_ROWS = 5_000
-# ContributionView's fields after its URI, in order (a page's rows hold their values).
+# ContributionView's fields after its URI, in order (a page's rows hold their values; the
+# first, ``kind``, as its plain value: tests/test_search_snapshot.py reads them back).
 _VIEW_FIELDS = tuple(field.name for field in fields(ContributionView))[1:]
 
 
@@ -236,7 +237,6 @@ class SearchPage:
 
 
 _KINDS = {kind.value: kind for kind in ContributionKind}
-assert _VIEW_FIELDS[0] == "kind"  # the one value a page holds as its plain value
 
 
 def _view_values(view: ContributionView) -> tuple[object, ...]:
