@@ -34,6 +34,7 @@ from federation.keys import (
 )
 from federation.proofs import sign_document
 from node.appkeys import KeyPair, NodeKeys
+from node.atomic_files import stat_or_none, write_atomically
 from node.config import NodeConfig
 from node.key_versions import read_versions, versions_path
 
@@ -70,50 +71,13 @@ def private_key_pem(key: PrivateKey) -> bytes:
     )
 
 
-def write_atomically(path: Path, data: bytes, *, owner_of: Path | None = None) -> None:
-    """Write ``data`` to ``path`` by write, fsync and rename: a reader sees all of it or none.
-
-    The temporary file is created 0600 (a private key is never readable by others) and
-    exclusively (two concurrent rotations do not write into one file). Run as root, the
-    new file gets the owner of ``owner_of`` (default: the file it replaces), so the
-    service user can still read it.
-    """
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    replaced = _stat_or_none(owner_of or path)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        if replaced is not None and os.geteuid() == 0:
-            os.fchown(fd, replaced.st_uid, replaced.st_gid)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    # the rename itself survives a crash only once the directory is on disk too
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 # What identifies one version of a key file: a rename gives a new inode, an in-place
 # write a new mtime/ctime or size.
 FileStamp = tuple[int, int, int, int]
 
 
-def _stat_or_none(path: Path) -> os.stat_result | None:
-    try:
-        return path.stat()
-    except FileNotFoundError:
-        return None
-
-
 def _stamp(path: Path) -> FileStamp | None:
-    info = _stat_or_none(path)
+    info = stat_or_none(path)
     if info is None:
         return None
     return (info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size)

@@ -29,6 +29,7 @@ from federation.keys import (
 )
 from federation.proofs import ProofVerdict, verify_document
 from node import identity
+from node.atomic_files import write_atomically
 from node.cli import main
 from node.config import NodeConfig, load_config
 from node.identity import (
@@ -38,7 +39,6 @@ from node.identity import (
     load_node_keys,
     private_key_pem,
     rotate_node_key,
-    write_atomically,
 )
 from node.storage.db import create_engine, session_maker
 from node.storage.models import Activity, Delivery, Follower

@@ -35,7 +35,6 @@ import enum
 import hashlib
 import logging
 import marshal
-import os
 import struct
 import sys
 import time
@@ -47,6 +46,7 @@ from functools import cache
 from pathlib import Path
 from typing import BinaryIO
 
+from node.atomic_files import atomic_file
 from node.hub import compounds, contribution, search, search_backends
 from node.hub.search import SearchIndex, SearchPage
 from node.hub.search_backends import MemorySearch, PostgresSearch, SearchBackend
@@ -124,29 +124,20 @@ def accept_for(watermark: datetime | None, members: frozenset[str] | None
 def write_snapshot(path: Path, stamp: SnapshotStamp, pages: Iterable[SearchPage] = (), *,
                    marker: str | None = None) -> int:
     """Write the stamp and ``pages`` (``SearchIndex.pages``; none for a table) to ``path``
-    (a temporary file beside it, synced, then renamed: a stop cut short leaves the file
-    before it or none); the number of pages."""
+    (``atomic_file``: a stop cut short leaves the file before it or none); the number of
+    pages."""
     header = {"marker": marker or code_marker(),
               "watermark": stamp.watermark.isoformat() if stamp.watermark else None,
               "members": sorted(stamp.members), "contributions": stamp.contributions}
-    partial = path.with_name(path.name + ".partial")
     written = 0
-    try:
-        with partial.open("wb") as out:
-            out.write(_MAGIC)
-            _write_record(out, header)
-            for page in pages:
-                _write_record(out, (page.kind, page.content))
-                written += 1
-                time.sleep(0)  # the event loop's turn between two pages
-            _write_record(out, (_END, written))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    _sync_directory(path.parent)
+    with atomic_file(path) as out:
+        out.write(_MAGIC)
+        _write_record(out, header)
+        for page in pages:
+            _write_record(out, (page.kind, page.content))
+            written += 1
+            time.sleep(0)  # the event loop's turn between two pages
+        _write_record(out, (_END, written))
     return written
 
 
@@ -209,15 +200,6 @@ def _records(source: BinaryIO) -> Iterator[object]:
         if len(data) < size or zlib.crc32(data) != crc:
             raise SnapshotDamaged("a record is cut short or damaged")
         yield marshal.loads(data)
-
-
-def _sync_directory(directory: Path) -> None:
-    """The rename itself survives a power cut once the directory is synced."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 class MemorySnapshot:
