@@ -342,15 +342,8 @@ async def test_a_snapshot_behind_the_index_is_not_used(tmp_path: Path, monkeypat
         config = await _stopped_hub(tmp_path, url)
         await _in_sql(config, lambda session: session.execute(
             update(HubIndexState).values(synced_until=datetime.now(UTC))))
-        fills = CountedFill(monkeypatch)
-        caplog.set_level("INFO", logger="praxisnetz.hub.aggregation")
-        hub = await start_node(config)
-        try:
-            assert await _titles(hub) == set(TITLES)
-            assert fills.calls == 1
-            assert "the index was synced after it was written" in caplog.text
-        finally:
-            await hub.stop()
+        await _starts_from_sql(config, monkeypatch, caplog,
+                               because="the index was synced after it was written")
 
 
 async def test_a_table_changed_by_hand_while_the_hub_was_stopped_is_compared(
@@ -361,15 +354,23 @@ async def test_a_table_changed_by_hand_while_the_hub_was_stopped_is_compared(
         config = await _stopped_hub(tmp_path, url)
         await _in_sql(config, lambda session: session.execute(
             text("DELETE FROM hub_search WHERE title = :title"), {"title": TITLES[0]}))
-        fills = CountedFill(monkeypatch)
-        caplog.set_level("INFO", logger="praxisnetz.hub.aggregation")
-        hub = await start_node(config)
-        try:
-            assert await _titles(hub) == set(TITLES)
-            assert fills.calls == 1
-            assert "the search's table holds other rows" in caplog.text
-        finally:
-            await hub.stop()
+        await _starts_from_sql(config, monkeypatch, caplog,
+                               because="the search's table holds other rows")
+
+
+async def _starts_from_sql(config: NodeConfig, monkeypatch: pytest.MonkeyPatch,
+                           caplog: pytest.LogCaptureFixture, *, because: str) -> None:
+    """The hub started again fills (or compares) its search from SQL once, logging
+    ``because``, and its search holds the three practices."""
+    fills = CountedFill(monkeypatch)
+    caplog.set_level("INFO", logger="praxisnetz.hub.aggregation")
+    hub = await start_node(config)
+    try:
+        assert await _titles(hub) == set(TITLES)
+        assert fills.calls == 1
+        assert because in caplog.text
+    finally:
+        await hub.stop()
 
 
 async def test_a_snapshot_of_other_members_than_the_index_holds_is_not_used(
